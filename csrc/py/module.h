@@ -1,0 +1,82 @@
+/*
+ * module.h - the module state of pykafka_c._core and what the per-type
+ * files share.  Everything module-specific lives in pkc_state (no C
+ * globals holding Python objects); types are heap types made in the exec
+ * slot with PyType_FromModuleAndSpec.
+ */
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "buf.h"
+
+typedef struct {
+    /* Exception classes from pykafka_c.exceptions, handed over by
+     * _core._set_exceptions() at package import.  NULL until then; raise
+     * through pkc_raise() which falls back to RuntimeError. */
+    PyObject *KafkaException;
+    PyObject *SocketDisconnectedError;
+    PyObject *ProtocolDecodeError;
+    PyObject *CorruptRecordError;
+    PyObject *CompressionError;
+    PyObject *CodecUnavailableError;
+    PyObject *MessageSetDecodeFailure;
+    PyObject *UnsupportedApiVersionError;
+    PyObject *error_for_code; /* callable (code, message) -> instance */
+
+    /* Heap types, set by each type file's exec function. */
+    PyTypeObject *MessageType;
+    PyTypeObject *ConnectionType;
+    PyTypeObject *FetcherType;
+    PyTypeObject *ProducerCoreType;
+
+    /* Interned strings and other caches. */
+    PyObject *str_empty;
+} pkc_state;
+
+extern PyModuleDef pkc_module_def;
+
+static inline pkc_state *
+pkc_get_state(PyObject *module)
+{
+    return (pkc_state *)PyModule_GetState(module);
+}
+
+/* State from an instance of one of our heap types (subclass-safe). */
+static inline pkc_state *
+pkc_state_from_type(PyTypeObject *tp)
+{
+    PyObject *mod = PyType_GetModuleByDef(tp, &pkc_module_def);
+    if (mod == NULL)
+        return NULL;
+    return pkc_get_state(mod);
+}
+
+/* Cast for METH_FASTCALL / METH_KEYWORDS functions (through a void function
+ * pointer so -Wcast-function-type stays quiet). */
+#define PKC_CFUNC(f) ((PyCFunction)(void (*)(void))(f))
+
+/*
+ * Raise `cls` (one of the state's exception fields; RuntimeError if it is
+ * still NULL) with a formatted message.  Always returns NULL.
+ */
+PyObject *pkc_raise(PyObject *cls, const char *fmt, ...);
+
+/*
+ * Raise the exception for a failed decode: ProtocolDecodeError (or
+ * CorruptRecordError for PKC_ERR_CRC, CompressionError / CodecUnavailableError
+ * for the compression statuses), with a message naming `what` (e.g.
+ * "Fetch v12 response"), the field and byte offset of the reader.  `r` may
+ * be NULL.  Always returns NULL.
+ */
+PyObject *pkc_raise_decode(pkc_state *st, int status, const char *what,
+                           const pkc_reader *r);
+
+/* Raise the pykafka exception for Kafka error code `code` (never KeyError).
+ * Always returns NULL. */
+PyObject *pkc_raise_kafka_error(pkc_state *st, int code, const char *msg);
+
+/* Exec functions of the per-type / per-area files, called in order by the
+ * module's exec slot.  Each returns 0, or -1 with an exception set. */
+/* (none yet) */

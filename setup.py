@@ -1,0 +1,97 @@
+"""Build script for pykafka_c and its C extension ``pykafka_c._core``.
+
+Environment switches (read at build time):
+
+* ``PKC_SANITIZE=1``  build with AddressSanitizer + UndefinedBehaviorSanitizer,
+  ``-O1 -g``; run the tests with ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``
+  and ``PYTHONMALLOC=malloc`` (see ``scripts/sanitize-tests.sh``).
+* ``PKC_DEBUG=1``     ``-O0 -g -UNDEBUG``.
+* ``PKC_WERROR=1``    warnings are errors (CI sets it).
+* ``PKC_NO_SNAPPY`` / ``PKC_NO_LZ4`` / ``PKC_NO_ZSTD`` = 1: build without that
+  codec even when its library is installed (to test the "codec missing" error).
+
+Optional codecs are linked when their headers are found: libsnappy
+(``snappy-c.h``), liblz4 (``lz4frame.h``) and libzstd (``zstd.h``).  zlib is
+required.
+"""
+
+import glob
+import os
+import sysconfig
+
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _flag(name):
+    return os.environ.get(name, "") not in ("", "0", "false", "no")
+
+
+def _have_header(header):
+    dirs = ["/usr/include", "/usr/local/include"]
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    if multiarch:
+        dirs.append(os.path.join("/usr/include", multiarch))
+    extra = os.environ.get("CPATH", "") + ":" + os.environ.get("C_INCLUDE_PATH", "")
+    dirs.extend(d for d in extra.split(":") if d)
+    return any(os.path.exists(os.path.join(d, header)) for d in dirs)
+
+
+def _sources():
+    srcs = sorted(glob.glob(os.path.join("csrc", "wire", "*.c")))
+    srcs += sorted(glob.glob(os.path.join("csrc", "py", "*.c")))
+    return srcs
+
+
+def _depends():
+    return sorted(glob.glob(os.path.join("csrc", "**", "*.h"), recursive=True))
+
+
+def _extension():
+    define_macros = []
+    libraries = ["z"]
+    extra_compile_args = [
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-Wstrict-prototypes",
+        "-Wshadow",
+        "-Wno-missing-field-initializers",
+        "-D_GNU_SOURCE",
+    ]
+    extra_link_args = []
+    codecs = [
+        ("snappy", "snappy-c.h", "snappy", "PKC_HAVE_SNAPPY", "PKC_NO_SNAPPY"),
+        ("lz4", "lz4frame.h", "lz4", "PKC_HAVE_LZ4", "PKC_NO_LZ4"),
+        ("zstd", "zstd.h", "zstd", "PKC_HAVE_ZSTD", "PKC_NO_ZSTD"),
+    ]
+    for _name, header, lib, macro, off in codecs:
+        if not _flag(off) and _have_header(header):
+            define_macros.append((macro, "1"))
+            libraries.append(lib)
+    if _flag("PKC_WERROR"):
+        extra_compile_args.append("-Werror")
+    if _flag("PKC_SANITIZE"):
+        extra_compile_args += ["-O1", "-g", "-fno-omit-frame-pointer",
+                               "-fsanitize=address,undefined",
+                               "-fno-sanitize-recover=undefined"]
+        extra_link_args += ["-fsanitize=address,undefined"]
+        define_macros.append(("PKC_SANITIZE", "1"))
+    elif _flag("PKC_DEBUG"):
+        extra_compile_args += ["-O0", "-g", "-UNDEBUG"]
+    else:
+        extra_compile_args += ["-O2"]
+    return Extension(
+        "pykafka_c._core",
+        sources=_sources(),
+        depends=_depends(),
+        include_dirs=[os.path.join("csrc", "wire"), os.path.join("csrc", "py")],
+        define_macros=define_macros,
+        libraries=libraries + ["pthread"],
+        extra_compile_args=extra_compile_args,
+        extra_link_args=extra_link_args,
+    )
+
+
+setup(ext_modules=[_extension()])
