@@ -119,6 +119,8 @@ pkc_exec(PyObject *module)
     st->str_empty = PyUnicode_InternFromString("");
     if (st->str_empty == NULL)
         return -1;
+    if (pkc_proto_exec(module, st) < 0)
+        return -1;
     return 0;
 }
 
@@ -141,6 +143,7 @@ pkc_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->FetcherType);
     Py_VISIT(st->ProducerCoreType);
     Py_VISIT(st->str_empty);
+    Py_VISIT(st->proto_names);
     return 0;
 }
 
@@ -163,6 +166,7 @@ pkc_clear(PyObject *module)
     Py_CLEAR(st->FetcherType);
     Py_CLEAR(st->ProducerCoreType);
     Py_CLEAR(st->str_empty);
+    Py_CLEAR(st->proto_names);
     return 0;
 }
 
