@@ -125,6 +125,8 @@ pkc_exec(PyObject *module)
         return -1;
     if (pkc_records_exec(module, st) < 0)
         return -1;
+    if (pkc_connection_exec(module, st) < 0)
+        return -1;
     return 0;
 }
 
