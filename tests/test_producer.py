@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 import types
@@ -583,9 +584,35 @@ def test_leader_killed_mid_produce(kafka_cluster3, topic_name, client):
     failed = [(m, exc) for m, exc in reports if exc is not None]
     assert all(isinstance(exc, KafkaException) for _, exc in failed)
     stored, _ = fetch_partition(c, topic_name, 0, timeout=60)
+    print("leader kill: %d sent, %d delivered, %d failed (%s), %d stored; "
+          "stats %s" % (len(sent), len(ok), len(failed),
+                        sorted({type(e).__name__ for _, e in failed}),
+                        len(stored), p._core.stats()))
     by_offset = {m.offset: m.value for m in stored}
     for m in ok:
         assert by_offset.get(m.offset) == m.value, m.offset
     after_kill = {id(m) for m in sent[killed_at:]}
     assert any(id(m) in after_kill for m in ok), \
         "no message produced after the kill was delivered"
+
+
+def test_interpreter_exit_flushes_a_running_producer(kafka, topic_name,
+                                                     client):
+    kafka.create_topic(topic_name)
+    script = (
+        "import sys\n"
+        "from pykafka_c.client import KafkaClient\n"
+        "c = KafkaClient(sys.argv[1])\n"
+        "p = c.topics[sys.argv[2]].get_producer(linger_ms=600000)\n"
+        "for i in range(25):\n"
+        "    p.produce(b'exit-%d' % i)\n"
+        "keep = p  # no stop(): atexit must flush\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-c", script, kafka.brokers, topic_name],
+                   check=True, timeout=120, cwd=root,
+                   env=dict(os.environ, PYTHONPATH=root))
+    assert time.monotonic() - t0 < 60
+    c = client(kafka)
+    assert [m.value for m in fetch_partition(c, topic_name, 0)[0]] == \
+        [b"exit-%d" % i for i in range(25)]

@@ -575,3 +575,43 @@ def test_acks_zero_sends_no_response_expected():
     while len(fk.log[0]) < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [x.value for x in fk.log[0]] == [m.value for m in msgs]
+
+
+def test_message_references_are_released():
+    import gc
+    import sys
+
+    with FakeKafka() as fk:
+        cluster, p = make_producer(fk)
+        m = p.produce(b"ref")
+        # The engine holds the Message (and its queue) until the report.
+        assert sys.getrefcount(m) == 3
+        (rm, exc), = drain(p, 1)
+        assert rm is m and exc is None
+        del rm
+        gc.collect()
+        assert sys.getrefcount(m) == 2
+        p.stop()
+        cluster.disconnect()
+
+        cluster, p = make_producer(fk, delivery_reports=False)
+        m = p.produce(b"no reports")
+        assert sys.getrefcount(m) == 2
+        assert p.flush(10) == 0
+        assert sys.getrefcount(m) == 2
+        p.stop()
+        cluster.disconnect()
+
+
+def test_dropping_a_producer_flushes_it():
+    import gc
+
+    with FakeKafka() as fk:
+        cluster, p = make_producer(fk, delivery_reports=False,
+                                   linger_ms=60000)
+        for i in range(5):
+            p.produce(b"d%d" % i)
+        del p
+        gc.collect()
+        cluster.disconnect()
+        assert [m.value for m in fk.log[0]] == [b"d%d" % i for i in range(5)]
