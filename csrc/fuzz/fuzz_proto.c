@@ -12,7 +12,7 @@
  *          encodes successfully must decode again (value-exact round
  *          trips are the job of the hypothesis tests in tests/).
  *
- * Build and run (60 s, ASan + UBSan):
+ * Build and run (60 s, ASan + UBSan): scripts/fuzz.sh 60 proto, or by hand
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined \
  *       -fno-sanitize-recover=undefined -I csrc/wire \
  *       csrc/fuzz/fuzz_proto.c csrc/wire/proto.c csrc/wire/buf.c \
