@@ -1,0 +1,583 @@
+"""``Broker``: one Kafka node, its connections, and every request type.
+
+A Broker owns up to three kinds of C connections (``_core.Connection``):
+the main one (metadata, offsets, produce), the offsets channel (offset
+commit and fetch, as in pykafka), and one per consumer-group connection id
+(group membership, so several balanced consumers in one process do not
+interleave).  Each connection negotiates API versions with ApiVersions as
+soon as it is made: for every API the highest version that both the broker
+and pykafka_c support is used, and the broker's minimum is respected.
+
+Requests are encoded and responses decoded by the table-driven C codec
+(``_core.encode_request`` / ``_core.decode_response``); responses are
+returned as dicts whose keys are Kafka's field names in snake_case (pykafka
+returned its own response classes; see ARCHITECTURE.md).
+"""
+
+import logging
+import threading
+import time
+
+from . import _core
+from .exceptions import SocketDisconnectedError, UnsupportedApiVersionError
+
+__all__ = ["Broker", "ApiKey", "SUPPORTED_VERSIONS"]
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID = "pykafka_c"
+CLIENT_SOFTWARE_NAME = "pykafka-c"
+
+
+class ApiKey(object):
+    """Kafka API keys used by pykafka_c."""
+
+    PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
+    METADATA = 3
+    OFFSET_COMMIT = 8
+    OFFSET_FETCH = 9
+    FIND_COORDINATOR = 10
+    JOIN_GROUP = 11
+    HEARTBEAT = 12
+    LEAVE_GROUP = 13
+    SYNC_GROUP = 14
+    DESCRIBE_GROUPS = 15
+    LIST_GROUPS = 16
+    SASL_HANDSHAKE = 17
+    API_VERSIONS = 18
+    CREATE_TOPICS = 19
+    DELETE_TOPICS = 20
+    INIT_PRODUCER_ID = 22
+    DESCRIBE_CONFIGS = 32
+    SASL_AUTHENTICATE = 36
+
+
+#: The version ranges whose semantics pykafka_c implements.  The codec can
+#: encode more; these caps keep request and response shapes that the layer
+#: above understands (topic names rather than topic ids for Produce/Fetch,
+#: the un-batched OffsetFetch/FindCoordinator forms, ...).
+SUPPORTED_VERSIONS = {
+    ApiKey.PRODUCE: (3, 12),
+    ApiKey.FETCH: (4, 12),
+    ApiKey.LIST_OFFSETS: (1, 10),
+    ApiKey.METADATA: (1, 12),
+    ApiKey.OFFSET_COMMIT: (2, 9),
+    ApiKey.OFFSET_FETCH: (1, 7),
+    ApiKey.FIND_COORDINATOR: (0, 3),
+    ApiKey.JOIN_GROUP: (0, 9),
+    ApiKey.HEARTBEAT: (0, 4),
+    ApiKey.LEAVE_GROUP: (0, 5),
+    ApiKey.SYNC_GROUP: (0, 5),
+    ApiKey.DESCRIBE_GROUPS: (0, 5),
+    ApiKey.LIST_GROUPS: (0, 4),
+    ApiKey.SASL_HANDSHAKE: (0, 1),
+    ApiKey.API_VERSIONS: (0, 3),
+    ApiKey.CREATE_TOPICS: (2, 7),
+    ApiKey.DELETE_TOPICS: (1, 5),
+    ApiKey.INIT_PRODUCER_ID: (0, 4),
+    ApiKey.DESCRIBE_CONFIGS: (1, 4),
+    ApiKey.SASL_AUTHENTICATE: (0, 2),
+}
+
+_API_TABLE = None
+
+
+def _api_table():
+    """``{api_key: (name, min, max, flexible_from)}`` of the C codec."""
+    global _API_TABLE
+    if _API_TABLE is None:
+        _API_TABLE = _core.api_versions_table()
+    return _API_TABLE
+
+
+def api_name(api_key):
+    entry = _api_table().get(api_key)
+    return entry[0] if entry else "ApiKey%d" % api_key
+
+
+def is_flexible(api_key, version):
+    entry = _api_table()[api_key]
+    flex = entry[3]
+    return flex is not None and flex >= 0 and version >= flex
+
+
+def negotiate(api_key, broker_range):
+    """Highest version both sides support; ``broker_range`` is (min, max)
+    from ApiVersions or None when the broker does not list the API."""
+    name = api_name(api_key)
+    ours_lo, ours_hi = SUPPORTED_VERSIONS[api_key]
+    entry = _api_table().get(api_key)
+    if entry is not None:
+        ours_lo = max(ours_lo, entry[1])
+        ours_hi = min(ours_hi, entry[2])
+    if broker_range is None:
+        raise UnsupportedApiVersionError(
+            "The broker does not support %s at any version (pykafka_c "
+            "speaks v%d-v%d)" % (name, ours_lo, ours_hi))
+    lo = max(ours_lo, broker_range[0])
+    hi = min(ours_hi, broker_range[1])
+    if lo > hi:
+        raise UnsupportedApiVersionError(
+            "No common version of %s: the broker supports v%d-v%d, "
+            "pykafka_c supports v%d-v%d" % (name, broker_range[0],
+                                             broker_range[1], ours_lo,
+                                             ours_hi))
+    return hi
+
+
+class _Channel(object):
+    """One C connection with its lock and negotiated versions."""
+
+    __slots__ = ("conn", "lock", "versions", "broker_ranges")
+
+    def __init__(self, conn, broker_ranges):
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.broker_ranges = broker_ranges
+        self.versions = {}
+
+
+class Broker(object):
+    """A Kafka broker: connections, version negotiation and requests.
+
+    The signature is pykafka's.  ``handler``, ``buffer_size`` and
+    ``broker_version`` are accepted for compatibility; pykafka_c's C
+    connections need no handler thread, buffers grow as needed up to the
+    maximum frame size, and ApiVersions negotiation decides every version.
+    """
+
+    def __init__(self, id_, host, port, handler=None,
+                 socket_timeout_ms=30 * 1000,
+                 offsets_channel_socket_timeout_ms=10 * 1000,
+                 buffer_size=1024 * 1024, source_host='', source_port=0,
+                 ssl_config=None, broker_version="0.9.0",
+                 api_versions=None, connect=True):
+        self._id = int(id_)
+        self._host = host
+        self._port = int(port)
+        self._handler = handler
+        self._socket_timeout_ms = socket_timeout_ms
+        self._offsets_channel_socket_timeout_ms = \
+            offsets_channel_socket_timeout_ms
+        self._buffer_size = buffer_size
+        self._source_host = source_host
+        self._source_port = source_port
+        self._ssl_config = ssl_config
+        self._broker_version = broker_version
+        self._api_versions = api_versions
+        self._channels = {}
+        self._channels_lock = threading.Lock()
+        if ssl_config is not None:
+            raise NotImplementedError(
+                "pykafka_c does not support TLS (ssl_config) yet; connect "
+                "to a PLAINTEXT listener or use pykafka's TLS-capable "
+                "releases until TLS support lands")
+        if connect:
+            self.connect()
+
+    def __repr__(self):
+        return "<%s.%s at 0x%x (host=%s, port=%d, id=%d)>" % (
+            self.__class__.__module__, self.__class__.__name__, id(self),
+            self._host, self._port, self._id)
+
+    def __hash__(self):
+        return hash((self._id, self._host, self._port))
+
+    def __eq__(self, other):
+        if not isinstance(other, Broker):
+            return NotImplemented
+        return (self._id, self._host, self._port) == \
+            (other._id, other._host, other._port)
+
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    @classmethod
+    def from_metadata(cls, metadata, handler=None, socket_timeout_ms=30000,
+                      offsets_channel_socket_timeout_ms=10000,
+                      buffer_size=64 * 1024, source_host='', source_port=0,
+                      ssl_config=None, broker_version="0.9.0",
+                      api_versions=None):
+        """Make a Broker from one entry of a Metadata response."""
+        return cls(metadata["node_id"], metadata["host"], metadata["port"],
+                   handler, socket_timeout_ms,
+                   offsets_channel_socket_timeout_ms,
+                   buffer_size=buffer_size, source_host=source_host,
+                   source_port=source_port, ssl_config=ssl_config,
+                   broker_version=broker_version, api_versions=api_versions)
+
+    # -- properties -------------------------------------------------------
+
+    @property
+    def id(self):
+        return self._id
+
+    @property
+    def host(self):
+        return self._host
+
+    @property
+    def port(self):
+        return self._port
+
+    @property
+    def handler(self):
+        return self._handler
+
+    @property
+    def connected(self):
+        ch = self._channels.get("main")
+        return ch is not None and ch.conn.connected
+
+    @property
+    def offsets_channel_connected(self):
+        ch = self._channels.get("offsets")
+        return ch is not None and ch.conn.connected
+
+    @property
+    def api_versions(self):
+        """``{api_key: (min, max)}`` as the broker advertised them."""
+        ch = self._channels.get("main")
+        if ch is None:
+            return {}
+        return dict(ch.broker_ranges)
+
+    # -- connections ------------------------------------------------------
+
+    def _timeout_for(self, channel):
+        if channel == "offsets":
+            return self._offsets_channel_socket_timeout_ms
+        return self._socket_timeout_ms
+
+    def _open_channel(self, channel):
+        timeout_ms = self._timeout_for(channel)
+        conn = _core.Connection(self._host, self._port,
+                                timeout_ms=timeout_ms, client_id=CLIENT_ID,
+                                source_host=self._source_host or "",
+                                source_port=self._source_port or 0)
+        try:
+            ranges = self._negotiate_api_versions(conn, timeout_ms)
+        except BaseException:
+            conn.close()
+            raise
+        return _Channel(conn, ranges)
+
+    def _negotiate_api_versions(self, conn, timeout_ms):
+        """Send ApiVersions (the highest version we know, falling back to
+        what the broker says it supports) and return its ranges."""
+        version = SUPPORTED_VERSIONS[ApiKey.API_VERSIONS][1]
+        for _ in range(3):
+            fields = {}
+            if version >= 3:
+                fields = {"client_software_name": CLIENT_SOFTWARE_NAME,
+                          "client_software_version": _client_version()}
+            body = _core.encode_request(ApiKey.API_VERSIONS, version, fields)
+            raw = conn.request(ApiKey.API_VERSIONS, version, body,
+                               flexible=is_flexible(ApiKey.API_VERSIONS,
+                                                    version),
+                               timeout_ms=timeout_ms)
+            # A broker that does not know this ApiVersions version answers
+            # UNSUPPORTED_VERSION (35) in the v0 layout with its own range.
+            if len(raw) >= 2 and int.from_bytes(raw[:2], "big",
+                                                signed=True) == 35:
+                resp = _core.decode_response(ApiKey.API_VERSIONS, 0, raw)
+                rng = {k["api_key"]: (k["min_version"], k["max_version"])
+                       for k in resp["api_keys"]}
+                version = negotiate(ApiKey.API_VERSIONS,
+                                    rng.get(ApiKey.API_VERSIONS))
+                continue
+            resp = _core.decode_response(ApiKey.API_VERSIONS, version, raw)
+            if resp["error_code"] != 0:
+                raise _kafka_error(resp["error_code"], "ApiVersions")
+            return {k["api_key"]: (k["min_version"], k["max_version"])
+                    for k in resp["api_keys"]}
+        raise SocketDisconnectedError(
+            "%s:%d: ApiVersions negotiation did not converge"
+            % (self._host, self._port))
+
+    def _channel(self, channel):
+        ch = self._channels.get(channel)
+        if ch is not None and ch.conn.connected:
+            return ch
+        with self._channels_lock:
+            ch = self._channels.get(channel)
+            if ch is not None and ch.conn.connected:
+                return ch
+            ch = self._open_channel(channel)
+            self._channels[channel] = ch
+            return ch
+
+    def connect(self, attempts=3):
+        """Open the main connection; failures are logged, as in pykafka."""
+        return self._connect_channel("main", attempts)
+
+    def connect_offsets_channel(self, attempts=3):
+        """Open the offsets-channel connection."""
+        return self._connect_channel("offsets", attempts)
+
+    def _connect_channel(self, channel, attempts):
+        for attempt in range(max(1, attempts)):
+            try:
+                self._channel(channel)
+                return True
+            except SocketDisconnectedError as exc:
+                log.info("Attempt %d: failed to connect to %s:%d: %s",
+                         attempt, self._host, self._port, exc)
+                if attempt + 1 < attempts:
+                    time.sleep(0.3)
+        log.warning("Failed to connect to broker %d at %s:%d", self._id,
+                    self._host, self._port)
+        return False
+
+    def disconnect(self):
+        """Close every connection of this broker."""
+        with self._channels_lock:
+            channels, self._channels = self._channels, {}
+        for ch in channels.values():
+            ch.conn.close()
+
+    close = disconnect
+
+    # -- requests ---------------------------------------------------------
+
+    def api_version(self, api_key, channel="main"):
+        """The negotiated version of ``api_key`` (connects if needed)."""
+        ch = self._channel(channel)
+        v = ch.versions.get(api_key)
+        if v is None:
+            v = negotiate(api_key, ch.broker_ranges.get(api_key))
+            ch.versions[api_key] = v
+        return v
+
+    def request(self, api_key, fields, channel="main", version=None,
+                expect_response=True, timeout_ms=None):
+        """Send one request and return the decoded response dict.
+
+        ``fields`` maps snake_case field names to values; missing fields take
+        their protocol defaults.  Raises SocketDisconnectedError (after
+        closing the connection) when the broker cannot be reached.
+        """
+        ch = self._channel(channel)
+        if version is None:
+            version = ch.versions.get(api_key)
+            if version is None:
+                version = negotiate(api_key, ch.broker_ranges.get(api_key))
+                ch.versions[api_key] = version
+        body = _core.encode_request(api_key, version, fields)
+        flexible = is_flexible(api_key, version)
+        if timeout_ms is None:
+            timeout_ms = self._timeout_for(channel)
+        with ch.lock:
+            try:
+                if not expect_response:
+                    ch.conn.send(api_key, version, body, flexible=flexible,
+                                 expect_response=False)
+                    return None
+                raw = ch.conn.request(api_key, version, body,
+                                      flexible=flexible,
+                                      timeout_ms=timeout_ms)
+            except SocketDisconnectedError:
+                ch.conn.close()
+                raise
+        return _core.decode_response(api_key, version, raw)
+
+    def request_metadata(self, topics=None, allow_auto_topic_creation=False):
+        """Metadata for ``topics`` (names, str or bytes) or for all topics."""
+        fields = {"allow_auto_topic_creation": bool(allow_auto_topic_creation)}
+        if topics is None:
+            fields["topics"] = None
+        else:
+            fields["topics"] = [{"name": _as_str(t)} for t in topics]
+        return self.request(ApiKey.METADATA, fields)
+
+    def request_offset_limits(self, partition_requests,
+                              isolation_level=0):
+        """ListOffsets.  ``partition_requests`` is an iterable of
+        PartitionOffsetRequest(topic_name, partition_id, offsets_before,
+        max_offsets); returns the decoded response."""
+        topics = {}
+        for req in partition_requests:
+            topics.setdefault(_as_str(req.topic_name), []).append(
+                {"partition_index": req.partition_id,
+                 "timestamp": int(req.offsets_before),
+                 "current_leader_epoch": -1})
+        fields = {"replica_id": -1, "isolation_level": isolation_level,
+                  "topics": [{"name": t, "partitions": p}
+                             for t, p in topics.items()]}
+        return self.request(ApiKey.LIST_OFFSETS, fields)
+
+    def find_coordinator(self, key, key_type=0):
+        """FindCoordinator for a group (``key_type`` 0) id."""
+        return self.request(ApiKey.FIND_COORDINATOR,
+                            {"key": _as_str(key), "key_type": key_type})
+
+    def commit_consumer_group_offsets(self, consumer_group,
+                                      consumer_group_generation_id,
+                                      consumer_id, preqs,
+                                      group_instance_id=None):
+        """OffsetCommit of PartitionOffsetCommitRequest tuples."""
+        topics = {}
+        for req in preqs:
+            metadata = req.metadata
+            if isinstance(metadata, bytes):
+                metadata = metadata.decode("utf-8", "replace")
+            topics.setdefault(_as_str(req.topic_name), []).append(
+                {"partition_index": req.partition_id,
+                 "committed_offset": req.offset,
+                 "committed_leader_epoch": -1,
+                 "commit_timestamp": -1,
+                 "committed_metadata": metadata})
+        fields = {"group_id": _as_str(consumer_group),
+                  "generation_id_or_member_epoch":
+                      consumer_group_generation_id,
+                  "member_id": _as_str(consumer_id or ""),
+                  "group_instance_id": group_instance_id,
+                  "retention_time_ms": -1,
+                  "topics": [{"name": t, "partitions": p}
+                             for t, p in topics.items()]}
+        return self.request(ApiKey.OFFSET_COMMIT, fields, channel="offsets")
+
+    def fetch_consumer_group_offsets(self, consumer_group, preqs,
+                                     require_stable=False):
+        """OffsetFetch of PartitionOffsetFetchRequest tuples (``preqs`` None
+        means all topics)."""
+        if preqs is None:
+            topics = None
+        else:
+            by_topic = {}
+            for req in preqs:
+                by_topic.setdefault(_as_str(req.topic_name), []).append(
+                    req.partition_id)
+            topics = [{"name": t, "partition_indexes": p}
+                      for t, p in by_topic.items()]
+        fields = {"group_id": _as_str(consumer_group), "topics": topics,
+                  "require_stable": require_stable}
+        return self.request(ApiKey.OFFSET_FETCH, fields, channel="offsets")
+
+    def join_group(self, connection_id, consumer_group, member_id,
+                   topic_name=None, membership_protocol=None,
+                   session_timeout_ms=30000, rebalance_timeout_ms=None,
+                   protocols=None, protocol_type="consumer",
+                   group_instance_id=None, reason=None):
+        """JoinGroup on the group connection ``connection_id``."""
+        if protocols is None:
+            protocols = [{"name": _as_str(membership_protocol.protocol_name),
+                          "metadata": membership_protocol.metadata.get_bytes()}]
+        fields = {"group_id": _as_str(consumer_group),
+                  "session_timeout_ms": session_timeout_ms,
+                  "rebalance_timeout_ms": (rebalance_timeout_ms
+                                           if rebalance_timeout_ms is not None
+                                           else session_timeout_ms),
+                  "member_id": _as_str(member_id or ""),
+                  "group_instance_id": group_instance_id,
+                  "protocol_type": protocol_type,
+                  "protocols": protocols,
+                  "reason": reason}
+        timeout = max(self._socket_timeout_ms,
+                      fields["rebalance_timeout_ms"] + 5000)
+        return self.request(ApiKey.JOIN_GROUP, fields,
+                            channel=("group", connection_id),
+                            timeout_ms=timeout)
+
+    def sync_group(self, connection_id, consumer_group, generation_id,
+                   member_id, group_assignment, protocol_type="consumer",
+                   protocol_name=None, group_instance_id=None,
+                   timeout_ms=None):
+        """SyncGroup; ``group_assignment`` is a list of
+        ``{"member_id": str, "assignment": bytes}``."""
+        fields = {"group_id": _as_str(consumer_group),
+                  "generation_id": generation_id,
+                  "member_id": _as_str(member_id),
+                  "group_instance_id": group_instance_id,
+                  "protocol_type": protocol_type,
+                  "protocol_name": protocol_name,
+                  "assignments": group_assignment}
+        return self.request(ApiKey.SYNC_GROUP, fields,
+                            channel=("group", connection_id),
+                            timeout_ms=timeout_ms)
+
+    def heartbeat(self, connection_id, consumer_group, generation_id,
+                  member_id, group_instance_id=None):
+        """Heartbeat on the group connection ``connection_id``."""
+        fields = {"group_id": _as_str(consumer_group),
+                  "generation_id": generation_id,
+                  "member_id": _as_str(member_id),
+                  "group_instance_id": group_instance_id}
+        return self.request(ApiKey.HEARTBEAT, fields,
+                            channel=("group", connection_id))
+
+    def leave_group(self, connection_id, consumer_group, member_id,
+                    reason=None):
+        """LeaveGroup for one member."""
+        fields = {"group_id": _as_str(consumer_group),
+                  "member_id": _as_str(member_id),
+                  "members": [{"member_id": _as_str(member_id),
+                               "group_instance_id": None,
+                               "reason": reason}]}
+        return self.request(ApiKey.LEAVE_GROUP, fields,
+                            channel=("group", connection_id))
+
+    def list_groups(self):
+        """ListGroups on this broker."""
+        return self.request(ApiKey.LIST_GROUPS, {"states_filter": []})
+
+    def describe_groups(self, group_ids):
+        """DescribeGroups for ``group_ids``."""
+        return self.request(ApiKey.DESCRIBE_GROUPS,
+                            {"groups": [_as_str(g) for g in group_ids]})
+
+    def create_topics(self, topic_reqs, timeout=0):
+        """CreateTopics; ``topic_reqs`` are dicts with ``name``,
+        ``num_partitions``, ``replication_factor`` and optional ``configs``
+        (a dict) or pykafka-style objects with those attributes."""
+        topics = []
+        for req in topic_reqs:
+            get = (req.get if isinstance(req, dict)
+                   else lambda k, d=None, r=req: getattr(r, k, d))
+            configs = get("configs") or {}
+            if not isinstance(configs, dict):
+                configs = dict(configs)
+            topics.append({
+                "name": _as_str(get("name")),
+                "num_partitions": get("num_partitions", -1),
+                "replication_factor": get("replication_factor", -1),
+                "assignments": [],
+                "configs": [{"name": k, "value": v}
+                            for k, v in configs.items()]})
+        return self.request(ApiKey.CREATE_TOPICS,
+                            {"topics": topics, "timeout_ms": timeout,
+                             "validate_only": False},
+                            timeout_ms=max(self._socket_timeout_ms,
+                                           timeout + 5000))
+
+    def delete_topics(self, topics, timeout=0):
+        """DeleteTopics by name."""
+        return self.request(ApiKey.DELETE_TOPICS,
+                            {"topic_names": [_as_str(t) for t in topics],
+                             "timeout_ms": timeout},
+                            timeout_ms=max(self._socket_timeout_ms,
+                                           timeout + 5000))
+
+    def fetch_api_versions(self):
+        """The broker's advertised API ranges, ``{api_key: (min, max)}``."""
+        self._channel("main")
+        return self.api_versions
+
+
+def _kafka_error(code, context=""):
+    from .exceptions import error_for_code
+    return error_for_code(code, context)
+
+
+def _as_str(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value
+
+
+def _client_version():
+    from . import __version__
+    return __version__

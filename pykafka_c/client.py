@@ -1,0 +1,75 @@
+"""``KafkaClient``: the entry point, as in pykafka."""
+
+import logging
+
+from .cluster import Cluster
+
+__all__ = ["KafkaClient"]
+
+log = logging.getLogger(__name__)
+
+
+class KafkaClient(object):
+    """A connection to a Kafka cluster.
+
+    ``KafkaClient(hosts="127.0.0.1:9092")`` connects, negotiates API
+    versions and reads metadata; ``client.topics[name]`` gives a
+    :class:`pykafka_c.topic.Topic`.
+
+    Compatibility notes: ``zookeeper_hosts`` is accepted and ignored with a
+    warning (Kafka 4 has no ZooKeeper); ``use_greenlets`` is accepted but
+    pykafka_c's C core does not cooperate with gevent, so ``True`` raises
+    ``ImportError`` as pykafka does when gevent is missing;
+    ``broker_version`` is accepted and unused (ApiVersions negotiation
+    decides every version); ``ssl_config`` is accepted, and raises a clear
+    ``NotImplementedError`` until TLS support lands.
+    """
+
+    def __init__(self, hosts='127.0.0.1:9092', zookeeper_hosts=None,
+                 socket_timeout_ms=30 * 1000,
+                 offsets_channel_socket_timeout_ms=10 * 1000,
+                 use_greenlets=False, exclude_internal_topics=True,
+                 source_address='', ssl_config=None,
+                 broker_version='0.9.0'):
+        if use_greenlets:
+            raise ImportError("pykafka_c does not support gevent "
+                              "(use_greenlets=True): its I/O runs in C "
+                              "threads")
+        self._seed_hosts = hosts
+        self._source_address = source_address
+        self._socket_timeout_ms = socket_timeout_ms
+        self._offsets_channel_socket_timeout_ms = \
+            offsets_channel_socket_timeout_ms
+        self._handler = None
+        self._use_greenlets = use_greenlets
+        self._broker_version = broker_version
+        self.cluster = Cluster(
+            hosts, self._handler,
+            socket_timeout_ms=socket_timeout_ms,
+            offsets_channel_socket_timeout_ms=offsets_channel_socket_timeout_ms,
+            exclude_internal_topics=exclude_internal_topics,
+            source_address=source_address,
+            zookeeper_hosts=zookeeper_hosts,
+            ssl_config=ssl_config,
+            broker_version=broker_version)
+        self.brokers = self.cluster.brokers
+        self.topics = self.cluster.topics
+
+    def __repr__(self):
+        return "<%s.%s at 0x%x (hosts=%s)>" % (
+            self.__class__.__module__, self.__class__.__name__, id(self),
+            self._seed_hosts)
+
+    def update_cluster(self):
+        """Re-read metadata (brokers, topics, partitions)."""
+        self.cluster.update()
+
+    def close(self):
+        """Close every connection (pykafka_c addition)."""
+        self.cluster.disconnect()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

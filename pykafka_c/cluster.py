@@ -1,0 +1,412 @@
+"""``Cluster`` and ``TopicDict``: the client's model of the Kafka cluster.
+
+Differences from pykafka, each deliberate:
+
+* Metadata is asked of any live broker the cluster knows (in random
+  order), then of the seed hosts; pykafka always went back to the seeds
+  (its ``random.shuffle`` bug).
+* A broker whose host or port changed is replaced, not an error.
+* Topic auto-creation waits a bounded time (``socket_timeout_ms``) for a
+  leader instead of looping forever.
+* ``zookeeper_hosts`` is accepted and ignored: Kafka 4 (KRaft) clusters
+  have no ZooKeeper; brokers are found from ``hosts``.
+"""
+
+import logging
+import random
+import threading
+import time
+import warnings
+import weakref
+
+from .broker import Broker
+from .exceptions import (LeaderNotAvailable, LeaderNotFoundError,
+                         NoBrokersAvailableError, SocketDisconnectedError,
+                         UnicodeException, UnknownTopicOrPartition,
+                         KafkaException, error_for_code)
+from .topic import Topic
+
+__all__ = ["Cluster", "TopicDict"]
+
+log = logging.getLogger(__name__)
+
+
+def _topic_key(key):
+    """pykafka's key rule: str or bytes, ASCII only, stored as bytes."""
+    if isinstance(key, bytes):
+        raw = key
+    elif isinstance(key, str):
+        try:
+            raw = key.encode("ascii")
+        except UnicodeEncodeError:
+            raise UnicodeException(
+                "Topic name %r is not ASCII" % (key,))
+    else:
+        raise TypeError("topic names are str or bytes, not %s"
+                        % type(key).__name__)
+    try:
+        raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise UnicodeException("Topic name %r is not ASCII" % (key,))
+    return raw
+
+
+class TopicDict(dict):
+    """Topics by name (bytes keys).  Values are weak references to live
+    :class:`Topic` objects, or None for topics not looked up yet."""
+
+    def __init__(self, cluster, exclude_internal_topics, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._cluster = weakref.ref(cluster)
+        self._exclude_internal_topics = exclude_internal_topics
+        self._lock = threading.RLock()
+
+    def _should_exclude(self, key):
+        return self._exclude_internal_topics and key.startswith(b"__")
+
+    def __getitem__(self, key):
+        key = _topic_key(key)
+        if self._should_exclude(key):
+            raise KeyError("You have configured KafkaClient/Cluster to hide "
+                           "internal topics (exclude_internal_topics); %r is "
+                           "one" % key)
+        with self._lock:
+            ref = dict.get(self, key, None) if dict.__contains__(self, key) \
+                else None
+            topic = ref() if ref is not None else None
+            if topic is not None:
+                return topic
+            if not dict.__contains__(self, key):
+                return self.__missing__(key)
+            return self._create_topic(key)
+
+    def __contains__(self, key):
+        try:
+            key = _topic_key(key)
+        except (UnicodeException, TypeError):
+            return False
+        if self._should_exclude(key):
+            return False
+        return dict.__contains__(self, key)
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def values(self):
+        return [self[key] for key in self.keys()]
+
+    def _cluster_or_raise(self):
+        cluster = self._cluster()
+        if cluster is None:
+            raise KafkaException("The cluster of this TopicDict is gone")
+        return cluster
+
+    def _create_topic(self, key):
+        cluster = self._cluster_or_raise()
+        last_exc = None
+        for attempt in range(3):
+            meta = cluster._get_metadata([key])
+            tmeta = _find_topic(meta, key)
+            if tmeta is None or tmeta["error_code"] == 3:
+                raise UnknownTopicOrPartition(
+                    "UNKNOWN_TOPIC_OR_PARTITION (3): topic %r does not exist"
+                    % key)
+            if tmeta["error_code"] not in (0, 5):
+                raise error_for_code(tmeta["error_code"],
+                                     "topic %r" % (key,))
+            try:
+                cluster._update_brokers(meta["brokers"],
+                                        meta.get("controller_id", -1))
+                topic = Topic(cluster, tmeta)
+            except (LeaderNotFoundError, LeaderNotAvailable) as exc:
+                last_exc = exc
+                time.sleep(0.2 * (attempt + 1))
+                cluster.update()
+                continue
+            dict.__setitem__(self, key, weakref.ref(topic))
+            return topic
+        raise last_exc
+
+    def __missing__(self, key):
+        """Look the topic up, asking the broker to create it when its
+        ``auto.create.topics.enable`` allows; wait a bounded time
+        (``socket_timeout_ms``) for the new topic to get leaders."""
+        cluster = self._cluster_or_raise()
+        start = time.monotonic()
+        deadline = start + cluster._socket_timeout_ms / 1000.0
+        while True:
+            meta = cluster._get_metadata([key], allow_auto_topic_creation=True)
+            tmeta = _find_topic(meta, key)
+            err = tmeta["error_code"] if tmeta is not None else 3
+            if err == 0 and tmeta["partitions"] and \
+                    all(p["leader_id"] >= 0 for p in tmeta["partitions"]):
+                cluster.update()
+                with self._lock:
+                    dict.__setitem__(self, key, None)
+                    return self._create_topic(key)
+            now = time.monotonic()
+            # UNKNOWN_TOPIC_OR_PARTITION can be answered while an automatic
+            # creation is under way; give it a moment before believing it.
+            if err == 3 and now - start > _UNKNOWN_TOPIC_GRACE_S:
+                raise error_for_code(err, "topic %r does not exist and the "
+                                     "broker did not create it" % (key,))
+            if err not in (0, 3, 5):
+                raise error_for_code(err, "topic %r" % (key,))
+            if now >= deadline:
+                raise LeaderNotAvailable(
+                    "LEADER_NOT_AVAILABLE (5): topic %r has no leader after "
+                    "%d ms" % (key, cluster._socket_timeout_ms))
+            time.sleep(0.1)
+
+    def _update_topics(self, metadata_topics):
+        """Bring the dict in line with a full Metadata response."""
+        with self._lock:
+            names = set()
+            for tmeta in metadata_topics:
+                name = tmeta["name"].encode("ascii", "replace")
+                names.add(name)
+                if not dict.__contains__(self, name):
+                    dict.__setitem__(self, name, None)
+                    continue
+                ref = dict.__getitem__(self, name)
+                topic = ref() if ref is not None else None
+                if topic is not None and tmeta["error_code"] == 0:
+                    topic.update(tmeta)
+            for name in list(dict.keys(self)):
+                if name not in names:
+                    dict.__delitem__(self, name)
+
+
+_UNKNOWN_TOPIC_GRACE_S = 2.0
+
+
+def _find_topic(meta, key):
+    name = key.decode("ascii")
+    for t in meta["topics"]:
+        if t["name"] == name:
+            return t
+    return None
+
+
+class Cluster(object):
+    """A Kafka cluster: its brokers and topics, kept up to date from
+    Metadata responses."""
+
+    def __init__(self, hosts, handler=None, socket_timeout_ms=30 * 1000,
+                 offsets_channel_socket_timeout_ms=10 * 1000,
+                 exclude_internal_topics=True, source_address='',
+                 zookeeper_hosts=None, ssl_config=None,
+                 broker_version='0.9.0'):
+        self._seed_hosts = hosts
+        self._zookeeper_connect = zookeeper_hosts
+        if zookeeper_hosts is not None:
+            warnings.warn(
+                "zookeeper_hosts is ignored: pykafka_c finds brokers "
+                "through the Kafka protocol (Kafka 4 / KRaft clusters have "
+                "no ZooKeeper); pass the brokers as hosts", UserWarning,
+                stacklevel=3)
+        self._handler = handler
+        self._socket_timeout_ms = socket_timeout_ms
+        self._offsets_channel_socket_timeout_ms = \
+            offsets_channel_socket_timeout_ms
+        self._source_address = source_address
+        self._source_host, self._source_port = _parse_source(source_address)
+        self._ssl_config = ssl_config
+        self._broker_version = broker_version
+        self._api_versions = None
+        self._max_connection_retries = 3
+        self._max_connection_retries_offset_mgr = 8
+        self._brokers = {}
+        self._seed_brokers = {}
+        self._lock = threading.RLock()
+        self._topics = TopicDict(self, exclude_internal_topics)
+        self.controller_broker = None
+        self.cluster_id = None
+        self.update()
+
+    def __repr__(self):
+        return "<%s.%s at 0x%x (hosts=%s)>" % (
+            self.__class__.__module__, self.__class__.__name__, id(self),
+            self._seed_hosts)
+
+    @property
+    def brokers(self):
+        return self._brokers
+
+    @property
+    def topics(self):
+        return self._topics
+
+    @property
+    def handler(self):
+        return self._handler
+
+    def _make_broker(self, id_, host, port):
+        return Broker(id_, host, port, self._handler,
+                      self._socket_timeout_ms,
+                      self._offsets_channel_socket_timeout_ms,
+                      buffer_size=1024 * 1024,
+                      source_host=self._source_host,
+                      source_port=self._source_port,
+                      ssl_config=self._ssl_config,
+                      broker_version=self._broker_version,
+                      connect=False)
+
+    def _seed_list(self):
+        seeds = []
+        for entry in str(self._seed_hosts).split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            if entry.startswith("["):  # [ipv6]:port
+                host, _, port = entry[1:].partition("]:")
+            else:
+                host, _, port = entry.rpartition(":")
+            port = port.split("/", 1)[0]
+            if not host or not port.isdigit():
+                raise ValueError("hosts entry %r is not host:port" % entry)
+            seeds.append((host, int(port)))
+        if not seeds:
+            raise ValueError("No broker hosts given (hosts=%r)"
+                             % (self._seed_hosts,))
+        return seeds
+
+    def _candidates(self):
+        live = [b for b in self._brokers.values() if b.connected]
+        others = [b for b in self._brokers.values() if not b.connected]
+        random.shuffle(live)
+        random.shuffle(others)
+        seeds = []
+        for host, port in self._seed_list():
+            b = self._seed_brokers.get((host, port))
+            if b is None:
+                b = self._make_broker(-1, host, port)
+                self._seed_brokers[(host, port)] = b
+            seeds.append(b)
+        return live + others + seeds
+
+    def _get_metadata(self, topics=None, allow_auto_topic_creation=False):
+        """A Metadata response from the first broker that answers."""
+        errors = []
+        for broker in self._candidates():
+            try:
+                return broker.request_metadata(
+                    topics, allow_auto_topic_creation=allow_auto_topic_creation)
+            except SocketDisconnectedError as exc:
+                errors.append("%s:%d: %s" % (broker.host, broker.port, exc))
+                log.info("Metadata from %s:%d failed: %s", broker.host,
+                         broker.port, exc)
+        raise NoBrokersAvailableError(
+            "Unable to fetch metadata from any broker (tried %s)"
+            % "; ".join(errors))
+
+    def _update_brokers(self, broker_metadata, controller_id):
+        with self._lock:
+            seen = set()
+            for meta in broker_metadata:
+                node_id = meta["node_id"]
+                seen.add(node_id)
+                cur = self._brokers.get(node_id)
+                if cur is not None and (cur.host, cur.port) == \
+                        (meta["host"], meta["port"]):
+                    continue
+                if cur is not None:
+                    log.info("Broker %d moved from %s:%d to %s:%d", node_id,
+                             cur.host, cur.port, meta["host"], meta["port"])
+                    cur.disconnect()
+                self._brokers[node_id] = self._make_broker(
+                    node_id, meta["host"], meta["port"])
+            for node_id in list(self._brokers):
+                if node_id not in seen:
+                    self._brokers.pop(node_id).disconnect()
+            self.controller_broker = self._brokers.get(controller_id)
+
+    def update(self):
+        """Re-read metadata: brokers, topics and partitions of live topics."""
+        for attempt in range(self._max_connection_retries):
+            meta = self._get_metadata()
+            self.cluster_id = meta.get("cluster_id")
+            self._update_brokers(meta["brokers"],
+                                 meta.get("controller_id", -1))
+            try:
+                self._topics._update_topics(meta["topics"])
+                return
+            except (LeaderNotFoundError, LeaderNotAvailable):
+                if attempt + 1 >= self._max_connection_retries:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+
+    def get_group_coordinator(self, consumer_group):
+        """The Broker coordinating ``consumer_group`` (FindCoordinator)."""
+        from .exceptions import GroupCoordinatorNotAvailable
+        last = None
+        for attempt in range(self._max_connection_retries_offset_mgr):
+            for broker in self._candidates():
+                try:
+                    resp = broker.find_coordinator(consumer_group)
+                except SocketDisconnectedError as exc:
+                    last = exc
+                    continue
+                err = resp["error_code"]
+                if err == 0:
+                    node = resp["node_id"]
+                    if node not in self._brokers:
+                        self.update()
+                    if node in self._brokers:
+                        return self._brokers[node]
+                    last = KafkaException(
+                        "Coordinator %d of group %r is not a known broker"
+                        % (node, consumer_group))
+                    break
+                last = error_for_code(err, "FindCoordinator for group %r"
+                                      % (consumer_group,))
+                if err not in (14, 15, 16):
+                    raise last
+                break
+            time.sleep(min(0.2 * (attempt + 1), 2.0))
+        if isinstance(last, SocketDisconnectedError):
+            raise last
+        if last is None:
+            last = GroupCoordinatorNotAvailable(
+                "No coordinator found for group %r" % (consumer_group,))
+        raise last
+
+    get_offset_manager = get_group_coordinator
+
+    def get_managed_group_descriptions(self):
+        """``{group_id: description}`` of every classic consumer group."""
+        groups = {}
+        for broker in list(self._brokers.values()):
+            resp = broker.list_groups()
+            ids = [g["group_id"] for g in resp["groups"]]
+            if not ids:
+                continue
+            desc = broker.describe_groups(ids)
+            for g in desc["groups"]:
+                groups[g["group_id"]] = g
+        return groups
+
+    def fetch_api_versions(self):
+        """The API ranges advertised by a live broker."""
+        for broker in self._candidates():
+            try:
+                return broker.fetch_api_versions()
+            except SocketDisconnectedError:
+                continue
+        raise SocketDisconnectedError("No broker answered ApiVersions")
+
+    def disconnect(self):
+        """Close every broker connection."""
+        for b in list(self._brokers.values()) + \
+                list(self._seed_brokers.values()):
+            b.disconnect()
+
+
+def _parse_source(source_address):
+    if not source_address:
+        return "", 0
+    host, _, port = source_address.partition(":")
+    return host, int(port) if port else 0

@@ -1,0 +1,142 @@
+"""``Partition``: one partition of a topic, with its leader and replicas."""
+
+import datetime as _dt
+import logging
+import time
+import weakref
+
+from ._responses import PartitionOffsetRequest
+from .common import EPOCH, OffsetType
+from .exceptions import LeaderNotFoundError, error_for_code
+
+__all__ = ["Partition"]
+
+log = logging.getLogger(__name__)
+
+
+def offsets_before_to_ms(offsets_before):
+    """pykafka's ``offsets_before``: OffsetType.EARLIEST/LATEST, an int of
+    epoch milliseconds, or a naive UTC datetime."""
+    if isinstance(offsets_before, _dt.datetime):
+        if offsets_before.tzinfo is not None:
+            offsets_before = offsets_before.astimezone(
+                _dt.timezone.utc).replace(tzinfo=None)
+        delta = offsets_before - EPOCH
+        return int(delta.total_seconds() * 1000)
+    if isinstance(offsets_before, bool) or not isinstance(offsets_before,
+                                                          int):
+        raise TypeError("offsets_before must be an OffsetType, an int of "
+                        "epoch milliseconds or a datetime, not %r"
+                        % (offsets_before,))
+    return offsets_before
+
+
+class Partition(object):
+    """A partition: ``id``, ``leader`` (a Broker), ``replicas`` and ``isr``
+    (lists of Brokers), and its ``topic``."""
+
+    def __init__(self, topic, id_, leader, replicas, isr, leader_epoch=-1):
+        self._id = id_
+        self._leader = leader
+        self._replicas = replicas
+        self._isr = isr
+        self._leader_epoch = leader_epoch
+        self._topic = weakref.ref(topic)
+
+    def __repr__(self):
+        return "<%s.%s at 0x%x (id=%d)>" % (
+            self.__class__.__module__, self.__class__.__name__, id(self),
+            self._id)
+
+    def __lt__(self, other):
+        return self._id < other._id
+
+    def __hash__(self):
+        return hash((self.topic, self._id))
+
+    def __eq__(self, other):
+        if not isinstance(other, Partition):
+            return NotImplemented
+        return hash(self) == hash(other)
+
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    @property
+    def id(self):
+        return self._id
+
+    @property
+    def leader(self):
+        return self._leader
+
+    @property
+    def replicas(self):
+        return self._replicas
+
+    @property
+    def isr(self):
+        return self._isr
+
+    @property
+    def leader_epoch(self):
+        return self._leader_epoch
+
+    @property
+    def topic(self):
+        return self._topic()
+
+    def fetch_offset_limit(self, offsets_before, max_offsets=1):
+        """ListOffsets for this partition: a list with one offset.
+
+        EARLIEST gives ``[log start offset]``, LATEST ``[next offset to be
+        written]``.  A timestamp gives ``[first offset whose timestamp is at
+        or after it]``, or ``[]`` when no message is that recent (modern
+        ListOffsets; pykafka's v0 answered with segment base offsets).
+        ``max_offsets`` is accepted for compatibility; at most one offset
+        is returned.
+        """
+        ts = offsets_before_to_ms(offsets_before)
+        req = PartitionOffsetRequest(self.topic.name, self._id, ts,
+                                     max_offsets)
+        for attempt in range(3):
+            leader = self._leader
+            if leader is None:
+                raise LeaderNotFoundError(
+                    "Partition %d of %r has no leader" % (self._id,
+                                                         self.topic.name))
+            resp = leader.request_offset_limits([req])
+            part = resp["topics"][0]["partitions"][0]
+            err = part["error_code"]
+            if err == 0:
+                offset = part["offset"]
+                return [] if offset < 0 else [offset]
+            if attempt == 2 or err not in (5, 6, 7, 74, 75, 78):
+                raise error_for_code(err, "ListOffsets for partition %d"
+                                     % self._id)
+            time.sleep(0.2 * (attempt + 1))
+            self.topic._cluster.update()
+        return []
+
+    def latest_available_offset(self):
+        """The next offset to be written (the high watermark)."""
+        return self.fetch_offset_limit(OffsetType.LATEST)[0]
+
+    def earliest_available_offset(self):
+        """The oldest offset still in the log."""
+        return self.fetch_offset_limit(OffsetType.EARLIEST)[0]
+
+    def update(self, brokers, metadata):
+        """Update leader, replicas and ISR from a partition's metadata."""
+        leader_id = metadata["leader_id"]
+        if leader_id >= 0 and leader_id not in brokers:
+            raise LeaderNotFoundError(
+                "Leader %d of partition %d is not a known broker"
+                % (leader_id, self._id))
+        self._leader = brokers.get(leader_id) if leader_id >= 0 else None
+        self._leader_epoch = metadata.get("leader_epoch", -1)
+        self._replicas = [brokers[r] for r in metadata["replica_nodes"]
+                          if r in brokers]
+        self._isr = [brokers[r] for r in metadata["isr_nodes"]
+                     if r in brokers]

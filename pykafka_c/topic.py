@@ -1,0 +1,125 @@
+"""``Topic``: a Kafka topic, its partitions, and the factories for
+producers and consumers."""
+
+import logging
+from collections import defaultdict
+
+from ._responses import OffsetPartitionResponse, PartitionOffsetRequest
+from .common import OffsetType
+from .exceptions import LeaderNotFoundError
+from .partition import Partition, offsets_before_to_ms
+
+__all__ = ["Topic"]
+
+log = logging.getLogger(__name__)
+
+
+class Topic(object):
+    """A topic: ``name`` (bytes) and ``partitions`` (``{id: Partition}``)."""
+
+    def __init__(self, cluster, topic_metadata):
+        self._name = topic_metadata["name"].encode("ascii")
+        self._cluster = cluster
+        self._partitions = {}
+        self._topic_id = topic_metadata.get("topic_id")
+        self.update(topic_metadata)
+
+    def __repr__(self):
+        return "<%s.%s at 0x%x (name=%s)>" % (
+            self.__class__.__module__, self.__class__.__name__, id(self),
+            self._name)
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def partitions(self):
+        return self._partitions
+
+    def get_producer(self, use_rdkafka=False, **kwargs):
+        """A :class:`pykafka_c.producer.Producer` for this topic.
+
+        ``use_rdkafka`` is accepted for compatibility; pykafka_c's producer
+        is always the C one."""
+        from .producer import Producer
+        return Producer(self._cluster, self, **kwargs)
+
+    def get_sync_producer(self, **kwargs):
+        """A Producer with ``sync=True``."""
+        from .producer import Producer
+        return Producer(self._cluster, self, sync=True, **kwargs)
+
+    def get_simple_consumer(self, consumer_group=None, use_rdkafka=False,
+                            **kwargs):
+        """A :class:`pykafka_c.simpleconsumer.SimpleConsumer`."""
+        from .simpleconsumer import SimpleConsumer
+        return SimpleConsumer(self, self._cluster,
+                              consumer_group=consumer_group, **kwargs)
+
+    def get_balanced_consumer(self, consumer_group, managed=False, **kwargs):
+        """A balanced consumer coordinated by the broker (both modes)."""
+        if managed:
+            from .managedbalancedconsumer import ManagedBalancedConsumer
+            return ManagedBalancedConsumer(self, self._cluster,
+                                           consumer_group, **kwargs)
+        from .balancedconsumer import BalancedConsumer
+        return BalancedConsumer(self, self._cluster, consumer_group,
+                                **kwargs)
+
+    def fetch_offset_limits(self, offsets_before, max_offsets=1):
+        """ListOffsets for every partition, grouped by leader.
+
+        Returns ``{partition_id: OffsetPartitionResponse(offset, err)}``;
+        per-partition errors are returned, not raised (as in pykafka).
+        See :meth:`Partition.fetch_offset_limit` for the offset lists."""
+        ts = offsets_before_to_ms(offsets_before)
+        by_leader = defaultdict(list)
+        for p in self._partitions.values():
+            if p.leader is None:
+                raise LeaderNotFoundError(
+                    "Partition %d of %r has no leader" % (p.id, self._name))
+            by_leader[p.leader].append(
+                PartitionOffsetRequest(self._name, p.id, ts, max_offsets))
+        result = {}
+        for leader, reqs in by_leader.items():
+            resp = leader.request_offset_limits(reqs)
+            for t in resp["topics"]:
+                for part in t["partitions"]:
+                    offset = part["offset"]
+                    result[part["partition_index"]] = OffsetPartitionResponse(
+                        [] if offset < 0 else [offset], part["error_code"])
+        return result
+
+    def earliest_available_offsets(self):
+        """``fetch_offset_limits(OffsetType.EARLIEST)``."""
+        return self.fetch_offset_limits(OffsetType.EARLIEST)
+
+    def latest_available_offsets(self):
+        """``fetch_offset_limits(OffsetType.LATEST)``: next offsets to be
+        written."""
+        return self.fetch_offset_limits(OffsetType.LATEST)
+
+    def update(self, metadata):
+        """Update partitions from this topic's metadata."""
+        brokers = self._cluster.brokers
+        seen = set()
+        for pmeta in metadata["partitions"]:
+            pid = pmeta["partition_index"]
+            seen.add(pid)
+            part = self._partitions.get(pid)
+            if part is None:
+                leader_id = pmeta["leader_id"]
+                if leader_id >= 0 and leader_id not in brokers:
+                    raise LeaderNotFoundError(
+                        "Leader %d of partition %d is not a known broker"
+                        % (leader_id, pid))
+                part = Partition(self, pid,
+                                 brokers.get(leader_id) if leader_id >= 0
+                                 else None, [], [])
+                self._partitions[pid] = part
+            part.update(brokers, pmeta)
+        for pid in list(self._partitions):
+            if pid not in seen:
+                log.info("Partition %d of %r is gone", pid, self._name)
+                del self._partitions[pid]
