@@ -1,6 +1,6 @@
-"""_core.Connection against real Kafka brokers (4.x and 3.9) started by
-pykafka_c.test.kafka_instance: request/response round trips with header v1
-and v2 requests and response headers v0 and v1."""
+"""_core.Connection against real Kafka brokers (the conftest ``kafka``
+fixture: 4.x and 3.9): request/response round trips with header v1 and v2
+requests and response headers v0 and v1."""
 
 import struct
 
@@ -9,18 +9,11 @@ import pytest
 import pykafka_c  # noqa: F401  (registers the exception classes)
 from pykafka_c import _core
 from pykafka_c.exceptions import SocketDisconnectedError
-from pykafka_c.test.kafka_instance import KAFKA_VERSIONS, KafkaInstance
 
 pytestmark = pytest.mark.integration
 
 API_VERSIONS = 18
 METADATA = 3
-
-
-@pytest.fixture(scope="module", params=KAFKA_VERSIONS)
-def kafka(request):
-    with KafkaInstance(kafka_version=request.param) as instance:
-        yield instance
 
 
 class Reader:
@@ -66,8 +59,10 @@ class Reader:
             "%d trailing bytes" % (len(self.data) - self.pos)
 
 
-def _port(kafka):
-    return kafka.broker_ports[0]
+def _address(kafka):
+    """(host, port) of the first broker of the fixture's bootstrap list."""
+    host, _, port = kafka.brokers.split(",")[0].strip().rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def _parse_api_versions_v0(body):
@@ -102,7 +97,7 @@ def _parse_api_versions_v3(body):
 
 
 def test_api_versions_v0_round_trip(kafka):
-    with _core.Connection("127.0.0.1", _port(kafka)) as conn:
+    with _core.Connection(*_address(kafka)) as conn:
         error, ranges = _parse_api_versions_v0(conn.request(API_VERSIONS, 0,
                                                             b""))
     assert error == 0
@@ -114,7 +109,7 @@ def test_api_versions_v3_flexible_round_trip(kafka):
     # Request header v2 (flexible) with compact ClientSoftwareName/Version;
     # the response uses header v0 although v3 is flexible.  A strict parse
     # of the whole body proves nothing was stripped or left over.
-    with _core.Connection("127.0.0.1", _port(kafka)) as conn:
+    with _core.Connection(*_address(kafka)) as conn:
         body = conn.request(API_VERSIONS, 3, _api_versions_v3_body(),
                             flexible=True)
         assert conn.connected
@@ -128,7 +123,7 @@ def test_api_versions_v3_flexible_round_trip(kafka):
 
 
 def test_api_versions_too_new_answers_in_v0_format(kafka):
-    with _core.Connection("127.0.0.1", _port(kafka)) as conn:
+    with _core.Connection(*_address(kafka)) as conn:
         body = conn.request(API_VERSIONS, 127, _api_versions_v3_body(),
                             flexible=True)
     error, ranges = _parse_api_versions_v0(body)
@@ -145,7 +140,7 @@ def test_metadata_v12_response_header_v1(kafka):
                b"\x00"    # AllowAutoTopicCreation
                b"\x00"    # IncludeTopicAuthorizedOperations
                b"\x00")   # TaggedFields
-    with _core.Connection("127.0.0.1", _port(kafka)) as conn:
+    with _core.Connection(*_address(kafka)) as conn:
         body = conn.request(METADATA, 12, request, flexible=True)
     r = Reader(body)
     assert r.i32() == 0  # ThrottleTimeMs
@@ -155,13 +150,17 @@ def test_metadata_v12_response_header_v1(kafka):
         r.compact_string()  # Rack
         r.tags()
         brokers.append((node_id, host, port))
-    assert brokers == [(0, "127.0.0.1", _port(kafka))]
     cluster_id = r.compact_string()
-    assert cluster_id and cluster_id == kafka.cluster_id
+    # The harness's own (independent, non-flexible) Metadata client is the
+    # reference.
+    reference = kafka.metadata()
+    assert {b[0]: (b[1], b[2]) for b in brokers} == reference.brokers
+    assert _address(kafka)[1] in [port for _, _, port in brokers]
+    assert cluster_id and cluster_id == reference.cluster_id
 
 
 def test_pipelined_requests_on_a_real_broker(kafka):
-    with _core.Connection("127.0.0.1", _port(kafka)) as conn:
+    with _core.Connection(*_address(kafka)) as conn:
         ids = [conn.send(API_VERSIONS, v % 4, _api_versions_v3_body()
                          if v % 4 == 3 else b"", flexible=(v % 4 == 3))
                for v in range(8)]
@@ -180,7 +179,7 @@ def test_pipelined_requests_on_a_real_broker(kafka):
 def test_unsupported_version_closes_the_connection(kafka):
     # A non-ApiVersions request at a version the broker does not know: the
     # broker closes the socket without answering (KIP-896 behaviour).
-    with _core.Connection("127.0.0.1", _port(kafka)) as conn:
+    with _core.Connection(*_address(kafka)) as conn:
         with pytest.raises(SocketDisconnectedError):
             conn.request(METADATA, 99, b"\x00\x00\x00\x00", timeout_ms=10000)
         assert not conn.connected
