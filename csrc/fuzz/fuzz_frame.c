@@ -111,7 +111,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             resp.body + resp.body_len > conn.rbuf + conn.rlen)
             abort();
         if (resp.body_len) {
-            volatile uint8_t sink = resp.body[0] ^ resp.body[resp.body_len - 1];
+            volatile uint8_t sink;
+            sink = resp.body[0] ^ resp.body[resp.body_len - 1];
             (void)sink;
         }
     }
