@@ -67,6 +67,8 @@ _EV_STOPPED = _core.PRODUCER_EV_STOPPED
 
 # How often the control thread wakes up when nothing happens (ms).
 _CONTROL_POLL_MS = 500
+# get_delivery_report(block=True) posts finished reports this often (s).
+_REPORT_SLICE_S = 0.1
 
 _CODECS = (CompressionType.NONE, CompressionType.GZIP,
            CompressionType.SNAPPY, CompressionType.LZ4,
@@ -322,8 +324,23 @@ class Producer(object):
         delivery reports are disabled."""
         if not self._delivery_reports:
             raise KafkaException("Delivery-reporting is disabled")
+        q = self._core.report_queue()
         self._dispatch()
-        return self._core.report_queue().get(block, timeout)
+        if not block:
+            return q.get(False)
+        # Wait in slices, posting finished reports in between, so a report
+        # never waits for the control thread (busy in a metadata refresh,
+        # say).
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _REPORT_SLICE_S if deadline is None else min(
+                _REPORT_SLICE_S, deadline - time.monotonic())
+            try:
+                return q.get(True, max(wait, 0))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+            self._dispatch()
 
     # ------------------------------------------------------------- internals
 

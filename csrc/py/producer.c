@@ -1016,9 +1016,34 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     char err[256];
     int rc;
 
+    static const char *const known[] = {
+        "partitioner", "serializer", "thread_local", "queue_factory",
+        "exceptions", "compression", "required_acks", "ack_timeout_ms",
+        "max_retries", "retry_backoff_ms", "max_queued_messages",
+        "min_queued_messages", "linger_ms", "max_request_size",
+        "delivery_reports", "block_on_queue_full", "round_robin",
+        "connect_timeout_ms", "request_timeout_ms", "leader_wait_ms",
+        "max_in_flight", NULL};
+
     if (!PyArg_ParseTuple(args, "s:ProducerCore", &topic))
         return NULL;
     if (kw != NULL) {
+        PyObject *key;
+        Py_ssize_t pos = 0;
+
+        while (PyDict_Next(kw, &pos, &key, NULL)) {
+            int i;
+
+            for (i = 0; known[i] != NULL; i++)
+                if (PyUnicode_Check(key) &&
+                    PyUnicode_CompareWithASCIIString(key, known[i]) == 0)
+                    break;
+            if (known[i] == NULL) {
+                PyErr_Format(PyExc_TypeError, "ProducerCore() got an "
+                             "unexpected keyword argument '%S'", key);
+                return NULL;
+            }
+        }
         partitioner = PyDict_GetItemString(kw, "partitioner");
         serializer = PyDict_GetItemString(kw, "serializer");
         tlocal = PyDict_GetItemString(kw, "thread_local");
