@@ -44,12 +44,25 @@ def cpu_seconds():
     return r.ru_utime + r.ru_stime
 
 
+def proc_cpu_seconds(pid):
+    """user+sys CPU seconds of another process (from /proc), or None."""
+    if not pid:
+        return None
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / float(ticks)
+
+
 def peak_rss_mib():
     # ru_maxrss is in KiB on Linux.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_once(client, topic, n, size, args, reports):
+def run_once(client, topic, n, size, args, reports, broker_pid=None):
     payload = os.urandom(size)
     producer = Producer(client.cluster, topic,
                         compression=CODECS[args.compression],
@@ -59,6 +72,7 @@ def run_once(client, topic, n, size, args, reports):
                         max_queued_messages=args.max_queued,
                         delivery_reports=reports)
     produce = producer.produce
+    bcpu0 = proc_cpu_seconds(broker_pid)
     cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     for _ in range(n):
@@ -67,7 +81,10 @@ def run_once(client, topic, n, size, args, reports):
     pending = producer.flush()
     t1 = time.perf_counter()
     cpu1 = cpu_seconds()
+    bcpu1 = proc_cpu_seconds(broker_pid)
     stats = producer._core.stats()
+    stats["broker_cpu"] = (None if bcpu0 is None or bcpu1 is None
+                           else bcpu1 - bcpu0)
     if reports:
         got = 0
         while True:
@@ -98,9 +115,12 @@ def main(argv=None):
     ap.add_argument("--reports", action="store_true",
                     help="enable delivery reports and read them all")
     ap.add_argument("--kafka-version", default=None)
+    ap.add_argument("--broker-pid", type=int, default=None,
+                    help="with BROKERS: the broker's pid, to report its CPU")
     args = ap.parse_args(argv)
 
     instance = None
+    broker_pid = args.broker_pid
     hosts = os.environ.get("BROKERS")
     if not hosts:
         from pykafka_c.test.kafka_instance import (DEFAULT_KAFKA_VERSION,
@@ -108,6 +128,7 @@ def main(argv=None):
         instance = KafkaInstance(
             1, kafka_version=args.kafka_version or DEFAULT_KAFKA_VERSION)
         hosts = instance.brokers
+        broker_pid = instance._brokers[0].proc.pid
     try:
         client = KafkaClient(hosts)
         name = "pkc-bench-%s" % uuid.uuid4().hex[:8]
@@ -128,7 +149,7 @@ def main(argv=None):
             time.sleep(0.2)
 
         run_once(client, topic, max(1000, args.messages // 10), args.size,
-                 args, args.reports)
+                 args, args.reports, broker_pid)
         print("malloc: MALLOC_TRIM_THRESHOLD_=%s PYTHONMALLOC=%s"
               % (os.environ.get("MALLOC_TRIM_THRESHOLD_", "(default)"),
                  os.environ.get("PYTHONMALLOC", "(default)")))
@@ -139,15 +160,20 @@ def main(argv=None):
                  args.reports))
         for i in range(args.runs):
             total, queued, cpu, stats = run_once(
-                client, topic, args.messages, args.size, args, args.reports)
+                client, topic, args.messages, args.size, args, args.reports,
+                broker_pid)
             rate = args.messages / total
+            bcpu = stats["broker_cpu"]
             print("run %d: %.3f s (produce() loop %.3f s): %.0f msg/s, "
-                  "%.1f MB/s of values, peak RSS %.0f MiB, CPU %.2f s per "
-                  "million (%d requests, %d batches, %.1f MB on the wire)"
+                  "%.1f MB/s of values, peak RSS %.0f MiB, client CPU %.2f s "
+                  "per million, broker CPU %s s per million (%d requests, "
+                  "%d batches, %.1f MB on the wire), load average %.1f"
                   % (i + 1, total, queued, rate, rate * args.size / 1e6,
                      peak_rss_mib(), cpu / args.messages * 1e6,
+                     "?" if bcpu is None else "%.2f"
+                     % (bcpu / args.messages * 1e6),
                      stats["requests"], stats["batches_sent"],
-                     stats["bytes_sent"] / 1e6))
+                     stats["bytes_sent"] / 1e6, os.getloadavg()[0]))
         client.close()
     finally:
         if instance is not None:
