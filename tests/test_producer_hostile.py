@@ -615,3 +615,45 @@ def test_dropping_a_producer_flushes_it():
         gc.collect()
         cluster.disconnect()
         assert [m.value for m in fk.log[0]] == [b"d%d" % i for i in range(5)]
+
+
+def test_corrupted_responses_never_crash_or_lose_reports():
+    import random
+    from pykafka_c.exceptions import KafkaException
+
+    rng = random.Random(20261126)
+
+    def corrupt(fk, client, corr, version, req):
+        body = _core.encode_response(0, version, {
+            "responses": [{"name": TOPIC, "partition_responses": [
+                {"index": pid, "error_code": 0, "base_offset": 5,
+                 "log_append_time_ms": -1, "log_start_offset": 0}
+                for pid, _ in fk.records_of(req)]}],
+            "throttle_time_ms": 0})
+        kind = rng.randrange(4)
+        data = bytearray(body)
+        if kind == 0 and data:
+            for _ in range(rng.randrange(1, 4)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        elif kind == 1:
+            del data[rng.randrange(len(data) + 1):]
+        elif kind == 2:
+            data += bytes(rng.randrange(256) for _ in range(rng.randrange(9)))
+        else:
+            data = bytearray(rng.randrange(256)
+                             for _ in range(rng.randrange(64)))
+        client.respond(corr, bytes(data), fk.header_version(0, version))
+
+    with FakeKafka(partitions=2, produce=corrupt) as fk:
+        cluster, p = make_producer(fk, max_retries=0)
+        outcomes = []
+        for i in range(60):
+            m = p.produce(b"c%d" % i)
+            (rm, exc), = drain(p, 1)
+            assert rm is m
+            assert exc is None or isinstance(exc, KafkaException), exc
+            outcomes.append(exc is None)
+        p.stop()
+        cluster.disconnect()
+    # The corruption hit both ways: some answers still decoded, some not.
+    assert any(outcomes) and not all(outcomes)
