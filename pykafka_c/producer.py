@@ -325,6 +325,10 @@ class Producer(object):
         if not self._delivery_reports:
             raise KafkaException("Delivery-reporting is disabled")
         q = self._core.report_queue()
+        try:
+            return q.get(False)
+        except queue.Empty:
+            pass
         self._dispatch()
         if not block:
             return q.get(False)
@@ -345,8 +349,10 @@ class Producer(object):
     # ------------------------------------------------------------- internals
 
     def _dispatch(self):
-        n, failures = self._core.dispatch()
-        if failures and not self._delivery_reports:
+        failures = self._core.dispatch()
+        if not failures:
+            return
+        if not self._delivery_reports:
             for count, exc in failures:
                 log.warning("%d message(s) to topic %s could not be "
                             "delivered: %s: %s", count,
@@ -356,7 +362,6 @@ class Producer(object):
             for count, exc in failures:
                 log.info("%d message(s) to topic %s failed: %s: %s", count,
                          _topic_name(self._topic), type(exc).__name__, exc)
-        return n
 
     def _push_metadata(self):
         """Hand brokers, partitions and leaders to the C core."""

@@ -40,6 +40,8 @@ typedef struct {
     int32_t *part_ids;        /* ids of `partitions`, in list order */
     Py_ssize_t n_parts;
     PyObject *tlocal;         /* threading.local: .q = report queue */
+    uint64_t cached_tid;      /* PyThreadState id of cached_q's thread */
+    PyObject *cached_q;       /* that thread's report queue */
     PyObject *queue_factory;  /* makes a report queue */
     PyObject *exc_stopped;    /* ProducerStoppedException */
     PyObject *exc_full;       /* ProducerQueueFullError */
@@ -193,20 +195,28 @@ dispatch_all(ProducerCore *self, PyObject *failures)
 static PyObject *
 thread_queue(ProducerCore *self)
 {
-    PyObject *q = PyObject_GetAttr(self->tlocal, self->str_q);
+    /* Thread-state ids are never reused, so the cache cannot hand one
+     * thread's queue to another. */
+    uint64_t tid = PyThreadState_GetID(PyThreadState_Get());
+    PyObject *q;
 
-    if (q != NULL)
-        return q;
-    if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-        return NULL;
-    PyErr_Clear();
-    q = PyObject_CallNoArgs(self->queue_factory);
-    if (q == NULL)
-        return NULL;
-    if (PyObject_SetAttr(self->tlocal, self->str_q, q) < 0) {
-        Py_DECREF(q);
-        return NULL;
+    if (self->cached_q != NULL && self->cached_tid == tid)
+        return Py_NewRef(self->cached_q);
+    q = PyObject_GetAttr(self->tlocal, self->str_q);
+    if (q == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return NULL;
+        PyErr_Clear();
+        q = PyObject_CallNoArgs(self->queue_factory);
+        if (q == NULL)
+            return NULL;
+        if (PyObject_SetAttr(self->tlocal, self->str_q, q) < 0) {
+            Py_DECREF(q);
+            return NULL;
+        }
     }
+    Py_XSETREF(self->cached_q, Py_NewRef(q));
+    self->cached_tid = tid;
     return q;
 }
 
@@ -891,22 +901,19 @@ ProducerCore_wait_event(PyObject *op, PyObject *arg)
 PyDoc_STRVAR(ProducerCore_dispatch_doc,
 "dispatch($self, /)\n--\n\n"
 "Post the delivery reports of every finished batch to the producing\n"
-"threads' queues.  Returns (records, failures) where failures is a list\n"
-"of (count, exception) for the batches that failed.");
+"threads' queues.  Returns a list of (count, exception) for the batches\n"
+"that failed (empty when none did).");
 
 static PyObject *
 ProducerCore_dispatch(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     ProducerCore *self = ProducerCore_CAST(op);
-    PyObject *failures = PyList_New(0), *res;
-    Py_ssize_t n;
+    PyObject *failures = PyList_New(0);
 
     if (failures == NULL)
         return NULL;
-    n = dispatch_all(self, failures);
-    res = Py_BuildValue("(nO)", n, failures);
-    Py_DECREF(failures);
-    return res;
+    dispatch_all(self, failures);
+    return failures;
 }
 
 PyDoc_STRVAR(ProducerCore_report_queue_doc,
@@ -1195,6 +1202,7 @@ ProducerCore_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->serializer);
     Py_VISIT(self->partitions);
     Py_VISIT(self->tlocal);
+    Py_VISIT(self->cached_q);
     Py_VISIT(self->queue_factory);
     Py_VISIT(self->exc_stopped);
     Py_VISIT(self->exc_full);
@@ -1211,6 +1219,7 @@ ProducerCore_clear(PyObject *op)
     Py_CLEAR(self->serializer);
     Py_CLEAR(self->partitions);
     Py_CLEAR(self->tlocal);
+    Py_CLEAR(self->cached_q);
     Py_CLEAR(self->queue_factory);
     Py_CLEAR(self->exc_stopped);
     Py_CLEAR(self->exc_full);
