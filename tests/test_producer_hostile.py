@@ -657,3 +657,43 @@ def test_corrupted_responses_never_crash_or_lose_reports():
         cluster.disconnect()
     # The corruption hit both ways: some answers still decoded, some not.
     assert any(outcomes) and not all(outcomes)
+
+
+def _rebind(fk, port):
+    """Make a not yet started FakeKafka listen on `port` instead."""
+    import socket
+
+    fk.broker.listener.close()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(16)
+    fk.broker.listener = s
+    fk.broker.port = port
+
+
+def test_producer_resumes_after_the_broker_comes_back():
+    fk = FakeKafka()
+    fk.__enter__()
+    port = fk.broker.port
+    try:
+        cluster, p = make_producer(fk, max_retries=1, retry_backoff_ms=50)
+        first = p.produce(b"before")
+        (m, exc), = drain(p, 1)
+        assert m is first and exc is None
+    finally:
+        fk.__exit__(None, None, None)
+    # The broker is gone: messages fail, the producer keeps running.
+    lost = p.produce(b"while down")
+    (m, exc), = drain(p, 1)
+    assert m is lost and isinstance(exc, SocketDisconnectedError)
+    # It comes back on the same address: delivery resumes by itself.
+    fk2 = FakeKafka()
+    _rebind(fk2, port)
+    with fk2:
+        back = p.produce(b"after")
+        (m, exc), = drain(p, 1)
+        p.stop()
+        cluster.disconnect()
+    assert m is back and exc is None
+    assert [x.value for x in fk2.log[0]] == [b"after"]
