@@ -21,7 +21,7 @@
  *       -Icsrc/wire csrc/fuzz/fuzz_frame.c csrc/wire/net.c csrc/wire/buf.c \
  *       -o /tmp/fuzz_frame
  *   /tmp/fuzz_frame -max_total_time=60 -max_len=4096 \
- *       csrc/fuzz/corpus/fuzz_frame
+ *       csrc/fuzz/corpus/frame
  */
 #include "buf.h"
 #include "net.h"
