@@ -1241,8 +1241,7 @@ ProducerCore_dealloc(PyObject *op)
         Py_END_ALLOW_THREADS
         /* Post what the stop failed (exactly one report per message, even
          * now) and drop the references the engine held. */
-        if (self->exc_failure != NULL)
-            dispatch_all(self, NULL);
+        dispatch_all(self, NULL);
         pkc_sl_free(self->sl);
         self->sl = NULL;
     }
