@@ -155,7 +155,7 @@ def check_java():
         raise HarnessError(
             "java was not found (neither $JAVA_HOME/bin/java nor java on PATH). Kafka "
             "brokers need a Java runtime 17 or newer: run scripts/install-system-deps.sh "
-            "or `apt-get install openjdk-17-jre-headless`.")
+            "or `apt-get install openjdk-17-jdk-headless`.")
     if java in _java_checked:
         return java
     try:
@@ -172,7 +172,7 @@ def check_java():
     if major < 17:
         raise HarnessError(
             "%s is Java %d; Kafka 4.x brokers need Java 17 or newer. Install a JDK 17+ "
-            "(`apt-get install openjdk-17-jre-headless`) or point JAVA_HOME at one." % (java, major))
+            "(`apt-get install openjdk-17-jdk-headless`) or point JAVA_HOME at one." % (java, major))
     _java_checked[java] = major
     return java
 
