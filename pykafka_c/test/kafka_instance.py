@@ -575,9 +575,17 @@ class KafkaInstance(ClusterAdmin):
 
     def __init__(self, num_instances=1, kafka_version=DEFAULT_KAFKA_VERSION,
                  download_dir=None, name="kafka", heap="512m", start_timeout=None,
-                 server_properties=None, jvm_opts=()):
+                 server_properties=None, jvm_opts=(), scala_version="2.13", bin_dir=None,
+                 use_gevent=False):
+        # scala_version, bin_dir and use_gevent are pykafka's parameters: only
+        # Scala 2.13 builds exist for KRaft-era Kafka, bin_dir is taken as the
+        # download (cache) folder, and use_gevent does not concern the brokers.
         if int(num_instances) < 1:
             raise ValueError("num_instances must be at least 1")
+        if str(scala_version) != "2.13":
+            raise HarnessError("only Scala 2.13 builds of Kafka are published for the "
+                               "versions this harness runs, not %r" % (scala_version,))
+        download_dir = download_dir or bin_dir
         self.num_instances = int(num_instances)
         self.kafka_version = str(kafka_version)
         self.name = name
