@@ -127,6 +127,8 @@ pkc_exec(PyObject *module)
         return -1;
     if (pkc_records_exec(module, st) < 0)
         return -1;
+    if (pkc_proto_exec(module, st) < 0)
+        return -1;
     return 0;
 }
 
@@ -153,6 +155,7 @@ pkc_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->datetime_type);
     Py_VISIT(st->timedelta_type);
     Py_VISIT(st->epoch);
+    Py_VISIT(st->proto_names);
     return 0;
 }
 
@@ -179,6 +182,7 @@ pkc_clear(PyObject *module)
     Py_CLEAR(st->datetime_type);
     Py_CLEAR(st->timedelta_type);
     Py_CLEAR(st->epoch);
+    Py_CLEAR(st->proto_names);
     return 0;
 }
 

@@ -38,6 +38,7 @@ typedef struct {
     PyObject *datetime_type;  /* datetime.datetime */
     PyObject *timedelta_type; /* datetime.timedelta */
     PyObject *epoch;          /* datetime(1970, 1, 1), naive */
+    PyObject *proto_names; /* tuple: interned name of each proto field row */
 } pkc_state;
 
 extern PyModuleDef pkc_module_def;
@@ -108,3 +109,5 @@ int pkc_records_exec(PyObject *module, pkc_state *st);  /* records.c */
  */
 PyObject *pkc_message_from_record(pkc_state *st, const pkc_record *rec,
                                   int32_t partition_id);
+        return -1;
+int pkc_proto_exec(PyObject *module, pkc_state *st);
