@@ -109,5 +109,4 @@ int pkc_records_exec(PyObject *module, pkc_state *st);  /* records.c */
  */
 PyObject *pkc_message_from_record(pkc_state *st, const pkc_record *rec,
                                   int32_t partition_id);
-        return -1;
 int pkc_proto_exec(PyObject *module, pkc_state *st);
