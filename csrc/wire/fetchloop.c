@@ -2211,7 +2211,7 @@ fl_thread_main(void *arg)
             fl_broker *b = fl->tb[k];
             if ((b->bstate == B_APIVERSIONS || b->bstate == B_FETCHING) &&
                 now >= b->deadline) {
-                char why[128];
+                char why[384];
                 snprintf(why, sizeof(why), "no answer from %s:%d within "
                          "%d ms", b->chost, b->cport,
                          (int)(fl->cfg.max_wait_ms +
