@@ -129,9 +129,10 @@ typedef struct fl_broker {
     int answered;           /* answers since the last connect */
     int64_t last_silent;    /* last silent reconnect */
     int want_connect;
+    int want_send;          /* req[] holds a new request to send */
     char chost[FL_HOST_MAX];
     int cport;
-    fl_req_entry *req;
+    fl_req_entry *req;      /* the partitions of the request in flight */
     size_t req_n, req_cap;
     size_t rr;              /* rotation of the partition order */
 } fl_broker;
@@ -1693,7 +1694,7 @@ fl_plan(pkc_fl *fl, int64_t now)
         int active = 0;
 
         b->want_connect = 0;
-        b->req_n = 0;
+        b->want_send = 0;
         if (b->reconfig) {
             b->reconfig = 0;
             fl_broker_down(fl, b, PKC_ERR_CLOSED, "", 0, now);
@@ -1717,6 +1718,7 @@ fl_plan(pkc_fl *fl, int64_t now)
         else if (b->bstate == B_READY) {
             if (fl_build_entries(fl, b, now, &next) != PKC_OK)
                 next = now + 100;
+            b->want_send = b->req_n > 0;
         }
         else if (b->deadline < next) {
             next = b->deadline;
@@ -2147,7 +2149,7 @@ fl_thread_main(void *arg)
             fl_broker *b = fl->tb[k];
             if (b->want_connect)
                 fl_connect(fl, b);
-            else if (b->bstate == B_READY && b->req_n > 0)
+            else if (b->want_send)
                 fl_send_fetch(fl, b);
         }
 
