@@ -899,7 +899,7 @@ pkc_fl_parse_fetch(const uint8_t *body, size_t len, int version,
         res.next_offset = off;
         if (res.error_code == 0)
             res.rec_status = fl_decode_records(
-                &v.res[i], v.ab + v.res[i].ab_first, off, read_committed,
+                &v.res[i], v.ab ? v.ab + v.res[i].ab_first : NULL, off, read_committed,
                 check_crcs, 0, &arena, FL_CHUNK_RECORDS_MIN, &rv,
                 &res.n_recs, &res.next_offset, &res.truncated_empty, rerr,
                 sizeof(rerr));
@@ -2102,7 +2102,7 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
                 continue;
             d->first = rv.n;
             d->status = fl_decode_records(
-                pr, v.ab + pr->ab_first, b->req[k].offset,
+                pr, v.ab ? v.ab + pr->ab_first : NULL, b->req[k].offset,
                 v.read_committed, fl->cfg.check_crcs,
                 fl->cfg.max_decompressed, &buf->arena, fl->chunk_max, &rv,
                 &d->nrec, &d->next_offset, &d->truncated_empty, d->err,
