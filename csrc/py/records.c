@@ -455,7 +455,7 @@ pkc_py_encode_record_batch(PyObject *module, PyObject *args,
     size_t out_len;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs,
-                                     "O|i$LiipinO:encode_record_batch",
+                                     "O|i$Liipin:encode_record_batch",
                                      kwlist, &records, &codec, &pid, &epoch,
                                      &seq_no, &transactional, &level,
                                      &max_size))

@@ -9,7 +9,13 @@
  * hold.  Nesting depth is bounded by the tables (PKC_PROTO_MAX_DEPTH).
  */
 #include "proto.h"
+/* PKC_PROTO_GEN_FILE lets tests build the walker over other generated
+ * tables (tests/test_proto_gen.py). */
+#ifdef PKC_PROTO_GEN_FILE
+#include PKC_PROTO_GEN_FILE
+#else
 #include "proto_gen.h"
+#endif
 
 #include <stdio.h>
 #include <string.h>
