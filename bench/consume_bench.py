@@ -8,12 +8,12 @@ once per mode:
 * ``consume``  -- ``m = consumer.consume()`` in a Python loop (the
   pykafka API, one call per message);
 * ``iter``     -- ``for m in consumer`` (the C iterator);
-* ``batch``    -- ``consumer.consume_batch(10000)`` (pykafka_c extra).
+* ``batch``    -- ``consumer.consume_batch(1000)`` (pykafka_c extra).
 
 Each mode reads ``m.value`` of every message (the application's minimum
 work), and reports messages/s, MB/s of values, CPU seconds per million
-messages (process CPU: the Python thread plus the C fetch thread) and peak
-RSS of the consuming process.  The broker runs on the same machine and its
+messages (process CPU, and split into the application's Python thread and
+the C fetch thread) and peak RSS of the consuming process.  The broker runs on the same machine and its
 CPU is not counted.
 
 Usage::
@@ -93,6 +93,7 @@ def _consume(args):
     nbytes = 0
     count = 0
     cpu0 = time.process_time()
+    tcpu0 = time.thread_time()
     t0 = time.perf_counter()
     if args.mode == "consume":
         consume = consumer.consume
@@ -110,7 +111,7 @@ def _consume(args):
                 break
     elif args.mode == "batch":
         while count < n:
-            msgs = consumer.consume_batch(10000, -1)
+            msgs = consumer.consume_batch(1000, -1)
             if not msgs:
                 break
             for m in msgs:
@@ -120,6 +121,7 @@ def _consume(args):
         raise SystemExit("unknown mode %r" % args.mode)
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    tcpu = time.thread_time() - tcpu0
     stats = consumer._fetcher.stats()
     consumer.stop()
     client.close()
@@ -128,6 +130,9 @@ def _consume(args):
         "mode": args.mode, "messages": count, "seconds": elapsed,
         "msgs_per_s": count / elapsed, "mb_per_s": nbytes / elapsed / 1e6,
         "cpu_s_per_million": cpu / count * 1e6 if count else None,
+        "app_cpu_s_per_million": tcpu / count * 1e6 if count else None,
+        "fetch_cpu_s_per_million": (cpu - tcpu) / count * 1e6
+        if count else None,
         "peak_rss_mb": rss_kb / 1024.0, "fetches": stats["fetches_sent"],
         "wakeups": stats["wakeups"]}))
 
@@ -170,9 +175,9 @@ def main(argv=None):
                                                      args.size, secs))
         env = dict(os.environ)
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-        print("%-8s %10s %9s %8s %10s %9s" % ("mode", "msg/s", "MB/s",
-                                              "seconds", "CPU s/M",
-                                              "RSS MB"))
+        print("%-8s %10s %8s %8s %8s %8s %8s %7s" % (
+            "mode", "msg/s", "MB/s", "seconds", "CPU s/M", "app s/M",
+            "fetch s/M", "RSS MB"))
         for _ in range(args.repeat):
             for mode in args.modes.split(","):
                 cmd = [sys.executable, os.path.abspath(__file__),
@@ -185,9 +190,11 @@ def main(argv=None):
                 out = subprocess.run(cmd, env=env, capture_output=True,
                                      text=True, check=True).stdout
                 r = json.loads(out.strip().splitlines()[-1])
-                print("%-8s %10.0f %9.1f %8.2f %10.2f %9.1f%s" % (
+                print("%-8s %10.0f %8.1f %8.2f %8.2f %8.2f %8.2f %7.1f%s" % (
                     r["mode"], r["msgs_per_s"], r["mb_per_s"],
-                    r["seconds"], r["cpu_s_per_million"], r["peak_rss_mb"],
+                    r["seconds"], r["cpu_s_per_million"],
+                    r["app_cpu_s_per_million"], r["fetch_cpu_s_per_million"],
+                    r["peak_rss_mb"],
                     "" if r["messages"] == args.messages else
                     "  (only %d messages!)" % r["messages"]))
     finally:
