@@ -484,3 +484,44 @@ def test_unused_port_reports_host():
     finally:
         f.stop()
     assert "broker 3" in str(exc) and str(port) in str(exc)
+
+
+def test_ctrl_c_interrupts_a_blocking_consume():
+    """SIGINT during a blocking consume() raises KeyboardInterrupt within a
+    wait slice (100 ms)."""
+    import os
+    import signal
+    f = _core.Fetcher(TOPIC)
+    f.start()
+    try:
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+        t0 = time.monotonic()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            f.consume()
+        assert 0.25 <= time.monotonic() - t0 < 0.3 + 0.35
+        timer.join()
+    finally:
+        f.stop()
+
+
+def test_unblock_event_and_timeouts_without_a_broker():
+    f = _core.Fetcher(TOPIC, consumer_timeout_ms=300)
+    f.start()
+    try:
+        t0 = time.monotonic()
+        assert f.consume() is None          # consumer_timeout_ms > 0
+        assert 0.28 <= time.monotonic() - t0 < 0.8
+        assert list(f) == []                # iteration ends the same way
+        assert f.consume_batch(10, 200) == []
+        f.consumer_timeout_ms = 0           # 0: wait forever ...
+        ev = threading.Event()
+        threading.Timer(0.3, ev.set).start()
+        t0 = time.monotonic()
+        assert f.consume(True, ev) is None  # ... until the event is set
+        assert 0.28 <= time.monotonic() - t0 < 0.3 + 0.35
+        t0 = time.monotonic()
+        assert f.consume(block=False) is None
+        assert time.monotonic() - t0 < 0.05
+    finally:
+        f.stop()

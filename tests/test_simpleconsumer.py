@@ -9,6 +9,7 @@ ConsumerGroupCommand in both directions.
 """
 
 import datetime as dt
+import os
 import re
 import threading
 import time
@@ -203,6 +204,63 @@ def test_unblock_event_returns_none(kafka, client, topic_name):
         assert 0.25 <= elapsed < 0.3 + 0.5
     finally:
         consumer.stop()
+
+
+def _threads():
+    return len(os.listdir("/proc/self/task"))
+
+
+def _sockets_to(port):
+    """Open TCP connections of this process to 127.0.0.1:port."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    n = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            with open(table) as fh:
+                lines = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[9] in inodes and int(f[2].rsplit(":", 1)[1], 16) == port \
+                    and f[3] == "01":  # ESTABLISHED
+                n += 1
+    return n
+
+
+def test_stop_joins_the_thread_and_closes_its_sockets(kafka, client,
+                                                      topic_name):
+    topic = make_topic(kafka, client, topic_name)
+    produce(client, topic, 0, values(b"m", 3))
+    port = topic.partitions[0].leader.port
+    consumer = topic.get_simple_consumer(auto_start=False)
+    threads, socks = _threads(), _sockets_to(port)
+    consumer.start()
+    assert consume_n(consumer, 1)[0].offset == 0
+    assert _threads() == threads + 1
+    assert _sockets_to(port) == socks + 1
+    consumer.stop()
+    assert _threads() == threads
+    assert _sockets_to(port) == socks
+    # Restart: the same again, going on at offset 1.
+    consumer.start()
+    assert consume_n(consumer, 1)[0].offset == 1
+    consumer.stop()
+    assert _threads() == threads
+    # A consumer dropped without stop() is stopped by its finalizer.
+    dropped = topic.get_simple_consumer()
+    assert _threads() == threads + 1
+    del dropped
+    import gc
+    gc.collect()
+    assert _threads() == threads
 
 
 def test_stop_raises_consumer_stopped(kafka, client, topic_name):
@@ -600,34 +658,53 @@ def test_held_offsets_and_pykafka_private_attributes(kafka, client,
 
 def test_all_brokers_gone_then_recovery(kafka, client, topic_name):
     topic = make_topic(kafka, client, topic_name)
+    group = topic_name + "-g"
     produce(client, topic, 0, values(b"m", 10))
-    consumer = topic.get_simple_consumer(consumer_timeout_ms=500)
+    grouped = topic.get_simple_consumer(consumer_group=group,
+                                        consumer_timeout_ms=500)
+    plain = topic.get_simple_consumer(consumer_timeout_ms=500)
     try:
-        assert [m.offset for m in consume_n(consumer, 4)] == [0, 1, 2, 3]
+        assert [m.offset for m in consume_n(grouped, 4)] == [0, 1, 2, 3]
+        grouped.commit_offsets()
+        assert [m.offset for m in consume_n(grouped, 2)] == [4, 5]
+        assert [m.offset for m in consume_n(plain, 6)] == list(range(6))
         kafka.stop_broker(0)
         try:
-            deadline = time.monotonic() + 60
-            raised = None
-            while raised is None:
-                assert time.monotonic() < deadline, \
-                    "consume() never raised while every broker was down"
-                try:
-                    m = consumer.consume()
-                except (SocketDisconnectedError,
-                        NoBrokersAvailableError) as exc:
-                    raised = exc
-                else:
-                    # Messages already queued may still come, in order.
-                    assert m is None or m.offset >= 4
+            for consumer in (grouped, plain):
+                deadline = time.monotonic() + 60
+                raised = None
+                while raised is None:
+                    assert time.monotonic() < deadline, \
+                        "consume() never raised while every broker was down"
+                    try:
+                        m = consumer.consume()
+                    except (SocketDisconnectedError,
+                            NoBrokersAvailableError) as exc:
+                        raised = exc
+                    else:
+                        # Messages already queued may still come, in order.
+                        assert m is None or m.offset >= 6
         finally:
             kafka.start_broker(0)
-        # pykafka's recovery pattern: stop(); start() goes on where it was.
-        consumer.stop()
-        consumer.start()
-        msgs = consume_n(consumer, 6, timeout=60)
-        assert [m.offset for m in msgs] == list(range(4, 10))
+        # pykafka's recovery patterns.  stop(); start() without a group
+        # goes on after the last message consumed ...
+        plain.stop()
+        plain.start()
+        assert [m.offset for m in consume_n(plain, 4, timeout=60)] == \
+            [6, 7, 8, 9]
+        # ... and with a group from the committed offset, as does a new
+        # consumer of the group.
+        grouped.stop()
+        grouped.start()
+        assert consume_n(grouped, 1, timeout=60)[0].offset == 4
+        fresh = topic.get_simple_consumer(consumer_group=group)
+        try:
+            assert consume_n(fresh, 1, timeout=60)[0].offset == 4
+        finally:
+            fresh.stop()
     finally:
-        consumer.stop()
+        grouped.stop()
+        plain.stop()
 
 
 def test_broker_killed_and_restarted_under_consumer(kafka_cluster3,
