@@ -321,6 +321,18 @@ class SimpleConsumer(object):
                                         allow_negative=True)
 
     @property
+    def _consumer_timeout_ms(self):
+        return self.__dict__.get("_consumer_timeout_ms_value", -1)
+
+    @_consumer_timeout_ms.setter
+    def _consumer_timeout_ms(self, value):
+        # Kept in step with the C fetcher, which applies it in consume().
+        self.__dict__["_consumer_timeout_ms_value"] = value
+        fetcher = self.__dict__.get("_fetcher")
+        if fetcher is not None:
+            fetcher.consumer_timeout_ms = value
+
+    @property
     def topic(self):
         """The topic this consumer consumes"""
         return self._topic

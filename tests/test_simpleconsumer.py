@@ -829,6 +829,10 @@ def test_parameters_accepted_without_broker():
     c.consumer_id = b"member-1"
     assert (c.generation_id, c.consumer_id) == (3, b"member-1")
     assert c.partitions == {} and c.held_offsets == {}
+    # pykafka code sets the private attribute; the C side follows it.
+    assert c._consumer_timeout_ms == 0
+    c._consumer_timeout_ms = 120
+    assert c._fetcher.consumer_timeout_ms == 120
     assert re.match(r"<pykafka_c.simpleconsumer.SimpleConsumer at 0x[0-9a-f]+ "
                     r"\(consumer_group=None\)>", repr(c))
     with pytest.raises(ConsumerStoppedException):
