@@ -25,7 +25,7 @@ fi
 # Copy the tree: tracked and untracked source, but no VCS data, build output,
 # compiled extensions, caches or fuzz artifacts.
 tar -C "$root" \
-    --exclude=./.git --exclude=./build --exclude='*.so' --exclude='*.o' \
+    --exclude=./.git --exclude=./.venv --exclude=./build --exclude='*.so' --exclude='*.o' \
     --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis \
     --exclude=./csrc/fuzz/build --exclude=./csrc/fuzz/crashes \
     -cf - . | tar -C "$work" -xf -

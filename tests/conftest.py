@@ -69,8 +69,9 @@ def _start(version, num_instances):
     try:
         return KafkaInstance(num_instances=num_instances, kafka_version=version)
     except HarnessError as exc:
-        pytest.fail("could not start a %d-broker Kafka %s cluster: %s"
-                    % (num_instances, version, exc), pytrace=False)
+        reason = str(exc)
+    pytest.fail("could not start a %d-broker Kafka %s cluster: %s"
+                % (num_instances, version, reason), pytrace=False)
 
 
 @pytest.fixture(scope="session", params=[v for _, v in _PARAMS], ids=[i for i, _ in _PARAMS])
