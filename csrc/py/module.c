@@ -78,6 +78,7 @@ pkc_set_exceptions(PyObject *module, PyObject *args)
         {"CodecUnavailableError", &st->CodecUnavailableError},
         {"MessageSetDecodeFailure", &st->MessageSetDecodeFailure},
         {"UnsupportedApiVersionError", &st->UnsupportedApiVersionError},
+        {"ConsumerStoppedException", &st->ConsumerStoppedException},
     };
 
     if (!PyArg_ParseTuple(args, "O!O:_set_exceptions", &PyDict_Type,
@@ -131,6 +132,8 @@ pkc_exec(PyObject *module)
         return -1;
     if (pkc_producer_exec(module, st) < 0)
         return -1;
+    if (pkc_fetcher_exec(module, st) < 0)
+        return -1;
     return 0;
 }
 
@@ -147,6 +150,7 @@ pkc_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->CodecUnavailableError);
     Py_VISIT(st->MessageSetDecodeFailure);
     Py_VISIT(st->UnsupportedApiVersionError);
+    Py_VISIT(st->ConsumerStoppedException);
     Py_VISIT(st->error_for_code);
     Py_VISIT(st->MessageType);
     Py_VISIT(st->MessageBaseType);
@@ -174,6 +178,7 @@ pkc_clear(PyObject *module)
     Py_CLEAR(st->CodecUnavailableError);
     Py_CLEAR(st->MessageSetDecodeFailure);
     Py_CLEAR(st->UnsupportedApiVersionError);
+    Py_CLEAR(st->ConsumerStoppedException);
     Py_CLEAR(st->error_for_code);
     Py_CLEAR(st->MessageType);
     Py_CLEAR(st->MessageBaseType);

@@ -24,6 +24,7 @@ typedef struct {
     PyObject *CodecUnavailableError;
     PyObject *MessageSetDecodeFailure;
     PyObject *UnsupportedApiVersionError;
+    PyObject *ConsumerStoppedException;
     PyObject *error_for_code; /* callable (code, message) -> instance */
 
     /* Heap types, set by each type file's exec function. */
@@ -111,3 +112,4 @@ PyObject *pkc_message_from_record(pkc_state *st, const pkc_record *rec,
                                   int32_t partition_id);
 int pkc_connection_exec(PyObject *module, pkc_state *st);
 int pkc_proto_exec(PyObject *module, pkc_state *st);
+int pkc_fetcher_exec(PyObject *module, pkc_state *st); /* fetcher.c */
