@@ -723,10 +723,12 @@ class SimpleConsumer(object):
                 errors = {r.partition_id: top for r in reqs}
                 if top in _COORDINATOR_CODES:
                     self._group_coordinator = None
-                log.error("Error fetching offsets for topic '%s' (error %d)",
-                          self._topic.name, top)
+                log.log(logging.WARNING if i >= retries - 1 else logging.INFO,
+                        "Error fetching offsets for topic %s (error %d)",
+                        self._topic.name.decode("ascii", "replace"), top)
                 continue
             errors = {}
+            success = []
             to_reset = []
             for t in res["topics"]:
                 for part in t["partitions"]:
@@ -760,8 +762,9 @@ class SimpleConsumer(object):
                 self.reset_offsets(to_reset)
             if not errors:
                 return success
-            log.error("Error fetching offsets for topic '%s' (errors: %s)",
-                      self._topic.name, errors)
+            log.log(logging.WARNING if i >= retries - 1 else logging.INFO,
+                    "Error fetching offsets for topic %s (errors: %s)",
+                    self._topic.name.decode("ascii", "replace"), errors)
             for err in errors.values():
                 if err == 3:
                     raise UnknownTopicOrPartition(
