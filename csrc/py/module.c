@@ -119,6 +119,8 @@ pkc_exec(PyObject *module)
     st->str_empty = PyUnicode_InternFromString("");
     if (st->str_empty == NULL)
         return -1;
+    if (pkc_connection_exec(module, st) < 0)
+        return -1;
     return 0;
 }
 

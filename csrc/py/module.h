@@ -79,4 +79,4 @@ PyObject *pkc_raise_kafka_error(pkc_state *st, int code, const char *msg);
 
 /* Exec functions of the per-type / per-area files, called in order by the
  * module's exec slot.  Each returns 0, or -1 with an exception set. */
-/* (none yet) */
+int pkc_connection_exec(PyObject *module, pkc_state *st);

@@ -1,0 +1,224 @@
+"""A scripted fake Kafka broker on loopback, for connection-level tests.
+
+It exists only to produce what a real broker will not: hostile frame
+lengths, truncated frames, wrong correlation ids, TLS bytes on a plaintext
+port, silence.  Everything a real broker can answer is tested against a
+real broker.
+
+Usage::
+
+    def script(client):              # runs in its own thread per connection
+        req = client.read_request()
+        client.respond(req.correlation_id, b"body")
+
+    with FakeBroker(script) as broker:
+        conn = _core.Connection(broker.host, broker.port)
+
+An exception raised by a script is re-raised (as AssertionError) when the
+``with`` block ends, so a script can assert on what it received.
+"""
+
+import socket
+import struct
+import threading
+from dataclasses import dataclass
+
+__all__ = ["FakeBroker", "FakeClient", "Request", "free_port"]
+
+
+@dataclass
+class Request:
+    """One request frame as the broker received it."""
+
+    size: int
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: bytes | None
+    tagged_fields: bytes | None  # raw header tag section (flexible only)
+    body: bytes                  # after the request header
+    frame: bytes                 # the whole frame, size prefix included
+
+
+def _read_uvarint(data, pos):
+    value = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+class FakeClient:
+    """The broker side of one accepted connection."""
+
+    def __init__(self, sock, addr):
+        self.sock = sock
+        self.addr = addr
+
+    def recv_exactly(self, n, timeout=10.0):
+        self.sock.settimeout(timeout)
+        chunks = []
+        while n:
+            chunk = self.sock.recv(n)
+            if not chunk:
+                raise EOFError("client closed the connection")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def read_request(self, flexible=False, timeout=10.0):
+        """Read one request frame.  With ``flexible`` the header is v2 and
+        its tagged-field section is split off."""
+        head = self.recv_exactly(4, timeout)
+        (size,) = struct.unpack(">i", head)
+        data = self.recv_exactly(size, timeout)
+        api_key, api_version, corr, cid_len = struct.unpack_from(">hhih", data)
+        pos = 10
+        client_id = None
+        if cid_len >= 0:
+            client_id = data[pos:pos + cid_len]
+            pos += cid_len
+        tags = None
+        if flexible:
+            start = pos
+            count, pos = _read_uvarint(data, pos)
+            for _ in range(count):
+                _tag, pos = _read_uvarint(data, pos)
+                length, pos = _read_uvarint(data, pos)
+                pos += length
+            tags = data[start:pos]
+        return Request(size, api_key, api_version, corr, client_id, tags,
+                       data[pos:], head + data)
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send_frame(self, payload):
+        """Send payload with a correct size prefix."""
+        self.sock.sendall(struct.pack(">i", len(payload)) + payload)
+
+    def respond(self, correlation_id, body, header_version=0, tags=b"\x00"):
+        """Send a response: header v0 (CorrelationId) or v1 (plus the raw
+        tagged-field section ``tags``), then body."""
+        header = struct.pack(">i", correlation_id)
+        if header_version >= 1:
+            header += tags
+        self.send_frame(header + body)
+
+    def wait_closed(self, timeout=10.0):
+        """Block until the client closes its side; returns the bytes that
+        arrived meanwhile."""
+        self.sock.settimeout(timeout)
+        got = []
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got.append(chunk)
+        return b"".join(got)
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class FakeBroker:
+    """A loopback listener running ``script(client)`` in a thread for each
+    accepted connection (``script=None``: accept and stay silent)."""
+
+    def __init__(self, script=None, host="127.0.0.1", backlog=16):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.script = script
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((host, 0))
+        self.listener.listen(backlog)
+        self.host = host
+        self.port = self.listener.getsockname()[1]
+        self.clients = []
+        self.errors = []
+        self.accepted = threading.Semaphore(0)
+        self._threads = []
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._acceptor = threading.Thread(target=self._accept_loop,
+                                          name="fakebroker-accept",
+                                          daemon=True)
+
+    def start(self):
+        self._acceptor.start()
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if exc[0] is None and self.errors:
+            raise AssertionError("fake broker script failed") \
+                from self.errors[0]
+
+    def _accept_loop(self):
+        while True:
+            try:
+                sock, addr = self.listener.accept()
+            except OSError:
+                return
+            client = FakeClient(sock, addr)
+            with self._lock:
+                if self._stopping:
+                    client.close()
+                    return
+                self.clients.append(client)
+            self.accepted.release()
+            t = threading.Thread(target=self._run, args=(client,),
+                                 name="fakebroker-client", daemon=True)
+            with self._lock:
+                self._threads.append(t)
+            t.start()
+
+    def _run(self, client):
+        if self.script is None:
+            return
+        try:
+            self.script(client)
+        except BaseException as exc:  # reported by __exit__
+            if not self._stopping:
+                self.errors.append(exc)
+
+    def wait_accepted(self, timeout=10.0):
+        if not self.accepted.acquire(timeout=timeout):
+            raise AssertionError("fake broker: no connection accepted")
+
+    def stop(self):
+        with self._lock:
+            self._stopping = True
+            clients = list(self.clients)
+            threads = list(self._threads)
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        for client in clients:
+            client.close()
+        for t in threads:
+            t.join(10)
+        self._acceptor.join(10)
+
+
+def free_port(host="127.0.0.1"):
+    """A port nothing listens on (bound, then released)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
