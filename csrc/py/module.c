@@ -121,6 +121,8 @@ pkc_exec(PyObject *module)
         return -1;
     if (pkc_connection_exec(module, st) < 0)
         return -1;
+    if (pkc_proto_exec(module, st) < 0)
+        return -1;
     return 0;
 }
 
@@ -143,6 +145,7 @@ pkc_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->FetcherType);
     Py_VISIT(st->ProducerCoreType);
     Py_VISIT(st->str_empty);
+    Py_VISIT(st->proto_names);
     return 0;
 }
 
@@ -165,6 +168,7 @@ pkc_clear(PyObject *module)
     Py_CLEAR(st->FetcherType);
     Py_CLEAR(st->ProducerCoreType);
     Py_CLEAR(st->str_empty);
+    Py_CLEAR(st->proto_names);
     return 0;
 }
 

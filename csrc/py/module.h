@@ -33,6 +33,7 @@ typedef struct {
 
     /* Interned strings and other caches. */
     PyObject *str_empty;
+    PyObject *proto_names; /* tuple: interned name of each proto field row */
 } pkc_state;
 
 extern PyModuleDef pkc_module_def;
@@ -80,3 +81,4 @@ PyObject *pkc_raise_kafka_error(pkc_state *st, int code, const char *msg);
 /* Exec functions of the per-type / per-area files, called in order by the
  * module's exec slot.  Each returns 0, or -1 with an exception set. */
 int pkc_connection_exec(PyObject *module, pkc_state *st);
+int pkc_proto_exec(PyObject *module, pkc_state *st);
