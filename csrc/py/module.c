@@ -123,6 +123,8 @@ pkc_exec(PyObject *module)
         return -1;
     if (pkc_proto_exec(module, st) < 0)
         return -1;
+    if (pkc_compress_exec(module, st) < 0)
+        return -1;
     return 0;
 }
 

@@ -78,7 +78,18 @@ PyObject *pkc_raise_decode(pkc_state *st, int status, const char *what,
  * Always returns NULL. */
 PyObject *pkc_raise_kafka_error(pkc_state *st, int code, const char *msg);
 
+/*
+ * Raise the exception for a failed pkc_compress / pkc_decompress (status
+ * from compress.h) on `codec`: CodecUnavailableError naming the codec and
+ * the package to install, CompressionError for corrupt data and, when
+ * `decompressing`, for a result over `max_size` bytes; ValueError for a
+ * bad level or unknown codec; MemoryError.  Always returns NULL.
+ */
+PyObject *pkc_raise_codec(pkc_state *st, int status, int codec,
+                          int decompressing, size_t max_size);
+
 /* Exec functions of the per-type / per-area files, called in order by the
  * module's exec slot.  Each returns 0, or -1 with an exception set. */
 int pkc_connection_exec(PyObject *module, pkc_state *st);
 int pkc_proto_exec(PyObject *module, pkc_state *st);
+int pkc_compress_exec(PyObject *module, pkc_state *st); /* compress.c */
