@@ -1,0 +1,10 @@
+"""Test support for pykafka_c: real Apache Kafka clusters.
+
+* :mod:`pykafka_c.test.kafka_instance` -- ``KafkaInstance`` (KRaft brokers
+  from Maven Central jars), ``run_kafka_tool`` and the command line
+  ``python -m pykafka_c.test.kafka_instance N --export-hosts FILE``.
+* :mod:`pykafka_c.test.utils` -- ``get_cluster``, ``stop_cluster``, ``retry``.
+
+The harness talks to Kafka with its own small protocol code
+(``_wire``), never with pykafka_c's client, which is what the tests test.
+"""
