@@ -341,6 +341,14 @@ class Broker(object):
 
     close = disconnect
 
+    def close_channel(self, channel):
+        """Close one connection of this broker (e.g. ``("group", id)`` of a
+        stopped balanced consumer); harmless if it is not open."""
+        with self._channels_lock:
+            ch = self._channels.pop(channel, None)
+        if ch is not None:
+            ch.conn.close()
+
     # -- requests ---------------------------------------------------------
 
     def api_version(self, api_key, channel="main"):
