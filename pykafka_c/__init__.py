@@ -15,4 +15,13 @@ _core._set_exceptions(
     _exceptions.error_for_code,
 )
 
-__all__ = []
+from .broker import Broker  # noqa: E402
+from .client import KafkaClient  # noqa: E402
+from .cluster import Cluster  # noqa: E402
+from .connection import SslConfig  # noqa: E402
+from .partition import Partition  # noqa: E402
+from .topic import Topic  # noqa: E402
+from ._install import install_as_pykafka  # noqa: E402
+
+__all__ = ["Broker", "Cluster", "Partition", "Topic", "SslConfig",
+           "KafkaClient", "install_as_pykafka"]

@@ -5,14 +5,9 @@ import datetime as _dt
 __all__ = ["Message", "CompressionType", "OffsetType", "EPOCH"]
 
 
-class Message(object):
-    """Base class of messages (pykafka's empty slotted base class).
-
-    Messages handed out by consumers are instances of
-    :class:`pykafka_c.protocol.Message`, which derives from this class.
-    """
-
-    __slots__ = []
+#: Base class of messages (pykafka's empty slotted base class), defined in C
+#: so that :class:`pykafka_c.protocol.Message`, also C, can derive from it.
+from ._core import MessageBase as Message  # noqa: E402
 
 
 class CompressionType(object):

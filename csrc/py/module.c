@@ -119,11 +119,15 @@ pkc_exec(PyObject *module)
     st->str_empty = PyUnicode_InternFromString("");
     if (st->str_empty == NULL)
         return -1;
+    if (pkc_compress_exec(module, st) < 0)
+        return -1;
+    if (pkc_message_exec(module, st) < 0)
+        return -1;
+    if (pkc_records_exec(module, st) < 0)
+        return -1;
     if (pkc_connection_exec(module, st) < 0)
         return -1;
     if (pkc_proto_exec(module, st) < 0)
-        return -1;
-    if (pkc_compress_exec(module, st) < 0)
         return -1;
     return 0;
 }
@@ -143,10 +147,14 @@ pkc_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->UnsupportedApiVersionError);
     Py_VISIT(st->error_for_code);
     Py_VISIT(st->MessageType);
+    Py_VISIT(st->MessageBaseType);
     Py_VISIT(st->ConnectionType);
     Py_VISIT(st->FetcherType);
     Py_VISIT(st->ProducerCoreType);
     Py_VISIT(st->str_empty);
+    Py_VISIT(st->datetime_type);
+    Py_VISIT(st->timedelta_type);
+    Py_VISIT(st->epoch);
     Py_VISIT(st->proto_names);
     return 0;
 }
@@ -166,10 +174,14 @@ pkc_clear(PyObject *module)
     Py_CLEAR(st->UnsupportedApiVersionError);
     Py_CLEAR(st->error_for_code);
     Py_CLEAR(st->MessageType);
+    Py_CLEAR(st->MessageBaseType);
     Py_CLEAR(st->ConnectionType);
     Py_CLEAR(st->FetcherType);
     Py_CLEAR(st->ProducerCoreType);
     Py_CLEAR(st->str_empty);
+    Py_CLEAR(st->datetime_type);
+    Py_CLEAR(st->timedelta_type);
+    Py_CLEAR(st->epoch);
     Py_CLEAR(st->proto_names);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <Python.h>
 
 #include "buf.h"
+#include "records.h"
 
 typedef struct {
     /* Exception classes from pykafka_c.exceptions, handed over by
@@ -26,13 +27,17 @@ typedef struct {
     PyObject *error_for_code; /* callable (code, message) -> instance */
 
     /* Heap types, set by each type file's exec function. */
-    PyTypeObject *MessageType;
+    PyTypeObject *MessageType;     /* pykafka_c.protocol.Message */
+    PyTypeObject *MessageBaseType; /* pykafka_c.common.Message */
     PyTypeObject *ConnectionType;
     PyTypeObject *FetcherType;
     PyTypeObject *ProducerCoreType;
 
     /* Interned strings and other caches. */
     PyObject *str_empty;
+    PyObject *datetime_type;  /* datetime.datetime */
+    PyObject *timedelta_type; /* datetime.timedelta */
+    PyObject *epoch;          /* datetime(1970, 1, 1), naive */
     PyObject *proto_names; /* tuple: interned name of each proto field row */
 } pkc_state;
 
@@ -90,6 +95,18 @@ PyObject *pkc_raise_codec(pkc_state *st, int status, int codec,
 
 /* Exec functions of the per-type / per-area files, called in order by the
  * module's exec slot.  Each returns 0, or -1 with an exception set. */
+int pkc_compress_exec(PyObject *module, pkc_state *st); /* compress.c */
+int pkc_message_exec(PyObject *module, pkc_state *st);  /* message.c */
+int pkc_records_exec(PyObject *module, pkc_state *st);  /* records.c */
+
+/*
+ * A new pykafka_c.protocol.Message for a decoded record (message.c): value
+ * and key copied into bytes (or None), headers into a list of (str, bytes
+ * or None) tuples, offset / timestamp / partition_id set directly without
+ * calling __init__.  Returns a new reference, or NULL with an exception
+ * set.  Needs the GIL; `rec`'s views must be valid during the call only.
+ */
+PyObject *pkc_message_from_record(pkc_state *st, const pkc_record *rec,
+                                  int32_t partition_id);
 int pkc_connection_exec(PyObject *module, pkc_state *st);
 int pkc_proto_exec(PyObject *module, pkc_state *st);
-int pkc_compress_exec(PyObject *module, pkc_state *st); /* compress.c */

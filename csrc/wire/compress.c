@@ -598,12 +598,11 @@ done:
 
 #ifdef PKC_HAVE_ZSTD
 
-/* zstd's own default limit on a frame's window (ZSTD_WINDOWLOG_LIMIT_DEFAULT,
- * 128 MiB); frames that need more also need --long on the zstd CLI. */
+/* The largest window a frame may ask for: zstd's own default limit
+ * (ZSTD_WINDOWLOG_LIMIT_DEFAULT, 128 MiB).  It covers every level the Java
+ * client offers (level-22 streams declare exactly 128 MiB); larger windows
+ * need zstd's --long mode and are refused as unsupported. */
 #define PKC_ZSTD_WINDOWLOG_LIMIT 27
-/* Windows up to 8 MiB (what compression levels up to 19 use) are always
- * accepted, whatever the cap. */
-#define PKC_ZSTD_WINDOWLOG_FLOOR 23
 
 /* Kafka's zstd levels: ZSTD_minCLevel()..22, default 3. */
 static int
@@ -641,24 +640,20 @@ zstd_compress(const uint8_t *in, size_t len, int level, pkc_writer *out)
 static int
 zstd_status(size_t ret)
 {
-    switch (ZSTD_getErrorCode(ret)) {
-    case ZSTD_error_memory_allocation:
-        return PKC_ERR_NOMEM;
-    case ZSTD_error_frameParameter_windowTooLarge:
-        /* The frame needs a window larger than the cap allows. */
-        return PKC_ERR_TOO_LARGE;
-    default:
-        return PKC_ERR_COMPRESSION;
-    }
+    return ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation
+               ? PKC_ERR_NOMEM
+               : PKC_ERR_COMPRESSION;
 }
 
 /*
  * Frames one after another, with or without a content size (the Java
- * client's streaming encoder does not record it).  The streaming decoder
- * keeps a window buffer of min(window size, content size); the window size
- * a frame may declare is limited to about the cap (never below 8 MiB nor
- * above 128 MiB), and a first frame that declares a content size larger
- * than the cap is refused before decoding.
+ * client's streaming encoder does not record it).  A first frame that
+ * declares a content size larger than the room is refused before anything
+ * is decoded.  Memory: the streaming decoder keeps a window buffer of
+ * min(window size, content size) bytes.  For a frame without a content
+ * size that is the declared window (at most 128 MiB) - malloc'd address
+ * space of which only as much is touched as the frame outputs; the output
+ * stops at the cap, so a bomb still costs about the cap.
  */
 static int
 zstd_decompress(const uint8_t *in, size_t len, pkc_writer *out)
@@ -667,7 +662,7 @@ zstd_decompress(const uint8_t *in, size_t len, pkc_writer *out)
     ZSTD_inBuffer src = {in, len, 0};
     unsigned long long fcs;
     size_t hint = PKC_DECOMP_STEP, ret;
-    int wlog, status = PKC_OK;
+    int status = PKC_OK;
 
     if (len == 0)
         return PKC_ERR_COMPRESSION;
@@ -679,14 +674,11 @@ zstd_decompress(const uint8_t *in, size_t len, pkc_writer *out)
             return PKC_ERR_TOO_LARGE;
         hint = (size_t)fcs;
     }
-    for (wlog = PKC_ZSTD_WINDOWLOG_FLOOR;
-         wlog < PKC_ZSTD_WINDOWLOG_LIMIT && ((size_t)1 << wlog) < room(out);
-         wlog++)
-        ;
     ds = ZSTD_createDStream();
     if (ds == NULL)
         return PKC_ERR_NOMEM;
-    ret = ZSTD_DCtx_setParameter(ds, ZSTD_d_windowLogMax, wlog);
+    ret = ZSTD_DCtx_setParameter(ds, ZSTD_d_windowLogMax,
+                                 PKC_ZSTD_WINDOWLOG_LIMIT);
     if (ZSTD_isError(ret)) {
         status = PKC_ERR_COMPRESSION;
         goto done;

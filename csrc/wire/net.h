@@ -57,8 +57,11 @@
 
 /* Default cap on one response frame (Kafka's socket.request.max.bytes). */
 #define PKC_CONN_DEFAULT_MAX_FRAME (100 * 1024 * 1024)
-/* Initial size of the receive buffer; it grows to the largest frame seen. */
+/* Initial size of the receive buffer; it grows to the largest frame seen.
+ * (Overridable at build time so the fuzzer reaches the grow paths.) */
+#ifndef PKC_CONN_RBUF_INITIAL
 #define PKC_CONN_RBUF_INITIAL (64 * 1024)
+#endif
 /* The ApiKey whose responses always use response header v0. */
 #define PKC_API_KEY_API_VERSIONS 18
 

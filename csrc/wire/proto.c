@@ -9,7 +9,13 @@
  * hold.  Nesting depth is bounded by the tables (PKC_PROTO_MAX_DEPTH).
  */
 #include "proto.h"
+/* PKC_PROTO_GEN_FILE lets tests build the walker over other generated
+ * tables (tests/test_proto_gen.py). */
+#ifdef PKC_PROTO_GEN_FILE
+#include PKC_PROTO_GEN_FILE
+#else
 #include "proto_gen.h"
+#endif
 
 #include <stdio.h>
 #include <string.h>
@@ -695,8 +701,8 @@ pkc_proto_decode(pkc_reader *r, pkc_proto_kind kind, int api_key,
     }
     if (r->status != PKC_OK)
         return read_failed(wk, r);
-    if (dec_struct(wk, r, NULL, pkc_proto_message(api, kind), version,
-                   vis) != 0)
+    if (dec_struct(wk, r, NULL, pkc_proto_message(api, kind),
+                   pkc_proto_is_flexible(api, version), vis) != 0)
         return err->status;
     if (pkc_reader_remaining(r) != 0) {
         pkc_reader_fail(r, PKC_ERR_INVALID, NULL);
@@ -729,7 +735,10 @@ source_failed(walk *wk, int rc, const char *what)
             wk->err->status = PKC_PROTO_ABORT;
         return wk->err->status;
     }
-    return enc_fail(wk, rc < 0 ? rc : PKC_ERR_INVALID, what);
+    if (rc == PKC_PROTO_BADTYPE)
+        return enc_fail(wk, rc, what);
+    /* a value the source could not represent (e.g. an int over 64 bits) */
+    return enc_fail(wk, rc < 0 ? rc : PKC_ERR_INVALID, "value out of range");
 }
 
 #define SRC(call, what)                                                      \

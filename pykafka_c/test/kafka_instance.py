@@ -273,27 +273,34 @@ def _tail(text, lines):
 # ------------------------------------------------------------------ tools
 
 def kafka_tool_command(main_class, args=(), kafka_version=DEFAULT_KAFKA_VERSION,
-                       heap="256m", download_dir=None, jvm_opts=()):
+                       heap="256m", download_dir=None, jvm_opts=(), fast_start=None):
     """argv that runs one of Kafka's command line tools (a short name from
     :data:`TOOLS` or a main class) with the tools classpath, for ``Popen``.
-    Tool logging goes to stderr at WARN, so stdout carries only the output."""
+    Tool logging goes to stderr at WARN, so stdout carries only the output.
+
+    ``fast_start`` (default: on, except for the performance tools) trades
+    peak speed for start-up time (C1 JIT only, serial GC)."""
     java = check_java()
     cp = resolve_classpath(kafka_version, "tools", download_dir)
-    return ([java, "-Xmx" + heap, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-             "-Djava.awt.headless=true", _log_config_flag(kafka_version, tools=True)]
-            + list(jvm_opts) + ["-cp", cp, tool_class(main_class, kafka_version)]
-            + [str(a) for a in args])
+    cls = tool_class(main_class, kafka_version)
+    if fast_start is None:
+        fast_start = not cls.endswith("Performance")
+    flags = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"] if fast_start else ["-XX:+UseG1GC"]
+    return ([java, "-Xmx" + heap] + flags
+            + ["-Djava.awt.headless=true", _log_config_flag(kafka_version, tools=True)]
+            + list(jvm_opts) + ["-cp", cp, cls] + [str(a) for a in args])
 
 
 def run_kafka_tool(main_class, args=(), kafka_version=DEFAULT_KAFKA_VERSION, input=None,
                    timeout=120.0, check=True, text=True, heap="256m", download_dir=None,
-                   jvm_opts=()):
+                   jvm_opts=(), fast_start=None):
     """Run a Kafka command line tool to completion and return its
     ``subprocess.CompletedProcess`` (stdout and stderr captured).
 
     ``check=True`` raises :class:`HarnessError` with the tool's stderr when it
     exits non-zero or overruns ``timeout``."""
-    cmd = kafka_tool_command(main_class, args, kafka_version, heap, download_dir, jvm_opts)
+    cmd = kafka_tool_command(main_class, args, kafka_version, heap, download_dir, jvm_opts,
+                             fast_start)
     if text and isinstance(input, bytes):
         input = input.decode("utf-8")
     try:
@@ -837,9 +844,8 @@ class KafkaInstance:
             if "\n" in m:
                 raise ValueError("console producer records cannot contain newlines")
             lines.append(m)
-        server_flag = "--bootstrap-server"
         run_kafka_tool("console-producer",
-                       [server_flag, self.brokers, "--topic", topic_name,
+                       ["--bootstrap-server", self.brokers, "--topic", topic_name,
                         "--producer-property", "acks=all"],
                        kafka_version=self.kafka_version, input="\n".join(lines) + "\n",
                        timeout=timeout, download_dir=self.download_dir)

@@ -1,0 +1,677 @@
+/*
+ * message.c - pykafka_c.protocol.Message (and its empty base
+ * pykafka_c.common.Message), defined in C so that the fetch loop can make
+ * one per record without running Python code.
+ *
+ * Same constructor, attributes and behaviour as pykafka 2.8's slotted
+ * Message, plus `headers` (a list of (str, bytes or None) pairs).
+ * Differences, by design:
+ *  - offset, partition_id, compression_type, produce_attempt and
+ *    protocol_version are C integers: assigning a non-int raises TypeError.
+ *  - len(message) is the size of the message as a RecordBatch v2 record
+ *    (what pykafka_c sends), not of a magic 0/1 message.
+ *  - timestamp_dt is None when timestamp is None (pykafka raised TypeError).
+ *  - Messages from the consumer have protocol_version 1 when the record
+ *    carried a timestamp (magic 1 or 2) and 0 for magic 0, and timestamp
+ *    -1 when it had none (pykafka: 0).
+ * Decoded messages create their timestamp int and headers list lazily.
+ */
+#include "message.h"
+
+#include <math.h>
+#include <structmember.h>
+#include <time.h>
+
+/* ------------------------------------------------------------ helpers */
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static pkc_state *
+message_state(PyObject *op)
+{
+    return pkc_state_from_type(Py_TYPE(op));
+}
+
+/* The timestamp object, made from ts_ms on first use.  Borrowed. */
+static PyObject *
+message_timestamp(pkc_message *m)
+{
+    if (m->timestamp == NULL)
+        m->timestamp = PyLong_FromLongLong(m->ts_ms);
+    return m->timestamp;
+}
+
+int
+pkc_message_timestamp_ms(pkc_message *m, int64_t *out)
+{
+    PyObject *ts = m->timestamp;
+
+    *out = -1;
+    if (ts == NULL) {
+        *out = m->ts_ms;
+        return 0;
+    }
+    if (ts == Py_None)
+        return 1;
+    if (PyLong_Check(ts)) {
+        long long v = PyLong_AsLongLong(ts);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        *out = v;
+        return 0;
+    }
+    if (PyFloat_Check(ts)) {
+        double d = PyFloat_AS_DOUBLE(ts);
+        if (!isfinite(d) || d >= 9.2e18 || d <= -9.2e18) {
+            PyErr_SetString(PyExc_ValueError, "timestamp out of range");
+            return -1;
+        }
+        *out = (int64_t)d;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "Message.timestamp must be an int, a float or None, not "
+                 "%.100s",
+                 Py_TYPE(ts)->tp_name);
+    return -1;
+}
+
+/* timestamp = int(1000 * (dt - EPOCH).total_seconds()), as pykafka. */
+static int
+message_set_timestamp_dt(pkc_state *st, pkc_message *m, PyObject *dt)
+{
+    PyObject *delta = NULL, *secs = NULL, *ms = NULL;
+    double d;
+    int rc = -1;
+
+    delta = PyNumber_Subtract(dt, st->epoch);
+    if (delta == NULL)
+        goto done;
+    secs = PyObject_CallMethod(delta, "total_seconds", NULL);
+    if (secs == NULL)
+        goto done;
+    d = PyFloat_AsDouble(secs);
+    if (d == -1.0 && PyErr_Occurred())
+        goto done;
+    ms = PyLong_FromDouble(1000.0 * d);
+    if (ms == NULL)
+        goto done;
+    Py_XSETREF(m->timestamp, ms);
+    rc = 0;
+done:
+    Py_XDECREF(delta);
+    Py_XDECREF(secs);
+    return rc;
+}
+
+/* pykafka's set_timestamp: exactly int, float or None is stored, exactly
+ * datetime goes through timestamp_dt, anything else is RuntimeError. */
+static int
+message_set_timestamp(pkc_state *st, pkc_message *m, PyObject *ts)
+{
+    if (ts == Py_None || PyLong_CheckExact(ts) || PyFloat_CheckExact(ts)) {
+        Py_XSETREF(m->timestamp, Py_NewRef(ts));
+        return 0;
+    }
+    if ((PyObject *)Py_TYPE(ts) == st->datetime_type)
+        return message_set_timestamp_dt(st, m, ts);
+    PyErr_Format(PyExc_RuntimeError,
+                 "timestamp must be an int, float, None or datetime, not "
+                 "%.100s",
+                 Py_TYPE(ts)->tp_name);
+    return -1;
+}
+
+/* A list of (str, bytes or None) from a record's header area.  New
+ * reference. */
+static PyObject *
+headers_from_record(const pkc_record *rec)
+{
+    PyObject *list = NULL, *k = NULL, *v = NULL, *pair;
+    pkc_header_iter hi;
+    pkc_slice hk, hv;
+    Py_ssize_t i = 0;
+    int rc;
+
+    list = PyList_New(rec->header_count);
+    if (list == NULL)
+        return NULL;
+    pkc_record_headers_init(&hi, rec);
+    while ((rc = pkc_record_headers_next(&hi, &hk, &hv)) == 1 &&
+           i < rec->header_count) {
+        k = PyUnicode_DecodeUTF8((const char *)hk.ptr, hk.len,
+                                 "surrogateescape");
+        if (k == NULL)
+            goto error;
+        v = hv.len < 0 ? Py_NewRef(Py_None)
+                       : PyBytes_FromStringAndSize((const char *)hv.ptr,
+                                                   hv.len);
+        if (v == NULL)
+            goto error;
+        pair = PyTuple_Pack(2, k, v);
+        if (pair == NULL)
+            goto error;
+        Py_CLEAR(k);
+        Py_CLEAR(v);
+        PyList_SET_ITEM(list, i, pair); /* steals pair */
+        i++;
+    }
+    if (rc < 0 || i != rec->header_count) {
+        /* pkc_records_next validated the area: only a caller-made record
+         * can get here. */
+        PyErr_SetString(PyExc_ValueError, "malformed record headers");
+        goto error;
+    }
+    return list;
+error:
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    Py_DECREF(list);
+    return NULL;
+}
+
+PyObject *
+pkc_message_from_record(pkc_state *st, const pkc_record *rec,
+                        int32_t partition_id)
+{
+    PyObject *value = NULL, *key = NULL, *headers = NULL;
+    pkc_message *m;
+
+    if (rec->value.len < 0)
+        value = Py_NewRef(Py_None);
+    else
+        value = PyBytes_FromStringAndSize((const char *)rec->value.ptr,
+                                          rec->value.len);
+    if (value == NULL)
+        goto error;
+    if (rec->key.len < 0)
+        key = Py_NewRef(Py_None);
+    else
+        key = PyBytes_FromStringAndSize((const char *)rec->key.ptr,
+                                        rec->key.len);
+    if (key == NULL)
+        goto error;
+    if (rec->header_count > 0 && (headers = headers_from_record(rec)) == NULL)
+        goto error;
+    m = PyObject_GC_New(pkc_message, st->MessageType);
+    if (m == NULL)
+        goto error;
+    m->value = value;         /* steals */
+    m->partition_key = key;   /* steals */
+    m->headers = headers;     /* steals; NULL means [] */
+    m->partition = Py_NewRef(Py_None);
+    m->delivery_report_q = Py_NewRef(Py_None);
+    m->timestamp = NULL;
+    m->ts_ms = rec->timestamp;
+    m->offset = rec->offset;
+    m->partition_id = partition_id;
+    m->compression_type = 0;
+    m->produce_attempt = 0;
+    m->protocol_version = rec->magic >= 1 ? 1 : 0;
+    PyObject_GC_Track((PyObject *)m);
+    return (PyObject *)m;
+error:
+    Py_XDECREF(value);
+    Py_XDECREF(key);
+    Py_XDECREF(headers);
+    return NULL;
+}
+
+/* -------------------------------------------------------------- slots */
+
+static PyObject *
+Message_new(PyTypeObject *type, PyObject *Py_UNUSED(args),
+            PyObject *Py_UNUSED(kwds))
+{
+    pkc_message *m = (pkc_message *)type->tp_alloc(type, 0);
+
+    if (m == NULL)
+        return NULL;
+    m->value = Py_NewRef(Py_None);
+    m->partition_key = Py_NewRef(Py_None);
+    m->partition = Py_NewRef(Py_None);
+    m->delivery_report_q = Py_NewRef(Py_None);
+    m->timestamp = Py_NewRef(Py_None);
+    m->offset = -1;
+    m->ts_ms = -1;
+    m->partition_id = -1;
+    return (PyObject *)m;
+}
+
+static int
+Message_init(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"value", "partition_key", "compression_type",
+                             "offset", "partition_id", "produce_attempt",
+                             "protocol_version", "timestamp",
+                             "delivery_report_q", "headers", NULL};
+    pkc_message *m = pkc_message_CAST(op);
+    pkc_state *st = message_state(op);
+    PyObject *value, *key = Py_None, *ts = Py_None, *q = Py_None;
+    PyObject *headers = Py_None;
+    int compression_type = 0, partition_id = -1, produce_attempt = 0;
+    int protocol_version = 0;
+    long long offset = -1;
+
+    if (st == NULL)
+        return -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OiLiiiOO$O:Message",
+                                     kwlist, &value, &key, &compression_type,
+                                     &offset, &partition_id, &produce_attempt,
+                                     &protocol_version, &ts, &q, &headers))
+        return -1;
+    m->compression_type = compression_type;
+    Py_XSETREF(m->partition_key, Py_NewRef(key));
+    Py_XSETREF(m->value, Py_NewRef(value));
+    m->offset = offset;
+    if (ts == Py_None && protocol_version > 0) {
+        PyObject *now = PyLong_FromLongLong(now_ms());
+        if (now == NULL)
+            return -1;
+        Py_XSETREF(m->timestamp, now);
+    }
+    else if (message_set_timestamp(st, m, ts) < 0)
+        return -1;
+    m->partition_id = partition_id;
+    Py_XSETREF(m->partition, Py_NewRef(Py_None));
+    m->produce_attempt = produce_attempt;
+    Py_XSETREF(m->delivery_report_q, Py_NewRef(q));
+    Py_CLEAR(m->headers);
+    if (headers != Py_None)
+        m->headers = Py_NewRef(headers);
+    if (protocol_version != 0 && protocol_version != 1) {
+        PyErr_SetString(PyExc_AssertionError,
+                        "protocol_version must be 0 or 1");
+        return -1;
+    }
+    m->protocol_version = protocol_version;
+    return 0;
+}
+
+static int
+Message_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    pkc_message *m = pkc_message_CAST(op);
+
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(m->value);
+    Py_VISIT(m->partition_key);
+    Py_VISIT(m->partition);
+    Py_VISIT(m->delivery_report_q);
+    Py_VISIT(m->timestamp);
+    Py_VISIT(m->headers);
+    return 0;
+}
+
+static int
+Message_clear(PyObject *op)
+{
+    pkc_message *m = pkc_message_CAST(op);
+
+    Py_CLEAR(m->value);
+    Py_CLEAR(m->partition_key);
+    Py_CLEAR(m->partition);
+    Py_CLEAR(m->delivery_report_q);
+    Py_CLEAR(m->timestamp);
+    Py_CLEAR(m->headers);
+    return 0;
+}
+
+static void
+Message_dealloc(PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+
+    PyObject_GC_UnTrack(op);
+    Message_clear(op);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+/* Length of a bytes-like or str (UTF-8) field; -1 for None. */
+static int
+field_length(PyObject *obj, int64_t *len)
+{
+    Py_ssize_t n;
+
+    if (obj == NULL || obj == Py_None) {
+        *len = -1;
+        return 0;
+    }
+    if (PyBytes_Check(obj)) {
+        *len = PyBytes_GET_SIZE(obj);
+        return 0;
+    }
+    if (PyUnicode_Check(obj)) {
+        if (PyUnicode_AsUTF8AndSize(obj, &n) == NULL)
+            return -1;
+        *len = n;
+        return 0;
+    }
+    n = PyObject_Length(obj);
+    if (n < 0)
+        return -1;
+    *len = n;
+    return 0;
+}
+
+static int64_t
+sized(int64_t len)
+{
+    return (int64_t)pkc_varint_size(len) + (len > 0 ? len : 0);
+}
+
+/* Size as a RecordBatch v2 record with zero timestamp and offset deltas. */
+static Py_ssize_t
+Message_length(PyObject *op)
+{
+    pkc_message *m = pkc_message_CAST(op);
+    PyObject *seq = NULL;
+    int64_t klen, vlen, body;
+    Py_ssize_t n = 0;
+
+    if (field_length(m->partition_key, &klen) < 0 ||
+        field_length(m->value, &vlen) < 0)
+        return -1;
+    if (m->headers != NULL && m->headers != Py_None) {
+        seq = PySequence_Fast(m->headers, "headers must be a sequence");
+        if (seq == NULL)
+            return -1;
+        n = PySequence_Fast_GET_SIZE(seq);
+    }
+    body = 3 + sized(klen) + sized(vlen) + (int64_t)pkc_varint_size(n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        int64_t hk, hv;
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_SetString(PyExc_TypeError,
+                            "headers must be (key, value) pairs");
+            goto error;
+        }
+        if (field_length(PyTuple_GET_ITEM(item, 0), &hk) < 0 ||
+            field_length(PyTuple_GET_ITEM(item, 1), &hv) < 0)
+            goto error;
+        body += sized(hk) + sized(hv);
+    }
+    Py_XDECREF(seq);
+    return (Py_ssize_t)(body + (int64_t)pkc_varint_size(body));
+error:
+    Py_XDECREF(seq);
+    return -1;
+}
+
+/* ------------------------------------------------- attributes, methods */
+
+static PyObject *
+Message_get_timestamp(PyObject *op, void *Py_UNUSED(closure))
+{
+    return Py_XNewRef(message_timestamp(pkc_message_CAST(op)));
+}
+
+static int
+Message_set_timestamp_attr(PyObject *op, PyObject *value,
+                           void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete timestamp");
+        return -1;
+    }
+    Py_XSETREF(pkc_message_CAST(op)->timestamp, Py_NewRef(value));
+    return 0;
+}
+
+static PyObject *
+Message_get_headers(PyObject *op, void *Py_UNUSED(closure))
+{
+    pkc_message *m = pkc_message_CAST(op);
+
+    if (m->headers == NULL && (m->headers = PyList_New(0)) == NULL)
+        return NULL;
+    return Py_NewRef(m->headers);
+}
+
+static int
+Message_set_headers(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete headers");
+        return -1;
+    }
+    Py_XSETREF(pkc_message_CAST(op)->headers, Py_NewRef(value));
+    return 0;
+}
+
+static PyObject *
+Message_get_timestamp_dt(PyObject *op, void *Py_UNUSED(closure))
+{
+    pkc_state *st = message_state(op);
+    PyObject *ts, *zero, *kwargs = NULL, *empty = NULL, *td = NULL;
+    PyObject *result = NULL;
+    int positive;
+
+    if (st == NULL || (ts = message_timestamp(pkc_message_CAST(op))) == NULL)
+        return NULL;
+    if (ts == Py_None)
+        Py_RETURN_NONE;
+    zero = PyLong_FromLong(0);
+    if (zero == NULL)
+        return NULL;
+    positive = PyObject_RichCompareBool(ts, zero, Py_GT);
+    Py_DECREF(zero);
+    if (positive < 0)
+        return NULL;
+    if (!positive)
+        Py_RETURN_NONE;
+    kwargs = Py_BuildValue("{sO}", "milliseconds", ts);
+    empty = PyTuple_New(0);
+    if (kwargs == NULL || empty == NULL)
+        goto done;
+    td = PyObject_Call(st->timedelta_type, empty, kwargs);
+    if (td == NULL)
+        goto done;
+    result = PyNumber_Add(st->epoch, td);
+done:
+    Py_XDECREF(kwargs);
+    Py_XDECREF(empty);
+    Py_XDECREF(td);
+    return result;
+}
+
+static int
+Message_set_timestamp_dt_attr(PyObject *op, PyObject *value,
+                              void *Py_UNUSED(closure))
+{
+    pkc_state *st = message_state(op);
+
+    if (st == NULL)
+        return -1;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete timestamp_dt");
+        return -1;
+    }
+    return message_set_timestamp_dt(st, pkc_message_CAST(op), value);
+}
+
+PyDoc_STRVAR(Message_set_timestamp_doc,
+"set_timestamp($self, ts, /)\n--\n\n"
+"Set the timestamp: an int or float (ms since the epoch) or None is stored\n"
+"as is, a datetime (naive UTC) is converted to ms; anything else raises\n"
+"RuntimeError.");
+
+static PyObject *
+Message_set_timestamp_meth(PyObject *op, PyObject *ts)
+{
+    pkc_state *st = message_state(op);
+
+    if (st == NULL || message_set_timestamp(st, pkc_message_CAST(op), ts) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(Message_reduce_doc,
+"__reduce__($self, /)\n--\n\n"
+"Pickle support: value, key, offsets, timestamp and headers are kept;\n"
+"partition and delivery_report_q are not (they are process-local).");
+
+static PyObject *
+Message_reduce(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    pkc_message *m = pkc_message_CAST(op);
+    PyObject *ts = message_timestamp(m), *headers;
+
+    if (ts == NULL || (headers = Message_get_headers(op, NULL)) == NULL)
+        return NULL;
+    return Py_BuildValue("O(OOiLiiiO)(N)", (PyObject *)Py_TYPE(op),
+                         m->value ? m->value : Py_None,
+                         m->partition_key ? m->partition_key : Py_None,
+                         m->compression_type, (long long)m->offset,
+                         m->partition_id, m->produce_attempt,
+                         m->protocol_version, ts, headers);
+}
+
+static PyObject *
+Message_setstate(PyObject *op, PyObject *state)
+{
+    if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 1) {
+        PyErr_SetString(PyExc_TypeError, "bad Message state");
+        return NULL;
+    }
+    Py_XSETREF(pkc_message_CAST(op)->headers,
+               Py_NewRef(PyTuple_GET_ITEM(state, 0)));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Message_methods[] = {
+    {"set_timestamp", Message_set_timestamp_meth, METH_O,
+     Message_set_timestamp_doc},
+    {"__reduce__", Message_reduce, METH_NOARGS, Message_reduce_doc},
+    {"__setstate__", Message_setstate, METH_O, NULL},
+    {NULL}
+};
+
+static PyMemberDef Message_members[] = {
+    {"value", T_OBJECT_EX, offsetof(pkc_message, value), 0,
+     "The payload: bytes or None (whatever a deserializer returned)."},
+    {"partition_key", T_OBJECT_EX, offsetof(pkc_message, partition_key), 0,
+     "The key: bytes or None."},
+    {"partition", T_OBJECT_EX, offsetof(pkc_message, partition), 0,
+     "The Partition it came from (set by consumers), else None."},
+    {"delivery_report_q", T_OBJECT_EX,
+     offsetof(pkc_message, delivery_report_q), 0,
+     "The producer's delivery report queue (internal)."},
+    {"offset", T_LONGLONG, offsetof(pkc_message, offset), 0,
+     "The offset in its partition, -1 until known."},
+    {"partition_id", T_INT, offsetof(pkc_message, partition_id), 0,
+     "The id of its partition, -1 until known."},
+    {"compression_type", T_INT, offsetof(pkc_message, compression_type), 0,
+     "Internal: always CompressionType.NONE on consumed messages."},
+    {"produce_attempt", T_INT, offsetof(pkc_message, produce_attempt), 0,
+     "The producer's retry counter."},
+    {"protocol_version", T_INT, offsetof(pkc_message, protocol_version), 0,
+     "0 or 1: 1 when the message carries a timestamp."},
+    {NULL}
+};
+
+static PyGetSetDef Message_getset[] = {
+    {"timestamp", Message_get_timestamp, Message_set_timestamp_attr,
+     "Milliseconds since the epoch (int; float or None if set so); -1 when "
+     "the record had none.",
+     NULL},
+    {"headers", Message_get_headers, Message_set_headers,
+     "Record headers: a list of (str, bytes or None) pairs.", NULL},
+    {"timestamp_dt", Message_get_timestamp_dt, Message_set_timestamp_dt_attr,
+     "The timestamp as a naive UTC datetime if it is > 0, else None; "
+     "settable with a datetime.",
+     NULL},
+    {NULL}
+};
+
+PyDoc_STRVAR(Message_doc,
+"Message(value, partition_key=None, compression_type=0, offset=-1, "
+"partition_id=-1, produce_attempt=0, protocol_version=0, timestamp=None, "
+"delivery_report_q=None, *, headers=None)\n--\n\n"
+"A Kafka message, as pykafka.protocol.Message, plus `headers`.\n\n"
+"With protocol_version 1 and no timestamp, the timestamp is the current\n"
+"time in ms.  len() is its size as a RecordBatch v2 record.");
+
+static PyType_Slot Message_slots[] = {
+    {Py_tp_doc, (void *)Message_doc},
+    {Py_tp_new, Message_new},
+    {Py_tp_init, Message_init},
+    {Py_tp_dealloc, Message_dealloc},
+    {Py_tp_traverse, Message_traverse},
+    {Py_tp_clear, Message_clear},
+    {Py_tp_methods, Message_methods},
+    {Py_tp_members, Message_members},
+    {Py_tp_getset, Message_getset},
+    {Py_sq_length, Message_length},
+    {0, NULL}
+};
+
+static PyType_Spec Message_spec = {
+    .name = "pykafka_c.protocol.Message",
+    .basicsize = sizeof(pkc_message),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = Message_slots,
+};
+
+PyDoc_STRVAR(MessageBase_doc,
+"Message()\n--\n\n"
+"Base class of messages (pykafka.common.Message): no attributes.  Messages\n"
+"handed out by consumers are pykafka_c.protocol.Message instances.");
+
+static PyType_Slot MessageBase_slots[] = {
+    {Py_tp_doc, (void *)MessageBase_doc},
+    {0, NULL}
+};
+
+static PyType_Spec MessageBase_spec = {
+    .name = "pykafka_c.common.Message",
+    .basicsize = sizeof(PyObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .slots = MessageBase_slots,
+};
+
+int
+pkc_message_exec(PyObject *module, pkc_state *st)
+{
+    PyObject *dtmod = NULL;
+    int rc = -1;
+
+    dtmod = PyImport_ImportModule("datetime");
+    if (dtmod == NULL)
+        goto done;
+    st->datetime_type = PyObject_GetAttrString(dtmod, "datetime");
+    if (st->datetime_type == NULL)
+        goto done;
+    st->timedelta_type = PyObject_GetAttrString(dtmod, "timedelta");
+    if (st->timedelta_type == NULL)
+        goto done;
+    st->epoch = PyObject_CallFunction(st->datetime_type, "iii", 1970, 1, 1);
+    if (st->epoch == NULL)
+        goto done;
+    st->MessageBaseType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &MessageBase_spec, NULL);
+    if (st->MessageBaseType == NULL)
+        goto done;
+    st->MessageType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &Message_spec, (PyObject *)st->MessageBaseType);
+    if (st->MessageType == NULL)
+        goto done;
+    if (PyModule_AddObjectRef(module, "MessageBase",
+                              (PyObject *)st->MessageBaseType) < 0 ||
+        PyModule_AddObjectRef(module, "Message",
+                              (PyObject *)st->MessageType) < 0)
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(dtmod);
+    return rc;
+}

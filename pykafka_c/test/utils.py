@@ -1,0 +1,173 @@
+"""Helpers for tests, like pykafka's ``pykafka.test.utils``.
+
+* :func:`get_cluster` -- the cluster named by ``$BROKERS`` when set (for
+  example from ``python -m pykafka_c.test.kafka_instance N --export-hosts
+  FILE``), else a new :class:`~pykafka_c.test.kafka_instance.KafkaInstance`.
+* :func:`stop_cluster` -- terminate a started cluster, or delete the topics
+  created through an external one.
+* :func:`retry` -- call an assertion until it passes or time runs out.
+"""
+
+import os
+import time
+
+from . import _wire
+from .kafka_instance import DEFAULT_KAFKA_VERSION, HarnessError, KafkaInstance
+
+__all__ = ["get_cluster", "stop_cluster", "retry", "ExternalCluster"]
+
+
+def _parse_hosts(brokers):
+    out = []
+    for item in brokers.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise HarnessError("bad broker address %r in %r (want host:port)" % (item, brokers))
+        out.append((host.strip("[]"), int(port)))
+    if not out:
+        raise HarnessError("no broker address in %r" % (brokers,))
+    return out
+
+
+class ExternalCluster:
+    """A running cluster this process did not start, named by a bootstrap
+    string.  Offers the topic helpers of ``KafkaInstance``; it cannot stop or
+    start brokers."""
+
+    def __init__(self, brokers, kafka_version=None):
+        self.brokers = brokers
+        self.kafka_version = kafka_version
+        self.zookeeper = None
+        self.brokers_ssl = None
+        self._hosts = _parse_hosts(brokers)
+        self.created_topics = []
+
+    def __repr__(self):
+        return "<ExternalCluster %s>" % self.brokers
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.terminate()
+
+    def _connect(self, timeout=30.0):
+        last = None
+        for host, port in self._hosts:
+            try:
+                return _wire.Connection(host, port, timeout=timeout)
+            except OSError as exc:
+                last = exc
+        raise HarnessError("no broker of %s answers: %s" % (self.brokers, last))
+
+    def metadata(self):
+        with self._connect() as conn:
+            return conn.metadata()
+
+    def _all_brokers_metadata(self):
+        for host, port in self.metadata().brokers.values():
+            with _wire.Connection(host, port, timeout=10.0) as conn:
+                yield conn.metadata()
+
+    def _wait(self, what, check, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                last = check()
+            except (OSError, _wire.WireError, _wire.KafkaErrorCode) as exc:
+                last = str(exc)
+            if last is None:
+                return
+            if time.monotonic() > deadline:
+                raise HarnessError("timed out after %.0f s waiting for %s: %s"
+                                   % (timeout, what, last))
+            time.sleep(0.2)
+
+    def create_topic(self, name, num_partitions=1, replication_factor=1, configs=None,
+                     timeout=60.0):
+        with self._connect() as conn:
+            conn.create_topic(name, num_partitions, replication_factor, configs,
+                              timeout_ms=int(timeout * 1000))
+        self.created_topics.append(name)
+
+        def check():
+            for md in self._all_brokers_metadata():
+                t = md.topics.get(name)
+                if t is None or t.error or len(t.partitions) != num_partitions:
+                    return "topic not complete yet: %r" % (t,)
+                if any(p.leader < 0 for p in t.partitions.values()):
+                    return "a partition has no leader: %r" % (t,)
+            return None
+
+        self._wait("topic %r to have a leader for every partition" % name, check, timeout)
+
+    def delete_topic(self, name, timeout=60.0):
+        with self._connect() as conn:
+            conn.delete_topics([name], timeout_ms=int(timeout * 1000))
+        if name in self.created_topics:
+            self.created_topics.remove(name)
+
+        def check():
+            for md in self._all_brokers_metadata():
+                if name in md.topics:
+                    return "still listed"
+            return None
+
+        self._wait("topic %r to disappear" % name, check, timeout)
+
+    def list_topics(self, include_internal=False):
+        md = self.metadata()
+        return sorted(n for n, t in md.topics.items() if include_internal or not t.internal)
+
+    def log_tails(self, lines=50, which=None):
+        return "(external cluster %s: its broker logs are not available here)" % self.brokers
+
+    def stop_broker(self, i):
+        raise HarnessError("cannot stop a broker of an external cluster (%s)" % self.brokers)
+
+    def start_broker(self, i, timeout=None):
+        raise HarnessError("cannot start a broker of an external cluster (%s)" % self.brokers)
+
+    def terminate(self):
+        """Delete the topics created through this object; the cluster stays up."""
+        for name in list(self.created_topics):
+            try:
+                self.delete_topic(name)
+            except (HarnessError, OSError, _wire.WireError, _wire.KafkaErrorCode):
+                pass
+        self.created_topics = []
+
+
+def get_cluster(num_instances=1, kafka_version=DEFAULT_KAFKA_VERSION, **kwargs):
+    """The cluster named by ``$BROKERS`` (``host:port,...``; its version from
+    ``$KAFKA_VERSION`` when set) or, without it, a new ``KafkaInstance`` of
+    ``num_instances`` brokers.  Stop it with :func:`stop_cluster`."""
+    brokers = os.environ.get("BROKERS")
+    if brokers:
+        return ExternalCluster(brokers, os.environ.get("KAFKA_VERSION") or None)
+    return KafkaInstance(num_instances=num_instances, kafka_version=kafka_version, **kwargs)
+
+
+def stop_cluster(cluster):
+    """Terminate a cluster from :func:`get_cluster`: a started one is stopped
+    and its data removed; an external one only loses the topics created
+    through it."""
+    cluster.terminate()
+
+
+def retry(assertion_callable, retry_time=10, wait_between_tries=0.1,
+          exception_to_retry=AssertionError):
+    """Call ``assertion_callable`` until it returns without raising
+    ``exception_to_retry``; re-raise the last such exception once
+    ``retry_time`` seconds have passed.  Returns the callable's result."""
+    deadline = time.monotonic() + retry_time
+    while True:
+        try:
+            return assertion_callable()
+        except exception_to_retry:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(wait_between_tries)

@@ -1,0 +1,420 @@
+/*
+ * test_net.c - plain-C tests of net.c without Python, over socketpairs:
+ * the API the C fetch loop and producer thread use (request_begin/end
+ * with a writer, flush, recv with deadlines, discard), resumable progress
+ * on timeouts, pipelining, and the fatal-error paths.
+ *
+ * Build and run (tests/test_net_c.py does this):
+ *   cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Icsrc/wire \
+ *      tests/c/test_net.c csrc/wire/net.c csrc/wire/buf.c -o test_net
+ *   ./test_net
+ */
+#include "buf.h"
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int failures;
+
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,        \
+                    __LINE__, #cond);                                      \
+            failures++;                                                    \
+        }                                                                  \
+    } while (0)
+
+#define CHECK_RC(expr, want)                                               \
+    do {                                                                   \
+        int rc_ = (expr);                                                  \
+        if (rc_ != (want)) {                                               \
+            fprintf(stderr, "%s:%d: %s returned %d (%s), want %d\n",      \
+                    __FILE__, __LINE__, #expr, rc_, pkc_status_str(rc_),   \
+                    (int)(want));                                          \
+            failures++;                                                    \
+        }                                                                  \
+    } while (0)
+
+/* A conn on one end of a socketpair; *peer is the "broker" end. */
+static void
+setup(pkc_conn *conn, int *peer, int32_t max_frame)
+{
+    int sv[2];
+
+    if (pkc_conn_init(conn, "c-test", 6, max_frame) != PKC_OK)
+        abort();
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        abort();
+    if (pkc_conn_adopt_fd(conn, sv[0], "pair") != PKC_OK)
+        abort();
+    *peer = sv[1];
+}
+
+static void
+put(int fd, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n <= 0)
+            abort();
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void
+get(int fd, void *data, size_t len)
+{
+    uint8_t *p = data;
+
+    while (len) {
+        ssize_t n = read(fd, p, len);
+        if (n <= 0)
+            abort();
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Write a response frame: header v0 or v1 (empty tags) + body. */
+static void
+respond(int fd, int32_t corr, int header_version, const void *body,
+        size_t len)
+{
+    uint8_t hdr[9];
+    size_t hlen = 8;
+
+    pkc_store_u32(hdr, (uint32_t)(4 + (header_version ? 1 : 0) + len));
+    pkc_store_u32(hdr + 4, (uint32_t)corr);
+    if (header_version)
+        hdr[hlen++] = 0;
+    put(fd, hdr, hlen);
+    put(fd, body, len);
+}
+
+/* Read one request frame from the broker end; returns its size. */
+static int32_t
+read_request(int fd, uint8_t *buf, size_t cap)
+{
+    uint8_t szb[4];
+    int32_t size;
+
+    get(fd, szb, 4);
+    size = (int32_t)pkc_load_u32(szb);
+    if (size < 0 || (size_t)size > cap)
+        abort();
+    get(fd, buf, (size_t)size);
+    return size;
+}
+
+static void
+test_header_bytes(void)
+{
+    pkc_conn conn;
+    pkc_writer *w;
+    uint8_t buf[256];
+    int32_t corr, size;
+    int peer;
+    static const uint8_t want_v2[] = {
+        0, 1, 0, 12,                          /* ApiKey 1, version 12 */
+        0, 0, 0, 1,                           /* CorrelationId 1 */
+        0, 6, 'c', '-', 't', 'e', 's', 't',   /* ClientId */
+        0,                                    /* TaggedFields */
+        0xAB, 0xCD                            /* body */
+    };
+
+    setup(&conn, &peer, 0);
+    CHECK_RC(pkc_conn_request_begin(&conn, 1, 12, 1, &w), PKC_OK);
+    pkc_write_i16(w, (int16_t)0xABCD);
+    CHECK_RC(pkc_conn_request_end(&conn, 1, &corr), PKC_OK);
+    CHECK(corr == 1);
+    CHECK(pkc_conn_in_flight(&conn) == 1);
+    CHECK(pkc_conn_unsent(&conn) == 4 + sizeof(want_v2));
+    CHECK_RC(pkc_conn_flush(&conn, PKC_NO_DEADLINE), PKC_OK);
+    CHECK(pkc_conn_unsent(&conn) == 0);
+    size = read_request(peer, buf, sizeof(buf));
+    CHECK(size == (int32_t)sizeof(want_v2));
+    CHECK(memcmp(buf, want_v2, sizeof(want_v2)) == 0);
+
+    /* Header v1: no tagged fields. */
+    CHECK_RC(pkc_conn_send_request(&conn, 3, 1, 0, 1, "", 0,
+                                   PKC_NO_DEADLINE, &corr), PKC_OK);
+    CHECK(corr == 2);
+    size = read_request(peer, buf, sizeof(buf));
+    CHECK(size == 16);
+    CHECK(buf[15] == 't');
+    pkc_conn_free(&conn);
+    close(peer);
+}
+
+static void
+test_pipelining_and_header_versions(void)
+{
+    pkc_conn conn;
+    pkc_response resp;
+    uint8_t buf[256];
+    int32_t ids[4];
+    int peer;
+
+    setup(&conn, &peer, 0);
+    /* 0: v0, 1: flexible (v1), 2: flexible ApiVersions (v0), 3: acks=0 */
+    CHECK_RC(pkc_conn_send_request(&conn, 3, 1, 0, 1, "a", 1,
+                                   PKC_NO_DEADLINE, &ids[0]), PKC_OK);
+    CHECK_RC(pkc_conn_send_request(&conn, 3, 12, 1, 1, "b", 1,
+                                   PKC_NO_DEADLINE, &ids[1]), PKC_OK);
+    CHECK_RC(pkc_conn_send_request(&conn, 18, 3, 1, 1, "c", 1,
+                                   PKC_NO_DEADLINE, &ids[2]), PKC_OK);
+    CHECK_RC(pkc_conn_send_request(&conn, 0, 9, 1, 0, "d", 1,
+                                   PKC_NO_DEADLINE, &ids[3]), PKC_OK);
+    CHECK(pkc_conn_in_flight(&conn) == 3);
+    for (int i = 0; i < 4; i++)
+        read_request(peer, buf, sizeof(buf));
+    respond(peer, ids[0], 0, "r0", 2);
+    respond(peer, ids[1], 1, "r1", 2);
+    respond(peer, ids[2], 0, "r2", 2);
+
+    for (int i = 0; i < 3; i++) {
+        CHECK_RC(pkc_conn_recv_response(&conn, pkc_deadline_after(5000),
+                                        &resp), PKC_OK);
+        CHECK(resp.correlation_id == ids[i]);
+        CHECK(resp.body_len == 2 && resp.body[0] == 'r' &&
+              resp.body[1] == '0' + i);
+    }
+    CHECK(resp.api_key == 18 && resp.api_version == 3);
+    CHECK(pkc_conn_in_flight(&conn) == 0);
+    /* Nothing in flight: an error that leaves the connection open. */
+    CHECK_RC(pkc_conn_recv_response(&conn, 0, &resp), PKC_ERR_INVALID);
+    CHECK(pkc_conn_is_open(&conn));
+    pkc_conn_free(&conn);
+    close(peer);
+}
+
+static void
+test_partial_frames_resume(void)
+{
+    pkc_conn conn;
+    pkc_response resp;
+    uint8_t buf[64], frame[4 + 4 + 300];
+    int32_t corr;
+    int peer;
+
+    setup(&conn, &peer, 0);
+    CHECK_RC(pkc_conn_send_request(&conn, 3, 1, 0, 1, NULL, 0,
+                                   PKC_NO_DEADLINE, &corr), PKC_OK);
+    read_request(peer, buf, sizeof(buf));
+    pkc_store_u32(frame, 4 + 300);
+    pkc_store_u32(frame + 4, (uint32_t)corr);
+    for (int i = 0; i < 300; i++)
+        frame[8 + i] = (uint8_t)i;
+    /* Feed it in pieces; each receive with a passed deadline times out,
+     * keeps what it has, and the last one completes the frame. */
+    size_t cuts[] = {1, 3, 6, 8, 100, sizeof(frame)};
+    size_t sent = 0;
+    for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+        put(peer, frame + sent, cuts[k] - sent);
+        sent = cuts[k];
+        int rc = pkc_conn_recv_response(&conn, 0, &resp);
+        if (sent < sizeof(frame)) {
+            CHECK_RC(rc, PKC_ERR_TIMEOUT);
+            CHECK(pkc_conn_is_open(&conn));
+            CHECK(pkc_conn_in_flight(&conn) == 1);
+        }
+        else {
+            CHECK_RC(rc, PKC_OK);
+            CHECK(resp.body_len == 300);
+            CHECK(resp.body[0] == 0 && resp.body[299] == (uint8_t)299);
+        }
+    }
+    pkc_conn_free(&conn);
+    close(peer);
+}
+
+static void
+test_discard(void)
+{
+    pkc_conn conn;
+    pkc_response resp;
+    uint8_t buf[64];
+    int32_t a, b;
+    int peer;
+
+    setup(&conn, &peer, 0);
+    CHECK_RC(pkc_conn_send_request(&conn, 3, 1, 0, 1, NULL, 0,
+                                   PKC_NO_DEADLINE, &a), PKC_OK);
+    CHECK_RC(pkc_conn_send_request(&conn, 3, 1, 0, 1, NULL, 0,
+                                   PKC_NO_DEADLINE, &b), PKC_OK);
+    CHECK_RC(pkc_conn_discard(&conn, a), PKC_OK);
+    CHECK_RC(pkc_conn_discard(&conn, a), PKC_ERR_INVALID);
+    CHECK(pkc_conn_in_flight(&conn) == 1);
+    read_request(peer, buf, sizeof(buf));
+    read_request(peer, buf, sizeof(buf));
+    respond(peer, a, 0, "old", 3);
+    respond(peer, b, 0, "new", 3);
+    CHECK_RC(pkc_conn_recv_response(&conn, pkc_deadline_after(5000), &resp),
+             PKC_OK);
+    CHECK(resp.correlation_id == b && resp.body_len == 3 &&
+          memcmp(resp.body, "new", 3) == 0);
+    CHECK(conn.fifo_len == 0 && conn.fifo_discard == 0);
+    pkc_conn_free(&conn);
+    close(peer);
+}
+
+static void
+test_fatal_errors(void)
+{
+    static const struct {
+        uint8_t bytes[8];
+        size_t len;
+        int want;
+    } cases[] = {
+        {{0x7f, 0xff, 0xff, 0xff}, 4, PKC_ERR_TOO_LARGE},
+        {{0xff, 0xff, 0xff, 0xff}, 4, PKC_ERR_INVALID},
+        {{0, 0, 0, 0}, 4, PKC_ERR_INVALID},
+        {{0, 0, 4, 1}, 4, PKC_ERR_TOO_LARGE}, /* max 1024, length 1025 */
+        {{0x15, 3, 3, 0, 2, 2, 0x32}, 7, PKC_ERR_TOO_LARGE},
+        {{0, 0, 0, 4, 0, 0, 0, 99}, 8, PKC_ERR_INVALID}, /* wrong corr */
+        {{0, 0, 0, 9, 0, 0}, 6, PKC_ERR_CLOSED},         /* EOF inside */
+    };
+    pkc_response resp;
+    uint8_t buf[64];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pkc_conn conn;
+        int32_t corr;
+        int peer;
+
+        setup(&conn, &peer, 1024);
+        CHECK_RC(pkc_conn_send_request(&conn, 3, 1, 0, 1, NULL, 0,
+                                       PKC_NO_DEADLINE, &corr), PKC_OK);
+        read_request(peer, buf, sizeof(buf));
+        put(peer, cases[i].bytes, cases[i].len);
+        shutdown(peer, SHUT_WR);
+        CHECK_RC(pkc_conn_recv_response(&conn, pkc_deadline_after(5000),
+                                        &resp), cases[i].want);
+        CHECK(conn.state == PKC_CONN_BROKEN);
+        CHECK(conn.rcap_peak == PKC_CONN_RBUF_INITIAL);
+        CHECK(conn.errstr[0] != '\0');
+        /* Broken: the peer sees EOF, later calls fail without I/O. */
+        CHECK(read(peer, buf, sizeof(buf)) == 0);
+        CHECK_RC(pkc_conn_send_request(&conn, 3, 1, 0, 1, NULL, 0, 0, NULL),
+                 PKC_ERR_CLOSED);
+        CHECK(pkc_conn_in_flight(&conn) == 0);
+        pkc_conn_close(&conn);
+        CHECK(conn.fd == -1 && conn.state == PKC_CONN_CLOSED);
+        pkc_conn_free(&conn);
+        close(peer);
+    }
+}
+
+static void
+test_flush_resumes_when_the_peer_is_slow(void)
+{
+    pkc_conn conn;
+    size_t big = 4 * 1024 * 1024, got = 0;
+    uint8_t *body = malloc(big), *sink = malloc(65536);
+    int32_t corr;
+    int peer, rc;
+
+    if (body == NULL || sink == NULL)
+        abort();
+    memset(body, 'z', big);
+    setup(&conn, &peer, 0);
+    /* Nobody reads: the socket buffer fills and the flush times out with
+     * the rest still queued. */
+    rc = pkc_conn_send_request(&conn, 0, 9, 0, 1, body, big, 0, &corr);
+    CHECK_RC(rc, PKC_ERR_TIMEOUT);
+    CHECK(pkc_conn_is_open(&conn));
+    CHECK(pkc_conn_unsent(&conn) > 0);
+    CHECK(pkc_conn_in_flight(&conn) == 1);
+    /* Drain the peer while flushing in steps. */
+    fcntl(peer, F_SETFL, O_NONBLOCK);
+    while (pkc_conn_unsent(&conn) > 0) {
+        ssize_t n = read(peer, sink, 65536);
+        if (n > 0)
+            got += (size_t)n;
+        rc = pkc_conn_flush(&conn, 0);
+        CHECK(rc == PKC_OK || rc == PKC_ERR_TIMEOUT);
+        if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT)
+            break;
+    }
+    for (;;) {
+        ssize_t n = read(peer, sink, 65536);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    CHECK(got == 4 + 16 + big);
+    pkc_conn_free(&conn);
+    close(peer);
+    free(body);
+    free(sink);
+}
+
+/* A loopback port nothing listens on (bound, then released). */
+static int
+free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        abort();
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static void
+test_connect_refused_and_bad_args(void)
+{
+    char where[32];
+    pkc_conn conn;
+    int port = free_port();
+
+    pkc_conn_init(&conn, NULL, 0, 0);
+    CHECK_RC(pkc_conn_connect(&conn, "", 9092, PKC_NO_DEADLINE, NULL, 0),
+             PKC_ERR_INVALID);
+    CHECK_RC(pkc_conn_connect(&conn, "127.0.0.1", 70000, PKC_NO_DEADLINE,
+                              NULL, 0), PKC_ERR_INVALID);
+    CHECK_RC(pkc_conn_connect(&conn, "127.0.0.1", port,
+                              pkc_deadline_after(5000), NULL, 0), PKC_ERR_IO);
+    CHECK(conn.err_errno == ECONNREFUSED);
+    snprintf(where, sizeof(where), "127.0.0.1:%d", port);
+    CHECK(strstr(conn.errstr, where) != NULL);
+    CHECK(conn.state == PKC_CONN_CLOSED && conn.fd == -1);
+    pkc_conn_free(&conn);
+}
+
+int
+main(void)
+{
+    test_header_bytes();
+    test_pipelining_and_header_versions();
+    test_partial_frames_resume();
+    test_discard();
+    test_fatal_errors();
+    test_flush_resumes_when_the_peer_is_slow();
+    test_connect_refused_and_bad_args();
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_net: all checks passed\n");
+    return 0;
+}

@@ -1,0 +1,241 @@
+"""Pin pykafka_c's public surface against pykafka 2.8's contract
+(../shared/reference/pykafka-api.md): names, signatures, defaults."""
+
+import inspect
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+# (qualified name, [(parameter, default or REQUIRED), ...]) from the contract.
+REQUIRED = object()
+
+SIGNATURES = {
+    "pykafka_c.client.KafkaClient": [
+        ("hosts", "127.0.0.1:9092"), ("zookeeper_hosts", None),
+        ("socket_timeout_ms", 30000),
+        ("offsets_channel_socket_timeout_ms", 10000),
+        ("use_greenlets", False), ("exclude_internal_topics", True),
+        ("source_address", ""), ("ssl_config", None),
+        ("broker_version", "0.9.0")],
+    "pykafka_c.cluster.Cluster": [
+        ("hosts", REQUIRED), ("handler", None),
+        ("socket_timeout_ms", 30000),
+        ("offsets_channel_socket_timeout_ms", 10000),
+        ("exclude_internal_topics", True), ("source_address", ""),
+        ("zookeeper_hosts", None), ("ssl_config", None),
+        ("broker_version", "0.9.0")],
+    "pykafka_c.broker.Broker": [
+        ("id_", REQUIRED), ("host", REQUIRED), ("port", REQUIRED),
+        ("handler", None), ("socket_timeout_ms", 30000),
+        ("offsets_channel_socket_timeout_ms", 10000),
+        ("buffer_size", 1048576), ("source_host", ""), ("source_port", 0),
+        ("ssl_config", None), ("broker_version", "0.9.0"),
+        ("api_versions", None)],
+    "pykafka_c.topic.Topic.get_simple_consumer": [
+        ("self", REQUIRED), ("consumer_group", None),
+        ("use_rdkafka", False)],
+    "pykafka_c.topic.Topic.get_balanced_consumer": [
+        ("self", REQUIRED), ("consumer_group", REQUIRED),
+        ("managed", False)],
+    "pykafka_c.topic.Topic.get_producer": [
+        ("self", REQUIRED), ("use_rdkafka", False)],
+    "pykafka_c.topic.Topic.fetch_offset_limits": [
+        ("self", REQUIRED), ("offsets_before", REQUIRED),
+        ("max_offsets", 1)],
+    "pykafka_c.partition.Partition.fetch_offset_limit": [
+        ("self", REQUIRED), ("offsets_before", REQUIRED),
+        ("max_offsets", 1)],
+    "pykafka_c.simpleconsumer.SimpleConsumer": [
+        ("topic", REQUIRED), ("cluster", REQUIRED),
+        ("consumer_group", None), ("partitions", None),
+        ("fetch_message_max_bytes", 1048576), ("num_consumer_fetchers", 1),
+        ("auto_commit_enable", False), ("auto_commit_interval_ms", 60000),
+        ("queued_max_messages", 2000), ("fetch_min_bytes", 1),
+        ("fetch_error_backoff_ms", 500), ("fetch_wait_max_ms", 100),
+        ("offsets_channel_backoff_ms", 1000),
+        ("offsets_commit_max_retries", 5), ("auto_offset_reset", -2),
+        ("consumer_timeout_ms", -1), ("auto_start", True),
+        ("reset_offset_on_start", False), ("compacted_topic", False),
+        ("generation_id", -1), ("consumer_id", b""),
+        ("deserializer", None), ("reset_offset_on_fetch", True)],
+    "pykafka_c.producer.Producer": [
+        ("cluster", REQUIRED), ("topic", REQUIRED), ("partitioner", None),
+        ("compression", 0), ("max_retries", 3), ("retry_backoff_ms", 100),
+        ("required_acks", 1), ("ack_timeout_ms", 10000),
+        ("max_queued_messages", 100000), ("min_queued_messages", 70000),
+        ("linger_ms", 5000), ("queue_empty_timeout_ms", 0),
+        ("block_on_queue_full", True), ("max_request_size", 1000012),
+        ("sync", False), ("delivery_reports", False),
+        ("pending_timeout_ms", 5000), ("auto_start", True),
+        ("serializer", None)],
+    "pykafka_c.managedbalancedconsumer.ManagedBalancedConsumer": [
+        ("topic", REQUIRED), ("cluster", REQUIRED),
+        ("consumer_group", REQUIRED), ("fetch_message_max_bytes", 1048576),
+        ("num_consumer_fetchers", 1), ("auto_commit_enable", False),
+        ("auto_commit_interval_ms", 60000), ("queued_max_messages", 2000),
+        ("fetch_min_bytes", 1), ("fetch_error_backoff_ms", 500),
+        ("fetch_wait_max_ms", 100), ("offsets_channel_backoff_ms", 1000),
+        ("offsets_commit_max_retries", 5), ("auto_offset_reset", -2),
+        ("consumer_timeout_ms", -1), ("rebalance_max_retries", 5),
+        ("rebalance_backoff_ms", 2000), ("auto_start", True),
+        ("reset_offset_on_start", False), ("post_rebalance_callback", None),
+        ("use_rdkafka", False), ("compacted_topic", False),
+        ("heartbeat_interval_ms", 3000)],
+    "pykafka_c.balancedconsumer.BalancedConsumer": [
+        ("topic", REQUIRED), ("cluster", REQUIRED),
+        ("consumer_group", REQUIRED), ("fetch_message_max_bytes", 1048576),
+        ("num_consumer_fetchers", 1), ("auto_commit_enable", False),
+        ("auto_commit_interval_ms", 60000), ("queued_max_messages", 2000),
+        ("fetch_min_bytes", 1), ("fetch_error_backoff_ms", 500),
+        ("fetch_wait_max_ms", 100), ("offsets_channel_backoff_ms", 1000),
+        ("offsets_commit_max_retries", 5), ("auto_offset_reset", -2),
+        ("consumer_timeout_ms", -1), ("rebalance_max_retries", 5),
+        ("rebalance_backoff_ms", 2000),
+        ("zookeeper_connection_timeout_ms", 6000),
+        ("zookeeper_connect", None), ("zookeeper_hosts", "127.0.0.1:2181"),
+        ("zookeeper", None), ("auto_start", True),
+        ("reset_offset_on_start", False), ("post_rebalance_callback", None),
+        ("use_rdkafka", False), ("compacted_topic", False)],
+    "pykafka_c.partitioners.HashingPartitioner": [("hash_func", None)],
+    "pykafka_c.partitioners.GroupHashingPartitioner": [
+        ("hash_func", REQUIRED), ("group_size", 1)],
+    "pykafka_c.connection.SslConfig": [
+        ("cafile", REQUIRED), ("certfile", None), ("keyfile", None),
+        ("password", None)],
+}
+
+# Parameters pykafka has after the ones listed (order-insensitive tail).
+TAILS = {
+    "pykafka_c.managedbalancedconsumer.ManagedBalancedConsumer":
+        {"membership_protocol", "deserializer", "reset_offset_on_fetch"},
+    "pykafka_c.balancedconsumer.BalancedConsumer":
+        {"membership_protocol", "deserializer", "reset_offset_on_fetch"},
+}
+
+
+def _resolve(qualname):
+    parts = qualname.split(".")
+    for i in range(len(parts), 0, -1):
+        modname = ".".join(parts[:i])
+        try:
+            obj = __import__(modname, fromlist=["_"])
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(qualname)
+
+
+@pytest.mark.parametrize("qualname", sorted(SIGNATURES))
+def test_signature_prefix_matches_pykafka(qualname):
+    obj = _resolve(qualname)
+    sig = inspect.signature(obj)
+    params = list(sig.parameters.values())
+    expected = SIGNATURES[qualname]
+    assert len(params) >= len(expected), (qualname, sig)
+    for (name, default), param in zip(expected, params):
+        assert param.name == name, (qualname, name, sig)
+        if default is REQUIRED:
+            assert param.default is inspect.Parameter.empty, (qualname, name)
+        else:
+            assert param.default == default, (qualname, name, param.default)
+    rest = {p.name for p in params[len(expected):]
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    assert TAILS.get(qualname, set()) <= rest, (qualname, rest)
+
+
+def test_package_exports():
+    import pykafka_c
+    for name in ["Broker", "SimpleConsumer", "Cluster", "Partition",
+                 "Producer", "Topic", "SslConfig", "KafkaClient",
+                 "BalancedConsumer", "ManagedBalancedConsumer",
+                 "RangeProtocol", "RoundRobinProtocol"]:
+        assert name in pykafka_c.__all__, name
+        assert getattr(pykafka_c, name) is not None
+    assert isinstance(pykafka_c.__version__, str)
+
+
+def test_pykafka_error_codes_kept():
+    from pykafka_c import exceptions as e
+    pykafka_codes = {
+        -1: "UnknownError", 1: "OffsetOutOfRangeError",
+        2: "InvalidMessageError", 3: "UnknownTopicOrPartition",
+        4: "InvalidMessageSize", 5: "LeaderNotAvailable",
+        6: "NotLeaderForPartition", 7: "RequestTimedOut",
+        10: "MessageSizeTooLarge", 12: "OffsetMetadataTooLarge",
+        14: "GroupLoadInProgress", 15: "GroupCoordinatorNotAvailable",
+        16: "NotCoordinatorForGroup", 17: "InvalidTopic",
+        22: "IllegalGeneration", 23: "InconsistentGroupProtocol",
+        25: "UnknownMemberId", 26: "InvalidSessionTimeout",
+        27: "RebalanceInProgress", 29: "TopicAuthorizationFailed",
+        30: "GroupAuthorizationFailed"}
+    for code, name in pykafka_codes.items():
+        cls = getattr(e, name)
+        assert e.ERROR_CODES[code] is cls
+        assert cls.ERROR_CODE == code
+        assert issubclass(cls, e.ProtocolClientError)
+        assert issubclass(cls, e.KafkaException)
+    for name in ["NoBrokersAvailableError", "LeaderNotFoundError",
+                 "SocketDisconnectedError", "ProduceFailureError",
+                 "ConsumerStoppedException", "NoMessagesConsumedError",
+                 "MessageSetDecodeFailure", "ProducerQueueFullError",
+                 "ProducerStoppedException", "OffsetRequestFailedError",
+                 "PartitionOwnedError", "RdKafkaException",
+                 "RdKafkaStoppedException"]:
+        assert issubclass(getattr(e, name), e.KafkaException), name
+    assert not issubclass(e.UnicodeException, e.KafkaException)
+
+
+def test_every_error_code_maps_to_a_class():
+    from pykafka_c import exceptions as e
+    for code in range(-1, 200):
+        if code == 0:
+            continue
+        cls = e.ERROR_CODES[code]
+        assert issubclass(cls, e.ProtocolClientError)
+        assert cls.ERROR_CODE == code
+        exc = e.error_for_code(code, "context")
+        assert isinstance(exc, cls)
+        assert str(code) in str(exc)
+
+
+def test_common_constants():
+    from pykafka_c.common import CompressionType, OffsetType, EPOCH
+    assert (OffsetType.EARLIEST, OffsetType.LATEST) == (-2, -1)
+    assert (CompressionType.NONE, CompressionType.GZIP,
+            CompressionType.SNAPPY, CompressionType.LZ4,
+            CompressionType.ZSTD) == (0, 1, 2, 3, 4)
+    assert EPOCH.year == 1970 and EPOCH.tzinfo is None
+
+
+def test_install_as_pykafka(monkeypatch):
+    for name in list(sys.modules):
+        if name == "pykafka" or name.startswith("pykafka."):
+            monkeypatch.delitem(sys.modules, name)
+    import pykafka_c
+    pykafka_c.install_as_pykafka()
+    try:
+        import pykafka
+        from pykafka import KafkaClient
+        from pykafka.common import OffsetType
+        from pykafka.exceptions import (SocketDisconnectedError,
+                                        NoBrokersAvailableError)
+        import pykafka_c.exceptions as real
+        assert pykafka is pykafka_c
+        assert KafkaClient is pykafka_c.KafkaClient
+        assert OffsetType is pykafka_c.common.OffsetType
+        assert SocketDisconnectedError is real.SocketDisconnectedError
+        assert NoBrokersAvailableError is real.NoBrokersAvailableError
+        import pykafka.simpleconsumer
+        assert pykafka.simpleconsumer.SimpleConsumer is \
+            pykafka_c.SimpleConsumer
+    finally:
+        from pykafka_c import _install
+        if _install._finder in sys.meta_path:
+            sys.meta_path.remove(_install._finder)
+        for name in list(sys.modules):
+            if name == "pykafka" or name.startswith("pykafka."):
+                del sys.modules[name]

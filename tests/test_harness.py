@@ -1,0 +1,429 @@
+"""Tests of the Kafka test harness itself (pykafka_c.test).
+
+Unit tests check the harness's own wire code and helpers without a broker.
+Integration tests start real Kafka 4.x and 3.9 brokers: both versions start
+and report their version, topics are created and deleted, Kafka's own tools
+round-trip records, a 3-broker cluster started from the command line takes
+an RF=3 topic, and a killed broker comes back into the cluster and the ISR.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pykafka_c.test import _wire
+from pykafka_c.test import kafka_instance as ki
+from pykafka_c.test.utils import ExternalCluster, _parse_hosts, get_cluster, retry, stop_cluster
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ------------------------------------------------------------------ unit
+
+def _api_versions_v0_body(error, entries):
+    body = struct.pack(">hi", error, len(entries))
+    for k, lo, hi in entries:
+        body += struct.pack(">hhh", k, lo, hi)
+    return body
+
+
+def _s(text):
+    raw = text.encode()
+    return struct.pack(">h", len(raw)) + raw
+
+
+def _metadata_body(version):
+    """Metadata v`version` response body: 2 brokers, 1 topic with 2 partitions."""
+    body = b""
+    if version >= 3:
+        body += struct.pack(">i", 0)                            # throttle
+    body += struct.pack(">i", 2)
+    body += struct.pack(">i", 0) + _s("127.0.0.1") + struct.pack(">i", 9092) + struct.pack(">h", -1)
+    body += struct.pack(">i", 1) + _s("127.0.0.1") + struct.pack(">i", 9093) + _s("r1")
+    if version >= 2:
+        body += _s("cid")
+    body += struct.pack(">i", 1)                                # controller
+    body += struct.pack(">i", 1) + struct.pack(">h", 0) + _s("t") + b"\x00"
+    body += struct.pack(">i", 2)
+    for pid, leader in ((0, 0), (1, -1)):
+        body += struct.pack(">hii", 5 if leader < 0 else 0, pid, leader)
+        body += struct.pack(">iii", 2, 0, 1)                    # replicas
+        body += struct.pack(">ii", 1, 0)                        # isr
+        if version >= 5:
+            body += struct.pack(">ii", 1, 1)                    # offline
+    return body
+
+
+@pytest.mark.unit
+def test_encode_api_versions_request_bytes():
+    req = _wire.encode_request(18, 0, 7, "probe", b"")
+    assert req == b"\x00\x00\x00\x0f" + b"\x00\x12\x00\x00\x00\x00\x00\x07\x00\x05probe"
+
+
+@pytest.mark.unit
+def test_decode_api_versions_v0():
+    body = _api_versions_v0_body(0, [(0, 3, 12), (18, 0, 4)])
+    error, versions = _wire.decode_api_versions_v0(_wire.Reader(body))
+    assert error == 0
+    assert versions == {0: (3, 12), 18: (0, 4)}
+
+
+@pytest.mark.unit
+def test_decode_api_versions_rejects_hostile_count_and_trailing_bytes():
+    hostile = struct.pack(">hi", 0, 0x7FFFFFFF)
+    with pytest.raises(_wire.WireError, match="cannot fit"):
+        _wire.decode_api_versions_v0(_wire.Reader(hostile))
+    with pytest.raises(_wire.WireError, match="negative array"):
+        _wire.decode_api_versions_v0(_wire.Reader(struct.pack(">hi", 0, -5)))
+    with pytest.raises(_wire.WireError, match="trailing"):
+        _wire.decode_api_versions_v0(_wire.Reader(_api_versions_v0_body(0, []) + b"x"))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+def test_decode_metadata(version):
+    md = _wire.decode_metadata(_wire.Reader(_metadata_body(version)), version)
+    assert md.brokers == {0: ("127.0.0.1", 9092), 1: ("127.0.0.1", 9093)}
+    assert md.controller_id == 1
+    assert md.cluster_id == ("cid" if version >= 2 else None)
+    t = md.topics["t"]
+    assert (t.error, t.internal) == (0, False)
+    assert [(p.id, p.error, p.leader, p.replicas, p.isr) for p in t.partitions.values()] == \
+        [(0, 0, 0, [0, 1], [0]), (1, 5, -1, [0, 1], [0])]
+    assert t.partitions[0].offline == ([1] if version >= 5 else [])
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("version", [1, 5])
+def test_decode_metadata_truncated_anywhere_is_a_wire_error(version):
+    body = _metadata_body(version)
+    for cut in range(len(body)):
+        with pytest.raises(_wire.WireError):
+            _wire.decode_metadata(_wire.Reader(body[:cut]), version)
+
+
+@pytest.mark.unit
+def test_reader_rejects_bad_strings():
+    with pytest.raises(_wire.WireError, match="negative string"):
+        _wire.Reader(struct.pack(">h", -2)).nullable_string()
+    with pytest.raises(_wire.WireError, match="null where a string"):
+        _wire.Reader(struct.pack(">h", -1)).string()
+    with pytest.raises(_wire.WireError, match="UTF-8"):
+        _wire.Reader(struct.pack(">h", 2) + b"\xff\xfe").string()
+    assert _wire.Reader(struct.pack(">h", -1)).nullable_string() is None
+
+
+@pytest.mark.unit
+def test_encode_create_and_delete_topics_bytes():
+    body = _wire.encode_create_topics(4, "ab", 3, 2, {"min.insync.replicas": 2}, 5000)
+    expect = (struct.pack(">i", 1) + _s("ab") + struct.pack(">ih", 3, 2)
+              + struct.pack(">i", 0)                                   # no assignments
+              + struct.pack(">i", 1) + _s("min.insync.replicas") + _s("2")
+              + struct.pack(">i", 5000) + b"\x00")
+    assert body == expect
+    assert _wire.encode_delete_topics(1, ["a", "bc"], 100) == \
+        struct.pack(">i", 2) + _s("a") + _s("bc") + struct.pack(">i", 100)
+    assert _wire.encode_metadata(1) == struct.pack(">i", -1)
+    assert _wire.encode_metadata(4, ["x"]) == struct.pack(">i", 1) + _s("x") + b"\x00"
+
+
+@pytest.mark.unit
+def test_decode_create_topics_errors():
+    body = struct.pack(">ii", 0, 1) + _s("t") + struct.pack(">h", 36) + _s("exists")
+    assert _wire.decode_create_topics(_wire.Reader(body), 2) == [("t", 36, "exists")]
+    body = struct.pack(">ii", 0, 1) + _s("t") + struct.pack(">h", 3)
+    assert _wire.decode_delete_topics(_wire.Reader(body), 1) == [("t", 3)]
+
+
+@pytest.mark.unit
+def test_connection_checks_size_and_correlation_id():
+    """A loopback peer that answers with a wrong correlation id, then with an
+    absurd size: both are WireErrors, not hangs or huge reads."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    try:
+        for reply, match in ((struct.pack(">ii", 4, 999), "correlation"),
+                             (struct.pack(">i", 0x7FFFFFF0), "implausible"),
+                             (struct.pack(">i", 10) + b"\x00\x00", "closed")):
+            with _wire.Connection("127.0.0.1", port, timeout=5.0) as conn:
+                peer, _ = srv.accept()
+                with peer:
+                    peer.sendall(reply)
+                    peer.shutdown(socket.SHUT_WR)
+                    with pytest.raises(_wire.WireError, match=match):
+                        conn.request(18, 0, b"")
+    finally:
+        srv.close()
+
+
+@pytest.mark.unit
+def test_free_ports_are_distinct_bindable_and_not_ephemeral():
+    ports = ki._free_ports(6)
+    assert len(set(ports)) == 6
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        eph_lo = int(f.read().split()[0])
+    for p in ports:
+        assert p < eph_lo
+        assert ki._port_is_free(p)
+
+
+@pytest.mark.unit
+def test_cluster_id_format():
+    for _ in range(200):
+        cid = ki._new_cluster_id()
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cid)
+        assert not cid.startswith("-")
+
+
+@pytest.mark.unit
+def test_versions_and_tool_classes():
+    assert ki._logging_flavour(ki.DEFAULT_KAFKA_VERSION) == "log4j2"
+    assert ki._logging_flavour(ki.KAFKA_39_VERSION) == "reload4j"
+    assert ki.DEFAULT_KAFKA_VERSION.startswith("4.")
+    assert ki.KAFKA_39_VERSION.startswith("3.9.")
+    for bad in ("4.4", "latest", "2.8.1"):
+        with pytest.raises(ki.HarnessError):
+            ki._parse_version(bad)
+    assert ki.tool_class("console-producer", "4.4.0") == "org.apache.kafka.tools.ConsoleProducer"
+    assert ki.tool_class("console-producer", "3.9.2") == "kafka.tools.ConsoleProducer"
+    assert ki.tool_class("org.example.Main", "4.4.0") == "org.example.Main"
+
+
+@pytest.mark.unit
+def test_missing_java_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ki.HarnessError, match="java was not found"):
+        ki.check_java()
+
+
+@pytest.mark.unit
+def test_old_java_is_a_clear_error(monkeypatch, tmp_path):
+    fake = tmp_path / "bin" / "java"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.21" 2023-10-17\' >&2\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    with pytest.raises(ki.HarnessError, match="Java 11; Kafka 4.x brokers need Java 17"):
+        ki.check_java()
+
+
+@pytest.mark.unit
+def test_missing_mvn_is_a_clear_error_before_anything_starts(monkeypatch, tmp_path):
+    java = ki.check_java()
+    monkeypatch.setenv("JAVA_HOME", os.path.dirname(os.path.dirname(os.path.realpath(java))))
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    def must_not_start(self):
+        raise AssertionError("the cluster was started although mvn is missing")
+
+    monkeypatch.setattr(ki.KafkaInstance, "_start_cluster", must_not_start)
+    with pytest.raises(ki.HarnessError, match=r"Maven \(mvn\) was not found"):
+        ki.KafkaInstance(1, download_dir=str(tmp_path / "empty-cache"))
+
+
+@pytest.mark.unit
+def test_retry():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        assert len(calls) >= 3
+        return "ok"
+
+    assert retry(flaky, retry_time=5, wait_between_tries=0.01) == "ok"
+    assert len(calls) == 3
+
+    def never():
+        raise AssertionError("never")
+
+    t0 = time.monotonic()
+    with pytest.raises(AssertionError, match="never"):
+        retry(never, retry_time=0.3, wait_between_tries=0.05)
+    assert time.monotonic() - t0 >= 0.3
+
+    def other():
+        raise KeyError("not retried")
+
+    with pytest.raises(KeyError):
+        retry(other, retry_time=5)
+
+
+@pytest.mark.unit
+def test_parse_hosts():
+    assert _parse_hosts("127.0.0.1:1, localhost:22") == [("127.0.0.1", 1), ("localhost", 22)]
+    for bad in ("", "host", "host:x", ":1"):
+        with pytest.raises(ki.HarnessError):
+            _parse_hosts(bad)
+
+
+# ----------------------------------------------------------- integration
+
+def test_broker_starts_and_reports_its_version(kafka, capsys):
+    versions = kafka.api_versions(0)
+    for api in (0, 1, 3, 18):          # Produce, Fetch, Metadata, ApiVersions
+        assert api in versions
+    md = kafka.metadata()
+    assert set(md.brokers) == set(kafka.node_ids)
+    logged = kafka.broker_version(0)
+    assert logged == kafka.kafka_version
+    with capsys.disabled():
+        print("\nKafka broker at %s answered: version %s (from its log), ApiVersions "
+              "Produce %d-%d, Fetch %d-%d, Metadata %d-%d, ApiVersions %d-%d"
+              % (kafka.brokers, logged, *versions[0], *versions[1], *versions[3],
+                 *versions[18]))
+
+
+def test_create_and_delete_topic(kafka, topic_name):
+    kafka.create_topic(topic_name, num_partitions=3, configs={"retention.ms": 3600000})
+    t = kafka.metadata().topics[topic_name]
+    assert sorted(t.partitions) == [0, 1, 2]
+    assert all(p.leader in kafka.node_ids for p in t.partitions.values())
+    assert topic_name in kafka.list_topics()
+    with pytest.raises(_wire.KafkaErrorCode) as info:
+        kafka.create_topic(topic_name)
+    assert info.value.code == _wire.ERR_TOPIC_ALREADY_EXISTS
+    kafka.delete_topic(topic_name)
+    assert topic_name not in kafka.metadata().topics
+
+
+@pytest.mark.slow
+def test_kafka_tools_round_trip(kafka, topic_name):
+    kafka.create_topic(topic_name)
+    sent = ["record-%d" % i for i in range(20)]
+    kafka.produce_messages(topic_name, sent)
+    out = ki.run_kafka_tool("console-consumer",
+                            ["--bootstrap-server", kafka.brokers, "--topic", topic_name,
+                             "--from-beginning", "--max-messages", str(len(sent)),
+                             "--timeout-ms", "60000"],
+                            kafka_version=kafka.kafka_version)
+    assert out.stdout.splitlines() == sent
+    kafka.delete_topic(topic_name)
+
+
+def _wait_for_file(path, proc, timeout):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if proc.poll() is not None:
+            raise AssertionError("kafka_instance exited with %d before writing %s"
+                                 % (proc.returncode, path))
+        if time.monotonic() > deadline:
+            raise AssertionError("kafka_instance did not write %s within %d s" % (path, timeout))
+        time.sleep(0.25)
+
+
+def _port_closed(port):
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.integration
+@pytest.mark.cluster3
+@pytest.mark.slow
+def test_command_line_three_brokers_rf3_topic(tmp_path, monkeypatch, capsys):
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is not installed (scripts/install-system-deps.sh installs it)"
+    hosts = tmp_path / "hosts"
+    err_path = tmp_path / "stderr"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pykafka_c.test.kafka_instance", "3",
+                                 "--export-hosts", str(hosts)],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=err,
+                                stdin=subprocess.DEVNULL)
+    try:
+        _wait_for_file(str(hosts), proc, timeout=240)
+        lines = hosts.read_text().splitlines()
+        assert lines[0].startswith("BROKERS=")
+        brokers = lines[0][len("BROKERS="):]
+        assert proc.stdout.readline().decode().strip() == lines[0]
+        assert len(brokers.split(",")) == 3
+
+        monkeypatch.setenv("BROKERS", brokers)
+        cluster = get_cluster()
+        assert isinstance(cluster, ExternalCluster)
+        topic = "pkc-cli-rf3"
+        cluster.create_topic(topic, num_partitions=3, replication_factor=3,
+                             configs={"min.insync.replicas": 2})
+        md = cluster.metadata()
+        assert len(md.brokers) == 3
+        for p in md.topics[topic].partitions.values():
+            assert sorted(p.replicas) == sorted(md.brokers)
+
+        via_kcat = ["kcat-%d" % i for i in range(10)]
+        subprocess.run([kcat, "-P", "-b", brokers, "-t", topic, "-X", "acks=all"],
+                       input="\n".join(via_kcat) + "\n", text=True, check=True, timeout=60)
+        via_tool = ["tool-%d" % i for i in range(10)]
+        ki.run_kafka_tool("console-producer",
+                          ["--bootstrap-server", brokers, "--topic", topic,
+                           "--producer-property", "acks=all"],
+                          input="\n".join(via_tool) + "\n")
+        got = subprocess.run([kcat, "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e",
+                              "-q", "-f", "%s\n"],
+                             stdout=subprocess.PIPE, text=True, check=True, timeout=60).stdout
+        assert sorted(got.splitlines()) == sorted(via_kcat + via_tool)
+        with capsys.disabled():
+            print("\n3-broker cluster from the command line: %s, RF=3 topic round-tripped %d "
+                  "records" % (brokers, len(got.splitlines())))
+        stop_cluster(cluster)                 # deletes the topic it created
+        assert topic not in cluster.list_topics()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+    stderr = err_path.read_text()
+    assert rc == 0, stderr
+    m = re.search(r"data in (\S+?)\. ", stderr)
+    assert m, stderr
+    assert not os.path.exists(m.group(1)), "data folder left behind"
+    for hp in brokers.split(","):
+        assert _port_closed(int(hp.rsplit(":", 1)[1]))
+
+
+@pytest.mark.slow
+def test_stop_and_start_broker_rejoins_cluster_and_isr(kafka_cluster3, topic_name):
+    k = kafka_cluster3
+    k.create_topic(topic_name, num_partitions=3, replication_factor=3)
+    k.wait_in_sync([topic_name])
+    victim = 1
+    k.stop_broker(victim)
+    try:
+        assert not k.is_running(victim)
+
+        def dropped():
+            md = k.metadata(0)
+            assert victim not in md.brokers
+            for p in md.topics[topic_name].partitions.values():
+                assert victim not in p.isr
+                assert p.leader in (0, 2)
+
+        retry(dropped, retry_time=60, wait_between_tries=0.25)
+    finally:
+        k.start_broker(victim)
+    for i in range(3):
+        assert set(k.metadata(i).brokers) == {0, 1, 2}
+
+    def back_in_isr():
+        for i in range(3):
+            for p in k.metadata(i).topics[topic_name].partitions.values():
+                assert victim in p.isr, p
+
+    retry(back_in_isr, retry_time=60, wait_between_tries=0.25)
+    k.delete_topic(topic_name)

@@ -1,0 +1,217 @@
+"""pykafka_c.protocol.Message: parity with pykafka 2.8's Message, headers,
+and the C type's own duties (GC, subclassing, pickling, len)."""
+
+import datetime
+import gc
+import inspect
+import pickle
+import queue
+import time
+import weakref
+
+import pytest
+
+from pykafka_c import _core, common
+from pykafka_c.protocol import Message
+
+pytestmark = pytest.mark.unit
+
+EPOCH = datetime.datetime(1970, 1, 1)
+
+
+def test_class_layout():
+    assert Message is _core.Message
+    assert common.Message is _core.MessageBase
+    assert issubclass(Message, common.Message)
+    assert (Message.__module__, Message.__name__) == (
+        "pykafka_c.protocol", "Message")
+    assert (common.Message.__module__, common.Message.__name__) == (
+        "pykafka_c.common", "Message")
+    assert isinstance(common.Message(), common.Message)
+    assert isinstance(Message(b"v"), common.Message)
+
+
+def test_signature_matches_pykafka():
+    params = inspect.signature(Message).parameters
+    assert [(p.name, p.default) for p in params.values()] == [
+        ("value", inspect.Parameter.empty), ("partition_key", None),
+        ("compression_type", 0), ("offset", -1), ("partition_id", -1),
+        ("produce_attempt", 0), ("protocol_version", 0), ("timestamp", None),
+        ("delivery_report_q", None), ("headers", None)]
+    assert params["headers"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_constructor_defaults():
+    m = Message(b"value")
+    assert m.value == b"value"
+    assert m.partition_key is None
+    assert m.compression_type == 0
+    assert m.offset == -1
+    assert m.partition_id == -1
+    assert m.partition is None
+    assert m.produce_attempt == 0
+    assert m.delivery_report_q is None
+    assert m.protocol_version == 0
+    assert m.timestamp is None
+    assert m.timestamp_dt is None
+    assert m.headers == []
+    # each message has its own headers list
+    m.headers.append(("a", b"1"))
+    assert Message(b"x").headers == []
+    assert m.headers == [("a", b"1")]
+
+
+def test_constructor_all_arguments():
+    q = queue.Queue()
+    m = Message(b"v", b"k", 1, 5, 3, 2, 1, 1500, q, headers=[("h", None)])
+    assert (m.value, m.partition_key, m.compression_type, m.offset,
+            m.partition_id, m.produce_attempt, m.protocol_version,
+            m.timestamp, m.delivery_report_q, m.headers) == (
+        b"v", b"k", 1, 5, 3, 2, 1, 1500, q, [("h", None)])
+    with pytest.raises(TypeError):
+        Message()
+    with pytest.raises(TypeError):
+        Message(b"v", None, 0, -1, -1, 0, 0, None, None, [])  # headers kw
+
+
+def test_protocol_version():
+    before = int(time.time() * 1000)
+    m = Message(b"v", protocol_version=1)
+    after = int(time.time() * 1000)
+    assert before - 1 <= m.timestamp <= after + 1
+    assert isinstance(m.timestamp, int)
+    assert Message(b"v", protocol_version=1, timestamp=5).timestamp == 5
+    with pytest.raises(AssertionError):
+        Message(b"v", protocol_version=2)
+
+
+def test_timestamp_dt():
+    m = Message(b"v", timestamp=1500)
+    assert m.timestamp_dt == datetime.datetime(1970, 1, 1, 0, 0, 1, 500000)
+    m.timestamp = 1_577_836_800_123
+    assert m.timestamp_dt == datetime.datetime(2020, 1, 1, 0, 0, 0, 123000)
+    for ts in (0, -1, None):
+        m.timestamp = ts
+        assert m.timestamp_dt is None
+    m.timestamp = 2.5
+    assert m.timestamp_dt == EPOCH + datetime.timedelta(microseconds=2500)
+    m.timestamp_dt = datetime.datetime(2021, 6, 1, 12, 0, 0, 250000)
+    assert m.timestamp == int(
+        1000 * (datetime.datetime(2021, 6, 1, 12, 0, 0, 250000)
+                - EPOCH).total_seconds())
+    assert m.timestamp_dt == datetime.datetime(2021, 6, 1, 12, 0, 0, 250000)
+
+
+def test_set_timestamp():
+    m = Message(b"v")
+    for ts in (5, 5.5, None):
+        m.set_timestamp(ts)
+        assert m.timestamp == ts if ts is not None else m.timestamp is None
+    m.set_timestamp(datetime.datetime(1970, 1, 2))
+    assert m.timestamp == 86_400_000
+
+    class MyDatetime(datetime.datetime):
+        pass
+
+    # pykafka checks exact types: bool, str, subclasses are refused
+    for bad in (True, "5", b"5", MyDatetime(2020, 1, 1), [5],
+                datetime.date(2020, 1, 1)):
+        with pytest.raises(RuntimeError):
+            m.set_timestamp(bad)
+    assert m.timestamp == 86_400_000
+    with pytest.raises(RuntimeError):
+        Message(b"v", timestamp="now")
+
+
+def test_attributes_are_slots():
+    m = Message(b"v")
+    m.value = "deserialized"
+    m.partition_key = {"any": "object"}
+    m.partition = object()
+    m.offset = 2 ** 62
+    m.partition_id = 7
+    assert m.offset == 2 ** 62 and m.partition_id == 7
+    with pytest.raises(AttributeError):
+        m.topic = "x"
+    with pytest.raises(AttributeError):
+        m.__dict__
+    with pytest.raises(TypeError):
+        m.offset = "x"
+
+
+def test_len_is_encoded_record_size():
+    cases = [
+        Message(b"v" * 100, timestamp=0),
+        Message(None, partition_key=b"", timestamp=0),
+        Message(b"x" * 300, partition_key=b"k" * 200, timestamp=0,
+                headers=[("key", b"val"), ("n", None), ("", b"")]),
+    ]
+    for m in cases:
+        assert len(m) == len(_core.encode_record_batch([m])) - \
+            _core.RECORD_BATCH_OVERHEAD
+    assert len(Message(b"v" * 100)) == 109
+
+
+def test_gc_cycle_collected():
+    class Holder:
+        pass
+
+    h = Holder()
+    m = Message(b"v", delivery_report_q=h)
+    h.message = m
+    m.headers.append(("h", h))
+    ref = weakref.ref(h)
+    del h, m
+    gc.collect()
+    assert ref() is None
+
+
+def test_subclass():
+    class MyMessage(Message):
+        __slots__ = ("extra",)
+
+        def describe(self):
+            return (self.value, self.extra)
+
+    m = MyMessage(b"v", offset=3)
+    m.extra = 1
+    assert m.describe() == (b"v", 1) and m.offset == 3
+    assert isinstance(m, common.Message)
+
+    class Free(common.Message):
+        pass
+
+    f = Free()
+    f.anything = 1
+    del m, f
+    gc.collect()
+
+
+def test_pickle_and_copy():
+    import copy
+    m = Message(b"v", b"k", offset=9, partition_id=2, timestamp=77,
+                headers=[("h", b"x")], delivery_report_q=queue.Queue())
+    for clone in (pickle.loads(pickle.dumps(m)), copy.copy(m)):
+        assert (clone.value, clone.partition_key, clone.offset,
+                clone.partition_id, clone.timestamp, clone.headers) == (
+            b"v", b"k", 9, 2, 77, [("h", b"x")])
+        assert clone.delivery_report_q is None
+
+
+def test_decoded_messages():
+    data = _core.encode_record_batch(
+        [(b"value", b"key", 1_600_000_000_000, [("h", b"v")])])
+    (m,) = _core.decode_records(data, partition_id=6)
+    assert type(m) is Message
+    assert (m.value, m.partition_key, m.offset, m.partition_id,
+            m.timestamp, m.headers, m.partition, m.delivery_report_q,
+            m.compression_type, m.produce_attempt, m.protocol_version) == (
+        b"value", b"key", 0, 6, 1_600_000_000_000, [("h", b"v")], None,
+        None, 0, 0, 1)
+    assert m.timestamp_dt == datetime.datetime(2020, 9, 13, 12, 26, 40)
+    m.partition = "p"
+    m.timestamp = 5
+    assert m.timestamp == 5
+    # the lazily made timestamp and headers are stable objects
+    (m,) = _core.decode_records(data)
+    assert m.headers is m.headers and m.timestamp is m.timestamp
