@@ -659,7 +659,8 @@ class BalancedConsumer(object):
         """Join and sync (retrying with backoff) and apply the assignment."""
         attempts = max(1, self._rebalance_max_retries)
         for i in range(attempts):
-            if i:
+            if i and self._running:
+                self._wakeup.clear()
                 self._wakeup.wait(i * self._rebalance_backoff_ms / 1000.0)
             if not self._running:
                 raise ConsumerStoppedException()
@@ -864,6 +865,8 @@ class BalancedConsumer(object):
             return True
         old_offsets = old.held_offsets if old is not None else dict()
         if old is not None:
+            # consume() waits while there is no internal consumer.
+            self._consumer = None
             old.stop()
         if ids:
             cns = self._get_internal_consumer(
@@ -996,9 +999,9 @@ class BalancedConsumer(object):
                             {pid: offsets[pid] for pid in rejoin},
                             self._consumer_group, err)
                 if rejoin_on_error:
-                    self._request_rejoin(
-                        "offset commit error %d" % err,
-                        reset_member=(err == _UNKNOWN_MEMBER_ID))
+                    # The heartbeat thread finds out whether the member id
+                    # is still valid; this may run in the user's thread.
+                    self._request_rejoin("offset commit error %d" % err)
                 elif err == _UNKNOWN_MEMBER_ID:
                     self._consumer_id = b''
                     self._generation_id = -1
@@ -1104,10 +1107,21 @@ class BalancedConsumer(object):
                 except ConsumerStoppedException:
                     if not self._running:
                         raise
-                    # The internal consumer was replaced by a rebalance.
-                    continue
+                    message = None
+                    stale = cns
+                else:
+                    stale = None
             finally:
                 self._rebalancing_lock.release()
+            if stale is not None:
+                # The internal consumer was stopped by a rebalance; wait for
+                # its replacement instead of spinning.
+                if not block:
+                    return None
+                with self._state_cond:
+                    if self._running and self._consumer is stale:
+                        self._state_cond.wait(slice_s)
+                continue
             if message is not None:
                 self._last_message_time = time.time()
                 return message
