@@ -9,6 +9,7 @@ run through the harness's tool helper.
 """
 
 import inspect
+import re
 import shutil
 import subprocess
 import threading
@@ -724,12 +725,14 @@ def test_rebalance_unblocks_consume_and_runs_callback(
     old, new = calls[1]
     assert old == {pid: 79 for pid in range(4)}
     assert set(new) == set(a.partitions)
-    assert a.held_offsets == {pid: 50 for pid in a.partitions}
     # The blocked consume() went on across the rebalance and returns a
     # message of the new assignment (offset 51, after the callback's reset).
     assert woke.wait(15)
-    assert got[0] is not None and got[0].partition_id in a.partitions
-    assert got[0].offset == 51
+    m = got[0]
+    assert m is not None and m.partition_id in a.partitions
+    assert m.offset == 51
+    assert a.held_offsets == {pid: 51 if pid == m.partition_id else 50
+                              for pid in a.partitions}
 
 
 def test_callback_errors_surface(kafka, topic_name, client_factory,
@@ -852,28 +855,44 @@ def test_ten_consumers_started_at_once_settle(kafka, topic_name,
     assert settle_s < 90
 
 
-def _console_consumer(kafka, topic, group, assignor):
+def _console_consumer(kafka, topic, group, assignor, tmp_path):
+    """Kafka's console consumer in ``group``; returns (process, lines) where
+    ``lines`` fills with its stdout in the background."""
+    config = tmp_path / ("consumer-%s.properties" % uuid.uuid4().hex[:6])
+    config.write_text(
+        "partition.assignment.strategy=org.apache.kafka.clients.consumer.%s\n"
+        "session.timeout.ms=6000\n"
+        "heartbeat.interval.ms=500\n"
+        "enable.auto.commit=false\n" % assignor)
     cmd = kafka_tool_command(
         "console-consumer",
         ["--bootstrap-server", kafka.brokers, "--topic", topic,
          "--group", group, "--from-beginning",
          "--property", "print.partition=true",
-         "--consumer-property",
-         "partition.assignment.strategy=org.apache.kafka.clients.consumer."
-         + assignor,
-         "--consumer-property", "session.timeout.ms=6000",
-         "--consumer-property", "heartbeat.interval.ms=500",
-         "--consumer-property", "enable.auto.commit=false"],
+         "--consumer.config", str(config)],
         kafka_version=kafka.kafka_version)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    with open(str(config) + ".stderr", "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err,
+                                text=True)
     lines = []
 
     def reader():
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
-    threading.Thread(target=reader, daemon=True).start()
+    proc.reader = threading.Thread(target=reader, daemon=True)
+    proc.reader.start()
     return proc, lines
+
+
+def _console_messages(lines):
+    """(partition, value) of the message lines the console consumer printed
+    (other lines, e.g. deprecation notes, are not messages)."""
+    out = []
+    for line in list(lines):
+        found = re.match(r"Partition:(\d+)\t(.*)$", line)
+        if found:
+            out.append((int(found.group(1)), found.group(2)))
+    return out
 
 
 def _described_assignment(client, group):
@@ -891,16 +910,16 @@ def _described_assignment(client, group):
     (RoundRobinProtocol, "RoundRobinAssignor")], ids=PROTOCOL_IDS)
 def test_group_shared_with_kafkas_console_consumer(
         kafka, topic_name, client_factory, consumers_to_stop, leader,
-        protocol, assignor):
+        protocol, assignor, tmp_path):
     kafka.create_topic(topic_name, 6)
     client = client_factory(kafka)
     topic = client.topics[topic_name]
     group = group_name()
-    produce(kafka, topic_name, make_values("j", range(6), 10))
     java = lines = mine = None
     try:
         if leader == "java":
-            java, lines = _console_consumer(kafka, topic_name, group, assignor)
+            java, lines = _console_consumer(kafka, topic_name, group, assignor,
+                                            tmp_path)
             wait_for(lambda: _described_assignment(client, group), 60,
                      "the console consumer to form the group")
         mine = new_consumer(consumers_to_stop, topic, group,
@@ -908,7 +927,8 @@ def test_group_shared_with_kafkas_console_consumer(
                             consumer_timeout_ms=3000, **FAST)
         if leader == "pykafka_c":
             assert mine._is_leader
-            java, lines = _console_consumer(kafka, topic_name, group, assignor)
+            java, lines = _console_consumer(kafka, topic_name, group, assignor,
+                                            tmp_path)
 
         def split():
             desc = _described_assignment(client, group)
@@ -930,14 +950,19 @@ def test_group_shared_with_kafkas_console_consumer(
         assert not (java_parts & mine_parts)
         assert len(java_parts) == len(mine_parts) == 3
         # Both sides consume exactly their own partitions.
+        produce(kafka, topic_name, make_values("j", range(6), 10))
         got = [mine.consume() for _ in range(30)]
         assert all(m is not None for m in got)
         assert {m.partition_id for m in got} == mine_parts
         assert mine.consume(block=False) is None
-        wait_for(lambda: len(lines) >= 30, 60, "the console consumer to "
-                 "print its 30 messages")
-        java_pids = {int(line.split("\t")[0].split(":")[1]) for line in lines}
-        assert java_pids == java_parts
+        wait_for(lambda: len(_console_messages(lines)) >= 30, 60,
+                 "the console consumer to print its 30 messages "
+                 "(output so far: %r)" % (lines,))
+        java_got = _console_messages(lines)
+        assert len(java_got) == 30
+        assert {pid for pid, _ in java_got} == java_parts
+        assert {v for _, v in java_got} == {
+            "j-p%d-%d" % (pid, i) for pid in java_parts for i in range(10)}
     finally:
         if java is not None:
             java.terminate()
@@ -946,6 +971,8 @@ def test_group_shared_with_kafkas_console_consumer(
             except subprocess.TimeoutExpired:
                 java.kill()
                 java.wait()
+            java.reader.join(10)
+            java.stdout.close()
 
 
 def test_group_recovers_when_the_coordinator_dies(
