@@ -398,6 +398,10 @@ class BalancedConsumer(object):
         partitions and start the heartbeat thread.  As in pykafka, a failure
         is logged and turns into ``stop()``; ``consume()`` then raises
         ConsumerStoppedException chained to the cause."""
+        worker = self._worker_thread
+        if self._running and worker is not None and worker.is_alive():
+            log.info("%r is already running", self)
+            return
         try:
             self._running = True
             self._start_exception = None
@@ -836,9 +840,9 @@ class BalancedConsumer(object):
     # -- the internal consumer -----------------------------------------------
 
     def _setup_internal_consumer(self, partition_ids=None, start=True):
-        """Use a SimpleConsumer for ``partition_ids`` (reusing the current
-        one when the set did not change)."""
-        ids = set(partition_ids or ())
+        """Use a SimpleConsumer for ``partition_ids`` (ids or Partitions;
+        the current one is kept when the set did not change)."""
+        ids = set(getattr(p, "id", p) for p in (partition_ids or ()))
         unknown = [i for i in ids if i not in self._topic.partitions]
         if unknown:
             try:
