@@ -640,6 +640,68 @@ def test_member_that_stops_heartbeating_is_expired_and_rejoins(
     assert a.consumer_id and a.consumer_id != old_member
 
 
+def test_commit_refused_after_rebalance_triggers_rejoin(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    kafka.create_topic(topic_name, 2)
+    topic = client_factory(kafka).topics[topic_name]
+    group = group_name()
+    produce(kafka, topic_name, make_values("x", [0, 1], 5))
+    # A's heartbeats are skipped, so A never hears of the rebalance B's
+    # arrival starts; its long session keeps it from being expired, but it
+    # misses the rebalance (3 s) and is dropped from the group.
+    opts = dict(heartbeat_interval_ms=300, session_timeout_ms=30000,
+                rebalance_timeout_ms=3000, consumer_timeout_ms=3000)
+    a = new_consumer(consumers_to_stop, topic, group, **opts)
+    real = a._send_heartbeat
+    a._send_heartbeat = lambda: 0.3
+    old_member = a.consumer_id
+    assert a.consume() is not None
+    b = new_consumer(consumers_to_stop, topic, group, **opts)
+    wait_for(lambda: set(b.partitions) == {0, 1}, 30,
+             "B to own everything once A missed the rebalance", [b])
+    assert set(a.partitions) == {0, 1}  # A does not know yet
+    # The coordinator refuses A's commit; commit_offsets() does not raise
+    # (as in pykafka) but makes A rejoin, with a fresh member id.
+    reasons = []
+    request_rejoin = a._request_rejoin
+
+    def spy(why, reset_member=False):
+        reasons.append(why)
+        return request_rejoin(why, reset_member)
+    a._request_rejoin = spy
+    a.commit_offsets()
+    assert [r for r in reasons if r.startswith("offset commit error")]
+    wait_for(lambda: assignment_settled([a, b], {0, 1}), 30,
+             "A to rejoin after its refused commit", [a, b])
+    assert a.consumer_id != old_member
+    a._send_heartbeat = real
+
+
+def test_reset_offsets_through_the_balanced_consumer(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    kafka.create_topic(topic_name, 1)
+    topic = client_factory(kafka).topics[topic_name]
+    group = group_name()
+    produce(kafka, topic_name, make_values("o", [0], 10))
+    a = new_consumer(consumers_to_stop, topic, group, consumer_timeout_ms=3000,
+                     **FAST)
+    assert a.held_offsets == {0: -2}
+    a.reset_offsets([(topic.partitions[0], 4)])
+    assert a.held_offsets == {0: 4}
+    m = a.consume()
+    assert (m.offset, m.value) == (5, b"o-p0-5")
+    a.reset_offsets([(topic.partitions[0], OffsetType.LATEST)])
+    assert a.held_offsets == {0: 9}
+    a.reset_offsets()  # auto_offset_reset: EARLIEST
+    assert a.consume().offset == 0
+    a.stop()
+    # reset_offsets commits, as pykafka's did: the last reset (EARLIEST) is
+    # where the group resumes.
+    b = new_consumer(consumers_to_stop, topic, group, consumer_timeout_ms=3000,
+                     **FAST)
+    assert b.consume().offset == 0
+
+
 def test_committed_offsets_are_where_the_next_owner_starts(
         kafka, topic_name, client_factory, consumers_to_stop):
     kafka.create_topic(topic_name, 2)
