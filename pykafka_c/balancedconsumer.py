@@ -617,7 +617,9 @@ class BalancedConsumer(object):
         if cns is None or not self._running:
             return
         try:
-            self._commit(cns, None)
+            # One attempt: the heartbeat must not wait for commit retries;
+            # the next interval tries again.
+            self._commit(cns, None, retries=1)
         except Exception as exc:
             log.warning("Auto-commit for group %s failed: %s",
                         self._consumer_group, exc)
@@ -939,7 +941,8 @@ class BalancedConsumer(object):
 
     # -- offsets -------------------------------------------------------------
 
-    def _commit(self, cns, partition_offsets, rejoin_on_error=True):
+    def _commit(self, cns, partition_offsets, rejoin_on_error=True,
+                retries=None):
         """OffsetCommit for ``cns``'s partitions (``partition_offsets``:
         ``[(Partition, offset)]``, default: next offset to read of each)
         with this member's generation and id.
@@ -968,7 +971,9 @@ class BalancedConsumer(object):
                                "hostname": socket.gethostname()})
         now_ms = int(time.time() * 1000)
         pending = dict(offsets)
-        retries = max(1, self._offsets_commit_max_retries)
+        if retries is None:
+            retries = self._offsets_commit_max_retries
+        retries = max(1, retries)
         last_exc = None
         for i in range(retries):
             if i:
