@@ -917,23 +917,38 @@ def test_ten_consumers_started_at_once_settle(kafka, topic_name,
     assert settle_s < 90
 
 
-def _console_consumer(kafka, topic, group, assignor, tmp_path):
-    """Kafka's console consumer in ``group``; returns (process, lines) where
-    ``lines`` fills with its stdout in the background."""
-    config = tmp_path / ("consumer-%s.properties" % uuid.uuid4().hex[:6])
-    config.write_text(
-        "partition.assignment.strategy=org.apache.kafka.clients.consumer.%s\n"
-        "session.timeout.ms=6000\n"
-        "heartbeat.interval.ms=500\n"
-        "enable.auto.commit=false\n" % assignor)
-    cmd = kafka_tool_command(
-        "console-consumer",
-        ["--bootstrap-server", kafka.brokers, "--topic", topic,
-         "--group", group, "--from-beginning",
-         "--property", "print.partition=true",
-         "--consumer.config", str(config)],
-        kafka_version=kafka.kafka_version)
-    with open(str(config) + ".stderr", "w") as err:
+def _foreign_consumer(kind, kafka, topic, group, protocol_name, tmp_path):
+    """Another client's consumer in ``group``: Kafka's console consumer
+    (``java``) or kcat's librdkafka KafkaConsumer (``librdkafka``), both
+    printing "Partition:<id>\t<value>" lines.  Returns (process, lines)
+    where ``lines`` fills with its stdout in the background."""
+    stem = tmp_path / ("%s-%s" % (kind, uuid.uuid4().hex[:6]))
+    if kind == "java":
+        assignor = {"range": "RangeAssignor",
+                    "roundrobin": "RoundRobinAssignor"}[protocol_name]
+        config = str(stem) + ".properties"
+        with open(config, "w") as f:
+            f.write("partition.assignment.strategy=org.apache.kafka.clients."
+                    "consumer.%s\n"
+                    "session.timeout.ms=6000\n"
+                    "heartbeat.interval.ms=500\n"
+                    "enable.auto.commit=false\n" % assignor)
+        cmd = kafka_tool_command(
+            "console-consumer",
+            ["--bootstrap-server", kafka.brokers, "--topic", topic,
+             "--group", group, "--from-beginning",
+             "--property", "print.partition=true",
+             "--consumer.config", config],
+            kafka_version=kafka.kafka_version)
+    else:
+        cmd = [_kcat(), "-b", kafka.brokers, "-G", group, topic,
+               "-X", "partition.assignment.strategy=%s" % protocol_name,
+               "-X", "session.timeout.ms=6000",
+               "-X", "heartbeat.interval.ms=500",
+               "-X", "enable.auto.commit=false",
+               "-X", "auto.offset.reset=earliest",
+               "-f", "Partition:%p\t%s\n", "-u"]
+    with open(str(stem) + ".stderr", "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err,
                                 text=True)
     lines = []
@@ -946,8 +961,8 @@ def _console_consumer(kafka, topic, group, assignor, tmp_path):
     return proc, lines
 
 
-def _console_messages(lines):
-    """(partition, value) of the message lines the console consumer printed
+def _printed_messages(lines):
+    """(partition, value) of the message lines the foreign consumer printed
     (other lines, e.g. deprecation notes, are not messages)."""
     out = []
     for line in list(lines):
@@ -966,31 +981,34 @@ def _described_assignment(client, group):
         m["member_assignment"]) for m in desc["members"]}
 
 
-@pytest.mark.parametrize("leader", ["pykafka_c", "java"])
-@pytest.mark.parametrize("protocol,assignor", [
-    (RangeProtocol, "RangeAssignor"),
-    (RoundRobinProtocol, "RoundRobinAssignor")], ids=PROTOCOL_IDS)
-def test_group_shared_with_kafkas_console_consumer(
-        kafka, topic_name, client_factory, consumers_to_stop, leader,
-        protocol, assignor, tmp_path):
+@pytest.mark.parametrize("leader", ["pykafka_c", "foreign"])
+@pytest.mark.parametrize("protocol", PROTOCOLS, ids=PROTOCOL_IDS)
+@pytest.mark.parametrize("foreign", ["java", "librdkafka"])
+def test_group_shared_with_another_client(
+        kafka, topic_name, client_factory, consumers_to_stop, foreign,
+        protocol, leader, tmp_path):
+    """A pykafka_c consumer and Kafka's console consumer (or kcat's
+    librdkafka consumer) with the same assignor split a topic, whichever of
+    them the coordinator makes leader."""
     kafka.create_topic(topic_name, 6)
     client = client_factory(kafka)
     topic = client.topics[topic_name]
     group = group_name()
-    java = lines = mine = None
+    name = protocol.protocol_name.decode()
+    other = lines = mine = None
     try:
-        if leader == "java":
-            java, lines = _console_consumer(kafka, topic_name, group, assignor,
-                                            tmp_path)
+        if leader == "foreign":
+            other, lines = _foreign_consumer(foreign, kafka, topic_name, group,
+                                             name, tmp_path)
             wait_for(lambda: _described_assignment(client, group), 60,
-                     "the console consumer to form the group")
+                     "the %s consumer to form the group" % foreign)
         mine = new_consumer(consumers_to_stop, topic, group,
                             membership_protocol=protocol,
                             consumer_timeout_ms=3000, **FAST)
         if leader == "pykafka_c":
             assert mine._is_leader
-            java, lines = _console_consumer(kafka, topic_name, group, assignor,
-                                            tmp_path)
+            other, lines = _foreign_consumer(foreign, kafka, topic_name, group,
+                                             name, tmp_path)
 
         def split():
             desc = _described_assignment(client, group)
@@ -1003,38 +1021,37 @@ def test_group_shared_with_kafkas_console_consumer(
             if set(mine.partitions) != parts.get(mine.consumer_id.decode()):
                 return None
             return parts
-        parts = wait_for(split, 60, "pykafka_c and Java to split the "
-                         "partitions", [mine])
+        parts = wait_for(split, 60, "pykafka_c and %s to split the "
+                         "partitions" % foreign, [mine])
         assert mine._is_leader == (leader == "pykafka_c")
-        java_parts = [p for mid, p in parts.items()
-                      if mid != mine.consumer_id.decode()][0]
+        other_parts = [p for mid, p in parts.items()
+                       if mid != mine.consumer_id.decode()][0]
         mine_parts = set(mine.partitions)
-        assert not (java_parts & mine_parts)
-        assert len(java_parts) == len(mine_parts) == 3
+        assert not (other_parts & mine_parts)
+        assert len(other_parts) == len(mine_parts) == 3
         # Both sides consume exactly their own partitions.
         produce(kafka, topic_name, make_values("j", range(6), 10))
         got = [mine.consume() for _ in range(30)]
         assert all(m is not None for m in got)
         assert {m.partition_id for m in got} == mine_parts
         assert mine.consume(block=False) is None
-        wait_for(lambda: len(_console_messages(lines)) >= 30, 60,
-                 "the console consumer to print its 30 messages "
-                 "(output so far: %r)" % (lines,))
-        java_got = _console_messages(lines)
-        assert len(java_got) == 30
-        assert {pid for pid, _ in java_got} == java_parts
-        assert {v for _, v in java_got} == {
-            "j-p%d-%d" % (pid, i) for pid in java_parts for i in range(10)}
+        wait_for(lambda: len(_printed_messages(lines)) >= 30, 60,
+                 "the %s consumer to print its 30 messages" % foreign)
+        other_got = _printed_messages(lines)
+        assert len(other_got) == 30
+        assert {pid for pid, _ in other_got} == other_parts
+        assert {v for _, v in other_got} == {
+            "j-p%d-%d" % (pid, i) for pid in other_parts for i in range(10)}
     finally:
-        if java is not None:
-            java.terminate()
+        if other is not None:
+            other.terminate()
             try:
-                java.wait(20)
+                other.wait(20)
             except subprocess.TimeoutExpired:
-                java.kill()
-                java.wait()
-            java.reader.join(10)
-            java.stdout.close()
+                other.kill()
+                other.wait()
+            other.reader.join(10)
+            other.stdout.close()
 
 
 def test_group_recovers_when_the_coordinator_dies(
