@@ -1071,6 +1071,26 @@ class BalancedConsumer(object):
         (across rebalances) until a message arrives, or until
         ``consumer_timeout_ms`` passed when that is positive (then returns
         None).  Raises ConsumerStoppedException after ``stop()``."""
+        # Fast path: a message is queued and no rebalance is under way.
+        # Holding the rebalancing lock while taking it keeps a starting
+        # rebalance from committing offsets behind a message handed out.
+        cns = self._consumer
+        if cns is not None and self._running and \
+                self._worker_exception is None and \
+                not self._rebalancing_in_progress.is_set() and \
+                self._rebalancing_lock.acquire(False):
+            try:
+                message = None
+                if self._consumer is cns and \
+                        not self._rebalancing_in_progress.is_set():
+                    try:
+                        message = cns.consume(block=False)
+                    except ConsumerStoppedException:
+                        pass
+            finally:
+                self._rebalancing_lock.release()
+            if message is not None:
+                return message
         timeout_ms = self._consumer_timeout_ms
         deadline = (time.monotonic() + timeout_ms / 1000.0
                     if timeout_ms > 0 else None)
