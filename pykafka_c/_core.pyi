@@ -1,9 +1,9 @@
 """Type stubs for pykafka_c._core (the C extension).  Each area of the core
 appends its own section."""
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
-from collections.abc import Buffer
+Buffer = Union[bytes, bytearray, memoryview]
 
 # ------------------------------------------------------------------ protocol
 # Message bodies (no header) as dicts of snake_case field names; arrays are

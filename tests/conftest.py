@@ -69,8 +69,9 @@ def _start(version, num_instances):
     try:
         return KafkaInstance(num_instances=num_instances, kafka_version=version)
     except HarnessError as exc:
-        pytest.fail("could not start a %d-broker Kafka %s cluster: %s"
-                    % (num_instances, version, exc), pytrace=False)
+        reason = str(exc)
+    pytest.fail("could not start a %d-broker Kafka %s cluster: %s"
+                % (num_instances, version, reason), pytrace=False)
 
 
 @pytest.fixture(scope="session", params=[v for _, v in _PARAMS], ids=[i for i, _ in _PARAMS])
@@ -88,6 +89,21 @@ def kafka_cluster3(request):
     cluster = _start(request.param, 3)
     yield cluster
     cluster.terminate()
+
+
+@pytest.fixture(autouse=True)
+def _restart_stopped_brokers(request):
+    """After a test that used a cluster fixture, start again any broker the
+    test stopped (and did not restart), so later tests get a whole cluster."""
+    yield
+    funcargs = getattr(request.node, "funcargs", {}) or {}
+    for name in CLUSTER_FIXTURES:
+        cluster = funcargs.get(name)
+        if not isinstance(cluster, KafkaInstance):
+            continue
+        for i in range(cluster.num_instances):
+            if not cluster.is_running(i):
+                cluster.start_broker(i)
 
 
 @pytest.fixture

@@ -163,7 +163,8 @@ def test_c_unit_tests(tmp_path):
                if not _have_header(h)]
     assert not missing, "codec headers missing (install the -dev packages): %s" % missing
     exe = str(tmp_path / "test_records")
-    cmd = ["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
+    cmd = ["gcc", "-std=c11", "-Wall", "-Wextra", "-Wshadow",
+           "-Wstrict-prototypes", "-Werror", "-O1", "-g",
            "-D_GNU_SOURCE", "-DPKC_HAVE_SNAPPY=1", "-DPKC_HAVE_LZ4=1",
            "-DPKC_HAVE_ZSTD=1", "-Icsrc/wire", "-Itests/c",
            "tests/c/test_records.c", "csrc/wire/records.c",

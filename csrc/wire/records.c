@@ -310,6 +310,62 @@ decompress_into_rec(pkc_records_iter *it, int codec, const uint8_t *in,
     return PKC_OK;
 }
 
+/* Inline fast paths of the pkc_reader functions for the per-record loop:
+ * the common short forms are decoded here, everything else (long varints,
+ * errors) goes through buf.c, so behaviour is identical. */
+static inline int
+rd_varint(pkc_reader *r, int32_t *out, const char *field)
+{
+    const uint8_t *p = r->pos;
+
+    if (r->status == PKC_OK && p < r->end) {
+        uint32_t u = p[0];
+        if (u < 0x80) {
+            r->pos = p + 1;
+            *out = (int32_t)((u >> 1) ^ (~(u & 1) + 1));
+            return PKC_OK;
+        }
+        if (p + 1 < r->end && p[1] < 0x80) {
+            u = (u & 0x7f) | ((uint32_t)p[1] << 7);
+            r->pos = p + 2;
+            *out = (int32_t)((u >> 1) ^ (~(u & 1) + 1));
+            return PKC_OK;
+        }
+    }
+    return pkc_read_varint(r, out, field);
+}
+
+static inline int
+rd_varlong(pkc_reader *r, int64_t *out, const char *field)
+{
+    const uint8_t *p = r->pos;
+
+    if (r->status == PKC_OK && r->end - p >= 4) {
+        uint64_t u = 0;
+        for (int i = 0; i < 4; i++) {
+            u |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+            if (p[i] < 0x80) {
+                r->pos = p + i + 1;
+                *out = (int64_t)((u >> 1) ^ (~(u & 1) + 1));
+                return PKC_OK;
+            }
+        }
+    }
+    return pkc_read_varlong(r, out, field);
+}
+
+static inline int
+rd_raw(pkc_reader *r, int32_t n, pkc_slice *out, const char *field)
+{
+    if (r->status == PKC_OK && (size_t)(r->end - r->pos) >= (size_t)n) {
+        out->ptr = r->pos;
+        out->len = n;
+        r->pos += n;
+        return PKC_OK;
+    }
+    return pkc_read_raw(r, (size_t)n, out, field);
+}
+
 /* Read the next v2 record of the current batch from it->rec. */
 static int
 read_v2_record(pkc_records_iter *it, pkc_record *rec)
@@ -324,7 +380,7 @@ read_v2_record(pkc_records_iter *it, pkc_record *rec)
     if (pkc_reader_remaining(rr) == 0)
         return iter_fail(it, PKC_ERR_INVALID,
                          "recordsCount (more than the records)");
-    if (pkc_read_varint(rr, &len, "record length"))
+    if (rd_varint(rr, &len, "record length"))
         return iter_fail_sub(it, rr);
     if (len < 0 || (size_t)len > pkc_reader_remaining(rr)) {
         pkc_reader_fail(rr, PKC_ERR_INVALID, "record length");
@@ -334,9 +390,9 @@ read_v2_record(pkc_records_iter *it, pkc_record *rec)
     rr->pos += len;
 
     pkc_read_i8(&b, &attributes, "record attributes");
-    pkc_read_varlong(&b, &ts_delta, "timestampDelta");
-    pkc_read_varint(&b, &offset_delta, "offsetDelta");
-    pkc_read_varint(&b, &key_len, "key length");
+    rd_varlong(&b, &ts_delta, "timestampDelta");
+    rd_varint(&b, &offset_delta, "offsetDelta");
+    rd_varint(&b, &key_len, "key length");
     if (b.status)
         goto fail;
     if (offset_delta < 0 || offset_delta > it->last_offset_delta) {
@@ -349,9 +405,9 @@ read_v2_record(pkc_records_iter *it, pkc_record *rec)
         pkc_reader_fail(&b, PKC_ERR_INVALID, "key length");
         goto fail;
     }
-    if (key_len >= 0 && pkc_read_raw(&b, (size_t)key_len, &rec->key, "key"))
+    if (key_len >= 0 && rd_raw(&b, key_len, &rec->key, "key"))
         goto fail;
-    if (pkc_read_varint(&b, &value_len, "value length"))
+    if (rd_varint(&b, &value_len, "value length"))
         goto fail;
     rec->value.ptr = NULL;
     rec->value.len = -1;
@@ -360,9 +416,9 @@ read_v2_record(pkc_records_iter *it, pkc_record *rec)
         goto fail;
     }
     if (value_len >= 0 &&
-        pkc_read_raw(&b, (size_t)value_len, &rec->value, "value"))
+        rd_raw(&b, value_len, &rec->value, "value"))
         goto fail;
-    if (pkc_read_varint(&b, &n_headers, "headers count"))
+    if (rd_varint(&b, &n_headers, "headers count"))
         goto fail;
     /* Each header takes at least two bytes (two one-byte varints). */
     if (n_headers < 0 || (size_t)n_headers > pkc_reader_remaining(&b) / 2) {
@@ -372,14 +428,14 @@ read_v2_record(pkc_records_iter *it, pkc_record *rec)
     headers_start = b.pos;
     for (int32_t i = 0; i < n_headers; i++) {
         int32_t hk, hv;
-        if (pkc_read_varint(&b, &hk, "header key length"))
+        if (rd_varint(&b, &hk, "header key length"))
             goto fail;
         if (hk < 0) {
             pkc_reader_fail(&b, PKC_ERR_INVALID, "header key length");
             goto fail;
         }
         if (pkc_read_skip(&b, (size_t)hk, "header key") ||
-            pkc_read_varint(&b, &hv, "header value length"))
+            rd_varint(&b, &hv, "header value length"))
             goto fail;
         if (hv < -1) {
             pkc_reader_fail(&b, PKC_ERR_INVALID, "header value length");
@@ -831,12 +887,14 @@ zigzag64(int64_t v)
 static inline size_t
 uvarint_size(uint64_t v)
 {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
+    /* the short forms first: lengths and deltas are mostly small */
+    if (v < 0x80)
+        return 1;
+    if (v < 0x4000)
+        return 2;
+    if (v < 0x200000)
+        return 3;
+    return 1 + (size_t)(63 - __builtin_clzll(v)) / 7;
 }
 
 static inline size_t
@@ -976,7 +1034,7 @@ pkc_batch_builder_append(pkc_batch_builder *b, int64_t timestamp,
     total = body + varint_size((int64_t)body);
     if (total > b->w.max - b->w.len)
         return PKC_ERR_TOO_LARGE;
-    if (pkc_writer_reserve(&b->w, (size_t)total))
+    if (b->w.cap - b->w.len < total && pkc_writer_reserve(&b->w, (size_t)total))
         return b->w.status;
     p = b->w.buf + b->w.len;
     p = put_varint(p, (int64_t)body);

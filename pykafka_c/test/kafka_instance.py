@@ -49,7 +49,7 @@ from . import _wire
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION", "KAFKA_39_VERSION", "KAFKA_VERSIONS", "HarnessError",
-    "KafkaInstance", "run_kafka_tool", "kafka_tool_command", "resolve_classpath",
+    "KafkaInstance", "ClusterAdmin", "run_kafka_tool", "kafka_tool_command", "resolve_classpath",
     "check_java", "cache_dir", "TOOLS",
 ]
 
@@ -155,7 +155,7 @@ def check_java():
         raise HarnessError(
             "java was not found (neither $JAVA_HOME/bin/java nor java on PATH). Kafka "
             "brokers need a Java runtime 17 or newer: run scripts/install-system-deps.sh "
-            "or `apt-get install openjdk-17-jre-headless`.")
+            "or `apt-get install openjdk-17-jdk-headless`.")
     if java in _java_checked:
         return java
     try:
@@ -172,7 +172,7 @@ def check_java():
     if major < 17:
         raise HarnessError(
             "%s is Java %d; Kafka 4.x brokers need Java 17 or newer. Install a JDK 17+ "
-            "(`apt-get install openjdk-17-jre-headless`) or point JAVA_HOME at one." % (java, major))
+            "(`apt-get install openjdk-17-jdk-headless`) or point JAVA_HOME at one." % (java, major))
     _java_checked[java] = major
     return java
 
@@ -220,7 +220,10 @@ def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", downlo
         shutil.copyfile(os.path.join(_HERE, "pom.xml"), os.path.join(vdir, "pom.xml"))
         tmp = tempfile.mkdtemp(prefix=kind + ".tmp-", dir=vdir)
         try:
-            cmd = [mvn, "-B", "-q", "-f", os.path.join(vdir, "pom.xml"),
+            # -U: retry artifacts whose earlier download failed (Maven caches
+            # "not found" in ~/.m2 otherwise); plain output for error messages.
+            cmd = [mvn, "-B", "-q", "-U", "-Dstyle.color=never",
+                   "-f", os.path.join(vdir, "pom.xml"),
                    "-P", ",".join(_profiles(kafka_version, kind)),
                    "dependency:copy-dependencies", "-DincludeScope=runtime",
                    "-DoutputDirectory=" + tmp, "-Dkafka.version=" + kafka_version,
@@ -232,7 +235,7 @@ def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", downlo
             except subprocess.TimeoutExpired:
                 raise HarnessError("Maven did not finish resolving Kafka %s within %d s"
                                    % (kafka_version, MVN_TIMEOUT)) from None
-            out = proc.stdout.decode("utf-8", "replace")
+            out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout.decode("utf-8", "replace"))
             jars = sorted(f for f in os.listdir(tmp) if f.endswith(".jar"))
             needed = "kafka_2.13-%s.jar" % kafka_version if kind == "broker" else \
                 "kafka-tools-%s.jar" % kafka_version
@@ -425,7 +428,138 @@ def _cleanup(brokers, tmpdir, grace, keep):
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-class KafkaInstance:
+class ClusterAdmin:
+    """Topic and metadata helpers shared by :class:`KafkaInstance` and
+    :class:`pykafka_c.test.utils.ExternalCluster`.  Subclasses provide
+    ``brokers``, ``kafka_version``, ``download_dir``, ``_addresses()`` (the
+    (node id, host, port) of every reachable broker) and ``_address_of(i)``."""
+
+    download_dir = None
+
+    def _connect(self, addr, timeout=30.0):
+        return _wire.Connection(addr[1], addr[2], timeout=timeout)
+
+    def metadata(self, i=None):
+        """Cluster metadata (all topics) as seen by broker ``i`` (default: the
+        first reachable one): a ``ClusterMetadata`` with ``brokers`` {node id:
+        (host, port)}, ``controller_id``, ``cluster_id`` and ``topics`` {name:
+        TopicMetadata with ``partitions`` {id: PartitionMetadata with
+        ``leader``, ``replicas``, ``isr``}}."""
+        addr = self._address_of(i) if i is not None else self._addresses()[0]
+        with self._connect(addr) as conn:
+            return conn.metadata()
+
+    def api_versions(self, i=None):
+        """{api_key: (min, max)} advertised by broker ``i`` (ApiVersions v0)."""
+        addr = self._address_of(i) if i is not None else self._addresses()[0]
+        with self._connect(addr) as conn:
+            return conn.api_versions()
+
+    @property
+    def node_ids(self):
+        return sorted(self.metadata().brokers)
+
+    def _wait(self, what, check, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                last = check()
+                if last is None:
+                    return
+            except (OSError, _wire.WireError, _wire.KafkaErrorCode) as exc:
+                last = str(exc) or exc.__class__.__name__
+            if time.monotonic() > deadline:
+                raise HarnessError("timed out after %.0f s waiting for %s: %s"
+                                   % (timeout, what, last))
+            time.sleep(0.2)
+
+    def _each_broker_metadata(self):
+        for addr in self._addresses():
+            with self._connect(addr, 10.0) as conn:
+                yield addr[0], conn.metadata()
+
+    def create_topic(self, name, num_partitions=1, replication_factor=1, configs=None,
+                     timeout=60.0):
+        """Create a topic (CreateTopics; ``configs`` is a dict of topic
+        settings) and wait until every reachable broker's metadata shows a
+        leader for each of its partitions.  An existing topic raises
+        ``KafkaErrorCode`` with code 36 (TOPIC_ALREADY_EXISTS)."""
+        with self._connect(self._addresses()[0]) as conn:
+            conn.create_topic(name, num_partitions, replication_factor, configs,
+                              timeout_ms=int(timeout * 1000))
+
+        def check():
+            for node, md in self._each_broker_metadata():
+                t = md.topics.get(name)
+                if t is None or t.error != 0:
+                    return "broker %d: topic %s" % (node, "absent" if t is None
+                                                    else "error %d" % t.error)
+                if len(t.partitions) != num_partitions:
+                    return "broker %d: %d of %d partitions" % (node, len(t.partitions),
+                                                              num_partitions)
+                bad = [p.id for p in t.partitions.values() if p.leader < 0]
+                if bad:
+                    return "broker %d: partitions %s have no leader" % (node, bad)
+            return None
+
+        self._wait("topic %r to have a leader for every partition" % name, check, timeout)
+
+    def delete_topic(self, name, timeout=60.0):
+        """Delete a topic and wait until no reachable broker lists it."""
+        with self._connect(self._addresses()[0]) as conn:
+            conn.delete_topics([name], timeout_ms=int(timeout * 1000))
+
+        def check():
+            for node, md in self._each_broker_metadata():
+                if name in md.topics:
+                    return "broker %d still lists it" % node
+            return None
+
+        self._wait("topic %r to disappear" % name, check, timeout)
+
+    def list_topics(self, include_internal=False):
+        md = self.metadata()
+        return sorted(n for n, t in md.topics.items() if include_internal or not t.internal)
+
+    def wait_in_sync(self, topics=None, timeout=60.0):
+        """Wait until every partition of ``topics`` (default: all non-internal
+        topics) has a leader and all its replicas in the ISR, as every
+        reachable broker sees it."""
+
+        def check():
+            for node, md in self._each_broker_metadata():
+                names = topics if topics is not None else [
+                    n for n, t in md.topics.items() if not t.internal]
+                for n in names:
+                    t = md.topics.get(n)
+                    if t is None:
+                        return "broker %d does not list topic %r" % (node, n)
+                    for p in t.partitions.values():
+                        if p.leader < 0 or set(p.isr) != set(p.replicas):
+                            return ("broker %d: %s[%d] leader %d replicas %s isr %s"
+                                    % (node, n, p.id, p.leader, p.replicas, p.isr))
+            return None
+
+        self._wait("all replicas in sync", check, timeout)
+
+    def produce_messages(self, topic_name, messages, timeout=120.0):
+        """Write ``messages`` (str or bytes, one record each, no newlines) to a
+        topic with Kafka's console producer (acks=all), like pykafka's helper."""
+        lines = []
+        for m in messages:
+            m = m.decode("utf-8") if isinstance(m, bytes) else str(m)
+            if "\n" in m:
+                raise ValueError("console producer records cannot contain newlines")
+            lines.append(m)
+        run_kafka_tool("console-producer",
+                       ["--bootstrap-server", self.brokers, "--topic", topic_name,
+                        "--producer-property", "acks=all"],
+                       kafka_version=self.kafka_version or DEFAULT_KAFKA_VERSION,
+                       input="\n".join(lines) + "\n", timeout=timeout,
+                       download_dir=self.download_dir)
+
+
+class KafkaInstance(ClusterAdmin):
     """A cluster of ``num_instances`` KRaft nodes (each a combined broker and
     controller, static voters) on free loopback ports, started on
     construction and ready when the constructor returns.
@@ -441,9 +575,17 @@ class KafkaInstance:
 
     def __init__(self, num_instances=1, kafka_version=DEFAULT_KAFKA_VERSION,
                  download_dir=None, name="kafka", heap="512m", start_timeout=None,
-                 server_properties=None, jvm_opts=()):
+                 server_properties=None, jvm_opts=(), scala_version="2.13", bin_dir=None,
+                 use_gevent=False):
+        # scala_version, bin_dir and use_gevent are pykafka's parameters: only
+        # Scala 2.13 builds exist for KRaft-era Kafka, bin_dir is taken as the
+        # download (cache) folder, and use_gevent does not concern the brokers.
         if int(num_instances) < 1:
             raise ValueError("num_instances must be at least 1")
+        if str(scala_version) != "2.13":
+            raise HarnessError("only Scala 2.13 builds of Kafka are published for the "
+                               "versions this harness runs, not %r" % (scala_version,))
+        download_dir = download_dir or bin_dir
         self.num_instances = int(num_instances)
         self.kafka_version = str(kafka_version)
         self.name = name
@@ -728,127 +870,20 @@ class KafkaInstance:
 
     # ------------------------------------------------------------- queries
 
-    def _running_brokers(self):
+    def _addresses(self):
         running = [b for b in self._brokers if b.running()]
         if not running:
             raise HarnessError("no broker of the cluster is running")
-        return running
+        return [(b.node_id, "127.0.0.1", b.port) for b in running]
 
-    def _connect(self, b, timeout=30.0):
-        return _wire.Connection("127.0.0.1", b.port, timeout=timeout)
-
-    def metadata(self, i=None):
-        """Cluster metadata (all topics) as seen by broker ``i`` (default: the
-        first running one): a ``ClusterMetadata`` with ``brokers`` {node id:
-        (host, port)}, ``controller_id`` and ``topics`` {name: TopicMetadata}."""
-        b = self._broker(i) if i is not None else self._running_brokers()[0]
-        with self._connect(b) as conn:
-            return conn.metadata()
-
-    def api_versions(self, i=0):
-        """{api_key: (min, max)} advertised by broker ``i`` (ApiVersions v0)."""
-        with self._connect(self._broker(i)) as conn:
-            return conn.api_versions()
+    def _address_of(self, i):
+        b = self._broker(i)
+        return b.node_id, "127.0.0.1", b.port
 
     def broker_version(self, i=0):
         """Kafka version broker ``i`` reported in its log ("Kafka version: X")."""
         m = re.findall(r"Kafka version: (\S+)", self.broker_logs(i))
         return m[-1] if m else None
-
-    def _wait(self, what, check, timeout):
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            try:
-                last = check()
-                if last is None:
-                    return
-            except (OSError, _wire.WireError, _wire.KafkaErrorCode) as exc:
-                last = str(exc)
-            if time.monotonic() > deadline:
-                raise HarnessError("timed out after %.0f s waiting for %s: %s"
-                                   % (timeout, what, last))
-            time.sleep(0.2)
-
-    def create_topic(self, name, num_partitions=1, replication_factor=1, configs=None,
-                     timeout=60.0):
-        """Create a topic and wait until every running broker's metadata shows
-        a leader for each of its partitions."""
-        with self._connect(self._running_brokers()[0]) as conn:
-            conn.create_topic(name, num_partitions, replication_factor, configs,
-                              timeout_ms=int(timeout * 1000))
-
-        def check():
-            for b in self._running_brokers():
-                with self._connect(b, 10.0) as conn:
-                    t = conn.metadata().topics.get(name)
-                if t is None or t.error != 0:
-                    return "broker %d: topic %s" % (b.index, "absent" if t is None
-                                                     else "error %d" % t.error)
-                if len(t.partitions) != num_partitions:
-                    return "broker %d: %d of %d partitions" % (b.index, len(t.partitions),
-                                                              num_partitions)
-                bad = [p.id for p in t.partitions.values() if p.leader < 0]
-                if bad:
-                    return "broker %d: partitions %s have no leader" % (b.index, bad)
-            return None
-
-        self._wait("topic %r to have a leader for every partition" % name, check, timeout)
-
-    def delete_topic(self, name, timeout=60.0):
-        """Delete a topic and wait until no running broker lists it."""
-        with self._connect(self._running_brokers()[0]) as conn:
-            conn.delete_topics([name], timeout_ms=int(timeout * 1000))
-
-        def check():
-            for b in self._running_brokers():
-                with self._connect(b, 10.0) as conn:
-                    if name in conn.metadata().topics:
-                        return "broker %d still lists it" % b.index
-            return None
-
-        self._wait("topic %r to disappear" % name, check, timeout)
-
-    def list_topics(self, include_internal=False):
-        md = self.metadata()
-        return sorted(n for n, t in md.topics.items() if include_internal or not t.internal)
-
-    def wait_in_sync(self, topics=None, timeout=60.0):
-        """Wait until every partition of ``topics`` (default: all non-internal
-        topics) has all its replicas in the ISR, as every running broker sees it."""
-
-        def check():
-            for b in self._running_brokers():
-                with self._connect(b, 10.0) as conn:
-                    md = conn.metadata()
-                names = topics if topics is not None else [
-                    n for n, t in md.topics.items() if not t.internal]
-                for n in names:
-                    t = md.topics.get(n)
-                    if t is None:
-                        return "broker %d does not list topic %r" % (b.index, n)
-                    for p in t.partitions.values():
-                        if p.leader < 0 or set(p.isr) != set(p.replicas):
-                            return ("broker %d: %s[%d] leader %d replicas %s isr %s"
-                                    % (b.index, n, p.id, p.leader, p.replicas, p.isr))
-            return None
-
-        self._wait("all replicas in sync", check, timeout)
-
-    def produce_messages(self, topic_name, messages, timeout=120.0):
-        """Write ``messages`` (str or bytes, one record each, no newlines) to a
-        topic with Kafka's console producer (acks=all), like pykafka's helper."""
-        lines = []
-        for m in messages:
-            m = m.decode("utf-8") if isinstance(m, bytes) else str(m)
-            if "\n" in m:
-                raise ValueError("console producer records cannot contain newlines")
-            lines.append(m)
-        run_kafka_tool("console-producer",
-                       ["--bootstrap-server", self.brokers, "--topic", topic_name,
-                        "--producer-property", "acks=all"],
-                       kafka_version=self.kafka_version, input="\n".join(lines) + "\n",
-                       timeout=timeout, download_dir=self.download_dir)
 
     # ---------------------------------------------------------------- logs
 

@@ -12,7 +12,7 @@ import os
 import time
 
 from . import _wire
-from .kafka_instance import DEFAULT_KAFKA_VERSION, HarnessError, KafkaInstance
+from .kafka_instance import ClusterAdmin, DEFAULT_KAFKA_VERSION, HarnessError, KafkaInstance
 
 __all__ = ["get_cluster", "stop_cluster", "retry", "ExternalCluster"]
 
@@ -32,10 +32,11 @@ def _parse_hosts(brokers):
     return out
 
 
-class ExternalCluster:
+class ExternalCluster(ClusterAdmin):
     """A running cluster this process did not start, named by a bootstrap
-    string.  Offers the topic helpers of ``KafkaInstance``; it cannot stop or
-    start brokers."""
+    string.  Offers the topic and metadata helpers of ``KafkaInstance``
+    (broker ``i`` means node id ``i``); it cannot stop or start brokers nor
+    read their logs."""
 
     def __init__(self, brokers, kafka_version=None):
         self.brokers = brokers
@@ -54,73 +55,43 @@ class ExternalCluster:
     def __exit__(self, *exc):
         self.terminate()
 
-    def _connect(self, timeout=30.0):
+    def _bootstrap_metadata(self):
         last = None
         for host, port in self._hosts:
             try:
-                return _wire.Connection(host, port, timeout=timeout)
-            except OSError as exc:
+                with _wire.Connection(host, port, timeout=30.0) as conn:
+                    return conn.metadata()
+            except (OSError, _wire.WireError) as exc:
                 last = exc
         raise HarnessError("no broker of %s answers: %s" % (self.brokers, last))
 
-    def metadata(self):
-        with self._connect() as conn:
-            return conn.metadata()
+    def _addresses(self):
+        return [(node, host, port) for node, (host, port)
+                in sorted(self._bootstrap_metadata().brokers.items())]
 
-    def _all_brokers_metadata(self):
-        for host, port in self.metadata().brokers.values():
-            with _wire.Connection(host, port, timeout=10.0) as conn:
-                yield conn.metadata()
+    def _address_of(self, i):
+        brokers = self._bootstrap_metadata().brokers
+        if i not in brokers:
+            raise IndexError("no broker with node id %r in %s" % (i, sorted(brokers)))
+        return (i,) + tuple(brokers[i])
 
-    def _wait(self, what, check, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                last = check()
-            except (OSError, _wire.WireError, _wire.KafkaErrorCode) as exc:
-                last = str(exc)
-            if last is None:
-                return
-            if time.monotonic() > deadline:
-                raise HarnessError("timed out after %.0f s waiting for %s: %s"
-                                   % (timeout, what, last))
-            time.sleep(0.2)
+    @property
+    def num_instances(self):
+        return len(self._bootstrap_metadata().brokers)
+
+    def broker_version(self, i=0):
+        """Unknown: an external cluster's logs are not readable here."""
+        return None
 
     def create_topic(self, name, num_partitions=1, replication_factor=1, configs=None,
                      timeout=60.0):
-        with self._connect() as conn:
-            conn.create_topic(name, num_partitions, replication_factor, configs,
-                              timeout_ms=int(timeout * 1000))
+        super().create_topic(name, num_partitions, replication_factor, configs, timeout)
         self.created_topics.append(name)
 
-        def check():
-            for md in self._all_brokers_metadata():
-                t = md.topics.get(name)
-                if t is None or t.error or len(t.partitions) != num_partitions:
-                    return "topic not complete yet: %r" % (t,)
-                if any(p.leader < 0 for p in t.partitions.values()):
-                    return "a partition has no leader: %r" % (t,)
-            return None
-
-        self._wait("topic %r to have a leader for every partition" % name, check, timeout)
-
     def delete_topic(self, name, timeout=60.0):
-        with self._connect() as conn:
-            conn.delete_topics([name], timeout_ms=int(timeout * 1000))
+        super().delete_topic(name, timeout)
         if name in self.created_topics:
             self.created_topics.remove(name)
-
-        def check():
-            for md in self._all_brokers_metadata():
-                if name in md.topics:
-                    return "still listed"
-            return None
-
-        self._wait("topic %r to disappear" % name, check, timeout)
-
-    def list_topics(self, include_internal=False):
-        md = self.metadata()
-        return sorted(n for n, t in md.topics.items() if include_internal or not t.internal)
 
     def log_tails(self, lines=50, which=None):
         return "(external cluster %s: its broker logs are not available here)" % self.brokers
