@@ -57,8 +57,9 @@ from ._responses import (OffsetFetchPartitionResponse, PartitionFetchRequest,
                          PartitionOffsetCommitRequest,
                          PartitionOffsetFetchRequest, PartitionOffsetRequest)
 from .common import EPOCH, OffsetType
-from .exceptions import (KafkaException, NoBrokersAvailableError,
-                         OffsetMetadataTooLarge, OffsetRequestFailedError,
+from .exceptions import (KafkaException, LeaderNotFoundError,
+                         NoBrokersAvailableError, OffsetMetadataTooLarge,
+                         OffsetRequestFailedError, ProtocolClientError,
                          SocketDisconnectedError, UnicodeException,
                          UnknownTopicOrPartition, error_for_code)
 
@@ -273,6 +274,12 @@ class SimpleConsumer(object):
             source_port=int(getattr(cluster, "_source_port", 0) or 0))
         self._fetcher.deserializer = deserializer
         self._fetcher.on_events = _events_callback(self)
+        if type(self).consume is SimpleConsumer.consume:
+            # The per-message call goes straight to C: the Fetcher's consume
+            # has this method's signature and behaviour, and binding it here
+            # saves a Python frame per message.  Subclasses that override
+            # consume() keep their own.
+            self.consume = self._fetcher.consume
 
         if partitions is not None:
             parts = list(partitions)
@@ -399,7 +406,8 @@ class SimpleConsumer(object):
         elif self._consumer_group is not None:
             self.fetch_offsets()
         self._fetcher.start()
-        if self._auto_commit_enable:
+        t = self._autocommit_worker_thread
+        if self._auto_commit_enable and (t is None or not t.is_alive()):
             self._autocommit_worker_thread = self._setup_autocommit_worker()
         self._raise_worker_exceptions()
 
@@ -547,9 +555,18 @@ class SimpleConsumer(object):
                      "; ".join(str(ev[5]) for ev in update[:3]))
             try:
                 self._update()
-            except Exception as exc:
+            except (NoBrokersAvailableError, SocketDisconnectedError) as exc:
+                # No broker answers: the documented exception; the events
+                # stay pending, so the next consume() tries again.
                 self._repost(update + reset, exc)
                 raise
+            except (LeaderNotFoundError, ProtocolClientError) as exc:
+                # Metadata in flux (a leader election under way): retry
+                # these partitions after fetch_error_backoff_ms.
+                log.warning("Metadata refresh failed (%s); retrying", exc)
+                for ev in update:
+                    self._fetcher.set_leader(ev[0], -1)
+                update = []
             gone = [ev for ev in update if ev[0] not in self._topic.partitions]
             if gone:
                 for ev in gone:

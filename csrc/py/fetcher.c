@@ -107,7 +107,7 @@ Fetcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
                              "isolation_level", "check_crcs",
                              "consumer_timeout_ms", "source_host",
                              "source_port", "max_version", "max_frame",
-                             NULL};
+                             "max_decompressed", NULL};
     pkc_fl_config cfg;
     FetcherObject *self;
     Py_buffer topic = {0};
@@ -116,14 +116,15 @@ Fetcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     int pmax = 1048576, qmax = 2000, sock_to = 30000, backoff = 500;
     int iso = 0, check_crcs = 1, source_port = 0, max_version = 12;
     int max_frame = 0;
+    Py_ssize_t max_decompressed = 0;
     long long ctimeout = -1;
     int rc;
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "y*|$siiiiiiiipLsiii:Fetcher", kwlist, &topic,
+            args, kwds, "y*|$siiiiiiiipLsiiin:Fetcher", kwlist, &topic,
             &client_id, &wait, &min_bytes, &max_bytes, &pmax, &qmax,
             &sock_to, &backoff, &iso, &check_crcs, &ctimeout, &source_host,
-            &source_port, &max_version, &max_frame))
+            &source_port, &max_version, &max_frame, &max_decompressed))
         return NULL;
     pkc_fl_config_default(&cfg);
     cfg.client_id = client_id;
@@ -142,6 +143,8 @@ Fetcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     cfg.source_port = source_port;
     cfg.max_version = (int16_t)max_version;
     cfg.max_frame = max_frame;
+    cfg.max_decompressed = max_decompressed > 0 ? (size_t)max_decompressed
+                                                : 0;
     if (iso < 0 || iso > 1 || max_version < PKC_FL_MIN_FETCH_VERSION ||
         max_version > 32767) {
         PyBuffer_Release(&topic);
@@ -1091,11 +1094,14 @@ PyDoc_STRVAR(Fetcher_doc,
 "        partition_max_bytes=1048576, queued_max_messages=2000,\n"
 "        socket_timeout_ms=30000, backoff_ms=500, isolation_level=0,\n"
 "        check_crcs=True, consumer_timeout_ms=-1, source_host='',\n"
-"        source_port=0, max_version=12, max_frame=0)\n--\n\n"
+"        source_port=0, max_version=12, max_frame=0,\n"
+"        max_decompressed=0)\n--\n\n"
 "The C fetch loop of one topic (bytes name): a background thread that\n"
 "fetches the added partitions from their leaders and queues decoded\n"
 "records, and the consume side that turns them into Message objects.\n"
-"Iterating yields messages until consume() would return None.");
+"Iterating yields messages until consume() would return None.\n"
+"max_frame caps one response (0: 100 MiB), max_decompressed one\n"
+"compressed batch (0: 64 MiB).");
 
 static PyType_Slot Fetcher_slots[] = {
     {Py_tp_new, Fetcher_new},

@@ -31,23 +31,125 @@
  * max(queued_max_messages, this); the rest is fetched again later. */
 #define FL_CHUNK_RECORDS_MIN 65536
 
+/* ----------------------------------------------------------------- pool */
+
+/*
+ * A small cache of large blocks (answer bodies, record arrays) so that the
+ * steady state reuses memory instead of mapping fresh pages for every
+ * answer and unmapping them once consumed (page faults and munmap cost
+ * more than the copy).  Thread-safe; refcounted because bufs, released by
+ * consumer threads, return their blocks to it.
+ */
+#define FL_POOL_SLOTS 32
+#define FL_POOL_MAX_BLOCK ((size_t)16 << 20)
+#define FL_POOL_MAX_TOTAL ((size_t)48 << 20)
+
+typedef struct {
+    pthread_mutex_t mu;
+    atomic_long refs;
+    size_t n, total;
+    struct {
+        void *p;
+        size_t cap;
+    } blk[FL_POOL_SLOTS];
+} fl_pool;
+
+static fl_pool *
+fl_pool_new(void)
+{
+    fl_pool *pool = calloc(1, sizeof(*pool));
+
+    if (pool == NULL)
+        return NULL;
+    pthread_mutex_init(&pool->mu, NULL);
+    atomic_init(&pool->refs, 1);
+    return pool;
+}
+
+static void
+fl_pool_release(fl_pool *pool)
+{
+    if (pool == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) ==
+        1) {
+        for (size_t i = 0; i < pool->n; i++)
+            free(pool->blk[i].p);
+        pthread_mutex_destroy(&pool->mu);
+        free(pool);
+    }
+}
+
+/* A block of at least `need` bytes (its size in *cap), or NULL. */
+static void *
+fl_pool_get(fl_pool *pool, size_t need, size_t *cap)
+{
+    void *p = NULL;
+
+    if (need == 0)
+        need = 1;
+    if (pool != NULL) {
+        size_t best = SIZE_MAX;
+        pthread_mutex_lock(&pool->mu);
+        for (size_t i = 0; i < pool->n; i++)
+            if (pool->blk[i].cap >= need &&
+                (best == SIZE_MAX || pool->blk[i].cap < pool->blk[best].cap))
+                best = i;
+        if (best != SIZE_MAX) {
+            p = pool->blk[best].p;
+            *cap = pool->blk[best].cap;
+            pool->total -= *cap;
+            pool->blk[best] = pool->blk[--pool->n];
+        }
+        pthread_mutex_unlock(&pool->mu);
+        if (p != NULL)
+            return p;
+    }
+    p = malloc(need);
+    *cap = need;
+    return p;
+}
+
+/* Give a block back (kept if there is room, else freed). */
+static void
+fl_pool_put(fl_pool *pool, void *p, size_t cap)
+{
+    if (p == NULL)
+        return;
+    if (pool != NULL && cap <= FL_POOL_MAX_BLOCK) {
+        pthread_mutex_lock(&pool->mu);
+        if (pool->n < FL_POOL_SLOTS && pool->total + cap <= FL_POOL_MAX_TOTAL) {
+            pool->blk[pool->n].p = p;
+            pool->blk[pool->n].cap = cap;
+            pool->n++;
+            pool->total += cap;
+            p = NULL;
+        }
+        pthread_mutex_unlock(&pool->mu);
+    }
+    free(p);
+}
+
 /* ----------------------------------------------------------------- bufs */
 
+/* One answer: its body and the decompressed data of its batches, which
+ * the queued records' views point into. */
 struct pkc_fl_buf {
     atomic_long refs;
+    fl_pool *pool;     /* a reference, or NULL */
     uint8_t *data;
-    size_t len;
-    pkc_arena arena; /* decompressed record data */
+    size_t len, data_cap;
+    pkc_arena arena;   /* decompressed record data */
 };
 
 static pkc_fl_buf *
-fl_buf_new(const uint8_t *data, size_t len, size_t arena_max)
+fl_buf_new(fl_pool *pool, const uint8_t *data, size_t len, size_t arena_max)
 {
-    pkc_fl_buf *b = malloc(sizeof(*b));
+    pkc_fl_buf *b = calloc(1, sizeof(*b));
 
     if (b == NULL)
         return NULL;
-    b->data = malloc(len ? len : 1);
+    b->data = fl_pool_get(pool, len, &b->data_cap);
     if (b->data == NULL) {
         free(b);
         return NULL;
@@ -56,6 +158,10 @@ fl_buf_new(const uint8_t *data, size_t len, size_t arena_max)
         memcpy(b->data, data, len);
     b->len = len;
     atomic_init(&b->refs, 1);
+    if (pool != NULL) {
+        atomic_fetch_add_explicit(&pool->refs, 1, memory_order_relaxed);
+        b->pool = pool;
+    }
     pkc_arena_init(&b->arena, arena_max);
     return b;
 }
@@ -73,18 +179,52 @@ pkc_fl_buf_release(pkc_fl_buf *b)
         return;
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
         pkc_arena_free(&b->arena);
-        free(b->data);
+        fl_pool_put(b->pool, b->data, b->data_cap);
+        fl_pool_release(b->pool);
         free(b);
     }
 }
 
+/* A growable array of records, its blocks from `pool` (may be NULL). */
+typedef struct {
+    fl_pool *pool;
+    pkc_record *v;
+    size_t n, cap;
+} fl_recvec;
+
+static int
+fl_recvec_reserve(fl_recvec *rv, size_t extra)
+{
+    size_t want, bytes;
+    pkc_record *nv;
+
+    if (rv->n + extra <= rv->cap)
+        return PKC_OK;
+    want = rv->cap ? rv->cap * 2 : 256;
+    if (want < rv->n + extra)
+        want = rv->n + extra;
+    if (want > SIZE_MAX / sizeof(pkc_record))
+        return PKC_ERR_NOMEM;
+    nv = fl_pool_get(rv->pool, want * sizeof(pkc_record), &bytes);
+    if (nv == NULL)
+        return PKC_ERR_NOMEM;
+    if (rv->n)
+        memcpy(nv, rv->v, rv->n * sizeof(pkc_record));
+    fl_pool_put(rv->pool, rv->v, rv->cap * sizeof(pkc_record));
+    rv->v = nv;
+    rv->cap = bytes / sizeof(pkc_record);
+    return PKC_OK;
+}
+
 /* --------------------------------------------------------------- chunks */
 
-/* The records of one partition from one answer. */
+/* A piece of one partition's records from one answer; the record views
+ * point into its buf.  The record block comes from the buf's pool. */
 typedef struct fl_chunk {
     struct fl_chunk *next;
-    pkc_fl_buf *buf; /* one reference */
-    pkc_record *recs;
+    pkc_fl_buf *buf;    /* one reference */
+    pkc_record *recs;   /* owned */
+    size_t recs_bytes;
     size_t n, pos;
 } fl_chunk;
 
@@ -93,8 +233,8 @@ fl_chunk_free_list(fl_chunk *c)
 {
     while (c != NULL) {
         fl_chunk *next = c->next;
+        fl_pool_put(c->buf->pool, c->recs, c->recs_bytes);
         pkc_fl_buf_release(c->buf);
-        free(c->recs);
         free(c);
         c = next;
     }
@@ -165,6 +305,7 @@ struct pkc_fl {
     char *source_host;
     size_t arena_max;
     size_t chunk_max;
+    fl_pool *pool;           /* blocks reused across answers */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;       /* consumers wait here */
@@ -619,32 +760,42 @@ fl_parse_response(fl_rvis *v, const uint8_t *body, size_t len, int version,
 }
 
 /*
- * Decode one partition's records, starting at `fetch_offset`, into a
- * malloc'd array (*out, *n_out; NULL when none).  Stops after `max_recs`
- * records.  Sets *next_offset (the next fetch position) and
- * *truncated_empty.  Returns PKC_OK or the records status (records before
- * the failure are kept); errbuf gets a sentence on failure.
+ * Decoding one partition's records in pieces, so the engine can queue the
+ * first records of an answer while it decodes the rest.
  */
-static int
-fl_decode_records(const fl_presult *pr, const pkc_aborted_txn *ab,
-                  int64_t fetch_offset, int read_committed, int check_crcs,
-                  size_t max_decompressed, pkc_arena *arena, size_t max_recs,
-                  pkc_record **out, size_t *n_out, int64_t *next_offset,
-                  int *truncated_empty, char *errbuf, size_t errlen)
-{
+typedef struct {
     pkc_records_iter it;
+    int inited;
+    int partition;
+    int64_t fetch_offset;
+    size_t max_recs;     /* stop after this many (fetched again later) */
+    size_t n;            /* records delivered so far */
+    int64_t last_offset; /* offset of the last record delivered, -1 */
+    int status;          /* PKC_OK or the records status */
+    int done, capped;
+    char *errbuf;
+    size_t errlen;
+} fl_stream;
+
+static void
+fl_stream_init(fl_stream *ds, const fl_presult *pr, const pkc_aborted_txn *ab,
+               int64_t fetch_offset, int read_committed, int check_crcs,
+               size_t max_decompressed, pkc_arena *arena, size_t max_recs,
+               char *errbuf, size_t errlen)
+{
     pkc_records_opts opts;
-    pkc_record *recs = NULL;
-    size_t n = 0, cap = 0;
-    int rc, status = PKC_OK, capped = 0;
 
-    *out = NULL;
-    *n_out = 0;
-    *next_offset = fetch_offset;
-    *truncated_empty = 0;
-    if (pr->records.len <= 0)
-        return PKC_OK;
-
+    memset(ds, 0, sizeof(*ds));
+    ds->partition = pr->partition;
+    ds->fetch_offset = fetch_offset;
+    ds->max_recs = max_recs;
+    ds->last_offset = -1;
+    ds->errbuf = errbuf;
+    ds->errlen = errlen;
+    if (pr->records.len <= 0) {
+        ds->done = 1;
+        return;
+    }
     memset(&opts, 0, sizeof(opts));
     opts.fetch_offset = fetch_offset;
     opts.read_committed = read_committed;
@@ -653,69 +804,76 @@ fl_decode_records(const fl_presult *pr, const pkc_aborted_txn *ab,
     opts.max_decompressed = max_decompressed;
     opts.skip_crc = !check_crcs;
     opts.arena = arena;
-
-    rc = pkc_records_iter_init(&it, pr->records.ptr,
-                               (size_t)pr->records.len, &opts);
-    if (rc != PKC_OK) {
-        pkc_records_iter_free(&it);
+    ds->inited = 1;
+    if (pkc_records_iter_init(&ds->it, pr->records.ptr,
+                              (size_t)pr->records.len, &opts) != PKC_OK) {
+        ds->status = PKC_ERR_NOMEM;
+        ds->done = 1;
         snprintf(errbuf, errlen, "out of memory decoding records");
-        return rc;
     }
-    for (;;) {
-        pkc_record rec;
+}
 
-        if (n >= max_recs) {
-            capped = 1;
+/* Up to `max` more records into out[]; returns how many.  ds->done is set
+ * once the partition's records are exhausted (or failed). */
+static size_t
+fl_stream_next(fl_stream *ds, pkc_record *out, size_t max)
+{
+    size_t k = 0;
+
+    while (!ds->done && k < max) {
+        int rc;
+        if (ds->n >= ds->max_recs) {
+            ds->capped = 1;
+            ds->done = 1;
             break;
         }
-        rc = pkc_records_next(&it, &rec);
-        if (rc == 0)
+        rc = pkc_records_next(&ds->it, &out[k]);
+        if (rc == 0) {
+            ds->done = 1;
             break;
+        }
         if (rc < 0) {
-            status = rc;
-            snprintf(errbuf, errlen,
+            ds->status = rc;
+            ds->done = 1;
+            snprintf(ds->errbuf, ds->errlen,
                      "records of partition %d: %s in field '%s' at byte "
                      "%zu (batch at offset %lld)",
-                     (int)pr->partition, pkc_status_str(rc),
-                     it.r.err_field ? it.r.err_field : "?",
-                     it.r.err_offset, (long long)it.err_offset);
+                     ds->partition, pkc_status_str(rc),
+                     ds->it.r.err_field ? ds->it.r.err_field : "?",
+                     ds->it.r.err_offset, (long long)ds->it.err_offset);
             break;
         }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            pkc_record *nr;
-            if (ncap > max_recs)
-                ncap = max_recs;
-            nr = realloc(recs, ncap * sizeof(*nr));
-            if (nr == NULL) {
-                status = PKC_ERR_NOMEM;
-                snprintf(errbuf, errlen, "out of memory queueing records");
-                break;
-            }
-            recs = nr;
-            cap = ncap;
-        }
-        recs[n++] = rec;
+        ds->last_offset = out[k].offset;
+        ds->n++;
+        k++;
     }
-    if (capped || status != PKC_OK) {
-        if (n > 0)
-            *next_offset = recs[n - 1].offset + 1;
+    return k;
+}
+
+/* After the last piece: the next fetch position and whether the answer
+ * held only a partial batch; frees the iterator. */
+static void
+fl_stream_finish(fl_stream *ds, int64_t *next_offset, int *truncated_empty)
+{
+    int64_t next = ds->fetch_offset;
+
+    if (ds->inited) {
+        if (!ds->capped && ds->status == PKC_OK &&
+            ds->it.next_offset > next)
+            next = ds->it.next_offset;
+        if (ds->n > 0 && ds->last_offset + 1 > next)
+            next = ds->last_offset + 1;
+        if (ds->capped || ds->status != PKC_OK)
+            next = ds->n > 0 ? ds->last_offset + 1 : ds->fetch_offset;
+        *truncated_empty = ds->n == 0 && ds->it.truncated &&
+                           ds->status == PKC_OK && next == ds->fetch_offset;
+        pkc_records_iter_free(&ds->it);
+        ds->inited = 0;
     }
-    else if (it.next_offset > fetch_offset) {
-        *next_offset = it.next_offset;
+    else {
+        *truncated_empty = 0;
     }
-    if (n > 0 && recs[n - 1].offset + 1 > *next_offset)
-        *next_offset = recs[n - 1].offset + 1;
-    *truncated_empty = (n == 0 && it.truncated && status == PKC_OK &&
-                        *next_offset == fetch_offset);
-    pkc_records_iter_free(&it);
-    if (n == 0) {
-        free(recs);
-        recs = NULL;
-    }
-    *out = recs;
-    *n_out = n;
-    return status;
+    *next_offset = next;
 }
 
 /* ----------------------------------------------------- public parsing */
@@ -746,7 +904,7 @@ pkc_fl_parse_fetch(const uint8_t *body, size_t len, int version,
         goto done;
     for (size_t i = 0; i < v.nres; i++) {
         pkc_fl_part_result res;
-        pkc_record *recs = NULL;
+        fl_recvec rv = {NULL, NULL, 0, 0};
         pkc_arena arena;
         char rerr[256] = "";
         int64_t off = offsets[v.res_req[i]];
@@ -759,15 +917,26 @@ pkc_fl_parse_fetch(const uint8_t *body, size_t len, int version,
         res.last_stable_offset = v.res[i].lso;
         res.log_start_offset = v.res[i].log_start;
         res.next_offset = off;
-        if (res.error_code == 0)
-            res.rec_status = fl_decode_records(
-                &v.res[i], v.ab + v.res[i].ab_first, off, read_committed,
-                check_crcs, 0, &arena, FL_CHUNK_RECORDS_MIN, &recs,
-                &res.n_recs, &res.next_offset, &res.truncated_empty, rerr,
-                sizeof(rerr));
-        res.recs = recs;
+        if (res.error_code == 0) {
+            fl_stream ds;
+            fl_stream_init(&ds, &v.res[i],
+                           v.ab ? v.ab + v.res[i].ab_first : NULL, off,
+                           read_committed, check_crcs, 0, &arena,
+                           FL_CHUNK_RECORDS_MIN, rerr, sizeof(rerr));
+            while (!ds.done) {
+                if (fl_recvec_reserve(&rv, 256) != PKC_OK) {
+                    ds.status = PKC_ERR_NOMEM;
+                    break;
+                }
+                rv.n += fl_stream_next(&ds, rv.v + rv.n, rv.cap - rv.n);
+            }
+            fl_stream_finish(&ds, &res.next_offset, &res.truncated_empty);
+            res.rec_status = ds.status;
+            res.n_recs = rv.n;
+        }
+        res.recs = rv.v;
         rc = cb(ctx, &res);
-        free(recs);
+        free(rv.v);
         pkc_arena_free(&arena);
         if (rc != 0)
             goto done;
@@ -1051,6 +1220,9 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
     fl->ready = -1;
     atomic_init(&fl->n_events, 0);
     fl->stopped = 1;
+    fl->pool = fl_pool_new();
+    if (fl->pool == NULL)
+        goto nomem;
 
     if (pipe2(fl->wake_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
         fl->wake_fd[0] = fl->wake_fd[1] = -1;
@@ -1104,6 +1276,7 @@ pkc_fl_free(pkc_fl *fl)
     free(fl->client_id);
     free(fl->topic);
     free(fl->source_host);
+    fl_pool_release(fl->pool);
     free(fl);
 }
 
@@ -1900,15 +2073,115 @@ fl_on_apiversions(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     b->answered++;
 }
 
-/* One decoded partition of an answer, between decode and apply. */
+/* One partition of an answer, between decoding and the final apply. */
 typedef struct {
     long res;              /* index in v.res, -1: not answered */
-    fl_chunk *chunk;
+    size_t nrec;           /* records queued from this answer */
     int64_t next_offset;
     int truncated_empty;
     int status;
     char err[256];
 } fl_dec;
+
+/* Records per piece queued while an answer is decoded. */
+#define FL_PIECE 1024
+
+/*
+ * Under mu: queue one piece of partition k's records (the chunk takes its
+ * record block and a buf reference) if the partition is still fetched from
+ * this request; else hand the chunk back for freeing.
+ */
+static fl_chunk *
+fl_queue_piece(pkc_fl *fl, fl_broker *b, const fl_req_entry *e,
+               fl_chunk *c)
+{
+    fl_part *p = &fl->parts[e->pidx];
+
+    if (p->gen != e->gen || p->state != PKC_FL_ACTIVE || p->leader != b)
+        return c;
+    if (p->tail)
+        p->tail->next = c;
+    else
+        p->head = c;
+    p->tail = c;
+    p->queued += c->n;
+    /* The position follows what is queued, so that consumed and fetched
+     * stay consistent even while the rest of the answer is decoded. */
+    if (c->recs[c->n - 1].offset + 1 > p->fetch_offset)
+        p->fetch_offset = c->recs[c->n - 1].offset + 1;
+    fl->stats.records_queued += c->n;
+    fl_ring_insert(fl, (long)e->pidx);
+    if (fl->waiters)
+        pthread_cond_broadcast(&fl->cv);
+    return NULL;
+}
+
+/* Without mu: decode partition k's records piece by piece, queueing each
+ * piece as soon as it is decoded. */
+static void
+fl_stream_partition(pkc_fl *fl, fl_broker *b, size_t k, const fl_rvis *v,
+                    fl_dec *d, pkc_fl_buf *buf, fl_chunk **drop)
+{
+    const fl_req_entry *e = &b->req[k];
+    const fl_presult *pr = &v->res[d->res];
+    int64_t last_queued = -1;
+    int lost = 0;
+    fl_stream ds;
+
+    fl_stream_init(&ds, pr, v->ab ? v->ab + pr->ab_first : NULL, e->offset,
+                   v->read_committed, fl->cfg.check_crcs,
+                   fl->cfg.max_decompressed, &buf->arena, fl->chunk_max,
+                   d->err, sizeof(d->err));
+    while (!ds.done) {
+        size_t cap, got;
+        pkc_record *blk = fl_pool_get(fl->pool,
+                                      FL_PIECE * sizeof(pkc_record), &cap);
+        fl_chunk *c;
+
+        if (blk == NULL) {
+            ds.status = PKC_ERR_NOMEM;
+            snprintf(d->err, sizeof(d->err), "out of memory");
+            break;
+        }
+        got = fl_stream_next(&ds, blk, cap / sizeof(pkc_record));
+        if (got == 0) {
+            fl_pool_put(fl->pool, blk, cap);
+            continue;
+        }
+        c = malloc(sizeof(*c));
+        if (c == NULL) {
+            fl_pool_put(fl->pool, blk, cap);
+            lost = 1;
+            break;
+        }
+        c->next = NULL;
+        c->buf = buf;
+        fl_buf_ref(buf);
+        c->recs = blk;
+        c->recs_bytes = cap;
+        c->n = got;
+        c->pos = 0;
+        d->nrec += got;
+        last_queued = blk[got - 1].offset;
+        fl_lock(fl);
+        c = fl_queue_piece(fl, b, e, c);
+        fl_unlock(fl);
+        if (c != NULL) {
+            c->next = *drop;
+            *drop = c;
+        }
+    }
+    fl_stream_finish(&ds, &d->next_offset, &d->truncated_empty);
+    d->status = ds.status;
+    if (lost) {
+        /* The last piece could not be queued: go on after the last
+         * record that was. */
+        d->status = PKC_ERR_NOMEM;
+        snprintf(d->err, sizeof(d->err), "out of memory");
+        d->next_offset = d->nrec ? last_queued + 1 : e->offset;
+        d->truncated_empty = 0;
+    }
+}
 
 /* Without mu: handle a Fetch answer. */
 static void
@@ -1920,11 +2193,11 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     pkc_fl_buf *buf = NULL;
     fl_chunk *drop = NULL;
     char perr[384] = "";
-    int prc, added = 0;
-    size_t nq = 0, n = b->req_n;
+    int prc;
+    size_t n = b->req_n;
 
     memset(&v, 0, sizeof(v));
-    buf = fl_buf_new(resp->body, resp->body_len, fl->arena_max);
+    buf = fl_buf_new(fl->pool, resp->body, resp->body_len, fl->arena_max);
     dec = calloc(n ? n : 1, sizeof(*dec));
     ids = malloc((n ? n : 1) * sizeof(*ids));
     if (buf == NULL || dec == NULL || ids == NULL) {
@@ -1938,6 +2211,7 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
         ids[k] = b->req[k].partition;
         dec[k].res = -1;
         dec[k].status = PKC_OK;
+        dec[k].next_offset = b->req[k].offset;
     }
     v.topic = fl->topic;
     v.topic_len = fl->cfg.topic_len;
@@ -1947,39 +2221,12 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     prc = fl_parse_response(&v, buf->data, buf->len, b->version, perr,
                             sizeof(perr));
     if (prc == PKC_OK) {
-        for (size_t j = 0; j < v.nres; j++) {
-            size_t k = v.res_req[j];
-            fl_dec *d = &dec[k];
-            const fl_presult *pr = &v.res[j];
-            pkc_record *recs = NULL;
-            size_t nrec = 0;
-
-            d->res = (long)j;
-            d->next_offset = b->req[k].offset;
-            if (v.top_error != 0 || pr->error_code != 0)
-                continue;
-            d->status = fl_decode_records(
-                pr, v.ab + pr->ab_first, b->req[k].offset,
-                v.read_committed, fl->cfg.check_crcs,
-                fl->cfg.max_decompressed, &buf->arena, fl->chunk_max, &recs,
-                &nrec, &d->next_offset, &d->truncated_empty, d->err,
-                sizeof(d->err));
-            if (nrec > 0) {
-                d->chunk = malloc(sizeof(*d->chunk));
-                if (d->chunk == NULL) {
-                    free(recs);
-                    d->status = PKC_ERR_NOMEM;
-                    d->next_offset = b->req[k].offset;
-                    snprintf(d->err, sizeof(d->err), "out of memory");
-                    continue;
-                }
-                d->chunk->next = NULL;
-                d->chunk->buf = buf;
-                fl_buf_ref(buf);
-                d->chunk->recs = recs;
-                d->chunk->n = nrec;
-                d->chunk->pos = 0;
-            }
+        for (size_t j = 0; j < v.nres; j++)
+            dec[v.res_req[j]].res = (long)j;
+        if (v.top_error == 0) {
+            for (size_t k = 0; k < n; k++)
+                if (dec[k].res >= 0 && v.res[dec[k].res].error_code == 0)
+                    fl_stream_partition(fl, b, k, &v, &dec[k], buf, &drop);
         }
     }
 
@@ -1991,23 +2238,13 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
         fl_dec *d = &dec[k];
         fl_part *p = &fl->parts[e->pidx];
         const fl_presult *pr;
-        int code, added_here;
+        int code;
 
-        if (p->gen != e->gen) {
-            if (d->chunk) {
-                d->chunk->next = drop;
-                drop = d->chunk;
-            }
+        if (p->gen != e->gen)
             continue;
-        }
         p->inflight = NULL;
-        if (p->state != PKC_FL_ACTIVE || p->leader != b) {
-            if (d->chunk) {
-                d->chunk->next = drop;
-                drop = d->chunk;
-            }
+        if (p->state != PKC_FL_ACTIVE || p->leader != b)
             continue;
-        }
         if (prc != PKC_OK) {
             p->state = PKC_FL_PAUSED;
             fl_post(fl, p, PKC_FL_EV_DECODE, prc, "broker %d: %s",
@@ -2044,27 +2281,13 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
                     (long long)p->fetch_offset, code);
             continue;
         }
-        added_here = d->chunk != NULL;
-        if (d->chunk) {
-            if (p->tail)
-                p->tail->next = d->chunk;
-            else
-                p->head = d->chunk;
-            p->tail = d->chunk;
-            p->queued += d->chunk->n;
-            nq += d->chunk->n;
-            d->chunk = NULL;
-            fl_ring_insert(fl, (long)e->pidx);
-            added = 1;
-        }
         if (d->next_offset > p->fetch_offset)
             p->fetch_offset = d->next_offset;
         /* Data the answer did not carry (a batch over the byte limits,
          * or the answer's MaxBytes spent on other partitions): ask for
          * this partition first next time, where KIP-74 guarantees one
          * whole batch. */
-        if (d->truncated_empty ||
-            (!added_here && pr->hw > p->fetch_offset))
+        if (d->truncated_empty || (d->nrec == 0 && pr->hw > p->fetch_offset))
             p->prio = 1;
         if (d->status != PKC_OK) {
             p->state = PKC_FL_PAUSED;
@@ -2074,9 +2297,6 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
                     (long long)p->fetch_offset, d->err);
         }
     }
-    fl->stats.records_queued += nq;
-    if (added && fl->waiters)
-        pthread_cond_broadcast(&fl->cv);
     fl_unlock(fl);
 
     b->answered++;
