@@ -2,10 +2,11 @@
 against real Kafka brokers (fixtures ``kafka`` on 4.x and 3.9, and
 ``kafka_cluster3``).
 
-Test data is written with kcat (librdkafka's CLI), one process per
-partition so every partition gets a known set of messages.  The foreign
-group member in the interoperability tests is Kafka's own console consumer,
-run through the harness's tool helper.
+Test data is written with pykafka_c's producer (acks=all, the partition
+chosen by key, every delivery report checked), so every partition gets a
+known set of messages.  The foreign group members in the interoperability
+tests are Kafka's own console consumer (through the harness's tool helper)
+and kcat's librdkafka KafkaConsumer.
 """
 
 import inspect
@@ -334,18 +335,32 @@ def _kcat():
     return path
 
 
-def produce(kafka, topic, per_partition):
-    """Write ``{partition_id: [str values]}`` with kcat (acks=all)."""
-    kcat = _kcat()
-    for pid, values in sorted(per_partition.items()):
-        if not values:
-            continue
-        proc = subprocess.run(
-            [kcat, "-P", "-b", kafka.brokers, "-t", topic, "-p", str(pid),
-             "-X", "acks=all", "-X", "topic.metadata.refresh.interval.ms=500"],
-            input="\n".join(values) + "\n", text=True, capture_output=True,
-            timeout=60)
-        assert proc.returncode == 0, "kcat failed: %s" % proc.stderr
+def _by_key(partitions, partition_key):
+    """Partitioner: the partition whose id is the message key."""
+    pid = int(partition_key)
+    for p in partitions:
+        if p.id == pid:
+            return p
+    raise AssertionError("no partition %d" % pid)
+
+
+def produce(topic, per_partition, **producer_kwargs):
+    """Write ``{partition_id: [str values]}`` with pykafka_c's producer
+    (acks=all) and check every delivery report."""
+    count = 0
+    with topic.get_producer(partitioner=_by_key, required_acks=-1,
+                            linger_ms=10, min_queued_messages=1,
+                            delivery_reports=True,
+                            **producer_kwargs) as producer:
+        for pid, values in sorted(per_partition.items()):
+            for v in values:
+                producer.produce(v.encode(), partition_key=b"%d" % pid)
+                count += 1
+        producer.flush()
+        for _ in range(count):
+            msg, exc = producer.get_delivery_report(block=True, timeout=60)
+            assert exc is None, "delivery of %r failed: %r" % (msg.value,
+                                                                exc)
 
 
 def make_values(tag, partitions, count):
@@ -499,7 +514,7 @@ def test_join_and_leave_lose_no_message(kafka, topic_name, client_factory,
     all_ids = set(topic.partitions)
     produced = set()
     batch = make_values("first", all_ids, 50)
-    produce(kafka, topic_name, batch)
+    produce(topic, batch)
     produced.update(v for vs in batch.values() for v in vs)
 
     opts = dict(auto_commit_enable=True, auto_commit_interval_ms=1000,
@@ -517,7 +532,7 @@ def test_join_and_leave_lose_no_message(kafka, topic_name, client_factory,
              "A and B to split", [a, b])
     assert a.generation_id > gen_before
     batch = make_values("second", all_ids, 50)
-    produce(kafka, topic_name, batch)
+    produce(topic, batch)
     produced.update(v for vs in batch.values() for v in vs)
     wait_for(lambda: len(db.got) > 0, 30, "B to consume", [a, b])
 
@@ -526,7 +541,7 @@ def test_join_and_leave_lose_no_message(kafka, topic_name, client_factory,
     wait_for(lambda: set(a.partitions) == all_ids, 30,
              "A to own everything after B left", [a])
     batch = make_values("third", all_ids, 50)
-    produce(kafka, topic_name, batch)
+    produce(topic, batch)
     produced.update(v for vs in batch.values() for v in vs)
 
     def complete():
@@ -547,7 +562,7 @@ def test_more_consumers_than_partitions(kafka, topic_name, client_factory,
     kafka.create_topic(topic_name, 2)
     topic = client_factory(kafka).topics[topic_name]
     group = group_name()
-    produce(kafka, topic_name, make_values("m", [0, 1], 5))
+    produce(topic, make_values("m", [0, 1], 5))
     cs = [new_consumer(consumers_to_stop, topic, group,
                        consumer_timeout_ms=2000, **FAST) for _ in range(4)]
 
@@ -645,7 +660,7 @@ def test_commit_refused_after_rebalance_triggers_rejoin(
     kafka.create_topic(topic_name, 2)
     topic = client_factory(kafka).topics[topic_name]
     group = group_name()
-    produce(kafka, topic_name, make_values("x", [0, 1], 5))
+    produce(topic, make_values("x", [0, 1], 5))
     # A's heartbeats are skipped, so A never hears of the rebalance B's
     # arrival starts; its long session keeps it from being expired, but it
     # misses the rebalance (3 s) and is dropped from the group.
@@ -682,7 +697,7 @@ def test_reset_offsets_through_the_balanced_consumer(
     kafka.create_topic(topic_name, 1)
     topic = client_factory(kafka).topics[topic_name]
     group = group_name()
-    produce(kafka, topic_name, make_values("o", [0], 10))
+    produce(topic, make_values("o", [0], 10))
     a = new_consumer(consumers_to_stop, topic, group, consumer_timeout_ms=3000,
                      **FAST)
     assert a.held_offsets == {0: -2}
@@ -707,7 +722,7 @@ def test_committed_offsets_are_where_the_next_owner_starts(
     kafka.create_topic(topic_name, 2)
     topic = client_factory(kafka).topics[topic_name]
     group = group_name()
-    produce(kafka, topic_name, make_values("c", [0, 1], 20))
+    produce(topic, make_values("c", [0, 1], 20))
     a = new_consumer(consumers_to_stop, topic, group, consumer_timeout_ms=5000,
                      **FAST)
     for _ in range(14):
@@ -733,7 +748,7 @@ def test_auto_commit_commits_revoked_partitions(
     kafka.create_topic(topic_name, 2)
     topic = client_factory(kafka).topics[topic_name]
     group = group_name()
-    produce(kafka, topic_name, make_values("r", [0, 1], 20))
+    produce(topic, make_values("r", [0, 1], 20))
     a = new_consumer(consumers_to_stop, topic, group,
                      auto_commit_enable=True, auto_commit_interval_ms=600000,
                      consumer_timeout_ms=5000, **FAST)
@@ -755,7 +770,7 @@ def test_rebalance_unblocks_consume_and_runs_callback(
     kafka.create_topic(topic_name, 4)
     topic = client_factory(kafka).topics[topic_name]
     group = group_name()
-    produce(kafka, topic_name, make_values("u", range(4), 80))
+    produce(topic, make_values("u", range(4), 80))
     calls = []
 
     def on_rebalance(consumer, old_offsets, new_offsets):
@@ -835,13 +850,13 @@ def test_reset_offset_on_start_latest(kafka, topic_name, client_factory,
                                       consumers_to_stop):
     kafka.create_topic(topic_name, 1)
     topic = client_factory(kafka).topics[topic_name]
-    produce(kafka, topic_name, make_values("old", [0], 10))
+    produce(topic, make_values("old", [0], 10))
     c = new_consumer(consumers_to_stop, topic, group_name(),
                      reset_offset_on_start=True,
                      auto_offset_reset=OffsetType.LATEST,
                      consumer_timeout_ms=3000, **FAST)
     assert c.held_offsets == {0: 9}
-    produce(kafka, topic_name, make_values("new", [0], 3))
+    produce(topic, make_values("new", [0], 3))
     values = [c.consume().value for _ in range(3)]
     assert values == [b"new-p0-0", b"new-p0-1", b"new-p0-2"]
 
@@ -852,7 +867,7 @@ def test_stop_commits_and_leaves_the_group(kafka, topic_name, client_factory,
     client = client_factory(kafka)
     topic = client.topics[topic_name]
     group = group_name()
-    produce(kafka, topic_name, make_values("s", [0, 1], 10))
+    produce(topic, make_values("s", [0, 1], 10))
     a = new_consumer(consumers_to_stop, topic, group, auto_commit_enable=True,
                      auto_commit_interval_ms=600000, consumer_timeout_ms=3000,
                      **FAST)
@@ -1030,7 +1045,7 @@ def test_group_shared_with_another_client(
         assert not (other_parts & mine_parts)
         assert len(other_parts) == len(mine_parts) == 3
         # Both sides consume exactly their own partitions.
-        produce(kafka, topic_name, make_values("j", range(6), 10))
+        produce(topic, make_values("j", range(6), 10))
         got = [mine.consume() for _ in range(30)]
         assert all(m is not None for m in got)
         assert {m.partition_id for m in got} == mine_parts
@@ -1063,7 +1078,7 @@ def test_group_recovers_when_the_coordinator_dies(
     group = group_name()
     produced = set()
     batch = make_values("before", range(4), 20)
-    produce(kafka, topic_name, batch)
+    produce(topic, batch)
     produced.update(v for vs in batch.values() for v in vs)
     opts = dict(auto_commit_enable=True, auto_commit_interval_ms=500,
                 consumer_timeout_ms=300, **FAST)
@@ -1082,7 +1097,9 @@ def test_group_recovers_when_the_coordinator_dies(
     kafka.stop_broker(coordinator)
     try:
         batch = make_values("after", range(4), 20)
-        produce(kafka, topic_name, batch)
+        # Retry long enough for the dead broker's partitions to get new
+        # leaders (the harness's brokers time out after 5 s).
+        produce(topic, batch, max_retries=60, retry_backoff_ms=500)
         produced.update(v for vs in batch.values() for v in vs)
         # Force a rebalance under the new coordinator: a third member joins.
         c = new_consumer(consumers_to_stop, topic, group, **opts)
