@@ -27,6 +27,8 @@ How a member behaves:
   failures are retried for as long as the consumer runs; errors that cannot
   heal (authorization, inconsistent protocols, invalid session timeout ...)
   stop the background thread and are raised from the next ``consume()``.
+* The leader refreshes metadata every minute and starts a rebalance when
+  partitions were added to (or removed from) a subscribed topic.
 * A rebalance unblocks a waiting ``consume()``.  Before rejoining, the
   offsets of the partitions about to be revoked are committed with the
   current generation and member id when ``auto_commit_enable`` is on.
@@ -96,6 +98,9 @@ _INTERNAL_CONSUME_TIMEOUT_MS = 200
 _MAX_REJOIN_BACKOFF_S = 10.0
 # How soon to retry a heartbeat that could not be sent.
 _HEARTBEAT_RETRY_S = 0.5
+# How often the leader looks for partitions added to the group's topics
+# (Java's consumer refreshes metadata every 5 minutes).
+_METADATA_CHECK_S = 60.0
 # Join/sync round trips that need no backoff (MEMBER_ID_REQUIRED, a new
 # rebalance started during sync, ...) before a round counts as failed.
 _MAX_JOIN_ROUND_TRIPS = 10
@@ -310,6 +315,9 @@ class BalancedConsumer(object):
         self._generation_id = -1
         self._consumer_id = b''
         self._is_leader = False
+        # The leader's view of the partitions it assigned: {topic: ids}.
+        self._assigned_topics = None
+        self._metadata_check_interval_s = _METADATA_CHECK_S
         self._group_coordinator = None
         # Group requests of this consumer use their own broker connections.
         self._connection_id = uuid.uuid4()
@@ -526,6 +534,7 @@ class BalancedConsumer(object):
         now = time.monotonic()
         self._next_heartbeat = now + self._heartbeat_interval_ms / 1000.0
         self._next_autocommit = now + self._auto_commit_interval_ms / 1000.0
+        self._next_metadata_check = now + self._metadata_check_interval_s
         self._rejoin_failures = 0
         thread.start()
         return thread
@@ -562,12 +571,45 @@ class BalancedConsumer(object):
         if self._auto_commit_enable and now >= self._next_autocommit:
             self._next_autocommit = now + self._auto_commit_interval_ms / 1000.0
             self._auto_commit()
+        if self._is_leader and now >= self._next_metadata_check:
+            self._next_metadata_check = now + self._metadata_check_interval_s
+            self._check_partition_counts()
         if self._rejoin_needed.is_set():
             return 0.0
-        wait = self._next_heartbeat - time.monotonic()
+        now = time.monotonic()
+        wait = self._next_heartbeat - now
         if self._auto_commit_enable:
-            wait = min(wait, self._next_autocommit - time.monotonic())
+            wait = min(wait, self._next_autocommit - now)
+        if self._is_leader:
+            wait = min(wait, self._next_metadata_check - now)
         return max(0.0, wait)
+
+    def _check_partition_counts(self):
+        """Leader: rebalance when a subscribed topic's partitions changed
+        (pykafka's ZooKeeper consumer watched the topics for this)."""
+        assigned = self._assigned_topics
+        if not assigned:
+            return
+        try:
+            self._cluster.update()
+        except Exception as exc:
+            log.info("Metadata refresh failed: %s", exc)
+            return
+        for name, ids in sorted(assigned.items()):
+            if name == self._topic.name:
+                current = frozenset(self._topic.partitions)
+            elif name in self._cluster.topics:
+                try:
+                    current = frozenset(self._cluster.topics[name].partitions)
+                except Exception as exc:
+                    log.info("Topic %r not available: %s", name, exc)
+                    continue
+            else:
+                current = frozenset()
+            if current != ids:
+                self._request_rejoin("the partitions of %r changed (%d -> %d)"
+                                     % (name, len(ids), len(current)))
+                return
 
     def _send_heartbeat(self):
         """Heartbeat once; returns the delay until the next heartbeat."""
@@ -828,6 +870,8 @@ class BalancedConsumer(object):
             else:
                 log.warning("Topic %r subscribed by the group does not "
                             "exist; not assigned", name)
+        self._assigned_topics = {
+            name: frozenset(topic_partitions.get(name, ())) for name in wanted}
         plan = compute_assignments(
             self._membership_protocol.decide_partitions, subscriptions,
             topic_partitions)

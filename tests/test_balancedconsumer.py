@@ -35,7 +35,8 @@ from pykafka_c.membershipprotocol import (ConsumerGroupProtocolMetadata,
                                           GroupMembershipProtocol,
                                           MemberAssignment, RangeProtocol,
                                           RoundRobinProtocol)
-from pykafka_c.test.kafka_instance import kafka_tool_command
+from pykafka_c.test.kafka_instance import (kafka_tool_command,
+                                           run_kafka_tool)
 
 PROTOCOLS = [RangeProtocol, RoundRobinProtocol]
 PROTOCOL_IDS = ["range", "roundrobin"]
@@ -602,6 +603,29 @@ def test_more_consumers_than_partitions(kafka, topic_name, client_factory,
     wait_for(lambda: set().union(*owned(rest)) == {0, 1}
              and sorted(len(s) for s in owned(rest)) == [0, 1, 1],
              40, "an idle consumer to take over", rest)
+
+
+def test_partitions_added_to_the_topic_are_assigned(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    kafka.create_topic(topic_name, 2)
+    topic = client_factory(kafka).topics[topic_name]
+    group = group_name()
+    cs = [new_consumer(consumers_to_stop, topic, group,
+                       consumer_timeout_ms=5000, **FAST) for _ in range(2)]
+    wait_for(lambda: assignment_settled(cs, {0, 1}), 30, "split", cs)
+    for c in cs:  # look every second instead of every minute
+        c._metadata_check_interval_s = 1.0
+        c._next_metadata_check = 0
+    run_kafka_tool("topics", ["--bootstrap-server", kafka.brokers, "--alter",
+                              "--topic", topic_name, "--partitions", "4"],
+                   kafka_version=kafka.kafka_version)
+    sets = wait_for(lambda: assignment_settled(cs, set(range(4))), 60,
+                    "the leader to rebalance over 4 partitions", cs)
+    assert sorted(len(s) for s in sets) == [2, 2]
+    produce(topic, {3: ["new-partition"]})
+    owner = [c for c, s in zip(cs, sets) if 3 in s][0]
+    m = owner.consume()
+    assert (m.partition_id, m.value) == (3, b"new-partition")
 
 
 def test_slow_application_keeps_its_partitions(kafka, topic_name,
