@@ -341,6 +341,14 @@ class Broker(object):
 
     close = disconnect
 
+    def close_channel(self, channel):
+        """Close one connection of this broker (e.g. ``("group", id)`` of a
+        stopped balanced consumer); harmless if it is not open."""
+        with self._channels_lock:
+            ch = self._channels.pop(channel, None)
+        if ch is not None:
+            ch.conn.close()
+
     # -- requests ---------------------------------------------------------
 
     def api_version(self, api_key, channel="main"):
@@ -511,13 +519,16 @@ class Broker(object):
     def leave_group(self, connection_id, consumer_group, member_id,
                     reason=None):
         """LeaveGroup for one member."""
-        fields = {"group_id": _as_str(consumer_group),
-                  "member_id": _as_str(member_id),
-                  "members": [{"member_id": _as_str(member_id),
-                               "group_instance_id": None,
-                               "reason": reason}]}
-        return self.request(ApiKey.LEAVE_GROUP, fields,
-                            channel=("group", connection_id))
+        channel = ("group", connection_id)
+        fields = {"group_id": _as_str(consumer_group)}
+        # v0-2 name the member at the top level, v3+ in a Members array.
+        if self.api_version(ApiKey.LEAVE_GROUP, channel=channel) < 3:
+            fields["member_id"] = _as_str(member_id)
+        else:
+            fields["members"] = [{"member_id": _as_str(member_id),
+                                  "group_instance_id": None,
+                                  "reason": reason}]
+        return self.request(ApiKey.LEAVE_GROUP, fields, channel=channel)
 
     def list_groups(self):
         """ListGroups on this broker."""

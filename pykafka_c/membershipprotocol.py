@@ -1,0 +1,490 @@
+"""Group membership protocols: assignment strategies and the consumer
+protocol's subscription and assignment encodings.
+
+``RangeProtocol`` and ``RoundRobinProtocol`` carry pykafka's rules for
+spreading a topic's partitions over the members of a group (see
+:func:`decide_partitions_range` and :func:`decide_partitions_roundrobin`).
+
+The bytes that travel inside JoinGroup (a member's subscription) and
+SyncGroup (a member's assignment) are encoded as Kafka's own consumer
+encodes them (the ``ConsumerProtocolSubscription`` and
+``ConsumerProtocolAssignment`` schemas, versions 0-3), so that Java and
+librdkafka consumers using the same assignor name can share a group with
+pykafka_c consumers: whichever member the coordinator elects leader
+computes every member's assignment, and every member can read it.
+
+Differences from pykafka, each deliberate:
+
+* pykafka wrote subscription version 0 with ``user_data=b"testuserdata"``
+  and assignments without the trailing ``UserData`` field (which Java
+  members could not parse).  pykafka_c writes subscription version 3
+  (``OwnedPartitions``, ``GenerationId``, ``RackId``) and assignment
+  version 3 with ``UserData``, like Kafka's consumer.
+* Decoding accepts every version Kafka's consumer accepts (a newer version
+  is read with the newest known layout, ignoring what follows) and
+  tolerates later-version fields that are missing; malformed bytes raise
+  :class:`pykafka_c.exceptions.ProtocolDecodeError`.
+* A partition whose leader is unknown sorts as leader ``-1`` instead of
+  raising ``AttributeError``.
+"""
+
+import itertools
+import logging
+import struct
+from collections import namedtuple
+
+from .exceptions import ProtocolDecodeError
+
+__all__ = [
+    "GroupMembershipProtocol",
+    "ConsumerGroupProtocolMetadata",
+    "MemberAssignment",
+    "RangeProtocol",
+    "RoundRobinProtocol",
+    "decide_partitions_range",
+    "decide_partitions_roundrobin",
+    "compute_assignments",
+    "CONSUMER_PROTOCOL_TYPE",
+    "SUBSCRIPTION_VERSION",
+    "ASSIGNMENT_VERSION",
+]
+
+log = logging.getLogger(__name__)
+
+#: The protocol type of Kafka's consumer groups.
+CONSUMER_PROTOCOL_TYPE = b"consumer"
+#: The newest ConsumerProtocolSubscription version (Kafka 3.5+ and 4.x).
+SUBSCRIPTION_VERSION = 3
+#: The newest ConsumerProtocolAssignment version (same fields since v0).
+ASSIGNMENT_VERSION = 3
+
+GroupMembershipProtocol = namedtuple(
+    'GroupMembershipProtocol', ['protocol_type',
+                                'protocol_name',
+                                'metadata',
+                                'decide_partitions'])
+
+
+# --- encoding helpers --------------------------------------------------------
+
+def _as_bytes(value):
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise TypeError("expected str or bytes, not %s" % type(value).__name__)
+
+
+def _put_string(out, value):
+    raw = _as_bytes(value)
+    if len(raw) > 0x7fff:
+        raise ValueError("string of %d bytes is too long for the consumer "
+                         "protocol (max 32767)" % len(raw))
+    out += struct.pack(">h", len(raw))
+    out += raw
+
+
+def _put_nullable_string(out, value):
+    if value is None:
+        out += struct.pack(">h", -1)
+    else:
+        _put_string(out, value)
+
+
+def _put_nullable_bytes(out, value):
+    if value is None:
+        out += struct.pack(">i", -1)
+    else:
+        raw = _as_bytes(value)
+        out += struct.pack(">i", len(raw))
+        out += raw
+
+
+def _put_topic_partitions(out, topic_partitions):
+    out += struct.pack(">i", len(topic_partitions))
+    for topic, partitions in topic_partitions:
+        _put_string(out, topic)
+        partitions = list(partitions)
+        out += struct.pack(">i", len(partitions))
+        if partitions:
+            out += struct.pack(">%di" % len(partitions), *partitions)
+
+
+class _Reader(object):
+    """Bounds-checked reader over consumer-protocol bytes.
+
+    Every count is checked against the bytes left before anything is
+    allocated, so hostile input costs at most its own size."""
+
+    __slots__ = ("_buf", "_pos", "_what")
+
+    def __init__(self, buf, what):
+        self._buf = memoryview(_as_bytes(buf))
+        self._pos = 0
+        self._what = what
+
+    @property
+    def remaining(self):
+        return len(self._buf) - self._pos
+
+    def _fail(self, why):
+        raise ProtocolDecodeError("%s: %s at byte %d of %d"
+                                  % (self._what, why, self._pos,
+                                     len(self._buf)))
+
+    def _take(self, n):
+        if n > self.remaining:
+            self._fail("truncated (need %d bytes, %d left)"
+                       % (n, self.remaining))
+        start = self._pos
+        self._pos += n
+        return self._buf[start:self._pos]
+
+    def int16(self):
+        return struct.unpack(">h", self._take(2))[0]
+
+    def int32(self):
+        return struct.unpack(">i", self._take(4))[0]
+
+    def string(self):
+        n = self.int16()
+        if n < 0:
+            self._fail("null where a string is required")
+        return bytes(self._take(n))
+
+    def nullable_string(self):
+        n = self.int16()
+        if n < 0:
+            return None
+        return bytes(self._take(n))
+
+    def nullable_bytes(self):
+        n = self.int32()
+        if n < 0:
+            return None
+        return bytes(self._take(n))
+
+    def count(self, min_item_size):
+        n = self.int32()
+        if n < 0:
+            self._fail("negative array length %d" % n)
+        if n * min_item_size > self.remaining:
+            self._fail("array of %d items cannot fit in %d bytes"
+                       % (n, self.remaining))
+        return n
+
+    def int32_array(self):
+        n = self.count(4)
+        if n == 0:
+            return []
+        return list(struct.unpack(">%di" % n, self._take(4 * n)))
+
+    def topic_partitions(self):
+        n = self.count(2 + 4)
+        return [(self.string(), self.int32_array()) for _ in range(n)]
+
+
+# --- subscription --------------------------------------------------------------
+
+class ConsumerGroupProtocolMetadata(object):
+    """A member's subscription (ConsumerProtocolSubscription).
+
+    Wire layout, big-endian, per Kafka's schema::
+
+        Version        int16
+        Topics         [string]
+        UserData       nullable bytes
+        OwnedPartitions [Topic string, Partitions [int32]]   (v1+)
+        GenerationId   int32                                  (v2+)
+        RackId         nullable string                        (v3+)
+
+    ``topic_names`` are bytes (str is accepted and encoded as UTF-8);
+    ``owned_partitions`` is a list of ``(topic, [partition ids])``.
+    """
+
+    def __init__(self, version=SUBSCRIPTION_VERSION, topic_names=None,
+                 user_data=None, owned_partitions=None, generation_id=-1,
+                 rack_id=None):
+        self.version = version
+        self.topic_names = list(topic_names) if topic_names else []
+        self.user_data = user_data
+        self.owned_partitions = list(owned_partitions or [])
+        self.generation_id = generation_id
+        self.rack_id = rack_id
+
+    def __repr__(self):
+        return ("ConsumerGroupProtocolMetadata(version=%r, topic_names=%r, "
+                "user_data=%r, owned_partitions=%r, generation_id=%r, "
+                "rack_id=%r)" % (self.version, self.topic_names,
+                                 self.user_data, self.owned_partitions,
+                                 self.generation_id, self.rack_id))
+
+    def __eq__(self, other):
+        if not isinstance(other, ConsumerGroupProtocolMetadata):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = None
+
+    def _key(self):
+        return (self.version, [_as_bytes(t) for t in self.topic_names],
+                self.user_data,
+                [(_as_bytes(t), list(p)) for t, p in self.owned_partitions],
+                self.generation_id, self.rack_id)
+
+    def copy(self, **changes):
+        """A new object with the same fields, some replaced by ``changes``."""
+        fields = dict(version=self.version, topic_names=self.topic_names,
+                      user_data=self.user_data,
+                      owned_partitions=self.owned_partitions,
+                      generation_id=self.generation_id, rack_id=self.rack_id)
+        fields.update(changes)
+        return ConsumerGroupProtocolMetadata(**fields)
+
+    def __len__(self):
+        return len(self.get_bytes())
+
+    def get_bytes(self):
+        """get_bytes() -> bytes --
+
+        The subscription as Kafka's consumer encodes it."""
+        if not 0 <= self.version <= 0x7fff:
+            raise ValueError("subscription version %r out of range"
+                             % (self.version,))
+        out = bytearray(struct.pack(">h", self.version))
+        out += struct.pack(">i", len(self.topic_names))
+        for name in self.topic_names:
+            _put_string(out, name)
+        _put_nullable_bytes(out, self.user_data)
+        if self.version >= 1:
+            _put_topic_partitions(out, self.owned_partitions)
+        if self.version >= 2:
+            out += struct.pack(">i", self.generation_id)
+        if self.version >= 3:
+            _put_nullable_string(out, self.rack_id)
+        return bytes(out)
+
+    @classmethod
+    def from_bytestring(cls, buff):
+        """from_bytestring(buff) -> ConsumerGroupProtocolMetadata --
+
+        Decode a subscription written by any Kafka client.  Empty bytes give
+        an empty subscription (as in pykafka)."""
+        if len(buff) == 0:
+            return cls(version=0)
+        r = _Reader(buff, "ConsumerProtocolSubscription")
+        version = r.int16()
+        if version < 0:
+            r._fail("negative version %d" % version)
+        n = r.count(2)
+        topics = [r.string() for _ in range(n)]
+        user_data = r.nullable_bytes()
+        owned, generation_id, rack_id = [], -1, None
+        # Later-version fields are "ignorable": a writer may stop early.
+        if version >= 1 and r.remaining:
+            owned = r.topic_partitions()
+        if version >= 2 and r.remaining:
+            generation_id = r.int32()
+        if version >= 3 and r.remaining:
+            rack_id = r.nullable_string()
+        return cls(version=version, topic_names=topics, user_data=user_data,
+                   owned_partitions=owned, generation_id=generation_id,
+                   rack_id=rack_id)
+
+
+# --- assignment ------------------------------------------------------------------
+
+class MemberAssignment(object):
+    """One member's assignment (ConsumerProtocolAssignment).
+
+    Wire layout (identical in versions 0-3)::
+
+        Version             int16
+        AssignedPartitions  [Topic string, Partitions [int32]]
+        UserData            nullable bytes
+
+    ``partition_assignment`` is a list of ``(topic, [partition ids])``
+    (pykafka's attribute name); ``member_id`` is kept for the leader's
+    bookkeeping and is not encoded.
+    """
+
+    def __init__(self, partition_assignment, version=ASSIGNMENT_VERSION,
+                 user_data=None, member_id=None):
+        self.version = version
+        self.partition_assignment = [(t, list(p))
+                                     for t, p in partition_assignment]
+        self.user_data = user_data
+        self.member_id = member_id
+
+    def __repr__(self):
+        return ("MemberAssignment(%r, version=%r, user_data=%r)"
+                % (self.partition_assignment, self.version, self.user_data))
+
+    def __eq__(self, other):
+        if not isinstance(other, MemberAssignment):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = None
+
+    def _key(self):
+        return (self.version,
+                [(_as_bytes(t), list(p)) for t, p in self.partition_assignment],
+                self.user_data)
+
+    def partitions_for(self, topic_name):
+        """The partition ids assigned for ``topic_name`` (all entries)."""
+        name = _as_bytes(topic_name)
+        ids = []
+        for t, parts in self.partition_assignment:
+            if _as_bytes(t) == name:
+                ids.extend(parts)
+        return ids
+
+    def __len__(self):
+        return len(self.get_bytes())
+
+    def get_bytes(self):
+        """get_bytes() -> bytes --
+
+        The assignment as Kafka's consumer encodes it (with UserData)."""
+        if not 0 <= self.version <= 0x7fff:
+            raise ValueError("assignment version %r out of range"
+                             % (self.version,))
+        out = bytearray(struct.pack(">h", self.version))
+        _put_topic_partitions(out, self.partition_assignment)
+        _put_nullable_bytes(out, self.user_data)
+        return bytes(out)
+
+    @classmethod
+    def from_bytestring(cls, buff):
+        """from_bytestring(buff) -> MemberAssignment --
+
+        Decode an assignment written by any Kafka client (or by pykafka,
+        which left out UserData).  Empty bytes mean no partitions."""
+        if len(buff) == 0:
+            return cls([], version=0)
+        r = _Reader(buff, "ConsumerProtocolAssignment")
+        version = r.int16()
+        if version < 0:
+            r._fail("negative version %d" % version)
+        assigned = r.topic_partitions()
+        user_data = r.nullable_bytes() if r.remaining else None
+        return cls(assigned, version=version, user_data=user_data)
+
+
+# --- assignment strategies --------------------------------------------------------
+
+def _partition_sort_key(p):
+    """pykafka's ordering key: the string "{topic}-{leader id}-{partition}".
+
+    ``str`` of a bytes topic name gives ``"b'name'"`` on Python 3, exactly as
+    in pykafka; the comparison is lexicographic (leader 10 sorts before 2)."""
+    leader = p.leader
+    leader_id = leader.id if leader is not None else -1
+    return '-'.join([str(p.topic.name), str(leader_id), str(p.id)])
+
+
+def _partition_values(partitions):
+    if hasattr(partitions, "values"):
+        return list(partitions.values())
+    return list(partitions)
+
+
+def decide_partitions_range(participants, partitions, consumer_id):
+    """decide_partitions_range(participants, partitions, consumer_id) -> set --
+
+    pykafka's range rule: the partitions (sorted by "topic-leader-id"
+    strings) are cut into contiguous slices, one per participant in sorted
+    order; with N partitions and M participants, participant i gets
+    ``N // M`` partitions plus one more if ``i < N % M``, starting at
+    ``(N // M) * i + min(i, N % M)``.
+
+    ``participants`` are member ids (bytes), ``partitions`` a dict
+    ``{id: Partition}`` (or an iterable of Partitions), ``consumer_id`` the
+    member to decide for.  Returns a set of Partitions.
+    """
+    all_parts = sorted(_partition_values(partitions), key=_partition_sort_key)
+    participants = sorted(participants)
+    idx = participants.index(consumer_id)
+    parts_per_consumer = len(all_parts) // len(participants)
+    remainder_ppc = len(all_parts) % len(participants)
+
+    start = parts_per_consumer * idx + min(idx, remainder_ppc)
+    num_parts = parts_per_consumer + (0 if (idx + 1 > remainder_ppc) else 1)
+
+    new_partitions = set(itertools.islice(all_parts, start,
+                                          start + num_parts))
+    log.debug('%s: range over %i participants and %i partitions: owning %i',
+              consumer_id, len(participants), len(all_parts),
+              len(new_partitions))
+    return new_partitions
+
+
+def decide_partitions_roundrobin(participants, partitions, consumer_id):
+    """decide_partitions_roundrobin(participants, partitions, consumer_id) -> set --
+
+    pykafka's round-robin rule: sorted partition k (by "topic-leader-id"
+    strings) goes to sorted participant ``k mod M``.  Arguments and result
+    as for :func:`decide_partitions_range`.
+    """
+    all_parts = sorted(_partition_values(partitions), key=_partition_sort_key)
+    participants = sorted(participants)
+    idx = participants.index(consumer_id)
+    new_partitions = set(all_parts[idx::len(participants)])
+    log.debug('%s: round-robin over %i participants and %i partitions: '
+              'owning %i', consumer_id, len(participants), len(all_parts),
+              len(new_partitions))
+    return new_partitions
+
+
+RangeProtocol = GroupMembershipProtocol(CONSUMER_PROTOCOL_TYPE,
+                                        b"range",
+                                        ConsumerGroupProtocolMetadata(),
+                                        decide_partitions_range)
+
+RoundRobinProtocol = GroupMembershipProtocol(CONSUMER_PROTOCOL_TYPE,
+                                             b"roundrobin",
+                                             ConsumerGroupProtocolMetadata(),
+                                             decide_partitions_roundrobin)
+
+
+def compute_assignments(decide_partitions, subscriptions, topic_partitions):
+    """compute_assignments(decide_partitions, subscriptions, topic_partitions) -> dict --
+
+    The group leader's job: for every topic some member subscribes to, the
+    members subscribed to it share its partitions by ``decide_partitions``
+    (pykafka's signature).  ``subscriptions`` maps member id (bytes) to an
+    iterable of topic names (bytes); ``topic_partitions`` maps topic name
+    (bytes) to ``{partition id: Partition}``; a subscribed topic missing
+    from it (unknown to the cluster) is assigned to nobody.
+
+    Returns ``{member_id: [(topic, sorted partition ids), ...]}`` with an
+    entry (maybe empty) for every member.
+    """
+    result = {m: [] for m in subscriptions}
+    by_topic = {}
+    for member, topics in subscriptions.items():
+        for t in set(_as_bytes(t) for t in topics):
+            by_topic.setdefault(t, []).append(member)
+    for topic in sorted(by_topic):
+        parts = topic_partitions.get(topic)
+        if not parts:
+            continue
+        members = sorted(by_topic[topic])
+        for member in members:
+            chosen = decide_partitions(members, parts, member)
+            ids = sorted(p.id for p in chosen)
+            if ids:
+                result[member].append((topic, ids))
+    return result
