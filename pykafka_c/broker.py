@@ -428,7 +428,6 @@ class Broker(object):
                 {"partition_index": req.partition_id,
                  "committed_offset": req.offset,
                  "committed_leader_epoch": -1,
-                 "commit_timestamp": -1,
                  "committed_metadata": metadata})
         fields = {"group_id": _as_str(consumer_group),
                   "generation_id_or_member_epoch":

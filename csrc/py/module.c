@@ -78,6 +78,7 @@ pkc_set_exceptions(PyObject *module, PyObject *args)
         {"CodecUnavailableError", &st->CodecUnavailableError},
         {"MessageSetDecodeFailure", &st->MessageSetDecodeFailure},
         {"UnsupportedApiVersionError", &st->UnsupportedApiVersionError},
+        {"ConsumerStoppedException", &st->ConsumerStoppedException},
     };
 
     if (!PyArg_ParseTuple(args, "O!O:_set_exceptions", &PyDict_Type,
@@ -119,15 +120,17 @@ pkc_exec(PyObject *module)
     st->str_empty = PyUnicode_InternFromString("");
     if (st->str_empty == NULL)
         return -1;
+    if (pkc_connection_exec(module, st) < 0)
+        return -1;
     if (pkc_compress_exec(module, st) < 0)
         return -1;
     if (pkc_message_exec(module, st) < 0)
         return -1;
     if (pkc_records_exec(module, st) < 0)
         return -1;
-    if (pkc_connection_exec(module, st) < 0)
-        return -1;
     if (pkc_proto_exec(module, st) < 0)
+        return -1;
+    if (pkc_fetcher_exec(module, st) < 0)
         return -1;
     return 0;
 }
@@ -145,6 +148,7 @@ pkc_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->CodecUnavailableError);
     Py_VISIT(st->MessageSetDecodeFailure);
     Py_VISIT(st->UnsupportedApiVersionError);
+    Py_VISIT(st->ConsumerStoppedException);
     Py_VISIT(st->error_for_code);
     Py_VISIT(st->MessageType);
     Py_VISIT(st->MessageBaseType);
@@ -172,6 +176,7 @@ pkc_clear(PyObject *module)
     Py_CLEAR(st->CodecUnavailableError);
     Py_CLEAR(st->MessageSetDecodeFailure);
     Py_CLEAR(st->UnsupportedApiVersionError);
+    Py_CLEAR(st->ConsumerStoppedException);
     Py_CLEAR(st->error_for_code);
     Py_CLEAR(st->MessageType);
     Py_CLEAR(st->MessageBaseType);

@@ -24,6 +24,7 @@ typedef struct {
     PyObject *CodecUnavailableError;
     PyObject *MessageSetDecodeFailure;
     PyObject *UnsupportedApiVersionError;
+    PyObject *ConsumerStoppedException;
     PyObject *error_for_code; /* callable (code, message) -> instance */
 
     /* Heap types, set by each type file's exec function. */
@@ -95,6 +96,7 @@ PyObject *pkc_raise_codec(pkc_state *st, int status, int codec,
 
 /* Exec functions of the per-type / per-area files, called in order by the
  * module's exec slot.  Each returns 0, or -1 with an exception set. */
+int pkc_connection_exec(PyObject *module, pkc_state *st);
 int pkc_compress_exec(PyObject *module, pkc_state *st); /* compress.c */
 int pkc_message_exec(PyObject *module, pkc_state *st);  /* message.c */
 int pkc_records_exec(PyObject *module, pkc_state *st);  /* records.c */
@@ -108,5 +110,5 @@ int pkc_records_exec(PyObject *module, pkc_state *st);  /* records.c */
  */
 PyObject *pkc_message_from_record(pkc_state *st, const pkc_record *rec,
                                   int32_t partition_id);
-int pkc_connection_exec(PyObject *module, pkc_state *st);
 int pkc_proto_exec(PyObject *module, pkc_state *st);
+int pkc_fetcher_exec(PyObject *module, pkc_state *st); /* fetcher.c */

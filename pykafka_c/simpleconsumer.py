@@ -1,0 +1,976 @@
+"""``SimpleConsumer``: a non-balancing consumer of one topic, as in pykafka.
+
+The signature, defaults, offset rules and exceptions are pykafka 2.8's.
+What differs is underneath: fetching is done by a C thread
+(:class:`pykafka_c._core.Fetcher`, one connection per leader broker, one
+Fetch in flight per broker, modern Fetch v4-v12 with RecordBatch v2) that
+decodes records into C queues ahead of the application, and ``consume()``
+takes the next record from those queues and builds its
+:class:`pykafka_c.protocol.Message` in C, without any Python-level lock,
+queue or sleep on the way.
+
+Errors met by the fetch thread (OFFSET_OUT_OF_RANGE, leader changes,
+broker disconnects, undecodable records) are handed to Python and handled
+in the next ``consume()`` call (or :meth:`SimpleConsumer.fetch`):
+out-of-range offsets are reset to ``auto_offset_reset``; leader errors and
+disconnects refresh the cluster metadata and resume at the same offset; a
+cluster that cannot be reached at all raises ``NoBrokersAvailableError``
+(or ``SocketDisconnectedError``) from ``consume()``, after which pykafka's
+recovery pattern works (catch, then ``stop(); start()`` or a new
+consumer).  Record decode errors (``CorruptRecordError``,
+``ProtocolDecodeError``, ``CompressionError``) and Kafka errors without a
+recovery (an authorization failure, say) are raised once; that partition
+then stays paused until ``reset_offsets()`` or ``stop(); start()``, while
+the others go on.
+
+Deliberate differences from pykafka, each documented where it applies:
+
+* ``num_consumer_fetchers`` is accepted and validated; one C thread serves
+  every broker.  ``fetch_error_backoff_ms`` (unused by pure pykafka) spaces
+  reconnection attempts and retries after fetch errors.
+* ``compacted_topic`` is accepted; offsets gaps (compaction, transaction
+  markers) never stall a partition whatever its value.
+* ``fetch()`` does not fetch (the C thread does); it handles pending fetch
+  errors and returns None.
+* Offset lookups by timestamp use modern ListOffsets: the first offset
+  whose timestamp is at or after the time given (pykafka's v0 answered
+  with segment boundaries).
+* ``isolation_level`` (a pykafka_c extra, last in the signature): 0 reads
+  uncommitted records (the default, as pykafka), 1 hides records of
+  aborted transactions and stops at the last stable offset.
+* ``consume_batch(max_messages, timeout_ms)`` is a pykafka_c extra.
+"""
+
+import datetime as dt
+import itertools
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+import weakref
+from collections import defaultdict
+
+from . import _core
+from ._responses import (OffsetFetchPartitionResponse, PartitionFetchRequest,
+                         PartitionOffsetCommitRequest,
+                         PartitionOffsetFetchRequest, PartitionOffsetRequest)
+from .common import EPOCH, OffsetType
+from .exceptions import (KafkaException, NoBrokersAvailableError,
+                         OffsetMetadataTooLarge, OffsetRequestFailedError,
+                         SocketDisconnectedError, UnicodeException,
+                         UnknownTopicOrPartition, error_for_code)
+
+__all__ = ["SimpleConsumer", "OwnedPartition"]
+
+log = logging.getLogger(__name__)
+
+MAGIC_OFFSETS = (OffsetType.EARLIEST, OffsetType.LATEST)
+
+#: Fetch/ListOffsets error codes answered by a metadata refresh.
+_LEADER_CODES = frozenset([3, 5, 6, 9, 13, 56, 74, 75, 100])
+#: Fetch error codes that are logged and retried after a backoff (pykafka's
+#: "log and continue" handlers).
+_RETRY_CODES = frozenset([-1, 7, 78, 89])
+#: Group errors that mean "find the coordinator again".
+_COORDINATOR_CODES = frozenset([14, 15, 16])
+#: Group errors pykafka logs and continues on.
+_GROUP_CONTINUE_CODES = frozenset([-1, 7, 14, 22, 25, 27])
+
+#: Fetch response size cap (Kafka's fetch.max.bytes default).
+_FETCH_MAX_BYTES = 52428800
+
+
+def valid_int(param, allow_zero=False, allow_negative=False):
+    """pykafka's integer check: TypeError for non-numbers, ValueError for
+    negative or zero values unless allowed; returns the value."""
+    pt = param
+    try:
+        pt += 1
+    except TypeError:
+        raise TypeError(
+            "Expected integer but found argument of type '{}'".format(
+                type(param)))
+    if not allow_negative and param < 0:
+        raise ValueError("Expected nonnegative number but got '{}'"
+                         .format(param))
+    if not allow_zero and param == 0:
+        raise ValueError("Expected nonzero number but got '{}'"
+                         .format(param))
+    return param
+
+
+def _get_string(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value
+
+
+def _get_bytes(value):
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return value
+
+
+def _events_callback(consumer):
+    """The Fetcher's on_events hook, holding the consumer weakly (so a
+    dropped consumer is collected and its __del__ stops the thread)."""
+    ref = weakref.ref(consumer)
+
+    def on_events():
+        c = ref()
+        if c is not None:
+            c._handle_fetch_events()
+    return on_events
+
+
+class SimpleConsumer(object):
+    """A non-balancing consumer for Kafka."""
+
+    def __init__(self,
+                 topic,
+                 cluster,
+                 consumer_group=None,
+                 partitions=None,
+                 fetch_message_max_bytes=1024 * 1024,
+                 num_consumer_fetchers=1,
+                 auto_commit_enable=False,
+                 auto_commit_interval_ms=60 * 1000,
+                 queued_max_messages=2000,
+                 fetch_min_bytes=1,
+                 fetch_error_backoff_ms=500,
+                 fetch_wait_max_ms=100,
+                 offsets_channel_backoff_ms=1000,
+                 offsets_commit_max_retries=5,
+                 auto_offset_reset=OffsetType.EARLIEST,
+                 consumer_timeout_ms=-1,
+                 auto_start=True,
+                 reset_offset_on_start=False,
+                 compacted_topic=False,
+                 generation_id=-1,
+                 consumer_id=b'',
+                 deserializer=None,
+                 reset_offset_on_fetch=True,
+                 isolation_level=0):
+        """Create a SimpleConsumer.
+
+        :param topic: The topic this consumer should consume
+        :type topic: :class:`pykafka_c.topic.Topic`
+        :param cluster: The cluster to which this consumer should connect
+        :type cluster: :class:`pykafka_c.cluster.Cluster`
+        :param consumer_group: The name of the consumer group this consumer
+            should use for offset committing and fetching (str or bytes,
+            ASCII only).
+        :param partitions: Existing partitions to which to connect
+            (:class:`pykafka_c.partition.Partition` objects); None for all.
+        :param fetch_message_max_bytes: Bytes to fetch per partition per
+            request.  Not a hard limit: a batch larger than this is still
+            fetched whole (modern Fetch returns at least one batch).
+        :param num_consumer_fetchers: Accepted for compatibility; one C
+            thread fetches from every broker.
+        :param auto_commit_enable: Periodically commit the offsets of
+            messages already returned by consume() (needs a group).
+        :param auto_commit_interval_ms: Period of the auto commit.
+        :param queued_max_messages: Messages buffered per partition; fetching
+            a partition pauses while its queue holds this many.
+        :param fetch_min_bytes: FetchRequest MinBytes.
+        :param fetch_error_backoff_ms: Wait before reconnecting to a broker or
+            retrying a partition after a fetch error.
+        :param fetch_wait_max_ms: FetchRequest MaxWaitMs.
+        :param offsets_channel_backoff_ms: Backoff base of offset commit,
+            fetch and reset retries (sleep ``i * backoff``).
+        :param offsets_commit_max_retries: Attempts for offset commits,
+            fetches and resets.
+        :param auto_offset_reset: Where a partition without a committed
+            offset, or whose offset is out of range, starts:
+            OffsetType.EARLIEST or OffsetType.LATEST.
+        :param consumer_timeout_ms: A blocking consume() returns None after
+            this long without a message; -1 or 0 wait forever.
+        :param auto_start: Call start() at the end of __init__.
+        :param reset_offset_on_start: Reset every partition to
+            auto_offset_reset (and commit that) on start.
+        :param compacted_topic: Accepted for compatibility (offset gaps
+            never stall a partition).
+        :param generation_id: Deprecated, ignored (set the property).
+        :param consumer_id: Deprecated, ignored (set the property).
+        :param deserializer: f(value, partition_key) -> (value,
+            partition_key), applied to each message consume() returns.
+        :param reset_offset_on_fetch: If False, fetch_offsets() only reports
+            the committed offsets and does not move the consumer.
+        :param isolation_level: pykafka_c extra: 0 read_uncommitted
+            (default), 1 read_committed.
+        """
+        self._running = False
+        self._fetcher = None
+        self._autocommit_stop = None
+        self._autocommit_worker_thread = None
+        self._cluster = cluster
+        self._consumer_group = None
+        if consumer_group:
+            try:
+                self._consumer_group = _get_string(consumer_group).encode(
+                    "ascii")
+            except UnicodeEncodeError:
+                raise UnicodeException("Consumer group name '{}' contains "
+                                       "non-ascii characters".format(
+                                           consumer_group))
+        self._topic = topic
+        self._fetch_message_max_bytes = valid_int(fetch_message_max_bytes)
+        self._fetch_min_bytes = valid_int(fetch_min_bytes)
+        self._queued_max_messages = valid_int(queued_max_messages)
+        self._num_consumer_fetchers = valid_int(num_consumer_fetchers)
+        self._fetch_wait_max_ms = valid_int(fetch_wait_max_ms,
+                                            allow_zero=True)
+        self._consumer_timeout_ms = valid_int(consumer_timeout_ms,
+                                              allow_zero=True,
+                                              allow_negative=True)
+        self._offsets_channel_backoff_ms = valid_int(
+            offsets_channel_backoff_ms)
+        self._fetch_error_backoff_ms = fetch_error_backoff_ms
+        self._auto_offset_reset = auto_offset_reset
+        offsets_commit_max_retries = valid_int(offsets_commit_max_retries,
+                                               allow_zero=True)
+        self._offsets_commit_max_retries = offsets_commit_max_retries
+        self._offsets_fetch_max_retries = offsets_commit_max_retries
+        self._offsets_reset_max_retries = offsets_commit_max_retries
+        self._auto_start = auto_start
+        self._reset_offset_on_start = reset_offset_on_start
+        self._is_compacted_topic = compacted_topic
+        self._generation_id = -1
+        self._consumer_id = b''
+        self._deserializer = deserializer
+        self._reset_offset_on_fetch = reset_offset_on_fetch
+        if isolation_level not in (0, 1):
+            raise ValueError("isolation_level must be 0 (read_uncommitted) "
+                             "or 1 (read_committed)")
+        self._isolation_level = isolation_level
+
+        self._auto_commit_enable = auto_commit_enable
+        self._auto_commit_interval_ms = valid_int(auto_commit_interval_ms)
+        self._last_auto_commit = time.time()
+        self._worker_exception = None
+        self._update_lock = threading.RLock()
+        self._group_coordinator = None
+
+        self._discover_group_coordinator()
+
+        self._fetcher = _core.Fetcher(
+            topic.name,
+            client_id="pykafka_c",
+            fetch_wait_max_ms=self._fetch_wait_max_ms,
+            fetch_min_bytes=self._fetch_min_bytes,
+            fetch_max_bytes=max(_FETCH_MAX_BYTES,
+                                self._fetch_message_max_bytes),
+            partition_max_bytes=self._fetch_message_max_bytes,
+            queued_max_messages=self._queued_max_messages,
+            socket_timeout_ms=int(getattr(cluster, "_socket_timeout_ms",
+                                          30000)),
+            backoff_ms=max(0, int(fetch_error_backoff_ms)),
+            isolation_level=isolation_level,
+            consumer_timeout_ms=self._consumer_timeout_ms,
+            source_host=getattr(cluster, "_source_host", "") or "",
+            source_port=int(getattr(cluster, "_source_port", 0) or 0))
+        self._fetcher.deserializer = deserializer
+        self._fetcher.on_events = _events_callback(self)
+
+        if partitions is not None:
+            parts = list(partitions)
+        else:
+            parts = [topic.partitions[k] for k in sorted(topic.partitions)]
+        self._partitions = {}
+        for p in sorted(parts, key=lambda p: p.id):
+            self._fetcher.add_partition(p.id, p)
+            self._partitions[p] = OwnedPartition(
+                p, None, None, self._is_compacted_topic,
+                fetcher=self._fetcher)
+        self._partitions_by_id = {op.partition.id: op
+                                  for op in self._partitions.values()}
+        self._setup_partitions_by_leader()
+        self.partition_cycle = itertools.cycle(self._partitions.values())
+
+        if self._auto_start:
+            self.start()
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def consumer_id(self):
+        return self._consumer_id
+
+    @consumer_id.setter
+    def consumer_id(self, value):
+        self._consumer_id = value
+        for op in self._partitions.values():
+            op.set_consumer_id(self._consumer_id)
+
+    @property
+    def generation_id(self):
+        return self._generation_id
+
+    @generation_id.setter
+    def generation_id(self, value):
+        self._generation_id = valid_int(value, allow_zero=True,
+                                        allow_negative=True)
+
+    @property
+    def topic(self):
+        """The topic this consumer consumes"""
+        return self._topic
+
+    @property
+    def partitions(self):
+        """``{partition_id: Partition}`` of the partitions consumed"""
+        return {id_: op.partition
+                for id_, op in self._partitions_by_id.items()}
+
+    @property
+    def held_offsets(self):
+        """``{partition_id: last offset consumed}``; -1 (nothing consumed)
+        is reported as -2 (OffsetType.EARLIEST), as in pykafka."""
+        positions = self._fetcher.positions()
+        out = {}
+        for pid in self._partitions_by_id:
+            last = positions[pid][0]
+            out[pid] = OffsetType.EARLIEST if last == -1 else last
+        return out
+
+    def __repr__(self):
+        return "<{module}.{name} at {id_} (consumer_group={group})>".format(
+            module=self.__class__.__module__,
+            name=self.__class__.__name__,
+            id_=hex(id(self)),
+            group=self._consumer_group)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def _raise_worker_exceptions(self):
+        """Raise an exception met by a worker thread (the auto-committer)."""
+        if self._worker_exception is not None:
+            exc = self._worker_exception[1]
+            raise exc.with_traceback(self._worker_exception[2])
+
+    def _setup_partitions_by_leader(self):
+        self._partitions_by_leader = defaultdict(list)
+        for op in self._partitions.values():
+            self._partitions_by_leader[op.partition.leader].append(op)
+
+    def _assign_leaders(self):
+        """Tell the fetch thread each partition's current leader."""
+        for pid, op in sorted(self._partitions_by_id.items()):
+            p = op.partition
+            leader = p.leader
+            if leader is None:
+                self._fetcher.set_leader(pid, -1)
+            else:
+                self._fetcher.set_leader(pid, leader.id, leader.host,
+                                         leader.port,
+                                         getattr(p, "leader_epoch", -1))
+
+    def _update(self):
+        """Refresh cluster metadata and re-point the fetch thread at the
+        partitions' current leaders."""
+        with self._update_lock:
+            self._cluster.update()
+            self._setup_partitions_by_leader()
+            self._assign_leaders()
+
+    def _discover_group_coordinator(self):
+        """Find the group coordinator (nothing without a group)."""
+        if self._consumer_group is not None:
+            self._group_coordinator = self._cluster.get_group_coordinator(
+                self._consumer_group)
+
+    def start(self):
+        """Begin communicating with Kafka: choose starting offsets, start
+        the fetch thread and the auto-committer.
+
+        Starting offsets (pykafka's rules): with ``reset_offset_on_start``
+        every partition is reset to ``auto_offset_reset`` (committed, with
+        a group); otherwise, with a group, partitions start after their
+        committed offset, and those without one at ``auto_offset_reset``;
+        without a group the consumer keeps its position (offset 0 at
+        first; an out-of-range position resets to ``auto_offset_reset``).
+        """
+        self._running = True
+        self._assign_leaders()
+        if self._reset_offset_on_start:
+            self.reset_offsets()
+        elif self._consumer_group is not None:
+            self.fetch_offsets()
+        self._fetcher.start()
+        if self._auto_commit_enable:
+            self._autocommit_worker_thread = self._setup_autocommit_worker()
+        self._raise_worker_exceptions()
+
+    def stop(self):
+        """Stop the fetch thread (joined; its sockets closed) and the
+        auto-committer; with auto commit and a group, commit the offsets
+        consumed.  consume() raises ConsumerStoppedException afterwards;
+        start() may be called again and goes on after the last message
+        consumed."""
+        self._running = False
+        if self._autocommit_stop is not None:
+            self._autocommit_stop.set()
+        t = self._autocommit_worker_thread
+        if t is not None and t is not threading.current_thread():
+            t.join(5.0)
+        self._autocommit_worker_thread = None
+        if self._fetcher is not None:
+            self._fetcher.stop()
+        if self._auto_commit_enable and self._consumer_group is not None:
+            self.commit_offsets()
+
+    def __del__(self):
+        """Stop consumption and workers when the object is deleted."""
+        try:
+            if getattr(self, "_running", False):
+                self.stop()
+        except Exception:
+            log.debug("Stopping %r in __del__ failed", self, exc_info=True)
+
+    def cleanup(self):
+        """Kept for compatibility; nothing to clean up."""
+
+    # -- auto commit --------------------------------------------------------
+
+    def _setup_autocommit_worker(self):
+        """Start the auto-commit thread (it never touches the message
+        path: it reads positions from the fetcher and commits them)."""
+        ref = weakref.ref(self)
+        stop_event = threading.Event()
+        self._autocommit_stop = stop_event
+        interval = self._auto_commit_interval_ms / 1000.0
+
+        def autocommitter():
+            while not stop_event.wait(interval):
+                consumer = ref()
+                if consumer is None or not consumer._running:
+                    break
+                try:
+                    consumer._auto_commit()
+                except Exception as exc:
+                    consumer._worker_exception = sys.exc_info()
+                    consumer._fetcher.set_error(exc)
+                    break
+                finally:
+                    consumer = None
+            log.debug("Autocommitter thread exiting")
+
+        t = threading.Thread(target=autocommitter,
+                             name="pykafka_c.SimpleConsumer.autocommitter",
+                             daemon=True)
+        t.start()
+        return t
+
+    def _auto_commit(self):
+        """Commit offsets if auto commit is on and the interval passed."""
+        if not self._auto_commit_enable or self._auto_commit_interval_ms == 0:
+            return
+        if (time.time() - self._last_auto_commit) * 1000.0 >= \
+                self._auto_commit_interval_ms:
+            log.debug("Autocommitting consumer offset for consumer group %s "
+                      "and topic %s", self._consumer_group, self._topic.name)
+            if self._consumer_group is not None:
+                self.commit_offsets()
+            self._last_auto_commit = time.time()
+
+    # -- consuming ----------------------------------------------------------
+
+    def consume(self, block=True, unblock_event=None):
+        """Get one message from the consumer.
+
+        :param block: Whether to block while waiting for a message
+        :param unblock_event: Return None when this threading.Event is set
+            (noticed within 100 ms)
+        :returns: a :class:`pykafka_c.protocol.Message`, or None when
+            ``block`` is False and nothing is queued, when
+            ``consumer_timeout_ms`` > 0 passed without a message, or when
+            ``unblock_event`` was set.
+        :raises ConsumerStoppedException: after stop()
+        """
+        return self._fetcher.consume(block, unblock_event)
+
+    def consume_batch(self, max_messages=1000, timeout_ms=0):
+        """consume_batch(max_messages=1000, timeout_ms=0) -> list --
+
+        pykafka_c extra: up to ``max_messages`` queued messages at once.
+        Waits up to ``timeout_ms`` for the first (0: not at all; < 0: as a
+        blocking consume() does); [] when none came."""
+        return self._fetcher.consume_batch(max_messages, timeout_ms)
+
+    def __iter__(self):
+        """Yield messages until consume(block=True) returns None (only with
+        consumer_timeout_ms > 0, or when stopped: ConsumerStoppedException)."""
+        if type(self).consume is SimpleConsumer.consume:
+            # The C iterator: the same rules, one C call per message.
+            return self._fetcher
+        return self._iter_consume()
+
+    def _iter_consume(self):
+        while True:
+            message = self.consume(block=True)
+            if not message:
+                return
+            yield message
+
+    def fetch(self):
+        """Kept for compatibility.  Fetching runs continuously in a C
+        thread; this handles any pending fetch errors (resetting offsets,
+        refreshing metadata or raising, as consume() would) and returns
+        None."""
+        self._handle_fetch_events()
+
+    def _handle_fetch_events(self):
+        """Act on errors reported by the fetch thread (runs in consume())."""
+        events = self._fetcher.take_events()
+        if not events:
+            return
+        reset, update, fatal = [], [], []
+        for ev in events:
+            pid, kind, code, offset, node, exc = ev
+            if kind == _core.FETCH_EV_KAFKA and code == 1:
+                reset.append(ev)
+            elif kind in (_core.FETCH_EV_CONN, _core.FETCH_EV_NO_LEADER) or \
+                    (kind == _core.FETCH_EV_KAFKA and code in _LEADER_CODES):
+                update.append(ev)
+            elif kind == _core.FETCH_EV_KAFKA and code in _RETRY_CODES:
+                log.info("Retrying partition %d after fetch error: %s", pid,
+                         exc)
+                self._fetcher.resume(pid, self._fetch_error_backoff_ms)
+            else:
+                log.error("Partition %d of %r is paused: %s", pid,
+                          self._topic.name, exc)
+                fatal.append(ev)
+        if update:
+            log.info("Updating cluster in response to %s",
+                     "; ".join(str(ev[5]) for ev in update[:3]))
+            try:
+                self._update()
+            except Exception as exc:
+                self._repost(update + reset, exc)
+                raise
+            gone = [ev for ev in update if ev[0] not in self._topic.partitions]
+            if gone:
+                for ev in gone:
+                    self._fetcher.post_event(*ev[:5], str(ev[5]))
+                raise UnknownTopicOrPartition(
+                    "Partitions %s of %r are gone" % (
+                        sorted(ev[0] for ev in gone), self._topic.name))
+        if reset:
+            log.info("Resetting offsets in response to OffsetOutOfRangeError")
+            try:
+                self.reset_offsets(partition_offsets=[
+                    (self._partitions_by_id[ev[0]].partition,
+                     self._auto_offset_reset) for ev in reset])
+            except Exception as exc:
+                self._repost(reset, exc)
+                raise
+        if fatal:
+            raise fatal[0][5]
+
+    def _repost(self, events, exc):
+        for pid, kind, code, offset, node, ev_exc in events:
+            try:
+                self._fetcher.post_event(pid, kind, code, offset, node,
+                                         "%s (handling failed: %s)" % (
+                                             ev_exc, exc))
+            except Exception:
+                log.debug("Could not re-post event of partition %d", pid,
+                          exc_info=True)
+
+    # -- offsets ------------------------------------------------------------
+
+    def _coordinator(self):
+        if self._group_coordinator is None:
+            self._discover_group_coordinator()
+        return self._group_coordinator
+
+    def commit_offsets(self, partition_offsets=None):
+        """Commit offsets for this consumer's partitions (OffsetCommit to the
+        group coordinator).
+
+        Without an argument each partition's next offset to read (last
+        consumed + 1, Kafka's convention) is committed; with
+        ``[(Partition, offset), ...]`` exactly those offsets.  The
+        generation id and member id are the ``generation_id`` and
+        ``consumer_id`` properties (-1 and '' by default).
+        """
+        if not self._consumer_group:
+            raise Exception("consumer group must be specified to commit "
+                            "offsets")
+        if partition_offsets is None:
+            partition_offsets = [(p, None) for p in self._partitions.keys()]
+        try:
+            owned = {self._partitions[p]: offset
+                     for p, offset in partition_offsets}
+        except KeyError as e:
+            raise KafkaException("Unknown partition supplied to "
+                                 "commit_offsets\n%s" % (e,))
+        reqs = [op.build_offset_commit_request(offset=o)
+                for op, o in owned.items()]
+        retries = max(1, self._offsets_commit_max_retries)
+        for i in range(retries):
+            if i > 0:
+                log.debug("Retrying offset commit")
+                time.sleep(i * (self._offsets_channel_backoff_ms / 1000.0))
+            try:
+                response = self._coordinator().commit_consumer_group_offsets(
+                    self._consumer_group, self._generation_id,
+                    self._consumer_id, reqs)
+            except (SocketDisconnectedError, NoBrokersAvailableError,
+                    IOError):
+                log.error("Error committing offsets for topic '%s' from "
+                          "consumer id '%s' (SocketDisconnectedError)",
+                          self._topic.name, self._consumer_id)
+                if i >= retries - 1:
+                    raise
+                self._group_coordinator = None
+                try:
+                    self._update()
+                except Exception:
+                    log.debug("Cluster update failed", exc_info=True)
+                continue
+            errored = {}
+            for t in response["topics"]:
+                for part in t["partitions"]:
+                    if part["error_code"] != 0:
+                        errored[part["partition_index"]] = part["error_code"]
+            if not errored:
+                return
+            log.error("Error committing offsets for topic '%s' from consumer "
+                      "id '%s' (errors: %s)", self._topic.name,
+                      self._consumer_id, errored)
+            for pid, err in errored.items():
+                if err == 12:
+                    raise OffsetMetadataTooLarge(
+                        "OffsetCommit of partition %d: metadata too large"
+                        % pid)
+                if err == 3:
+                    raise UnknownTopicOrPartition(
+                        "OffsetCommit of partition %d of %r" % (
+                            pid, self._topic.name))
+                if err in _COORDINATOR_CODES:
+                    self._group_coordinator = None
+            reqs = [op.build_offset_commit_request(offset=owned[op])
+                    for op in owned if op.partition.id in errored]
+
+    def fetch_offsets(self):
+        """Fetch the committed offsets of this consumer's partitions
+        (OffsetFetch from the group coordinator).
+
+        With ``reset_offset_on_fetch`` (default) the consumer moves to them:
+        a partition with committed offset C goes on at C (its last consumed
+        offset becomes C - 1); one without (-1) is reset to
+        ``auto_offset_reset`` (and that is committed).
+
+        :returns: ``[(partition_id, OffsetFetchPartitionResponse(offset,
+            metadata, err)), ...]``
+        """
+        if not self._consumer_group:
+            raise Exception("consumer group must be specified to fetch "
+                            "offsets")
+        if not self._partitions:
+            return []
+        reqs = [op.build_offset_fetch_request()
+                for op in self._partitions.values()]
+        success = []
+        errors = {}
+        retries = max(1, self._offsets_fetch_max_retries)
+        for i in range(retries):
+            if i > 0:
+                log.debug("Retrying offset fetch")
+                time.sleep(i * (self._offsets_channel_backoff_ms / 1000.0))
+            try:
+                res = self._coordinator().fetch_consumer_group_offsets(
+                    self._consumer_group, reqs)
+            except (SocketDisconnectedError, NoBrokersAvailableError):
+                if i >= retries - 1:
+                    raise
+                self._group_coordinator = None
+                continue
+            top = res.get("error_code", 0)
+            if top:
+                errors = {r.partition_id: top for r in reqs}
+                if top in _COORDINATOR_CODES:
+                    self._group_coordinator = None
+                log.error("Error fetching offsets for topic '%s' (error %d)",
+                          self._topic.name, top)
+                continue
+            errors = {}
+            to_reset = []
+            for t in res["topics"]:
+                for part in t["partitions"]:
+                    pid = part["partition_index"]
+                    op = self._partitions_by_id.get(pid)
+                    if op is None:
+                        continue
+                    err = part["error_code"]
+                    if err != 0:
+                        errors[pid] = err
+                        continue
+                    offset = part["committed_offset"]
+                    meta = part.get("metadata")
+                    if isinstance(meta, str):
+                        meta = meta.encode("utf-8")
+                    success.append((pid, OffsetFetchPartitionResponse(
+                        offset, meta, err)))
+                    if not self._reset_offset_on_fetch:
+                        continue
+                    if offset == -1:
+                        log.debug("Partition %s has no committed offsets in "
+                                  "consumer group %s.  Resetting to %s", pid,
+                                  self._consumer_group,
+                                  self._auto_offset_reset)
+                        to_reset.append((op.partition,
+                                         self._auto_offset_reset))
+                    else:
+                        # Kafka stores the next offset to read.
+                        op.set_offset(offset - 1)
+            if to_reset:
+                self.reset_offsets(to_reset)
+            if not errors:
+                return success
+            log.error("Error fetching offsets for topic '%s' (errors: %s)",
+                      self._topic.name, errors)
+            for err in errors.values():
+                if err == 3:
+                    raise UnknownTopicOrPartition(
+                        "OffsetFetch for %r: %s" % (self._topic.name, errors))
+                if err in _COORDINATOR_CODES:
+                    self._group_coordinator = None
+            reqs = [self._partitions_by_id[pid].build_offset_fetch_request()
+                    for pid in errors]
+        raise KafkaException("OffsetFetch for %r failed after %d attempts: "
+                             "%s" % (self._topic.name, retries, errors))
+
+    def reset_offsets(self, partition_offsets=None):
+        """Reset offsets for the specified partitions.
+
+        ``partition_offsets`` is ``[(Partition, value), ...]`` (default:
+        every partition with ``auto_offset_reset``).  A value that is
+        OffsetType.EARLIEST / LATEST or a datetime is looked up with
+        ListOffsets and the partition goes on at the offset found (at the
+        first message at or after the time; where no message is that
+        recent, at ``auto_offset_reset``); any other int is the last
+        offset consumed, so the next message read is ``value + 1``
+        (pykafka's rule).  Queued messages of those partitions are dropped.
+        With a group the new positions are committed.
+        """
+        if partition_offsets is None:
+            partition_offsets = [(p, self._auto_offset_reset)
+                                 for p in self._partitions.keys()]
+        try:
+            owned = {self._partitions[p]: offset
+                     for p, offset in partition_offsets}
+        except KeyError as e:
+            raise KafkaException("Unknown partition supplied to "
+                                 "reset_offsets\n%s" % (e,))
+        log.info("Resetting offsets for %s partitions", len(owned))
+
+        lookups = {op: ts for op, ts in owned.items()
+                   if isinstance(ts, dt.datetime) or
+                   (isinstance(ts, int) and not isinstance(ts, bool) and
+                    ts in MAGIC_OFFSETS)}
+        if lookups:
+            retries = max(1, self._offsets_reset_max_retries)
+            for i in range(retries):
+                need_update = False
+                by_leader = defaultdict(list)
+                for op, ts in lookups.items():
+                    by_leader[op.partition.leader].append((op, ts))
+                for broker, items in by_leader.items():
+                    if broker is None:
+                        need_update = True
+                        continue
+                    reqs = [op.build_offset_request(ts) for op, ts in items]
+                    try:
+                        response = broker.request_offset_limits(reqs)
+                    except SocketDisconnectedError as exc:
+                        log.info("ListOffsets to broker %d failed: %s",
+                                 broker.id, exc)
+                        need_update = True
+                        continue
+                    for t in response["topics"]:
+                        for part in t["partitions"]:
+                            op = self._partitions_by_id.get(
+                                part["partition_index"])
+                            if op is None or op not in lookups:
+                                continue
+                            err = part["error_code"]
+                            if err == 0:
+                                offset = part["offset"]
+                                if offset >= 0:
+                                    owned[op] = offset - 1
+                                else:
+                                    log.warning(
+                                        "Partition %d: no offset at or after "
+                                        "%s; using auto_offset_reset",
+                                        op.partition.id, lookups[op])
+                                    owned[op] = OffsetType.EARLIEST
+                                del lookups[op]
+                            elif err in _LEADER_CODES or \
+                                    err in _RETRY_CODES:
+                                need_update = True
+                            else:
+                                raise error_for_code(
+                                    err, "ListOffsets for partition %d of %r"
+                                    % (op.partition.id, self._topic.name))
+                if not lookups:
+                    break
+                log.error("Error in ListOffsets for topic '%s' (partitions "
+                          "%s)", self._topic.name,
+                          sorted(op.partition.id for op in lookups))
+                time.sleep(i * (self._offsets_channel_backoff_ms / 1000.0))
+                if need_update:
+                    try:
+                        self._update()
+                    except Exception:
+                        log.debug("Cluster update failed", exc_info=True)
+            if lookups:
+                raise OffsetRequestFailedError(
+                    "Offset request failed after %d retries" % retries)
+
+        for op, offset in sorted(owned.items(),
+                                 key=lambda k: k[0].partition.id):
+            if not isinstance(offset, int) or isinstance(offset, bool):
+                raise ValueError("Invalid offset value encountered in "
+                                 "reset_offsets:\n\tPartition {pid} got "
+                                 "offset '{offset}'.".format(
+                                     pid=op.partition.id, offset=offset))
+            with op.fetch_lock:
+                op.flush()
+                op.set_offset(offset)
+
+        if self._consumer_group is not None:
+            self.commit_offsets()
+
+
+class OwnedPartition(object):
+    """A partition owned by a SimpleConsumer: its position and queue.
+
+    With a consumer, ``last_offset_consumed``, ``next_offset`` (next offset
+    to fetch) and ``message_count`` read the C fetcher's state, and setting
+    ``last_offset_consumed`` / ``next_offset`` or calling set_offset()
+    moves the fetch position (dropping queued messages).  A stand-alone
+    OwnedPartition keeps plain attributes, as pykafka's did.
+    """
+
+    def __init__(self, partition, handler=None, semaphore=None,
+                 compacted_topic=False, consumer_id=b'', fetcher=None):
+        self.partition = partition
+        self._fetcher = fetcher
+        self._is_compacted_topic = compacted_topic
+        self._last_offset_consumed = -1
+        self._next_offset = 0
+        self.fetch_lock = threading.RLock()
+        self.set_consumer_id(consumer_id)
+
+    def __repr__(self):
+        return "<%s.%s at 0x%x (partition=%r)>" % (
+            self.__class__.__module__, self.__class__.__name__, id(self),
+            self.partition)
+
+    def set_consumer_id(self, value):
+        """Set the consumer id written into commit metadata."""
+        self._consumer_id = value
+        self._offset_metadata = {
+            "consumer_id": _get_string(self._consumer_id),
+            "hostname": socket.gethostname(),
+        }
+        self._offset_metadata_json = json.dumps(self._offset_metadata)
+
+    @property
+    def last_offset_consumed(self):
+        if self._fetcher is None:
+            return self._last_offset_consumed
+        return self._fetcher.position(self.partition.id)[0]
+
+    @last_offset_consumed.setter
+    def last_offset_consumed(self, value):
+        if self._fetcher is None:
+            self._last_offset_consumed = value
+        else:
+            self.set_offset(value)
+
+    @property
+    def next_offset(self):
+        if self._fetcher is None:
+            return self._next_offset
+        return self._fetcher.position(self.partition.id)[1]
+
+    @next_offset.setter
+    def next_offset(self, value):
+        if self._fetcher is None:
+            self._next_offset = value
+        else:
+            self._fetcher.seek(self.partition.id, value)
+
+    @property
+    def message_count(self):
+        """Messages currently queued for this partition."""
+        if self._fetcher is None:
+            return 0
+        return self._fetcher.position(self.partition.id)[2]
+
+    def flush(self):
+        """Drop the queued messages (fetching goes on after the last
+        message consumed)."""
+        if self._fetcher is not None:
+            last = self._fetcher.position(self.partition.id)[0]
+            self._fetcher.seek(self.partition.id, last + 1)
+        log.info("Flushed queue for partition %d", self.partition.id)
+
+    def set_offset(self, last_offset_consumed):
+        """Set the position: the next message read is
+        ``last_offset_consumed + 1``."""
+        if self._fetcher is None:
+            self._last_offset_consumed = last_offset_consumed
+            self._next_offset = last_offset_consumed + 1
+        else:
+            self._fetcher.seek(self.partition.id, last_offset_consumed + 1)
+
+    def build_offset_request(self, offsets_before):
+        """A PartitionOffsetRequest (ListOffsets) for this partition."""
+        if isinstance(offsets_before, dt.datetime):
+            offsets_before = round(
+                (offsets_before - EPOCH).total_seconds() * 1000)
+        elif offsets_before not in MAGIC_OFFSETS:
+            raise ValueError("offsets_before is an invalid timestamp: {}"
+                             .format(offsets_before))
+        return PartitionOffsetRequest(self.partition.topic.name,
+                                      self.partition.id, offsets_before, 1)
+
+    def build_fetch_request(self, max_bytes):
+        """A PartitionFetchRequest for this partition (informational: the
+        C fetch loop builds its own requests)."""
+        return PartitionFetchRequest(self.partition.topic.name,
+                                     self.partition.id, self.next_offset,
+                                     max_bytes)
+
+    def build_offset_commit_request(self, offset=None):
+        """A PartitionOffsetCommitRequest; ``offset`` defaults to
+        last_offset_consumed + 1."""
+        return PartitionOffsetCommitRequest(
+            self.partition.topic.name,
+            self.partition.id,
+            offset if offset is not None else self.last_offset_consumed + 1,
+            int(time.time() * 1000),
+            _get_bytes("{}".format(self._offset_metadata_json)))
+
+    def build_offset_fetch_request(self):
+        """A PartitionOffsetFetchRequest for this partition."""
+        return PartitionOffsetFetchRequest(self.partition.topic.name,
+                                           self.partition.id)
+
+    def consume(self):
+        """The next queued message of this partition, or None."""
+        if self._fetcher is None:
+            return None
+        return self._fetcher.consume_partition(self.partition.id)
+
+    def enqueue_messages(self, messages):
+        """Not supported: pykafka_c queues fetched records in C."""
+        raise NotImplementedError(
+            "pykafka_c's fetch loop queues records in C; messages cannot be "
+            "enqueued from Python")
