@@ -132,6 +132,8 @@ pkc_exec(PyObject *module)
         return -1;
     if (pkc_fetcher_exec(module, st) < 0)
         return -1;
+    if (pkc_producer_exec(module, st) < 0)
+        return -1;
     return 0;
 }
 

@@ -100,6 +100,7 @@ int pkc_connection_exec(PyObject *module, pkc_state *st);
 int pkc_compress_exec(PyObject *module, pkc_state *st); /* compress.c */
 int pkc_message_exec(PyObject *module, pkc_state *st);  /* message.c */
 int pkc_records_exec(PyObject *module, pkc_state *st);  /* records.c */
+int pkc_producer_exec(PyObject *module, pkc_state *st); /* producer.c */
 
 /*
  * A new pykafka_c.protocol.Message for a decoded record (message.c): value

@@ -1,0 +1,2294 @@
+/*
+ * sendloop.c - the producer's send engine (see sendloop.h).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include "sendloop.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compress.h"
+#include "proto.h"
+
+#define API_PRODUCE 0
+#define API_API_VERSIONS 18
+
+/* Batches kept for reuse (each keeps its builder's buffers). */
+#define FREE_BATCHES_MAX 8
+/* Partition ids above this are refused (metadata sanity). */
+#define PARTITION_ID_MAX (1 << 20)
+/* The sender never sleeps longer than this (it re-plans on wake-up). */
+#define MAX_POLL_MS 1000
+
+/* ------------------------------------------------------------ structures */
+
+/* One Produce request written to a connection and not finished yet. */
+typedef struct pkc_sl_req pkc_sl_req;
+struct pkc_sl_req {
+    pkc_sl_req *next;
+    int32_t correlation_id;
+    int64_t deadline_ms;   /* no response by then: the connection is dropped */
+    int32_t nb;
+    int32_t cap;
+    pkc_sl_batch **b;
+};
+
+typedef struct {
+    int32_t node_id;
+    int present;           /* in the latest broker table */
+    /* Address, written under mu by pkc_sl_set_brokers. */
+    char host[256];
+    int port;
+    int addr_changed;      /* reconnect before the next request */
+    /* Sender-only from here (and pkc_sl_stop after the join). */
+    pkc_conn conn;
+    int conn_ready;        /* connected and ApiVersions done */
+    int16_t produce_version;
+    int64_t connect_after; /* connect backoff (monotonic ms) */
+    pkc_sl_req *inflight_head, *inflight_tail;
+    int n_inflight;
+    /* Under mu. */
+    int64_t unsent;        /* records in open/ready batches it leads */
+    int32_t rr;            /* round-robin start among its partitions */
+} sl_broker;
+
+typedef struct {
+    int known;             /* listed by pkc_sl_set_leaders */
+    int32_t leader;        /* node id, -1 none */
+    sl_broker *lb;         /* the leader's broker entry, NULL if unknown */
+    pkc_sl_batch *open;
+    pkc_sl_batch *ready_head, *ready_tail;
+    int64_t unsent;        /* records in open + ready batches */
+    int in_flight;         /* one of its batches is in a request */
+    int64_t leaderless_since; /* monotonic ms, -1 while it has a leader */
+} sl_part;
+
+/* Field rows of the messages the engine encodes and decodes. */
+typedef struct {
+    const pkc_proto_field *req_transactional_id, *req_acks, *req_timeout_ms,
+        *req_topic_data, *req_name, *req_partition_data, *req_index,
+        *req_records;
+    const pkc_proto_field *resp_responses, *resp_name,
+        *resp_partition_responses, *resp_index, *resp_error_code,
+        *resp_base_offset, *resp_log_append_time_ms, *resp_error_message;
+    const pkc_proto_field *av_error_code, *av_api_keys, *av_api_key,
+        *av_min_version, *av_max_version;
+} sl_fields;
+
+struct pkc_sl {
+    pkc_sl_config cfg;
+    char *topic;
+    size_t topic_len;
+    char *client_id;
+    size_t batch_max;          /* builder cap, bytes */
+    sl_fields fl;
+
+    pthread_mutex_t mu;
+    pthread_cond_t space_cond; /* producers waiting for room */
+    pthread_cond_t idle_cond;  /* flush/stop waiting for pending == 0 */
+    pthread_cond_t ev_cond;    /* the glue's event waiter */
+    int wake_fd;               /* eventfd that wakes the sender's poll */
+    int wake_pending;
+
+    pthread_t thread;
+    int thread_started;
+    int thread_joined;
+    int accepting;
+    int stop_now;
+    int sender_exited;
+    int flushers;              /* > 0: send everything now */
+    int ev_metadata;
+    int64_t last_metadata_ms;
+
+    sl_part *parts;            /* indexed by partition id */
+    int32_t nparts;            /* allocated entries */
+    sl_broker **brokers;       /* never freed before pkc_sl_free */
+    size_t nbrokers, cap_brokers;
+
+    pkc_sl_batch *done_head, *done_tail;
+    pkc_sl_batch *free_list;
+    int nfree;
+
+    pkc_sl_stats st;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static void
+set_result(pkc_sl_result *r, int kind, int16_t code, int status,
+           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+set_result(pkc_sl_result *r, int kind, int16_t code, int status,
+           const char *fmt, ...)
+{
+    va_list va;
+
+    r->kind = kind;
+    r->error_code = code;
+    r->status = status;
+    va_start(va, fmt);
+    vsnprintf(r->message, sizeof(r->message), fmt, va);
+    va_end(va);
+}
+
+static void
+wake_sender(pkc_sl *sl)
+{
+    uint64_t one = 1;
+    ssize_t n;
+
+    /* Called with mu held; the write cannot block (eventfd counter). */
+    if (sl->wake_pending)
+        return;
+    sl->wake_pending = 1;
+    do {
+        n = write(sl->wake_fd, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+}
+
+static void
+cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+/* Wait on `c` until signalled or `deadline` (monotonic ms).  Returns 0 on a
+ * wake-up, ETIMEDOUT when the deadline passed. */
+static int
+cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline)
+{
+    struct timespec ts;
+
+    if (deadline == PKC_NO_DEADLINE)
+        return pthread_cond_wait(c, mu);
+    if (pkc_now_ms() >= deadline)
+        return ETIMEDOUT;
+    ts.tv_sec = (time_t)(deadline / 1000);
+    ts.tv_nsec = (long)((deadline % 1000) * 1000000L);
+    return pthread_cond_timedwait(c, mu, &ts);
+}
+
+int
+pkc_sl_error_retriable(int code)
+{
+    switch (code) {
+    case 2:  /* CORRUPT_MESSAGE: the bytes were damaged on the way */
+    case 3:  /* UNKNOWN_TOPIC_OR_PARTITION (transiently, e.g. creation) */
+    case 5:  /* LEADER_NOT_AVAILABLE */
+    case 6:  /* NOT_LEADER_OR_FOLLOWER */
+    case 7:  /* REQUEST_TIMED_OUT */
+    case 13: /* NETWORK_EXCEPTION */
+    case 19: /* NOT_ENOUGH_REPLICAS */
+    case 20: /* NOT_ENOUGH_REPLICAS_AFTER_APPEND */
+    case 56: /* KAFKA_STORAGE_ERROR */
+    case 74: /* FENCED_LEADER_EPOCH */
+    case 75: /* UNKNOWN_LEADER_EPOCH */
+    case 89: /* THROTTLING_QUOTA_EXCEEDED */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int
+pkc_sl_error_needs_metadata(int code)
+{
+    switch (code) {
+    case 3:
+    case 5:
+    case 6:
+    case 13:
+    case 56:
+    case 74:
+    case 75:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Ask the glue for fresh metadata (mu held). */
+static void
+request_metadata(pkc_sl *sl)
+{
+    if (!sl->ev_metadata) {
+        sl->ev_metadata = 1;
+        sl->st.metadata_requests++;
+        sl->last_metadata_ms = pkc_now_ms();
+        pthread_cond_broadcast(&sl->ev_cond);
+    }
+}
+
+static sl_broker *
+find_broker(pkc_sl *sl, int32_t node_id)
+{
+    for (size_t i = 0; i < sl->nbrokers; i++)
+        if (sl->brokers[i]->node_id == node_id)
+            return sl->brokers[i];
+    return NULL;
+}
+
+/* The broker entry for a leader id, or NULL unless it is in the table. */
+static sl_broker *
+leader_broker(pkc_sl *sl, int32_t leader)
+{
+    sl_broker *b;
+
+    if (leader < 0)
+        return NULL;
+    b = find_broker(sl, leader);
+    return (b != NULL && b->present) ? b : NULL;
+}
+
+/* ---------------------------------------------------------------- batches */
+
+static pkc_sl_batch *
+batch_get(pkc_sl *sl, int32_t partition)
+{
+    pkc_sl_batch *b = sl->free_list;
+
+    if (b != NULL) {
+        sl->free_list = b->next;
+        sl->nfree--;
+        pkc_batch_builder_reset(&b->bb);
+    }
+    else {
+        b = calloc(1, sizeof(*b));
+        if (b == NULL)
+            return NULL;
+        if (pkc_batch_builder_init(&b->bb, sl->cfg.codec, sl->cfg.level,
+                                   sl->batch_max) != PKC_OK) {
+            pkc_batch_builder_free(&b->bb);
+            free(b);
+            return NULL;
+        }
+    }
+    b->next = NULL;
+    b->partition = partition;
+    b->count = 0;
+    b->first_ms = -1;
+    b->created_ms = pkc_now_ms();
+    b->not_before_ms = 0;
+    b->attempts = 0;
+    b->full = 0;
+    b->finished = 0;
+    b->wire = NULL;
+    b->wire_len = 0;
+    b->base_offset = -1;
+    b->log_append_time = -1;
+    memset(&b->result, 0, sizeof(b->result));
+    return b;
+}
+
+static void
+batch_destroy(pkc_sl_batch *b)
+{
+    if (b == NULL)
+        return;
+    pkc_batch_builder_free(&b->bb);
+    free(b->cookies);
+    free(b);
+}
+
+/* Return a batch to the free list (mu held). */
+static void
+batch_put(pkc_sl *sl, pkc_sl_batch *b)
+{
+    if (sl->nfree >= FREE_BATCHES_MAX) {
+        batch_destroy(b);
+        return;
+    }
+    b->count = 0;
+    b->next = sl->free_list;
+    sl->free_list = b;
+    sl->nfree++;
+}
+
+/* Make room for one more cookie (so an append never has to be undone). */
+static int
+batch_reserve_cookie(pkc_sl_batch *b)
+{
+    if (b->count >= b->cookies_cap) {
+        int32_t ncap = b->cookies_cap ? b->cookies_cap * 2 : 256;
+        pkc_sl_cookie *n = realloc(b->cookies, (size_t)ncap * sizeof(*n));
+
+        if (n == NULL)
+            return PKC_ERR_NOMEM;
+        b->cookies = n;
+        b->cookies_cap = ncap;
+    }
+    return PKC_OK;
+}
+
+static int
+batch_add_cookie(pkc_sl_batch *b, const pkc_sl_cookie *c)
+{
+    if (batch_reserve_cookie(b) != PKC_OK)
+        return PKC_ERR_NOMEM;
+    b->cookies[b->count] = *c;
+    return PKC_OK;
+}
+
+/* File a finished batch (mu held): the done list, or straight back to the
+ * free list when nobody needs to see it. */
+static void
+complete_batch(pkc_sl *sl, pkc_sl_batch *b)
+{
+    int failed = b->result.kind != PKC_SL_OK;
+
+    sl->st.completed += b->count;
+    if (failed)
+        sl->st.failed += b->count;
+    if (!failed && !sl->cfg.keep_cookies) {
+        batch_put(sl, b);
+    }
+    else {
+        b->next = NULL;
+        if (sl->done_tail != NULL)
+            sl->done_tail->next = b;
+        else
+            sl->done_head = b;
+        sl->done_tail = b;
+        pthread_cond_broadcast(&sl->ev_cond);
+    }
+    if (sl->st.appended - sl->st.completed == 0)
+        pthread_cond_broadcast(&sl->idle_cond);
+}
+
+static void
+fail_batch(pkc_sl *sl, pkc_sl_batch *b, const pkc_sl_result *r)
+{
+    b->result = *r;
+    b->base_offset = -1;
+    complete_batch(sl, b);
+}
+
+/* Unsent accounting (mu held). */
+static void
+unsent_add(pkc_sl *sl, sl_part *p, int64_t n)
+{
+    p->unsent += n;
+    sl->st.unsent += n;
+    if (p->lb != NULL)
+        p->lb->unsent += n;
+    if (n < 0)
+        pthread_cond_broadcast(&sl->space_cond);
+}
+
+/* Put a batch back at the head of its partition's ready FIFO (mu held). */
+static void
+requeue_front(pkc_sl *sl, pkc_sl_batch *b)
+{
+    sl_part *p = &sl->parts[b->partition];
+
+    b->next = p->ready_head;
+    p->ready_head = b;
+    if (p->ready_tail == NULL)
+        p->ready_tail = b;
+    unsent_add(sl, p, b->count);
+}
+
+static void
+ready_push(sl_part *p, pkc_sl_batch *b)
+{
+    b->next = NULL;
+    if (p->ready_tail != NULL)
+        p->ready_tail->next = b;
+    else
+        p->ready_head = b;
+    p->ready_tail = b;
+}
+
+/*
+ * A send attempt of `b` failed with `r` (mu held, b owned by the caller).
+ * Retry it after the backoff if the error allows and attempts are left,
+ * else complete it with the error.
+ */
+static void
+attempt_failed(pkc_sl *sl, pkc_sl_batch *b, const pkc_sl_result *r,
+               int retriable, int needs_metadata)
+{
+    if (needs_metadata)
+        request_metadata(sl);
+    if (retriable && b->attempts < sl->cfg.max_retries &&
+        !sl->stop_now) {
+        b->attempts++;
+        b->result = *r; /* remembered in case the last attempt fails */
+        b->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+        sl->st.retries++;
+        requeue_front(sl, b);
+        wake_sender(sl);
+        return;
+    }
+    b->attempts++;
+    fail_batch(sl, b, r);
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static int
+lookup_fields(sl_fields *fl, char *errbuf, size_t errlen)
+{
+    const pkc_proto_api *api;
+    const pkc_proto_struct *s, *td, *pd, *rs, *pr, *ak;
+
+#define FIELD(dst, st, name)                                              \
+    do {                                                                  \
+        (dst) = pkc_proto_struct_field((st), (name));                     \
+        if ((dst) == NULL) {                                              \
+            snprintf(errbuf, errlen, "protocol table lacks field %s",     \
+                     (name));                                             \
+            return PKC_ERR_INVALID;                                       \
+        }                                                                 \
+    } while (0)
+#define SUB(dst, f)                                                       \
+    do {                                                                  \
+        if ((f)->sub < 0) {                                               \
+            snprintf(errbuf, errlen, "protocol field %s is not a struct", \
+                     (f)->name);                                          \
+            return PKC_ERR_INVALID;                                       \
+        }                                                                 \
+        (dst) = pkc_proto_struct_at((size_t)(f)->sub);                    \
+    } while (0)
+
+    api = pkc_proto_api_find(API_PRODUCE);
+    if (api == NULL) {
+        snprintf(errbuf, errlen, "protocol table lacks Produce");
+        return PKC_ERR_INVALID;
+    }
+    s = pkc_proto_message(api, PKC_PROTO_REQUEST);
+    FIELD(fl->req_transactional_id, s, "transactional_id");
+    FIELD(fl->req_acks, s, "acks");
+    FIELD(fl->req_timeout_ms, s, "timeout_ms");
+    FIELD(fl->req_topic_data, s, "topic_data");
+    SUB(td, fl->req_topic_data);
+    FIELD(fl->req_name, td, "name");
+    FIELD(fl->req_partition_data, td, "partition_data");
+    SUB(pd, fl->req_partition_data);
+    FIELD(fl->req_index, pd, "index");
+    FIELD(fl->req_records, pd, "records");
+
+    s = pkc_proto_message(api, PKC_PROTO_RESPONSE);
+    FIELD(fl->resp_responses, s, "responses");
+    SUB(rs, fl->resp_responses);
+    FIELD(fl->resp_name, rs, "name");
+    FIELD(fl->resp_partition_responses, rs, "partition_responses");
+    SUB(pr, fl->resp_partition_responses);
+    FIELD(fl->resp_index, pr, "index");
+    FIELD(fl->resp_error_code, pr, "error_code");
+    FIELD(fl->resp_base_offset, pr, "base_offset");
+    FIELD(fl->resp_log_append_time_ms, pr, "log_append_time_ms");
+    FIELD(fl->resp_error_message, pr, "error_message");
+
+    api = pkc_proto_api_find(API_API_VERSIONS);
+    if (api == NULL) {
+        snprintf(errbuf, errlen, "protocol table lacks ApiVersions");
+        return PKC_ERR_INVALID;
+    }
+    s = pkc_proto_message(api, PKC_PROTO_RESPONSE);
+    FIELD(fl->av_error_code, s, "error_code");
+    FIELD(fl->av_api_keys, s, "api_keys");
+    SUB(ak, fl->av_api_keys);
+    FIELD(fl->av_api_key, ak, "api_key");
+    FIELD(fl->av_min_version, ak, "min_version");
+    FIELD(fl->av_max_version, ak, "max_version");
+#undef FIELD
+#undef SUB
+    return PKC_OK;
+}
+
+int
+pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
+           size_t errlen)
+{
+    pkc_sl *sl = NULL;
+    size_t overhead;
+    int rc;
+
+    *out = NULL;
+    if (errlen > 0)
+        errbuf[0] = '\0';
+    if (cfg->topic == NULL || cfg->topic[0] == '\0' ||
+        strlen(cfg->topic) > 32767) {
+        snprintf(errbuf, errlen, "invalid topic name");
+        return PKC_ERR_INVALID;
+    }
+    if (!pkc_codec_available(cfg->codec)) {
+        snprintf(errbuf, errlen, "compression codec %s is not available "
+                 "in this build", pkc_codec_name(cfg->codec));
+        return PKC_ERR_CODEC;
+    }
+    if (cfg->max_retries < 0 || cfg->retry_backoff_ms < 0 ||
+        cfg->linger_ms < 0 || cfg->min_queued < 1 ||
+        cfg->max_request_size < 1 || cfg->max_in_flight < 1) {
+        snprintf(errbuf, errlen, "invalid producer configuration");
+        return PKC_ERR_INVALID;
+    }
+
+    sl = calloc(1, sizeof(*sl));
+    if (sl == NULL)
+        return PKC_ERR_NOMEM;
+    sl->wake_fd = -1;
+    sl->cfg = *cfg;
+    sl->topic = strdup(cfg->topic);
+    sl->client_id = strdup(cfg->client_id ? cfg->client_id : "pykafka_c");
+    if (sl->topic == NULL || sl->client_id == NULL) {
+        rc = PKC_ERR_NOMEM;
+        goto error;
+    }
+    sl->cfg.topic = sl->topic;
+    sl->cfg.client_id = sl->client_id;
+    sl->topic_len = strlen(sl->topic);
+    if (sl->cfg.max_queued < 1)
+        sl->cfg.max_queued = 1;
+    if (sl->cfg.connect_timeout_ms <= 0)
+        sl->cfg.connect_timeout_ms = 10000;
+    if (sl->cfg.request_timeout_ms <= 0)
+        sl->cfg.request_timeout_ms = 30000;
+    if (sl->cfg.leader_wait_ms <= 0)
+        sl->cfg.leader_wait_ms = 10000;
+
+    /* A batch must fit in one request with its framing. */
+    overhead = PKC_SL_REQUEST_OVERHEAD + sl->topic_len +
+               PKC_SL_PARTITION_OVERHEAD + strlen(sl->client_id);
+    if (cfg->max_request_size > overhead + PKC_BATCH_HEADER_SIZE + 16)
+        sl->batch_max = cfg->max_request_size - overhead;
+    else
+        sl->batch_max = PKC_BATCH_HEADER_SIZE + 16;
+    if (sl->batch_max > INT32_MAX)
+        sl->batch_max = INT32_MAX;
+
+    if ((rc = lookup_fields(&sl->fl, errbuf, errlen)) != PKC_OK)
+        goto error;
+
+    sl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (sl->wake_fd < 0) {
+        snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
+        rc = PKC_ERR_IO;
+        goto error;
+    }
+    pthread_mutex_init(&sl->mu, NULL);
+    cond_init_monotonic(&sl->space_cond);
+    cond_init_monotonic(&sl->idle_cond);
+    cond_init_monotonic(&sl->ev_cond);
+    sl->last_metadata_ms = -1;
+    *out = sl;
+    return PKC_OK;
+
+error:
+    if (sl != NULL) {
+        if (sl->wake_fd >= 0)
+            close(sl->wake_fd);
+        free(sl->topic);
+        free(sl->client_id);
+        free(sl);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ the tables */
+
+int
+pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *addrs, size_t n)
+{
+    int rc = PKC_OK;
+
+    pthread_mutex_lock(&sl->mu);
+    for (size_t i = 0; i < sl->nbrokers; i++)
+        sl->brokers[i]->present = 0;
+    for (size_t i = 0; i < n; i++) {
+        sl_broker *b = find_broker(sl, addrs[i].node_id);
+
+        if (addrs[i].host == NULL || strlen(addrs[i].host) >= 256) {
+            rc = PKC_ERR_INVALID;
+            continue;
+        }
+        if (b == NULL) {
+            if (sl->nbrokers == sl->cap_brokers) {
+                size_t ncap = sl->cap_brokers ? sl->cap_brokers * 2 : 8;
+                sl_broker **nb = realloc(sl->brokers, ncap * sizeof(*nb));
+
+                if (nb == NULL) {
+                    rc = PKC_ERR_NOMEM;
+                    break;
+                }
+                sl->brokers = nb;
+                sl->cap_brokers = ncap;
+            }
+            b = calloc(1, sizeof(*b));
+            if (b == NULL) {
+                rc = PKC_ERR_NOMEM;
+                break;
+            }
+            if (pkc_conn_init(&b->conn, sl->client_id, strlen(sl->client_id),
+                              0) != PKC_OK) {
+                pkc_conn_free(&b->conn);
+                free(b);
+                rc = PKC_ERR_NOMEM;
+                break;
+            }
+            b->node_id = addrs[i].node_id;
+            b->produce_version = -1;
+            sl->brokers[sl->nbrokers++] = b;
+        }
+        else if (strcmp(b->host, addrs[i].host) != 0 ||
+                 b->port != addrs[i].port) {
+            b->addr_changed = 1;
+        }
+        snprintf(b->host, sizeof(b->host), "%s", addrs[i].host);
+        b->port = addrs[i].port;
+        b->present = 1;
+    }
+    /* Leaders may now resolve to (or lose) a broker entry. */
+    for (int32_t id = 0; id < sl->nparts; id++) {
+        sl_part *p = &sl->parts[id];
+        sl_broker *nb;
+
+        if (!p->known)
+            continue;
+        nb = leader_broker(sl, p->leader);
+        if (nb != p->lb) {
+            if (p->lb != NULL)
+                p->lb->unsent -= p->unsent;
+            if (nb != NULL)
+                nb->unsent += p->unsent;
+            p->lb = nb;
+        }
+        if (nb == NULL && p->leaderless_since < 0)
+            p->leaderless_since = pkc_now_ms();
+        else if (nb != NULL)
+            p->leaderless_since = -1;
+    }
+    wake_sender(sl);
+    pthread_mutex_unlock(&sl->mu);
+    return rc;
+}
+
+int
+pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
+                   const int32_t *leaders, size_t n)
+{
+    int rc = PKC_OK;
+
+    pthread_mutex_lock(&sl->mu);
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = partitions[i];
+        sl_part *p;
+        sl_broker *nb;
+
+        if (id < 0 || id > PARTITION_ID_MAX) {
+            rc = PKC_ERR_INVALID;
+            continue;
+        }
+        if (id >= sl->nparts) {
+            int32_t ncount = id + 1;
+            sl_part *np = realloc(sl->parts, (size_t)ncount * sizeof(*np));
+
+            if (np == NULL) {
+                rc = PKC_ERR_NOMEM;
+                break;
+            }
+            memset(np + sl->nparts, 0,
+                   (size_t)(ncount - sl->nparts) * sizeof(*np));
+            for (int32_t j = sl->nparts; j < ncount; j++) {
+                np[j].leader = -1;
+                np[j].leaderless_since = -1;
+            }
+            sl->parts = np;
+            sl->nparts = ncount;
+        }
+        p = &sl->parts[id];
+        p->known = 1;
+        p->leader = leaders[i];
+        nb = leader_broker(sl, p->leader);
+        if (nb != p->lb) {
+            if (p->lb != NULL)
+                p->lb->unsent -= p->unsent;
+            if (nb != NULL)
+                nb->unsent += p->unsent;
+            p->lb = nb;
+        }
+        if (nb == NULL) {
+            if (p->leaderless_since < 0)
+                p->leaderless_since = pkc_now_ms();
+        }
+        else {
+            p->leaderless_since = -1;
+        }
+    }
+    wake_sender(sl);
+    pthread_mutex_unlock(&sl->mu);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- append */
+
+int
+pkc_sl_append(pkc_sl *sl, int32_t partition, int64_t timestamp,
+              const uint8_t *key, int32_t key_len, const uint8_t *value,
+              int32_t value_len, const pkc_header *headers,
+              int32_t n_headers, const pkc_sl_cookie *cookie)
+{
+    sl_part *p;
+    pkc_sl_batch *b;
+    int rc;
+    int fresh = 0;
+
+    pthread_mutex_lock(&sl->mu);
+    if (!sl->accepting) {
+        pthread_mutex_unlock(&sl->mu);
+        return PKC_SL_APPEND_STOPPED;
+    }
+    if (partition < 0 || partition >= sl->nparts ||
+        !sl->parts[partition].known) {
+        pthread_mutex_unlock(&sl->mu);
+        return PKC_SL_APPEND_NOPART;
+    }
+    if (sl->st.unsent >= sl->cfg.max_queued) {
+        pthread_mutex_unlock(&sl->mu);
+        return PKC_SL_APPEND_FULL;
+    }
+    p = &sl->parts[partition];
+
+    for (int round = 0;; round++) {
+        b = p->open;
+        if (b == NULL) {
+            b = batch_get(sl, partition);
+            if (b == NULL) {
+                pthread_mutex_unlock(&sl->mu);
+                return PKC_ERR_NOMEM;
+            }
+            p->open = b;
+            fresh = 1;
+        }
+        if (sl->cfg.keep_cookies && batch_reserve_cookie(b) != PKC_OK) {
+            rc = PKC_ERR_NOMEM;
+            break;
+        }
+        rc = pkc_batch_builder_append(&b->bb, timestamp, key, key_len,
+                                      value, value_len, headers, n_headers);
+        if (rc != PKC_ERR_TOO_LARGE || round > 0)
+            break;
+        if (b->count == 0)
+            break; /* even an empty batch cannot take it */
+        /* The open batch is full: seal it and start another. */
+        b->full = 1;
+        p->open = NULL;
+        ready_push(p, b);
+        wake_sender(sl);
+    }
+    if (rc == PKC_ERR_TOO_LARGE) {
+        /* Larger than max_request_size: it fails on its own, at once. */
+        pkc_sl_batch *tb = batch_get(sl, partition);
+
+        if (b->count == 0 && p->open == b) {
+            p->open = NULL;
+            batch_put(sl, b);
+        }
+        if (tb == NULL) {
+            pthread_mutex_unlock(&sl->mu);
+            return PKC_ERR_NOMEM;
+        }
+        if (sl->cfg.keep_cookies && batch_add_cookie(tb, cookie) != PKC_OK) {
+            batch_put(sl, tb);
+            pthread_mutex_unlock(&sl->mu);
+            return PKC_ERR_NOMEM;
+        }
+        tb->count = 1;
+        sl->st.appended++;
+        set_result(&tb->result, PKC_SL_TOO_LARGE, 10, PKC_ERR_TOO_LARGE,
+                   "a record of %zu bytes is larger than max_request_size "
+                   "(%zu)",
+                   (size_t)(key_len > 0 ? key_len : 0) +
+                       (size_t)(value_len > 0 ? value_len : 0),
+                   sl->cfg.max_request_size);
+        complete_batch(sl, tb);
+        pthread_mutex_unlock(&sl->mu);
+        return PKC_SL_APPEND_OK;
+    }
+    if (rc != PKC_OK) {
+        if (b->count == 0 && p->open == b) {
+            p->open = NULL;
+            batch_put(sl, b);
+        }
+        pthread_mutex_unlock(&sl->mu);
+        return rc;
+    }
+    if (sl->cfg.keep_cookies)
+        b->cookies[b->count] = *cookie; /* room reserved above */
+    b->count++;
+    if (b->first_ms < 0)
+        b->first_ms = pkc_now_ms();
+    sl->st.appended++;
+    unsent_add(sl, p, 1);
+    if (fresh || (p->lb != NULL && p->lb->unsent == sl->cfg.min_queued) ||
+        sl->flushers > 0)
+        wake_sender(sl);
+    pthread_mutex_unlock(&sl->mu);
+    return PKC_SL_APPEND_OK;
+}
+
+int
+pkc_sl_wait_space(pkc_sl *sl, int64_t deadline)
+{
+    int room;
+
+    pthread_mutex_lock(&sl->mu);
+    while (sl->accepting && sl->st.unsent >= sl->cfg.max_queued) {
+        if (cond_wait_until(&sl->space_cond, &sl->mu, deadline) == ETIMEDOUT)
+            break;
+    }
+    room = sl->accepting && sl->st.unsent < sl->cfg.max_queued;
+    pthread_mutex_unlock(&sl->mu);
+    return room;
+}
+
+int
+pkc_sl_running(pkc_sl *sl)
+{
+    int r;
+
+    pthread_mutex_lock(&sl->mu);
+    r = sl->accepting;
+    pthread_mutex_unlock(&sl->mu);
+    return r;
+}
+
+/* ------------------------------------------------------ encode / decode */
+
+typedef struct {
+    const sl_fields *fl;
+    pkc_sl *sl;
+    pkc_sl_req *req;
+    int32_t elem;
+} produce_src;
+
+static int
+ps_has(void *ctx, const pkc_proto_field *f)
+{
+    produce_src *s = ctx;
+    const sl_fields *fl = s->fl;
+
+    return f == fl->req_transactional_id || f == fl->req_acks ||
+           f == fl->req_timeout_ms || f == fl->req_topic_data ||
+           f == fl->req_name || f == fl->req_partition_data ||
+           f == fl->req_index || f == fl->req_records;
+}
+
+static int
+ps_get_int(void *ctx, const pkc_proto_field *f, int64_t *out)
+{
+    produce_src *s = ctx;
+
+    if (f == s->fl->req_acks)
+        *out = s->sl->cfg.acks;
+    else if (f == s->fl->req_timeout_ms)
+        *out = s->sl->cfg.ack_timeout_ms;
+    else if (f == s->fl->req_index)
+        *out = s->req->b[s->elem]->partition;
+    else
+        return PKC_PROTO_BADTYPE;
+    return 0;
+}
+
+static int
+ps_get_bytes(void *ctx, const pkc_proto_field *f, pkc_slice *out)
+{
+    produce_src *s = ctx;
+
+    if (f == s->fl->req_transactional_id) {
+        out->ptr = NULL;
+        out->len = -1;
+    }
+    else if (f == s->fl->req_name) {
+        out->ptr = (const uint8_t *)s->sl->topic;
+        out->len = (int32_t)s->sl->topic_len;
+    }
+    else if (f == s->fl->req_records) {
+        pkc_sl_batch *b = s->req->b[s->elem];
+
+        out->ptr = b->wire;
+        out->len = (int32_t)b->wire_len;
+    }
+    else {
+        return PKC_PROTO_BADTYPE;
+    }
+    return 0;
+}
+
+static int
+ps_enter_array(void *ctx, const pkc_proto_field *f, int32_t *count)
+{
+    produce_src *s = ctx;
+
+    if (f == s->fl->req_topic_data)
+        *count = 1;
+    else if (f == s->fl->req_partition_data)
+        *count = s->req->nb;
+    else
+        *count = 0;
+    return 0;
+}
+
+static int
+ps_enter_element(void *ctx, const pkc_proto_field *f, int32_t i)
+{
+    produce_src *s = ctx;
+
+    if (f == s->fl->req_partition_data)
+        s->elem = i;
+    return 0;
+}
+
+static void
+ps_leave_array(void *ctx, const pkc_proto_field *f)
+{
+    (void)ctx;
+    (void)f;
+}
+
+static int
+ps_enter_struct(void *ctx, const pkc_proto_field *f,
+                const pkc_proto_struct *st, int *is_null)
+{
+    (void)ctx;
+    (void)f;
+    (void)st;
+    *is_null = 0;
+    return 0;
+}
+
+static void
+ps_leave_struct(void *ctx, const pkc_proto_field *f,
+                const pkc_proto_struct *st)
+{
+    (void)ctx;
+    (void)f;
+    (void)st;
+}
+
+/* One partition's answer in a Produce response. */
+typedef struct {
+    int32_t index;
+    int16_t error_code;
+    int64_t base_offset;
+    int64_t log_append_time;
+    char message[160];
+} part_result;
+
+typedef struct {
+    const sl_fields *fl;
+    const char *topic;
+    size_t topic_len;
+    int topic_match;
+    part_result cur;
+    part_result *res;
+    size_t n, cap;
+    int nomem;
+} produce_vis;
+
+static int
+pv_begin_struct(void *ctx, const pkc_proto_field *f,
+                const pkc_proto_struct *s)
+{
+    produce_vis *v = ctx;
+
+    (void)s;
+    if (f == v->fl->resp_responses) {
+        v->topic_match = 0;
+    }
+    else if (f == v->fl->resp_partition_responses) {
+        memset(&v->cur, 0, sizeof(v->cur));
+        v->cur.base_offset = -1;
+        v->cur.log_append_time = -1;
+        v->cur.index = -1;
+    }
+    return 0;
+}
+
+static int
+pv_end_struct(void *ctx, const pkc_proto_field *f, const pkc_proto_struct *s)
+{
+    produce_vis *v = ctx;
+
+    (void)s;
+    if (f != v->fl->resp_partition_responses || !v->topic_match)
+        return 0;
+    if (v->n == v->cap) {
+        size_t ncap = v->cap ? v->cap * 2 : 16;
+        part_result *nr = realloc(v->res, ncap * sizeof(*nr));
+
+        if (nr == NULL) {
+            v->nomem = 1;
+            return PKC_ERR_NOMEM;
+        }
+        v->res = nr;
+        v->cap = ncap;
+    }
+    v->res[v->n++] = v->cur;
+    return 0;
+}
+
+static int
+pv_on_int(void *ctx, const pkc_proto_field *f, int64_t val)
+{
+    produce_vis *v = ctx;
+
+    if (f == v->fl->resp_index)
+        v->cur.index = (int32_t)val;
+    else if (f == v->fl->resp_error_code)
+        v->cur.error_code = (int16_t)val;
+    else if (f == v->fl->resp_base_offset)
+        v->cur.base_offset = val;
+    else if (f == v->fl->resp_log_append_time_ms)
+        v->cur.log_append_time = val;
+    return 0;
+}
+
+static int
+pv_on_string(void *ctx, const pkc_proto_field *f, pkc_slice s)
+{
+    produce_vis *v = ctx;
+
+    if (f == v->fl->resp_name) {
+        v->topic_match = s.len >= 0 && (size_t)s.len == v->topic_len &&
+                         memcmp(s.ptr, v->topic, v->topic_len) == 0;
+    }
+    else if (f == v->fl->resp_error_message && s.len > 0) {
+        size_t n = (size_t)s.len;
+
+        if (n >= sizeof(v->cur.message))
+            n = sizeof(v->cur.message) - 1;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t c = s.ptr[i];
+            v->cur.message[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+        }
+        v->cur.message[n] = '\0';
+    }
+    return 0;
+}
+
+/* ApiVersions v0: the Produce range. */
+typedef struct {
+    const sl_fields *fl;
+    int16_t error_code;
+    int64_t key, lo, hi;
+    int64_t produce_lo, produce_hi;
+} av_vis;
+
+static int
+av_begin_struct(void *ctx, const pkc_proto_field *f,
+                const pkc_proto_struct *s)
+{
+    av_vis *v = ctx;
+
+    (void)s;
+    if (f == v->fl->av_api_keys)
+        v->key = v->lo = v->hi = -1;
+    return 0;
+}
+
+static int
+av_end_struct(void *ctx, const pkc_proto_field *f, const pkc_proto_struct *s)
+{
+    av_vis *v = ctx;
+
+    (void)s;
+    if (f == v->fl->av_api_keys && v->key == API_PRODUCE) {
+        v->produce_lo = v->lo;
+        v->produce_hi = v->hi;
+    }
+    return 0;
+}
+
+static int
+av_on_int(void *ctx, const pkc_proto_field *f, int64_t val)
+{
+    av_vis *v = ctx;
+
+    if (f == v->fl->av_error_code)
+        v->error_code = (int16_t)val;
+    else if (f == v->fl->av_api_key)
+        v->key = val;
+    else if (f == v->fl->av_min_version)
+        v->lo = val;
+    else if (f == v->fl->av_max_version)
+        v->hi = val;
+    return 0;
+}
+
+/* ------------------------------------------------------------ the sender */
+
+/* Fail every request in flight on `b` (mu held) and close its socket. */
+static void
+broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r)
+{
+    pkc_sl_req *q = b->inflight_head;
+
+    b->inflight_head = b->inflight_tail = NULL;
+    b->n_inflight = 0;
+    while (q != NULL) {
+        pkc_sl_req *next = q->next;
+
+        for (int32_t i = 0; i < q->nb; i++) {
+            pkc_sl_batch *bt = q->b[i];
+
+            sl->parts[bt->partition].in_flight = 0;
+            attempt_failed(sl, bt, r, 1, 1);
+        }
+        free(q->b);
+        free(q);
+        q = next;
+    }
+    pkc_conn_close(&b->conn);
+    b->conn_ready = 0;
+    b->produce_version = -1;
+}
+
+/* Fail the batches of a request that never reached the wire (mu held). */
+static void
+req_fail(pkc_sl *sl, pkc_sl_req *q, const pkc_sl_result *r, int retriable,
+         int needs_metadata)
+{
+    for (int32_t i = 0; i < q->nb; i++) {
+        pkc_sl_batch *bt = q->b[i];
+
+        sl->parts[bt->partition].in_flight = 0;
+        attempt_failed(sl, bt, r, retriable, needs_metadata);
+    }
+    free(q->b);
+    free(q);
+}
+
+/*
+ * Connect `b` and negotiate the Produce version (no lock held; sender
+ * only).  Returns PKC_OK or a status with `r` filled.
+ */
+static int
+broker_connect(pkc_sl *sl, sl_broker *b, const char *host, int port,
+               int16_t *version, pkc_sl_result *r)
+{
+    int64_t deadline = pkc_now_ms() + sl->cfg.connect_timeout_ms;
+    pkc_response resp;
+    pkc_reader rd;
+    pkc_proto_error perr;
+    av_vis av;
+    pkc_proto_visitor vis;
+    int rc;
+
+    pkc_conn_close(&b->conn);
+    b->conn_ready = 0;
+    do {
+        rc = pkc_conn_connect(&b->conn, host, port, deadline, "", 0);
+        while (rc == PKC_ERR_INTR)
+            rc = pkc_conn_connect_resume(&b->conn, deadline);
+    } while (0);
+    if (rc != PKC_OK)
+        goto fail;
+    do {
+        rc = pkc_conn_send_request(&b->conn, API_API_VERSIONS, 0, 0, 1, "",
+                                   0, deadline, NULL);
+    } while (rc == PKC_ERR_INTR);
+    while (rc == PKC_OK || rc == PKC_ERR_INTR) {
+        rc = pkc_conn_recv_response(&b->conn, deadline, &resp);
+        if (rc == PKC_OK)
+            break;
+    }
+    if (rc != PKC_OK)
+        goto fail;
+
+    memset(&av, 0, sizeof(av));
+    av.fl = &sl->fl;
+    av.produce_lo = av.produce_hi = -1;
+    memset(&vis, 0, sizeof(vis));
+    vis.ctx = &av;
+    vis.begin_struct = av_begin_struct;
+    vis.end_struct = av_end_struct;
+    vis.on_int = av_on_int;
+    pkc_reader_init(&rd, resp.body, resp.body_len);
+    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, API_API_VERSIONS, 0, &vis,
+                          &perr);
+    if (rc != 0) {
+        set_result(r, PKC_SL_DECODE, 0, rc,
+                   "%s:%d: malformed ApiVersions response: %s at byte %zu "
+                   "(%s)", host, port, pkc_status_str(rc), perr.offset,
+                   perr.path);
+        pkc_conn_close(&b->conn);
+        return rc;
+    }
+    if (av.error_code != 0 || av.produce_hi < PKC_SL_PRODUCE_MIN) {
+        set_result(r, PKC_SL_KAFKA, 35, PKC_ERR_UNSUPPORTED,
+                   "%s:%d: the broker supports no Produce version in "
+                   "v%d-v%d (ApiVersions error %d, Produce max %lld)", host,
+                   port, PKC_SL_PRODUCE_MIN, PKC_SL_PRODUCE_MAX,
+                   av.error_code, (long long)av.produce_hi);
+        pkc_conn_close(&b->conn);
+        return PKC_ERR_UNSUPPORTED;
+    }
+    *version = (int16_t)(av.produce_hi > PKC_SL_PRODUCE_MAX
+                             ? PKC_SL_PRODUCE_MAX
+                             : av.produce_hi);
+    return PKC_OK;
+
+fail:
+    set_result(r, PKC_SL_DISCONNECTED, 0, rc, "%s", b->conn.errstr[0]
+               ? b->conn.errstr : pkc_status_str(rc));
+    pkc_conn_close(&b->conn);
+    return rc;
+}
+
+static void complete_written(pkc_sl *sl, sl_broker *b);
+
+/*
+ * Write request `q` to broker `b` (no lock held).  On failure the request
+ * is failed under the lock and 0 returned; on success it is appended to
+ * the broker's in-flight FIFO (under the lock) and 1 returned.
+ */
+static int
+send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
+             int port, int reconnect)
+{
+    pkc_sl_result r;
+    pkc_writer *w;
+    produce_src src;
+    pkc_proto_source ps;
+    pkc_proto_error perr;
+    int32_t corr = 0;
+    int16_t version = -1;
+    int rc, flexible;
+    int64_t now;
+
+    memset(&r, 0, sizeof(r));
+    if (reconnect || !b->conn_ready || !pkc_conn_is_open(&b->conn)) {
+        if (b->n_inflight > 0) {
+            /* Requests on the old connection are lost with it. */
+            pkc_sl_result dr;
+
+            set_result(&dr, PKC_SL_DISCONNECTED, 0, PKC_ERR_CLOSED,
+                       "%s:%d: connection replaced", host, port);
+            pthread_mutex_lock(&sl->mu);
+            broker_drop(sl, b, &dr);
+            pthread_mutex_unlock(&sl->mu);
+        }
+        rc = broker_connect(sl, b, host, port, &version, &r);
+        pthread_mutex_lock(&sl->mu);
+        if (rc != PKC_OK) {
+            b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+            req_fail(sl, q, &r, r.kind != PKC_SL_KAFKA, 1);
+            pthread_mutex_unlock(&sl->mu);
+            return 0;
+        }
+        b->produce_version = version;
+        b->conn_ready = 1;
+        sl->st.connects++;
+        pthread_mutex_unlock(&sl->mu);
+    }
+    if (sl->cfg.codec == PKC_CODEC_ZSTD &&
+        b->produce_version < PKC_SL_PRODUCE_ZSTD_MIN) {
+        set_result(&r, PKC_SL_KAFKA, 76, PKC_ERR_UNSUPPORTED,
+                   "%s:%d: zstd needs Produce v%d, the broker speaks v%d",
+                   host, port, PKC_SL_PRODUCE_ZSTD_MIN, b->produce_version);
+        pthread_mutex_lock(&sl->mu);
+        req_fail(sl, q, &r, 0, 0);
+        pthread_mutex_unlock(&sl->mu);
+        return 0;
+    }
+
+    /* Finish (compress) the batches; drop the ones that cannot be. */
+    for (int32_t i = 0; i < q->nb;) {
+        pkc_sl_batch *bt = q->b[i];
+
+        if (!bt->finished) {
+            rc = pkc_batch_builder_finish(&bt->bb, &bt->wire, &bt->wire_len);
+            if (rc != PKC_OK || bt->wire_len > INT32_MAX) {
+                set_result(&r, PKC_SL_LOCAL, 0, rc,
+                           "could not encode a batch of %d records with "
+                           "%s: %s", bt->count,
+                           pkc_codec_name(sl->cfg.codec),
+                           pkc_status_str(rc));
+                pthread_mutex_lock(&sl->mu);
+                sl->parts[bt->partition].in_flight = 0;
+                attempt_failed(sl, bt, &r, 0, 0);
+                pthread_mutex_unlock(&sl->mu);
+                memmove(&q->b[i], &q->b[i + 1],
+                        (size_t)(q->nb - i - 1) * sizeof(q->b[0]));
+                q->nb--;
+                continue;
+            }
+            bt->finished = 1;
+        }
+        i++;
+    }
+    if (q->nb == 0) {
+        free(q->b);
+        free(q);
+        return 0;
+    }
+
+    flexible = b->produce_version >= 9;
+    rc = pkc_conn_request_begin(&b->conn, API_PRODUCE, b->produce_version,
+                                flexible, &w);
+    if (rc == PKC_OK) {
+        memset(&src, 0, sizeof(src));
+        src.fl = &sl->fl;
+        src.sl = sl;
+        src.req = q;
+        memset(&ps, 0, sizeof(ps));
+        ps.ctx = &src;
+        ps.has = ps_has;
+        ps.get_int = ps_get_int;
+        ps.get_bytes = ps_get_bytes;
+        ps.enter_array = ps_enter_array;
+        ps.enter_element = ps_enter_element;
+        ps.leave_array = ps_leave_array;
+        ps.enter_struct = ps_enter_struct;
+        ps.leave_struct = ps_leave_struct;
+        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, API_PRODUCE,
+                              b->produce_version, &ps, &perr);
+        if (rc == 0)
+            rc = pkc_conn_request_end(&b->conn, sl->cfg.acks != 0, &corr);
+        else
+            pkc_conn_request_abort(&b->conn);
+    }
+    if (rc != PKC_OK) {
+        set_result(&r, PKC_SL_LOCAL, 0, rc,
+                   "could not encode a Produce v%d request: %s",
+                   b->produce_version, pkc_status_str(rc));
+        pthread_mutex_lock(&sl->mu);
+        req_fail(sl, q, &r, 0, 0);
+        pthread_mutex_unlock(&sl->mu);
+        return 0;
+    }
+
+    now = pkc_now_ms();
+    q->correlation_id = corr;
+    q->deadline_ms = now + sl->cfg.request_timeout_ms;
+    q->next = NULL;
+    pthread_mutex_lock(&sl->mu);
+    sl->st.requests++;
+    sl->st.batches_sent += q->nb;
+    for (int32_t i = 0; i < q->nb; i++)
+        sl->st.bytes_sent += (int64_t)q->b[i]->wire_len;
+    if (b->inflight_tail != NULL)
+        b->inflight_tail->next = q;
+    else
+        b->inflight_head = q;
+    b->inflight_tail = q;
+    b->n_inflight++;
+    pthread_mutex_unlock(&sl->mu);
+
+    /* Write what the socket takes now; poll() does the rest. */
+    do {
+        rc = pkc_conn_flush(&b->conn, 0);
+    } while (rc == PKC_ERR_INTR);
+    if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT) {
+        set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
+                   b->conn.errstr[0] ? b->conn.errstr : pkc_status_str(rc));
+        pthread_mutex_lock(&sl->mu);
+        broker_drop(sl, b, &r);
+        b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+        pthread_mutex_unlock(&sl->mu);
+        return 0;
+    }
+    if (sl->cfg.acks == 0)
+        complete_written(sl, b);
+    return 1;
+}
+
+/*
+ * Split a batch answered with MESSAGE_TOO_LARGE into two halves (no lock
+ * held).  Returns PKC_OK with *first, *second set (second may be NULL when
+ * the records cannot be re-read), or a status.
+ */
+static int
+split_batch(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch **first,
+            pkc_sl_batch **second)
+{
+    pkc_records_iter it;
+    pkc_record rec;
+    pkc_sl_batch *halves[2] = {NULL, NULL};
+    pkc_header *hdrs = NULL;
+    int32_t hcap = 0;
+    int32_t half = bt->count / 2, idx = 0;
+    int rc, step;
+
+    *first = *second = NULL;
+    pthread_mutex_lock(&sl->mu);
+    halves[0] = batch_get(sl, bt->partition);
+    halves[1] = batch_get(sl, bt->partition);
+    pthread_mutex_unlock(&sl->mu);
+    if (halves[0] == NULL || halves[1] == NULL) {
+        rc = PKC_ERR_NOMEM;
+        goto error;
+    }
+    rc = pkc_records_iter_init(&it, bt->wire, bt->wire_len, NULL);
+    if (rc != PKC_OK) {
+        pkc_records_iter_free(&it);
+        goto error;
+    }
+    while ((step = pkc_records_next(&it, &rec)) == 1) {
+        pkc_sl_batch *h = halves[idx < half ? 0 : 1];
+        pkc_header_iter hi;
+        pkc_slice hk, hv;
+        int32_t nh = 0;
+
+        if (rec.header_count > hcap) {
+            pkc_header *nhd = realloc(hdrs, (size_t)rec.header_count *
+                                                sizeof(*nhd));
+            if (nhd == NULL) {
+                rc = PKC_ERR_NOMEM;
+                break;
+            }
+            hdrs = nhd;
+            hcap = rec.header_count;
+        }
+        pkc_record_headers_init(&hi, &rec);
+        while (nh < rec.header_count &&
+               pkc_record_headers_next(&hi, &hk, &hv) == 1) {
+            hdrs[nh].key = hk;
+            hdrs[nh].value = hv;
+            nh++;
+        }
+        rc = pkc_batch_builder_append(&h->bb, rec.timestamp, rec.key.ptr,
+                                      rec.key.len, rec.value.ptr,
+                                      rec.value.len, hdrs, nh);
+        if (rc != PKC_OK)
+            break;
+        if (bt->cookies != NULL && idx < bt->count) {
+            rc = batch_add_cookie(h, &bt->cookies[idx]);
+            if (rc != PKC_OK)
+                break;
+        }
+        h->count++;
+        idx++;
+    }
+    if (step < 0)
+        rc = step;
+    pkc_records_iter_free(&it);
+    free(hdrs);
+    hdrs = NULL;
+    if (rc != PKC_OK || idx != bt->count)
+        goto error;
+    for (int i = 0; i < 2; i++) {
+        halves[i]->attempts = bt->attempts;
+        halves[i]->first_ms = bt->first_ms;
+        halves[i]->created_ms = bt->created_ms;
+    }
+    *first = halves[0];
+    *second = halves[1];
+    return PKC_OK;
+
+error:
+    free(hdrs);
+    pthread_mutex_lock(&sl->mu);
+    for (int i = 0; i < 2; i++)
+        if (halves[i] != NULL)
+            batch_put(sl, halves[i]);
+    pthread_mutex_unlock(&sl->mu);
+    return rc != PKC_OK ? rc : PKC_ERR_INVALID;
+}
+
+/* Handle the response to the oldest request of `b` (no lock held). */
+static void
+handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
+                const char *host, int port)
+{
+    produce_vis pv;
+    pkc_proto_visitor vis;
+    pkc_proto_error perr;
+    pkc_reader rd;
+    pkc_sl_result r;
+    int rc;
+
+    memset(&pv, 0, sizeof(pv));
+    pv.fl = &sl->fl;
+    pv.topic = sl->topic;
+    pv.topic_len = sl->topic_len;
+    memset(&vis, 0, sizeof(vis));
+    vis.ctx = &pv;
+    vis.begin_struct = pv_begin_struct;
+    vis.end_struct = pv_end_struct;
+    vis.on_int = pv_on_int;
+    vis.on_string = pv_on_string;
+    pkc_reader_init(&rd, resp->body, resp->body_len);
+    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, API_PRODUCE,
+                          resp->api_version, &vis, &perr);
+    if (rc != 0) {
+        if (pv.nomem || rc == PKC_ERR_NOMEM)
+            set_result(&r, PKC_SL_LOCAL, 0, PKC_ERR_NOMEM,
+                       "out of memory decoding a Produce response");
+        else
+            set_result(&r, PKC_SL_DECODE, 0, rc,
+                       "%s:%d: malformed Produce v%d response: %s in field "
+                       "'%s' at byte %zu of %zu", host, port,
+                       resp->api_version, pkc_status_str(rc), perr.path,
+                       perr.offset, resp->body_len);
+        free(pv.res);
+        pthread_mutex_lock(&sl->mu);
+        req_fail(sl, q, &r, 1, 0);
+        pthread_mutex_unlock(&sl->mu);
+        return;
+    }
+
+    for (int32_t i = 0; i < q->nb; i++) {
+        pkc_sl_batch *bt = q->b[i];
+        part_result *pr = NULL;
+        pkc_sl_batch *h1 = NULL, *h2 = NULL;
+
+        for (size_t j = 0; j < pv.n; j++) {
+            if (pv.res[j].index == bt->partition) {
+                pr = &pv.res[j];
+                break;
+            }
+        }
+        if (pr != NULL && (pr->error_code == 10 || pr->error_code == 18) &&
+            bt->count > 1) {
+            if (split_batch(sl, bt, &h1, &h2) != PKC_OK)
+                h1 = h2 = NULL;
+        }
+        pthread_mutex_lock(&sl->mu);
+        sl->parts[bt->partition].in_flight = 0;
+        if (pr == NULL) {
+            set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
+                       "%s:%d: the Produce response has no result for "
+                       "partition %d", host, port, bt->partition);
+            attempt_failed(sl, bt, &r, 1, 0);
+        }
+        else if (pr->error_code == 0) {
+            bt->base_offset = pr->base_offset;
+            bt->log_append_time = pr->log_append_time;
+            memset(&bt->result, 0, sizeof(bt->result));
+            complete_batch(sl, bt);
+        }
+        else if (h1 != NULL) {
+            /* Too large for the broker: send the halves instead. */
+            sl->st.splits++;
+            h2->next = NULL;
+            requeue_front(sl, h2);
+            requeue_front(sl, h1);
+            /* The cookies moved to the halves. */
+            bt->count = 0;
+            batch_put(sl, bt);
+            wake_sender(sl);
+        }
+        else {
+            int code = pr->error_code;
+
+            set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
+                       "Produce to %s:%d for partition %d failed%s%s",
+                       host, port, bt->partition,
+                       pr->message[0] ? ": " : "", pr->message);
+            attempt_failed(sl, bt, &r, pkc_sl_error_retriable(code),
+                           pkc_sl_error_needs_metadata(code));
+        }
+        pthread_mutex_unlock(&sl->mu);
+    }
+    free(pv.res);
+    free(q->b);
+    free(q);
+}
+
+/* acks=0: the requests of `b` are done once fully written (no lock
+ * held; sender only). */
+static void
+complete_written(pkc_sl *sl, sl_broker *b)
+{
+    if (pkc_conn_unsent(&b->conn) != 0)
+        return;
+    pthread_mutex_lock(&sl->mu);
+    while (b->inflight_head != NULL) {
+        pkc_sl_req *q = b->inflight_head;
+
+        b->inflight_head = q->next;
+        b->n_inflight--;
+        for (int32_t i = 0; i < q->nb; i++) {
+            pkc_sl_batch *bt = q->b[i];
+
+            sl->parts[bt->partition].in_flight = 0;
+            bt->base_offset = -1;
+            memset(&bt->result, 0, sizeof(bt->result));
+            complete_batch(sl, bt);
+        }
+        free(q->b);
+        free(q);
+    }
+    b->inflight_tail = NULL;
+    pthread_mutex_unlock(&sl->mu);
+}
+
+/* Read what broker `b` has for us and write what it can take (no lock
+ * held; sender only). */
+static void
+service_broker(pkc_sl *sl, sl_broker *b, const char *host, int port)
+{
+    pkc_response resp;
+    pkc_sl_result r;
+    int rc;
+
+    do {
+        rc = pkc_conn_flush(&b->conn, 0);
+    } while (rc == PKC_ERR_INTR);
+    if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT)
+        goto broken;
+
+    if (sl->cfg.acks == 0) {
+        /* Fire and forget; anything the broker sends on this connection
+         * is unexpected: EOF or garbage both end it. */
+        complete_written(sl, b);
+        if (b->inflight_head == NULL && pkc_conn_unsent(&b->conn) == 0) {
+            pthread_mutex_lock(&sl->mu);
+            pkc_conn_close(&b->conn);
+            b->conn_ready = 0;
+            pthread_mutex_unlock(&sl->mu);
+        }
+        return;
+    }
+    if (b->inflight_head == NULL) {
+        /* Readable with nothing in flight: the broker closed an idle
+         * connection (or sent garbage).  Reconnect on the next send. */
+        pthread_mutex_lock(&sl->mu);
+        pkc_conn_close(&b->conn);
+        b->conn_ready = 0;
+        pthread_mutex_unlock(&sl->mu);
+        return;
+    }
+
+    while (b->inflight_head != NULL) {
+        pkc_sl_req *q;
+
+        rc = pkc_conn_recv_response(&b->conn, 0, &resp);
+        if (rc == PKC_ERR_INTR)
+            continue;
+        if (rc == PKC_ERR_TIMEOUT)
+            return;
+        if (rc != PKC_OK)
+            goto broken;
+        pthread_mutex_lock(&sl->mu);
+        q = b->inflight_head;
+        b->inflight_head = q->next;
+        if (b->inflight_head == NULL)
+            b->inflight_tail = NULL;
+        b->n_inflight--;
+        pthread_mutex_unlock(&sl->mu);
+        if (resp.correlation_id != q->correlation_id) {
+            /* net.c checks this; a mismatch here is a bookkeeping bug. */
+            set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
+                       "%s:%d: response to correlation id %d, expected %d",
+                       host, port, resp.correlation_id, q->correlation_id);
+            pthread_mutex_lock(&sl->mu);
+            req_fail(sl, q, &r, 1, 0);
+            broker_drop(sl, b, &r);
+            pthread_mutex_unlock(&sl->mu);
+            return;
+        }
+        handle_response(sl, q, &resp, host, port);
+    }
+    return;
+
+broken:
+    set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
+               b->conn.errstr[0] ? b->conn.errstr : pkc_status_str(rc));
+    pthread_mutex_lock(&sl->mu);
+    broker_drop(sl, b, &r);
+    b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+    pthread_mutex_unlock(&sl->mu);
+}
+
+/* A planned request: the broker, its address, and the request. */
+typedef struct {
+    sl_broker *b;
+    pkc_sl_req *q;
+    char host[256];
+    int port;
+    int reconnect;
+} plan_item;
+
+static int
+req_add(pkc_sl_req *q, pkc_sl_batch *bt)
+{
+    if (q->nb == q->cap) {
+        int32_t ncap = q->cap ? q->cap * 2 : 8;
+        pkc_sl_batch **nb = realloc(q->b, (size_t)ncap * sizeof(*nb));
+
+        if (nb == NULL)
+            return PKC_ERR_NOMEM;
+        q->b = nb;
+        q->cap = ncap;
+    }
+    q->b[q->nb++] = bt;
+    return PKC_OK;
+}
+
+/* Bytes a batch takes in a request (compressed once finished). */
+static size_t
+batch_size(const pkc_sl_batch *bt)
+{
+    return bt->finished ? bt->wire_len : pkc_batch_builder_size(&bt->bb);
+}
+
+static void
+min_deadline(int64_t *at, int64_t t)
+{
+    if (t < *at)
+        *at = t;
+}
+
+/*
+ * Expire batches that waited too long for a leader, and plan requests
+ * (mu held).  Fills `plan` (at most `cap` items), returns the count, and
+ * lowers *wake_at to the next moment something becomes due.
+ */
+static size_t
+plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
+              int64_t *wake_at)
+{
+    size_t np = 0;
+    int flush_all = sl->flushers > 0 || !sl->accepting;
+
+    /* Partitions without a usable leader. */
+    for (int32_t id = 0; id < sl->nparts; id++) {
+        sl_part *p = &sl->parts[id];
+
+        if (!p->known || p->lb != NULL)
+            continue;
+        if (p->open == NULL && p->ready_head == NULL)
+            continue;
+        if (p->leaderless_since < 0)
+            p->leaderless_since = now;
+        if (now - p->leaderless_since >= sl->cfg.leader_wait_ms) {
+            pkc_sl_result r;
+
+            set_result(&r, PKC_SL_NO_LEADER, 5, 0,
+                       "partition %d of %s had no leader for %d ms", id,
+                       sl->topic, sl->cfg.leader_wait_ms);
+            while (p->ready_head != NULL) {
+                pkc_sl_batch *bt = p->ready_head;
+
+                p->ready_head = bt->next;
+                unsent_add(sl, p, -bt->count);
+                fail_batch(sl, bt, &r);
+            }
+            p->ready_tail = NULL;
+            if (p->open != NULL && p->open->count > 0) {
+                pkc_sl_batch *bt = p->open;
+
+                p->open = NULL;
+                unsent_add(sl, p, -bt->count);
+                fail_batch(sl, bt, &r);
+            }
+            p->leaderless_since = now;
+        }
+        else {
+            min_deadline(wake_at, p->leaderless_since +
+                                      sl->cfg.leader_wait_ms);
+            if (now - sl->last_metadata_ms >= sl->cfg.retry_backoff_ms ||
+                sl->last_metadata_ms < 0)
+                request_metadata(sl);
+            else
+                min_deadline(wake_at, sl->last_metadata_ms +
+                                          sl->cfg.retry_backoff_ms);
+        }
+    }
+
+    for (size_t bi = 0; bi < sl->nbrokers && np < cap; bi++) {
+        sl_broker *b = sl->brokers[bi];
+        int send_now;
+
+        if (!b->present || b->unsent <= 0)
+            continue;
+        if (b->connect_after > now) {
+            min_deadline(wake_at, b->connect_after);
+            continue;
+        }
+        send_now = flush_all || b->unsent >= sl->cfg.min_queued;
+        while (np < cap) {
+            pkc_sl_req *q = NULL;
+            size_t total = 0;
+            int32_t n = sl->nparts;
+            int planned_here = 0;
+
+            for (size_t k = 0; k < np; k++)
+                if (plan[k].b == b)
+                    planned_here++;
+            if (b->n_inflight + planned_here >= sl->cfg.max_in_flight)
+                break;
+            for (int32_t k = 0; k < n; k++) {
+                int32_t id = (b->rr + k) % n;
+                sl_part *p = &sl->parts[id];
+                pkc_sl_batch *bt = NULL;
+
+                if (!p->known || p->lb != b || p->in_flight)
+                    continue;
+                if (p->ready_head != NULL) {
+                    if (p->ready_head->not_before_ms > now) {
+                        min_deadline(wake_at, p->ready_head->not_before_ms);
+                        continue;
+                    }
+                    bt = p->ready_head;
+                }
+                else if (p->open != NULL && p->open->count > 0) {
+                    int64_t due = p->open->first_ms + sl->cfg.linger_ms;
+
+                    if (!send_now && due > now) {
+                        min_deadline(wake_at, due);
+                        continue;
+                    }
+                    bt = p->open;
+                }
+                else {
+                    continue;
+                }
+                if (q != NULL && total + batch_size(bt) >
+                                     sl->cfg.max_request_size)
+                    continue;
+                if (q == NULL) {
+                    q = calloc(1, sizeof(*q));
+                    if (q == NULL)
+                        break;
+                }
+                if (req_add(q, bt) != PKC_OK)
+                    break;
+                if (bt == p->open) {
+                    p->open = NULL;
+                }
+                else {
+                    p->ready_head = bt->next;
+                    if (p->ready_head == NULL)
+                        p->ready_tail = NULL;
+                }
+                bt->next = NULL;
+                p->in_flight = 1;
+                unsent_add(sl, p, -bt->count);
+                total += batch_size(bt);
+            }
+            if (q == NULL)
+                break;
+            if (q->nb == 0) {
+                free(q->b);
+                free(q);
+                break;
+            }
+            b->rr = (b->rr + 1) % (n > 0 ? n : 1);
+            plan[np].b = b;
+            plan[np].q = q;
+            memcpy(plan[np].host, b->host, sizeof(b->host));
+            plan[np].port = b->port;
+            plan[np].reconnect = b->addr_changed;
+            b->addr_changed = 0;
+            np++;
+        }
+    }
+    return np;
+}
+
+static void *
+sender_main(void *arg)
+{
+    pkc_sl *sl = arg;
+    sigset_t all;
+    plan_item *plan = NULL;
+    size_t plan_cap = 0;
+    struct pollfd *pfd = NULL;
+    sl_broker **pb = NULL;
+    size_t pfd_cap = 0;
+
+    /* Signals belong to the interpreter's main thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    pthread_mutex_lock(&sl->mu);
+    for (;;) {
+        int64_t now, wake_at;
+        size_t np, nfd, want;
+        int timeout;
+
+        if (sl->stop_now)
+            break;
+        now = pkc_now_ms();
+        wake_at = now + MAX_POLL_MS;
+
+        want = sl->nbrokers * (size_t)sl->cfg.max_in_flight + 1;
+        if (want > plan_cap) {
+            plan_item *npl = realloc(plan, want * sizeof(*npl));
+
+            if (npl != NULL) {
+                plan = npl;
+                plan_cap = want;
+            }
+        }
+        np = plan_cap ? plan_requests(sl, now, plan, plan_cap, &wake_at) : 0;
+        /* Request deadlines. */
+        for (size_t i = 0; i < sl->nbrokers; i++) {
+            sl_broker *b = sl->brokers[i];
+
+            if (b->inflight_head != NULL && sl->cfg.acks != 0)
+                min_deadline(&wake_at, b->inflight_head->deadline_ms);
+        }
+        sl->wake_pending = 0;
+        if (sl->nbrokers + 1 > pfd_cap) {
+            size_t ncap = sl->nbrokers + 8;
+            struct pollfd *npf = realloc(pfd, ncap * sizeof(*npf));
+            sl_broker **npb;
+
+            if (npf != NULL)
+                pfd = npf;
+            npb = realloc(pb, ncap * sizeof(*npb));
+            if (npb != NULL)
+                pb = npb;
+            if (npf != NULL && npb != NULL)
+                pfd_cap = ncap;
+        }
+        pthread_mutex_unlock(&sl->mu);
+
+        for (size_t i = 0; i < np; i++)
+            send_request(sl, plan[i].b, plan[i].q, plan[i].host,
+                         plan[i].port, plan[i].reconnect);
+
+        /* Poll the wake-up fd and every connection with work. */
+        nfd = 0;
+        if (pfd_cap > 0) {
+            pfd[nfd].fd = sl->wake_fd;
+            pfd[nfd].events = POLLIN;
+            pfd[nfd].revents = 0;
+            pb[nfd] = NULL;
+            nfd++;
+            pthread_mutex_lock(&sl->mu);
+            for (size_t i = 0; i < sl->nbrokers && nfd < pfd_cap; i++) {
+                sl_broker *b = sl->brokers[i];
+
+                if (b->conn.fd < 0 || !pkc_conn_is_open(&b->conn))
+                    continue;
+                pfd[nfd].fd = b->conn.fd;
+                pfd[nfd].events = POLLIN;
+                if (pkc_conn_unsent(&b->conn) > 0)
+                    pfd[nfd].events |= POLLOUT;
+                pfd[nfd].revents = 0;
+                pb[nfd] = b;
+                nfd++;
+            }
+            if (sl->wake_pending) {
+                /* Something happened while we were sending. */
+                wake_at = now;
+            }
+            pthread_mutex_unlock(&sl->mu);
+        }
+        now = pkc_now_ms();
+        timeout = wake_at <= now ? 0 : (int)(wake_at - now);
+        if (timeout > MAX_POLL_MS)
+            timeout = MAX_POLL_MS;
+        if (nfd > 0) {
+            int n = poll(pfd, (nfds_t)nfd, timeout);
+
+            if (n > 0) {
+                if (pfd[0].revents & POLLIN) {
+                    uint64_t v;
+                    ssize_t rn = read(sl->wake_fd, &v, sizeof(v));
+
+                    (void)rn;
+                }
+                for (size_t i = 1; i < nfd; i++) {
+                    sl_broker *b = pb[i];
+                    char host[256];
+                    int port;
+
+                    if (pfd[i].revents == 0)
+                        continue;
+                    pthread_mutex_lock(&sl->mu);
+                    memcpy(host, b->host, sizeof(host));
+                    port = b->port;
+                    pthread_mutex_unlock(&sl->mu);
+                    service_broker(sl, b, host, port);
+                }
+            }
+        }
+        else {
+            struct timespec ts = {0, 10 * 1000000L};
+
+            nanosleep(&ts, NULL);
+        }
+
+        /* Requests that outlived their deadline. */
+        now = pkc_now_ms();
+        pthread_mutex_lock(&sl->mu);
+        for (size_t i = 0; i < sl->nbrokers; i++) {
+            sl_broker *b = sl->brokers[i];
+
+            if (b->inflight_head != NULL && sl->cfg.acks != 0 &&
+                b->inflight_head->deadline_ms <= now) {
+                pkc_sl_result r;
+
+                set_result(&r, PKC_SL_DISCONNECTED, 7, PKC_ERR_TIMEOUT,
+                           "%s:%d: no Produce response within %d ms",
+                           b->host, b->port, sl->cfg.request_timeout_ms);
+                broker_drop(sl, b, &r);
+            }
+            else if (!b->present && b->inflight_head == NULL &&
+                     pkc_conn_is_open(&b->conn)) {
+                pkc_conn_close(&b->conn);
+                b->conn_ready = 0;
+            }
+        }
+    }
+    sl->sender_exited = 1;
+    pthread_cond_broadcast(&sl->ev_cond);
+    pthread_mutex_unlock(&sl->mu);
+    free(plan);
+    free(pfd);
+    free(pb);
+    return NULL;
+}
+
+int
+pkc_sl_start(pkc_sl *sl)
+{
+    int rc;
+
+    pthread_mutex_lock(&sl->mu);
+    if (sl->thread_started && !sl->thread_joined) {
+        pthread_mutex_unlock(&sl->mu);
+        return PKC_OK;
+    }
+    sl->stop_now = 0;
+    sl->sender_exited = 0;
+    sl->accepting = 1;
+    sl->thread_joined = 0;
+    rc = pthread_create(&sl->thread, NULL, sender_main, sl);
+    if (rc != 0) {
+        sl->accepting = 0;
+        pthread_mutex_unlock(&sl->mu);
+        return rc == ENOMEM || rc == EAGAIN ? PKC_ERR_NOMEM : PKC_ERR_IO;
+    }
+    sl->thread_started = 1;
+    pthread_mutex_unlock(&sl->mu);
+    return PKC_OK;
+}
+
+/* ------------------------------------------------- flush / stop / events */
+
+int64_t
+pkc_sl_flush(pkc_sl *sl, int64_t deadline)
+{
+    int64_t pending;
+
+    pthread_mutex_lock(&sl->mu);
+    sl->flushers++;
+    wake_sender(sl);
+    while (sl->st.appended - sl->st.completed > 0 && !sl->sender_exited &&
+           sl->thread_started && !sl->thread_joined) {
+        if (cond_wait_until(&sl->idle_cond, &sl->mu, deadline) == ETIMEDOUT)
+            break;
+    }
+    sl->flushers--;
+    pending = sl->st.appended - sl->st.completed;
+    pthread_mutex_unlock(&sl->mu);
+    return pending;
+}
+
+int64_t
+pkc_sl_stop(pkc_sl *sl, int64_t deadline)
+{
+    int64_t failed = 0;
+    int join = 0;
+    pkc_sl_result r;
+
+    pthread_mutex_lock(&sl->mu);
+    sl->accepting = 0;
+    pthread_cond_broadcast(&sl->space_cond);
+    if (sl->thread_started && !sl->thread_joined) {
+        sl->flushers++;
+        wake_sender(sl);
+        while (sl->st.appended - sl->st.completed > 0 &&
+               !sl->sender_exited) {
+            if (cond_wait_until(&sl->idle_cond, &sl->mu, deadline) ==
+                ETIMEDOUT)
+                break;
+        }
+        sl->flushers--;
+        sl->stop_now = 1;
+        wake_sender(sl);
+        join = 1;
+    }
+    pthread_mutex_unlock(&sl->mu);
+    if (join) {
+        pthread_join(sl->thread, NULL);
+    }
+
+    pthread_mutex_lock(&sl->mu);
+    if (join)
+        sl->thread_joined = 1;
+    sl->stop_now = 1;
+    set_result(&r, PKC_SL_STOPPED, 0, 0,
+               "the producer was stopped before the broker acknowledged "
+               "the message");
+    for (size_t i = 0; i < sl->nbrokers; i++) {
+        sl_broker *b = sl->brokers[i];
+        pkc_sl_req *q = b->inflight_head;
+
+        b->inflight_head = b->inflight_tail = NULL;
+        b->n_inflight = 0;
+        while (q != NULL) {
+            pkc_sl_req *next = q->next;
+
+            for (int32_t k = 0; k < q->nb; k++) {
+                sl->parts[q->b[k]->partition].in_flight = 0;
+                failed += q->b[k]->count;
+                fail_batch(sl, q->b[k], &r);
+            }
+            free(q->b);
+            free(q);
+            q = next;
+        }
+        pkc_conn_close(&b->conn);
+        b->conn_ready = 0;
+        b->produce_version = -1;
+    }
+    for (int32_t id = 0; id < sl->nparts; id++) {
+        sl_part *p = &sl->parts[id];
+
+        while (p->ready_head != NULL) {
+            pkc_sl_batch *bt = p->ready_head;
+
+            p->ready_head = bt->next;
+            unsent_add(sl, p, -bt->count);
+            failed += bt->count;
+            fail_batch(sl, bt, &r);
+        }
+        p->ready_tail = NULL;
+        if (p->open != NULL) {
+            pkc_sl_batch *bt = p->open;
+
+            p->open = NULL;
+            if (bt->count > 0) {
+                unsent_add(sl, p, -bt->count);
+                failed += bt->count;
+                fail_batch(sl, bt, &r);
+            }
+            else {
+                batch_put(sl, bt);
+            }
+        }
+        p->in_flight = 0;
+    }
+    pthread_cond_broadcast(&sl->ev_cond);
+    pthread_cond_broadcast(&sl->idle_cond);
+    pthread_cond_broadcast(&sl->space_cond);
+    pthread_mutex_unlock(&sl->mu);
+    return failed;
+}
+
+int
+pkc_sl_wait_event(pkc_sl *sl, int64_t deadline)
+{
+    int ev = 0;
+
+    pthread_mutex_lock(&sl->mu);
+    for (;;) {
+        ev = 0;
+        if (sl->done_head != NULL)
+            ev |= PKC_SL_EV_DONE;
+        if (sl->ev_metadata)
+            ev |= PKC_SL_EV_METADATA;
+        if (sl->sender_exited || sl->thread_joined)
+            ev |= PKC_SL_EV_STOPPED;
+        if (ev != 0)
+            break;
+        if (cond_wait_until(&sl->ev_cond, &sl->mu, deadline) == ETIMEDOUT)
+            break;
+    }
+    sl->ev_metadata = 0;
+    pthread_mutex_unlock(&sl->mu);
+    return ev;
+}
+
+pkc_sl_batch *
+pkc_sl_take_done(pkc_sl *sl)
+{
+    pkc_sl_batch *head;
+
+    pthread_mutex_lock(&sl->mu);
+    head = sl->done_head;
+    sl->done_head = sl->done_tail = NULL;
+    pthread_mutex_unlock(&sl->mu);
+    return head;
+}
+
+void
+pkc_sl_batch_release(pkc_sl *sl, pkc_sl_batch *b)
+{
+    pthread_mutex_lock(&sl->mu);
+    batch_put(sl, b);
+    pthread_mutex_unlock(&sl->mu);
+}
+
+void
+pkc_sl_stats_get(pkc_sl *sl, pkc_sl_stats *out)
+{
+    pthread_mutex_lock(&sl->mu);
+    *out = sl->st;
+    out->pending = sl->st.appended - sl->st.completed;
+    pthread_mutex_unlock(&sl->mu);
+}
+
+int
+pkc_sl_produce_version(pkc_sl *sl, int32_t node_id)
+{
+    sl_broker *b;
+    int v = -1;
+
+    pthread_mutex_lock(&sl->mu);
+    b = find_broker(sl, node_id);
+    if (b != NULL)
+        v = b->produce_version;
+    pthread_mutex_unlock(&sl->mu);
+    return v;
+}
+
+void
+pkc_sl_free(pkc_sl *sl)
+{
+    pkc_sl_batch *b;
+
+    if (sl == NULL)
+        return;
+    pkc_sl_stop(sl, 0);
+    while ((b = sl->done_head) != NULL) {
+        sl->done_head = b->next;
+        batch_destroy(b);
+    }
+    while ((b = sl->free_list) != NULL) {
+        sl->free_list = b->next;
+        batch_destroy(b);
+    }
+    for (size_t i = 0; i < sl->nbrokers; i++) {
+        pkc_conn_free(&sl->brokers[i]->conn);
+        free(sl->brokers[i]);
+    }
+    free(sl->brokers);
+    free(sl->parts);
+    pthread_mutex_destroy(&sl->mu);
+    pthread_cond_destroy(&sl->space_cond);
+    pthread_cond_destroy(&sl->idle_cond);
+    pthread_cond_destroy(&sl->ev_cond);
+    if (sl->wake_fd >= 0)
+        close(sl->wake_fd);
+    free(sl->topic);
+    free(sl->client_id);
+    free(sl);
+}

@@ -1,0 +1,278 @@
+/*
+ * sendloop.h - the producer's send engine (Python-free).
+ *
+ * A pkc_sl is the C half of one Producer: per-partition RecordBatch v2
+ * builders that records are appended to as they are produced, and one
+ * sender thread (pthread) that seals batches, compresses them, sends
+ * Produce requests to the partition leaders, reads the responses, retries
+ * what failed retriably and hands every finished batch back to the glue.
+ * Nothing here touches Python, so the sender never needs the GIL.
+ *
+ * Threads and locking.  One mutex (sl->mu) guards the partitions, batch
+ * queues, counters and the completion list.  Producing threads take it for
+ * the few hundred nanoseconds of an append; the sender takes it to plan
+ * and to file results, and does all encoding, compression and socket I/O
+ * without it.  A batch is owned by the partition while it is open or
+ * waiting in the partition's ready queue, by the sender from the moment
+ * it is put into a request until its result is filed, and by the glue
+ * once it is on the completion list.  The Python glue may hold the GIL
+ * while it takes sl->mu; the sender never takes the GIL, so this order
+ * cannot deadlock.
+ *
+ * Opaque per-record cookies.  Each appended record may carry a
+ * pkc_sl_cookie (two pointers the engine never dereferences; the glue
+ * stores a Message and its report queue there).  With keep_cookies off
+ * nothing per record is stored, and successful batches are freed by the
+ * sender itself.
+ *
+ * Batch life: OPEN (appendable, in partition->open) -> SEALED (in the
+ * partition's ready FIFO; when full, when linger_ms passed since its first
+ * record, when the leader's unsent count reached min_queued, or when a
+ * flush/stop is under way) -> IN FLIGHT (in one request; at most one
+ * batch per partition is in flight, so retries keep the partition's order)
+ * -> DONE (on sl->done for the glue: success with base offset, or failure
+ * with a pkc_sl_result saying why).  A failed attempt whose error is
+ * retriable puts the batch back at the head of its partition's ready FIFO
+ * after retry_backoff_ms, up to max_retries times; MESSAGE_TOO_LARGE /
+ * RECORD_LIST_TOO_LARGE on a batch of several records splits it in two
+ * (no attempt counted).  Every appended record ends on the done list
+ * exactly once (pkc_sl_stop fails what is left with PKC_SL_STOPPED).
+ *
+ * Connections.  The sender keeps one pkc_conn (net.h) per leader broker,
+ * connects on demand (bounded by connect_timeout_ms), negotiates the
+ * Produce version with ApiVersions on every new connection (highest of
+ * 3..12 that the broker supports; zstd needs 7+), and multiplexes all
+ * brokers with poll().  Errors that make the metadata suspect (leader
+ * moved, unknown partition, disconnects) set PKC_SL_EV_METADATA for the
+ * glue, which refreshes the metadata in Python and calls
+ * pkc_sl_set_brokers / pkc_sl_set_leaders; the sender never does.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "net.h"
+#include "records.h"
+
+/* Produce versions pykafka_c speaks (v13 switches to topic ids). */
+#define PKC_SL_PRODUCE_MIN 3
+#define PKC_SL_PRODUCE_MAX 12
+/* Lowest Produce version that may carry zstd batches. */
+#define PKC_SL_PRODUCE_ZSTD_MIN 7
+/* Bytes of a Produce request that are not record batches, beyond the
+ * topic name and per-partition overhead (generous). */
+#define PKC_SL_REQUEST_OVERHEAD 128
+#define PKC_SL_PARTITION_OVERHEAD 16
+
+/* Kinds of results (pkc_sl_result.kind). */
+typedef enum {
+    PKC_SL_OK = 0,
+    PKC_SL_KAFKA = 1,        /* the broker answered error_code != 0 */
+    PKC_SL_DISCONNECTED = 2, /* connect/send/receive failed, or timeout */
+    PKC_SL_DECODE = 3,       /* malformed response (detail in message) */
+    PKC_SL_TOO_LARGE = 4,    /* a record larger than max_request_size */
+    PKC_SL_STOPPED = 5,      /* producer stopped before delivery */
+    PKC_SL_NO_LEADER = 6,    /* no leader known within leader_wait_ms */
+    PKC_SL_LOCAL = 7         /* local failure: encode, codec, memory */
+} pkc_sl_kind;
+
+/* What happened to a batch. */
+typedef struct {
+    int kind;              /* pkc_sl_kind */
+    int16_t error_code;    /* for PKC_SL_KAFKA (also set for TOO_LARGE: 10,
+                              NO_LEADER: 5) */
+    int status;            /* pkc_status for DISCONNECTED/DECODE/LOCAL */
+    char message[240];     /* human-readable detail, NUL-terminated */
+} pkc_sl_result;
+
+/* Per-record opaque data for the glue (never dereferenced here). */
+typedef struct {
+    void *msg;
+    void *queue;
+} pkc_sl_cookie;
+
+typedef struct pkc_sl_batch pkc_sl_batch;
+struct pkc_sl_batch {
+    pkc_sl_batch *next;      /* in a ready FIFO, a free list or sl->done */
+    int32_t partition;       /* partition id */
+    int32_t count;           /* records */
+    pkc_batch_builder bb;    /* the records (and, once finished, the wire
+                                form, valid while `finished`) */
+    pkc_sl_cookie *cookies;  /* count entries, or NULL without cookies */
+    int32_t cookies_cap;
+    int64_t first_ms;        /* monotonic ms of the first append (linger) */
+    int64_t created_ms;      /* monotonic ms when the batch was opened */
+    int64_t not_before_ms;   /* retry backoff: not sent before this */
+    int attempts;            /* failed send attempts so far */
+    int full;                /* the builder refused a record */
+    int finished;            /* wire/wire_len are valid */
+    const uint8_t *wire;
+    size_t wire_len;
+    /* Result (valid on the done list). */
+    int64_t base_offset;     /* -1 unknown (acks=0, failures) */
+    int64_t log_append_time; /* -1 unless the topic uses LogAppendTime */
+    pkc_sl_result result;
+};
+
+/* Static configuration of an engine. */
+typedef struct {
+    const char *topic;        /* copied */
+    int codec;                /* PKC_CODEC_* */
+    int level;                /* codec level, -1 default */
+    int16_t acks;             /* 0, 1, -1 (or n) */
+    int32_t ack_timeout_ms;   /* Produce TimeoutMs */
+    int max_retries;          /* a batch is sent at most max_retries+1 times */
+    int retry_backoff_ms;
+    int64_t max_queued;       /* cap on unsent records (<= 0 means 1) */
+    int64_t min_queued;       /* unsent records per leader that trigger a
+                                 send (>= 1) */
+    int linger_ms;
+    size_t max_request_size;  /* cap on a request's batches; one record
+                                 larger than this fails as TOO_LARGE */
+    int keep_cookies;
+    int connect_timeout_ms;
+    int request_timeout_ms;   /* no response within this: disconnect */
+    int leader_wait_ms;       /* a sealed batch whose partition has no
+                                 leader fails after this long */
+    int max_in_flight;        /* requests per broker connection (>= 1) */
+    const char *client_id;    /* copied; NULL for "pykafka_c" */
+} pkc_sl_config;
+
+/* Events for the glue (pkc_sl_wait_event). */
+#define PKC_SL_EV_DONE 0x01     /* sl->done is not empty */
+#define PKC_SL_EV_METADATA 0x02 /* the leaders need refreshing */
+#define PKC_SL_EV_STOPPED 0x04  /* the sender has exited */
+
+/* Result of pkc_sl_append. */
+#define PKC_SL_APPEND_OK 0
+#define PKC_SL_APPEND_FULL 1     /* queue full: nothing was appended */
+#define PKC_SL_APPEND_STOPPED 2  /* the engine is not accepting records */
+#define PKC_SL_APPEND_NOPART 3   /* unknown partition id */
+
+/* Counters (pkc_sl_stats). */
+typedef struct {
+    int64_t appended;         /* records accepted */
+    int64_t completed;        /* records finished (any result) */
+    int64_t failed;           /* records finished with an error */
+    int64_t requests;         /* Produce requests written */
+    int64_t batches_sent;     /* batches put into requests */
+    int64_t retries;          /* batch attempts retried */
+    int64_t splits;           /* batches split after TOO_LARGE answers */
+    int64_t bytes_sent;       /* batch bytes put into requests */
+    int64_t connects;         /* connections made */
+    int64_t metadata_requests;/* times PKC_SL_EV_METADATA was raised */
+    int64_t pending;          /* appended - completed */
+    int64_t unsent;           /* records in open or ready batches */
+} pkc_sl_stats;
+
+typedef struct pkc_sl pkc_sl;
+
+/*
+ * Make an engine (not started).  Returns PKC_OK, PKC_ERR_NOMEM or
+ * PKC_ERR_INVALID (bad config; `errbuf` says why).  On success *out must
+ * be released with pkc_sl_free().
+ */
+int pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
+               size_t errlen);
+
+/*
+ * Stop (if running), fail what is left, and free everything.  Batches on
+ * the done list are freed too: the glue must have taken them (their
+ * cookies would be lost).
+ */
+void pkc_sl_free(pkc_sl *sl);
+
+/*
+ * Replace the broker table: n entries of (node_id, host, port).  Brokers
+ * whose address changed are reconnected; brokers that disappear are
+ * closed and their in-flight requests retried.  Thread-safe.
+ */
+typedef struct {
+    int32_t node_id;
+    const char *host;
+    int port;
+} pkc_sl_broker_addr;
+int pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *brokers,
+                       size_t n);
+
+/*
+ * Set the leaders of the topic's partitions: n pairs (partition id,
+ * leader node id, -1 for none).  Partitions not listed keep their leader;
+ * new ids are added.  Batches of a partition whose leader changed go to
+ * the new leader on their next attempt.  Thread-safe.
+ */
+int pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
+                       const int32_t *leaders, size_t n);
+
+/* Start the sender thread.  PKC_OK, or PKC_ERR_NOMEM/PKC_ERR_IO. */
+int pkc_sl_start(pkc_sl *sl);
+
+/*
+ * Append one record to its partition's open batch.  `timestamp` is in ms
+ * since the epoch; key/value len -1 means null.  The cookie is copied
+ * (ignored without keep_cookies).  Returns PKC_SL_APPEND_*; on FULL the
+ * caller may wait with pkc_sl_wait_space() and try again.  A record that
+ * can never fit (larger than max_request_size) is accepted and goes
+ * straight to the done list with PKC_SL_TOO_LARGE.  Other failures
+ * (PKC_ERR_NOMEM, PKC_ERR_INVALID for bad headers) are returned as
+ * negative pkc_status values with nothing appended.
+ */
+int pkc_sl_append(pkc_sl *sl, int32_t partition, int64_t timestamp,
+                  const uint8_t *key, int32_t key_len,
+                  const uint8_t *value, int32_t value_len,
+                  const pkc_header *headers, int32_t n_headers,
+                  const pkc_sl_cookie *cookie);
+
+/*
+ * Block until the unsent count is below max_queued, the engine stops
+ * accepting, or `deadline` (pkc_now_ms clock) passes.  Returns 1 when
+ * there is room, 0 otherwise.  Call without the GIL.
+ */
+int pkc_sl_wait_space(pkc_sl *sl, int64_t deadline);
+
+/*
+ * Seal every open batch and send what is queued at once, then wait until
+ * nothing is pending or `deadline` passes.  Returns the number of records
+ * still pending.  Call without the GIL.
+ */
+int64_t pkc_sl_flush(pkc_sl *sl, int64_t deadline);
+
+/*
+ * Stop accepting records, flush until `deadline`, then stop the sender,
+ * fail every record still pending with PKC_SL_STOPPED (they go to the
+ * done list) and close the connections.  Returns the number of records
+ * failed that way.  Safe to call twice and on an engine never started.
+ * Call without the GIL.
+ */
+int64_t pkc_sl_stop(pkc_sl *sl, int64_t deadline);
+
+/* Nonzero while the engine accepts records (started, not stopping). */
+int pkc_sl_running(pkc_sl *sl);
+
+/*
+ * Wait until an event is pending or `deadline` passes; returns the
+ * PKC_SL_EV_* bits and clears EV_METADATA.  Call without the GIL.
+ */
+int pkc_sl_wait_event(pkc_sl *sl, int64_t deadline);
+
+/* Take the whole done list (oldest first), or NULL.  The caller owns the
+ * batches and gives each back with pkc_sl_batch_release(). */
+pkc_sl_batch *pkc_sl_take_done(pkc_sl *sl);
+
+/* Give a finished batch back (its buffers are reused). */
+void pkc_sl_batch_release(pkc_sl *sl, pkc_sl_batch *b);
+
+/* Counters, read under the lock. */
+void pkc_sl_stats_get(pkc_sl *sl, pkc_sl_stats *out);
+
+/* The Produce version in use with broker `node_id`, or -1 if not
+ * connected yet. */
+int pkc_sl_produce_version(pkc_sl *sl, int32_t node_id);
+
+/* Is Kafka error `code` retriable for Produce, and does it call for a
+ * metadata refresh? */
+int pkc_sl_error_retriable(int code);
+int pkc_sl_error_needs_metadata(int code);

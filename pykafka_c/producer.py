@@ -1,0 +1,409 @@
+"""``Producer``: pykafka's producer, with the batching and sending in C.
+
+Same constructor, defaults, methods and exceptions as
+``pykafka.producer.Producer`` (2.8), plus ``headers`` on ``produce()``,
+``flush()``, ZSTD compression and Kafka's RecordBatch v2 format.
+
+How it works.  ``produce()`` is one call into the C core
+(``_core.ProducerCore.produce``; for the common case the instance
+attribute ``produce`` *is* that C method): it checks the arguments, runs
+the serializer and partitioner, makes the returned
+:class:`pykafka_c.protocol.Message` and appends the record to its
+partition's open RecordBatch in C.  A C sender thread (no GIL) seals
+batches when they are full, when ``min_queued_messages`` are waiting for
+one leader, or when ``linger_ms`` has passed, compresses them and sends
+Produce requests to the partition leaders (at most one batch per partition
+in flight, so a partition's order survives retries).  A small Python
+control thread waits (GIL released) for finished batches and posts their
+delivery reports to the producing threads' queues, and refreshes the
+cluster metadata when the sender asks for it; the C thread never does
+either.
+
+Delivery semantics.  Retriable errors (leader changes, NOT_ENOUGH_REPLICAS,
+timeouts, disconnects, UNKNOWN_TOPIC_OR_PARTITION) refresh the metadata and
+retry the batch after ``retry_backoff_ms``, up to ``max_retries`` times;
+MESSAGE_TOO_LARGE on a batch of several messages splits it; other errors
+fail at once.  Every message produced gets exactly one delivery report:
+success with its offset, or the typed exception - also when every broker
+is down, and for messages still pending when ``stop()`` gives up (those
+are also counted in a WARNING).  With delivery reports off, failures are
+logged at WARNING (with counts) instead of being silently dropped.
+
+Differences from pykafka, each deliberate:
+
+* ``max_queued_messages`` caps the producer's unsent messages as a whole
+  (pykafka: per broker); ``queue_empty_timeout_ms`` is accepted and
+  validated but has no effect (the sender sleeps until there is work).
+* ``timestamp`` is always accepted (every broker pykafka_c talks to has
+  record timestamps), whatever ``cluster``'s ``broker_version``.
+* The per-thread report queues are ``queue.SimpleQueue`` objects (same
+  ``get(block, timeout)`` and ``queue.Empty`` as pykafka's ``Queue``, far
+  cheaper to post to).
+* The default ``RandomPartitioner`` (round robin from index 1, as pykafka)
+  runs in C; its ``idx`` attribute is read at start but not written back.
+* ``flush(timeout=None)`` exists.
+"""
+
+import atexit
+import logging
+import queue
+import threading
+import time
+import weakref
+
+from . import _core
+from .common import CompressionType
+from .exceptions import (KafkaException, ProduceFailureError,
+                         ProducerQueueFullError, ProducerStoppedException)
+from .partitioners import RandomPartitioner
+
+__all__ = ["Producer"]
+
+log = logging.getLogger(__name__)
+
+_EV_DONE = _core.PRODUCER_EV_DONE
+_EV_METADATA = _core.PRODUCER_EV_METADATA
+_EV_STOPPED = _core.PRODUCER_EV_STOPPED
+
+# How often the control thread wakes up when nothing happens (ms).
+_CONTROL_POLL_MS = 500
+
+_CODECS = (CompressionType.NONE, CompressionType.GZIP,
+           CompressionType.SNAPPY, CompressionType.LZ4,
+           CompressionType.ZSTD)
+
+
+def _valid_int(name, value, allow_zero=False, allow_negative=False):
+    """pykafka's ``valid_int`` (permissive type check, then sign checks)."""
+    try:
+        value + 1
+    except TypeError:
+        raise TypeError("Expected integer but found argument of type '{}' "
+                        "for {}".format(type(value), name))
+    if not allow_negative and value < 0:
+        raise ValueError("Expected nonnegative number but got '{}' for {}"
+                         .format(value, name))
+    if not allow_zero and value == 0:
+        raise ValueError("Expected nonzero number but got '{}' for {}"
+                         .format(value, name))
+    return int(value)
+
+
+_live_producers = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_live_producers():
+    """At interpreter exit, flush (within pending_timeout_ms) and stop every
+    producer still running, as ``stop()`` would."""
+    for producer in list(_live_producers):
+        try:
+            producer.stop()
+        except Exception:  # pragma: no cover - best effort at exit
+            log.exception("Stopping %r at exit failed", producer)
+
+
+class Producer(object):
+    """Produce messages to one topic (see the module docstring)."""
+
+    def __init__(self, cluster, topic, partitioner=None,
+                 compression=CompressionType.NONE, max_retries=3,
+                 retry_backoff_ms=100, required_acks=1,
+                 ack_timeout_ms=10 * 1000, max_queued_messages=100000,
+                 min_queued_messages=70000, linger_ms=5 * 1000,
+                 queue_empty_timeout_ms=0, block_on_queue_full=True,
+                 max_request_size=1000012, sync=False,
+                 delivery_reports=False, pending_timeout_ms=5 * 1000,
+                 auto_start=True, serializer=None):
+        self._cluster = cluster
+        self._topic = topic
+        self._partitioner = partitioner or RandomPartitioner()
+        if compression not in _CODECS:
+            raise ValueError("compression must be one of CompressionType's "
+                             "values, not %r" % (compression,))
+        self._compression = compression
+        self._max_retries = _valid_int("max_retries", max_retries,
+                                       allow_zero=True)
+        self._retry_backoff_ms = _valid_int("retry_backoff_ms",
+                                            retry_backoff_ms)
+        self._required_acks = _valid_int("required_acks", required_acks,
+                                         allow_zero=True,
+                                         allow_negative=True)
+        self._ack_timeout_ms = _valid_int("ack_timeout_ms", ack_timeout_ms,
+                                          allow_zero=True)
+        self._max_queued_messages = _valid_int(
+            "max_queued_messages", max_queued_messages, allow_zero=True)
+        self._min_queued_messages = max(
+            1, _valid_int("min_queued_messages", min_queued_messages)
+            if not sync else 1)
+        self._linger_ms = _valid_int("linger_ms", linger_ms, allow_zero=True)
+        self._queue_empty_timeout_ms = _valid_int(
+            "queue_empty_timeout_ms", queue_empty_timeout_ms,
+            allow_zero=True, allow_negative=True)
+        self._block_on_queue_full = block_on_queue_full
+        self._max_request_size = _valid_int("max_request_size",
+                                            max_request_size)
+        self._synchronous = sync
+        self._delivery_reports = bool(delivery_reports or sync)
+        self._pending_timeout_ms = pending_timeout_ms
+        self._auto_start = auto_start
+        self._serializer = serializer
+        if serializer is not None and not callable(serializer):
+            raise TypeError("serializer must be callable")
+        if not callable(self._partitioner):
+            raise TypeError("partitioner must be callable")
+        self._running = False
+        self._lock = threading.RLock()
+        self._control = None
+        self._control_stop = False
+        self._last_update = 0.0
+        socket_timeout_ms = getattr(cluster, "_socket_timeout_ms", 30000)
+        round_robin = type(self._partitioner) is RandomPartitioner
+        self._core = _core.ProducerCore(
+            _topic_name(topic),
+            compression=compression,
+            required_acks=self._required_acks,
+            ack_timeout_ms=self._ack_timeout_ms,
+            max_retries=self._max_retries,
+            retry_backoff_ms=self._retry_backoff_ms,
+            max_queued_messages=self._max_queued_messages,
+            min_queued_messages=self._min_queued_messages,
+            linger_ms=self._linger_ms,
+            max_request_size=self._max_request_size,
+            delivery_reports=self._delivery_reports,
+            block_on_queue_full=bool(block_on_queue_full),
+            partitioner=self._partitioner,
+            round_robin=round_robin,
+            serializer=serializer,
+            connect_timeout_ms=min(socket_timeout_ms, 10000),
+            request_timeout_ms=max(socket_timeout_ms,
+                                   self._ack_timeout_ms + 5000),
+            leader_wait_ms=max(self._ack_timeout_ms, 5000),
+            # Several requests per broker keep its partitions busy; each
+            # partition still has at most one batch in flight.
+            max_in_flight=5,
+            thread_local=threading.local(),
+            queue_factory=queue.SimpleQueue,
+            exceptions={
+                "ProducerStoppedException": ProducerStoppedException,
+                "ProducerQueueFullError": ProducerQueueFullError,
+                "ProduceFailureError": ProduceFailureError,
+            })
+        if self._auto_start:
+            self.start()
+
+    def __repr__(self):
+        return "<{module}.{name} at {id_}>".format(
+            module=self.__class__.__module__, name=self.__class__.__name__,
+            id_=hex(id(self)))
+
+    def __del__(self):
+        try:
+            self.stop()
+        except Exception:  # pragma: no cover - finalizer
+            pass
+
+    def __enter__(self):
+        """Context manager entry point: returns the producer (pykafka does
+        not start it here either)."""
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        """Context manager exit point: stop (flushing what is queued)."""
+        self.stop()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self):
+        """Read the topic's leaders, start the sender and the control
+        thread.  A no-op while running."""
+        with self._lock:
+            if self._running:
+                return
+            self._push_metadata()
+            self._core.start()
+            self._running = True
+            self._control_stop = False
+            self._control = threading.Thread(
+                target=_control_loop,
+                args=(weakref.ref(self), self._core),
+                name="pykafka_c.Producer control for %s"
+                     % (_topic_name(self._topic),),
+                daemon=True)
+            self._control.start()
+            if not self._synchronous:
+                # The hot path: produce() is the C method itself.
+                self.produce = self._core.produce
+            _live_producers.add(self)
+
+    def stop(self):
+        """Stop accepting messages and wait up to ``pending_timeout_ms``
+        (-1: no limit) until every pending message is acknowledged; what is
+        still pending then gets a failure report (ProduceFailureError) and
+        is counted in a WARNING."""
+        with self._lock:
+            if not getattr(self, "_running", False):
+                return
+            self._running = False
+            self.__dict__.pop("produce", None)
+            timeout = self._pending_timeout_ms
+            failed = self._core.stop(-1 if timeout is None or timeout < 0
+                                     else int(timeout))
+            if failed:
+                log.warning(
+                    "Producer for topic %s stopped with %d message(s) not "
+                    "acknowledged after pending_timeout_ms=%s; they got "
+                    "failure delivery reports", _topic_name(self._topic),
+                    failed, timeout)
+            self._dispatch()
+            self._control_stop = True
+            control, self._control = self._control, None
+            _live_producers.discard(self)
+        if control is not None and control is not threading.current_thread():
+            control.join()
+
+    def flush(self, timeout=None):
+        """Send everything queued now and wait until every message produced
+        so far is acknowledged or failed, or ``timeout`` seconds pass
+        (None: no limit).  Delivery reports are posted before it returns.
+        Returns the number of messages still pending (0 when done).
+        (pykafka_c addition.)"""
+        timeout_ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        pending = self._core.flush(timeout_ms)
+        self._dispatch()
+        return pending
+
+    # ------------------------------------------------------------ producing
+
+    def produce(self, message, partition_key=None, timestamp=None,
+                headers=None):
+        """Produce a message; returns the queued
+        :class:`pykafka_c.protocol.Message`.
+
+        ``message`` and ``partition_key`` must be bytes or None unless a
+        serializer is set.  ``timestamp`` is epoch milliseconds or a naive
+        UTC datetime (default: now).  ``headers`` is a list of (str, bytes)
+        pairs.  With ``sync=True``, returns once the broker acknowledged
+        the message, or raises its delivery exception.
+        """
+        msg = self._core.produce(message, partition_key, timestamp, headers)
+        if self._synchronous:
+            self._wait_report(msg)
+        return msg
+
+    def _wait_report(self, msg):
+        q = self._core.report_queue()
+        timeout = self._pending_timeout_ms
+        deadline = (None if timeout is None or timeout < 0
+                    else time.monotonic() + timeout / 1000.0)
+        reported, exc = None, None
+        while True:
+            self._dispatch()
+            wait = 1.0 if deadline is None else min(
+                1.0, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                reported, exc = q.get(True, wait)
+                break
+            except queue.Empty:
+                continue
+        if reported is not msg:
+            raise ProduceFailureError(
+                "Delivery report not received after timeout")
+        if exc is not None:
+            raise exc
+
+    def get_delivery_report(self, block=True, timeout=None):
+        """The next delivery report of a message produced by the calling
+        thread: ``(message, None)`` on success, ``(message, exception)`` on
+        failure.  Raises ``queue.Empty`` when there is none (after
+        ``timeout`` seconds when blocking), and KafkaException when
+        delivery reports are disabled."""
+        if not self._delivery_reports:
+            raise KafkaException("Delivery-reporting is disabled")
+        self._dispatch()
+        return self._core.report_queue().get(block, timeout)
+
+    # ------------------------------------------------------------- internals
+
+    def _dispatch(self):
+        n, failures = self._core.dispatch()
+        if failures and not self._delivery_reports:
+            for count, exc in failures:
+                log.warning("%d message(s) to topic %s could not be "
+                            "delivered: %s: %s", count,
+                            _topic_name(self._topic), type(exc).__name__,
+                            exc)
+        elif failures:
+            for count, exc in failures:
+                log.info("%d message(s) to topic %s failed: %s: %s", count,
+                         _topic_name(self._topic), type(exc).__name__, exc)
+        return n
+
+    def _push_metadata(self):
+        """Hand brokers, partitions and leaders to the C core."""
+        brokers = [(b.id, b.host, b.port)
+                   for b in list(self._cluster.brokers.values())]
+        partitions = list(self._topic.partitions.values())
+        leaders = [(p.id, p.leader.id if p.leader is not None else -1)
+                   for p in partitions]
+        self._core.set_brokers(brokers)
+        self._core.set_partitions(partitions)
+        self._core.set_leaders(leaders)
+
+    def _update(self):
+        """Refresh the cluster metadata (called by the control thread when
+        the sender saw stale leaders)."""
+        self._last_update = time.monotonic()
+        try:
+            self._cluster.update()
+        except Exception as exc:
+            log.warning("Producer metadata refresh failed: %s: %s",
+                        type(exc).__name__, exc)
+            return
+        try:
+            self._push_metadata()
+        except Exception:
+            log.exception("Producer could not apply new metadata")
+
+
+def _topic_name(topic):
+    name = topic.name
+    return name.decode("ascii") if isinstance(name, bytes) else name
+
+
+def _control_loop(producer_ref, core):
+    """Post delivery reports and refresh metadata until the producer stops.
+
+    Holds only a weak reference to the Producer so that dropping it runs
+    its finalizer (which stops it)."""
+    want_update = False
+    timeout_ms = _CONTROL_POLL_MS
+    while True:
+        ev = core.wait_event(timeout_ms)
+        producer = producer_ref()
+        if producer is None:
+            return
+        timeout_ms = _CONTROL_POLL_MS
+        try:
+            if ev & _EV_DONE:
+                producer._dispatch()
+            if ev & _EV_METADATA:
+                want_update = True
+            if want_update and producer._running:
+                gap = producer._retry_backoff_ms / 1000.0
+                left = producer._last_update + gap - time.monotonic()
+                if left <= 0:
+                    want_update = False
+                    producer._update()
+                else:
+                    timeout_ms = max(1, int(left * 1000))
+            if producer._control_stop or (ev & _EV_STOPPED and
+                                          not producer._running):
+                producer._dispatch()
+                return
+        except Exception:
+            log.exception("pykafka_c producer control thread error")
+        finally:
+            del producer

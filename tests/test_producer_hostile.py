@@ -1,0 +1,617 @@
+"""The producer against a scripted fake broker: hostile, broken and silent
+Produce responses, and brokers that are gone.
+
+A real broker never sends a truncated or self-contradicting Produce
+response, so these cases need a fake.  The fake answers ApiVersions and
+Metadata properly (encoded by the C codec) so that a normal Cluster and
+Topic work against it; only its Produce answers are scripted.  Everything
+a real broker can do is tested against a real broker in test_producer.py.
+
+What every test checks besides its own point: each message produced gets
+exactly one delivery report, within a bounded time.
+"""
+
+import logging
+import queue
+import struct
+import threading
+import time
+
+import pytest
+
+from pykafka_c import _core
+from pykafka_c.cluster import Cluster
+from pykafka_c.exceptions import (InvalidRecord, MessageSizeTooLarge,
+                                  NotLeaderForPartition, ProduceFailureError,
+                                  ProtocolDecodeError, ERROR_CODES,
+                                  SocketDisconnectedError, UnknownError)
+from pykafka_c.producer import Producer
+
+from fakebroker import FakeBroker, free_port
+
+pytestmark = pytest.mark.unit
+
+TOPIC = "t"
+_API = _core.api_versions_table()
+
+# What the fake advertises: enough for Broker/Cluster and the sender.
+_RANGES = {0: (3, 9), 3: (1, 12), 18: (0, 3)}
+
+
+def _read_uvarint(data, pos):
+    value = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+class FakeKafka(object):
+    """One fake broker (node 0) leading every partition of topic ``t``.
+
+    ``produce(fk, client, corr, version, request_dict)`` answers Produce
+    requests (default: success).  ``self.produce_requests`` records each
+    decoded Produce request; ``self.log`` the accepted records per
+    partition.
+    """
+
+    def __init__(self, partitions=1, produce=None, leader_port=None):
+        self.partitions = partitions
+        self.produce_handler = produce or FakeKafka.accept
+        self.produce_requests = []
+        self.metadata_requests = 0
+        self.log = {p: [] for p in range(partitions)}
+        self.lock = threading.Lock()
+        self.broker = FakeBroker(self._script)
+        self.leader_port = leader_port
+
+    # -- plumbing
+
+    def __enter__(self):
+        self.broker.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.broker.stop()
+
+    @property
+    def hosts(self):
+        return "%s:%d" % (self.broker.host, self.broker.port)
+
+    def _read(self, client, timeout=30.0):
+        head = client.recv_exactly(4, timeout)
+        (size,) = struct.unpack(">i", head)
+        data = client.recv_exactly(size, timeout)
+        api_key, version, corr, cid_len = struct.unpack_from(">hhih", data)
+        pos = 10 + max(cid_len, 0)
+        flex_from = _API[api_key][3]
+        if flex_from is not None and flex_from >= 0 and version >= flex_from:
+            count, pos = _read_uvarint(data, pos)
+            for _ in range(count):
+                _tag, pos = _read_uvarint(data, pos)
+                length, pos = _read_uvarint(data, pos)
+                pos += length
+        return api_key, version, corr, data[pos:]
+
+    @staticmethod
+    def header_version(api_key, version):
+        flex_from = _API[api_key][3]
+        return 1 if (api_key != 18 and flex_from is not None and
+                     flex_from >= 0 and version >= flex_from) else 0
+
+    def reply(self, client, api_key, version, corr, fields):
+        body = _core.encode_response(api_key, version, fields)
+        client.respond(corr, body, self.header_version(api_key, version))
+
+    def _script(self, client):
+        while True:
+            try:
+                api_key, version, corr, body = self._read(client)
+            except (EOFError, OSError):
+                return
+            if api_key == 18:
+                self.reply(client, 18, version, corr, {
+                    "error_code": 0,
+                    "api_keys": [{"api_key": k, "min_version": lo,
+                                  "max_version": hi}
+                                 for k, (lo, hi) in _RANGES.items()]})
+            elif api_key == 3:
+                with self.lock:
+                    self.metadata_requests += 1
+                self.reply(client, 3, version, corr, self.metadata())
+            elif api_key == 0:
+                req = _core.decode_request(0, version, body)
+                with self.lock:
+                    self.produce_requests.append(req)
+                if self.produce_handler(self, client, corr, version,
+                                        req) == "close":
+                    client.close()
+                    return
+            else:
+                client.close()
+                return
+
+    def metadata(self):
+        port = self.leader_port or self.broker.port
+        return {
+            "brokers": [{"node_id": 0, "host": "127.0.0.1", "port": port,
+                         "rack": None}],
+            "cluster_id": "fake", "controller_id": 0,
+            "topics": [{
+                "error_code": 0, "name": TOPIC, "is_internal": False,
+                "partitions": [{"error_code": 0, "partition_index": p,
+                                "leader_id": 0, "leader_epoch": 0,
+                                "replica_nodes": [0], "isr_nodes": [0],
+                                "offline_replicas": []}
+                               for p in range(self.partitions)]}]}
+
+    # -- Produce helpers
+
+    @staticmethod
+    def records_of(req):
+        """[(partition, [Message])] of a decoded Produce request."""
+        out = []
+        for t in req["topic_data"]:
+            for p in t["partition_data"]:
+                out.append((p["index"], _core.decode_records(
+                    p["records"], p["index"])))
+        return out
+
+    def append(self, req):
+        """Store the request's records; [(partition, base_offset)]."""
+        res = []
+        with self.lock:
+            for pid, msgs in self.records_of(req):
+                base = len(self.log[pid])
+                self.log[pid].extend(msgs)
+                res.append((pid, base))
+        return res
+
+    def answer(self, client, corr, version, req, errors=None, base=None):
+        """A well-formed answer: per-partition error codes from ``errors``
+        ({pid: code}, default 0), appending the accepted records."""
+        errors = errors or {}
+        parts = []
+        accepted = {}
+        for pid, msgs in self.records_of(req):
+            code = errors.get(pid, 0)
+            off = -1
+            if code == 0:
+                with self.lock:
+                    off = len(self.log[pid])
+                    self.log[pid].extend(msgs)
+            accepted[pid] = off
+            parts.append({"index": pid, "error_code": code,
+                          "base_offset": off if base is None else base,
+                          "log_append_time_ms": -1, "log_start_offset": 0})
+        self.reply(client, 0, version, corr, {
+            "responses": [{"name": TOPIC, "partition_responses": parts}],
+            "throttle_time_ms": 0})
+        return accepted
+
+    @staticmethod
+    def accept(fk, client, corr, version, req):
+        fk.answer(client, corr, version, req)
+
+
+def sent_counts(fk):
+    """{value: times sent} over every Produce request the fake saw."""
+    counts = {}
+    for req in fk.produce_requests:
+        for _, msgs in FakeKafka.records_of(req):
+            for m in msgs:
+                counts[m.value] = counts.get(m.value, 0) + 1
+    return counts
+
+
+def make_producer(fk, socket_timeout_ms=3000, **kwargs):
+    cluster = Cluster(fk.hosts, socket_timeout_ms=socket_timeout_ms)
+    topic = cluster.topics[TOPIC]
+    kwargs.setdefault("delivery_reports", True)
+    kwargs.setdefault("linger_ms", 0)
+    kwargs.setdefault("retry_backoff_ms", 20)
+    return cluster, Producer(cluster, topic, **kwargs)
+
+
+def drain(producer, n, timeout=20.0):
+    """Exactly n reports (then none for a moment): [(msg, exc)]."""
+    deadline = time.monotonic() + timeout
+    got = []
+    while len(got) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("only %d of %d delivery reports after "
+                                 "%.0f s" % (len(got), n, timeout))
+        try:
+            got.append(producer.get_delivery_report(True, min(left, 0.5)))
+        except queue.Empty:
+            continue
+    time.sleep(0.2)
+    with pytest.raises(queue.Empty):
+        producer.get_delivery_report(block=False)
+    return got
+
+
+def test_success_reports_offsets_and_headers():
+    with FakeKafka(partitions=2) as fk:
+        cluster, p = make_producer(fk)
+        sent = [p.produce(b"v%d" % i, b"k%d" % i,
+                          headers=[("h", b"%d" % i)]) for i in range(20)]
+        assert p.flush(10) == 0
+        reports = drain(p, 20)
+        p.stop()
+        cluster.disconnect()
+    assert all(exc is None for _, exc in reports)
+    assert {id(m) for m, _ in reports} == {id(m) for m in sent}
+    for m, _ in reports:
+        stored = fk.log[m.partition_id][m.offset]
+        assert (stored.value, stored.partition_key) == (m.value,
+                                                        m.partition_key)
+        assert stored.headers == [("h", m.value[1:])]
+
+
+def test_truncated_response_is_a_decode_error_after_retries():
+    def truncated(fk, client, corr, version, req):
+        body = _core.encode_response(0, version, {
+            "responses": [{"name": TOPIC, "partition_responses": [
+                {"index": 0, "error_code": 0, "base_offset": 0}]}]})
+        client.respond(corr, body[:len(body) // 2],
+                       fk.header_version(0, version))
+
+    with FakeKafka(produce=truncated) as fk:
+        cluster, p = make_producer(fk, max_retries=2)
+        msgs = [p.produce(b"x%d" % i) for i in range(5)]
+        reports = drain(p, 5)
+        p.stop()
+        cluster.disconnect()
+    for m, exc in reports:
+        assert isinstance(exc, ProtocolDecodeError), exc
+        assert m.offset == -1
+    assert {id(m) for m, _ in reports} == {id(m) for m in msgs}
+    # max_retries=2: every record was sent three times.
+    assert sent_counts(fk) == {m.value: 3 for m in msgs}
+
+
+def test_missing_partition_in_response_is_retried_then_fails():
+    def missing(fk, client, corr, version, req):
+        fk.reply(client, 0, version, corr, {
+            "responses": [{"name": TOPIC, "partition_responses": [
+                {"index": 7, "error_code": 0, "base_offset": 3}]},
+                {"name": "other", "partition_responses": [
+                    {"index": 0, "error_code": 0, "base_offset": 3}]}]})
+
+    with FakeKafka(produce=missing) as fk:
+        cluster, p = make_producer(fk, max_retries=1)
+        p.produce(b"a")
+        (m, exc), = drain(p, 1)
+        p.stop()
+        cluster.disconnect()
+    assert isinstance(exc, ProtocolDecodeError)
+    assert "no result for partition 0" in str(exc)
+    assert len(fk.produce_requests) == 2
+
+
+def test_not_leader_then_success_refreshes_metadata():
+    calls = []
+
+    def flaky(fk, client, corr, version, req):
+        calls.append(1)
+        fk.answer(client, corr, version, req,
+                  errors={0: 6} if len(calls) == 1 else None)
+
+    with FakeKafka(produce=flaky) as fk:
+        cluster, p = make_producer(fk, max_retries=3)
+        before = fk.metadata_requests
+        msg = p.produce(b"payload")
+        (m, exc), = drain(p, 1)
+        stats = p._core.stats()
+        p.stop()
+        cluster.disconnect()
+    assert m is msg and exc is None and m.offset == 0
+    assert m.produce_attempt == 1
+    assert stats["retries"] == 1 and stats["metadata_requests"] >= 1
+    assert fk.metadata_requests > before
+    assert [x.value for x in fk.log[0]] == [b"payload"]
+
+
+def test_retries_exhausted_gives_the_kafka_exception():
+    def always(fk, client, corr, version, req):
+        fk.answer(client, corr, version, req, errors={0: 6})
+
+    with FakeKafka(produce=always) as fk:
+        cluster, p = make_producer(fk, max_retries=2)
+        p.produce(b"x")
+        (m, exc), = drain(p, 1)
+        p.stop()
+        cluster.disconnect()
+    assert type(exc) is NotLeaderForPartition
+    assert len(fk.produce_requests) == 3
+
+
+def test_non_retriable_error_fails_at_once():
+    def invalid(fk, client, corr, version, req):
+        fk.answer(client, corr, version, req, errors={0: 87})
+
+    with FakeKafka(produce=invalid) as fk:
+        cluster, p = make_producer(fk, max_retries=5)
+        for i in range(3):
+            p.produce(b"x%d" % i)
+        reports = drain(p, 3)
+        p.stop()
+        cluster.disconnect()
+    assert all(type(exc) is InvalidRecord for _, exc in reports)
+    assert sent_counts(fk) == {b"x%d" % i: 1 for i in range(3)}
+
+
+def test_unknown_error_code_maps_to_a_class_not_keyerror():
+    def weird(fk, client, corr, version, req):
+        fk.answer(client, corr, version, req, errors={0: 32000})
+
+    with FakeKafka(produce=weird) as fk:
+        cluster, p = make_producer(fk)
+        p.produce(b"x")
+        (m, exc), = drain(p, 1)
+        p.stop()
+        cluster.disconnect()
+    assert isinstance(exc, UnknownError)
+    assert type(exc) is ERROR_CODES[32000]
+
+
+def test_message_too_large_splits_the_batch():
+    # The broker refuses any batch of more than 3 records.
+    def small_only(fk, client, corr, version, req):
+        n = sum(len(msgs) for _, msgs in fk.records_of(req))
+        fk.answer(client, corr, version, req,
+                  errors={0: 10} if n > 3 else None)
+
+    with FakeKafka(produce=small_only) as fk:
+        cluster, p = make_producer(fk, linger_ms=60000,
+                                   min_queued_messages=100000)
+        msgs = [p.produce(b"m%02d" % i) for i in range(16)]
+        assert p.flush(10) == 0
+        reports = drain(p, 16)
+        stats = p._core.stats()
+        p.stop()
+        cluster.disconnect()
+    assert all(exc is None for _, exc in reports)
+    # Split in halves until every batch fitted, order kept.
+    assert [x.value for x in fk.log[0]] == [m.value for m in msgs]
+    assert sorted(m.offset for m, _ in reports) == list(range(16))
+    assert all(fk.log[0][m.offset].value == m.value for m, _ in reports)
+    assert stats["splits"] >= 3 and stats["retries"] == 0
+
+
+def test_single_record_too_large_fails_with_message_size_too_large():
+    def refuse(fk, client, corr, version, req):
+        fk.answer(client, corr, version, req, errors={0: 10})
+
+    with FakeKafka(produce=refuse) as fk:
+        cluster, p = make_producer(fk, sync=True)
+        with pytest.raises(MessageSizeTooLarge):
+            p.produce(b"x" * 100)
+        p.stop()
+        cluster.disconnect()
+    assert len(fk.produce_requests) == 1
+
+
+def test_larger_than_max_request_size_fails_locally():
+    with FakeKafka() as fk:
+        cluster, p = make_producer(fk, max_request_size=1000)
+        small = p.produce(b"s")
+        big = p.produce(b"b" * 5000)
+        reports = dict((id(m), (m, e)) for m, e in drain(p, 2))
+        p.stop()
+        cluster.disconnect()
+    assert reports[id(small)][1] is None
+    assert isinstance(reports[id(big)][1], MessageSizeTooLarge)
+    assert all(len(msgs) == 1 and msgs[0].value == b"s"
+               for req in fk.produce_requests
+               for _, msgs in FakeKafka.records_of(req))
+
+
+def test_huge_array_count_is_a_bounded_decode_error():
+    def hostile(fk, client, corr, version, req):
+        # responses: an array count of 2**31-1 and nothing behind it.
+        if version >= 9:
+            body = b"\xff\xff\xff\xff\x07"
+        else:
+            body = struct.pack(">i", 0x7FFFFFFF)
+        client.respond(corr, body, fk.header_version(0, version))
+
+    with FakeKafka(produce=hostile) as fk:
+        cluster, p = make_producer(fk, max_retries=0)
+        p.produce(b"x")
+        (m, exc), = drain(p, 1)
+        p.stop()
+        cluster.disconnect()
+    assert isinstance(exc, ProtocolDecodeError)
+
+
+def test_wrong_correlation_id_drops_the_connection_and_retries():
+    calls = []
+
+    def wrong_id(fk, client, corr, version, req):
+        calls.append(1)
+        if len(calls) == 1:
+            client.respond(corr + 1000, b"", fk.header_version(0, version))
+            return
+        fk.answer(client, corr, version, req)
+
+    with FakeKafka(produce=wrong_id) as fk:
+        cluster, p = make_producer(fk, max_retries=2)
+        msg = p.produce(b"x")
+        (m, exc), = drain(p, 1)
+        p.stop()
+        cluster.disconnect()
+    assert m is msg and exc is None
+    assert len(fk.produce_requests) == 2
+
+
+def test_connection_closed_mid_request_is_retried():
+    calls = []
+
+    def close_first(fk, client, corr, version, req):
+        calls.append(1)
+        if len(calls) == 1:
+            client.send_raw(b"\x00\x00\x01\x00\x00\x00")  # half a frame
+            return "close"
+        fk.answer(client, corr, version, req)
+
+    with FakeKafka(produce=close_first) as fk:
+        cluster, p = make_producer(fk, max_retries=1)
+        p.produce(b"x")
+        (m, exc), = drain(p, 1)
+        p.stop()
+        cluster.disconnect()
+    assert exc is None and m.offset == 0
+
+
+def test_silent_broker_times_out_with_one_report_each():
+    def silent(fk, client, corr, version, req):
+        pass
+
+    with FakeKafka(produce=silent) as fk:
+        # request timeout = max(socket timeout, ack_timeout_ms + 5 s)
+        cluster, p = make_producer(fk, socket_timeout_ms=1000,
+                                   ack_timeout_ms=0, max_retries=0)
+        t0 = time.monotonic()
+        for i in range(4):
+            p.produce(b"x%d" % i)
+        reports = drain(p, 4, timeout=30)
+        elapsed = time.monotonic() - t0
+        p.stop()
+        cluster.disconnect()
+    assert all(isinstance(exc, SocketDisconnectedError)
+               for _, exc in reports)
+    assert 4.0 < elapsed < 20.0
+
+
+def test_every_broker_down_fails_every_message_in_bounded_time():
+    dead = free_port()
+    with FakeKafka(leader_port=dead) as fk:
+        cluster, p = make_producer(fk, max_retries=3, retry_backoff_ms=50)
+        t0 = time.monotonic()
+        msgs = [p.produce(b"x%d" % i) for i in range(50)]
+        reports = drain(p, 50, timeout=20)
+        elapsed = time.monotonic() - t0
+        p.stop()
+        cluster.disconnect()
+    assert {id(m) for m, _ in reports} == {id(m) for m in msgs}
+    assert all(isinstance(exc, SocketDisconnectedError)
+               for _, exc in reports)
+    assert elapsed < 10
+
+
+def test_queue_full_while_broker_down_unblocks():
+    dead = free_port()
+    with FakeKafka(leader_port=dead) as fk:
+        cluster, p = make_producer(fk, max_retries=1, retry_backoff_ms=50,
+                                   max_queued_messages=5,
+                                   block_on_queue_full=True)
+        t0 = time.monotonic()
+        for i in range(30):   # blocks until failures free the queue
+            p.produce(b"x%d" % i)
+        reports = drain(p, 30, timeout=30)
+        p.stop()
+        cluster.disconnect()
+    assert time.monotonic() - t0 < 25
+    assert all(isinstance(exc, SocketDisconnectedError)
+               for _, exc in reports)
+
+
+def test_stop_reports_pending_messages_and_warns(caplog):
+    def silent(fk, client, corr, version, req):
+        pass
+
+    with FakeKafka(produce=silent) as fk:
+        cluster, p = make_producer(fk, pending_timeout_ms=300)
+        msgs = [p.produce(b"x%d" % i) for i in range(7)]
+        time.sleep(0.3)
+        with caplog.at_level(logging.WARNING, logger="pykafka_c.producer"):
+            t0 = time.monotonic()
+            p.stop()
+            took = time.monotonic() - t0
+        reports = drain(p, 7)
+        cluster.disconnect()
+    assert took < 3
+    assert {id(m) for m, _ in reports} == {id(m) for m in msgs}
+    assert all(type(exc) is ProduceFailureError for _, exc in reports)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("7 message(s)" in r.getMessage() for r in warnings)
+
+
+def test_reports_off_failures_are_logged_not_silent(caplog):
+    dead = free_port()
+    with FakeKafka(leader_port=dead) as fk:
+        with caplog.at_level(logging.WARNING, logger="pykafka_c.producer"):
+            cluster, p = make_producer(fk, delivery_reports=False,
+                                       max_retries=0)
+            for i in range(3):
+                p.produce(b"x%d" % i)
+            p.flush(10)
+            p.stop()
+            cluster.disconnect()
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "could not be delivered" in text and "SocketDisconnectedError" \
+        in text
+
+
+def test_acks_zero_sends_no_response_expected():
+    def must_not_answer(fk, client, corr, version, req):
+        assert req["acks"] == 0
+        fk.append(req)
+
+    with FakeKafka(produce=must_not_answer) as fk:
+        cluster, p = make_producer(fk, required_acks=0)
+        msgs = [p.produce(b"x%d" % i) for i in range(5)]
+        reports = drain(p, 5)
+        p.stop()
+        cluster.disconnect()
+    assert all(exc is None and m.offset == -1 for m, exc in reports)
+    deadline = time.monotonic() + 5
+    while len(fk.log[0]) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [x.value for x in fk.log[0]] == [m.value for m in msgs]
+
+
+def test_message_references_are_released():
+    import gc
+    import sys
+
+    with FakeKafka() as fk:
+        cluster, p = make_producer(fk)
+        m = p.produce(b"ref")
+        # The engine holds the Message (and its queue) until the report.
+        assert sys.getrefcount(m) == 3
+        (rm, exc), = drain(p, 1)
+        assert rm is m and exc is None
+        del rm
+        gc.collect()
+        assert sys.getrefcount(m) == 2
+        p.stop()
+        cluster.disconnect()
+
+        cluster, p = make_producer(fk, delivery_reports=False)
+        m = p.produce(b"no reports")
+        assert sys.getrefcount(m) == 2
+        assert p.flush(10) == 0
+        assert sys.getrefcount(m) == 2
+        p.stop()
+        cluster.disconnect()
+
+
+def test_dropping_a_producer_flushes_it():
+    import gc
+
+    with FakeKafka() as fk:
+        cluster, p = make_producer(fk, delivery_reports=False,
+                                   linger_ms=60000)
+        for i in range(5):
+            p.produce(b"d%d" % i)
+        del p
+        gc.collect()
+        cluster.disconnect()
+        assert [m.value for m in fk.log[0]] == [b"d%d" % i for i in range(5)]
