@@ -273,6 +273,12 @@ class SimpleConsumer(object):
             source_port=int(getattr(cluster, "_source_port", 0) or 0))
         self._fetcher.deserializer = deserializer
         self._fetcher.on_events = _events_callback(self)
+        if type(self).consume is SimpleConsumer.consume:
+            # The per-message call goes straight to C: the Fetcher's consume
+            # has this method's signature and behaviour, and binding it here
+            # saves a Python frame per message.  Subclasses that override
+            # consume() keep their own.
+            self.consume = self._fetcher.consume
 
         if partitions is not None:
             parts = list(partitions)

@@ -90,6 +90,21 @@ def kafka_cluster3(request):
     cluster.terminate()
 
 
+@pytest.fixture(autouse=True)
+def _restart_stopped_brokers(request):
+    """After a test that used a cluster fixture, start again any broker the
+    test stopped (and did not restart), so later tests get a whole cluster."""
+    yield
+    funcargs = getattr(request.node, "funcargs", {}) or {}
+    for name in CLUSTER_FIXTURES:
+        cluster = funcargs.get(name)
+        if not isinstance(cluster, KafkaInstance):
+            continue
+        for i in range(cluster.num_instances):
+            if not cluster.is_running(i):
+                cluster.start_broker(i)
+
+
 @pytest.fixture
 def topic_name(request):
     """A topic name unique to this test (not created)."""

@@ -179,12 +179,13 @@ class FakeBroker:
                     client.close()
                     return
                 self.clients.append(client)
-            self.accepted.release()
-            t = threading.Thread(target=self._run, args=(client,),
-                                 name="fakebroker-client", daemon=True)
-            with self._lock:
+                # Started under the lock, so stop() only ever joins
+                # started threads.
+                t = threading.Thread(target=self._run, args=(client,),
+                                     name="fakebroker-client", daemon=True)
+                t.start()
                 self._threads.append(t)
-            t.start()
+            self.accepted.release()
 
     def _run(self, client):
         if self.script is None:

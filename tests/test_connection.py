@@ -599,6 +599,12 @@ def test_gil_is_released_while_blocked_in_recv():
     assert all(t0 < tick < t1 for tick in ticks)
 
 
+def _signal_main_thread(signum):
+    # Aim at the main thread: that is where a blocked poll() gets EINTR and
+    # where Python runs signal handlers.
+    signal.pthread_kill(threading.main_thread().ident, signum)
+
+
 def test_signal_handler_that_returns_resumes_the_recv():
     hits = []
     old = signal.signal(signal.SIGUSR1, lambda *a: hits.append(1))
@@ -612,7 +618,7 @@ def test_signal_handler_that_returns_resumes_the_recv():
 
     def kicker():
         time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGUSR1)
+        _signal_main_thread(signal.SIGUSR1)
         sent.set()
 
     try:
@@ -652,8 +658,8 @@ def test_interrupted_request_keeps_the_connection_usable():
     try:
         with FakeBroker(script) as broker:
             with _core.Connection("127.0.0.1", broker.port) as conn:
-                threading.Timer(0.2, os.kill,
-                                (os.getpid(), signal.SIGUSR1)).start()
+                threading.Timer(0.2, _signal_main_thread,
+                                (signal.SIGUSR1,)).start()
                 t0 = time.monotonic()
                 with pytest.raises(_Interrupted):
                     conn.request(3, 12, b"first", timeout_ms=5000)
@@ -679,8 +685,8 @@ def test_interrupted_recv_can_be_retried():
         with FakeBroker(script) as broker:
             with _core.Connection("127.0.0.1", broker.port) as conn:
                 cid = conn.send(3, 12, b"")
-                threading.Timer(0.2, os.kill,
-                                (os.getpid(), signal.SIGUSR1)).start()
+                threading.Timer(0.2, _signal_main_thread,
+                                (signal.SIGUSR1,)).start()
                 with pytest.raises(_Interrupted):
                     conn.recv(timeout_ms=5000)
                 assert conn.in_flight == 1

@@ -427,3 +427,14 @@ def test_stop_and_start_broker_rejoins_cluster_and_isr(kafka_cluster3, topic_nam
 
     retry(back_in_isr, retry_time=60, wait_between_tries=0.25)
     k.delete_topic(topic_name)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_unresolvable_kafka_version_is_a_clear_error(tmp_path):
+    """Maven cannot find the jars: a HarnessError with Maven's output, raised
+    before any broker or temporary folder exists."""
+    with pytest.raises(ki.HarnessError, match=r"could not resolve the Kafka 4\.99\.99 broker jars"):
+        ki.resolve_classpath("4.99.99", download_dir=str(tmp_path))
+    assert not (tmp_path / "kafka-4.99.99" / "broker").exists()
+    assert not (tmp_path / "kafka-4.99.99" / "broker.jars").exists()

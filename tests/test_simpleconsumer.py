@@ -666,6 +666,8 @@ def test_broker_killed_and_restarted_under_consumer(kafka_cluster3,
                              timeout=120)
             time.sleep(0.5)
             assert consumer.consume(block=False) is None
+            # The failure was seen (and handled) by the fetch loop.
+            assert consumer._fetcher.stats()["events_posted"] >= 1
         finally:
             consumer.stop()
         for pid in (0, 1, 2):

@@ -21,7 +21,7 @@
  *       -Icsrc/wire csrc/fuzz/fuzz_frame.c csrc/wire/net.c csrc/wire/buf.c \
  *       -o /tmp/fuzz_frame
  *   /tmp/fuzz_frame -max_total_time=60 -max_len=4096 \
- *       csrc/fuzz/corpus/fuzz_frame
+ *       csrc/fuzz/corpus/frame
  */
 #include "buf.h"
 #include "net.h"
@@ -111,7 +111,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             resp.body + resp.body_len > conn.rbuf + conn.rlen)
             abort();
         if (resp.body_len) {
-            volatile uint8_t sink = resp.body[0] ^ resp.body[resp.body_len - 1];
+            volatile uint8_t sink;
+            sink = resp.body[0] ^ resp.body[resp.body_len - 1];
             (void)sink;
         }
     }

@@ -54,10 +54,11 @@ pkc_raise_codec(pkc_state *st, int status, int codec, int decompressing,
                      codec);
         return NULL;
     case PKC_ERR_COMPRESSION:
-    default:
         return pkc_raise(st->CompressionError,
-                         "%s: corrupt or truncated compressed data (%s)",
-                         name, pkc_status_str(status));
+                         "%s: corrupt or truncated compressed data", name);
+    default:
+        return pkc_raise(st->CompressionError, "%s: %s", name,
+                         pkc_status_str(status));
     }
 }
 

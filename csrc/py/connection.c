@@ -13,6 +13,9 @@
  * the GIL and the lock, so close() may read it with the GIL alone and
  * shut the socket down to wake a thread blocked on it.
  *
+ * The type is final and holds no references that can form cycles (only
+ * the host str), so it does not take part in GC.
+ *
  * Errors: socket errors, timeouts and EOF raise SocketDisconnectedError;
  * bad frame lengths, malformed response headers and CorrelationId
  * mismatches raise ProtocolDecodeError; both close the connection.

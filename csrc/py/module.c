@@ -120,13 +120,13 @@ pkc_exec(PyObject *module)
     st->str_empty = PyUnicode_InternFromString("");
     if (st->str_empty == NULL)
         return -1;
-    if (pkc_connection_exec(module, st) < 0)
-        return -1;
     if (pkc_compress_exec(module, st) < 0)
         return -1;
     if (pkc_message_exec(module, st) < 0)
         return -1;
     if (pkc_records_exec(module, st) < 0)
+        return -1;
+    if (pkc_connection_exec(module, st) < 0)
         return -1;
     if (pkc_proto_exec(module, st) < 0)
         return -1;

@@ -96,7 +96,6 @@ PyObject *pkc_raise_codec(pkc_state *st, int status, int codec,
 
 /* Exec functions of the per-type / per-area files, called in order by the
  * module's exec slot.  Each returns 0, or -1 with an exception set. */
-int pkc_connection_exec(PyObject *module, pkc_state *st);
 int pkc_compress_exec(PyObject *module, pkc_state *st); /* compress.c */
 int pkc_message_exec(PyObject *module, pkc_state *st);  /* message.c */
 int pkc_records_exec(PyObject *module, pkc_state *st);  /* records.c */
@@ -111,5 +110,6 @@ int pkc_producer_exec(PyObject *module, pkc_state *st); /* producer.c */
  */
 PyObject *pkc_message_from_record(pkc_state *st, const pkc_record *rec,
                                   int32_t partition_id);
+int pkc_connection_exec(PyObject *module, pkc_state *st);
 int pkc_proto_exec(PyObject *module, pkc_state *st);
 int pkc_fetcher_exec(PyObject *module, pkc_state *st); /* fetcher.c */

@@ -347,23 +347,32 @@ snappy_decompress_any(const uint8_t *in, size_t len, pkc_writer *out)
 
 /* Kafka's lz4 levels are lz4-java's: 1..17, default 9, and Kafka maps its
  * default to the fast compressor, every other level to LZ4HC at that level
- * (liblz4 caps HC levels at LZ4HC_CLEVEL_MAX). */
+ * (liblz4 caps HC levels at LZ4HC_CLEVEL_MAX).  Returns PKC_ERR_INVALID for
+ * a level out of range. */
+static int
+lz4_prefs(int level, LZ4F_preferences_t *prefs)
+{
+    if (level != -1 && (level < 1 || level > 17))
+        return PKC_ERR_INVALID;
+    memset(prefs, 0, sizeof(*prefs));
+    prefs->frameInfo.blockSizeID = LZ4F_max64KB;
+    prefs->frameInfo.blockMode = LZ4F_blockIndependent;
+    prefs->frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
+    prefs->frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum;
+    prefs->frameInfo.contentSize = 0; /* not written, as Kafka does */
+    prefs->compressionLevel = (level == -1 || level == 9) ? 0 : level;
+    prefs->autoFlush = 1;
+    return PKC_OK;
+}
+
 static int
 lz4_compress(const uint8_t *in, size_t len, int level, pkc_writer *out)
 {
     LZ4F_preferences_t prefs;
     size_t bound, n;
 
-    if (level != -1 && (level < 1 || level > 17))
+    if (lz4_prefs(level, &prefs) != PKC_OK)
         return PKC_ERR_INVALID;
-    memset(&prefs, 0, sizeof(prefs));
-    prefs.frameInfo.blockSizeID = LZ4F_max64KB;
-    prefs.frameInfo.blockMode = LZ4F_blockIndependent;
-    prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
-    prefs.frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum;
-    prefs.frameInfo.contentSize = 0; /* not written, as Kafka does */
-    prefs.compressionLevel = (level == -1 || level == 9) ? 0 : level;
-    prefs.autoFlush = 1;
     bound = LZ4F_compressFrameBound(len, &prefs);
     if (pkc_writer_reserve(out, bound))
         return out->status;
@@ -772,12 +781,50 @@ pkc_codec_name(int codec)
     }
 }
 
-int
-pkc_compress(int codec, const uint8_t *in, size_t len, int level,
-             pkc_writer *out)
+/* An upper bound of the compressed size of `len` bytes: what the codec
+ * functions above reserve.  SIZE_MAX if it does not fit a size_t; 0 for a
+ * codec that is unknown or not built. */
+static size_t
+compress_bound(int codec, size_t len, int level)
 {
-    if (out->status != PKC_OK)
-        return out->status;
+    if (len > SIZE_MAX / 4)
+        return SIZE_MAX;
+    switch (codec) {
+    case PKC_CODEC_GZIP:
+        /* zlib's bound is for its 6-byte wrapper; gzip's is 18 bytes. */
+        return (size_t)compressBound((uLong)len) + 18;
+#ifdef PKC_HAVE_SNAPPY
+    case PKC_CODEC_SNAPPY: {
+        size_t full = len / XERIAL_BLOCK, rest = len % XERIAL_BLOCK;
+        return XERIAL_HEADER_SIZE +
+               full * (4 + snappy_max_compressed_length(XERIAL_BLOCK)) +
+               (rest ? 4 + snappy_max_compressed_length(rest) : 0);
+    }
+#endif
+#ifdef PKC_HAVE_LZ4
+    case PKC_CODEC_LZ4: {
+        LZ4F_preferences_t prefs;
+        if (lz4_prefs(level, &prefs) != PKC_OK)
+            return 0;
+        return LZ4F_compressFrameBound(len, &prefs);
+    }
+#endif
+#ifdef PKC_HAVE_ZSTD
+    case PKC_CODEC_ZSTD: {
+        size_t b = ZSTD_compressBound(len);
+        return ZSTD_isError(b) ? SIZE_MAX : b;
+    }
+#endif
+    default:
+        (void)level;
+        return 0;
+    }
+}
+
+static int
+compress_into(int codec, const uint8_t *in, size_t len, int level,
+              pkc_writer *out)
+{
     switch (codec) {
     case PKC_CODEC_NONE:
         pkc_write_raw(out, in, len);
@@ -805,6 +852,29 @@ pkc_compress(int codec, const uint8_t *in, size_t len, int level,
     default:
         return PKC_ERR_UNSUPPORTED;
     }
+}
+
+int
+pkc_compress(int codec, const uint8_t *in, size_t len, int level,
+             pkc_writer *out)
+{
+    pkc_writer aside;
+    int status;
+
+    if (out->status != PKC_OK)
+        return out->status;
+    if (compress_bound(codec, len, level) <= room(out))
+        return compress_into(codec, in, len, level, out);
+    /* Near the cap the worst case the codec reserves may not fit although
+     * the result would: compress aside, then append if it fits. */
+    pkc_writer_init(&aside, 0, 0);
+    status = compress_into(codec, in, len, level, &aside);
+    if (status == PKC_OK) {
+        pkc_write_raw(out, aside.buf, aside.len);
+        status = out->status;
+    }
+    pkc_writer_free(&aside);
+    return status;
 }
 
 int

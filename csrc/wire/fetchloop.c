@@ -31,23 +31,128 @@
  * max(queued_max_messages, this); the rest is fetched again later. */
 #define FL_CHUNK_RECORDS_MIN 65536
 
+/* ----------------------------------------------------------------- pool */
+
+/*
+ * A small cache of large blocks (answer bodies, record arrays) so that the
+ * steady state reuses memory instead of mapping fresh pages for every
+ * answer and unmapping them once consumed (page faults and munmap cost
+ * more than the copy).  Thread-safe; refcounted because bufs, released by
+ * consumer threads, return their blocks to it.
+ */
+#define FL_POOL_SLOTS 8
+#define FL_POOL_MAX_BLOCK ((size_t)16 << 20)
+#define FL_POOL_MAX_TOTAL ((size_t)48 << 20)
+
+typedef struct {
+    pthread_mutex_t mu;
+    atomic_long refs;
+    size_t n, total;
+    struct {
+        void *p;
+        size_t cap;
+    } blk[FL_POOL_SLOTS];
+} fl_pool;
+
+static fl_pool *
+fl_pool_new(void)
+{
+    fl_pool *pool = calloc(1, sizeof(*pool));
+
+    if (pool == NULL)
+        return NULL;
+    pthread_mutex_init(&pool->mu, NULL);
+    atomic_init(&pool->refs, 1);
+    return pool;
+}
+
+static void
+fl_pool_release(fl_pool *pool)
+{
+    if (pool == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) ==
+        1) {
+        for (size_t i = 0; i < pool->n; i++)
+            free(pool->blk[i].p);
+        pthread_mutex_destroy(&pool->mu);
+        free(pool);
+    }
+}
+
+/* A block of at least `need` bytes (its size in *cap), or NULL. */
+static void *
+fl_pool_get(fl_pool *pool, size_t need, size_t *cap)
+{
+    void *p = NULL;
+
+    if (need == 0)
+        need = 1;
+    if (pool != NULL) {
+        size_t best = SIZE_MAX;
+        pthread_mutex_lock(&pool->mu);
+        for (size_t i = 0; i < pool->n; i++)
+            if (pool->blk[i].cap >= need &&
+                (best == SIZE_MAX || pool->blk[i].cap < pool->blk[best].cap))
+                best = i;
+        if (best != SIZE_MAX) {
+            p = pool->blk[best].p;
+            *cap = pool->blk[best].cap;
+            pool->total -= *cap;
+            pool->blk[best] = pool->blk[--pool->n];
+        }
+        pthread_mutex_unlock(&pool->mu);
+        if (p != NULL)
+            return p;
+    }
+    p = malloc(need);
+    *cap = need;
+    return p;
+}
+
+/* Give a block back (kept if there is room, else freed). */
+static void
+fl_pool_put(fl_pool *pool, void *p, size_t cap)
+{
+    if (p == NULL)
+        return;
+    if (pool != NULL && cap <= FL_POOL_MAX_BLOCK) {
+        pthread_mutex_lock(&pool->mu);
+        if (pool->n < FL_POOL_SLOTS && pool->total + cap <= FL_POOL_MAX_TOTAL) {
+            pool->blk[pool->n].p = p;
+            pool->blk[pool->n].cap = cap;
+            pool->n++;
+            pool->total += cap;
+            p = NULL;
+        }
+        pthread_mutex_unlock(&pool->mu);
+    }
+    free(p);
+}
+
 /* ----------------------------------------------------------------- bufs */
 
+/* One answer: its body, the decompressed data of its batches, and the
+ * decoded records of all its partitions (one array; each partition's chunk
+ * is a slice of it). */
 struct pkc_fl_buf {
     atomic_long refs;
+    fl_pool *pool;     /* a reference, or NULL */
     uint8_t *data;
-    size_t len;
-    pkc_arena arena; /* decompressed record data */
+    size_t len, data_cap;
+    pkc_arena arena;   /* decompressed record data */
+    pkc_record *recs;
+    size_t nrecs, recs_cap;
 };
 
 static pkc_fl_buf *
-fl_buf_new(const uint8_t *data, size_t len, size_t arena_max)
+fl_buf_new(fl_pool *pool, const uint8_t *data, size_t len, size_t arena_max)
 {
-    pkc_fl_buf *b = malloc(sizeof(*b));
+    pkc_fl_buf *b = calloc(1, sizeof(*b));
 
     if (b == NULL)
         return NULL;
-    b->data = malloc(len ? len : 1);
+    b->data = fl_pool_get(pool, len, &b->data_cap);
     if (b->data == NULL) {
         free(b);
         return NULL;
@@ -56,6 +161,10 @@ fl_buf_new(const uint8_t *data, size_t len, size_t arena_max)
         memcpy(b->data, data, len);
     b->len = len;
     atomic_init(&b->refs, 1);
+    if (pool != NULL) {
+        atomic_fetch_add_explicit(&pool->refs, 1, memory_order_relaxed);
+        b->pool = pool;
+    }
     pkc_arena_init(&b->arena, arena_max);
     return b;
 }
@@ -73,14 +182,48 @@ pkc_fl_buf_release(pkc_fl_buf *b)
         return;
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
         pkc_arena_free(&b->arena);
-        free(b->data);
+        fl_pool_put(b->pool, b->data, b->data_cap);
+        fl_pool_put(b->pool, b->recs, b->recs_cap * sizeof(pkc_record));
+        fl_pool_release(b->pool);
         free(b);
     }
 }
 
+/* A growable array of records, its blocks from `pool` (may be NULL). */
+typedef struct {
+    fl_pool *pool;
+    pkc_record *v;
+    size_t n, cap;
+} fl_recvec;
+
+static int
+fl_recvec_reserve(fl_recvec *rv, size_t extra)
+{
+    size_t want, bytes;
+    pkc_record *nv;
+
+    if (rv->n + extra <= rv->cap)
+        return PKC_OK;
+    want = rv->cap ? rv->cap * 2 : 256;
+    if (want < rv->n + extra)
+        want = rv->n + extra;
+    if (want > SIZE_MAX / sizeof(pkc_record))
+        return PKC_ERR_NOMEM;
+    nv = fl_pool_get(rv->pool, want * sizeof(pkc_record), &bytes);
+    if (nv == NULL)
+        return PKC_ERR_NOMEM;
+    if (rv->n)
+        memcpy(nv, rv->v, rv->n * sizeof(pkc_record));
+    fl_pool_put(rv->pool, rv->v, rv->cap * sizeof(pkc_record));
+    rv->v = nv;
+    rv->cap = bytes / sizeof(pkc_record);
+    return PKC_OK;
+}
+
 /* --------------------------------------------------------------- chunks */
 
-/* The records of one partition from one answer. */
+/* The records of one partition from one answer: a slice of its buf's
+ * record array. */
 typedef struct fl_chunk {
     struct fl_chunk *next;
     pkc_fl_buf *buf; /* one reference */
@@ -94,7 +237,6 @@ fl_chunk_free_list(fl_chunk *c)
     while (c != NULL) {
         fl_chunk *next = c->next;
         pkc_fl_buf_release(c->buf);
-        free(c->recs);
         free(c);
         c = next;
     }
@@ -165,6 +307,7 @@ struct pkc_fl {
     char *source_host;
     size_t arena_max;
     size_t chunk_max;
+    fl_pool *pool;           /* blocks reused across answers */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;       /* consumers wait here */
@@ -619,26 +762,24 @@ fl_parse_response(fl_rvis *v, const uint8_t *body, size_t len, int version,
 }
 
 /*
- * Decode one partition's records, starting at `fetch_offset`, into a
- * malloc'd array (*out, *n_out; NULL when none).  Stops after `max_recs`
- * records.  Sets *next_offset (the next fetch position) and
- * *truncated_empty.  Returns PKC_OK or the records status (records before
- * the failure are kept); errbuf gets a sentence on failure.
+ * Decode one partition's records, starting at `fetch_offset`, appending
+ * them to `rv` (*n_out of them).  Stops after `max_recs` records.  Sets
+ * *next_offset (the next fetch position) and *truncated_empty.  Returns
+ * PKC_OK or the records status (records before the failure are kept);
+ * errbuf gets a sentence on failure.
  */
 static int
 fl_decode_records(const fl_presult *pr, const pkc_aborted_txn *ab,
                   int64_t fetch_offset, int read_committed, int check_crcs,
                   size_t max_decompressed, pkc_arena *arena, size_t max_recs,
-                  pkc_record **out, size_t *n_out, int64_t *next_offset,
+                  fl_recvec *rv, size_t *n_out, int64_t *next_offset,
                   int *truncated_empty, char *errbuf, size_t errlen)
 {
     pkc_records_iter it;
     pkc_records_opts opts;
-    pkc_record *recs = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, start = rv->n;
     int rc, status = PKC_OK, capped = 0;
 
-    *out = NULL;
     *n_out = 0;
     *next_offset = fetch_offset;
     *truncated_empty = 0;
@@ -661,14 +802,29 @@ fl_decode_records(const fl_presult *pr, const pkc_aborted_txn *ab,
         snprintf(errbuf, errlen, "out of memory decoding records");
         return rc;
     }
+    /* Room for a plausible count up front (a record takes >= 7 bytes;
+     * typical ones far more). */
+    {
+        size_t guess = (size_t)pr->records.len / 64 + 16;
+        if (guess > max_recs)
+            guess = max_recs;
+        if (fl_recvec_reserve(rv, guess) != PKC_OK) {
+            pkc_records_iter_free(&it);
+            snprintf(errbuf, errlen, "out of memory queueing records");
+            return PKC_ERR_NOMEM;
+        }
+    }
     for (;;) {
-        pkc_record rec;
-
         if (n >= max_recs) {
             capped = 1;
             break;
         }
-        rc = pkc_records_next(&it, &rec);
+        if (rv->n == rv->cap && fl_recvec_reserve(rv, 1) != PKC_OK) {
+            status = PKC_ERR_NOMEM;
+            snprintf(errbuf, errlen, "out of memory queueing records");
+            break;
+        }
+        rc = pkc_records_next(&it, &rv->v[rv->n]);
         if (rc == 0)
             break;
         if (rc < 0) {
@@ -681,39 +837,21 @@ fl_decode_records(const fl_presult *pr, const pkc_aborted_txn *ab,
                      it.r.err_offset, (long long)it.err_offset);
             break;
         }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            pkc_record *nr;
-            if (ncap > max_recs)
-                ncap = max_recs;
-            nr = realloc(recs, ncap * sizeof(*nr));
-            if (nr == NULL) {
-                status = PKC_ERR_NOMEM;
-                snprintf(errbuf, errlen, "out of memory queueing records");
-                break;
-            }
-            recs = nr;
-            cap = ncap;
-        }
-        recs[n++] = rec;
+        rv->n++;
+        n++;
     }
     if (capped || status != PKC_OK) {
         if (n > 0)
-            *next_offset = recs[n - 1].offset + 1;
+            *next_offset = rv->v[start + n - 1].offset + 1;
     }
     else if (it.next_offset > fetch_offset) {
         *next_offset = it.next_offset;
     }
-    if (n > 0 && recs[n - 1].offset + 1 > *next_offset)
-        *next_offset = recs[n - 1].offset + 1;
+    if (n > 0 && rv->v[start + n - 1].offset + 1 > *next_offset)
+        *next_offset = rv->v[start + n - 1].offset + 1;
     *truncated_empty = (n == 0 && it.truncated && status == PKC_OK &&
                         *next_offset == fetch_offset);
     pkc_records_iter_free(&it);
-    if (n == 0) {
-        free(recs);
-        recs = NULL;
-    }
-    *out = recs;
     *n_out = n;
     return status;
 }
@@ -746,7 +884,7 @@ pkc_fl_parse_fetch(const uint8_t *body, size_t len, int version,
         goto done;
     for (size_t i = 0; i < v.nres; i++) {
         pkc_fl_part_result res;
-        pkc_record *recs = NULL;
+        fl_recvec rv = {NULL, NULL, 0, 0};
         pkc_arena arena;
         char rerr[256] = "";
         int64_t off = offsets[v.res_req[i]];
@@ -761,13 +899,13 @@ pkc_fl_parse_fetch(const uint8_t *body, size_t len, int version,
         res.next_offset = off;
         if (res.error_code == 0)
             res.rec_status = fl_decode_records(
-                &v.res[i], v.ab + v.res[i].ab_first, off, read_committed,
-                check_crcs, 0, &arena, FL_CHUNK_RECORDS_MIN, &recs,
+                &v.res[i], v.ab ? v.ab + v.res[i].ab_first : NULL, off, read_committed,
+                check_crcs, 0, &arena, FL_CHUNK_RECORDS_MIN, &rv,
                 &res.n_recs, &res.next_offset, &res.truncated_empty, rerr,
                 sizeof(rerr));
-        res.recs = recs;
+        res.recs = rv.v;
         rc = cb(ctx, &res);
-        free(recs);
+        free(rv.v);
         pkc_arena_free(&arena);
         if (rc != 0)
             goto done;
@@ -1051,6 +1189,9 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
     fl->ready = -1;
     atomic_init(&fl->n_events, 0);
     fl->stopped = 1;
+    fl->pool = fl_pool_new();
+    if (fl->pool == NULL)
+        goto nomem;
 
     if (pipe2(fl->wake_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
         fl->wake_fd[0] = fl->wake_fd[1] = -1;
@@ -1104,6 +1245,7 @@ pkc_fl_free(pkc_fl *fl)
     free(fl->client_id);
     free(fl->topic);
     free(fl->source_host);
+    fl_pool_release(fl->pool);
     free(fl);
 }
 
@@ -1903,6 +2045,7 @@ fl_on_apiversions(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
 /* One decoded partition of an answer, between decode and apply. */
 typedef struct {
     long res;              /* index in v.res, -1: not answered */
+    size_t first, nrec;    /* its records in the buf's array */
     fl_chunk *chunk;
     int64_t next_offset;
     int truncated_empty;
@@ -1924,7 +2067,7 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     size_t nq = 0, n = b->req_n;
 
     memset(&v, 0, sizeof(v));
-    buf = fl_buf_new(resp->body, resp->body_len, fl->arena_max);
+    buf = fl_buf_new(fl->pool, resp->body, resp->body_len, fl->arena_max);
     dec = calloc(n ? n : 1, sizeof(*dec));
     ids = malloc((n ? n : 1) * sizeof(*ids));
     if (buf == NULL || dec == NULL || ids == NULL) {
@@ -1947,39 +2090,46 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     prc = fl_parse_response(&v, buf->data, buf->len, b->version, perr,
                             sizeof(perr));
     if (prc == PKC_OK) {
+        fl_recvec rv = {fl->pool, NULL, 0, 0};
         for (size_t j = 0; j < v.nres; j++) {
             size_t k = v.res_req[j];
             fl_dec *d = &dec[k];
             const fl_presult *pr = &v.res[j];
-            pkc_record *recs = NULL;
-            size_t nrec = 0;
 
             d->res = (long)j;
             d->next_offset = b->req[k].offset;
             if (v.top_error != 0 || pr->error_code != 0)
                 continue;
+            d->first = rv.n;
             d->status = fl_decode_records(
-                pr, v.ab + pr->ab_first, b->req[k].offset,
+                pr, v.ab ? v.ab + pr->ab_first : NULL, b->req[k].offset,
                 v.read_committed, fl->cfg.check_crcs,
-                fl->cfg.max_decompressed, &buf->arena, fl->chunk_max, &recs,
-                &nrec, &d->next_offset, &d->truncated_empty, d->err,
+                fl->cfg.max_decompressed, &buf->arena, fl->chunk_max, &rv,
+                &d->nrec, &d->next_offset, &d->truncated_empty, d->err,
                 sizeof(d->err));
-            if (nrec > 0) {
-                d->chunk = malloc(sizeof(*d->chunk));
-                if (d->chunk == NULL) {
-                    free(recs);
-                    d->status = PKC_ERR_NOMEM;
-                    d->next_offset = b->req[k].offset;
-                    snprintf(d->err, sizeof(d->err), "out of memory");
-                    continue;
-                }
-                d->chunk->next = NULL;
-                d->chunk->buf = buf;
-                fl_buf_ref(buf);
-                d->chunk->recs = recs;
-                d->chunk->n = nrec;
-                d->chunk->pos = 0;
+        }
+        /* The record array is complete (it no longer moves): give each
+         * partition its slice. */
+        buf->recs = rv.v;
+        buf->nrecs = rv.n;
+        buf->recs_cap = rv.cap;
+        for (size_t k = 0; k < n; k++) {
+            fl_dec *d = &dec[k];
+            if (d->nrec == 0)
+                continue;
+            d->chunk = malloc(sizeof(*d->chunk));
+            if (d->chunk == NULL) {
+                d->status = PKC_ERR_NOMEM;
+                d->next_offset = b->req[k].offset;
+                snprintf(d->err, sizeof(d->err), "out of memory");
+                continue;
             }
+            d->chunk->next = NULL;
+            d->chunk->buf = buf;
+            fl_buf_ref(buf);
+            d->chunk->recs = buf->recs + d->first;
+            d->chunk->n = d->nrec;
+            d->chunk->pos = 0;
         }
     }
 

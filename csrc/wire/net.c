@@ -137,9 +137,8 @@ conn_reset_queues(pkc_conn *conn)
 }
 
 void
-pkc_conn_break(pkc_conn *conn, int status, const char *why)
+pkc_conn_break(pkc_conn *conn, const char *why)
 {
-    (void)status;
     if (why != NULL && why != conn->errstr)
         snprintf(conn->errstr, sizeof(conn->errstr), "%s", why);
     if (conn->fd >= 0)
@@ -160,7 +159,7 @@ conn_fatal(pkc_conn *conn, int status, int err, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, va);
     va_end(va);
     conn_error(conn, status, err, "%s", msg);
-    pkc_conn_break(conn, status, NULL);
+    pkc_conn_break(conn, NULL);
     return status;
 }
 
@@ -788,7 +787,7 @@ pkc_response_header_read(pkc_reader *r, int header_version,
 static int
 conn_rbuf_room(pkc_conn *conn, size_t need)
 {
-    size_t ncap;
+    size_t ncap, limit;
     uint8_t *nb;
 
     if (conn->rcap - conn->rstart >= need)
@@ -804,9 +803,9 @@ conn_rbuf_room(pkc_conn *conn, size_t need)
     ncap = conn->rcap ? conn->rcap : PKC_CONN_RBUF_INITIAL;
     while (ncap < need)
         ncap *= 2;
-    if (ncap > (size_t)conn->max_frame + 4)
-        ncap = need > (size_t)conn->max_frame + 4 ? need
-                                                  : (size_t)conn->max_frame + 4;
+    limit = (size_t)conn->max_frame + 4;
+    if (ncap > limit)
+        ncap = need > limit ? need : limit;
     nb = realloc(conn->rbuf, ncap);
     if (nb == NULL)
         return PKC_ERR_NOMEM;

@@ -188,9 +188,10 @@ int pkc_conn_adopt_fd(pkc_conn *conn, int fd, const char *label);
 void pkc_conn_close(pkc_conn *conn);
 
 /* Shut the socket down (the peer sees EOF, a thread blocked in poll on it
- * wakes with PKC_ERR_CLOSED) and mark the conn BROKEN; `why` goes to
- * errstr.  The descriptor stays open until pkc_conn_close. */
-void pkc_conn_break(pkc_conn *conn, int status, const char *why);
+ * wakes with PKC_ERR_CLOSED) and mark the conn BROKEN; `why` (NULL: keep
+ * the current text) goes to errstr.  In-flight and queued requests are
+ * dropped.  The descriptor stays open until pkc_conn_close. */
+void pkc_conn_break(pkc_conn *conn, const char *why);
 
 static inline int
 pkc_conn_is_open(const pkc_conn *conn)

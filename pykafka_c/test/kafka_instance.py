@@ -220,7 +220,10 @@ def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", downlo
         shutil.copyfile(os.path.join(_HERE, "pom.xml"), os.path.join(vdir, "pom.xml"))
         tmp = tempfile.mkdtemp(prefix=kind + ".tmp-", dir=vdir)
         try:
-            cmd = [mvn, "-B", "-q", "-f", os.path.join(vdir, "pom.xml"),
+            # -U: retry artifacts whose earlier download failed (Maven caches
+            # "not found" in ~/.m2 otherwise); plain output for error messages.
+            cmd = [mvn, "-B", "-q", "-U", "-Dstyle.color=never",
+                   "-f", os.path.join(vdir, "pom.xml"),
                    "-P", ",".join(_profiles(kafka_version, kind)),
                    "dependency:copy-dependencies", "-DincludeScope=runtime",
                    "-DoutputDirectory=" + tmp, "-Dkafka.version=" + kafka_version,
@@ -232,7 +235,7 @@ def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", downlo
             except subprocess.TimeoutExpired:
                 raise HarnessError("Maven did not finish resolving Kafka %s within %d s"
                                    % (kafka_version, MVN_TIMEOUT)) from None
-            out = proc.stdout.decode("utf-8", "replace")
+            out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout.decode("utf-8", "replace"))
             jars = sorted(f for f in os.listdir(tmp) if f.endswith(".jar"))
             needed = "kafka_2.13-%s.jar" % kafka_version if kind == "broker" else \
                 "kafka-tools-%s.jar" % kafka_version

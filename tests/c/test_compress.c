@@ -289,6 +289,38 @@ test_append_and_sticky(void)
     free(d);
 }
 
+/* Compression into a capped writer: a result that fits exactly succeeds
+ * even though the codec's worst-case bound would not; one byte less is
+ * PKC_ERR_TOO_LARGE. */
+static void
+test_compress_cap(void)
+{
+    for (size_t ci = 0; ci < N_CODECS; ci++) {
+        int c = all_codecs[ci];
+        if (!pkc_codec_available(c))
+            continue;
+        for (int kind = 0; kind < 2; kind++) {
+            size_t n = 100000;
+            uint8_t *d = kind ? random_data(n, 11) : text_data(n);
+            pkc_writer z, w;
+
+            CHECK_STATUS(compress_new(c, d, n, -1, &z), PKC_OK);
+            pkc_writer_init(&w, 0, 3 + z.len);
+            pkc_write_raw(&w, "pre", 3);
+            CHECK_STATUS(pkc_compress(c, d, n, -1, &w), PKC_OK);
+            CHECK(w.len == 3 + z.len && memcmp(w.buf + 3, z.buf, z.len) == 0);
+            pkc_writer_free(&w);
+            pkc_writer_init(&w, 0, 3 + z.len - 1);
+            pkc_write_raw(&w, "pre", 3);
+            CHECK_STATUS(pkc_compress(c, d, n, -1, &w), PKC_ERR_TOO_LARGE);
+            CHECK(w.status == PKC_ERR_TOO_LARGE && w.cap <= 3 + z.len - 1);
+            pkc_writer_free(&w);
+            pkc_writer_free(&z);
+            free(d);
+        }
+    }
+}
+
 static void
 test_levels(void)
 {
@@ -1122,6 +1154,7 @@ main(void)
     test_unknown_and_missing();
     test_roundtrips();
     test_append_and_sticky();
+    test_compress_cap();
     test_levels();
     test_gzip();
     test_gzip_bomb();

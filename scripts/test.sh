@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The README's test command: everything needed, then the whole test suite.
+#
+#   1. scripts/install-system-deps.sh (apt-get installs what is missing)
+#   2. pip install -e '.[test]'  (into a venv when the Python is Debian's own,
+#      "externally managed" one, or when PKC_VENV=DIR is set)
+#   3. build the extension in place with warnings as errors (PKC_WERROR=1)
+#   4. the WHOLE pytest suite: unit and integration tests on real Kafka 4.x
+#      and 3.9 brokers (the harness fetches the Kafka jars from Maven Central
+#      on first use and caches them in $PKC_CACHE_DIR or ~/.cache/pykafka_c)
+#   5. scripts/sanitize-tests.sh, when it exists (ASan/UBSan run)
+#
+# Exits non-zero on any failure.  PYTHON (default python3) picks the
+# interpreter; PKC_PYTEST_TIMEOUT (seconds, default 4200) bounds the pytest
+# run so that a hang still ends with the clusters torn down.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PYTHON=${PYTHON:-python3}
+T0=$SECONDS
+
+phase() { echo "=== test.sh: $* ($((SECONDS - T0)) s)"; }
+
+phase "system dependencies"
+PYTHON="$PYTHON" bash scripts/install-system-deps.sh
+
+if [ -z "${PKC_VENV:-}" ] && "$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")))'; then
+    PKC_VENV=$ROOT/.venv
+fi
+if [ -n "${PKC_VENV:-}" ]; then
+    if [ ! -x "$PKC_VENV/bin/python" ]; then
+        phase "creating the virtual environment $PKC_VENV"
+        "$PYTHON" -m venv "$PKC_VENV"
+    fi
+    PYTHON=$PKC_VENV/bin/python
+fi
+
+phase "pip install -e .[test] ($PYTHON)"
+PKC_WERROR=1 "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
+
+phase "build (PKC_WERROR=1)"
+PKC_WERROR=1 "$PYTHON" setup.py -q build_ext --inplace
+
+phase "pytest: the whole suite"
+rc=0
+timeout --signal=TERM --kill-after=120 "${PKC_PYTEST_TIMEOUT:-4200}" \
+    "$PYTHON" -m pytest -ra --durations=30 tests || rc=$?
+if [ "$rc" -ne 0 ]; then
+    phase "pytest failed (exit $rc)"
+    exit "$rc"
+fi
+
+if [ -f scripts/sanitize-tests.sh ]; then
+    phase "sanitizer run (scripts/sanitize-tests.sh)"
+    PYTHON="$PYTHON" bash scripts/sanitize-tests.sh
+fi
+phase "all passed"
