@@ -746,11 +746,14 @@ pkc_sl_append(pkc_sl *sl, int32_t partition, int64_t timestamp,
               int32_t value_len, const pkc_header *headers,
               int32_t n_headers, const pkc_sl_cookie *cookie)
 {
+    static const pkc_sl_cookie no_cookie = {NULL, NULL};
     sl_part *p;
     pkc_sl_batch *b;
     int rc;
     int fresh = 0;
 
+    if (cookie == NULL)
+        cookie = &no_cookie;
     pthread_mutex_lock(&sl->mu);
     if (!sl->accepting) {
         pthread_mutex_unlock(&sl->mu);

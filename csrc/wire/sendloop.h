@@ -213,10 +213,11 @@ int pkc_sl_start(pkc_sl *sl);
 /*
  * Append one record to its partition's open batch.  `timestamp` is in ms
  * since the epoch; key/value len -1 means null.  The cookie is copied
- * (ignored without keep_cookies).  Returns PKC_SL_APPEND_*; on FULL the
- * caller may wait with pkc_sl_wait_space() and try again.  A record that
- * can never fit (larger than max_request_size) is accepted and goes
- * straight to the done list with PKC_SL_TOO_LARGE.  Other failures
+ * (ignored without keep_cookies; NULL keeps an empty one).  Returns
+ * PKC_SL_APPEND_*; on FULL the caller may wait with pkc_sl_wait_space()
+ * and try again.  A record that can never fit (larger than
+ * max_request_size) is accepted and goes straight to the done list with
+ * PKC_SL_TOO_LARGE.  Other failures
  * (PKC_ERR_NOMEM, PKC_ERR_INVALID for bad headers) are returned as
  * negative pkc_status values with nothing appended.
  */
