@@ -35,6 +35,7 @@ SLOW_SCALE = {"pykafka": 0.1, "kafka-python": 0.2}
 APIS = {
     ("pykafka_c", "consume"): "consume()",
     ("pykafka_c", "consume_batch"): "consume_batch(%d)",
+    ("pykafka_c", "iterate"): "iteration",
     ("confluent", "consume"): "poll()",
     ("confluent", "consume_batch"): "consume(%d)",
     ("kafka-python", "consume"): "iteration",
@@ -118,6 +119,8 @@ def build_plan(args, k4, k39):
             rows.append(Row("consume", "pykafka_c", "consume", size, n, p, broker=k4))
             rows.append(Row("consume", "pykafka_c", "consume_batch", size, n, p, broker=k4,
                             batch=batch))
+            if not args.quick:
+                rows.append(Row("consume", "pykafka_c", "iterate", size, n, p, broker=k4))
             if peers:
                 rows.append(Row("consume", "confluent", "consume", size, n, p, broker=k4))
                 rows.append(Row("consume", "confluent", "consume_batch", size, n, p,

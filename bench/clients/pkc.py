@@ -42,6 +42,25 @@ def _consume(spec, timer):
                     raise Deadline("no message for %d ms after %d" % (timeout_ms, count))
                 nbytes += len(m.value)
                 count += 1
+    elif spec["op"] == "iterate":
+        # for m in consumer: the C iterator; consumer_timeout_ms ends it.
+        if want_crc:
+            crc32 = zlib.crc32
+            for m in consumer:
+                v = m.value
+                nbytes += len(v)
+                crcsum += crc32(v)
+                count += 1
+                if count >= n:
+                    break
+        else:
+            for m in consumer:
+                nbytes += len(m.value)
+                count += 1
+                if count >= n:
+                    break
+        if count < n:
+            raise Deadline("iteration ended after %d of %d" % (count, n))
     else:
         batch = int(spec.get("batch_size", 1000))
         consume_batch = consumer.consume_batch
@@ -99,7 +118,7 @@ def _produce(spec, timer):
 
 
 def run(spec, timer):
-    if spec["op"] in ("consume", "consume_batch"):
+    if spec["op"] in ("consume", "consume_batch", "iterate"):
         return _consume(spec, timer)
     if spec["op"] == "produce":
         return _produce(spec, timer)
