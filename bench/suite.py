@@ -102,8 +102,8 @@ def build_plan(args, k4, k39):
         return max(1000, int(n * scale.get(client, 1.0)))
 
     for size, n in sizes:
-        rows.append(Row("decode", "pykafka_c", "decode", size, 1000000 if not args.quick
-                        else 100000))
+        rows.append(Row("decode", "pykafka_c", "decode", size, n if not args.quick
+                        else 100000 // (1 + size // 512)))
     if args.quick:
         consume_parts = {100: (1, 6), 1024: (1,)}
         produce_set = [(100, 1, "none"), (100, 1, "zstd"), (1024, 6, "lz4")]
