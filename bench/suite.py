@@ -197,6 +197,10 @@ class Runner:
             timer.start()
             try:
                 _, status, ru = os.wait4(proc.pid, 0)
+            except BaseException:            # interrupted: take the child down too
+                kill()
+                proc.wait()
+                raise
             finally:
                 timer.cancel()
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -656,8 +660,19 @@ def parse_args(argv):
     return args
 
 
+class Interrupted(BaseException):
+    pass
+
+
+def _on_signal(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted("signal %d" % signum)
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # SIGTERM unwinds like Ctrl-C, so the running child and the brokers stop.
+    signal.signal(signal.SIGTERM, _on_signal)
 
     def log(msg):
         sys.stderr.write(msg + "\n")
