@@ -78,6 +78,13 @@ def markdown(doc):
                     "" if not (doc["clients"].get("peers")) else "; peers: " + ", ".join(
                         "%s %s" % (k, v) for k, v in doc["clients"]["peers"].items()
                         if k in ("pykafka", "kafka-python", "confluent-kafka") and v)))
+    if doc.get("reused_rows_from"):
+        lines.append("")
+        lines.append("Rows measured in two invocations of the same command on this machine: "
+                     "the rows missing from the run of %s were measured at %s "
+                     "(`--reuse`); load average at the start of the earlier run: %s."
+                     % (doc["reused_rows_from"], doc["generated"],
+                        m.get("loadavg_reused_run") and "%.1f" % m["loadavg_reused_run"][0]))
     lines.append("")
     lines.append("| Workload | Kafka | Client | API | Messages | msg/s | MB/s | Peak RSS MiB "
                  "| CPU s / M msgs | Broker CPU s / M | pykafka_c ÷ row | Runs |")

@@ -146,6 +146,11 @@ def build_plan(args, k4, k39):
                             n_for("kafka-python", n), p, codec, broker=k4))
         if java:
             rows.append(Row("produce", "java", "produce", size, n, p, codec, broker=k4))
+            if codec == "none" and not args.quick:
+                # The Java producer's defaults (batch.size=16384, linger.ms=5) are
+                # not its best; this row is the ceiling with big batches.
+                rows.append(Row("produce", "java", "produce", size, n, p, codec, broker=k4,
+                                params={"batch.size": 1048576, "linger.ms": 20}))
     if k39:
         for size, p, codec in produce39:
             n = counts[size]
@@ -363,7 +368,8 @@ def java_argv(row, topic, brokers, kafka_version):
     else:
         args = ["--topic", topic, "--num-records", row.count, "--record-size", row.size,
                 "--throughput", -1, "--producer-props", "bootstrap.servers=" + brokers,
-                "acks=1", "compression.type=" + row.codec]
+                "acks=1", "compression.type=" + row.codec] + \
+               ["%s=%s" % kv for kv in sorted(row.params.items())]
         tool = "producer-perf-test"
     return kafka_tool_command(tool, args, kafka_version=kafka_version, heap="512m")
 
@@ -574,7 +580,7 @@ def execute(rows, args, runner, log):
         by_broker.setdefault(r.broker, []).append(r)
     brokers_info = {}
     for version in [None] + sorted(v for v in by_broker if v is not None):
-        group = by_broker.get(version)
+        group = [r for r in by_broker.get(version, []) if r.result is None]
         if not group:
             continue
         inst = ctx = None
@@ -654,6 +660,11 @@ def parse_args(argv):
                     help="a run fails when no message arrives for this long")
     ap.add_argument("--run-timeout", type=float, default=None,
                     help="a run is killed after this many seconds (default 900; quick 180)")
+    ap.add_argument("--reuse", metavar="RESULTS_JSON", default=None,
+                    help="take the rows of an earlier results.json (measured or failed) "
+                         "and run only the rows of the plan it lacks")
+    ap.add_argument("--retry-failed", action="store_true",
+                    help="with --reuse: run the rows that failed there again")
     ap.add_argument("--setup-only", action="store_true",
                     help="install the peers' virtualenv and exit")
     ap.add_argument("--list", action="store_true", help="print the plan and exit")
@@ -725,10 +736,30 @@ def main(argv=None):
         os.unlink(os.path.join(log_dir, f))
     facts = env.machine_facts()
     peers = env.venv_versions(venv_py) if venv_py else {}
+    reused_from = None
+    old_brokers = {}
+    if args.reuse:
+        with open(args.reuse) as f:
+            old = json.load(f)
+        reused_from = old.get("generated")
+        old_brokers = old.get("brokers") or {}
+        spec_keys = set(rows[0].spec()) | {"id"} if rows else set()
+        old_rows = {r["id"]: r for r in old.get("rows", [])
+                    if not (args.retry_failed and "error" in r) and r.get("error") != "not run"}
+        for r in rows:
+            o = old_rows.get(r.id)
+            if o is not None:
+                r.result = {k: v for k, v in o.items() if k not in spec_keys}
+                r.result["reused_from"] = reused_from
+        log("bench: reusing %d rows from %s (%s)"
+            % (sum(1 for r in rows if r.result), args.reuse, reused_from))
+        # load averages of both runs are reported
+        facts["loadavg_reused_run"] = old.get("machine", {}).get("loadavg_start")
     runner = Runner(args, venv_py, log_dir)
     t0 = time.monotonic()
     log("bench: %d rows; load average %.2f %.2f %.2f" % ((len(rows),) + os.getloadavg()))
-    brokers_info = execute(rows, args, runner, log)
+    brokers_info = dict(old_brokers)
+    brokers_info.update(execute(rows, args, runner, log))
     facts["loadavg_end"] = os.getloadavg()
     add_ratios(rows)
     from bench import report
@@ -745,6 +776,7 @@ def main(argv=None):
             if peers else None,
         },
         "settings": report.settings_text(args),
+        "reused_rows_from": reused_from,
         "rows": [dict(r.spec(), id=r.id, **(r.result or {"error": "not run"})) for r in rows],
         "targets": targets(rows),
     }
