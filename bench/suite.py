@@ -575,7 +575,7 @@ def start_broker(version, args):
     return inst
 
 
-def execute(rows, args, runner, log):
+def execute(rows, args, runner, log, checkpoint=None):
     by_broker = {}
     for r in rows:
         by_broker.setdefault(r.broker, []).append(r)
@@ -617,6 +617,8 @@ def execute(rows, args, runner, log):
                     if not isinstance(exc, BenchError):
                         row.result["traceback"] = traceback.format_exc()
                     log("bench: %-62s FAILED: %s" % (row.id, str(exc).splitlines()[0]))
+                if checkpoint is not None:
+                    checkpoint(brokers_info)
         finally:
             if inst is not None:
                 inst.terminate()
@@ -759,8 +761,22 @@ def main(argv=None):
     runner = Runner(args, venv_py, log_dir)
     t0 = time.monotonic()
     log("bench: %d rows; load average %.2f %.2f %.2f" % ((len(rows),) + os.getloadavg()))
+    partial = os.path.join(args.out, "results.partial.json")
+
+    def checkpoint(done_brokers):
+        """After each row: what is measured so far, usable with --reuse if the
+        run is cut short."""
+        b = dict(old_brokers)
+        b.update(done_brokers)
+        part = {"generated": time.strftime("%Y-%m-%d %H:%M:%S %z"), "mode": "partial",
+                "machine": dict(facts, loadavg_end=os.getloadavg()), "brokers": b,
+                "rows": [dict(r.spec(), id=r.id, **r.result) for r in rows if r.result]}
+        with open(partial + ".tmp", "w") as f:
+            json.dump(part, f, default=str)
+        os.replace(partial + ".tmp", partial)
+
     brokers_info = dict(old_brokers)
-    brokers_info.update(execute(rows, args, runner, log))
+    brokers_info.update(execute(rows, args, runner, log, checkpoint))
     facts["loadavg_end"] = os.getloadavg()
     add_ratios(rows)
     from bench import report
