@@ -32,7 +32,7 @@ def main(argv):
         labels, vals, cols = [], [], []
         prev = None
         for r in sel:
-            wl = "%s (Kafka %s)" % (r["workload"], r["broker"])
+            wl = "%s, Kafka %s" % (r["workload"][len(kind) + 1:], r["broker"])
             labels.append("%s  %s" % (wl if wl != prev else "", r["api"]))
             prev = wl
             vals.append(r["summary"]["msgs_per_s"])
