@@ -6,7 +6,6 @@ line tool), so a pykafka_c row is always checked against something
 pykafka_c did not produce or read itself.
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -162,6 +161,3 @@ def broker_pid(instance):
     except (AttributeError, IndexError):
         return None
 
-
-def have_proc():
-    return os.path.exists("/proc/self/stat")

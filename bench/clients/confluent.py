@@ -3,7 +3,6 @@ Producer.produce() + flush().  Consumers assign every partition at the
 beginning (no group membership); producers use librdkafka's defaults
 except acks=1 and the codec."""
 
-import time
 import zlib
 
 from . import MASK, Deadline, Stall
