@@ -1,0 +1,126 @@
+"""confluent-kafka (librdkafka): Consumer.poll() / Consumer.consume(n) and
+Producer.produce() + flush().  Consumers assign every partition at the
+beginning (no group membership); producers use librdkafka's defaults
+except acks=1 and the codec."""
+
+import zlib
+
+from . import MASK, Deadline, Stall
+
+
+def _consume(spec, timer):
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    n = spec["count"]
+    want_crc = spec.get("checksum", False)
+    timeout_s = float(spec.get("timeout_s", 120))
+    conf = {"bootstrap.servers": spec["brokers"], "group.id": "bench-%s" % spec["topic"],
+            "enable.auto.commit": False, "enable.partition.eof": False,
+            "auto.offset.reset": "earliest"}
+    conf.update(spec.get("params") or {})
+    timer.start()
+    c = Consumer(conf)
+    c.assign([TopicPartition(spec["topic"], p, OFFSET_BEGINNING)
+              for p in range(spec["partitions"])])
+    count = nbytes = crcsum = 0
+    crc32 = zlib.crc32
+    stall = Stall(timeout_s)
+    if spec["op"] == "consume":
+        poll = c.poll
+        if want_crc:
+            while count < n:
+                m = poll(1.0)
+                if m is None:
+                    stall.check(count)
+                    continue
+                if m.error():
+                    raise RuntimeError(str(m.error()))
+                v = m.value()
+                nbytes += len(v)
+                crcsum += crc32(v)
+                count += 1
+        else:
+            while count < n:
+                m = poll(1.0)
+                if m is None:
+                    stall.check(count)
+                    continue
+                if m.error():
+                    raise RuntimeError(str(m.error()))
+                nbytes += len(m.value())
+                count += 1
+    else:
+        batch = int(spec.get("batch_size", 1000))
+        consume = c.consume
+        while count < n:
+            msgs = consume(min(batch, n - count), 1.0)
+            if not msgs:
+                stall.check(count)
+                continue
+            if want_crc:
+                for m in msgs:
+                    if m.error():
+                        raise RuntimeError(str(m.error()))
+                    v = m.value()
+                    nbytes += len(v)
+                    crcsum += crc32(v)
+            else:
+                for m in msgs:
+                    if m.error():
+                        raise RuntimeError(str(m.error()))
+                    nbytes += len(m.value())
+            count += len(msgs)
+    timer.stop()
+    c.close()
+    out = {"count": count, "bytes": nbytes}
+    if want_crc:
+        out["crcsum"] = crcsum & MASK
+    return out
+
+
+def _produce(spec, timer):
+    from confluent_kafka import Producer
+    from bench.payloads import POOL_SIZE, produce_pool
+    n = spec["count"]
+    pool = produce_pool(spec["size"])
+    errors = []
+
+    def on_error_report(err, msg):
+        if err is not None:
+            errors.append(str(err))
+
+    conf = {"bootstrap.servers": spec["brokers"], "acks": 1,
+            "compression.type": spec["codec"],
+            "delivery.report.only.error": True, "on_delivery": on_error_report}
+    conf.update(spec.get("params") or {})
+    p = Producer(conf)
+    topic = spec["topic"]
+    produce = p.produce
+    poll = p.poll
+    mask = POOL_SIZE - 1
+    timer.start()
+    for i in range(n):
+        try:
+            produce(topic, pool[i & mask])
+        except BufferError:          # local queue full: serve it, then retry
+            poll(0.005)
+            while True:
+                try:
+                    produce(topic, pool[i & mask])
+                    break
+                except BufferError:
+                    poll(0.005)
+    left = p.flush(float(spec.get("timeout_s", 120)))
+    timer.stop()
+    if left:
+        raise Deadline("%d messages still unacknowledged at the time limit" % left)
+    if errors:
+        raise RuntimeError("%d delivery errors, first: %s" % (len(errors), errors[0]))
+    return {"count": n, "bytes": n * spec["size"]}
+
+
+def run(spec, timer):
+    if spec["op"] in ("consume", "consume_batch"):
+        return _consume(spec, timer)
+    if spec["op"] == "produce":
+        return _produce(spec, timer)
+    raise ValueError("confluent: unknown op %r" % spec["op"])

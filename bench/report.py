@@ -1,0 +1,197 @@
+"""Output: the Markdown table (stdout and results.md), results.json and the
+chart (chart.png, drawn by :mod:`bench.chart` in the bench virtualenv,
+where matplotlib is installed)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from bench.env import REPO
+
+CLIENT_NAMES = {"pykafka_c": "pykafka_c", "confluent": "confluent-kafka",
+                "kafka-python": "kafka-python", "pykafka": "pykafka 2.8 (pure)",
+                "java": "Kafka Java tool"}
+
+
+def settings_text(args):
+    return {
+        "runs": "median of %d timed runs after one warm-up run (fewer when a row's "
+                "warm-up shows the runs would exceed %.0f s)" % (args.runs, args.row_budget),
+        "batch_size": args.batch_size,
+        "consumers": "from the earliest offset, every partition assigned directly (no "
+                     "group membership); clock from consumer creation to the N-th message",
+        "producers": "acks=1; clock from the first produce() to the moment every message "
+                     "is acknowledged; each client's own batching defaults (pykafka and "
+                     "pykafka_c: linger_ms=5000, min_queued_messages=70000; librdkafka: "
+                     "linger.ms=5, batch.num.messages=10000; kafka-python: linger_ms=0, "
+                     "batch_size=16384; Java: linger.ms=5, batch.size=16384)",
+        "payloads": "printable text values starting with their index (bench/payloads.py); "
+                    "producers cycle through 1024 pre-built values",
+        "mb": "MB = 10^6 bytes of message values",
+        "checks": "every run: message count and value bytes (producers: the topic's end "
+                  "offsets); warm-up run: CRC-32 sum of every value read, or of every value "
+                  "read back with kcat after producing, equal to what was written",
+        "cpu": "user+sys CPU seconds of the client process (all threads) over the timed "
+               "interval, per million messages; Java tools: the whole JVM process, start-up "
+               "included; broker CPU from /proc over the same interval",
+        "rss": "peak RSS of the client process (VmHWM; Java: ru_maxrss from wait4)",
+        "slow_peers": "pykafka and kafka-python rows use smaller counts (see Messages) "
+                      "unless --full-counts",
+    }
+
+
+def _fmt_rate(x):
+    if x is None:
+        return "-"
+    if x >= 1e6:
+        return "%.2f M" % (x / 1e6)
+    if x >= 1e3:
+        return "%.0f k" % (x / 1e3)
+    return "%.0f" % x
+
+
+def _fmt(x, f="%.1f"):
+    return "-" if x is None else f % x
+
+
+def _count(n):
+    if n >= 1000000 and n % 1000000 == 0:
+        return "%dM" % (n // 1000000)
+    if n >= 1000 and n % 1000 == 0:
+        return "%dk" % (n // 1000)
+    return str(n)
+
+
+def markdown(doc):
+    m = doc["machine"]
+    lines = []
+    b = doc.get("brokers") or {}
+    lines.append("Measured %s (%s mode) on %d cores (%s), %s GiB RAM, Linux %s, Python %s; "
+                 "load average %.1f at start, %.1f at end (other work shared the machine). "
+                 "Brokers: %s, one node each, on loopback. pykafka_c %s%s."
+                 % (doc["generated"], doc["mode"], m["cores"], m["cpu_model"],
+                    m["memory_gib"], m["kernel"], m["python"], m["loadavg_start"][0],
+                    m["loadavg_end"][0],
+                    ", ".join("Kafka %s" % v["version"] for v in b.values()) or "none",
+                    m["pykafka_c_commit"],
+                    "" if not (doc["clients"].get("peers")) else "; peers: " + ", ".join(
+                        "%s %s" % (k, v) for k, v in doc["clients"]["peers"].items()
+                        if k in ("pykafka", "kafka-python", "confluent-kafka") and v)))
+    if doc.get("reused_rows_from"):
+        lines.append("")
+        lines.append("Rows measured in two invocations of the same command on this machine: "
+                     "the rows missing from the run of %s were measured at %s "
+                     "(`--reuse`); load average at the start of the earlier run: %s."
+                     % (doc["reused_rows_from"], doc["generated"],
+                        m.get("loadavg_reused_run") and "%.1f" % m["loadavg_reused_run"][0]))
+    lines.append("")
+    lines.append("| Workload | Kafka | Client | API | Messages | msg/s | MB/s | Peak RSS MiB "
+                 "| CPU s / M msgs | Broker CPU s / M | pykafka_c ÷ row | Runs |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in doc["rows"]:
+        if r["kind"] == "decode":
+            continue
+        name = CLIENT_NAMES.get(r["client"], r["client"])
+        if "error" in r:
+            lines.append("| %s | %s | %s | %s | %s | FAILED: %s | | | | | | |"
+                         % (r["workload"], r["broker"], name, r["api"], _count(r["count"]),
+                            r["error"].splitlines()[0][:120].replace("|", "/")))
+            continue
+        s = r["summary"]
+        spread = ""
+        if s["n_runs"] > 1 and s["msgs_per_s"]:
+            spread = " (±%.0f%%)" % (50.0 * (s["max_msgs_per_s"] - s["min_msgs_per_s"])
+                                     / s["msgs_per_s"])
+        ratio = s.get("pkc_ratio")
+        lines.append("| %s | %s | %s | %s | %s | %s%s | %s | %s | %s | %s | %s | %d |"
+                     % (r["workload"], r["broker"], name, r["api"], _count(r["count"]),
+                        _fmt_rate(s["msgs_per_s"]), spread, _fmt(s["mb_per_s"]),
+                        _fmt(s["peak_rss_mib"], "%.0f"), _fmt(s["cpu_s_per_M"], "%.2f"),
+                        _fmt(s.get("broker_cpu_s_per_M"), "%.2f"),
+                        "-" if ratio is None else "%.2fx" % ratio, s["n_runs"]))
+    notes = sorted({r["note"] for r in doc["rows"] if r.get("note")})
+    for n in notes:
+        lines.append("")
+        lines.append("Note: %s." % n)
+    dec = [r for r in doc["rows"] if r["kind"] == "decode"]
+    if dec:
+        lines.append("")
+        lines.append("| Decode only (no broker) | ns / message | msg/s | ns / message, "
+                     "records only | ns / bytes object (bytes.split) | Messages per response |")
+        lines.append("|---|---|---|---|---|---|")
+        for r in dec:
+            if "error" in r:
+                lines.append("| %s | FAILED: %s | | | | |"
+                             % (r["workload"], r["error"].splitlines()[0][:120]))
+                continue
+            d = r["decode"]
+            lines.append("| %s (recorded Fetch v%d response, %d bytes) | %.0f | %s | %.0f "
+                         "| %.0f | %d |"
+                         % (r["workload"], d["recording"]["api_version"], d["response_bytes"],
+                            d["ns_per_msg"], _fmt_rate(1e9 / d["ns_per_msg"]),
+                            d["ns_per_msg_records_only"], d["ns_per_bytes_object"],
+                            d["msgs_per_response"]))
+    tg = doc.get("targets") or []
+    if tg:
+        lines.append("")
+        lines.append("| Target (issue 7) | Workload | Kafka | Measured | Met |")
+        lines.append("|---|---|---|---|---|")
+        for t in tg:
+            val = ("%.0f ns" % t["value"]) if t.get("unit", "ns" if "decode" in t["target"]
+                                                    else "x") == "ns" else "%.2fx" % t["value"]
+            lines.append("| %s | %s | %s | %s | %s |" % (t["target"], t["workload"],
+                                                      t["broker"] or "-", val,
+                                                      "yes" if t["met"] else "**no**"))
+    lines.append("")
+    st = doc["settings"]
+    lines.append("Method: %s. Consumers: %s. Producers: %s. Checks: %s. CPU: %s. %s. "
+                 "Decode: CPU time per message of decoding a recorded Fetch response into "
+                 "pykafka_c Message objects, best of several passes; the bytes column is "
+                 "C-level creation of as many bytes objects of the same size."
+                 % (st["runs"], st["consumers"], st["producers"], st["checks"], st["cpu"],
+                    st["mb"]))
+    return "\n".join(lines) + "\n"
+
+
+def write_all(doc, out_dir, venv_py, log):
+    os.makedirs(out_dir, exist_ok=True)
+    json_path = os.path.join(out_dir, "results.json")
+    md_path = os.path.join(out_dir, "results.md")
+    png_path = os.path.join(out_dir, "chart.png")
+    doc["chart"] = None
+    py = venv_py
+    if py is None:
+        from bench.env import venv_python
+        py = venv_python(install=False)
+    if py is not None:
+        tmp = json_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True, default=str)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+        r = subprocess.run([py, "-m", "bench.chart", tmp, png_path], cwd=REPO, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        os.unlink(tmp)
+        if r.returncode == 0:
+            doc["chart"] = png_path
+        else:
+            log("bench: the chart failed:\n%s" % r.stdout.decode(errors="replace")[-2000:])
+            doc["chart"] = "failed"
+    else:
+        doc["chart_note"] = ("no chart: matplotlib lives in the bench virtualenv, which does "
+                             "not exist yet (a run with the peers, or --setup-only, makes it)")
+    with open(json_path, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True, default=str)
+        f.write("\n")
+    with open(md_path, "w") as f:
+        f.write(markdown(doc))
+    paths = [json_path, md_path]
+    if doc["chart"] and doc["chart"] != "failed":
+        paths.append(png_path)
+    return paths
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        sys.stdout.write(markdown(json.load(f)))

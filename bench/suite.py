@@ -1,0 +1,807 @@
+"""The benchmark suite: plan, brokers, data, runs, checks, results.
+
+See bench/README.md for what is measured and how.  Entry point:
+``python -m bench [--quick] ...`` (:func:`main`).
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+from bench import env
+from bench.kafkautil import BenchError, KcatCluster, broker_pid, find_kcat
+from bench.payloads import expected_consume, expected_produce
+from bench.worker import proc_cpu_seconds
+
+REPO = env.REPO
+
+#: Messages per workload: (value size, count).
+FULL_SIZES = ((100, 1000000), (1024, 200000))
+QUICK_SIZES = ((100, 20000), (1024, 4000))
+#: Pure-Python peers read and write this fraction of the counts (from topics
+#: of their own with that many messages), so that a full run fits in well
+#: under an hour; the table shows every row's count.  --full-counts: 1.
+SLOW_SCALE = {"pykafka": 0.1, "kafka-python": 0.2}
+
+#: (client, op) -> API label shown in the table.
+APIS = {
+    ("pykafka_c", "consume"): "consume()",
+    ("pykafka_c", "consume_batch"): "consume_batch(%d)",
+    ("pykafka_c", "iterate"): "iteration",
+    ("confluent", "consume"): "poll()",
+    ("confluent", "consume_batch"): "consume(%d)",
+    ("kafka-python", "consume"): "iteration",
+    ("pykafka", "consume"): "consume()",
+    ("java", "consume"): "ConsumerPerformance",
+    ("pykafka_c", "produce"): "produce()+flush()",
+    ("confluent", "produce"): "produce()+flush()",
+    ("kafka-python", "produce"): "send()+flush()",
+    ("pykafka", "produce"): "produce()+stop()",
+    ("java", "produce"): "ProducerPerformance",
+    ("pykafka_c", "decode"): "decode_records",
+}
+PEERS = ("confluent", "kafka-python", "pykafka")
+
+
+class Row:
+    """One client and API on one workload."""
+
+    def __init__(self, kind, client, op, size, count, partitions=None, codec=None,
+                 broker=None, batch=None, params=None):
+        self.kind = kind              # consume | produce | decode
+        self.client = client
+        self.op = op
+        self.size = size
+        self.count = count
+        self.partitions = partitions
+        self.codec = codec
+        self.broker = broker          # Kafka version string, None for decode
+        self.batch = batch
+        api = APIS[(client, op)]
+        self.api = api % batch if "%d" in api else api
+        self.params = dict(params or {})
+        if self.params:
+            self.api += ", " + ", ".join("%s=%s" % kv for kv in sorted(self.params.items()))
+        self.result = None
+
+    @property
+    def workload(self):
+        sz = "%d B" % self.size if self.size < 1024 else "%d KiB" % (self.size // 1024)
+        if self.kind == "decode":
+            return "decode %s" % sz
+        w = "%s %s p%d" % (self.kind, sz, self.partitions)
+        if self.kind == "produce":
+            w += " " + self.codec
+        return w
+
+    @property
+    def id(self):
+        return "%s|%s|%s|%s" % (self.workload, self.broker or "-", self.client, self.api)
+
+    def spec(self):
+        return {"kind": self.kind, "client": self.client, "op": self.op, "api": self.api,
+                "size": self.size, "count": self.count, "partitions": self.partitions,
+                "codec": self.codec, "broker": self.broker, "batch_size": self.batch,
+                "params": self.params, "workload": self.workload}
+
+
+def build_plan(args, k4, k39):
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    peers = args.peers
+    java = args.java
+    batch = args.batch_size
+    scale = {} if args.full_counts or args.quick else SLOW_SCALE
+    rows = []
+
+    def n_for(client, n):
+        return max(1000, int(n * scale.get(client, 1.0)))
+
+    for size, n in sizes:
+        rows.append(Row("decode", "pykafka_c", "decode", size, n if not args.quick
+                        else 100000 // (1 + size // 512)))
+    if args.quick:
+        consume_parts = {100: (1, 6), 1024: (1,)}
+        produce_set = [(100, 1, "none"), (100, 1, "zstd"), (1024, 6, "lz4")]
+        produce39 = []
+    else:
+        consume_parts = {100: (1, 6), 1024: (1, 6)}
+        produce_set = [(s, p, "none") for s, _ in sizes for p in (1, 6)] + \
+                      [(s, 1, c) for s, _ in sizes for c in ("lz4", "zstd")]
+        produce39 = [(s, 1, c) for s, _ in sizes for c in ("none", "lz4")]
+    counts = dict(sizes)
+    for size, n in sizes:
+        for p in consume_parts[size]:
+            rows.append(Row("consume", "pykafka_c", "consume", size, n, p, broker=k4))
+            rows.append(Row("consume", "pykafka_c", "consume_batch", size, n, p, broker=k4,
+                            batch=batch))
+            if not args.quick:
+                rows.append(Row("consume", "pykafka_c", "iterate", size, n, p, broker=k4))
+            if peers:
+                rows.append(Row("consume", "confluent", "consume", size, n, p, broker=k4))
+                rows.append(Row("consume", "confluent", "consume_batch", size, n, p,
+                                broker=k4, batch=batch))
+                rows.append(Row("consume", "kafka-python", "consume", size,
+                                n_for("kafka-python", n), p, broker=k4))
+            if java:
+                rows.append(Row("consume", "java", "consume", size, n, p, broker=k4))
+            if k39 and not args.quick:
+                rows.append(Row("consume", "pykafka_c", "consume", size, n, p, broker=k39))
+                if peers:
+                    rows.append(Row("consume", "pykafka", "consume", size,
+                                    n_for("pykafka", n), p, broker=k39))
+    for size, p, codec in produce_set:
+        n = counts[size]
+        rows.append(Row("produce", "pykafka_c", "produce", size, n, p, codec, broker=k4))
+        if peers:
+            rows.append(Row("produce", "confluent", "produce", size, n, p, codec, broker=k4))
+            rows.append(Row("produce", "kafka-python", "produce", size,
+                            n_for("kafka-python", n), p, codec, broker=k4))
+        if java:
+            rows.append(Row("produce", "java", "produce", size, n, p, codec, broker=k4))
+            if codec == "none" and not args.quick:
+                # The Java producer's defaults (batch.size=16384, linger.ms=5) are
+                # not its best; this row is the ceiling with big batches.
+                rows.append(Row("produce", "java", "produce", size, n, p, codec, broker=k4,
+                                params={"batch.size": 1048576, "linger.ms": 20}))
+    if k39:
+        for size, p, codec in produce39:
+            n = counts[size]
+            rows.append(Row("produce", "pykafka_c", "produce", size, n, p, codec, broker=k39))
+            if peers:
+                rows.append(Row("produce", "pykafka", "produce", size, n_for("pykafka", n), p,
+                                codec, broker=k39))
+                if codec == "none":
+                    # pykafka's defaults (linger_ms=5000, min_queued_messages=70000)
+                    # send one max_request_size request per linger period once
+                    # fewer than 70000 messages are queued; librdkafka's linger
+                    # shows what pykafka does without that stall.
+                    rows.append(Row("produce", "pykafka", "produce", size,
+                                    n_for("pykafka", n), p, codec, broker=k39,
+                                    params={"linger_ms": 5}))
+    if args.only:
+        rx = re.compile(args.only)
+        rows = [r for r in rows if rx.search(r.id)]
+    return rows
+
+
+# ------------------------------------------------------------------ processes
+
+class Runner:
+    """Starts worker processes and Kafka tools, one at a time, and measures them."""
+
+    def __init__(self, args, venv_py, log_dir):
+        self.args = args
+        self.venv_py = venv_py
+        self.log_dir = log_dir
+        self.seq = 0
+        env_ = dict(os.environ)
+        env_["PYTHONPATH"] = REPO + os.pathsep + env_.get("PYTHONPATH", "")
+        env_.pop("PYTHONSTARTUP", None)
+        self.env = env_
+
+    def _log_path(self, tag):
+        self.seq += 1
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag)[:80]
+        return os.path.join(self.log_dir, "%04d-%s.log" % (self.seq, safe))
+
+    def spawn(self, argv, tag, timeout):
+        """Run argv to completion in a new session; returns (exit status,
+        rusage of the child, log path, stdout+stderr text)."""
+        log_path = self._log_path(tag)
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+            killed = []
+
+            def kill():
+                killed.append(True)
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+            timer = threading.Timer(timeout, kill)
+            timer.start()
+            try:
+                _, status, ru = os.wait4(proc.pid, 0)
+            except BaseException:            # interrupted: take the child down too
+                kill()
+                proc.wait()
+                raise
+            finally:
+                timer.cancel()
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        with open(log_path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        if killed:
+            text += "\n[bench: killed after %.0f s]\n" % timeout
+        return proc.returncode, ru, log_path, text
+
+    def worker(self, spec, tag, timeout):
+        py = sys.executable if spec["client"] in ("pykafka_c", "decode") else self.venv_py
+        if py is None:
+            raise BenchError("no bench virtualenv for %s" % spec["client"])
+        spec = dict(spec)
+        spec["result_path"] = self._log_path(tag + "-result")[:-4] + ".json"
+        rc, ru, log_path, text = self.spawn([py, "-m", "bench.worker", json.dumps(spec)],
+                                            tag, timeout)
+        try:
+            with open(spec["result_path"]) as f:
+                res = json.load(f)
+        except (OSError, ValueError):
+            res = {"ok": False, "error": "worker exit %d without a result; log %s:\n%s"
+                   % (rc, log_path, text[-3000:])}
+        res["wait4_maxrss_kib"] = ru.ru_maxrss
+        res["wait4_cpu"] = ru.ru_utime + ru.ru_stime
+        res["log"] = log_path
+        if not res.get("ok"):
+            raise BenchError("%s failed: %s\n%s" % (tag, res.get("error"),
+                                                   res.get("traceback", "")[-3000:]))
+        return res
+
+
+# ----------------------------------------------------------------- the rows
+
+def _median(xs):
+    return statistics.median(xs) if xs else None
+
+
+class Context:
+    def __init__(self, cluster, bpid, kafka_version):
+        self.cluster = cluster
+        self.broker_pid = bpid
+        self.kafka_version = kafka_version
+        self.filled = {}
+
+    def consume_topic(self, size, partitions, count):
+        """Name of the topic holding values 0..count-1, made and filled on
+        first use (a failure is remembered and raised again for later rows)."""
+        key = (size, partitions, count)
+        got = self.filled.get(key)
+        if got is None:
+            name = "bench-c-%dB-p%d-n%d" % (size, partitions, count)
+            try:
+                self.cluster.create_topic(name, partitions)
+                t0 = time.monotonic()
+                self.cluster.prefill(name, count, size)
+                sys.stderr.write("bench: filled %s (Kafka %s) in %.1f s\n"
+                                 % (name, self.kafka_version, time.monotonic() - t0))
+                got = name
+            except Exception as exc:
+                got = BenchError("could not make topic %s: %s" % (name, exc))
+            self.filled[key] = got
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+
+def run_python_row(row, ctx, runner, args):
+    base = row.spec()
+    base.update(brokers=ctx.cluster.brokers, broker_pid=ctx.broker_pid,
+                timeout_s=args.stall_timeout)
+    tmo = args.run_timeout
+    verified = {}
+    produce_topic = None
+    if row.kind == "consume":
+        base["topic"] = ctx.consume_topic(row.size, row.partitions, row.count)
+        want = expected_consume(row.count, row.size)
+    else:
+        produce_topic = "bench-p-%s-%s" % (row.client, uuid.uuid4().hex[:8])
+        ctx.cluster.create_topic(produce_topic, row.partitions)
+        base["topic"] = produce_topic
+        want = expected_produce(row.count, row.size)
+    try:
+        # Warm-up run: not timed in the table; it computes the full checksum.
+        spec = dict(base, checksum=True)
+        before = ctx.cluster.end_offset_total(produce_topic) if produce_topic else 0
+        warm = runner.worker(spec, "%s-warmup" % row.id, tmo)
+        if row.kind == "consume":
+            got = {k: warm.get(k) for k in ("count", "bytes", "crcsum")}
+            if got != want:
+                raise BenchError("%s: read %r, wrote %r" % (row.id, got, want))
+            verified = {"count": True, "bytes": True, "checksum": "warm-up run"}
+        else:
+            got = ctx.cluster.readback(produce_topic)
+            if got != want:
+                raise BenchError("%s: wrote %r, read back %r (kcat)" % (row.id, want, got))
+            verified = {"count": True, "bytes": True,
+                        "checksum": "warm-up run, read back with kcat"}
+        runs = []
+        n_runs = args.runs
+        if warm["elapsed"] > 0:
+            n_runs = max(1, min(args.runs, int(args.row_budget / warm["elapsed"])))
+        for i in range(n_runs):
+            before = ctx.cluster.end_offset_total(produce_topic) if produce_topic else 0
+            res = runner.worker(dict(base, checksum=False), "%s-run%d" % (row.id, i + 1), tmo)
+            if res["count"] != row.count or res["bytes"] != row.count * row.size:
+                raise BenchError("%s run %d: %d messages / %d bytes, expected %d / %d"
+                                 % (row.id, i + 1, res["count"], res["bytes"], row.count,
+                                    row.count * row.size))
+            if produce_topic:
+                grew = ctx.cluster.end_offset_total(produce_topic) - before
+                if grew != row.count:
+                    raise BenchError("%s run %d: end offsets grew by %d, not %d"
+                                     % (row.id, i + 1, grew, row.count))
+            runs.append(res)
+        verified["timed_runs"] = ("count and bytes" if row.kind == "consume"
+                                  else "count (end offsets) and bytes")
+        out = {"warmup": _slim(warm), "runs": [_slim(r) for r in runs], "verified": verified}
+        if warm.get("note"):
+            out["note"] = warm["note"]
+        return out
+    finally:
+        if produce_topic:
+            try:
+                ctx.cluster.delete_topic(produce_topic)
+            except Exception as exc:          # leftover topic: harmless, say so
+                sys.stderr.write("bench: could not delete %s: %s\n" % (produce_topic, exc))
+
+
+def _slim(res):
+    keep = ("elapsed", "cpu", "cpu_user", "cpu_sys", "broker_cpu", "peak_rss_kib",
+            "wait4_maxrss_kib", "wait4_cpu", "rss_before_kib", "count", "bytes",
+            "client_stats", "log")
+    return {k: res[k] for k in keep if k in res}
+
+
+# --------------------------------------------------------------- Java tools
+
+_CONSUMER_HEADER = re.compile(r"start\.time,\s*end\.time")
+_PRODUCER_TOTAL = re.compile(r"^(\d+) records sent, ([\d.]+) records/sec", re.M)
+
+
+def java_argv(row, topic, brokers, kafka_version):
+    from pykafka_c.test.kafka_instance import kafka_tool_command
+    if row.kind == "consume":
+        args = ["--bootstrap-server", brokers, "--topic", topic, "--messages", row.count,
+                "--timeout", 120000]
+        tool = "consumer-perf-test"
+    else:
+        args = ["--topic", topic, "--num-records", row.count, "--record-size", row.size,
+                "--throughput", -1, "--producer-props", "bootstrap.servers=" + brokers,
+                "acks=1", "compression.type=" + row.codec] + \
+               ["%s=%s" % kv for kv in sorted(row.params.items())]
+        tool = "producer-perf-test"
+    return kafka_tool_command(tool, args, kafka_version=kafka_version, heap="512m")
+
+
+def java_once(row, topic, ctx, runner, args, tag):
+    argv = java_argv(row, topic, ctx.cluster.brokers, ctx.kafka_version)
+    b0 = proc_cpu_seconds(ctx.broker_pid) if ctx.broker_pid else None
+    w0 = time.perf_counter()
+    rc, ru, log_path, text = runner.spawn(argv, tag, args.run_timeout)
+    wall = time.perf_counter() - w0
+    b1 = proc_cpu_seconds(ctx.broker_pid) if ctx.broker_pid else None
+    if rc != 0:
+        raise BenchError("%s: Kafka tool exited %d; log %s:\n%s" % (tag, rc, log_path,
+                                                                    text[-3000:]))
+    res = {"wait4_maxrss_kib": ru.ru_maxrss, "peak_rss_kib": ru.ru_maxrss,
+           "cpu": ru.ru_utime + ru.ru_stime, "wait4_cpu": ru.ru_utime + ru.ru_stime,
+           "process_wall": wall, "log": log_path}
+    if b0 is not None and b1 is not None:
+        res["broker_cpu"] = b1 - b0
+    if row.kind == "consume":
+        lines = text.splitlines()
+        idx = [i for i, line in enumerate(lines) if _CONSUMER_HEADER.search(line)]
+        if not idx or idx[-1] + 1 >= len(lines):
+            raise BenchError("%s: no result line in ConsumerPerformance output:\n%s"
+                             % (tag, text[-2000:]))
+        names = [x.strip() for x in lines[idx[-1]].split(",")]
+        vals = [x.strip() for x in lines[idx[-1] + 1].split(",")]
+        rec = dict(zip(names, vals))
+        res["count"] = int(rec["data.consumed.in.nMsg"])
+        res["elapsed"] = float(rec["fetch.time.ms"]) / 1000.0
+        res["tool"] = rec
+    else:
+        m = _PRODUCER_TOTAL.findall(text)
+        if not m:
+            raise BenchError("%s: no total line in ProducerPerformance output:\n%s"
+                             % (tag, text[-2000:]))
+        sent, rate = int(m[-1][0]), float(m[-1][1])
+        res["count"] = sent
+        res["elapsed"] = sent / rate if rate else float("inf")
+        res["tool"] = {"records_sent": sent, "records_per_sec": rate}
+    res["bytes"] = res["count"] * row.size
+    return res
+
+
+def run_java_row(row, ctx, runner, args):
+    produce_topic = None
+    if row.kind == "consume":
+        topic = ctx.consume_topic(row.size, row.partitions, row.count)
+    else:
+        produce_topic = topic = "bench-p-java-%s" % uuid.uuid4().hex[:8]
+        ctx.cluster.create_topic(topic, row.partitions)
+    try:
+        def once(tag):
+            before = ctx.cluster.end_offset_total(produce_topic) if produce_topic else 0
+            res = java_once(row, topic, ctx, runner, args, tag)
+            if res["count"] != row.count:
+                raise BenchError("%s: the tool handled %d messages, not %d"
+                                 % (tag, res["count"], row.count))
+            if produce_topic:
+                grew = ctx.cluster.end_offset_total(produce_topic) - before
+                if grew != row.count:
+                    raise BenchError("%s: end offsets grew by %d, not %d"
+                                     % (tag, grew, row.count))
+            return res
+        warm = once("%s-warmup" % row.id)
+        n_runs = max(1, min(args.runs, int(args.row_budget / max(warm["process_wall"], 1e-3))))
+        runs = [once("%s-run%d" % (row.id, i + 1)) for i in range(n_runs)]
+        verified = {"count": True, "bytes": "fixed record size",
+                    "checksum": "n/a (the tool's own payload)",
+                    "timed_runs": "count" + (" (end offsets)" if produce_topic else "")}
+        return {"warmup": _slim_java(warm), "runs": [_slim_java(r) for r in runs],
+                "verified": verified}
+    finally:
+        if produce_topic:
+            try:
+                ctx.cluster.delete_topic(produce_topic)
+            except Exception as exc:
+                sys.stderr.write("bench: could not delete %s: %s\n" % (produce_topic, exc))
+
+
+def _slim_java(res):
+    out = _slim(res)
+    out["process_wall"] = res["process_wall"]
+    out["tool"] = res["tool"]
+    return out
+
+
+def run_decode_row(row, runner, args):
+    spec = row.spec()
+    spec["client"] = "decode"
+    spec["reps"] = 3 if args.quick else 5
+    res = runner.worker(spec, row.id, args.run_timeout)
+    return {"runs": [_slim(res)], "decode": {k: res[k] for k in res if k.startswith("ns_")
+                                             or k in ("msgs_per_response", "response_bytes",
+                                                      "recording", "method",
+                                                      "decode_cpu_s", "decode_wall_s")},
+            "verified": {"count": True, "checksum": "one response, against the recording"}}
+
+
+# --------------------------------------------------------------- aggregation
+
+def summarize(row):
+    r = row.result
+    if r is None or "error" in r:
+        return
+    if row.kind == "decode":
+        d = r["decode"]
+        r["summary"] = {"msgs_per_s": 1e9 / d["ns_per_msg"], "ns_per_msg": d["ns_per_msg"],
+                        "ns_per_bytes_object": d["ns_per_bytes_object"],
+                        "mb_per_s": 1e9 / d["ns_per_msg"] * row.size / 1e6,
+                        "peak_rss_mib": r["runs"][0]["peak_rss_kib"] / 1024.0,
+                        "cpu_s_per_M": d["ns_per_msg"] / 1000.0, "n_runs": 1}
+        return
+    runs = r["runs"]
+    rates = [x["count"] / x["elapsed"] for x in runs]
+    cpus = [x["cpu"] / x["count"] * 1e6 for x in runs]
+    bcpu = [x["broker_cpu"] / x["count"] * 1e6 for x in runs if x.get("broker_cpu") is not None]
+    rss = [x.get("peak_rss_kib") or x.get("wait4_maxrss_kib") for x in runs]
+    med = _median(rates)
+    r["summary"] = {
+        "msgs_per_s": med, "mb_per_s": med * row.size / 1e6,
+        "min_msgs_per_s": min(rates), "max_msgs_per_s": max(rates),
+        "cpu_s_per_M": _median(cpus), "broker_cpu_s_per_M": _median(bcpu),
+        "peak_rss_mib": max(rss) / 1024.0 if rss and all(rss) else None,
+        "n_runs": len(runs)}
+
+
+def add_ratios(rows):
+    """ratio = pykafka_c msg/s / this row's msg/s, against the pykafka_c row
+    of the same workload and broker with the same kind of API (per-message
+    against per-message, batch against batch; Kafka's tools and the
+    producers against pykafka_c's consume() / produce())."""
+    index = {}
+    for r in rows:
+        if r.client == "pykafka_c" and r.result and "summary" in r.result:
+            index[(r.workload, r.broker, r.op)] = r
+    for r in rows:
+        if r.client == "pykafka_c" or not r.result or "summary" not in r.result:
+            continue
+        ref = index.get((r.workload, r.broker, r.op))
+        if ref is not None:
+            r.result["summary"]["pkc_ratio"] = (ref.result["summary"]["msgs_per_s"]
+                                                / r.result["summary"]["msgs_per_s"])
+            r.result["summary"]["pkc_ratio_against"] = ref.id
+
+
+def targets(rows):
+    """Issue 7's targets, each with the measured value and whether it was met."""
+    by = {}
+    for r in rows:
+        if r.result and "summary" in r.result:
+            key = (r.workload, r.broker, r.client, r.op)
+            # several rows of one client and API (other settings): its best one
+            by[key] = max(by.get(key, 0.0), r.result["summary"]["msgs_per_s"])
+    out = []
+    workloads = sorted({(r.workload, r.broker, r.kind) for r in rows if r.kind != "decode"})
+    for wl, broker, kind in workloads:
+        pkc = by.get((wl, broker, "pykafka_c", kind))
+        if pkc is None:
+            continue
+        if kind == "consume":
+            conf = [by.get((wl, broker, "confluent", op)) for op in ("consume", "consume_batch")]
+            conf = [c for c in conf if c]
+            if conf:
+                out.append(_target("consume() >= 2x confluent's best API", wl, broker,
+                                   pkc / max(conf), 2.0))
+        else:
+            c = by.get((wl, broker, "confluent", "produce"))
+            if c:
+                out.append(_target("produce >= 1.5x confluent", wl, broker, pkc / c, 1.5))
+        pk = by.get((wl, broker, "pykafka", kind))
+        if pk:
+            out.append(_target("%s >= 30x pure pykafka" % ("consume()" if kind == "consume"
+                                                          else "produce"), wl, broker,
+                               pkc / pk, 30.0))
+        j = by.get((wl, broker, "java", kind))
+        if j:
+            out.append(_target("%s >= 0.8x Kafka's Java tool" % ("consume()" if kind == "consume"
+                                                                else "produce"), wl, broker,
+                               pkc / j, 0.8))
+    for r in rows:
+        if r.kind == "decode" and r.size == 100 and r.result and "summary" in r.result:
+            ns = r.result["summary"]["ns_per_msg"]
+            out.append({"target": "decode <= 100 ns per 100-byte message", "workload": r.workload,
+                        "broker": None, "value": ns, "goal": 100.0, "unit": "ns",
+                        "met": ns <= 100.0})
+    return out
+
+
+def _target(name, wl, broker, value, goal):
+    return {"target": name, "workload": wl, "broker": broker, "value": value, "goal": goal,
+            "unit": "x", "met": value >= goal}
+
+
+# ----------------------------------------------------------------- the run
+
+def start_broker(version, args):
+    from pykafka_c.test.kafka_instance import KafkaInstance
+    t0 = time.monotonic()
+    inst = KafkaInstance(1, kafka_version=version, heap=args.broker_heap, name="bench")
+    sys.stderr.write("bench: Kafka %s broker at %s ready in %.1f s\n"
+                     % (version, inst.brokers, time.monotonic() - t0))
+    return inst
+
+
+def execute(rows, args, runner, log, checkpoint=None):
+    by_broker = {}
+    for r in rows:
+        by_broker.setdefault(r.broker, []).append(r)
+    brokers_info = {}
+    for version in [None] + sorted(v for v in by_broker if v is not None):
+        group = [r for r in by_broker.get(version, []) if r.result is None]
+        if not group:
+            continue
+        inst = ctx = None
+        try:
+            if version is not None:
+                inst = start_broker(version, args)
+                ctx = Context(KcatCluster(inst.brokers), broker_pid(inst), version)
+                brokers_info[version] = {"version": inst.broker_version() or version,
+                                         "heap": args.broker_heap, "brokers": 1,
+                                         "replication_factor": 1,
+                                         "startup_s": round(inst.startup_seconds or 0, 1),
+                                         "settings": "pykafka_c.test.kafka_instance defaults "
+                                                     "(KRaft combined node, "
+                                                     "num.network.threads=2, "
+                                                     "num.io.threads=4)"}
+            for row in group:
+                t0 = time.monotonic()
+                log("bench: %-62s ..." % row.id)
+                try:
+                    if row.kind == "decode":
+                        row.result = run_decode_row(row, runner, args)
+                    elif row.client == "java":
+                        row.result = run_java_row(row, ctx, runner, args)
+                    else:
+                        row.result = run_python_row(row, ctx, runner, args)
+                    summarize(row)
+                    s = row.result["summary"]
+                    log("bench: %-62s %12.0f msg/s (%d runs, %.0f s)"
+                        % (row.id, s["msgs_per_s"], s["n_runs"], time.monotonic() - t0))
+                except Exception as exc:
+                    import traceback
+                    row.result = {"error": "%s: %s" % (exc.__class__.__name__, exc)}
+                    if not isinstance(exc, BenchError):
+                        row.result["traceback"] = traceback.format_exc()
+                    log("bench: %-62s FAILED: %s" % (row.id, str(exc).splitlines()[0]))
+                if checkpoint is not None:
+                    checkpoint(brokers_info)
+        finally:
+            if inst is not None:
+                inst.terminate()
+    return brokers_info
+
+
+def parse_args(argv):
+    from pykafka_c.test.kafka_instance import DEFAULT_KAFKA_VERSION, KAFKA_39_VERSION
+    ap = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="pykafka_c against pykafka 2.8, kafka-python, confluent-kafka and "
+                    "Kafka's own perf tools, on brokers started by the project's harness.")
+    ap.add_argument("--quick", action="store_true",
+                    help="small counts, 1 timed run, pykafka_c and decode rows only "
+                         "(add --peers / --java for those); what the test suite runs")
+    ap.add_argument("--runs", type=int, default=None,
+                    help="timed runs per row after the warm-up (default 3; quick: 1)")
+    ap.add_argument("--row-budget", type=float, default=None,
+                    help="seconds of timed runs per row; slow rows get fewer runs "
+                         "(default 150; quick: 60)")
+    ap.add_argument("--peers", dest="peers", action="store_true", default=None,
+                    help="run the peers (default: on, off with --quick)")
+    ap.add_argument("--no-peers", dest="peers", action="store_false")
+    ap.add_argument("--java", dest="java", action="store_true", default=None,
+                    help="run Kafka's ProducerPerformance/ConsumerPerformance (default: on, "
+                         "off with --quick)")
+    ap.add_argument("--no-java", dest="java", action="store_false")
+    ap.add_argument("--no-kafka39", action="store_true",
+                    help="skip the Kafka 3.9 broker (pykafka's rows and pykafka_c on 3.9)")
+    ap.add_argument("--full-counts", action="store_true",
+                    help="pure-Python peers handle the full counts too (slow)")
+    ap.add_argument("--batch-size", type=int, default=1000,
+                    help="messages per call of the batch APIs (default 1000)")
+    ap.add_argument("--only", metavar="REGEX", default=None,
+                    help="run only the rows whose id matches, e.g. 'consume 100 B'")
+    ap.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION)
+    ap.add_argument("--kafka39-version", default=KAFKA_39_VERSION)
+    ap.add_argument("--broker-heap", default="1g")
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"),
+                    help="folder for results.json, results.md, chart.png and logs")
+    ap.add_argument("--stall-timeout", type=float, default=60.0,
+                    help="a run fails when no message arrives for this long")
+    ap.add_argument("--run-timeout", type=float, default=None,
+                    help="a run is killed after this many seconds (default 900; quick 180)")
+    ap.add_argument("--reuse", metavar="RESULTS_JSON", default=None,
+                    help="take the rows of an earlier results.json (measured or failed) "
+                         "and run only the rows of the plan it lacks")
+    ap.add_argument("--retry-failed", action="store_true",
+                    help="with --reuse: run the rows that failed there again")
+    ap.add_argument("--setup-only", action="store_true",
+                    help="install the peers' virtualenv and exit")
+    ap.add_argument("--list", action="store_true", help="print the plan and exit")
+    args = ap.parse_args(argv)
+    if args.runs is None:
+        args.runs = 1 if args.quick else 3
+    if args.row_budget is None:
+        args.row_budget = 60.0 if args.quick else 150.0
+    if args.run_timeout is None:
+        args.run_timeout = 180.0 if args.quick else 900.0
+    if args.peers is None:
+        args.peers = not args.quick
+    if args.java is None:
+        args.java = not args.quick
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
+    return args
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def _on_signal(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted("signal %d" % signum)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    # SIGTERM unwinds like Ctrl-C, so the running child and the brokers stop.
+    signal.signal(signal.SIGTERM, _on_signal)
+
+    def log(msg):
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+    try:
+        import pykafka_c._core  # noqa: F401
+    except ImportError as exc:
+        log("bench: pykafka_c's C extension is not built (%s). Build it in place first: "
+            "`python3 setup.py build_ext --inplace` (bench/run.sh does this)." % exc)
+        return 2
+    k39 = None if args.no_kafka39 else args.kafka39_version
+    rows = build_plan(args, args.kafka_version, k39)
+    if args.list:
+        for r in rows:
+            print("%-70s n=%d" % (r.id, r.count))
+        return 0
+    venv_py = None
+    if args.peers or args.setup_only:
+        try:
+            venv_py = env.venv_python(install=True)
+        except env.SetupError as exc:
+            log("bench: %s" % exc)
+            return 2
+        if args.setup_only:
+            print(venv_py)
+            return 0
+    try:
+        find_kcat()
+    except BenchError as exc:
+        log("bench: %s" % exc)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    log_dir = os.path.join(args.out, "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    for f in os.listdir(log_dir):
+        os.unlink(os.path.join(log_dir, f))
+    facts = env.machine_facts()
+    peers = env.venv_versions(venv_py) if venv_py else {}
+    reused_from = None
+    old_brokers = {}
+    if args.reuse:
+        with open(args.reuse) as f:
+            old = json.load(f)
+        reused_from = old.get("generated")
+        old_brokers = old.get("brokers") or {}
+        spec_keys = set(rows[0].spec()) | {"id"} if rows else set()
+        old_rows = {r["id"]: r for r in old.get("rows", [])
+                    if not (args.retry_failed and "error" in r) and r.get("error") != "not run"}
+        for r in rows:
+            o = old_rows.get(r.id)
+            if o is not None:
+                r.result = {k: v for k, v in o.items() if k not in spec_keys}
+                r.result["reused_from"] = reused_from
+        log("bench: reusing %d rows from %s (%s)"
+            % (sum(1 for r in rows if r.result), args.reuse, reused_from))
+        # load averages of both runs are reported
+        facts["loadavg_reused_run"] = old.get("machine", {}).get("loadavg_start")
+    runner = Runner(args, venv_py, log_dir)
+    t0 = time.monotonic()
+    log("bench: %d rows; load average %.2f %.2f %.2f" % ((len(rows),) + os.getloadavg()))
+    partial = os.path.join(args.out, "results.partial.json")
+
+    def checkpoint(done_brokers):
+        """After each row: what is measured so far, usable with --reuse if the
+        run is cut short."""
+        b = dict(old_brokers)
+        b.update(done_brokers)
+        part = {"generated": time.strftime("%Y-%m-%d %H:%M:%S %z"), "mode": "partial",
+                "machine": dict(facts, loadavg_end=os.getloadavg()), "brokers": b,
+                "rows": [dict(r.spec(), id=r.id, **r.result) for r in rows if r.result]}
+        with open(partial + ".tmp", "w") as f:
+            json.dump(part, f, default=str)
+        os.replace(partial + ".tmp", partial)
+
+    brokers_info = dict(old_brokers)
+    brokers_info.update(execute(rows, args, runner, log, checkpoint))
+    facts["loadavg_end"] = os.getloadavg()
+    add_ratios(rows)
+    from bench import report
+    doc = {
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "mode": "quick" if args.quick else "full",
+        "duration_s": round(time.monotonic() - t0, 1),
+        "machine": facts,
+        "brokers": brokers_info,
+        "clients": {
+            "pykafka_c": {"commit": facts["pykafka_c_commit"], "python": sys.executable},
+            "peers": {k: peers.get(k) for k in ("pykafka", "kafka-python", "confluent-kafka",
+                                                "lz4", "zstandard", "crc32c", "matplotlib")}
+            if peers else None,
+        },
+        "settings": report.settings_text(args),
+        "reused_rows_from": reused_from,
+        "rows": [dict(r.spec(), id=r.id, **(r.result or {"error": "not run"})) for r in rows],
+        "targets": targets(rows),
+    }
+    paths = report.write_all(doc, args.out, venv_py, log)
+    print(report.markdown(doc))
+    log("bench: results in %s" % ", ".join(paths))
+    failed = [r for r in rows if not r.result or "error" in r.result]
+    if failed:
+        log("bench: %d row(s) FAILED: %s" % (len(failed), ", ".join(r.id for r in failed)))
+        return 1
+    return 0

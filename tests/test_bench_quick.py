@@ -1,0 +1,255 @@
+"""The benchmark suite's quick mode, so the benchmark code cannot rot.
+
+``python -m bench --quick`` starts its own Kafka 4.x broker with the
+harness, fills topics with kcat, runs pykafka_c's consume(),
+consume_batch() and producer rows (each in its own process, every one
+checked by count and checksum) and the decode-only rows, and writes the
+table, results.json and (when the bench virtualenv exists) the chart.  It
+needs no network: the peers run only in the full mode.
+
+The unit tests check the parts that decide whether a row is correct: the
+expected checksums, the recorded Fetch responses, and that a wrong
+checksum or count fails a row.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import zlib
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from bench import payloads, suite  # noqa: E402
+from bench.kafkautil import BenchError  # noqa: E402
+
+
+# ---------------------------------------------------------------- unit tests
+
+@pytest.mark.unit
+def test_values_are_distinct_printable_and_sized():
+    vals = [payloads.make_value(i, 100) for i in range(3000)]
+    assert len(set(vals)) == 3000
+    assert all(len(v) == 100 for v in vals)
+    assert all(b"\n" not in v and v.isascii() for v in vals)
+    assert payloads.make_value(1234, 1024)[:11] == b"0000001234 "
+    with pytest.raises(ValueError):
+        payloads.make_value(1, 5)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("n", [1, 1023, 1024, 5000])
+def test_expected_produce_equals_the_values_sent(n):
+    pool = payloads.produce_pool(100)
+    sent = [pool[i % payloads.POOL_SIZE] for i in range(n)]
+    want = {"count": n, "bytes": 100 * n,
+            "crcsum": sum(zlib.crc32(v) for v in sent) % (1 << 64)}
+    assert payloads.expected_produce(n, 100) == want
+
+
+@pytest.mark.unit
+def test_expected_consume_is_order_independent():
+    c = payloads.Checksum()
+    for v in reversed(list(payloads.iter_values(777, 50))):
+        c.add(v)
+    assert c.as_dict() == payloads.expected_consume(777, 50)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("size", [100, 1024])
+def test_recorded_fetch_response_holds_messages_in_order(size):
+    from bench.record_fetch import decode_values, load
+    raw, meta = load(size)
+    values = decode_values(raw)
+    assert len(values) == meta["records"] > 100
+    assert values == [payloads.make_value(i, size) for i in range(len(values))]
+    c = payloads.Checksum()
+    for v in values:
+        c.add(v)
+    assert c.as_dict() == meta["checksum"]
+
+
+class _FakeCluster:
+    brokers = "127.0.0.1:1"
+
+    def __init__(self, readback=None, grow=0):
+        self._readback = readback
+        self._grow = grow
+        self._end = 0
+        self.deleted = []
+
+    def create_topic(self, name, partitions):
+        pass
+
+    def prefill(self, name, count, size):
+        pass
+
+    def end_offset_total(self, name):
+        self._end += self._grow
+        return self._end
+
+    def readback(self, name):
+        return self._readback
+
+    def delete_topic(self, name):
+        self.deleted.append(name)
+
+
+class _FakeRunner:
+    def __init__(self, results):
+        self.results = list(results)
+        self.specs = []
+
+    def worker(self, spec, tag, timeout):
+        self.specs.append(spec)
+        return dict(self.results.pop(0))
+
+
+class _Args:
+    stall_timeout = 5
+    run_timeout = 10
+    runs = 2
+    row_budget = 100.0
+
+
+def _ctx(cluster):
+    return suite.Context(cluster, None, "4.4.0")
+
+
+@pytest.mark.unit
+def test_consume_row_fails_on_a_wrong_checksum():
+    row = suite.Row("consume", "pykafka_c", "consume", 100, 2000, 1, broker="4.4.0")
+    want = payloads.expected_consume(2000, 100)
+    bad = dict(want, crcsum=want["crcsum"] + 1, elapsed=1.0, cpu=0.5)
+    with pytest.raises(BenchError, match="read"):
+        suite.run_python_row(row, _ctx(_FakeCluster()), _FakeRunner([bad]), _Args())
+
+
+@pytest.mark.unit
+def test_consume_row_fails_on_a_short_timed_run():
+    row = suite.Row("consume", "pykafka_c", "consume", 100, 2000, 1, broker="4.4.0")
+    want = payloads.expected_consume(2000, 100)
+    good = dict(want, elapsed=1.0, cpu=0.5)
+    short = dict(good, count=1999, bytes=199900)
+    runner = _FakeRunner([good, short])
+    with pytest.raises(BenchError, match="1999 messages"):
+        suite.run_python_row(row, _ctx(_FakeCluster()), runner, _Args())
+    assert runner.specs[0]["checksum"] is True and runner.specs[1]["checksum"] is False
+
+
+@pytest.mark.unit
+def test_consume_row_passes_and_summarizes():
+    row = suite.Row("consume", "pykafka_c", "consume", 100, 2000, 1, broker="4.4.0")
+    want = payloads.expected_consume(2000, 100)
+    runs = [dict(want, elapsed=1.0, cpu=0.5, peak_rss_kib=2048)] + \
+           [dict(count=2000, bytes=200000, elapsed=e, cpu=0.2, peak_rss_kib=4096)
+            for e in (0.5, 0.25)]
+    row.result = suite.run_python_row(row, _ctx(_FakeCluster()), _FakeRunner(runs), _Args())
+    suite.summarize(row)
+    s = row.result["summary"]
+    assert s["n_runs"] == 2
+    assert s["msgs_per_s"] == pytest.approx((4000 + 8000) / 2)
+    assert s["cpu_s_per_M"] == pytest.approx(100.0)
+    assert s["peak_rss_mib"] == pytest.approx(4.0)
+    assert row.result["verified"]["checksum"] == "warm-up run"
+
+
+@pytest.mark.unit
+def test_produce_row_fails_when_read_back_differs_and_deletes_its_topic():
+    row = suite.Row("produce", "pykafka_c", "produce", 100, 3000, 1, "lz4", broker="4.4.0")
+    want = payloads.expected_produce(3000, 100)
+    cluster = _FakeCluster(readback=dict(want, crcsum=want["crcsum"] ^ 1), grow=0)
+    with pytest.raises(BenchError, match="read back"):
+        suite.run_python_row(row, _ctx(cluster),
+                             _FakeRunner([dict(count=3000, bytes=300000, elapsed=1, cpu=1)]),
+                             _Args())
+    assert len(cluster.deleted) == 1
+
+
+@pytest.mark.unit
+def test_produce_row_fails_when_end_offsets_do_not_grow_by_n():
+    row = suite.Row("produce", "pykafka_c", "produce", 100, 3000, 1, "none", broker="4.4.0")
+    want = payloads.expected_produce(3000, 100)
+    cluster = _FakeCluster(readback=want, grow=2999)
+    res = dict(count=3000, bytes=300000, elapsed=1, cpu=1)
+    with pytest.raises(BenchError, match="grew by 2999"):
+        suite.run_python_row(row, _ctx(cluster), _FakeRunner([res, res, res]), _Args())
+
+
+@pytest.mark.unit
+def test_ratios_and_targets():
+    rows = []
+    for client, op, rate in (("pykafka_c", "consume", 900.0), ("confluent", "consume", 300.0),
+                             ("confluent", "consume_batch", 600.0),
+                             ("pykafka_c", "consume_batch", 1200.0), ("java", "consume", 1000.0)):
+        r = suite.Row("consume", client, op, 100, 10, 1, broker="4.4.0", batch=10)
+        r.result = {"summary": {"msgs_per_s": rate}}
+        rows.append(r)
+    suite.add_ratios(rows)
+    assert rows[1].result["summary"]["pkc_ratio"] == pytest.approx(3.0)
+    assert rows[2].result["summary"]["pkc_ratio"] == pytest.approx(2.0)      # batch vs batch
+    assert rows[4].result["summary"]["pkc_ratio"] == pytest.approx(0.9)
+    t = {x["target"]: x for x in suite.targets(rows)}
+    assert t["consume() >= 2x confluent's best API"]["value"] == pytest.approx(1.5)
+    assert t["consume() >= 2x confluent's best API"]["met"] is False
+    assert t["consume() >= 0.8x Kafka's Java tool"]["met"] is True
+
+
+# ------------------------------------------------------------ the quick run
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_quick_suite_runs_and_checks_every_row(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=900)
+    stdout = proc.stdout.decode("utf-8", "replace")
+    stderr = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 0, "python -m bench --quick failed:\n%s\n%s" % (
+        stdout[-4000:], stderr[-6000:])
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["mode"] == "quick"
+    rows = {r["id"]: r for r in doc["rows"]}
+    wanted = {
+        "consume 100 B p1|4.4.0|pykafka_c|consume()",
+        "consume 100 B p1|4.4.0|pykafka_c|consume_batch(1000)",
+        "consume 100 B p6|4.4.0|pykafka_c|consume()",
+        "consume 1 KiB p1|4.4.0|pykafka_c|consume()",
+        "produce 100 B p1 none|4.4.0|pykafka_c|produce()+flush()",
+        "produce 100 B p1 zstd|4.4.0|pykafka_c|produce()+flush()",
+        "produce 1 KiB p6 lz4|4.4.0|pykafka_c|produce()+flush()",
+        "decode 100 B|-|pykafka_c|decode_records",
+        "decode 1 KiB|-|pykafka_c|decode_records",
+    }
+    assert wanted <= set(rows), sorted(rows)
+    for rid in wanted:
+        r = rows[rid]
+        assert "error" not in r, (rid, r.get("error"))
+        s = r["summary"]
+        assert s["msgs_per_s"] > 0 and s["peak_rss_mib"] > 0, (rid, s)
+        if r["kind"] == "decode":
+            d = r["decode"]
+            assert d["ns_per_msg"] > 0 and d["ns_per_bytes_object"] > 0
+            assert r["verified"]["checksum"].startswith("one response")
+            continue
+        assert s["n_runs"] == 1 and s["cpu_s_per_M"] > 0
+        assert r["verified"]["count"] is True
+        assert r["verified"]["checksum"].startswith("warm-up run")
+        for run in r["runs"]:
+            assert run["count"] == r["count"] and run["bytes"] == r["count"] * r["size"]
+        assert r["warmup"]["count"] == r["count"]
+    m = doc["machine"]
+    for key in ("cores", "cpu_model", "kernel", "python", "malloc", "loadavg_start",
+                "loadavg_end"):
+        assert m[key], key
+    assert doc["brokers"]["4.4.0"]["version"].startswith("4.")
+    assert "| consume 100 B p1 | 4.4.0 | pykafka_c | consume() |" in stdout
+    assert (out / "results.md").read_text() in stdout
+    if doc["chart"]:
+        assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "virtualenv" in doc["chart_note"]
