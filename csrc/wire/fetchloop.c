@@ -536,33 +536,6 @@ fl_src_enter_element(void *ctx, const pkc_proto_field *f, int32_t i)
     return 0;
 }
 
-static void
-fl_src_leave_array(void *ctx, const pkc_proto_field *f)
-{
-    (void)ctx;
-    (void)f;
-}
-
-static int
-fl_src_enter_struct(void *ctx, const pkc_proto_field *f,
-                    const pkc_proto_struct *st, int *is_null)
-{
-    (void)ctx;
-    (void)f;
-    (void)st;
-    *is_null = 0;
-    return 0;
-}
-
-static void
-fl_src_leave_struct(void *ctx, const pkc_proto_field *f,
-                    const pkc_proto_struct *st)
-{
-    (void)ctx;
-    (void)f;
-    (void)st;
-}
-
 /* ---------------------------------------------- FetchResponse visitor */
 
 typedef struct {
@@ -1965,9 +1938,6 @@ fl_send_fetch(pkc_fl *fl, fl_broker *b)
     src.get_bytes = fl_src_get_bytes;
     src.enter_array = fl_src_enter_array;
     src.enter_element = fl_src_enter_element;
-    src.leave_array = fl_src_leave_array;
-    src.enter_struct = fl_src_enter_struct;
-    src.leave_struct = fl_src_leave_struct;
     memset(&perr, 0, sizeof(perr));
 
     rc = pkc_conn_request_begin(&b->conn, FL_API_FETCH, b->version,

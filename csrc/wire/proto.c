@@ -741,6 +741,34 @@ source_failed(walk *wk, int rc, const char *what)
     return enc_fail(wk, rc < 0 ? rc : PKC_ERR_INVALID, "value out of range");
 }
 
+/* The optional source callbacks: a NULL enter_struct means every struct
+ * is present (not null); NULL leave_array / leave_struct do nothing. */
+static int
+src_enter_struct(const pkc_proto_source *src, const pkc_proto_field *f,
+                 const pkc_proto_struct *s, int *is_null)
+{
+    if (src->enter_struct == NULL) {
+        *is_null = 0;
+        return 0;
+    }
+    return src->enter_struct(src->ctx, f, s, is_null);
+}
+
+static void
+src_leave_struct(const pkc_proto_source *src, const pkc_proto_field *f,
+                 const pkc_proto_struct *s)
+{
+    if (src->leave_struct != NULL)
+        src->leave_struct(src->ctx, f, s);
+}
+
+static void
+src_leave_array(const pkc_proto_source *src, const pkc_proto_field *f)
+{
+    if (src->leave_array != NULL)
+        src->leave_array(src->ctx, f);
+}
+
 #define SRC(call, what)                                                      \
     do {                                                                     \
         int rc_ = (call);                                                    \
@@ -814,7 +842,7 @@ struct_is_default(walk *wk, const pkc_proto_field *f,
     const pkc_proto_struct *s = sub_struct(f);
     int is_null = 0, rc = 1;
 
-    SRC(src->enter_struct(src->ctx, f, s, &is_null), NULL);
+    SRC(src_enter_struct(src, f, s, &is_null), NULL);
     if (is_null)
         return (f->flags & PKC_PF_DEFAULT_NULL) ? 1 : 0;
     for (unsigned i = 0; i < s->count && rc == 1; i++) {
@@ -829,7 +857,7 @@ struct_is_default(walk *wk, const pkc_proto_field *f,
             pop(wk);
         }
     }
-    src->leave_struct(src->ctx, f, s);
+    src_leave_struct(src, f, s);
     return rc;
 }
 
@@ -844,7 +872,7 @@ is_default(walk *wk, const pkc_proto_field *f, int elem,
     if ((f->flags & PKC_PF_ARRAY) && !elem) {
         int32_t count;
         SRC(src->enter_array(src->ctx, f, &count), NULL);
-        src->leave_array(src->ctx, f);
+        src_leave_array(src, f);
         return count < 0 ? null_default : (count == 0 && !null_default);
     }
     switch (f->type) {
@@ -986,7 +1014,7 @@ enc_value(walk *wk, pkc_writer *w, const pkc_proto_field *f, int flexible,
                 pkc_write_i8(w, 1);
             return enc_struct(wk, w, s, flexible, NULL);
         }
-        SRC(src->enter_struct(src->ctx, f, s, &is_null), "a struct");
+        SRC(src_enter_struct(src, f, s, &is_null), "a struct");
         if (is_null) {
             if (!nullable)
                 return enc_fail(wk, PKC_PROTO_BADTYPE,
@@ -997,7 +1025,7 @@ enc_value(walk *wk, pkc_writer *w, const pkc_proto_field *f, int flexible,
         if (nullable)
             pkc_write_i8(w, 1);
         rc = enc_struct(wk, w, s, flexible, src);
-        src->leave_struct(src->ctx, f, s);
+        src_leave_struct(src, f, s);
         return rc;
     }
     }
@@ -1023,7 +1051,7 @@ enc_field(walk *wk, pkc_writer *w, const pkc_proto_field *f, int flexible,
     }
     SRC(src->enter_array(src->ctx, f, &count), "a list");
     if (count < 0 && !is_nullable(wk, f)) {
-        src->leave_array(src->ctx, f);
+        src_leave_array(src, f);
         return enc_fail(wk, PKC_PROTO_BADTYPE,
                         "not nullable in this version");
     }
@@ -1038,7 +1066,7 @@ enc_field(walk *wk, pkc_writer *w, const pkc_proto_field *f, int flexible,
     }
     if (rc == 0)
         set_index(wk, -1);
-    src->leave_array(src->ctx, f);
+    src_leave_array(src, f);
     return rc;
 }
 
@@ -1171,11 +1199,11 @@ pkc_proto_encode_struct(pkc_writer *w, const pkc_proto_struct *s,
         return writer_failed(wk, w);
     if (src == NULL)
         return enc_struct(wk, w, s, flexible, NULL);
-    SRC(src->enter_struct(src->ctx, NULL, s, &is_null), "a struct");
+    SRC(src_enter_struct(src, NULL, s, &is_null), "a struct");
     if (is_null)
         return enc_fail(wk, PKC_PROTO_BADTYPE, "a message cannot be null");
     rc = enc_struct(wk, w, s, flexible, src);
-    src->leave_struct(src->ctx, NULL, s);
+    src_leave_struct(src, NULL, s);
     return rc;
 }
 
@@ -1268,13 +1296,6 @@ rh_enter_element(void *ctx, const pkc_proto_field *f, int32_t i)
     return PKC_PROTO_BADTYPE;
 }
 
-static void
-rh_leave_array(void *ctx, const pkc_proto_field *f)
-{
-    (void)ctx;
-    (void)f;
-}
-
 static int
 rh_enter_struct(void *ctx, const pkc_proto_field *f,
                 const pkc_proto_struct *s, int *is_null)
@@ -1285,15 +1306,6 @@ rh_enter_struct(void *ctx, const pkc_proto_field *f,
     return f == NULL ? 0 : PKC_PROTO_BADTYPE;
 }
 
-static void
-rh_leave_struct(void *ctx, const pkc_proto_field *f,
-                const pkc_proto_struct *s)
-{
-    (void)ctx;
-    (void)f;
-    (void)s;
-}
-
 int
 pkc_proto_write_request_header(pkc_writer *w, int api_key, int api_version,
                                int32_t correlation_id, const char *client_id,
@@ -1302,7 +1314,7 @@ pkc_proto_write_request_header(pkc_writer *w, int api_key, int api_version,
     req_header_src h;
     pkc_proto_source src = {
         &h, rh_has, rh_get_int, rh_get_float, rh_get_bytes, rh_enter_array,
-        rh_enter_element, rh_leave_array, rh_enter_struct, rh_leave_struct,
+        rh_enter_element, NULL, rh_enter_struct, NULL,
     };
     pkc_proto_error err;
     int hv = pkc_proto_request_header_version(api_key, api_version);

@@ -222,10 +222,12 @@ typedef struct {
     int (*enter_array)(void *ctx, const pkc_proto_field *f, int32_t *count);
     /* Make element i of the open array current. */
     int (*enter_element)(void *ctx, const pkc_proto_field *f, int32_t i);
+    /* Close the array `f`; may be NULL (nothing to do). */
     void (*leave_array)(void *ctx, const pkc_proto_field *f);
     /* Open the struct `f` (the current array element for arrays of
      * structs; f is NULL for the message itself).  *is_null = 1 for a null
-     * struct (then no leave_struct follows). */
+     * struct (then no leave_struct follows).  May be NULL: every struct is
+     * then present.  leave_struct may be NULL too. */
     int (*enter_struct)(void *ctx, const pkc_proto_field *f,
                         const pkc_proto_struct *s, int *is_null);
     void (*leave_struct)(void *ctx, const pkc_proto_field *f,

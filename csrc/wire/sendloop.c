@@ -960,33 +960,6 @@ ps_enter_element(void *ctx, const pkc_proto_field *f, int32_t i)
     return 0;
 }
 
-static void
-ps_leave_array(void *ctx, const pkc_proto_field *f)
-{
-    (void)ctx;
-    (void)f;
-}
-
-static int
-ps_enter_struct(void *ctx, const pkc_proto_field *f,
-                const pkc_proto_struct *st, int *is_null)
-{
-    (void)ctx;
-    (void)f;
-    (void)st;
-    *is_null = 0;
-    return 0;
-}
-
-static void
-ps_leave_struct(void *ctx, const pkc_proto_field *f,
-                const pkc_proto_struct *st)
-{
-    (void)ctx;
-    (void)f;
-    (void)st;
-}
-
 /* One partition's answer in a Produce response. */
 typedef struct {
     int32_t index;
@@ -1360,9 +1333,6 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         ps.get_bytes = ps_get_bytes;
         ps.enter_array = ps_enter_array;
         ps.enter_element = ps_enter_element;
-        ps.leave_array = ps_leave_array;
-        ps.enter_struct = ps_enter_struct;
-        ps.leave_struct = ps_leave_struct;
         rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, API_PRODUCE,
                               b->produce_version, &ps, &perr);
         if (rc == 0)
