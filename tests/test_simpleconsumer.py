@@ -124,6 +124,17 @@ def test_consume_all_1000_messages_over_3_partitions(kafka, client,
         produce(client, topic, pid, values(b"p%d" % pid, n))
     consumer = topic.get_simple_consumer(consumer_timeout_ms=2000)
     try:
+        # The fetch thread queues each partition's records as it decodes
+        # them, so consume() may start on partition 0 before partition 2
+        # is queued.  Wait until everything is queued, so that the order
+        # checked below is the consumer's round robin, not a race.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pos = consumer._fetcher.positions()
+            if all(pos[pid][1] == n for pid, n in counts.items()):
+                break
+            time.sleep(0.01)
+        assert {pid: pos[pid][1] for pid in counts} == counts
         msgs = list(consumer)
     finally:
         consumer.stop()
@@ -139,6 +150,7 @@ def test_consume_all_1000_messages_over_3_partitions(kafka, client,
     # Partitions are served in turn while all have messages queued.
     first = [m.partition_id for m in msgs[:30]]
     assert set(first) == {0, 1, 2}
+    assert max(first.count(pid) for pid in counts) <= 20
     assert consumer.held_offsets == {0: 333, 1: 332, 2: 332}
 
 
