@@ -393,13 +393,22 @@ class Broker(object):
         return _core.decode_response(api_key, version, raw)
 
     def request_metadata(self, topics=None, allow_auto_topic_creation=False):
-        """Metadata for ``topics`` (names, str or bytes) or for all topics."""
-        fields = {"allow_auto_topic_creation": bool(allow_auto_topic_creation)}
-        if topics is None:
-            fields["topics"] = None
-        else:
+        """Metadata for ``topics`` (names, str or bytes) or for all topics.
+
+        ``allow_auto_topic_creation`` exists from Metadata v4; before that
+        the broker's ``auto.create.topics.enable`` alone decides."""
+        version = self.api_version(ApiKey.METADATA)
+        fields = {}
+        if version >= 4:
+            fields["allow_auto_topic_creation"] = \
+                bool(allow_auto_topic_creation)
+        if topics is not None:
             fields["topics"] = [{"name": _as_str(t)} for t in topics]
-        return self.request(ApiKey.METADATA, fields)
+        else:
+            # v0 asks for every topic with an empty list, later versions
+            # with null (an empty list means none).
+            fields["topics"] = [] if version == 0 else None
+        return self.request(ApiKey.METADATA, fields, version=version)
 
     def request_offset_limits(self, partition_requests,
                               isolation_level=0):

@@ -218,3 +218,28 @@ def test_cluster3_partitions_have_replicas(kafka_cluster3, topic_name):
             c.cluster.controller_broker.id in c.brokers
     finally:
         c.close()
+
+
+def test_request_metadata_at_every_version_the_broker_accepts(client, kafka,
+                                                              topic_name):
+    # AllowAutoTopicCreation exists from Metadata v4 and "all topics" is an
+    # empty list at v0 but null later: request_metadata() must build a
+    # valid request at whatever version negotiation picked.
+    kafka.create_topic(topic_name, num_partitions=2)
+    broker = next(iter(client.brokers.values()))
+    lo, hi = broker.fetch_api_versions()[ApiKey.METADATA]
+    ours = SUPPORTED_VERSIONS[ApiKey.METADATA]
+    tried = []
+    for v in range(max(lo, ours[0]), min(hi, ours[1]) + 1):
+        ch = broker._channel("main")
+        ch.versions[ApiKey.METADATA] = v
+        for allow in (False, True):
+            one = broker.request_metadata([topic_name],
+                                          allow_auto_topic_creation=allow)
+            assert [t["name"] for t in one["topics"]] == [topic_name], v
+            assert len(one["topics"][0]["partitions"]) == 2
+        every = broker.request_metadata()
+        assert topic_name in [t["name"] for t in every["topics"]], v
+        tried.append(v)
+    ch.versions.pop(ApiKey.METADATA)
+    assert tried and tried[-1] >= 4
