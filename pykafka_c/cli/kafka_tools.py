@@ -21,7 +21,8 @@ Differences from pykafka, each deliberate:
 * ``reset_offsets`` commits as a standalone committer (generation -1, empty
   member id, metadata "kafka-tools"): current brokers refuse pykafka's
   generation 1 / member "kafka-tools" for a group that has no such member.
-  A per-partition commit error is raised instead of being ignored.
+  A per-partition commit error is raised instead of being ignored (after
+  retrying while the group coordinator is loading or moving).
 * ``print_managed_consumer_groups`` also lists groups that have no live
   member but committed offsets for the topic (pykafka showed only groups
   with a member subscribed to it).
@@ -272,13 +273,25 @@ def reset_offsets(client, args):
     if not reqs:
         raise ValueError("no offset found for {} at {}".format(
             _topic_str(args.topic), args.offset))
-    broker = client.cluster.get_group_coordinator(args.consumer_group)
-    resp = broker.commit_consumer_group_offsets(args.consumer_group, -1, b"",
-                                                reqs)
-    for t in resp.get("topics") or []:
-        for part in t["partitions"]:
-            _raise_for(part["error_code"], "OffsetCommit of %s[%d]" % (
-                t["name"], part["partition_index"]))
+    for attempt in range(_COMMIT_ATTEMPTS):
+        broker = client.cluster.get_group_coordinator(args.consumer_group)
+        resp = broker.commit_consumer_group_offsets(
+            args.consumer_group, -1, b"", reqs)
+        errors = [(t["name"], part["partition_index"], part["error_code"])
+                  for t in resp.get("topics") or []
+                  for part in t["partitions"] if part["error_code"]]
+        if not errors:
+            return
+        retriable = all(code in _COORDINATOR_RETRY for _, _, code in errors)
+        if not retriable or attempt == _COMMIT_ATTEMPTS - 1:
+            name, pid, code = errors[0]
+            _raise_for(code, "OffsetCommit of %s[%d]" % (name, pid))
+        time.sleep(0.5)
+
+
+#: Coordinator loading (14), not available (15), moved (16): try again.
+_COORDINATOR_RETRY = frozenset([14, 15, 16])
+_COMMIT_ATTEMPTS = 20
 
 
 def _check_admin_version(args, what):
