@@ -404,6 +404,7 @@ def test_pykafka_module_table_imports_under_install(as_pykafka, module):
     alias = importlib.import_module("pykafka." + module)
     real = importlib.import_module("pykafka_c." + module)
     assert alias is real
+    assert real.__name__ == real.__spec__.name == "pykafka_c." + module
     for name in MODULE_TABLE[module]:
         assert hasattr(alias, name), (module, name)
     # "from pykafka.<parent> import <leaf>" gives the same module
