@@ -11,6 +11,13 @@ from .exceptions import LeaderNotFoundError
 from .partition import (OFFSET_LOOKUP_ATTEMPTS, RETRIABLE_OFFSET_ERRORS,
                         Partition, offsets_before_to_ms)
 
+# pykafka's topic module holds the rdkafka subpackage, or False when its C
+# extension was missing; pykafka_c's is plain Python and always present.
+try:
+    from . import rdkafka
+except ImportError:  # pragma: no cover - only in a broken install
+    rdkafka = False
+
 __all__ = ["Topic"]
 
 log = logging.getLogger(__name__)
@@ -40,10 +47,15 @@ class Topic(object):
         return self._partitions
 
     def get_producer(self, use_rdkafka=False, **kwargs):
-        """A :class:`pykafka_c.producer.Producer` for this topic.
-
-        ``use_rdkafka`` is accepted for compatibility; pykafka_c's producer
-        is always the C one."""
+        """A :class:`pykafka_c.producer.Producer` for this topic, or with
+        ``use_rdkafka`` a :class:`pykafka_c.rdkafka.RdKafkaProducer` (its
+        defaults; ``block_on_queue_full`` is dropped, as in pykafka).  Both
+        run in C."""
+        if use_rdkafka:
+            if not rdkafka:
+                raise ImportError("pykafka_c.rdkafka could not be imported")
+            kwargs.pop("block_on_queue_full", None)
+            return rdkafka.RdKafkaProducer(self._cluster, self, **kwargs)
         from .producer import Producer
         return Producer(self._cluster, self, **kwargs)
 
@@ -54,7 +66,14 @@ class Topic(object):
 
     def get_simple_consumer(self, consumer_group=None, use_rdkafka=False,
                             **kwargs):
-        """A :class:`pykafka_c.simpleconsumer.SimpleConsumer`."""
+        """A :class:`pykafka_c.simpleconsumer.SimpleConsumer`, or with
+        ``use_rdkafka`` a :class:`pykafka_c.rdkafka.RdKafkaSimpleConsumer`
+        (its defaults and quirks; both run in C)."""
+        if use_rdkafka:
+            if not rdkafka:
+                raise ImportError("pykafka_c.rdkafka could not be imported")
+            return rdkafka.RdKafkaSimpleConsumer(
+                self, self._cluster, consumer_group=consumer_group, **kwargs)
         from .simpleconsumer import SimpleConsumer
         return SimpleConsumer(self, self._cluster,
                               consumer_group=consumer_group, **kwargs)
