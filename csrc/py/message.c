@@ -603,6 +603,39 @@ object_slot(PyObject *op, PyObject *descr)
     }
 }
 
+/* The attribute `name` of op's type, as instance attribute lookup finds it:
+ * the first class on the MRO whose __dict__ has it.  Borrowed; NULL if
+ * none (no exception) or on error (exception set). */
+static PyObject *
+type_attribute(PyObject *op, PyObject *name)
+{
+    PyObject *mro = Py_TYPE(op)->tp_mro, *found;
+
+    if (mro == NULL || !PyTuple_Check(mro))
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        found = PyDict_GetItemWithError(base->tp_dict, name);
+        if (found != NULL || PyErr_Occurred())
+            return found;
+    }
+    return NULL;
+}
+
+/* Is `name` (a str) that of one of the four object slots?  A cheap test
+ * that spares the type lookup for every other attribute. */
+static int
+is_object_slot_name(PyObject *name)
+{
+    static const char *const names[] = {"value", "partition_key",
+                                        "partition", "delivery_report_q"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* Attribute writes: the four object slots are stored here so that the
  * message is tracked when one gets an object that may form a cycle; every
  * other attribute (C numbers, getsets, a subclass's own) is generic. */
@@ -612,17 +645,12 @@ Message_setattro(PyObject *op, PyObject *name, PyObject *value)
     PyObject *descr;
     PyObject **slot = NULL;
 
-    if (PyUnicode_Check(name)) {
-        descr = PyObject_GetAttr((PyObject *)Py_TYPE(op), name);
-        if (descr == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-                return -1;
-            PyErr_Clear();
-        }
-        else {
+    if (PyUnicode_Check(name) && is_object_slot_name(name)) {
+        descr = type_attribute(op, name);
+        if (descr == NULL && PyErr_Occurred())
+            return -1;
+        if (descr != NULL)
             slot = object_slot(op, descr);
-            Py_DECREF(descr);
-        }
     }
     if (slot == NULL)
         return PyObject_GenericSetAttr(op, name, value);
