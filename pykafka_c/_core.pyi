@@ -8,8 +8,9 @@ Buffer = Union[bytes, bytearray, memoryview]
 # ------------------------------------------------------------------ protocol
 # Message bodies (no header) as dicts of snake_case field names; arrays are
 # lists, nested structs dicts, strings str (str or UTF-8 bytes accepted on
-# encode), bytes/records fields bytes (any bytes-like on encode), uuids
-# bytes of length 16.  Decoding raises ProtocolDecodeError naming the field
+# encode), bytes fields bytes, records fields read-only memoryviews of the
+# input when it is bytes (no copy), else bytes (any bytes-like on encode),
+# uuids bytes of length 16.  Decoding raises ProtocolDecodeError naming the field
 # path and byte offset; an API version outside api_versions_table() raises
 # UnsupportedApiVersionError.
 
