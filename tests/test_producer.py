@@ -548,8 +548,9 @@ def test_console_consumer_reads_headers_and_zstd(kafka, topic_name, client):
     proc = run_kafka_tool(
         "console-consumer",
         ["--bootstrap-server", kafka.brokers, "--topic", topic_name,
-         "--from-beginning", "--max-messages", "10", "--timeout-ms",
-         "30000", "--property", "print.key=true", "--property",
+         "--partition", "0", "--offset", "earliest",   # no group needed
+         "--max-messages", "10", "--timeout-ms",
+         "60000", "--property", "print.key=true", "--property",
          "print.headers=true", "--property", "key.separator=|",
          "--property", "headers.separator=,"],
         kafka_version=kafka.kafka_version or "4.4.0", timeout=120)
