@@ -280,14 +280,21 @@ class Broker(object):
                                                     version),
                                timeout_ms=timeout_ms)
             # A broker that does not know this ApiVersions version answers
-            # UNSUPPORTED_VERSION (35) in the v0 layout with its own range.
+            # UNSUPPORTED_VERSION (35) in the v0 layout: from Kafka 2.4
+            # (KIP-511) with its own ApiVersions range, before that with an
+            # empty list, which means "retry with v0" (every broker has it).
             if len(raw) >= 2 and int.from_bytes(raw[:2], "big",
                                                 signed=True) == 35:
                 resp = _core.decode_response(ApiKey.API_VERSIONS, 0, raw)
                 rng = {k["api_key"]: (k["min_version"], k["max_version"])
                        for k in resp["api_keys"]}
-                version = negotiate(ApiKey.API_VERSIONS,
-                                    rng.get(ApiKey.API_VERSIONS))
+                if ApiKey.API_VERSIONS in rng:
+                    version = negotiate(ApiKey.API_VERSIONS,
+                                        rng[ApiKey.API_VERSIONS])
+                elif version > 0:
+                    version = 0
+                else:
+                    raise _kafka_error(35, "ApiVersions v0")
                 continue
             resp = _core.decode_response(ApiKey.API_VERSIONS, version, raw)
             if resp["error_code"] != 0:
