@@ -427,3 +427,86 @@ def test_balanced_pair_splits_and_consumes_each_message_once(
         for d in drains:
             d.halt.set()
             d.join(15)
+
+
+# ------------------------------------------------- command line, 2 brokers
+
+@pytest.mark.slow
+def test_command_line_two_old_brokers(tmp_path):
+    """``python -m pykafka_c.test.kafka_instance 2 --kafka-version 2.1.1``:
+    ZooKeeper plus two brokers, ready only once each broker's Metadata lists
+    both; pykafka_c round-trips an RF=2 topic; SIGTERM stops everything and
+    removes the data."""
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    hosts = tmp_path / "hosts"
+    err_path = tmp_path / "stderr"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pykafka_c.test.kafka_instance", "2",
+             "--kafka-version", OLD_VERSION, "--export-hosts", str(hosts)],
+            cwd=root, stdout=subprocess.DEVNULL, stderr=err,
+            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not hosts.exists():
+            assert proc.poll() is None, err_path.read_text()
+            assert time.monotonic() < deadline, err_path.read_text()
+            time.sleep(0.25)
+        info = dict(line.split("=", 1) for line in hosts.read_text().split())
+        assert info["KAFKA_VERSION"] == OLD_VERSION
+        brokers = info["BROKERS"]
+        zk_port = int(info["ZOOKEEPER"].rsplit(":", 1)[1])
+        ports = [int(hp.rsplit(":", 1)[1]) for hp in brokers.split(",")]
+        assert len(ports) == 2
+        client = KafkaClient(brokers)
+        try:
+            assert sorted(client.brokers) == [0, 1]
+            name = "pkc-old-cli-rf2"
+            client.brokers[0].create_topics(
+                [{"name": name, "num_partitions": 2,
+                  "replication_factor": 2}], timeout=30000)
+            wait_for(lambda: client.update_cluster() or (
+                name.encode() in client.topics and all(
+                    len(p.isr) == 2 for p in
+                    client.topics[name].partitions.values())),
+                60, "the RF=2 topic to be in sync")
+            topic = client.topics[name]
+            assert {p.leader.id for p in topic.partitions.values()} == {0, 1}
+            with topic.get_producer(sync=True, required_acks=-1,
+                                    partitioner=by_key_number) as prod:
+                for i in range(10):
+                    prod.produce(b"cli-%d" % i, partition_key=b"%d" % i)
+            consumer = topic.get_simple_consumer(
+                auto_offset_reset=OffsetType.EARLIEST)
+            try:
+                got = consume_n(consumer, 10)
+            finally:
+                consumer.stop()
+            assert sorted(m.value for m in got) == \
+                sorted(b"cli-%d" % i for i in range(10))
+        finally:
+            client.close()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    stderr = err_path.read_text()
+    assert rc == 0, stderr
+    m = re.search(r"data in (\S+?)\. ", stderr)
+    assert m, stderr
+    assert not os.path.exists(m.group(1)), "data folder left behind"
+    for port in ports + [zk_port]:
+        with socket.socket() as s:
+            s.settimeout(1.0)
+            assert s.connect_ex(("127.0.0.1", port)) != 0, port
