@@ -3,7 +3,7 @@ and administer a test cluster.
 
 It deliberately shares nothing with pykafka_c's client (which is what the
 tests test).  Only classic (non-flexible) request versions are spoken, all of
-which Kafka 2.1, 3.9 and 4.x all accept:
+which Kafka 2.1, 3.9 and 4.x accept:
 
 * ApiVersions v0 (the readiness probe; also tells which versions to use),
 * Metadata v1..v5,
