@@ -14,7 +14,8 @@ ZooKeeper mode and Java 17: ZooKeeper 3.4's client (the one Kafka 2.1-2.3
 depend on) cannot connect on Java 14 or newer (ZOOKEEPER-3779: it parses the
 changed ``InetSocketAddress.toString()``), so for Kafka older than 2.6 the
 classpath gets ZooKeeper 3.5.9 instead (the version Kafka 2.7/2.8 ship);
-the ZooKeeper client API Kafka uses is the same.
+the ZooKeeper client API Kafka uses is the same.  Checked: 2.1.1 (the test
+suite's old broker, tests/test_old_brokers.py), 2.8.2 and 3.2.3 (by hand).
 
 Library use::
 
