@@ -7,8 +7,8 @@ is a classic, non-flexible version, so these tests reach the codec's and the
 negotiation's non-flexible paths against a real broker, which the 3.9 and
 4.x clusters of the rest of the suite never do.
 
-One cluster for the whole module (the ``old_kafka`` session fixture; it is
-not part of the ``kafka`` fixture's parametrization, which would run the
+One cluster for the whole module (the module-scoped ``old_kafka`` fixture;
+it is not part of the ``kafka`` fixture's parametrization, which would run the
 whole suite once more).  ``PKC_OLD_KAFKA_VERSION`` picks another version
 (2.1.0 or newer; ZooKeeper mode below 3.3).
 """
@@ -52,9 +52,12 @@ KAFKA_21_RANGES = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def old_kafka():
-    """A single-broker Kafka 2.1 cluster (ZooKeeper mode) for this module."""
+    """A single-broker Kafka 2.1 cluster (ZooKeeper mode) for this module.
+    Module-scoped: the one cluster is stopped as soon as the module is done,
+    rather than running beside the 4.x and 3.9 clusters for the rest of the
+    session."""
     try:
         cluster = KafkaInstance(num_instances=1, kafka_version=OLD_VERSION)
     except HarnessError as exc:
