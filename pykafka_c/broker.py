@@ -169,6 +169,9 @@ class Broker(object):
         self._api_versions = api_versions
         self._channels = {}
         self._channels_lock = threading.Lock()
+        # The ApiVersions version the last exchange with this broker ended
+        # on: later connections start there instead of being refused again.
+        self._api_versions_version = SUPPORTED_VERSIONS[ApiKey.API_VERSIONS][1]
         if ssl_config is not None:
             raise NotImplementedError(
                 "pykafka_c does not support TLS (ssl_config) yet; connect "
@@ -268,7 +271,7 @@ class Broker(object):
     def _negotiate_api_versions(self, conn, timeout_ms):
         """Send ApiVersions (the highest version we know, falling back to
         what the broker says it supports) and return its ranges."""
-        version = SUPPORTED_VERSIONS[ApiKey.API_VERSIONS][1]
+        version = self._api_versions_version
         for _ in range(3):
             fields = {}
             if version >= 3:
@@ -299,6 +302,7 @@ class Broker(object):
             resp = _core.decode_response(ApiKey.API_VERSIONS, version, raw)
             if resp["error_code"] != 0:
                 raise _kafka_error(resp["error_code"], "ApiVersions")
+            self._api_versions_version = version
             return {k["api_key"]: (k["min_version"], k["max_version"])
                     for k in resp["api_keys"]}
         raise SocketDisconnectedError(

@@ -136,6 +136,12 @@ def test_negotiated_versions(old_kafka, client):
     assert ranges == old_kafka.api_versions()
     if OLD_VERSION.startswith("2.1."):
         assert {k: ranges[k] for k in KAFKA_21_RANGES} == KAFKA_21_RANGES
+    if is_pre_flexible(OLD_VERSION):
+        # v3 was refused with an empty list (no KIP-511 before 2.4), so the
+        # exchange ended on v0, and the next connection starts there.
+        assert broker._api_versions_version == 0
+        assert broker.connect_offsets_channel()
+        assert broker._api_versions_version == 0
     print("\nKafka %s: api, broker range, pykafka_c range, negotiated"
           % OLD_VERSION)
     for key in sorted(SUPPORTED_VERSIONS):
