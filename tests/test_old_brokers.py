@@ -14,6 +14,11 @@ whole suite once more).  ``PKC_OLD_KAFKA_VERSION`` picks another version
 """
 
 import os
+import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -446,12 +451,6 @@ def test_command_line_two_old_brokers(tmp_path):
     ZooKeeper plus two brokers, ready only once each broker's Metadata lists
     both; pykafka_c round-trips an RF=2 topic; SIGTERM stops everything and
     removes the data."""
-    import re
-    import signal
-    import socket
-    import subprocess
-    import sys
-
     hosts = tmp_path / "hosts"
     err_path = tmp_path / "stderr"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
