@@ -547,15 +547,34 @@ class ClusterAdmin:
             with self._connect(addr, 10.0) as conn:
                 yield addr[0], conn.metadata()
 
+    def _to_controller(self, send, attempts=5):
+        """Run ``send(conn)`` on a connection to the controller that
+        Metadata names (ZooKeeper-mode brokers answer CreateTopics and
+        DeleteTopics with NOT_CONTROLLER anywhere else; KRaft brokers
+        forward them, so any broker does), retrying NOT_CONTROLLER while the
+        controller moves."""
+        for attempt in range(attempts):
+            addrs = self._addresses()
+            with self._connect(addrs[0]) as conn:
+                controller = conn.metadata([]).controller_id
+            addr = next((a for a in addrs if a[0] == controller), addrs[0])
+            try:
+                with self._connect(addr) as conn:
+                    return send(conn)
+            except _wire.KafkaErrorCode as exc:
+                if exc.code != _wire.ERR_NOT_CONTROLLER or attempt + 1 == attempts:
+                    raise
+            time.sleep(0.5)
+
     def create_topic(self, name, num_partitions=1, replication_factor=1, configs=None,
                      timeout=60.0):
         """Create a topic (CreateTopics; ``configs`` is a dict of topic
         settings) and wait until every reachable broker's metadata shows a
         leader for each of its partitions.  An existing topic raises
         ``KafkaErrorCode`` with code 36 (TOPIC_ALREADY_EXISTS)."""
-        with self._connect(self._addresses()[0]) as conn:
-            conn.create_topic(name, num_partitions, replication_factor, configs,
-                              timeout_ms=int(timeout * 1000))
+        self._to_controller(lambda conn: conn.create_topic(
+            name, num_partitions, replication_factor, configs,
+            timeout_ms=int(timeout * 1000)))
 
         def check():
             for node, md in self._each_broker_metadata():
@@ -575,8 +594,8 @@ class ClusterAdmin:
 
     def delete_topic(self, name, timeout=60.0):
         """Delete a topic and wait until no reachable broker lists it."""
-        with self._connect(self._addresses()[0]) as conn:
-            conn.delete_topics([name], timeout_ms=int(timeout * 1000))
+        self._to_controller(lambda conn: conn.delete_topics(
+            [name], timeout_ms=int(timeout * 1000)))
 
         def check():
             for node, md in self._each_broker_metadata():
