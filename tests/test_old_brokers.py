@@ -35,6 +35,7 @@ from pykafka_c.partitioners import hashing_partitioner
 from pykafka_c.simpleconsumer import SimpleConsumer
 from pykafka_c.test.kafka_instance import (KAFKA_OLD_VERSION, HarnessError,
                                            KafkaInstance, _parse_version)
+from pykafka_c.test.utils import ExternalCluster
 
 pytestmark = pytest.mark.integration
 
@@ -476,14 +477,28 @@ def test_command_line_two_old_brokers(tmp_path):
         try:
             assert sorted(client.brokers) == [0, 1]
             name = "pkc-old-cli-rf2"
-            client.brokers[0].create_topics(
+            # In ZooKeeper mode only the controller creates topics.
+            controller = client.cluster.controller_broker
+            assert controller is not None and controller.id in (0, 1)
+            resp = controller.create_topics(
                 [{"name": name, "num_partitions": 2,
                   "replication_factor": 2}], timeout=30000)
-            wait_for(lambda: client.update_cluster() or (
-                name.encode() in client.topics and all(
-                    len(p.isr) == 2 for p in
-                    client.topics[name].partitions.values())),
-                60, "the RF=2 topic to be in sync")
+            assert [(t["name"], t["error_code"]) for t in resp["topics"]] \
+                == [(name, 0)]
+
+            def in_sync():
+                client.update_cluster()
+                if name.encode() not in client.topics:
+                    return False
+                parts = client.topics[name].partitions.values()
+                return len(parts) == 2 and all(len(p.isr) == 2
+                                               for p in parts)
+            wait_for(in_sync, 60, "the RF=2 topic to be in sync")
+            # The harness's own admin client finds the controller too.
+            admin = ExternalCluster(brokers, OLD_VERSION)
+            admin.create_topic(name + "-h", num_partitions=2,
+                               replication_factor=2)
+            admin.delete_topic(name + "-h")
             topic = client.topics[name]
             assert {p.leader.id for p in topic.partitions.values()} == {0, 1}
             with topic.get_producer(sync=True, required_acks=-1,
