@@ -169,6 +169,9 @@ class Broker(object):
         self._api_versions = api_versions
         self._channels = {}
         self._channels_lock = threading.Lock()
+        # The ApiVersions version the last exchange with this broker ended
+        # on: later connections start there instead of being refused again.
+        self._api_versions_version = SUPPORTED_VERSIONS[ApiKey.API_VERSIONS][1]
         if ssl_config is not None:
             raise NotImplementedError(
                 "pykafka_c does not support TLS (ssl_config) yet; connect "
@@ -268,7 +271,7 @@ class Broker(object):
     def _negotiate_api_versions(self, conn, timeout_ms):
         """Send ApiVersions (the highest version we know, falling back to
         what the broker says it supports) and return its ranges."""
-        version = SUPPORTED_VERSIONS[ApiKey.API_VERSIONS][1]
+        version = self._api_versions_version
         for _ in range(3):
             fields = {}
             if version >= 3:
@@ -280,18 +283,26 @@ class Broker(object):
                                                     version),
                                timeout_ms=timeout_ms)
             # A broker that does not know this ApiVersions version answers
-            # UNSUPPORTED_VERSION (35) in the v0 layout with its own range.
+            # UNSUPPORTED_VERSION (35) in the v0 layout: from Kafka 2.4
+            # (KIP-511) with its own ApiVersions range, before that with an
+            # empty list, which means "retry with v0" (every broker has it).
             if len(raw) >= 2 and int.from_bytes(raw[:2], "big",
                                                 signed=True) == 35:
                 resp = _core.decode_response(ApiKey.API_VERSIONS, 0, raw)
                 rng = {k["api_key"]: (k["min_version"], k["max_version"])
                        for k in resp["api_keys"]}
-                version = negotiate(ApiKey.API_VERSIONS,
-                                    rng.get(ApiKey.API_VERSIONS))
+                if ApiKey.API_VERSIONS in rng:
+                    version = negotiate(ApiKey.API_VERSIONS,
+                                        rng[ApiKey.API_VERSIONS])
+                elif version > 0:
+                    version = 0
+                else:
+                    raise _kafka_error(35, "ApiVersions v0")
                 continue
             resp = _core.decode_response(ApiKey.API_VERSIONS, version, raw)
             if resp["error_code"] != 0:
                 raise _kafka_error(resp["error_code"], "ApiVersions")
+            self._api_versions_version = version
             return {k["api_key"]: (k["min_version"], k["max_version"])
                     for k in resp["api_keys"]}
         raise SocketDisconnectedError(

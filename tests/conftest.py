@@ -6,6 +6,8 @@
   by version, so only one single-broker cluster runs at a time.
 * ``kafka_cluster3``: a 3-broker cluster (same versions and ids).
 * ``topic_name``: a fresh, unique topic name per test.
+* ``old_kafka`` (in tests/test_old_brokers.py, not here): one Kafka 2.1
+  broker in ZooKeeper mode for that module only.
 
 ``PKC_KAFKA_VERSIONS`` (comma list of ids or versions, e.g. ``kafka4`` or
 ``4.4.0,3.9.2``) restricts the versions for local runs.  With ``BROKERS``
@@ -31,7 +33,9 @@ from pykafka_c.test.kafka_instance import (DEFAULT_KAFKA_VERSION, KAFKA_39_VERSI
                                            HarnessError, KafkaInstance)
 from pykafka_c.test.utils import ExternalCluster
 
-CLUSTER_FIXTURES = ("kafka", "kafka_cluster3")
+# old_kafka is defined in tests/test_old_brokers.py (one Kafka 2.1 cluster for
+# that module); listed here so its tests are marked and show its log tails.
+CLUSTER_FIXTURES = ("kafka", "kafka_cluster3", "old_kafka")
 LOG_TAIL_LINES = 60
 _KNOWN = {"kafka4": DEFAULT_KAFKA_VERSION, "kafka39": KAFKA_39_VERSION}
 

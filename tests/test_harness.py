@@ -191,11 +191,21 @@ def test_versions_and_tool_classes():
     assert ki._logging_flavour(ki.KAFKA_39_VERSION) == "reload4j"
     assert ki.DEFAULT_KAFKA_VERSION.startswith("4.")
     assert ki.KAFKA_39_VERSION.startswith("3.9.")
-    for bad in ("4.4", "latest", "2.8.1"):
+    for bad in ("4.4", "latest", "2.0.1", "1.1.1"):
         with pytest.raises(ki.HarnessError):
             ki._parse_version(bad)
+    assert ki._logging_flavour(ki.KAFKA_OLD_VERSION) == "reload4j"
+    assert not ki.uses_zookeeper(ki.DEFAULT_KAFKA_VERSION)
+    assert not ki.uses_zookeeper("3.3.0")
+    assert ki.uses_zookeeper("3.2.3") and ki.uses_zookeeper(ki.KAFKA_OLD_VERSION)
+    assert ki.scala_binary_version("2.1.1") == "2.12"
+    assert ki.scala_binary_version("2.4.0") == "2.13"
+    assert ki.scala_binary_version(ki.DEFAULT_KAFKA_VERSION) == "2.13"
+    assert "zookeeper35" in ki._profiles("2.1.1", "broker")
+    assert "zookeeper35" not in ki._profiles("2.8.2", "broker")
     assert ki.tool_class("console-producer", "4.4.0") == "org.apache.kafka.tools.ConsoleProducer"
     assert ki.tool_class("console-producer", "3.9.2") == "kafka.tools.ConsoleProducer"
+    assert ki.tool_class("topics", "2.1.1") == "kafka.admin.TopicCommand"
     assert ki.tool_class("org.example.Main", "4.4.0") == "org.example.Main"
 
 

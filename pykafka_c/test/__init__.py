@@ -1,7 +1,7 @@
 """Test support for pykafka_c: real Apache Kafka clusters.
 
-* :mod:`pykafka_c.test.kafka_instance` -- ``KafkaInstance`` (KRaft brokers
-  from Maven Central jars), ``run_kafka_tool`` and the command line
+* :mod:`pykafka_c.test.kafka_instance` -- ``KafkaInstance`` (brokers from
+  Maven Central jars: KRaft for Kafka 3.3+, ZooKeeper mode for 2.1-3.2), ``run_kafka_tool`` and the command line
   ``python -m pykafka_c.test.kafka_instance N --export-hosts FILE``.
 * :mod:`pykafka_c.test.utils` -- ``get_cluster``, ``stop_cluster``, ``retry``.
 

@@ -3,7 +3,7 @@ and administer a test cluster.
 
 It deliberately shares nothing with pykafka_c's client (which is what the
 tests test).  Only classic (non-flexible) request versions are spoken, all of
-which both Kafka 3.9 and 4.x accept:
+which Kafka 2.1, 3.9 and 4.x accept:
 
 * ApiVersions v0 (the readiness probe; also tells which versions to use),
 * Metadata v1..v5,
@@ -36,6 +36,7 @@ ERR_NONE = 0
 ERR_UNKNOWN_TOPIC_OR_PARTITION = 3
 ERR_LEADER_NOT_AVAILABLE = 5
 ERR_TOPIC_ALREADY_EXISTS = 36
+ERR_NOT_CONTROLLER = 41
 
 
 class WireError(Exception):

@@ -1,11 +1,21 @@
 """Real Apache Kafka clusters for tests and benchmarks.
 
 The counterpart of pykafka's ``pykafka.test.kafka_instance``, for modern
-Kafka: brokers run in KRaft mode (each node a combined broker and controller,
-static voters, no ZooKeeper) straight from Maven Central jars.  The jars are
-resolved once per Kafka version with Maven from the ``pom.xml`` kept in this
-package and copied into a cache folder (``$PKC_CACHE_DIR``, else
-``~/.cache/pykafka_c``), so later starts need no network and no Maven.
+Kafka: brokers run straight from Maven Central jars, for Kafka 3.3 and newer
+in KRaft mode (each node a combined broker and controller, static voters, no
+ZooKeeper), for the older Kafka 2.1 to 3.2 in ZooKeeper mode (one ZooKeeper
+server per cluster, started from the ZooKeeper jar on the broker's
+classpath).  The jars are resolved once per Kafka version with Maven from the
+``pom.xml`` kept in this package and copied into a cache folder
+(``$PKC_CACHE_DIR``, else ``~/.cache/pykafka_c``), so later starts need no
+network and no Maven.
+
+ZooKeeper mode and Java 17: ZooKeeper 3.4's client (the one Kafka 2.1-2.3
+depend on) cannot connect on Java 14 or newer (ZOOKEEPER-3779: it parses the
+changed ``InetSocketAddress.toString()``), so for Kafka older than 2.6 the
+classpath gets ZooKeeper 3.5.9 instead (the version Kafka 2.7/2.8 ship);
+the ZooKeeper client API Kafka uses is the same.  Checked: 2.1.1 (the test
+suite's old broker, tests/test_old_brokers.py), 2.8.2 and 3.2.3 (by hand).
 
 Library use::
 
@@ -48,7 +58,8 @@ import weakref
 from . import _wire
 
 __all__ = [
-    "DEFAULT_KAFKA_VERSION", "KAFKA_39_VERSION", "KAFKA_VERSIONS", "HarnessError",
+    "DEFAULT_KAFKA_VERSION", "KAFKA_39_VERSION", "KAFKA_OLD_VERSION", "KAFKA_VERSIONS",
+    "HarnessError",
     "KafkaInstance", "ClusterAdmin", "run_kafka_tool", "kafka_tool_command", "resolve_classpath",
     "check_java", "cache_dir", "TOOLS",
 ]
@@ -60,6 +71,14 @@ DEFAULT_KAFKA_VERSION = "4.4.0"
 #: can still talk to.
 KAFKA_39_VERSION = "3.9.2"
 KAFKA_VERSIONS = (DEFAULT_KAFKA_VERSION, KAFKA_39_VERSION)
+#: The oldest broker pykafka_c is tested against (tests/test_old_brokers.py):
+#: Kafka 2.1 speaks only non-flexible request versions (flexible versions came
+#: with 2.4) and runs in ZooKeeper mode.
+KAFKA_OLD_VERSION = "2.1.1"
+#: Oldest version the harness runs (ZooKeeper mode below 3.3).
+OLDEST_KAFKA_VERSION = (2, 1, 0)
+#: First version with KRaft combined nodes; older ones run on ZooKeeper.
+FIRST_KRAFT_VERSION = (3, 3, 0)
 
 # log4j2 release each pinned 4.x version ships with (kafka-server's POM); other
 # 4.x versions get the same one (the pom pins log4j-api/core/slf4j-impl to it).
@@ -71,7 +90,8 @@ STOP_GRACE = 5.0              # SIGTERM grace period before SIGKILL
 MVN_TIMEOUT = 900.0
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-# Command line tools by short name: (class on 4.x, class on 3.9).
+# Command line tools by short name: (class on 4.x, class on 3.x).  Kafka 2.x
+# keeps most of them in core under other names: see _TOOLS_2X.
 TOOLS = {
     "console-producer": ("org.apache.kafka.tools.ConsoleProducer", "kafka.tools.ConsoleProducer"),
     "console-consumer": ("org.apache.kafka.tools.consumer.ConsoleConsumer",
@@ -84,6 +104,15 @@ TOOLS = {
                            "org.apache.kafka.tools.ConsumerPerformance"),
     "topics": ("org.apache.kafka.tools.TopicCommand", "org.apache.kafka.tools.TopicCommand"),
     "get-offsets": ("org.apache.kafka.tools.GetOffsetShell", "org.apache.kafka.tools.GetOffsetShell"),
+}
+_TOOLS_2X = {
+    "console-producer": "kafka.tools.ConsoleProducer",
+    "console-consumer": "kafka.tools.ConsoleConsumer",
+    "consumer-groups": "kafka.admin.ConsumerGroupCommand",
+    "producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
+    "consumer-perf-test": "kafka.tools.ConsumerPerformance",
+    "topics": "kafka.admin.TopicCommand",
+    "get-offsets": "kafka.tools.GetOffsetShell",
 }
 
 
@@ -100,10 +129,21 @@ def _parse_version(kafka_version):
         raise HarnessError("bad Kafka version %r: expected MAJOR.MINOR.PATCH, e.g. %s"
                            % (kafka_version, DEFAULT_KAFKA_VERSION))
     parts = tuple(int(p) for p in m.groups())
-    if parts < (3, 3, 0):
-        raise HarnessError("Kafka %s is too old for this harness: it runs KRaft combined "
-                           "nodes, which need Kafka 3.3 or newer" % (kafka_version,))
+    if parts < OLDEST_KAFKA_VERSION:
+        raise HarnessError("Kafka %s is too old for this harness: it runs Kafka 2.1 or "
+                           "newer (ZooKeeper mode below 3.3, KRaft from 3.3)" % (kafka_version,))
     return parts
+
+
+def uses_zookeeper(kafka_version):
+    """True for the versions run in ZooKeeper mode (older than 3.3)."""
+    return _parse_version(kafka_version) < FIRST_KRAFT_VERSION
+
+
+def scala_binary_version(kafka_version):
+    """Scala build of the broker artifact: ``kafka_2.13`` exists from 2.4 on,
+    older releases are taken as ``kafka_2.12``."""
+    return "2.12" if _parse_version(kafka_version) < (2, 4, 0) else "2.13"
 
 
 def _logging_flavour(kafka_version):
@@ -124,7 +164,10 @@ def tool_class(name, kafka_version=DEFAULT_KAFKA_VERSION):
     if name not in TOOLS:
         return name
     new, old = TOOLS[name]
-    return new if _parse_version(kafka_version)[0] >= 4 else old
+    major = _parse_version(kafka_version)[0]
+    if major >= 4:
+        return new
+    return old if major == 3 else _TOOLS_2X[name]
 
 
 # ------------------------------------------------------------ environment
@@ -195,6 +238,8 @@ def _profiles(kafka_version, kind):
         profiles = ["broker", "tools"]
     else:
         raise ValueError("kind must be 'broker' or 'tools', not %r" % (kind,))
+    if _parse_version(kafka_version) < (2, 6, 0):
+        profiles.append("zookeeper35")     # ZOOKEEPER-3779: see the module docstring
     return profiles + [_logging_flavour(kafka_version)]
 
 
@@ -227,6 +272,7 @@ def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", downlo
                    "-P", ",".join(_profiles(kafka_version, kind)),
                    "dependency:copy-dependencies", "-DincludeScope=runtime",
                    "-DoutputDirectory=" + tmp, "-Dkafka.version=" + kafka_version,
+                   "-Dkafka.scala=" + scala_binary_version(kafka_version),
                    "-Dlog4j2.version=" + _LOG4J2_VERSIONS.get(kafka_version, _LOG4J2_DEFAULT)]
             t0 = time.monotonic()
             try:
@@ -237,8 +283,8 @@ def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", downlo
                                    % (kafka_version, MVN_TIMEOUT)) from None
             out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout.decode("utf-8", "replace"))
             jars = sorted(f for f in os.listdir(tmp) if f.endswith(".jar"))
-            needed = "kafka_2.13-%s.jar" % kafka_version if kind == "broker" else \
-                "kafka-tools-%s.jar" % kafka_version
+            needed = "kafka_%s-%s.jar" % (scala_binary_version(kafka_version), kafka_version) \
+                if kind == "broker" else "kafka-tools-%s.jar" % kafka_version
             if proc.returncode != 0 or needed not in jars:
                 raise HarnessError(
                     "could not resolve the Kafka %s %s jars from Maven Central (mvn exit "
@@ -399,6 +445,24 @@ class _Broker:
         return self.proc is not None and self.proc.poll() is None
 
 
+class _ZooKeeper:
+    """The one standalone ZooKeeper server of a ZooKeeper-mode cluster."""
+    __slots__ = ("port", "data_dir", "log_path", "proc")
+
+    def __init__(self, port, data_dir, log_path):
+        self.port = port
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.proc = None
+
+    @property
+    def connect(self):
+        return "127.0.0.1:%d" % self.port
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
 def _stop_processes(procs, grace):
     """SIGTERM all at once, wait up to ``grace`` seconds, then SIGKILL."""
     procs = [p for p in procs if p is not None]
@@ -419,11 +483,16 @@ def _stop_processes(procs, grace):
             p.wait()
 
 
-def _cleanup(brokers, tmpdir, grace, keep):
-    """Finaliser shared by terminate() and interpreter exit."""
+def _cleanup(brokers, tmpdir, grace, keep, zookeeper=None):
+    """Finaliser shared by terminate() and interpreter exit.  The brokers go
+    first: a ZooKeeper-mode broker shuts down cleanly only while its
+    ZooKeeper is still up."""
     _stop_processes([b.proc for b in brokers], grace)
     for b in brokers:
         b.proc = None
+    if zookeeper is not None:
+        _stop_processes([zookeeper.proc], grace)
+        zookeeper.proc = None
     if tmpdir and not keep:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
@@ -478,15 +547,34 @@ class ClusterAdmin:
             with self._connect(addr, 10.0) as conn:
                 yield addr[0], conn.metadata()
 
+    def _to_controller(self, send, attempts=5):
+        """Run ``send(conn)`` on a connection to the controller that
+        Metadata names (ZooKeeper-mode brokers answer CreateTopics and
+        DeleteTopics with NOT_CONTROLLER anywhere else; KRaft brokers
+        forward them, so any broker does), retrying NOT_CONTROLLER while the
+        controller moves."""
+        for attempt in range(attempts):
+            addrs = self._addresses()
+            with self._connect(addrs[0]) as conn:
+                controller = conn.metadata([]).controller_id
+            addr = next((a for a in addrs if a[0] == controller), addrs[0])
+            try:
+                with self._connect(addr) as conn:
+                    return send(conn)
+            except _wire.KafkaErrorCode as exc:
+                if exc.code != _wire.ERR_NOT_CONTROLLER or attempt + 1 == attempts:
+                    raise
+            time.sleep(0.5)
+
     def create_topic(self, name, num_partitions=1, replication_factor=1, configs=None,
                      timeout=60.0):
         """Create a topic (CreateTopics; ``configs`` is a dict of topic
         settings) and wait until every reachable broker's metadata shows a
         leader for each of its partitions.  An existing topic raises
         ``KafkaErrorCode`` with code 36 (TOPIC_ALREADY_EXISTS)."""
-        with self._connect(self._addresses()[0]) as conn:
-            conn.create_topic(name, num_partitions, replication_factor, configs,
-                              timeout_ms=int(timeout * 1000))
+        self._to_controller(lambda conn: conn.create_topic(
+            name, num_partitions, replication_factor, configs,
+            timeout_ms=int(timeout * 1000)))
 
         def check():
             for node, md in self._each_broker_metadata():
@@ -506,8 +594,8 @@ class ClusterAdmin:
 
     def delete_topic(self, name, timeout=60.0):
         """Delete a topic and wait until no reachable broker lists it."""
-        with self._connect(self._addresses()[0]) as conn:
-            conn.delete_topics([name], timeout_ms=int(timeout * 1000))
+        self._to_controller(lambda conn: conn.delete_topics(
+            [name], timeout_ms=int(timeout * 1000)))
 
         def check():
             for node, md in self._each_broker_metadata():
@@ -551,23 +639,34 @@ class ClusterAdmin:
             if "\n" in m:
                 raise ValueError("console producer records cannot contain newlines")
             lines.append(m)
+        version = self.kafka_version or DEFAULT_KAFKA_VERSION
+        # --bootstrap-server came to the console producer in 2.5 (KIP-499)
+        server_flag = "--broker-list" if _parse_version(version) < (2, 5, 0) \
+            else "--bootstrap-server"
         run_kafka_tool("console-producer",
-                       ["--bootstrap-server", self.brokers, "--topic", topic_name,
+                       [server_flag, self.brokers, "--topic", topic_name,
                         "--producer-property", "acks=all"],
-                       kafka_version=self.kafka_version or DEFAULT_KAFKA_VERSION,
+                       kafka_version=version,
                        input="\n".join(lines) + "\n", timeout=timeout,
                        download_dir=self.download_dir)
 
 
 class KafkaInstance(ClusterAdmin):
-    """A cluster of ``num_instances`` KRaft nodes (each a combined broker and
-    controller, static voters) on free loopback ports, started on
-    construction and ready when the constructor returns.
+    """A cluster of ``num_instances`` brokers on free loopback ports, started
+    on construction and ready when the constructor returns.
 
-    Broker ``i`` (0-based) has ``node.id`` ``i``.  ``brokers`` is the
-    bootstrap string ``"127.0.0.1:p0,127.0.0.1:p1,..."``.  Each broker has
-    its own data folder and log file under one temporary folder, which
+    Kafka 3.3 and newer run as KRaft nodes (each a combined broker and
+    controller, static voters).  Kafka 2.1 to 3.2 run in ZooKeeper mode: one
+    standalone ZooKeeper server (``zookeeper`` is its ``host:port``, with its
+    own data folder and log ``zookeeper.log``) and brokers registered in it;
+    :meth:`terminate` stops the brokers, then ZooKeeper.
+
+    Broker ``i`` (0-based) has ``node.id`` (``broker.id``) ``i``.  ``brokers``
+    is the bootstrap string ``"127.0.0.1:p0,127.0.0.1:p1,..."``.  Each broker
+    has its own data folder and log file under one temporary folder, which
     :meth:`terminate` removes (set ``PKC_KEEP_KAFKA_DATA=1`` to keep it).
+    Ready means: every broker answers ApiVersions and its Metadata lists
+    every running broker (the same rule in both modes).
 
     ``server_properties`` adds or overrides broker settings; ``jvm_opts`` adds
     JVM flags (after the defaults).
@@ -575,19 +674,22 @@ class KafkaInstance(ClusterAdmin):
 
     def __init__(self, num_instances=1, kafka_version=DEFAULT_KAFKA_VERSION,
                  download_dir=None, name="kafka", heap="512m", start_timeout=None,
-                 server_properties=None, jvm_opts=(), scala_version="2.13", bin_dir=None,
+                 server_properties=None, jvm_opts=(), scala_version=None, bin_dir=None,
                  use_gevent=False):
-        # scala_version, bin_dir and use_gevent are pykafka's parameters: only
-        # Scala 2.13 builds exist for KRaft-era Kafka, bin_dir is taken as the
-        # download (cache) folder, and use_gevent does not concern the brokers.
+        # scala_version, bin_dir and use_gevent are pykafka's parameters: one
+        # Scala build is used per Kafka version (2.12 before 2.4, else 2.13;
+        # None picks it), bin_dir is taken as the download (cache) folder, and
+        # use_gevent does not concern the brokers.
         if int(num_instances) < 1:
             raise ValueError("num_instances must be at least 1")
-        if str(scala_version) != "2.13":
-            raise HarnessError("only Scala 2.13 builds of Kafka are published for the "
-                               "versions this harness runs, not %r" % (scala_version,))
+        scala = scala_binary_version(kafka_version)
+        if scala_version is not None and str(scala_version) != scala:
+            raise HarnessError("this harness runs the Scala %s build of Kafka %s, not %r"
+                               % (scala, kafka_version, scala_version))
         download_dir = download_dir or bin_dir
         self.num_instances = int(num_instances)
         self.kafka_version = str(kafka_version)
+        self.zookeeper_mode = uses_zookeeper(self.kafka_version)
         self.name = name
         self.heap = heap
         self.download_dir = download_dir
@@ -595,7 +697,8 @@ class KafkaInstance(ClusterAdmin):
                                    else START_TIMEOUT + 30.0 * (self.num_instances - 1))
         self._extra_props = dict(server_properties or {})
         self._jvm_opts = list(jvm_opts)
-        self.zookeeper = None          # pykafka compatibility: there is no ZooKeeper
+        self.zookeeper = None          # pykafka's attribute: ZooKeeper's host:port, if any
+        self._zk = None
         self.brokers_ssl = None
         self.cluster_id = None
         self.tmpdir = None
@@ -622,8 +725,9 @@ class KafkaInstance(ClusterAdmin):
         return [b.node_id for b in self._brokers]
 
     def __repr__(self):
-        return "<KafkaInstance %s x%d %s>" % (self.kafka_version, self.num_instances,
-                                              self.brokers)
+        return "<KafkaInstance %s x%d %s%s>" % (
+            self.kafka_version, self.num_instances, self.brokers,
+            " zookeeper=%s" % self.zookeeper if self.zookeeper else "")
 
     def __enter__(self):
         return self
@@ -634,6 +738,8 @@ class KafkaInstance(ClusterAdmin):
     # ------------------------------------------------------------- startup
 
     def _server_properties(self, b, voters):
+        if self.zookeeper_mode:
+            return self._zk_server_properties(b)
         n = self.num_instances
         props = {
             "process.roles": "broker,controller",
@@ -671,6 +777,39 @@ class KafkaInstance(ClusterAdmin):
         props.update(self._extra_props)
         return "".join("%s=%s\n" % (k, v) for k, v in props.items())
 
+    def _zk_server_properties(self, b):
+        """Broker settings in ZooKeeper mode (Kafka 2.1-3.2)."""
+        n = self.num_instances
+        props = {
+            "broker.id": b.node_id,
+            "zookeeper.connect": self._zk.connect,
+            "zookeeper.connection.timeout.ms": 30000,
+            "zookeeper.session.timeout.ms": 10000,
+            "listeners": "PLAINTEXT://127.0.0.1:%d" % b.port,
+            "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % b.port,
+            "log.dirs": b.data_dir,
+            "num.partitions": 1,
+            "default.replication.factor": 1,
+            "auto.create.topics.enable": "true",
+            "delete.topic.enable": "true",
+            "offsets.topic.replication.factor": min(n, 3),
+            "offsets.topic.num.partitions": 4,
+            "transaction.state.log.replication.factor": min(n, 3),
+            "transaction.state.log.min.isr": min(n, 2),
+            "transaction.state.log.num.partitions": 4,
+            "group.initial.rebalance.delay.ms": 0,
+            "group.min.session.timeout.ms": 1000,
+            "replica.lag.time.max.ms": 5000,
+            "controlled.shutdown.max.retries": 1,
+            "num.network.threads": 2,
+            "num.io.threads": 4 if n == 1 else 2,
+            "num.recovery.threads.per.data.dir": 1,
+            "log.cleaner.threads": 1,
+            "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
+        }
+        props.update(self._extra_props)
+        return "".join("%s=%s\n" % (k, v) for k, v in props.items())
+
     def _start_cluster(self):
         last = None
         for attempt in range(3):
@@ -688,37 +827,109 @@ class KafkaInstance(ClusterAdmin):
     def _start_attempt(self):
         n = self.num_instances
         self.tmpdir = tempfile.mkdtemp(prefix="pkc-%s-%s-" % (self.name, self.kafka_version))
-        self.cluster_id = _new_cluster_id()
-        ports = _free_ports(2 * n)
+        zk_mode = self.zookeeper_mode
+        self.cluster_id = None if zk_mode else _new_cluster_id()
+        # KRaft: a broker port and a controller port per node; ZooKeeper mode:
+        # a broker port per node and one for ZooKeeper.
+        ports = _free_ports(n + 1 if zk_mode else 2 * n)
         self._brokers = []
         for i in range(n):
             bdir = os.path.join(self.tmpdir, "broker-%d" % i)
             os.makedirs(bdir)
-            self._brokers.append(_Broker(i, i, ports[2 * i], ports[2 * i + 1],
+            if zk_mode:
+                port, controller_port = ports[i], None
+            else:
+                port, controller_port = ports[2 * i], ports[2 * i + 1]
+            self._brokers.append(_Broker(i, i, port, controller_port,
                                          os.path.join(bdir, "server.properties"),
                                          os.path.join(bdir, "data"),
                                          os.path.join(bdir, "kafka.log")))
+        self._zk = None
+        if zk_mode:
+            zdir = os.path.join(self.tmpdir, "zookeeper")
+            os.makedirs(os.path.join(zdir, "data"))
+            self._zk = _ZooKeeper(ports[n], os.path.join(zdir, "data"),
+                                  os.path.join(zdir, "zookeeper.log"))
+            self.zookeeper = self._zk.connect
         self._finalizer = weakref.finalize(self, _cleanup, self._brokers, self.tmpdir,
-                                           STOP_GRACE, bool(os.environ.get("PKC_KEEP_KAFKA_DATA")))
-        voters = ",".join("%d@127.0.0.1:%d" % (b.node_id, b.controller_port)
-                          for b in self._brokers)
+                                           STOP_GRACE, bool(os.environ.get("PKC_KEEP_KAFKA_DATA")),
+                                           self._zk)
+        voters = None if zk_mode else ",".join(
+            "%d@127.0.0.1:%d" % (b.node_id, b.controller_port) for b in self._brokers)
         for b in self._brokers:
             with open(b.config, "w") as f:
                 f.write(self._server_properties(b, voters))
-        self._format_storage()
         t0 = time.monotonic()
+        if zk_mode:
+            self._start_zookeeper(t0 + self.start_timeout)
+        else:
+            self._format_storage()
         for b in self._brokers:
             self._launch(b)
         self._wait_ready(self._brokers, time.monotonic() + self.start_timeout)
         self.startup_seconds = time.monotonic() - t0
 
-    def _jvm_cmd(self, main_class, args, heap):
+    def _jvm_cmd(self, main_class, args, heap, extra=()):
         return ([self._java, "-Xmx" + heap, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                  "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
                  "-XX:ParallelGCThreads=2", "-XX:ConcGCThreads=1", "-XX:CICompilerCount=2",
                  "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
                  _log_config_flag(self.kafka_version, tools=False)]
-                + self._jvm_opts + ["-cp", self._classpath, main_class] + list(args))
+                + list(extra) + self._jvm_opts + ["-cp", self._classpath, main_class]
+                + list(args))
+
+    def _start_zookeeper(self, deadline):
+        """Start the standalone ZooKeeper server (ZooKeeperServerMain with a
+        zoo.cfg, from the broker's classpath) on loopback and wait until it
+        answers.  Its JMX log4j beans and admin HTTP server are turned off:
+        reload4j has no log4j JMX classes, and the admin server would want
+        port 8080."""
+        zk = self._zk
+        cfg = os.path.join(os.path.dirname(zk.data_dir), "zoo.cfg")
+        with open(cfg, "w") as f:
+            f.write("dataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+                    "tickTime=2000\nmaxClientCnxns=0\nadmin.enableServer=false\n"
+                    "4lw.commands.whitelist=srvr\n" % (zk.data_dir, zk.port))
+        cmd = self._jvm_cmd("org.apache.zookeeper.server.ZooKeeperServerMain", [cfg], "256m",
+                            ["-Dzookeeper.jmx.log4j.disable=true",
+                             "-Dzookeeper.admin.enableServer=false"])
+        with open(zk.log_path, "ab") as log:
+            zk.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True,
+                                       cwd=os.path.dirname(zk.data_dir))
+        while True:
+            rc = zk.proc.poll()
+            if rc is not None:
+                text = self._read_tail(zk.log_path, 40)
+                if "Address already in use" in text or "BindException" in text:
+                    raise _PortClash("ZooKeeper could not bind port %d" % zk.port)
+                raise HarnessError("ZooKeeper (for Kafka %s) exited with code %d while "
+                                   "starting. Log tail (%s):\n%s"
+                                   % (self.kafka_version, rc, zk.log_path, text))
+            try:
+                with socket.create_connection(("127.0.0.1", zk.port), timeout=2.0) as s:
+                    s.sendall(b"srvr")          # the four-letter word zoo.cfg allows
+                    s.settimeout(2.0)
+                    if b"Zookeeper version" in s.recv(4096):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise HarnessError("ZooKeeper did not answer on port %d within %.0f s. Log "
+                                   "tail (%s):\n%s" % (zk.port, self.start_timeout,
+                                                       zk.log_path,
+                                                       self._read_tail(zk.log_path, 40)))
+            time.sleep(0.25)
+
+    @staticmethod
+    def _read_tail(path, lines):
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 400 * lines))
+                return _tail(f.read().decode("utf-8", "replace"), lines)
+        except OSError as exc:
+            return "(no log: %s)" % exc
 
     def _format_storage(self):
         procs = []
@@ -786,7 +997,7 @@ class KafkaInstance(ClusterAdmin):
                 if rc is not None:
                     log = self.broker_logs(b.index, tail=60)
                     if "Address already in use" in log or "BindException" in log:
-                        raise _PortClash("broker %d could not bind port %d or %d"
+                        raise _PortClash("broker %d could not bind port %d or %s"
                                          % (b.index, b.port, b.controller_port))
                     raise HarnessError("Kafka %s broker %d exited with code %d while "
                                        "starting. Log tail (%s):\n%s"
@@ -824,12 +1035,13 @@ class KafkaInstance(ClusterAdmin):
     def _teardown(self, keep):
         if self._finalizer is not None and self._finalizer.alive:
             self._finalizer.detach()
-        _cleanup(self._brokers, self.tmpdir, STOP_GRACE, keep)
+        _cleanup(self._brokers, self.tmpdir, STOP_GRACE, keep, self._zk)
         self._finalizer = None
 
     def terminate(self):
         """Stop every broker (SIGTERM to all at once, a short grace, then
-        SIGKILL) and remove the cluster's data and logs.  Idempotent."""
+        SIGKILL), then ZooKeeper if there is one, and remove the cluster's
+        data and logs.  Idempotent."""
         self._teardown(keep=bool(os.environ.get("PKC_KEEP_KAFKA_DATA")))
 
     def _broker(self, i):
@@ -882,7 +1094,8 @@ class KafkaInstance(ClusterAdmin):
 
     def broker_version(self, i=0):
         """Kafka version broker ``i`` reported in its log ("Kafka version: X")."""
-        m = re.findall(r"Kafka version: (\S+)", self.broker_logs(i))
+        # "Kafka version: X" (3.x, 4.x) or "Kafka version : X" (2.x)
+        m = re.findall(r"Kafka version ?: (\S+)", self.broker_logs(i))
         return m[-1] if m else None
 
     # ---------------------------------------------------------------- logs
@@ -918,7 +1131,11 @@ class KafkaInstance(ClusterAdmin):
         """Last ``lines`` lines of the logs of the brokers in ``which`` (default
         all), each under a header: what a failing test should print."""
         idx = range(len(self._brokers)) if which is None else which
-        return "\n".join(self._one_log(self._brokers[i], lines, header=True) for i in idx)
+        text = "\n".join(self._one_log(self._brokers[i], lines, header=True) for i in idx)
+        if self._zk is not None and which is None:
+            text += "\n----- zookeeper (%s) log: %s -----\n%s" % (
+                self.zookeeper, self._zk.log_path, self._read_tail(self._zk.log_path, lines))
+        return text
 
 
 class _PortClash(HarnessError):
@@ -940,13 +1157,15 @@ def _on_signal(signum, frame):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pykafka_c.test.kafka_instance",
-        description="Start a local Apache Kafka cluster (KRaft) for tests; run until "
-                    "SIGINT/SIGTERM, then stop it and remove its data.")
+        description="Start a local Apache Kafka cluster for tests (KRaft from 3.3, "
+                    "ZooKeeper mode for 2.1-3.2); run until SIGINT/SIGTERM, then stop it "
+                    "and remove its data.")
     parser.add_argument("num_instances", type=int, nargs="?", default=1,
                         help="number of brokers (default 1)")
     parser.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION,
-                        help="Apache Kafka version (default %s; %s is the other tested one)"
-                             % (DEFAULT_KAFKA_VERSION, KAFKA_39_VERSION))
+                        help="Apache Kafka version, 2.1.0 or newer (default %s; %s and %s "
+                             "are the other tested ones)"
+                             % (DEFAULT_KAFKA_VERSION, KAFKA_39_VERSION, KAFKA_OLD_VERSION))
     parser.add_argument("--download-dir", default=None,
                         help="cache folder for the Kafka jars (default $PKC_CACHE_DIR or "
                              "~/.cache/pykafka_c)")
@@ -966,6 +1185,8 @@ def main(argv=None):
             tmp = args.export_hosts + ".tmp"
             with open(tmp, "w") as f:
                 f.write("%s\nKAFKA_VERSION=%s\n" % (line, cluster.kafka_version))
+                if cluster.zookeeper:
+                    f.write("ZOOKEEPER=%s\n" % cluster.zookeeper)
             os.replace(tmp, args.export_hosts)
         print(line, flush=True)
         sys.stderr.write("Kafka %s: %d broker(s) ready in %.1f s; data in %s. "
