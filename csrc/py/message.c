@@ -495,7 +495,7 @@ Message_pack_into(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
                      pkc_status_str(status));
         goto done;
     }
-    if (PyObject_GetBuffer(args[0], &out, PyBUF_WRITABLE) < 0)
+    if (!PyArg_Parse(args[0], "w*:pack_into", &out))
         goto done;
     if (offset < 0 || offset > out.len ||
         (size_t)(out.len - offset) < w.len) {

@@ -29,11 +29,12 @@ ApiVersionsSpec = namedtuple("ApiVersionsSpec", ["key", "min", "max"])
 
 #: pykafka's hard-coded tables for brokers older than 0.10 (kept for
 #: compatibility; pykafka_c always negotiates with ApiVersions).
-API_VERSIONS_080 = {i: ApiVersionsSpec(i, 0, 0) for i in range(17)}
+#: Every key 0-16 at max 0 except OffsetCommit (8) and OffsetFetch (9) at
+#: max 1; 0.9 adds Fetch (1) at max 1.
+API_VERSIONS_080 = {i: ApiVersionsSpec(i, 0, 1 if i in (8, 9) else 0)
+                    for i in range(17)}
 API_VERSIONS_090 = dict(API_VERSIONS_080)
 API_VERSIONS_090[1] = ApiVersionsSpec(1, 0, 1)
-API_VERSIONS_090[8] = ApiVersionsSpec(8, 0, 1)
-API_VERSIONS_090[9] = ApiVersionsSpec(9, 0, 1)
 
 
 def _b(value):
