@@ -87,9 +87,10 @@ class FetchResponse(Response):
         return {0: FetchResponse, 1: FetchResponseV1, 2: FetchResponseV2}
 
     def __init__(self, buff=None, version=None, broker_version="0.9.0",
-                 fetch_offsets=None):
+                 fetch_offsets=None, raise_errors=None):
         self._fetch_offsets = fetch_offsets or {}
-        super(FetchResponse, self).__init__(buff, version)
+        super(FetchResponse, self).__init__(buff, version,
+                                            raise_errors=raise_errors)
 
     def _populate(self):
         self.throttle_time = self.get("throttle_time_ms", 0)
