@@ -88,14 +88,23 @@ def test_metadata_modern_versions(v):
                 1, -1, [], [], 9)
 
 
-def test_get_version_impl():
+def test_get_version_impl(monkeypatch):
+    from pykafka_c import utils
+    # pykafka's: the highest class <= the broker's max, cached per class
+    monkeypatch.setattr(utils, "VERSIONS_CACHE", {})
     specs = {3: protocol.ApiVersionsSpec(3, 0, 12)}
     assert protocol.MetadataResponse.get_version_impl(specs) is \
         protocol.MetadataResponseV5
     assert protocol.MetadataResponse.get_version_impl({3: (0, 2)}) is \
+        protocol.MetadataResponseV5            # cached, as in pykafka
+    utils.VERSIONS_CACHE.clear()
+    assert protocol.MetadataResponse.get_version_impl({3: (0, 2)}) is \
         protocol.MetadataResponseV2
+    utils.VERSIONS_CACHE.clear()
     assert protocol.MetadataResponse.get_version_impl({}) is \
         protocol.MetadataResponse
+    assert issubclass(protocol.MetadataRequest, utils.ApiVersionAware)
+    assert issubclass(protocol.MessageSet, utils.Serializable)
     assert protocol.FetchResponse.for_version(12) is protocol.FetchResponseV2
     assert protocol.OffsetFetchResponse.for_version(7) is \
         protocol.OffsetFetchResponseV2
@@ -461,11 +470,15 @@ def test_create_topics_request_description():
         protocol.CreateTopicRequest(b"new", 3, 1, [], [(b"retention.ms",
                                                         b"1000")]),
         protocol.CreateTopicRequest(b"manual", 4, 2, [(0, [1, 2])], []),
-        {"name": "d", "num_partitions": 1, "replication_factor": 1}],
+        {"name": "d", "num_partitions": 1, "replication_factor": 1},
+        {"name": "ra", "num_partitions": -1, "replication_factor": -1,
+         "replica_assignment": {0: [1], 1: [1]}}],
         timeout=5000)
     f = req._fields(7)
     assert f["timeout_ms"] == 5000
-    new, manual, dd = f["topics"]
+    new, manual, dd, ra = f["topics"]
+    assert ra["assignments"] == [{"partition_index": 0, "broker_ids": [1]},
+                                 {"partition_index": 1, "broker_ids": [1]}]
     assert new == {"name": "new", "num_partitions": 3,
                    "replication_factor": 1, "assignments": [],
                    "configs": [{"name": "retention.ms", "value": "1000"}]}

@@ -121,7 +121,9 @@ class CreateTopicRequest(_CreateTopicRequest):
 def _topic_fields(req):
     """CreatableTopic fields for a CreateTopicRequest, a dict with ``name``,
     ``num_partitions``, ``replication_factor`` and optional ``configs`` (a
-    dict), or an object with those attributes."""
+    dict or (name, value) pairs) and ``replica_assignment`` (``{partition
+    id: [broker ids]}`` or pairs; then the dict's num_partitions and
+    replication_factor must be -1), or an object with those attributes."""
     if isinstance(req, CreateTopicRequest):
         assignments = [{"partition_index": p, "broker_ids": list(b)}
                        for p, b in (req.replica_assignment or [])]
@@ -140,10 +142,15 @@ def _topic_fields(req):
     configs = get("configs") or {}
     if not isinstance(configs, dict):
         configs = dict(configs)
+    assignment = get("replica_assignment") or {}
+    if isinstance(assignment, dict):
+        assignment = assignment.items()
     return {"name": _s(get("name")),
             "num_partitions": get("num_partitions", -1),
             "replication_factor": get("replication_factor", -1),
-            "assignments": [],
+            "assignments": [{"partition_index": int(pid),
+                             "broker_ids": [int(b) for b in ids]}
+                            for pid, ids in assignment],
             "configs": [{"name": _s(k), "value": _s(v)}
                         for k, v in configs.items()]}
 

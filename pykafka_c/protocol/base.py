@@ -17,8 +17,9 @@ are decoded at the class's ``API_VERSION`` (or ``version=``).
 from collections import namedtuple
 
 from .. import _core
-from ..exceptions import ERROR_CODES, error_for_code
+from ..exceptions import error_for_code
 from ..membershipprotocol import ConsumerGroupProtocolMetadata, MemberAssignment
+from ..utils import ApiVersionAware
 
 __all__ = ["Request", "Response", "ApiVersionsSpec", "API_VERSIONS_080",
            "API_VERSIONS_090", "MemberAssignment",
@@ -52,9 +53,11 @@ def _s(value):
     return value
 
 
-class _VersionAware(object):
-    """pykafka's ``ApiVersionAware``: ``get_versions()`` maps versions to
-    the classes implementing them."""
+class _VersionAware(ApiVersionAware):
+    """pykafka's ``ApiVersionAware`` (``get_versions()`` maps versions to
+    the classes implementing them; ``get_version_impl`` is pykafka's,
+    cached process-wide in ``utils.VERSIONS_CACHE``) plus
+    ``for_version``."""
 
     API_KEY = -1
     API_VERSION = 0
@@ -62,19 +65,6 @@ class _VersionAware(object):
     @classmethod
     def get_versions(cls):
         return {}
-
-    @classmethod
-    def get_version_impl(cls, api_versions):
-        """The class of the highest version that is both implemented and at
-        most the broker's maximum in ``api_versions`` (``{key:
-        ApiVersionsSpec}`` or ``{key: (min, max)}``); ``cls`` itself when
-        the table says nothing."""
-        versions = cls.get_versions()
-        if not versions or not api_versions or cls.API_KEY not in api_versions:
-            return cls
-        spec = api_versions[cls.API_KEY]
-        highest = spec.max if hasattr(spec, "max") else spec[1]
-        return cls.for_version(highest)
 
     @classmethod
     def for_version(cls, version):
@@ -154,9 +144,7 @@ class Response(dict, _VersionAware):
     def raise_error(self, err_code, response):
         """raise_error(err_code, response) --
 
-        Raise the pykafka exception for Kafka error code ``err_code``."""
-        if err_code in ERROR_CODES:
-            raise ERROR_CODES[err_code](
-                'Response Type: "%s"\tResponse: %s'
-                % (type(self).__name__, response))
-        raise error_for_code(err_code, type(self).__name__)
+        Raise the pykafka exception for Kafka error code ``err_code`` (its
+        message names the error, the code and the response)."""
+        raise error_for_code(err_code, 'Response Type: "%s"\tResponse: %s'
+                             % (type(self).__name__, response))

@@ -14,13 +14,14 @@ from .. import _core
 from .._core import Message
 from ..common import CompressionType
 from ..exceptions import MessageSetDecodeFailure
+from ..utils import Serializable
 
 __all__ = ["Message", "MessageSet"]
 
 _ENTRY = struct.Struct(">qi")
 
 
-class MessageSet(object):
+class MessageSet(Serializable):
     """MessageSet(compression_type=0, messages=None, broker_version='0.9.0')
     --
 
