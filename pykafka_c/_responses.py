@@ -35,9 +35,11 @@ PartitionOffsetCommitRequest = namedtuple(
     ["topic_name", "partition_id", "offset", "timestamp", "metadata"])
 PartitionOffsetFetchRequest = namedtuple("PartitionOffsetFetchRequest",
                                          ["topic_name", "partition_id"])
+#: ``max_bytes`` defaults to 1 MiB, as in pykafka.
 PartitionFetchRequest = namedtuple(
     "PartitionFetchRequest",
-    ["topic_name", "partition_id", "offset", "max_bytes"])
+    ["topic_name", "partition_id", "offset", "max_bytes"],
+    defaults=[1024 * 1024])
 FetchPartitionResponse = namedtuple("FetchPartitionResponse",
                                     ["max_offset", "messages", "err"])
 ApiVersionsSpec = namedtuple("ApiVersionsSpec", ["key", "min", "max"])

@@ -9,9 +9,10 @@ soon as it is made: for every API the highest version that both the broker
 and pykafka_c support is used, and the broker's minimum is respected.
 
 Requests are encoded and responses decoded by the table-driven C codec
-(``_core.encode_request`` / ``_core.decode_response``); responses are
-returned as dicts whose keys are Kafka's field names in snake_case (pykafka
-returned its own response classes; see ARCHITECTURE.md).
+(``_core.encode_request`` / ``_core.decode_response``).  ``request()``
+returns the decoded dict (Kafka's field names in snake_case); the named
+helpers return pykafka's response classes from :mod:`pykafka_c.protocol`,
+which are those dicts with pykafka's attributes added.
 """
 
 import logging
@@ -130,13 +131,17 @@ def negotiate(api_key, broker_range):
 class _Channel(object):
     """One C connection with its lock and negotiated versions."""
 
-    __slots__ = ("conn", "lock", "versions", "broker_ranges")
+    __slots__ = ("conn", "lock", "versions", "broker_ranges",
+                 "api_versions_response", "api_versions_version")
 
-    def __init__(self, conn, broker_ranges):
+    def __init__(self, conn, broker_ranges, api_versions_response=None,
+                 api_versions_version=0):
         self.conn = conn
         self.lock = threading.Lock()
         self.broker_ranges = broker_ranges
         self.versions = {}
+        self.api_versions_response = api_versions_response
+        self.api_versions_version = api_versions_version
 
 
 class Broker(object):
@@ -204,8 +209,15 @@ class Broker(object):
                       buffer_size=64 * 1024, source_host='', source_port=0,
                       ssl_config=None, broker_version="0.9.0",
                       api_versions=None):
-        """Make a Broker from one entry of a Metadata response."""
-        return cls(metadata["node_id"], metadata["host"], metadata["port"],
+        """Make a Broker from one entry of a Metadata response: a decoded
+        dict or pykafka's BrokerMetadata (``id``, ``host``, ``port``)."""
+        if isinstance(metadata, tuple):
+            node_id, host, port = (metadata.id, _as_str(metadata.host),
+                                   metadata.port)
+        else:
+            node_id, host, port = (metadata["node_id"], metadata["host"],
+                                   metadata["port"])
+        return cls(node_id, host, port,
                    handler, socket_timeout_ms,
                    offsets_channel_socket_timeout_ms,
                    buffer_size=buffer_size, source_host=source_host,
@@ -262,15 +274,18 @@ class Broker(object):
                                 source_host=self._source_host or "",
                                 source_port=self._source_port or 0)
         try:
-            ranges = self._negotiate_api_versions(conn, timeout_ms)
+            version, resp = self._negotiate_api_versions(conn, timeout_ms)
         except BaseException:
             conn.close()
             raise
-        return _Channel(conn, ranges)
+        ranges = {k["api_key"]: (k["min_version"], k["max_version"])
+                  for k in resp["api_keys"]}
+        return _Channel(conn, ranges, resp, version)
 
     def _negotiate_api_versions(self, conn, timeout_ms):
         """Send ApiVersions (the highest version we know, falling back to
-        what the broker says it supports) and return its ranges."""
+        what the broker says it supports, or v0 for brokers before 2.4) and
+        return ``(version, decoded response)``."""
         version = self._api_versions_version
         for _ in range(3):
             fields = {}
@@ -303,8 +318,7 @@ class Broker(object):
             if resp["error_code"] != 0:
                 raise _kafka_error(resp["error_code"], "ApiVersions")
             self._api_versions_version = version
-            return {k["api_key"]: (k["min_version"], k["max_version"])
-                    for k in resp["api_keys"]}
+            return version, resp
         raise SocketDisconnectedError(
             "%s:%d: ApiVersions negotiation did not converge"
             % (self._host, self._port))
@@ -379,12 +393,21 @@ class Broker(object):
         their protocol defaults.  Raises SocketDisconnectedError (after
         closing the connection) when the broker cannot be reached.
         """
+        return self._request(api_key, fields, channel, version,
+                             expect_response, timeout_ms)[1]
+
+    def _request(self, api_key, fields, channel="main", version=None,
+                 expect_response=True, timeout_ms=None):
+        """``request()``, returning ``(version used, decoded dict or
+        None)``.  ``fields`` may be a callable of the version."""
         ch = self._channel(channel)
         if version is None:
             version = ch.versions.get(api_key)
             if version is None:
                 version = negotiate(api_key, ch.broker_ranges.get(api_key))
                 ch.versions[api_key] = version
+        if callable(fields):
+            fields = fields(version)
         body = _core.encode_request(api_key, version, fields)
         flexible = is_flexible(api_key, version)
         if timeout_ms is None:
@@ -394,102 +417,125 @@ class Broker(object):
                 if not expect_response:
                     ch.conn.send(api_key, version, body, flexible=flexible,
                                  expect_response=False)
-                    return None
+                    return version, None
                 raw = ch.conn.request(api_key, version, body,
                                       flexible=flexible,
                                       timeout_ms=timeout_ms)
             except SocketDisconnectedError:
                 ch.conn.close()
                 raise
-        return _core.decode_response(api_key, version, raw)
+        return version, _core.decode_response(api_key, version, raw)
+
+    def _send(self, req, response_cls, channel="main", timeout_ms=None,
+              raise_errors=None, **kwargs):
+        """Encode the protocol request object ``req`` at the negotiated
+        version (``req._fields(version, **kwargs)``) and return the
+        response as ``response_cls``'s class for that version."""
+        version, decoded = self._request(
+            req.API_KEY, lambda v: req._fields(v, **kwargs), channel,
+            timeout_ms=timeout_ms)
+        return response_cls.for_version(version)(
+            decoded, version, raise_errors=raise_errors)
+
+    def fetch_messages(self, partition_requests, timeout=30000, min_bytes=1):
+        """Fetch of PartitionFetchRequest(topic_name, partition_id, offset,
+        max_bytes) entries, waiting up to ``timeout`` ms for ``min_bytes``.
+
+        Returns a :class:`~pykafka_c.protocol.FetchResponse` whose
+        ``topics[name][partition_id].messages`` are Messages decoded (CRC
+        checked, decompressed) from the records, from the requested offset
+        on.  (The consumers do not use this: their fetch loop is C.)"""
+        from .protocol import FetchRequest, FetchResponse
+        req = FetchRequest(partition_requests, timeout=timeout,
+                           min_bytes=min_bytes)
+        version, decoded = self._request(
+            ApiKey.FETCH, req._fields,
+            timeout_ms=max(self._socket_timeout_ms, timeout + 5000))
+        return FetchResponse.for_version(version)(
+            decoded, version, broker_version=self._broker_version,
+            fetch_offsets=req._fetch_offsets())
+
+    def produce_messages(self, produce_request):
+        """Send a :class:`~pykafka_c.protocol.ProduceRequest`: each
+        partition's messages as one RecordBatch v2 (compressed with the
+        request's compression type).  Returns a ProduceResponse, or None
+        when ``required_acks`` is 0 (no response is read)."""
+        from .protocol import ProduceResponse
+        acks = produce_request.required_acks
+        timeout_ms = max(self._socket_timeout_ms,
+                         produce_request.timeout + 5000)
+        version, decoded = self._request(
+            ApiKey.PRODUCE, produce_request._fields,
+            expect_response=acks != 0, timeout_ms=timeout_ms)
+        if acks == 0:
+            return None
+        return ProduceResponse.for_version(version)(decoded, version)
 
     def request_metadata(self, topics=None, allow_auto_topic_creation=False):
-        """Metadata for ``topics`` (names, str or bytes) or for all topics.
+        """Metadata for ``topics`` (names, str or bytes) or for all topics,
+        as a :class:`~pykafka_c.protocol.MetadataResponse`.
 
         ``allow_auto_topic_creation`` exists from Metadata v4; before that
         the broker's ``auto.create.topics.enable`` alone decides."""
-        version = self.api_version(ApiKey.METADATA)
-        fields = {}
-        if version >= 4:
-            fields["allow_auto_topic_creation"] = \
-                bool(allow_auto_topic_creation)
-        if topics is not None:
-            fields["topics"] = [{"name": _as_str(t)} for t in topics]
-        else:
-            # v0 asks for every topic with an empty list, later versions
-            # with null (an empty list means none).
-            fields["topics"] = [] if version == 0 else None
-        return self.request(ApiKey.METADATA, fields, version=version)
+        from .protocol import MetadataRequestV4, MetadataResponse
+        req = MetadataRequestV4(topics, allow_auto_topic_creation)
+        return self._send(req, MetadataResponse)
 
     def request_offset_limits(self, partition_requests,
                               isolation_level=0):
         """ListOffsets.  ``partition_requests`` is an iterable of
         PartitionOffsetRequest(topic_name, partition_id, offsets_before,
-        max_offsets); returns the decoded response."""
-        topics = {}
-        for req in partition_requests:
-            topics.setdefault(_as_str(req.topic_name), []).append(
-                {"partition_index": req.partition_id,
-                 "timestamp": int(req.offsets_before),
-                 "current_leader_epoch": -1})
-        fields = {"replica_id": -1, "isolation_level": isolation_level,
-                  "topics": [{"name": t, "partitions": p}
-                             for t, p in topics.items()]}
-        return self.request(ApiKey.LIST_OFFSETS, fields)
+        max_offsets); returns a :class:`~pykafka_c.protocol.ListOffsetResponse`
+        (one offset per partition)."""
+        from .protocol import ListOffsetRequest, ListOffsetResponse
+        req = ListOffsetRequest(partition_requests)
+        version, decoded = self._request(
+            ApiKey.LIST_OFFSETS,
+            lambda v: req._fields(v, isolation_level=isolation_level))
+        # pykafka used its v0 shape (a list of offsets) for every version
+        return ListOffsetResponse(decoded, version)
 
     def find_coordinator(self, key, key_type=0):
-        """FindCoordinator for a group (``key_type`` 0) id."""
-        return self.request(ApiKey.FIND_COORDINATOR,
-                            {"key": _as_str(key), "key_type": key_type})
+        """FindCoordinator for a group (``key_type`` 0) id; a
+        :class:`~pykafka_c.protocol.GroupCoordinatorResponse` that does not
+        raise on errors (see its ``error_code``)."""
+        from .protocol import GroupCoordinatorResponse
+        version, decoded = self._request(
+            ApiKey.FIND_COORDINATOR,
+            {"key": _as_str(key), "key_type": key_type})
+        return GroupCoordinatorResponse(decoded, version, raise_errors=False)
 
     def commit_consumer_group_offsets(self, consumer_group,
                                       consumer_group_generation_id,
                                       consumer_id, preqs,
                                       group_instance_id=None):
-        """OffsetCommit of PartitionOffsetCommitRequest tuples."""
-        topics = {}
-        for req in preqs:
-            metadata = req.metadata
-            if isinstance(metadata, bytes):
-                metadata = metadata.decode("utf-8", "replace")
-            topics.setdefault(_as_str(req.topic_name), []).append(
-                {"partition_index": req.partition_id,
-                 "committed_offset": req.offset,
-                 "committed_leader_epoch": -1,
-                 "committed_metadata": metadata})
-        fields = {"group_id": _as_str(consumer_group),
-                  "generation_id_or_member_epoch":
-                      consumer_group_generation_id,
-                  "member_id": _as_str(consumer_id or ""),
-                  "group_instance_id": group_instance_id,
-                  "retention_time_ms": -1,
-                  "topics": [{"name": t, "partitions": p}
-                             for t, p in topics.items()]}
-        return self.request(ApiKey.OFFSET_COMMIT, fields, channel="offsets")
+        """OffsetCommit of PartitionOffsetCommitRequest tuples; an
+        :class:`~pykafka_c.protocol.OffsetCommitResponse`."""
+        from .protocol import OffsetCommitRequest, OffsetCommitResponse
+        req = OffsetCommitRequest(consumer_group,
+                                  consumer_group_generation_id, consumer_id,
+                                  preqs)
+        return self._send(req, OffsetCommitResponse, channel="offsets",
+                          group_instance_id=group_instance_id)
 
     def fetch_consumer_group_offsets(self, consumer_group, preqs,
                                      require_stable=False):
         """OffsetFetch of PartitionOffsetFetchRequest tuples (``preqs`` None
-        means all topics)."""
-        if preqs is None:
-            topics = None
-        else:
-            by_topic = {}
-            for req in preqs:
-                by_topic.setdefault(_as_str(req.topic_name), []).append(
-                    req.partition_id)
-            topics = [{"name": t, "partition_indexes": p}
-                      for t, p in by_topic.items()]
-        fields = {"group_id": _as_str(consumer_group), "topics": topics,
-                  "require_stable": require_stable}
-        return self.request(ApiKey.OFFSET_FETCH, fields, channel="offsets")
+        means all topics); an :class:`~pykafka_c.protocol.OffsetFetchResponse`."""
+        from .protocol import OffsetFetchRequest, OffsetFetchResponse
+        req = OffsetFetchRequest(consumer_group, preqs or [])
+        return self._send(req, OffsetFetchResponse, channel="offsets",
+                          require_stable=require_stable,
+                          all_topics=preqs is None)
 
     def join_group(self, connection_id, consumer_group, member_id,
                    topic_name=None, membership_protocol=None,
                    session_timeout_ms=30000, rebalance_timeout_ms=None,
                    protocols=None, protocol_type="consumer",
                    group_instance_id=None, reason=None):
-        """JoinGroup on the group connection ``connection_id``."""
+        """JoinGroup on the group connection ``connection_id``; a
+        :class:`~pykafka_c.protocol.JoinGroupResponse`."""
+        from .protocol import JoinGroupResponse
         if protocols is None:
             protocols = [{"name": _as_str(membership_protocol.protocol_name),
                           "metadata": membership_protocol.metadata.get_bytes()}]
@@ -505,104 +551,104 @@ class Broker(object):
                   "reason": reason}
         timeout = max(self._socket_timeout_ms,
                       fields["rebalance_timeout_ms"] + 5000)
-        return self.request(ApiKey.JOIN_GROUP, fields,
-                            channel=("group", connection_id),
-                            timeout_ms=timeout)
+        version, decoded = self._request(ApiKey.JOIN_GROUP, fields,
+                                         channel=("group", connection_id),
+                                         timeout_ms=timeout)
+        return JoinGroupResponse(decoded, version)
 
     def sync_group(self, connection_id, consumer_group, generation_id,
                    member_id, group_assignment, protocol_type="consumer",
                    protocol_name=None, group_instance_id=None,
                    timeout_ms=None):
         """SyncGroup; ``group_assignment`` is a list of
-        ``{"member_id": str, "assignment": bytes}``."""
+        ``{"member_id": str, "assignment": bytes}`` or of pykafka's
+        ``(member_id, MemberAssignment)`` pairs.  A
+        :class:`~pykafka_c.protocol.SyncGroupResponse`."""
+        from .protocol import SyncGroupResponse
+        assignments = []
+        for entry in group_assignment:
+            if not isinstance(entry, dict):
+                mid, assignment = entry
+                entry = {"member_id": _as_str(mid),
+                         "assignment": bytes(assignment.get_bytes())}
+            assignments.append(entry)
         fields = {"group_id": _as_str(consumer_group),
                   "generation_id": generation_id,
                   "member_id": _as_str(member_id),
                   "group_instance_id": group_instance_id,
                   "protocol_type": protocol_type,
                   "protocol_name": protocol_name,
-                  "assignments": group_assignment}
-        return self.request(ApiKey.SYNC_GROUP, fields,
-                            channel=("group", connection_id),
-                            timeout_ms=timeout_ms)
+                  "assignments": assignments}
+        version, decoded = self._request(ApiKey.SYNC_GROUP, fields,
+                                         channel=("group", connection_id),
+                                         timeout_ms=timeout_ms)
+        return SyncGroupResponse(decoded, version)
 
     def heartbeat(self, connection_id, consumer_group, generation_id,
                   member_id, group_instance_id=None):
-        """Heartbeat on the group connection ``connection_id``."""
+        """Heartbeat on the group connection ``connection_id``; a
+        :class:`~pykafka_c.protocol.HeartbeatResponse`."""
+        from .protocol import HeartbeatResponse
         fields = {"group_id": _as_str(consumer_group),
                   "generation_id": generation_id,
                   "member_id": _as_str(member_id),
                   "group_instance_id": group_instance_id}
-        return self.request(ApiKey.HEARTBEAT, fields,
-                            channel=("group", connection_id))
+        version, decoded = self._request(ApiKey.HEARTBEAT, fields,
+                                         channel=("group", connection_id))
+        return HeartbeatResponse(decoded, version)
 
     def leave_group(self, connection_id, consumer_group, member_id,
                     reason=None):
-        """LeaveGroup for one member."""
-        channel = ("group", connection_id)
-        fields = {"group_id": _as_str(consumer_group)}
-        # v0-2 name the member at the top level, v3+ in a Members array.
-        if self.api_version(ApiKey.LEAVE_GROUP, channel=channel) < 3:
-            fields["member_id"] = _as_str(member_id)
-        else:
-            fields["members"] = [{"member_id": _as_str(member_id),
-                                  "group_instance_id": None,
-                                  "reason": reason}]
-        return self.request(ApiKey.LEAVE_GROUP, fields, channel=channel)
+        """LeaveGroup for one member; a
+        :class:`~pykafka_c.protocol.LeaveGroupResponse`."""
+        from .protocol import LeaveGroupRequest, LeaveGroupResponse
+        req = LeaveGroupRequest(consumer_group, member_id)
+        return self._send(req, LeaveGroupResponse,
+                          channel=("group", connection_id), reason=reason)
 
     def list_groups(self):
-        """ListGroups on this broker."""
-        return self.request(ApiKey.LIST_GROUPS, {"states_filter": []})
+        """ListGroups on this broker; a
+        :class:`~pykafka_c.protocol.ListGroupsResponse`."""
+        from .protocol import ListGroupsRequest, ListGroupsResponse
+        return self._send(ListGroupsRequest(), ListGroupsResponse)
 
     def describe_groups(self, group_ids):
-        """DescribeGroups for ``group_ids``."""
-        return self.request(ApiKey.DESCRIBE_GROUPS,
-                            {"groups": [_as_str(g) for g in group_ids]})
+        """DescribeGroups for ``group_ids``; a
+        :class:`~pykafka_c.protocol.DescribeGroupsResponse`."""
+        from .protocol import DescribeGroupsRequest, DescribeGroupsResponse
+        return self._send(DescribeGroupsRequest(group_ids),
+                          DescribeGroupsResponse)
 
     def create_topics(self, topic_reqs, timeout=0):
-        """CreateTopics; ``topic_reqs`` are dicts with ``name``,
-        ``num_partitions``, ``replication_factor`` and optional ``configs``
-        (a dict or (name, value) pairs) and ``replica_assignment``
-        (``{partition_id: [broker_id, ...]}`` or (partition_id, broker_ids)
-        pairs, as pykafka's CreateTopicRequest; then num_partitions and
-        replication_factor must be -1), or objects with those attributes."""
-        topics = []
-        for req in topic_reqs:
-            get = (req.get if isinstance(req, dict)
-                   else lambda k, d=None, r=req: getattr(r, k, d))
-            configs = get("configs") or {}
-            if not isinstance(configs, dict):
-                configs = dict(configs)
-            assignment = get("replica_assignment") or {}
-            if isinstance(assignment, dict):
-                assignment = assignment.items()
-            topics.append({
-                "name": _as_str(get("name")),
-                "num_partitions": get("num_partitions", -1),
-                "replication_factor": get("replication_factor", -1),
-                "assignments": [{"partition_index": int(pid),
-                                 "broker_ids": [int(b) for b in ids]}
-                                for pid, ids in assignment],
-                "configs": [{"name": k, "value": v}
-                            for k, v in configs.items()]})
-        return self.request(ApiKey.CREATE_TOPICS,
-                            {"topics": topics, "timeout_ms": timeout,
-                             "validate_only": False},
-                            timeout_ms=max(self._socket_timeout_ms,
-                                           timeout + 5000))
+        """CreateTopics; ``topic_reqs`` are CreateTopicRequest tuples, or
+        dicts with ``name``, ``num_partitions``, ``replication_factor`` and
+        optional ``configs`` (a dict), or objects with those attributes.
+        A :class:`~pykafka_c.protocol.CreateTopicsResponse`; as in pykafka,
+        a topic's error raises its exception."""
+        from .protocol import CreateTopicsRequest, CreateTopicsResponse
+        return self._send(CreateTopicsRequest(topic_reqs, timeout=timeout),
+                          CreateTopicsResponse,
+                          timeout_ms=max(self._socket_timeout_ms,
+                                         timeout + 5000))
 
     def delete_topics(self, topics, timeout=0):
-        """DeleteTopics by name."""
-        return self.request(ApiKey.DELETE_TOPICS,
-                            {"topic_names": [_as_str(t) for t in topics],
-                             "timeout_ms": timeout},
-                            timeout_ms=max(self._socket_timeout_ms,
-                                           timeout + 5000))
+        """DeleteTopics by name; a
+        :class:`~pykafka_c.protocol.DeleteTopicsResponse`; as in pykafka, a
+        topic's error raises its exception."""
+        from .protocol import DeleteTopicsRequest, DeleteTopicsResponse
+        return self._send(DeleteTopicsRequest(topics, timeout=timeout),
+                          DeleteTopicsResponse,
+                          timeout_ms=max(self._socket_timeout_ms,
+                                         timeout + 5000))
 
     def fetch_api_versions(self):
-        """The broker's advertised API ranges, ``{api_key: (min, max)}``."""
-        self._channel("main")
-        return self.api_versions
+        """The broker's ApiVersions answer (from the main connection's
+        negotiation), an :class:`~pykafka_c.protocol.ApiVersionsResponse`:
+        ``api_versions`` is ``{api_key: ApiVersionsSpec(key, min, max)}``."""
+        from .protocol import ApiVersionsResponse
+        ch = self._channel("main")
+        return ApiVersionsResponse.for_version(ch.api_versions_version)(
+            ch.api_versions_response, ch.api_versions_version)
 
 
 def _kafka_error(code, context=""):

@@ -482,3 +482,225 @@ def test_kafka_tools_table_layout():
         "--  ----  ------",
         " 1  ab",
         "10  c     [1, 2]"]
+
+
+# pykafka 2.8's pykafka.protocol package: every submodule and the names
+# each defines (classes, namedtuples, constants).
+PROTOCOL_SUBMODULES = {
+    "base": ["Request", "Response", "MemberAssignment",
+             "ConsumerGroupProtocolMetadata", "ApiVersionsSpec",
+             "API_VERSIONS_080", "API_VERSIONS_090"],
+    "admin": ["ListGroupsRequest", "GroupListing", "ListGroupsResponse",
+              "DescribeGroupsRequest", "GroupMember",
+              "DescribeGroupResponse", "DescribeGroupsResponse",
+              "CreateTopicRequest", "CreateTopicsRequest",
+              "CreateTopicsResponse", "DeleteTopicsRequest",
+              "DeleteTopicsResponse", "ApiVersionsRequest",
+              "ApiVersionsSpec", "ApiVersionsResponse",
+              "ApiVersionsResponseV1"],
+    "fetch": ["PartitionFetchRequest", "FetchRequest",
+              "FetchPartitionResponse", "FetchResponse", "FetchResponseV1",
+              "FetchResponseV2"],
+    "group_membership": ["ConsumerGroupProtocolMetadata",
+                         "JoinGroupRequest", "JoinGroupResponse",
+                         "MemberAssignment", "SyncGroupRequest",
+                         "SyncGroupResponse", "HeartbeatRequest",
+                         "HeartbeatResponse", "LeaveGroupRequest",
+                         "LeaveGroupResponse"],
+    "message": ["Message", "MessageSet"],
+    "metadata": ["MetadataRequest", "MetadataRequestV1",
+                 "MetadataRequestV2", "MetadataRequestV3",
+                 "MetadataRequestV4", "MetadataRequestV5", "BrokerMetadata",
+                 "BrokerMetadataV1", "TopicMetadata", "TopicMetadataV1",
+                 "PartitionMetadata", "PartitionMetadataV5",
+                 "MetadataResponse", "MetadataResponseV1",
+                 "MetadataResponseV2", "MetadataResponseV3",
+                 "MetadataResponseV4", "MetadataResponseV5"],
+    "offset": ["PartitionOffsetRequest", "ListOffsetRequest",
+               "ListOffsetRequestV1", "OffsetPartitionResponse",
+               "OffsetPartitionResponseV1", "ListOffsetResponse",
+               "ListOffsetResponseV1"],
+    "offset_commit": ["GroupCoordinatorRequest", "GroupCoordinatorResponse",
+                      "PartitionOffsetCommitRequest", "OffsetCommitRequest",
+                      "OffsetCommitPartitionResponse",
+                      "OffsetCommitResponse", "PartitionOffsetFetchRequest",
+                      "OffsetFetchRequest", "OffsetFetchRequestV1",
+                      "OffsetFetchRequestV2", "OffsetFetchPartitionResponse",
+                      "OffsetFetchResponse", "OffsetFetchResponseV1",
+                      "OffsetFetchResponseV2"],
+    "produce": ["ProduceRequest", "ProducePartitionResponse",
+                "ProduceResponse"],
+}
+
+# pykafka 2.8's pykafka.protocol.__all__
+PROTOCOL_ALL = [
+    "MetadataRequest", "MetadataResponse", "ProduceRequest",
+    "ProduceResponse", "PartitionFetchRequest", "FetchRequest",
+    "FetchPartitionResponse", "FetchResponse", "ListOffsetRequest",
+    "ListOffsetResponse", "GroupCoordinatorRequest",
+    "GroupCoordinatorResponse", "PartitionOffsetCommitRequest",
+    "OffsetCommitRequest", "OffsetCommitPartitionResponse",
+    "OffsetCommitResponse", "PartitionOffsetFetchRequest",
+    "OffsetFetchRequest", "OffsetFetchPartitionResponse",
+    "OffsetFetchResponse", "JoinGroupRequest", "JoinGroupResponse",
+    "SyncGroupRequest", "SyncGroupResponse", "HeartbeatRequest",
+    "HeartbeatResponse", "LeaveGroupRequest", "LeaveGroupResponse",
+    "ListGroupsRequest", "ListGroupsResponse", "DescribeGroupsRequest",
+    "DescribeGroupsResponse", "Message", "MessageSet", "ApiVersionsRequest",
+    "ApiVersionsResponse", "CreateTopicsRequest", "CreateTopicsResponse",
+    "DeleteTopicsRequest", "DeleteTopicsResponse", "PartitionOffsetRequest",
+    "API_VERSIONS_080", "API_VERSIONS_090", "ConsumerGroupProtocolMetadata",
+    "MemberAssignment", "FetchResponseV1", "FetchResponseV2",
+    "MetadataResponseV1", "MetadataRequestV1", "CreateTopicRequest",
+    "ProducePartitionResponse", "ListOffsetRequestV1",
+    "ListOffsetResponseV1", "OffsetFetchRequestV1", "OffsetFetchResponseV1",
+    "OffsetFetchRequestV2", "OffsetFetchResponseV2", "MetadataRequestV2",
+    "MetadataResponseV2", "MetadataRequestV3", "MetadataResponseV3",
+    "MetadataRequestV4", "MetadataResponseV4", "MetadataRequestV5",
+    "MetadataResponseV5"]
+
+# Constructor signatures of the classes user code builds (pykafka 2.8).
+PROTOCOL_SIGNATURES = {
+    "Message": [("value", REQUIRED), ("partition_key", None),
+                ("compression_type", 0), ("offset", -1),
+                ("partition_id", -1), ("produce_attempt", 0),
+                ("protocol_version", 0), ("timestamp", None),
+                ("delivery_report_q", None)],
+    "MessageSet": [("compression_type", 0), ("messages", None),
+                   ("broker_version", "0.9.0")],
+    "ProduceRequest": [("compression_type", 0), ("required_acks", 1),
+                       ("timeout", 10000), ("broker_version", "0.9.0")],
+    "FetchRequest": [("partition_requests", []), ("timeout", 1000),
+                     ("min_bytes", 1024), ("api_version", 0)],
+    "ListOffsetRequest": [("partition_requests", REQUIRED)],
+    "OffsetCommitRequest": [("consumer_group", REQUIRED),
+                            ("consumer_group_generation_id", REQUIRED),
+                            ("consumer_id", REQUIRED),
+                            ("partition_requests", [])],
+    "OffsetFetchRequest": [("consumer_group", REQUIRED),
+                           ("partition_requests", [])],
+    "GroupCoordinatorRequest": [("consumer_group", REQUIRED)],
+    "MetadataRequest": [("topics", None)],
+    "MetadataRequestV4": [("topics", None),
+                          ("allow_topic_autocreation", True)],
+    "JoinGroupRequest": [("group_id", REQUIRED), ("member_id", REQUIRED),
+                         ("topic_name", REQUIRED),
+                         ("membership_protocol", REQUIRED),
+                         ("session_timeout", 30000)],
+    "SyncGroupRequest": [("group_id", REQUIRED), ("generation_id", REQUIRED),
+                         ("member_id", REQUIRED),
+                         ("group_assignment", REQUIRED)],
+    "HeartbeatRequest": [("group_id", REQUIRED), ("generation_id", REQUIRED),
+                         ("member_id", REQUIRED)],
+    "LeaveGroupRequest": [("group_id", REQUIRED), ("member_id", REQUIRED)],
+    "DescribeGroupsRequest": [("group_ids", REQUIRED)],
+    "CreateTopicsRequest": [("topic_requests", REQUIRED), ("timeout", 0)],
+    "CreateTopicRequest": [("topic_name", REQUIRED),
+                           ("num_partitions", REQUIRED),
+                           ("replication_factor", REQUIRED),
+                           ("replica_assignment", REQUIRED),
+                           ("config_entries", REQUIRED)],
+    "DeleteTopicsRequest": [("topics", REQUIRED), ("timeout", 0)],
+}
+
+NAMEDTUPLE_FIELDS = {
+    "FetchPartitionResponse": ("max_offset", "messages", "err"),
+    "PartitionFetchRequest": ("topic_name", "partition_id", "offset",
+                              "max_bytes"),
+    "OffsetPartitionResponse": ("offset", "err"),
+    "PartitionOffsetRequest": ("topic_name", "partition_id",
+                               "offsets_before", "max_offsets"),
+    "PartitionOffsetCommitRequest": ("topic_name", "partition_id", "offset",
+                                     "timestamp", "metadata"),
+    "PartitionOffsetFetchRequest": ("topic_name", "partition_id"),
+    "OffsetCommitPartitionResponse": ("err",),
+    "OffsetFetchPartitionResponse": ("offset", "metadata", "err"),
+    "ProducePartitionResponse": ("err", "offset"),
+    "ApiVersionsSpec": ("key", "min", "max"),
+    "CreateTopicRequest": ("topic_name", "num_partitions",
+                           "replication_factor", "replica_assignment",
+                           "config_entries"),
+}
+
+
+@pytest.mark.parametrize("sub", sorted(PROTOCOL_SUBMODULES))
+def test_protocol_submodules(sub):
+    import importlib
+    import pykafka_c.protocol as proto
+    mod = importlib.import_module("pykafka_c.protocol." + sub)
+    assert getattr(proto, sub) is mod
+    for name in PROTOCOL_SUBMODULES[sub]:
+        obj = getattr(mod, name)
+        if name in PROTOCOL_ALL:
+            assert getattr(proto, name) is obj, (sub, name)
+
+
+def test_protocol_package_all():
+    import pykafka_c.protocol as proto
+    assert proto.__file__.endswith("__init__.py")
+    for name in PROTOCOL_ALL:
+        assert name in proto.__all__, name
+        assert getattr(proto, name) is not None
+    from pykafka_c import _core
+    assert proto.Message is _core.Message
+    assert proto.Message.__module__ == "pykafka_c.protocol"
+    assert proto.Message.__name__ == "Message"
+    # pykafka's hard-coded pre-0.10 tables
+    assert {k: s.max for k, s in proto.API_VERSIONS_080.items()} == \
+        {k: (1 if k in (8, 9) else 0) for k in range(17)}
+    assert {k: s.max for k, s in proto.API_VERSIONS_090.items()} == \
+        {k: (1 if k in (1, 8, 9) else 0) for k in range(17)}
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOL_SIGNATURES))
+def test_protocol_signatures(name):
+    import pykafka_c.protocol as proto
+    obj = getattr(proto, name)
+    if isinstance(obj, type) and obj.__init__ is object.__init__:
+        sig = inspect.signature(obj.__new__)
+        params = list(sig.parameters.values())[1:]
+    else:
+        sig = inspect.signature(obj)
+        params = list(sig.parameters.values())
+    expected = PROTOCOL_SIGNATURES[name]
+    assert len(params) >= len(expected), (name, sig)
+    for (pname, default), param in zip(expected, params):
+        assert param.name == pname, (name, pname, sig)
+        if default is REQUIRED:
+            assert param.default is inspect.Parameter.empty, (name, pname)
+        else:
+            assert param.default == default, (name, pname, param.default)
+
+
+@pytest.mark.parametrize("name", sorted(NAMEDTUPLE_FIELDS))
+def test_protocol_namedtuple_fields(name):
+    import pykafka_c.protocol as proto
+    assert getattr(proto, name)._fields == NAMEDTUPLE_FIELDS[name]
+
+
+def test_protocol_instance_methods():
+    import pykafka_c.protocol as proto
+    for cls, methods in ((proto.Message, ["pack_into", "decode",
+                                          "set_timestamp", "__len__"]),
+                         (proto.MessageSet, ["pack_into", "decode",
+                                             "__len__", "messages"]),
+                         (proto.ProduceRequest, ["add_message",
+                                                 "message_count",
+                                                 "messages"]),
+                         (proto.FetchRequest, ["add_request"])):
+        for m in methods:
+            assert hasattr(cls, m), (cls, m)
+    assert isinstance(inspect.getattr_static(proto.Message, "decode"),
+                      classmethod) or \
+        type(inspect.getattr_static(proto.Message, "decode")).__name__ == \
+        "classmethod_descriptor"
+    assert isinstance(inspect.getattr_static(proto.MessageSet, "decode"),
+                      classmethod)
+    from pykafka_c.broker import Broker
+    assert [(p.name, p.default) for p in inspect.signature(
+        Broker.fetch_messages).parameters.values()] == \
+        [("self", inspect.Parameter.empty),
+         ("partition_requests", inspect.Parameter.empty),
+         ("timeout", 30000), ("min_bytes", 1)]
+    assert list(inspect.signature(Broker.produce_messages).parameters) == \
+        ["self", "produce_request"]

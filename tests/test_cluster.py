@@ -26,13 +26,14 @@ def client(kafka):
 def test_client_sees_the_broker_and_negotiates(client, kafka):
     assert len(client.brokers) == 1
     broker = next(iter(client.brokers.values()))
-    ranges = broker.fetch_api_versions()
+    ranges = broker.fetch_api_versions().api_versions
     # Every API the client uses is advertised and a version was chosen
     # inside both ranges, never below the broker's minimum.
     for api in (ApiKey.METADATA, ApiKey.LIST_OFFSETS, ApiKey.PRODUCE,
                 ApiKey.FETCH, ApiKey.OFFSET_COMMIT, ApiKey.OFFSET_FETCH,
                 ApiKey.FIND_COORDINATOR, ApiKey.JOIN_GROUP):
-        lo, hi = ranges[api]
+        key, lo, hi = ranges[api]
+        assert key == api
         v = broker.api_version(api)
         ours = SUPPORTED_VERSIONS[api]
         assert max(lo, ours[0]) <= v <= min(hi, ours[1]), (api, v, lo, hi)
@@ -227,7 +228,7 @@ def test_request_metadata_at_every_version_the_broker_accepts(client, kafka,
     # valid request at whatever version negotiation picked.
     kafka.create_topic(topic_name, num_partitions=2)
     broker = next(iter(client.brokers.values()))
-    lo, hi = broker.fetch_api_versions()[ApiKey.METADATA]
+    _, lo, hi = broker.fetch_api_versions().api_versions[ApiKey.METADATA]
     ours = SUPPORTED_VERSIONS[ApiKey.METADATA]
     tried = []
     for v in range(max(lo, ours[0]), min(hi, ours[1]) + 1):

@@ -139,17 +139,26 @@ def test_attributes_are_slots():
         m.offset = "x"
 
 
-def test_len_is_encoded_record_size():
+def test_len_is_legacy_encoded_size():
+    """len() is pykafka's: the magic 0/1 message pack_into writes (crc,
+    magic, attributes, [timestamp], key, value); headers are not part of
+    that format."""
     cases = [
-        Message(b"v" * 100, timestamp=0),
-        Message(None, partition_key=b"", timestamp=0),
-        Message(b"x" * 300, partition_key=b"k" * 200, timestamp=0,
-                headers=[("key", b"val"), ("n", None), ("", b"")]),
+        (Message(b"v" * 100, timestamp=0), 14 + 100),
+        (Message(None, partition_key=b"", timestamp=0), 14),
+        (Message(b"x" * 300, partition_key=b"k" * 200, timestamp=0,
+                 headers=[("key", b"val"), ("n", None), ("", b"")]),
+         14 + 500),
+        # magic 1 only with protocol_version 1 and a truthy timestamp
+        (Message(b"v", protocol_version=1, timestamp=5), 14 + 8 + 1),
+        (Message(b"v", protocol_version=1, timestamp=0), 14 + 1),
+        (Message(b"v" * 100), 114),
     ]
-    for m in cases:
-        assert len(m) == len(_core.encode_record_batch([m])) - \
-            _core.RECORD_BATCH_OVERHEAD
-    assert len(Message(b"v" * 100)) == 109
+    for m, size in cases:
+        assert len(m) == size
+        buf = bytearray(size)
+        m.pack_into(buf, 0)
+        assert Message.decode(bytes(buf)).value == m.value
 
 
 def test_gc_cycle_collected():

@@ -8,8 +8,8 @@
  * Differences, by design:
  *  - offset, partition_id, compression_type, produce_attempt and
  *    protocol_version are C integers: assigning a non-int raises TypeError.
- *  - len(message) is the size of the message as a RecordBatch v2 record
- *    (what pykafka_c sends), not of a magic 0/1 message.
+ *  - decode() verifies the CRC32 (pykafka did not) and raises typed
+ *    pykafka_c exceptions on malformed input.
  *  - timestamp_dt is None when timestamp is None (pykafka raised TypeError).
  *  - Messages from the consumer have protocol_version 1 when the record
  *    carried a timestamp (magic 1 or 2) and 0 for magic 0, and timestamp
@@ -378,49 +378,225 @@ field_length(PyObject *obj, int64_t *len)
     return 0;
 }
 
-static int64_t
-sized(int64_t len)
+/* ---------------------------------------- legacy (magic 0/1) encoding */
+
+/* The magic pykafka encodes with: 1 only when protocol_version is 1 and the
+ * timestamp is truthy.  Sets *ts_ms for magic 1.  -1 with an exception. */
+static int
+legacy_magic(pkc_message *m, int64_t *ts_ms)
 {
-    return (int64_t)pkc_varint_size(len) + (len > 0 ? len : 0);
+    PyObject *ts;
+    int truthy, rc;
+
+    *ts_ms = 0;
+    if (m->protocol_version != 1)
+        return 0;
+    ts = message_timestamp(m);
+    if (ts == NULL)
+        return -1;
+    truthy = PyObject_IsTrue(ts);
+    if (truthy <= 0)
+        return truthy;
+    rc = pkc_message_timestamp_ms(m, ts_ms);
+    if (rc < 0)
+        return -1;
+    return rc == 0 ? 1 : 0;
 }
 
-/* Size as a RecordBatch v2 record with zero timestamp and offset deltas. */
+/* len(message): its size as a legacy message (crc through value), which is
+ * what pack_into writes, as pykafka's Message.__len__. */
 static Py_ssize_t
 Message_length(PyObject *op)
 {
     pkc_message *m = pkc_message_CAST(op);
-    PyObject *seq = NULL;
-    int64_t klen, vlen, body;
-    Py_ssize_t n = 0;
+    int64_t klen, vlen, ts;
+    int magic;
 
     if (field_length(m->partition_key, &klen) < 0 ||
         field_length(m->value, &vlen) < 0)
         return -1;
-    if (m->headers != NULL && m->headers != Py_None) {
-        seq = PySequence_Fast(m->headers, "headers must be a sequence");
-        if (seq == NULL)
-            return -1;
-        n = PySequence_Fast_GET_SIZE(seq);
+    if (klen > INT32_MAX || vlen > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "message too large");
+        return -1;
     }
-    body = 3 + sized(klen) + sized(vlen) + (int64_t)pkc_varint_size(n);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-        int64_t hk, hv;
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-            PyErr_SetString(PyExc_TypeError,
-                            "headers must be (key, value) pairs");
-            goto error;
-        }
-        if (field_length(PyTuple_GET_ITEM(item, 0), &hk) < 0 ||
-            field_length(PyTuple_GET_ITEM(item, 1), &hv) < 0)
-            goto error;
-        body += sized(hk) + sized(hv);
+    magic = legacy_magic(m, &ts);
+    if (magic < 0)
+        return -1;
+    return (Py_ssize_t)pkc_legacy_message_size(magic, (int32_t)klen,
+                                               (int32_t)vlen);
+}
+
+/* A bytes-like field as a buffer; null (view->buf NULL, *len -1) for None.
+ * Release with release_field(). */
+static int
+get_field(PyObject *obj, const char *name, Py_buffer *view, int32_t *len)
+{
+    view->buf = NULL;
+    view->obj = NULL;
+    *len = -1;
+    if (obj == NULL || obj == Py_None)
+        return 0;
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "Message.%s must be bytes-like or None to be encoded, "
+                     "not %.100s", name, Py_TYPE(obj)->tp_name);
+        return -1;
     }
-    Py_XDECREF(seq);
-    return (Py_ssize_t)(body + (int64_t)pkc_varint_size(body));
-error:
-    Py_XDECREF(seq);
-    return -1;
+    if (view->len > INT32_MAX) {
+        PyBuffer_Release(view);
+        view->obj = NULL;
+        PyErr_Format(PyExc_OverflowError, "Message.%s too large", name);
+        return -1;
+    }
+    *len = (int32_t)view->len;
+    return 0;
+}
+
+static void
+release_field(Py_buffer *view)
+{
+    if (view->obj != NULL)
+        PyBuffer_Release(view);
+}
+
+PyDoc_STRVAR(Message_pack_into_doc,
+"pack_into($self, buff, offset, /)\n--\n\n"
+"Write the message in the legacy magic 0/1 format (crc, magic,\n"
+"attributes, [timestamp], key, value; no offset/size prefix) into the\n"
+"writable buffer `buff` at `offset`, as pykafka's Message.pack_into.\n"
+"Magic 1 is used only when protocol_version is 1 and the timestamp is\n"
+"truthy.  Writes len(self) bytes.");
+
+static PyObject *
+Message_pack_into(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    pkc_message *m = pkc_message_CAST(op);
+    Py_buffer key = {0}, value = {0}, out = {0};
+    int32_t klen, vlen;
+    int64_t ts;
+    Py_ssize_t offset;
+    pkc_writer w;
+    int magic, status;
+    PyObject *result = NULL;
+
+    if (pkc_writer_init(&w, 0, (size_t)INT32_MAX) != PKC_OK)
+        return PyErr_NoMemory();
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "pack_into() takes exactly 2 arguments (%zd given)",
+                     nargs);
+        goto done;
+    }
+    offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    if (offset == -1 && PyErr_Occurred())
+        goto done;
+    if (m->compression_type < 0 || m->compression_type > 0xff) {
+        PyErr_SetString(PyExc_ValueError,
+                        "compression_type must fit the attributes byte");
+        goto done;
+    }
+    magic = legacy_magic(m, &ts);
+    if (magic < 0 ||
+        get_field(m->partition_key, "partition_key", &key, &klen) < 0 ||
+        get_field(m->value, "value", &value, &vlen) < 0)
+        goto done;
+    status = pkc_legacy_message_write(&w, magic, m->compression_type, ts,
+                                      key.buf, klen, value.buf, vlen);
+    if (status == PKC_ERR_NOMEM) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (status != PKC_OK) {
+        PyErr_Format(PyExc_ValueError, "cannot encode the message: %s",
+                     pkc_status_str(status));
+        goto done;
+    }
+    if (!PyArg_Parse(args[0], "w*:pack_into", &out))
+        goto done;
+    if (offset < 0 || offset > out.len ||
+        (size_t)(out.len - offset) < w.len) {
+        PyErr_Format(PyExc_ValueError,
+                     "pack_into requires a buffer of at least %zu bytes "
+                     "at offset %zd (buffer is %zd bytes)", w.len, offset,
+                     out.len);
+        goto done;
+    }
+    memcpy((char *)out.buf + offset, w.buf, w.len);
+    result = Py_NewRef(Py_None);
+done:
+    if (out.obj != NULL)
+        PyBuffer_Release(&out);
+    release_field(&key);
+    release_field(&value);
+    pkc_writer_free(&w);
+    return result;
+}
+
+/* bytes for a slice; None for null.  New reference. */
+static PyObject *
+slice_to_bytes(pkc_slice s)
+{
+    if (s.len < 0)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)s.ptr, s.len);
+}
+
+PyDoc_STRVAR(Message_decode_doc,
+"decode($type, buff, msg_offset=-1, partition_id=-1)\n--\n\n"
+"Decode one legacy magic 0/1 message (crc through value, the whole of\n"
+"`buff`), as pykafka's Message.decode: compression_type is the codec of\n"
+"the attributes, protocol_version the magic, timestamp 0 for magic 0.\n"
+"The CRC32 is verified: CorruptRecordError on a mismatch,\n"
+"ProtocolDecodeError for malformed bytes.");
+
+static PyObject *
+Message_decode(PyObject *cls, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"buff", "msg_offset", "partition_id", NULL};
+    Py_buffer in = {0};
+    long long msg_offset = -1;
+    int partition_id = -1, status;
+    pkc_state *st;
+    pkc_reader r;
+    pkc_legacy_message lm;
+    PyObject *value = NULL, *key = NULL, *cargs = NULL, *ckw = NULL;
+    PyObject *result = NULL;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|Li:decode", kwlist, &in,
+                                     &msg_offset, &partition_id))
+        return NULL;
+    st = pkc_state_from_type((PyTypeObject *)cls);
+    if (st == NULL)
+        goto done;
+    pkc_reader_init(&r, in.buf, (size_t)in.len);
+    Py_BEGIN_ALLOW_THREADS
+    status = pkc_legacy_message_parse(&r, &lm, 1);
+    Py_END_ALLOW_THREADS
+    if (status != PKC_OK) {
+        pkc_raise_decode(st, status, "legacy message", &r);
+        goto done;
+    }
+    value = slice_to_bytes(lm.value);
+    key = slice_to_bytes(lm.key);
+    if (value == NULL || key == NULL)
+        goto done;
+    cargs = PyTuple_Pack(1, value);
+    ckw = Py_BuildValue("{sOsisLsisisL}", "partition_key", key,
+                        "compression_type",
+                        lm.attributes & PKC_ATTR_CODEC_MASK, "offset",
+                        msg_offset, "partition_id", partition_id,
+                        "protocol_version", lm.magic, "timestamp",
+                        (long long)(lm.magic == 0 ? 0 : lm.timestamp));
+    if (cargs == NULL || ckw == NULL)
+        goto done;
+    result = PyObject_Call(cls, cargs, ckw);
+done:
+    Py_XDECREF(value);
+    Py_XDECREF(key);
+    Py_XDECREF(cargs);
+    Py_XDECREF(ckw);
+    PyBuffer_Release(&in);
+    return result;
 }
 
 /* ------------------------------------------------- attributes, methods */
@@ -573,6 +749,10 @@ static PyMethodDef Message_methods[] = {
      Message_set_timestamp_doc},
     {"__reduce__", Message_reduce, METH_NOARGS, Message_reduce_doc},
     {"__setstate__", Message_setstate, METH_O, NULL},
+    {"pack_into", PKC_CFUNC(Message_pack_into), METH_FASTCALL,
+     Message_pack_into_doc},
+    {"decode", PKC_CFUNC(Message_decode),
+     METH_VARARGS | METH_KEYWORDS | METH_CLASS, Message_decode_doc},
     {NULL}
 };
 
@@ -710,7 +890,8 @@ PyDoc_STRVAR(Message_doc,
 "delivery_report_q=None, *, headers=None)\n--\n\n"
 "A Kafka message, as pykafka.protocol.Message, plus `headers`.\n\n"
 "With protocol_version 1 and no timestamp, the timestamp is the current\n"
-"time in ms.  len() is its size as a RecordBatch v2 record.");
+"time in ms.  len() is its size as a legacy magic 0/1 message, what\n"
+"pack_into() writes.");
 
 static PyType_Slot Message_slots[] = {
     {Py_tp_doc, (void *)Message_doc},

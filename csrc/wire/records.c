@@ -569,52 +569,96 @@ enter_v2(pkc_records_iter *it, const uint8_t *p, size_t n)
     return 2;
 }
 
-/* The fields of one legacy message. */
-typedef struct {
-    int magic;
-    int attributes;
-    int64_t timestamp;
-    pkc_slice key;
-    pkc_slice value;
-} legacy_msg;
+/* ------------------------------------------------- legacy messages */
+
+size_t
+pkc_legacy_message_size(int magic, int32_t key_len, int32_t value_len)
+{
+    /* crc, magic, attributes, key length, value length */
+    size_t n = 4 + 1 + 1 + 4 + 4;
+
+    if (magic == 1)
+        n += 8;
+    if (key_len > 0)
+        n += (size_t)key_len;
+    if (value_len > 0)
+        n += (size_t)value_len;
+    return n;
+}
+
+int
+pkc_legacy_message_write(pkc_writer *w, int magic, int attributes,
+                         int64_t timestamp, const uint8_t *key,
+                         int32_t key_len, const uint8_t *value,
+                         int32_t value_len)
+{
+    size_t start;
+
+    if ((magic != 0 && magic != 1) || key_len < -1 || value_len < -1 ||
+        attributes < 0 || attributes > 0xff)
+        return PKC_ERR_INVALID;
+    if (pkc_writer_reserve(w, pkc_legacy_message_size(magic, key_len,
+                                                      value_len)))
+        return w->status;
+    start = pkc_write_i32(w, 0);                     /* Crc (patched) */
+    pkc_write_i8(w, (int8_t)magic);                  /* MagicByte */
+    pkc_write_i8(w, (int8_t)(uint8_t)attributes);    /* Attributes */
+    if (magic == 1)
+        pkc_write_i64(w, timestamp);                 /* Timestamp */
+    pkc_write_bytes(w, 0, key_len > 0 ? key : empty_bytes, key_len);
+    pkc_write_bytes(w, 0, value_len > 0 ? value : empty_bytes, value_len);
+    if (w->status)
+        return w->status;
+    pkc_patch_u32(w, start,
+                  (uint32_t)crc32(0, w->buf + start + 4,
+                                  (uInt)(w->len - start - 4)));
+    return PKC_OK;
+}
+
+int
+pkc_legacy_message_parse(pkc_reader *r, pkc_legacy_message *out,
+                         int verify_crc)
+{
+    const uint8_t *m = r->pos;
+    size_t n = pkc_reader_remaining(r);
+    uint32_t crc;
+    int8_t magic, attributes;
+
+    out->timestamp = -1;
+    pkc_read_u32(r, &crc, "message crc");
+    pkc_read_i8(r, &magic, "magic");
+    pkc_read_i8(r, &attributes, "message attributes");
+    if (r->status)
+        return r->status;
+    if (magic != 0 && magic != 1)
+        return pkc_reader_fail(r, PKC_ERR_UNSUPPORTED, "magic");
+    if (magic == 1 && pkc_read_i64(r, &out->timestamp, "message timestamp"))
+        return r->status;
+    if (pkc_read_bytes(r, 0, 1, &out->key, "message key") ||
+        pkc_read_bytes(r, 0, 1, &out->value, "message value"))
+        return r->status;
+    if (pkc_reader_remaining(r) != 0)
+        return pkc_reader_fail(r, PKC_ERR_INVALID, "message size");
+    if (verify_crc && (uint32_t)crc32(0, m + 4, (uInt)(n - 4)) != crc) {
+        r->pos = m;
+        return pkc_reader_fail(r, PKC_ERR_CRC, "message crc");
+    }
+    out->magic = magic;
+    out->attributes = (uint8_t)attributes;
+    return PKC_OK;
+}
 
 /* Parse the legacy message m[0..n) (starting at its crc) and verify its
  * CRC32.  Returns PKC_OK or fails the iterator. */
 static int
-parse_legacy(pkc_records_iter *it, const uint8_t *m, size_t n, legacy_msg *out)
+parse_legacy(pkc_records_iter *it, const uint8_t *m, size_t n,
+             pkc_legacy_message *out)
 {
     pkc_reader b;
-    uint32_t crc;
-    int8_t magic, attributes;
 
     pkc_reader_init(&b, m, n);
-    out->timestamp = -1;
-    pkc_read_u32(&b, &crc, "message crc");
-    pkc_read_i8(&b, &magic, "magic");
-    pkc_read_i8(&b, &attributes, "message attributes");
-    if (b.status)
+    if (pkc_legacy_message_parse(&b, out, !it->opts.skip_crc))
         return iter_fail_sub(it, &b);
-    if (magic != 0 && magic != 1) {
-        pkc_reader_fail(&b, PKC_ERR_UNSUPPORTED, "magic");
-        return iter_fail_sub(it, &b);
-    }
-    if (magic == 1 && pkc_read_i64(&b, &out->timestamp, "message timestamp"))
-        return iter_fail_sub(it, &b);
-    if (pkc_read_bytes(&b, 0, 1, &out->key, "message key") ||
-        pkc_read_bytes(&b, 0, 1, &out->value, "message value"))
-        return iter_fail_sub(it, &b);
-    if (pkc_reader_remaining(&b) != 0) {
-        pkc_reader_fail(&b, PKC_ERR_INVALID, "message size");
-        return iter_fail_sub(it, &b);
-    }
-    if (!it->opts.skip_crc && n > 4 &&
-        (uint32_t)crc32(0, m + 4, (uInt)(n - 4)) != crc) {
-        b.pos = b.start;
-        pkc_reader_fail(&b, PKC_ERR_CRC, "message crc");
-        return iter_fail_sub(it, &b);
-    }
-    out->magic = magic;
-    out->attributes = (uint8_t)attributes;
     return PKC_OK;
 }
 
@@ -648,7 +692,7 @@ static int
 enter_legacy(pkc_records_iter *it, const uint8_t *p, size_t n,
              pkc_record *rec)
 {
-    legacy_msg m;
+    pkc_legacy_message m;
     int codec, rc;
     int64_t last_inner;
     int32_t n_inner;
@@ -708,7 +752,7 @@ read_legacy_inner(pkc_records_iter *it, pkc_record *rec)
     pkc_reader *rr = &it->rec;
     int64_t off;
     int32_t size;
-    legacy_msg m;
+    pkc_legacy_message m;
 
     /* Framing was checked by scan_inner_set. */
     pkc_read_i64(rr, &off, "inner message offset");

@@ -216,6 +216,48 @@ void pkc_record_headers_init(pkc_header_iter *hi, const pkc_record *rec);
 int pkc_record_headers_next(pkc_header_iter *hi, pkc_slice *key,
                             pkc_slice *value);
 
+/* ------------------------------------------------- legacy messages
+ *
+ * One magic 0/1 message (pykafka's Message), without the offset and size
+ * prefix of a message-set entry:
+ *     crc u32 (zlib CRC32 of what follows), magic i8, attributes i8,
+ *     [timestamp i64 when magic 1], key bytes (i32 length, -1 null),
+ *     value bytes (i32 length, -1 null).
+ */
+typedef struct {
+    int magic;              /* 0 or 1 */
+    int attributes;         /* the attributes byte, unsigned */
+    int64_t timestamp;      /* -1 for magic 0 */
+    pkc_slice key;          /* len -1: null; views into the input */
+    pkc_slice value;
+} pkc_legacy_message;
+
+/* Encoded size of one legacy message (crc through value) for `magic` 0 or 1
+ * and key/value lengths (-1 null). */
+size_t pkc_legacy_message_size(int magic, int32_t key_len, int32_t value_len);
+
+/*
+ * Append one legacy message (crc through value) to `w` and back-patch its
+ * CRC32.  key/value: len -1 for null (ptr may then be NULL).  Returns
+ * PKC_OK; PKC_ERR_INVALID for a magic other than 0/1 or a length below -1;
+ * the writer's status (PKC_ERR_NOMEM, PKC_ERR_TOO_LARGE) otherwise.
+ */
+int pkc_legacy_message_write(pkc_writer *w, int magic, int attributes,
+                             int64_t timestamp, const uint8_t *key,
+                             int32_t key_len, const uint8_t *value,
+                             int32_t value_len);
+
+/*
+ * Parse the whole of `r` (positioned at the crc; its end is the message's
+ * end) as one legacy message into *out (views into r's input).  The CRC32
+ * is verified when `verify_crc`.  Returns PKC_OK, or the failing status
+ * with `r` naming the field: PKC_ERR_TRUNCATED / PKC_ERR_INVALID for bad
+ * lengths or trailing bytes, PKC_ERR_UNSUPPORTED for a magic other than
+ * 0/1, PKC_ERR_CRC for a checksum mismatch (r->pos at the crc).
+ */
+int pkc_legacy_message_parse(pkc_reader *r, pkc_legacy_message *out,
+                             int verify_crc);
+
 /* ----------------------------------------------------------- encoding */
 
 /* A header to encode: key.len >= 0, value.len -1 for null. */

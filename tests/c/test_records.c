@@ -643,6 +643,72 @@ test_legacy(void)
     CHECK_EQ(it.err_offset, 6);
 }
 
+/* Encoding a legacy message gives the known-answer bytes of L0/L1 (after
+ * their 12-byte offset/size prefix), and parsing them back gives the
+ * fields; hostile single messages fail with the right status. */
+static void
+test_legacy_message_encode(void)
+{
+    pkc_writer w;
+    pkc_reader r;
+    pkc_legacy_message m;
+    size_t n0 = unhex(L0, buf_a), n1 = unhex(L1, buf_b);
+
+    CHECK_EQ(pkc_legacy_message_size(0, 1, 1), n0 - 12);
+    CHECK_EQ(pkc_legacy_message_size(1, -1, 2), n1 - 12);
+    CHECK_EQ(pkc_writer_init(&w, 0, 64), PKC_OK);
+    CHECK_EQ(pkc_legacy_message_write(&w, 0, 0, 12345,
+                                      (const uint8_t *)"k", 1,
+                                      (const uint8_t *)"v", 1), PKC_OK);
+    CHECK_EQ(w.len, n0 - 12);
+    CHECK(memcmp(w.buf, buf_a + 12, n0 - 12) == 0);
+    pkc_writer_reset(&w);
+    CHECK_EQ(pkc_legacy_message_write(&w, 1, 0, 2000, NULL, -1,
+                                      (const uint8_t *)"vv", 2), PKC_OK);
+    CHECK_EQ(w.len, n1 - 12);
+    CHECK(memcmp(w.buf, buf_b + 12, n1 - 12) == 0);
+    /* parse what was written */
+    pkc_reader_init(&r, w.buf, w.len);
+    CHECK_EQ(pkc_legacy_message_parse(&r, &m, 1), PKC_OK);
+    CHECK_EQ(m.magic, 1);
+    CHECK_EQ(m.attributes, 0);
+    CHECK_EQ(m.timestamp, 2000);
+    CHECK(slice_is(m.key, NULL));
+    CHECK(slice_is(m.value, "vv"));
+    /* every strict prefix fails without reading past it */
+    for (size_t cut = 0; cut < w.len; cut++) {
+        pkc_reader_init(&r, w.buf, cut);
+        CHECK(pkc_legacy_message_parse(&r, &m, 1) < 0);
+    }
+    /* a trailing byte, a bad crc, an unknown magic, a huge length */
+    memcpy(buf_a, w.buf, w.len);
+    buf_a[w.len] = 0;
+    pkc_reader_init(&r, buf_a, w.len + 1);
+    CHECK_EQ(pkc_legacy_message_parse(&r, &m, 1), PKC_ERR_INVALID);
+    buf_a[w.len - 1] ^= 1;
+    pkc_reader_init(&r, buf_a, w.len);
+    CHECK_EQ(pkc_legacy_message_parse(&r, &m, 1), PKC_ERR_CRC);
+    CHECK_EQ(r.err_offset, 0);
+    pkc_reader_init(&r, buf_a, w.len);
+    CHECK_EQ(pkc_legacy_message_parse(&r, &m, 0), PKC_OK);
+    buf_a[4] = 2;
+    pkc_reader_init(&r, buf_a, w.len);
+    CHECK_EQ(pkc_legacy_message_parse(&r, &m, 0), PKC_ERR_UNSUPPORTED);
+    memcpy(buf_a, w.buf, w.len);
+    pkc_store_u32(buf_a + 18, 0x7ffffff0u); /* value length */
+    pkc_reader_init(&r, buf_a, w.len);
+    CHECK(pkc_legacy_message_parse(&r, &m, 0) < 0);
+    /* invalid arguments and the writer's cap */
+    pkc_writer_reset(&w);
+    CHECK_EQ(pkc_legacy_message_write(&w, 2, 0, 0, NULL, -1, NULL, -1),
+             PKC_ERR_INVALID);
+    CHECK_EQ(pkc_legacy_message_write(&w, 0, 0, 0, NULL, -2, NULL, -1),
+             PKC_ERR_INVALID);
+    CHECK_EQ(pkc_legacy_message_write(&w, 0, 0, 0, NULL, -1, buf_b, 100),
+             PKC_ERR_TOO_LARGE);
+    pkc_writer_free(&w);
+}
+
 /* ------------------------------------------------------------ hostile */
 
 /* Decode V2 after `edit` changed it (CRC fixed up); expect status. */
@@ -820,6 +886,7 @@ main(void)
     RUN(test_builder_fields);
     RUN(test_read_committed);
     RUN(test_legacy);
+    RUN(test_legacy_message_encode);
     RUN(test_hostile);
     RUN(test_error_details);
     RUN(test_compressed_roundtrip);

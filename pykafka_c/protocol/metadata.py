@@ -1,0 +1,161 @@
+"""Metadata (``pykafka.protocol.metadata``)."""
+
+from collections import namedtuple
+
+from .base import Request, Response, _b, _s
+
+__all__ = ["MetadataRequest", "MetadataRequestV1", "MetadataRequestV2",
+           "MetadataRequestV3", "MetadataRequestV4", "MetadataRequestV5",
+           "MetadataResponse", "MetadataResponseV1", "MetadataResponseV2",
+           "MetadataResponseV3", "MetadataResponseV4", "MetadataResponseV5",
+           "BrokerMetadata", "BrokerMetadataV1", "TopicMetadata",
+           "TopicMetadataV1", "PartitionMetadata", "PartitionMetadataV5"]
+
+
+class MetadataRequest(Request):
+    """MetadataRequest(topics=None) --
+
+    Metadata for ``topics`` (names; empty or None: every topic)."""
+
+    API_KEY = 3
+    API_VERSION = 0
+
+    @classmethod
+    def get_versions(cls):
+        return {0: MetadataRequest, 1: MetadataRequestV1,
+                2: MetadataRequestV2, 3: MetadataRequestV3,
+                4: MetadataRequestV4, 5: MetadataRequestV5}
+
+    def __init__(self, topics=None, *kwargs):
+        self.topics = topics or []
+
+    def _fields(self, version):
+        """The request as fields for the C encoder at ``version``."""
+        fields = {}
+        if self.topics:
+            fields["topics"] = [{"name": _s(t)} for t in self.topics]
+        else:
+            # v0 asks for every topic with an empty list, later with null
+            fields["topics"] = [] if version == 0 else None
+        if version >= 4:
+            fields["allow_auto_topic_creation"] = bool(
+                getattr(self, "allow_topic_autocreation", False))
+        return fields
+
+
+class MetadataRequestV1(MetadataRequest):
+    API_VERSION = 1
+
+
+class MetadataRequestV2(MetadataRequestV1):
+    API_VERSION = 2
+
+
+class MetadataRequestV3(MetadataRequestV2):
+    API_VERSION = 3
+
+
+class MetadataRequestV4(MetadataRequestV3):
+    """MetadataRequestV4(topics=None, allow_topic_autocreation=True) --"""
+
+    API_VERSION = 4
+
+    def __init__(self, topics=None, allow_topic_autocreation=True):
+        super(MetadataRequestV4, self).__init__(topics=topics)
+        self.allow_topic_autocreation = allow_topic_autocreation
+
+
+class MetadataRequestV5(MetadataRequestV4):
+    API_VERSION = 5
+
+
+BrokerMetadata = namedtuple("BrokerMetadata", ["id", "host", "port"])
+BrokerMetadataV1 = namedtuple("BrokerMetadataV1",
+                              ["id", "host", "port", "rack"])
+TopicMetadata = namedtuple("TopicMetadata", ["name", "partitions", "err"])
+TopicMetadataV1 = namedtuple("TopicMetadataV1",
+                             ["name", "is_internal", "partitions", "err"])
+PartitionMetadata = namedtuple("PartitionMetadata",
+                               ["id", "leader", "replicas", "isr", "err"])
+PartitionMetadataV5 = namedtuple(
+    "PartitionMetadataV5",
+    ["id", "leader", "replicas", "isr", "offline_replicas", "err"])
+
+
+class MetadataResponse(Response):
+    """Metadata response.
+
+    ``brokers``: ``{node id: BrokerMetadata(id, host, port)}``;
+    ``topics``: ``{name (bytes): TopicMetadata(name, partitions, err)}``
+    with ``partitions`` ``{id: PartitionMetadata(id, leader, replicas, isr,
+    err)}``; ``controller_id``, ``cluster_id`` (None before v1/v2) and
+    ``throttle_time_ms``.  Versions 1+ use the V1 broker and topic tuples
+    (rack, is_internal), 5+ PartitionMetadataV5 (offline_replicas), as in
+    pykafka; modern versions are shown with the v5 shapes.
+    """
+
+    API_KEY = 3
+    API_VERSION = 0
+
+    @classmethod
+    def get_versions(cls):
+        return {0: MetadataResponse, 1: MetadataResponseV1,
+                2: MetadataResponseV2, 3: MetadataResponseV3,
+                4: MetadataResponseV4, 5: MetadataResponseV5}
+
+    def _populate(self):
+        v = self.api_version
+        self.throttle_time_ms = self.get("throttle_time_ms", 0) if v >= 3 \
+            else 0
+        self.controller_id = self.get("controller_id") if v >= 1 else None
+        self.cluster_id = _b(self.get("cluster_id")) if v >= 2 else None
+        self.brokers = {}
+        for b in self.get("brokers") or []:
+            if v >= 1:
+                meta = BrokerMetadataV1(b["node_id"], _b(b["host"]),
+                                        b["port"], _b(b.get("rack")))
+            else:
+                meta = BrokerMetadata(b["node_id"], _b(b["host"]), b["port"])
+            self.brokers[meta.id] = meta
+        self.topics = {}
+        for t in self.get("topics") or []:
+            name = _b(t.get("name"))
+            parts = {}
+            for p in t.get("partitions") or []:
+                pid = p["partition_index"]
+                if v >= 5:
+                    parts[pid] = PartitionMetadataV5(
+                        pid, p["leader_id"], p["replica_nodes"],
+                        p["isr_nodes"], p.get("offline_replicas") or [],
+                        p["error_code"])
+                else:
+                    parts[pid] = PartitionMetadata(
+                        pid, p["leader_id"], p["replica_nodes"],
+                        p["isr_nodes"], p["error_code"])
+            if v >= 1:
+                self.topics[name] = TopicMetadataV1(
+                    name, bool(t.get("is_internal", False)), parts,
+                    t["error_code"])
+            else:
+                self.topics[name] = TopicMetadata(name, parts,
+                                                  t["error_code"])
+
+
+class MetadataResponseV1(MetadataResponse):
+    API_VERSION = 1
+
+
+class MetadataResponseV2(MetadataResponseV1):
+    API_VERSION = 2
+
+
+class MetadataResponseV3(MetadataResponseV2):
+    API_VERSION = 3
+
+
+class MetadataResponseV4(MetadataResponseV3):
+    API_VERSION = 4
+
+
+class MetadataResponseV5(MetadataResponseV4):
+    API_VERSION = 5

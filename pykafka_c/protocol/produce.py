@@ -1,0 +1,86 @@
+"""Produce (``pykafka.protocol.produce``)."""
+
+import itertools
+from collections import defaultdict, namedtuple
+
+from .. import _core
+from ..common import CompressionType
+from .base import Request, Response, _b, _s
+from .message import MessageSet
+
+__all__ = ["ProduceRequest", "ProduceResponse", "ProducePartitionResponse"]
+
+ProducePartitionResponse = namedtuple("ProducePartitionResponse",
+                                      ["err", "offset"])
+
+
+class ProduceRequest(Request):
+    """ProduceRequest(compression_type=0, required_acks=1, timeout=10000,
+    broker_version='0.9.0') --
+
+    Messages to produce, grouped into one MessageSet per topic and
+    partition (``msets``).  The Broker sends each partition's messages as
+    one RecordBatch v2 compressed with ``compression_type`` (zstd, 4, is
+    allowed too); ``required_acks`` 0 means no response."""
+
+    API_KEY = 0
+
+    def __init__(self, compression_type=CompressionType.NONE,
+                 required_acks=1, timeout=10000, broker_version="0.9.0"):
+        self.msets = defaultdict(lambda: defaultdict(
+            lambda: MessageSet(compression_type=compression_type,
+                               broker_version=broker_version)))
+        self.compression_type = compression_type
+        self.required_acks = required_acks
+        self.timeout = timeout
+        self._message_count = 0
+
+    @property
+    def messages(self):
+        """Every message of the request."""
+        return itertools.chain.from_iterable(
+            mset.messages for parts in self.msets.values()
+            for mset in parts.values())
+
+    def add_message(self, message, topic_name, partition_id):
+        """add_message(message, topic_name, partition_id) --
+
+        Queue ``message`` (a Message) for ``topic_name`` / ``partition_id``."""
+        self.msets[topic_name][partition_id].messages.append(message)
+        self._message_count += 1
+
+    def message_count(self):
+        """message_count() --
+
+        The number of messages in the request."""
+        return self._message_count
+
+    def _fields(self, version):
+        topic_data = []
+        for topic, parts in self.msets.items():
+            pdata = []
+            for pid, mset in parts.items():
+                batch = _core.encode_record_batch(mset.messages,
+                                                  mset.compression_type)
+                pdata.append({"index": pid, "records": batch})
+            topic_data.append({"name": _s(topic), "partition_data": pdata})
+        return {"transactional_id": None, "acks": self.required_acks,
+                "timeout_ms": self.timeout, "topic_data": topic_data}
+
+
+class ProduceResponse(Response):
+    """Produce response: ``topics`` is ``{name (bytes): {partition id:
+    ProducePartitionResponse(err, offset)}}`` (``offset`` the base offset
+    of the batch); ``throttle_time_ms``."""
+
+    API_KEY = 0
+    API_VERSION = 3
+
+    def _populate(self):
+        self.throttle_time_ms = self.get("throttle_time_ms", 0)
+        self.topics = {}
+        for t in self.get("responses") or []:
+            parts = self.topics.setdefault(_b(t["name"]), {})
+            for p in t.get("partition_responses") or []:
+                parts[p["index"]] = ProducePartitionResponse(
+                    p["error_code"], p["base_offset"])
