@@ -451,3 +451,26 @@ def test_unresolvable_kafka_version_is_a_clear_error(tmp_path):
         ki.resolve_classpath("4.99.99", download_dir=str(tmp_path))
     assert not (tmp_path / "kafka-4.99.99" / "broker").exists()
     assert not (tmp_path / "kafka-4.99.99" / "broker.jars").exists()
+
+
+
+def test_kafka_connection_is_pykafkas_external_cluster(kafka, topic_name):
+    # pykafka's KafkaConnection(bin_dir, brokers, zookeeper, brokers_ssl=None),
+    # importable from kafka_instance as in pykafka.
+    from pykafka_c import KafkaClient
+    from pykafka_c.test.kafka_instance import KafkaConnection
+    conn = KafkaConnection("/nonexistent/kafka-bin", kafka.brokers, None)
+    assert conn.brokers == kafka.brokers and conn.zookeeper is None
+    assert conn.brokers_ssl is None
+    conn.create_topic(topic_name, num_partitions=2, replication_factor=1)
+    assert topic_name in conn.list_topics()
+    conn.produce_messages(topic_name, ["a", "b", "c"])
+    client = KafkaClient(hosts=conn.brokers)
+    try:
+        latest = client.topics[topic_name].latest_available_offsets()
+        assert sum(r.offset[0] for r in latest.values()) == 3
+    finally:
+        client.close()
+    conn.flush()   # deletes every non-internal topic, as pykafka's flush
+    assert conn.list_topics() == []
+    assert kafka.list_topics() == []

@@ -61,7 +61,7 @@ __all__ = [
     "DEFAULT_KAFKA_VERSION", "KAFKA_39_VERSION", "KAFKA_OLD_VERSION", "KAFKA_VERSIONS",
     "HarnessError",
     "KafkaInstance", "ClusterAdmin", "run_kafka_tool", "kafka_tool_command", "resolve_classpath",
-    "check_java", "cache_dir", "TOOLS",
+    "check_java", "cache_dir", "TOOLS", "KafkaConnection",
 ]
 
 #: Newest 4.x release on Maven Central when this was pinned (its
@@ -1206,6 +1206,15 @@ def main(argv=None):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if cluster is not None:
             cluster.terminate()
+
+
+def __getattr__(name):
+    # pykafka keeps KafkaConnection in this module; here it lives in
+    # pykafka_c.test.utils (which imports this module), loaded on first use.
+    if name == "KafkaConnection":
+        from .utils import KafkaConnection
+        return KafkaConnection
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import time
 from . import _wire
 from .kafka_instance import ClusterAdmin, DEFAULT_KAFKA_VERSION, HarnessError, KafkaInstance
 
-__all__ = ["get_cluster", "stop_cluster", "retry", "ExternalCluster"]
+__all__ = ["get_cluster", "stop_cluster", "retry", "ExternalCluster",
+           "KafkaConnection"]
 
 
 def _parse_hosts(brokers):
@@ -110,6 +111,29 @@ class ExternalCluster(ClusterAdmin):
             except (HarnessError, OSError, _wire.WireError, _wire.KafkaErrorCode):
                 pass
         self.created_topics = []
+
+
+class KafkaConnection(ExternalCluster):
+    """pykafka's ``KafkaConnection``: a running cluster given by its broker
+    list, with pykafka's constructor.  ``bin_dir`` (pykafka ran Kafka's
+    shell scripts from it) and ``zookeeper`` are kept as attributes and not
+    used: topics are created and deleted with the Kafka protocol."""
+
+    def __init__(self, bin_dir, brokers, zookeeper, brokers_ssl=None,
+                 kafka_version=None):
+        super().__init__(brokers, kafka_version)
+        self._bin_dir = bin_dir
+        self.zookeeper = zookeeper
+        self.brokers_ssl = brokers_ssl
+
+    def __repr__(self):
+        return "<KafkaConnection %s>" % self.brokers
+
+    def flush(self):
+        """Delete every topic of the cluster except the internal ones (as
+        pykafka's ``flush``)."""
+        for name in self.list_topics():
+            self.delete_topic(name)
 
 
 def get_cluster(num_instances=1, kafka_version=DEFAULT_KAFKA_VERSION, **kwargs):
