@@ -23,6 +23,7 @@ pkc_status_str(int status)
     case PKC_ERR_INTR: return "interrupted";
     case PKC_ERR_CLOSED: return "connection closed by peer";
     case PKC_ERR_UNSUPPORTED: return "unsupported format or version";
+    case PKC_IN_PROGRESS: return "in progress";
     default: return "unknown error";
     }
 }
