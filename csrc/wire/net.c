@@ -340,9 +340,15 @@ conn_resolve(pkc_conn *conn, const char *host, int port, int passive,
                       gai_strerror(rc));
 }
 
-int
-pkc_conn_connect(pkc_conn *conn, const char *host, int port,
-                 int64_t deadline, const char *source_host, int source_port)
+/*
+ * Validate, resolve and enter CONNECTING with no socket yet (the common
+ * start of the blocking and the non-blocking connect).  Returns PKC_OK or
+ * a failure (state CLOSED).
+ */
+static int
+conn_connect_prepare(pkc_conn *conn, const char *host, int port,
+                     int64_t deadline, const char *source_host,
+                     int source_port)
 {
     struct addrinfo *ai = NULL, *src = NULL;
     size_t hlen;
@@ -384,8 +390,21 @@ pkc_conn_connect(pkc_conn *conn, const char *host, int port,
     conn->ai_list = ai;
     conn->ai_next = ai;
     conn->src_ai = src;
+    conn->connect_deadline = deadline;
     conn->state = PKC_CONN_CONNECTING;
     snprintf(conn->errstr, sizeof(conn->errstr), "no address to connect to");
+    return PKC_OK;
+}
+
+int
+pkc_conn_connect(pkc_conn *conn, const char *host, int port,
+                 int64_t deadline, const char *source_host, int source_port)
+{
+    int rc = conn_connect_prepare(conn, host, port, deadline, source_host,
+                                  source_port);
+
+    if (rc != PKC_OK)
+        return rc;
     return pkc_conn_connect_resume(conn, deadline);
 }
 
@@ -419,29 +438,46 @@ conn_bind_source(pkc_conn *conn, int fd, int family)
     return EAFNOSUPPORT;
 }
 
-int
-pkc_conn_connect_resume(pkc_conn *conn, int64_t deadline)
+/*
+ * Advance a connect in state CONNECTING without blocking: finish the
+ * socket's connect if it is writable, else (no socket, or its connect
+ * failed) start one to the next resolved address, until one address is
+ * connected (PKC_OK, state OPEN), a connect is under way and not done yet
+ * (PKC_IN_PROGRESS, conn->fd is the socket to wait on for POLLOUT), the
+ * addresses are exhausted (PKC_ERR_IO, the last address's error), or
+ * `deadline` has passed with a connect still under way (PKC_ERR_TIMEOUT).
+ * A connect that completes at the very moment is still taken after the
+ * deadline (one non-blocking look).  Failures close and free everything.
+ */
+static int
+conn_connect_advance(pkc_conn *conn, int64_t deadline)
 {
     char *addr = conn->connect_addr;
+    struct pollfd pfd;
     int rc, err, one = 1;
     socklen_t errlen;
 
-    if (conn->state != PKC_CONN_CONNECTING)
-        return conn_error(conn, PKC_ERR_INVALID, 0, "no connect in progress");
     for (;;) {
         if (conn->fd >= 0) {
             /* A non-blocking connect is under way on conn->fd. */
-            rc = conn_wait(conn, POLLOUT, deadline, &err);
-            if (rc == PKC_ERR_INTR)
-                return rc;
-            if (rc == PKC_ERR_TIMEOUT) {
-                conn_error(conn, rc, 0, "connect to %s timed out",
-                           conn->connect_addr);
-                return conn_connect_failed(conn, rc);
+            pfd.fd = conn->fd;
+            pfd.events = POLLOUT;
+            pfd.revents = 0;
+            rc = poll(&pfd, 1, 0);
+            if (rc < 0 && errno == EINTR)
+                continue; /* a zero-timeout poll: just look again */
+            if (rc < 0) {
+                conn_error(conn, PKC_ERR_IO, errno,
+                           "poll during connect failed");
+                return conn_connect_failed(conn, PKC_ERR_IO);
             }
-            if (rc != PKC_OK) {
-                conn_error(conn, rc, err, "poll during connect failed");
-                return conn_connect_failed(conn, rc);
+            if (rc == 0) {
+                if (deadline != PKC_NO_DEADLINE && pkc_now_ms() >= deadline) {
+                    conn_error(conn, PKC_ERR_TIMEOUT, 0,
+                               "connect to %s timed out", addr);
+                    return conn_connect_failed(conn, PKC_ERR_TIMEOUT);
+                }
+                return PKC_IN_PROGRESS;
             }
             err = 0;
             errlen = sizeof(err);
@@ -456,8 +492,7 @@ pkc_conn_connect_resume(pkc_conn *conn, int64_t deadline)
                 conn->errstr[0] = '\0';
                 return PKC_OK;
             }
-            conn_error(conn, PKC_ERR_IO, err, "connect to %s failed",
-                       conn->connect_addr);
+            conn_error(conn, PKC_ERR_IO, err, "connect to %s failed", addr);
             close(conn->fd);
             conn->fd = -1;
             continue;
@@ -488,13 +523,60 @@ pkc_conn_connect_resume(pkc_conn *conn, int64_t deadline)
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
             errno == EINPROGRESS || errno == EINTR) {
             /* Done or under way (an interrupted non-blocking connect goes
-             * on asynchronously): the top of the loop waits for it. */
+             * on asynchronously): the top of the loop looks at it. */
             conn->fd = fd;
             continue;
         }
         conn_error(conn, PKC_ERR_IO, errno, "connect to %s failed", addr);
         close(fd);
     }
+}
+
+int
+pkc_conn_connect_resume(pkc_conn *conn, int64_t deadline)
+{
+    int rc, err;
+
+    if (conn->state != PKC_CONN_CONNECTING)
+        return conn_error(conn, PKC_ERR_INVALID, 0, "no connect in progress");
+    for (;;) {
+        rc = conn_connect_advance(conn, deadline);
+        if (rc != PKC_IN_PROGRESS)
+            return rc;
+        rc = conn_wait(conn, POLLOUT, deadline, &err);
+        if (rc == PKC_ERR_INTR)
+            return rc;
+        if (rc == PKC_ERR_TIMEOUT) {
+            conn_error(conn, rc, 0, "connect to %s timed out",
+                       conn->connect_addr);
+            return conn_connect_failed(conn, rc);
+        }
+        if (rc != PKC_OK) {
+            conn_error(conn, rc, err, "poll during connect failed");
+            return conn_connect_failed(conn, rc);
+        }
+    }
+}
+
+int
+pkc_conn_connect_start(pkc_conn *conn, const char *host, int port,
+                       int64_t deadline, const char *source_host,
+                       int source_port)
+{
+    int rc = conn_connect_prepare(conn, host, port, deadline, source_host,
+                                  source_port);
+
+    if (rc != PKC_OK)
+        return rc;
+    return conn_connect_advance(conn, deadline);
+}
+
+int
+pkc_conn_connect_step(pkc_conn *conn)
+{
+    if (conn->state != PKC_CONN_CONNECTING)
+        return conn_error(conn, PKC_ERR_INVALID, 0, "no connect in progress");
+    return conn_connect_advance(conn, conn->connect_deadline);
 }
 
 int

@@ -73,7 +73,9 @@ int64_t pkc_deadline_after(int64_t timeout_ms);
 
 typedef enum {
     PKC_CONN_CLOSED = 0,     /* no socket */
-    PKC_CONN_CONNECTING = 1, /* pkc_conn_connect returned PKC_ERR_INTR */
+    PKC_CONN_CONNECTING = 1, /* pkc_conn_connect returned PKC_ERR_INTR, or
+                                pkc_conn_connect_start/_step returned
+                                PKC_IN_PROGRESS */
     PKC_CONN_OPEN = 2,
     PKC_CONN_BROKEN = 3      /* fatal error; fd kept until pkc_conn_close */
 } pkc_conn_state;
@@ -141,6 +143,7 @@ typedef struct pkc_conn {
     void *ai_next;    /* next address to try */
     void *src_ai;     /* resolved source address, or NULL */
     char connect_addr[64]; /* numeric address being tried */
+    int64_t connect_deadline; /* of the whole connect (all addresses) */
 
     int err_errno;
     char errstr[320];
@@ -173,8 +176,38 @@ int pkc_conn_connect(pkc_conn *conn, const char *host, int port,
                      int64_t deadline, const char *source_host,
                      int source_port);
 
-/* Continue a connect that returned PKC_ERR_INTR. */
+/* Continue a connect that returned PKC_ERR_INTR (or PKC_IN_PROGRESS),
+ * blocking until it ends or `deadline` passes. */
 int pkc_conn_connect_resume(pkc_conn *conn, int64_t deadline);
+
+/*
+ * The non-blocking connect, for a thread that multiplexes many
+ * connections.  pkc_conn_connect_start validates and resolves like
+ * pkc_conn_connect (name resolution still blocks), records `deadline` in
+ * conn->connect_deadline, and starts a non-blocking connect to the first
+ * address that accepts one, without waiting.  pkc_conn_connect_step,
+ * called when conn->fd is writable (or has an error, or at any time: it
+ * never blocks), finishes the connect under way, moves on to the next
+ * resolved address when one fails, and reports:
+ *   PKC_OK           connected (state OPEN, TCP_NODELAY set);
+ *   PKC_IN_PROGRESS  a connect is under way: poll conn->fd for POLLOUT
+ *                    (the descriptor changes when an address fails over,
+ *                    so read it again after every call) until
+ *                    conn->connect_deadline, then step again;
+ *   PKC_ERR_TIMEOUT  the deadline passed with a connect still under way;
+ *   PKC_ERR_IO       every address failed (errstr: the last one's error);
+ *   PKC_ERR_INVALID / PKC_ERR_NOMEM (bad arguments, out of memory).
+ * pkc_conn_connect_start returns the same codes.  Every result but PKC_OK
+ * and PKC_IN_PROGRESS leaves the conn CLOSED with errstr/err_errno set,
+ * except PKC_ERR_INVALID from _step when no connect is in progress (the
+ * conn is left as it was).  A connect in progress may also be finished
+ * with the blocking pkc_conn_connect_resume, or abandoned with
+ * pkc_conn_close.
+ */
+int pkc_conn_connect_start(pkc_conn *conn, const char *host, int port,
+                           int64_t deadline, const char *source_host,
+                           int source_port);
+int pkc_conn_connect_step(pkc_conn *conn);
 
 /*
  * Use an already connected stream socket (e.g. one end of a socketpair,

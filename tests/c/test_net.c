@@ -2,7 +2,10 @@
  * test_net.c - plain-C tests of net.c without Python, over socketpairs:
  * the API the C fetch loop and producer thread use (request_begin/end
  * with a writer, flush, recv with deadlines, discard), resumable progress
- * on timeouts, pipelining, and the fatal-error paths.
+ * on timeouts, pipelining, and the fatal-error paths; and, over loopback
+ * TCP, the blocking and the non-blocking connect (pkc_conn_connect_start /
+ * _step): success, refusal with fail-over to the next resolved address,
+ * and a listener that does not answer SYNs.
  *
  * Build and run (tests/test_net_c.py does this):
  *   cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Icsrc/wire \
@@ -12,8 +15,11 @@
 #include "buf.h"
 #include "net.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,6 +407,297 @@ test_connect_refused_and_bad_args(void)
     pkc_conn_free(&conn);
 }
 
+/* ----------------------------------------------------- resolution stub */
+
+/*
+ * Name resolution for the fail-over tests: the host MULTI_HOST resolves to
+ * 127.0.0.1, 127.0.0.2, 127.0.0.3 in this order (all loopback on Linux),
+ * which no system resolver here can be told to do.  This executable's
+ * getaddrinfo/freeaddrinfo take precedence over libc's for net.c's calls;
+ * every other name goes to the next definition (libc, or the sanitizer's
+ * interceptor in front of it).
+ */
+#define MULTI_HOST "multi.pkc.test"
+#define MULTI_N 3
+
+typedef struct {
+    struct addrinfo ai[MULTI_N];
+    struct sockaddr_in sa[MULTI_N];
+} multi_list;
+
+int
+getaddrinfo(const char *node, const char *service,
+            const struct addrinfo *hints, struct addrinfo **res)
+{
+    typedef int (*gai_fn)(const char *, const char *,
+                          const struct addrinfo *, struct addrinfo **);
+    gai_fn next;
+
+    if (node != NULL && strcmp(node, MULTI_HOST) == 0) {
+        multi_list *m = calloc(1, sizeof(*m));
+        if (m == NULL)
+            return EAI_MEMORY;
+        for (int i = 0; i < MULTI_N; i++) {
+            m->sa[i].sin_family = AF_INET;
+            m->sa[i].sin_port = htons((uint16_t)atoi(service));
+            m->sa[i].sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)i);
+            m->ai[i].ai_family = AF_INET;
+            m->ai[i].ai_socktype = SOCK_STREAM;
+            m->ai[i].ai_protocol = IPPROTO_TCP;
+            m->ai[i].ai_addr = (struct sockaddr *)&m->sa[i];
+            m->ai[i].ai_addrlen = sizeof(m->sa[i]);
+            m->ai[i].ai_next = i + 1 < MULTI_N ? &m->ai[i + 1] : NULL;
+        }
+        *res = &m->ai[0]; /* == (struct addrinfo *)m */
+        return 0;
+    }
+    *(void **)&next = dlsym(RTLD_NEXT, "getaddrinfo");
+    if (next == NULL)
+        abort();
+    return next(node, service, hints, res);
+}
+
+void
+freeaddrinfo(struct addrinfo *ai)
+{
+    typedef void (*fai_fn)(struct addrinfo *);
+    fai_fn next;
+
+    if (ai != NULL && ai->ai_canonname == NULL && ai->ai_next != NULL &&
+        ai->ai_addr == (struct sockaddr *)&((multi_list *)(void *)ai)->sa[0]) {
+        free(ai);
+        return;
+    }
+    *(void **)&next = dlsym(RTLD_NEXT, "freeaddrinfo");
+    if (next == NULL)
+        abort();
+    next(ai);
+}
+
+/* ---------------------------------------------------------- listeners */
+
+/* A TCP socket bound to 127.0.0.<last>:port (0: any port); listening with
+ * `backlog` when backlog >= 0, else bound only (connects are refused). */
+static int
+tcp_socket_at(int last, int port, int backlog, int *bound_port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+    /* SO_REUSEADDR: a port reused after a test's connection closed may
+     * still have a TIME_WAIT entry. */
+    if (fd < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+        abort();
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(0x7f000000u + (uint32_t)last);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        abort();
+    if (backlog >= 0 && listen(fd, backlog) != 0)
+        abort();
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        abort();
+    if (bound_port != NULL)
+        *bound_port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/*
+ * A listener that does not answer SYNs: backlog 0 and an accept queue
+ * already full (Linux drops a SYN to a listener whose accept queue is
+ * full, so the client's connect stays in progress).  The filler sockets
+ * go to fill[0..2].  Returns the listener.
+ */
+static int
+blackhole_listener(int *port, int fill[3])
+{
+    struct sockaddr_in sa;
+    int lfd = tcp_socket_at(1, 0, 0, port);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)*port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 3; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (fill[i] < 0)
+            abort();
+        if (connect(fill[i], (struct sockaddr *)&sa, sizeof(sa)) != 0 &&
+            errno != EINPROGRESS)
+            abort();
+    }
+    /* Let the handshakes that fit complete. */
+    poll(NULL, 0, 50);
+    return lfd;
+}
+
+/* Step a non-blocking connect to its end, waiting for POLLOUT in between
+ * (the way a multiplexing loop would); counts the waits. */
+static int
+step_until_done(pkc_conn *conn, int rc, int *waits)
+{
+    *waits = 0;
+    while (rc == PKC_IN_PROGRESS) {
+        struct pollfd pfd = {conn->fd, POLLOUT, 0};
+        int64_t left = conn->connect_deadline - pkc_now_ms();
+        poll(&pfd, 1, left < 0 ? 0 : (int)(left > 5000 ? 5000 : left));
+        (*waits)++;
+        rc = pkc_conn_connect_step(conn);
+    }
+    return rc;
+}
+
+static void
+test_connect_step_success(void)
+{
+    pkc_conn conn;
+    int port, waits, afd;
+    int lfd = tcp_socket_at(1, 0, 8, &port);
+    int rc;
+
+    pkc_conn_init(&conn, NULL, 0, 0);
+    rc = pkc_conn_connect_start(&conn, "127.0.0.1", port,
+                                pkc_deadline_after(5000), NULL, 0);
+    CHECK(rc == PKC_OK || rc == PKC_IN_PROGRESS);
+    CHECK(conn.fd >= 0);
+    CHECK_RC(step_until_done(&conn, rc, &waits), PKC_OK);
+    CHECK(conn.state == PKC_CONN_OPEN && pkc_conn_is_open(&conn));
+    CHECK(conn.ai_list == NULL && conn.errstr[0] == '\0');
+    afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    /* No connect in progress any more: _step says so, the conn stays. */
+    CHECK_RC(pkc_conn_connect_step(&conn), PKC_ERR_INVALID);
+    CHECK(conn.state == PKC_CONN_OPEN);
+    /* The connection works: a request reaches the listener's side. */
+    CHECK_RC(pkc_conn_send_request(&conn, 18, 0, 0, 1, "", 0,
+                                   pkc_deadline_after(2000), NULL),
+             PKC_OK);
+    {
+        uint8_t req[64];
+        CHECK(read_request(afd, req, sizeof(req)) >= 8);
+    }
+    close(afd);
+
+    /* A connect started without waiting, finished by the blocking call. */
+    rc = pkc_conn_connect_start(&conn, "127.0.0.1", port,
+                                pkc_deadline_after(5000), NULL, 0);
+    CHECK(rc == PKC_OK || rc == PKC_IN_PROGRESS);
+    if (rc == PKC_IN_PROGRESS)
+        rc = pkc_conn_connect_resume(&conn, pkc_deadline_after(5000));
+    CHECK_RC(rc, PKC_OK);
+    CHECK(conn.state == PKC_CONN_OPEN);
+    pkc_conn_free(&conn);
+    close(lfd);
+}
+
+static void
+test_connect_step_fails_over(void)
+{
+    char where[48];
+    pkc_conn conn;
+    int port, waits, rc, afd;
+    /* 127.0.0.2 listens; 127.0.0.1 and .3 on the same port refuse (bound,
+     * not listening, so nothing else can listen there meanwhile). */
+    int lfd = tcp_socket_at(2, 0, 8, &port);
+    int r1 = tcp_socket_at(1, port, -1, NULL);
+    int r3 = tcp_socket_at(3, port, -1, NULL);
+
+    pkc_conn_init(&conn, NULL, 0, 0);
+    rc = pkc_conn_connect_start(&conn, MULTI_HOST, port,
+                                pkc_deadline_after(5000), NULL, 0);
+    CHECK_RC(step_until_done(&conn, rc, &waits), PKC_OK);
+    CHECK(conn.state == PKC_CONN_OPEN);
+    snprintf(where, sizeof(where), "127.0.0.2:%d", port);
+    CHECK(strcmp(conn.connect_addr, where) == 0);
+    afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    if (afd >= 0)
+        close(afd);
+    pkc_conn_close(&conn);
+    close(lfd);
+
+    /* Every address refuses: each is tried, the last one's error stays. */
+    lfd = tcp_socket_at(2, port, -1, NULL);
+    rc = pkc_conn_connect_start(&conn, MULTI_HOST, port,
+                                pkc_deadline_after(5000), NULL, 0);
+    CHECK_RC(step_until_done(&conn, rc, &waits), PKC_ERR_IO);
+    CHECK(conn.err_errno == ECONNREFUSED);
+    snprintf(where, sizeof(where), "127.0.0.3:%d", port);
+    CHECK(strstr(conn.errstr, where) != NULL);
+    CHECK(conn.state == PKC_CONN_CLOSED && conn.fd == -1);
+    CHECK(conn.ai_list == NULL);
+    /* Nothing in progress after a failure. */
+    CHECK_RC(pkc_conn_connect_step(&conn), PKC_ERR_INVALID);
+    /* Bad arguments fail at once, as with the blocking call. */
+    CHECK_RC(pkc_conn_connect_start(&conn, "", 9092, PKC_NO_DEADLINE, NULL,
+                                    0), PKC_ERR_INVALID);
+    CHECK_RC(pkc_conn_connect_start(&conn, "127.0.0.1", 0, PKC_NO_DEADLINE,
+                                    NULL, 0), PKC_ERR_INVALID);
+    CHECK(conn.state == PKC_CONN_CLOSED);
+    pkc_conn_free(&conn);
+    close(lfd);
+    close(r1);
+    close(r3);
+}
+
+static void
+test_connect_step_no_answer_times_out(void)
+{
+    pkc_conn conn;
+    int fill[3], port, rc, waits;
+    int lfd = blackhole_listener(&port, fill);
+    int64_t t0, deadline;
+    struct pollfd pfd;
+
+    pkc_conn_init(&conn, NULL, 0, 0);
+    t0 = pkc_now_ms();
+    deadline = t0 + 400;
+    rc = pkc_conn_connect_start(&conn, "127.0.0.1", port, deadline, NULL, 0);
+    /* Started without waiting for the handshake. */
+    CHECK(pkc_now_ms() - t0 < 200);
+    CHECK_RC(rc, PKC_IN_PROGRESS);
+    CHECK(conn.state == PKC_CONN_CONNECTING && conn.fd >= 0);
+    CHECK(conn.connect_deadline == deadline);
+    if (rc != PKC_IN_PROGRESS) {
+        fprintf(stderr, "the full-backlog listener answered the SYN: this "
+                "kernel does not drop SYNs to a full accept queue\n");
+        pkc_conn_free(&conn);
+        goto out;
+    }
+    /* Before the deadline a step never blocks and reports progress. */
+    t0 = pkc_now_ms();
+    CHECK_RC(pkc_conn_connect_step(&conn), PKC_IN_PROGRESS);
+    CHECK(pkc_now_ms() - t0 < 50);
+    pfd.fd = conn.fd;
+    pfd.events = POLLOUT;
+    pfd.revents = 0;
+    CHECK(poll(&pfd, 1, 100) == 0); /* no SYN-ACK came */
+    CHECK_RC(pkc_conn_connect_step(&conn), PKC_IN_PROGRESS);
+    /* At the deadline: PKC_ERR_TIMEOUT, closed, the address named. */
+    CHECK_RC(step_until_done(&conn, PKC_IN_PROGRESS, &waits),
+             PKC_ERR_TIMEOUT);
+    CHECK(pkc_now_ms() >= deadline);
+    CHECK(pkc_now_ms() - deadline < 1000);
+    CHECK(strstr(conn.errstr, "timed out") != NULL);
+    CHECK(conn.state == PKC_CONN_CLOSED && conn.fd == -1);
+
+    /* The blocking connect keeps its behaviour: PKC_ERR_TIMEOUT at the
+     * deadline. */
+    t0 = pkc_now_ms();
+    CHECK_RC(pkc_conn_connect(&conn, "127.0.0.1", port, t0 + 300, NULL, 0),
+             PKC_ERR_TIMEOUT);
+    CHECK(pkc_now_ms() - t0 >= 300 && pkc_now_ms() - t0 < 1300);
+    CHECK(conn.state == PKC_CONN_CLOSED && conn.fd == -1);
+    pkc_conn_free(&conn);
+out:
+    for (int i = 0; i < 3; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
 int
 main(void)
 {
@@ -411,6 +708,9 @@ main(void)
     test_fatal_errors();
     test_flush_resumes_when_the_peer_is_slow();
     test_connect_refused_and_bad_args();
+    test_connect_step_success();
+    test_connect_step_fails_over();
+    test_connect_step_no_answer_times_out();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
