@@ -23,7 +23,8 @@
 #define FL_API_FETCH 1
 #define FL_API_VERSIONS 18
 #define FL_HOST_MAX 256
-/* A connect never blocks the thread longer than this. */
+/* A connect to a broker is given up after at most this long (it never
+ * blocks the thread: see fl_connect_start). */
 #define FL_CONNECT_CAP_MS 10000
 /* Idle tick of the thread's poll. */
 #define FL_TICK_MS 1000
@@ -251,7 +252,10 @@ typedef struct {
     uint32_t gen;
 } fl_req_entry;
 
-enum { B_DOWN = 0, B_APIVERSIONS, B_READY, B_FETCHING };
+/* Broker states: no connection; connect under way (the thread polls the
+ * socket for POLLOUT until `deadline`); ApiVersions in flight; idle and
+ * connected; a Fetch in flight. */
+enum { B_DOWN = 0, B_CONNECTING, B_APIVERSIONS, B_READY, B_FETCHING };
 
 typedef struct fl_broker {
     int32_t node_id;
@@ -265,7 +269,7 @@ typedef struct fl_broker {
     int conn_inited;
     int bstate;
     int16_t version;
-    int64_t deadline;       /* of the request in flight */
+    int64_t deadline;       /* of the connect or request in flight */
     int answered;           /* answers since the last connect */
     int64_t last_silent;    /* last silent reconnect */
     int want_connect;
@@ -1875,22 +1879,10 @@ fl_plan(pkc_fl *fl, int64_t now)
 
 static const uint8_t fl_empty_body[1] = {0};
 
-/* Without mu: connect and ask ApiVersions. */
+/* Without mu: a connect attempt ended (connected or failed for good). */
 static void
-fl_connect(pkc_fl *fl, fl_broker *b)
+fl_connect_done(pkc_fl *fl, fl_broker *b, int rc)
 {
-    int64_t to = fl->cfg.socket_timeout_ms;
-    int64_t deadline;
-    int rc;
-
-    if (to > FL_CONNECT_CAP_MS)
-        to = FL_CONNECT_CAP_MS;
-    deadline = pkc_deadline_after(to);
-    pkc_conn_close(&b->conn);
-    rc = pkc_conn_connect(&b->conn, b->chost, b->cport, deadline,
-                          fl->source_host, fl->cfg.source_port);
-    while (rc == PKC_ERR_INTR)
-        rc = pkc_conn_connect_resume(&b->conn, deadline);
     fl_lock(fl);
     fl->stats.connects++;
     fl_unlock(fl);
@@ -1907,6 +1899,47 @@ fl_connect(pkc_fl *fl, fl_broker *b)
     }
     b->bstate = B_APIVERSIONS;
     b->deadline = pkc_now_ms() + fl->cfg.socket_timeout_ms;
+}
+
+/*
+ * Without mu: start connecting without waiting for the handshake (name
+ * resolution still blocks).  The connect goes on in B_CONNECTING: the
+ * poll loop waits for POLLOUT on the socket and steps it (fl_connect_step)
+ * until it is connected, fails, or passes its deadline of
+ * min(socket_timeout_ms, FL_CONNECT_CAP_MS), then ApiVersions.
+ */
+static void
+fl_connect_start(pkc_fl *fl, fl_broker *b)
+{
+    int64_t to = fl->cfg.socket_timeout_ms;
+    int rc;
+
+    if (to > FL_CONNECT_CAP_MS)
+        to = FL_CONNECT_CAP_MS;
+    pkc_conn_close(&b->conn);
+    rc = pkc_conn_connect_start(&b->conn, b->chost, b->cport,
+                                pkc_deadline_after(to), fl->source_host,
+                                fl->cfg.source_port);
+    if (rc == PKC_IN_PROGRESS) {
+        b->bstate = B_CONNECTING;
+        b->deadline = b->conn.connect_deadline;
+        return;
+    }
+    fl_connect_done(fl, b, rc);
+}
+
+/* Without mu: the connecting socket is writable, has an error, or its
+ * deadline passed. */
+static void
+fl_connect_step(pkc_fl *fl, fl_broker *b)
+{
+    int rc = pkc_conn_connect_step(&b->conn);
+
+    if (rc == PKC_IN_PROGRESS) {
+        b->deadline = b->conn.connect_deadline;
+        return;
+    }
+    fl_connect_done(fl, b, rc);
 }
 
 /* Without mu: encode and queue the Fetch of b->req. */
@@ -2338,7 +2371,7 @@ fl_thread_main(void *arg)
         for (size_t k = 0; k < fl->ntb; k++) {
             fl_broker *b = fl->tb[k];
             if (b->want_connect)
-                fl_connect(fl, b);
+                fl_connect_start(fl, b);
             else if (b->want_send)
                 fl_send_fetch(fl, b);
         }
@@ -2355,6 +2388,8 @@ fl_thread_main(void *arg)
         for (size_t k = 0; k < fl->ntb; k++) {
             fl_broker *b = fl->tb[k];
             short ev = 0;
+            if (b->bstate == B_CONNECTING)
+                ev |= POLLOUT;
             if (b->bstate == B_APIVERSIONS || b->bstate == B_FETCHING)
                 ev |= POLLIN;
             if (b->bstate != B_DOWN && pkc_conn_unsent(&b->conn) > 0)
@@ -2385,6 +2420,10 @@ fl_thread_main(void *arg)
                 short re = fl->pfd[k].revents;
                 if (!re)
                     continue;
+                if (b->bstate == B_CONNECTING) {
+                    fl_connect_step(fl, b);
+                    continue;
+                }
                 if (re & POLLOUT) {
                     int rc = pkc_conn_flush(&b->conn, 0);
                     if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT &&
@@ -2397,10 +2436,15 @@ fl_thread_main(void *arg)
                     fl_on_readable(fl, b);
             }
         }
-        /* Requests that got no answer in time. */
+        /* Connects and requests that got no answer in time. */
         now = pkc_now_ms();
         for (size_t k = 0; k < fl->ntb; k++) {
             fl_broker *b = fl->tb[k];
+            if (b->bstate == B_CONNECTING && now >= b->deadline) {
+                /* Times out, or takes a handshake that just finished. */
+                fl_connect_step(fl, b);
+                continue;
+            }
             if ((b->bstate == B_APIVERSIONS || b->bstate == B_FETCHING) &&
                 now >= b->deadline) {
                 char why[384];
