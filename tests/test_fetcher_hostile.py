@@ -525,3 +525,108 @@ def test_unblock_event_and_timeouts_without_a_broker():
         assert time.monotonic() - t0 < 0.05
     finally:
         f.stop()
+
+
+class SilentListener:
+    """A loopback address that does not answer SYNs: a listening socket
+    with backlog 0 whose accept queue is already full (two connects nobody
+    accepts).  Linux drops a SYN to a listener with a full accept queue,
+    so a connect to it stays in progress until the client gives up, like
+    a connect to a machine that is down or a blackholed address."""
+
+    def __enter__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.host, self.port = self.sock.getsockname()
+        self.fill = []
+        for _ in range(2):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((self.host, self.port))
+            self.fill.append(s)
+        time.sleep(0.05)
+        # Check the premise: one more connect gets no answer.
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.settimeout(0.3)
+        try:
+            with pytest.raises(socket.timeout, match="timed out"):
+                probe.connect((self.host, self.port))
+        finally:
+            probe.close()
+        return self
+
+    def __exit__(self, *exc):
+        for s in self.fill:
+            s.close()
+        self.sock.close()
+
+
+def two_leader_fetcher(broker, silent, socket_timeout_ms):
+    """Partition 0 led by the fake broker (node 1), partition 1 by the
+    silent address (node 2)."""
+    f = _core.Fetcher(TOPIC, backoff_ms=50, fetch_wait_max_ms=10,
+                      socket_timeout_ms=socket_timeout_ms)
+    f.add_partition(0, None)
+    f.add_partition(1, None)
+    f.set_leader(1, 2, silent.host, silent.port)
+    f.set_leader(0, 1, broker.host, broker.port)
+    return f
+
+
+def test_connect_to_silent_broker_does_not_stall_the_others():
+    """While the fetch thread connects to a broker that does not answer
+    (10 s connect deadline), the partition of a working broker is fetched
+    and consumed at once; the silent one fails at its deadline with the
+    usual connect-failure exception."""
+    values = [b"r%d" % i for i in range(5)]
+    script = Script(fetch_v4([(0, 0, 5, batch(values), None)]),
+                    fetch_v4([(0, 0, 5, b"", None)]))
+    with SilentListener() as silent, FakeBroker(script) as broker:
+        f = two_leader_fetcher(broker, silent, 10000)
+        t0 = time.monotonic()
+        f.start()
+        try:
+            got = []
+            while len(got) < len(values) and time.monotonic() - t0 < 3.0:
+                m = f.consume(block=False)
+                if m is None:
+                    time.sleep(0.005)
+                else:
+                    got.append((m.partition_id, m.offset, m.value))
+            assert got == [(0, i, v) for i, v in enumerate(values)]
+            assert time.monotonic() - t0 < 3.0
+            # The working broker goes on being fetched from meanwhile.
+            before = script.fetches
+            time.sleep(0.5)
+            assert script.fetches > before
+            assert f.partition_info(1)["state"] == "active"
+            assert f.stats()["connects"] == 1  # the silent one still runs
+            exc = consume_raises(f, SocketDisconnectedError, timeout=15.0)
+            elapsed = time.monotonic() - t0
+        finally:
+            f.stop()
+    assert 9.5 <= elapsed < 13.0, elapsed
+    assert "broker 2" in str(exc) and str(silent.port) in str(exc)
+    assert "partition 1" in str(exc) and "timed out" in str(exc)
+
+
+def test_stop_returns_promptly_while_connecting():
+    """stop() does not wait for a connect under way."""
+    with SilentListener() as silent:
+        f = _core.Fetcher(TOPIC, backoff_ms=50, socket_timeout_ms=10000)
+        f.add_partition(0, None)
+        f.set_leader(0, 2, silent.host, silent.port)
+        f.start()
+        time.sleep(0.3)  # the connect is under way
+        t0 = time.monotonic()
+        f.stop()
+        assert time.monotonic() - t0 < 0.5
+        assert f.partition_info(0)["state"] == "active"
+        assert f.stats()["connects"] == 0
+        # Started again, it connects again (and is stopped again at once).
+        f.start()
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        f.stop()
+        assert time.monotonic() - t0 < 0.5
