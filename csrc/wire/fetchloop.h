@@ -7,7 +7,10 @@
  *
  * The thread
  *   One pthread serves every leader broker: one pkc_conn per broker,
- *   multiplexed with poll() together with a wake-up pipe.  After connecting
+ *   multiplexed with poll() together with a wake-up pipe.  Connects do not
+ *   block the thread (only name resolution does): a connect is started
+ *   and its socket polled with the others until it is writable or its
+ *   deadline, min(cfg.socket_timeout_ms, 10 s), passes.  After connecting
  *   it asks ApiVersions (v0) and uses the highest Fetch version in
  *   [4, cfg.max_version] (<= 12: topics by name).  Each broker has at most
  *   one Fetch in flight; a Fetch names every ACTIVE partition led by that
