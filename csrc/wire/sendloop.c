@@ -30,6 +30,9 @@
 #define PARTITION_ID_MAX (1 << 20)
 /* The sender never sleeps longer than this (it re-plans on wake-up). */
 #define MAX_POLL_MS 1000
+/* Sealed batches finished ahead of their request, per partition (the
+ * first few of its ready FIFO; bounds the work and the memory). */
+#define FINISH_AHEAD_DEPTH 4
 
 /* ------------------------------------------------------------ structures */
 
@@ -119,6 +122,7 @@ struct pkc_sl {
     pkc_sl_batch *done_head, *done_tail;
     pkc_sl_batch *free_list;
     int nfree;
+    int32_t finish_rr;         /* where finish_ahead starts looking */
 
     pkc_sl_stats st;
 };
@@ -288,6 +292,7 @@ batch_get(pkc_sl *sl, int32_t partition)
     b->not_before_ms = 0;
     b->attempts = 0;
     b->full = 0;
+    b->finish_tried = 0;
     b->finished = 0;
     b->wire = NULL;
     b->wire_len = 0;
@@ -1871,6 +1876,90 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
     return np;
 }
 
+/*
+ * Seal the open batch of every partition that has a batch in flight and
+ * nothing else ready, once that batch is due (linger_ms passed,
+ * min_queued reached, or a flush), so that finish_ahead() can compress it
+ * while the partition waits for its answer (mu held).  Full batches are
+ * sealed by pkc_sl_append.  Lowers *wake_at to the next linger expiry.
+ */
+static void
+seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at)
+{
+    int flush_all = sl->flushers > 0 || !sl->accepting;
+
+    for (int32_t id = 0; id < sl->nparts; id++) {
+        sl_part *p = &sl->parts[id];
+        pkc_sl_batch *bt = p->open;
+        int64_t due;
+
+        if (!p->known || p->lb == NULL || !p->in_flight || bt == NULL ||
+            bt->count == 0 || p->ready_head != NULL)
+            continue;
+        due = bt->first_ms + sl->cfg.linger_ms;
+        if (!flush_all && p->lb->unsent < sl->cfg.min_queued && due > now) {
+            min_deadline(wake_at, due);
+            continue;
+        }
+        p->open = NULL;
+        ready_push(p, bt);
+    }
+}
+
+/*
+ * Finish (header, compression, CRC-32C) one sealed batch that waits in a
+ * ready FIFO, without the lock, so that compression overlaps the broker's
+ * work on the requests in flight instead of following it.  Picks, among
+ * the first FINISH_AHEAD_DEPTH batches of each partition's FIFO, the one
+ * nearest to its FIFO's head (partitions in turn).  Safe without the lock
+ * because only the sender takes batches out of ready FIFOs or reads their
+ * wire form; producers only link new batches after the tail, which writes
+ * the tail's `next` and nothing else.  A batch that fails to finish is
+ * left alone: send_request finishes it again and fails it properly.
+ * Returns 1 when a batch was finished (there may be more), else 0.
+ */
+static int
+finish_ahead(pkc_sl *sl)
+{
+    pkc_sl_batch *bt = NULL;
+    int best_depth = FINISH_AHEAD_DEPTH;
+    int32_t best_id = -1;
+    int rc;
+
+    pthread_mutex_lock(&sl->mu);
+    for (int32_t k = 0; k < sl->nparts; k++) {
+        int32_t id = (int32_t)(((int64_t)sl->finish_rr + k) % sl->nparts);
+        pkc_sl_batch *c = sl->parts[id].ready_head;
+
+        for (int depth = 0; c != NULL && depth < best_depth;
+             depth++, c = c->next) {
+            if (!c->finished && !c->finish_tried) {
+                bt = c;
+                best_depth = depth;
+                best_id = id;
+                break;
+            }
+        }
+        if (best_depth == 0)
+            break;
+    }
+    if (bt != NULL) {
+        bt->finish_tried = 1;
+        sl->finish_rr = best_id + 1 < sl->nparts ? best_id + 1 : 0;
+    }
+    pthread_mutex_unlock(&sl->mu);
+    if (bt == NULL)
+        return 0;
+    rc = pkc_batch_builder_finish(&bt->bb, &bt->wire, &bt->wire_len);
+    pthread_mutex_lock(&sl->mu);
+    if (rc == PKC_OK && bt->wire_len <= INT32_MAX) {
+        bt->finished = 1;
+        sl->st.finished_ahead++;
+    }
+    pthread_mutex_unlock(&sl->mu);
+    return 1;
+}
+
 static void *
 sender_main(void *arg)
 {
@@ -1890,7 +1979,7 @@ sender_main(void *arg)
     for (;;) {
         int64_t now, wake_at;
         size_t np, nfd, want;
-        int timeout;
+        int timeout, more;
 
         if (sl->stop_now)
             break;
@@ -1907,6 +1996,7 @@ sender_main(void *arg)
             }
         }
         np = plan_cap ? plan_requests(sl, now, plan, plan_cap, &wake_at) : 0;
+        seal_due(sl, now, &wake_at);
         /* Request deadlines. */
         for (size_t i = 0; i < sl->nbrokers; i++) {
             sl_broker *b = sl->brokers[i];
@@ -1933,6 +2023,8 @@ sender_main(void *arg)
         for (size_t i = 0; i < np; i++)
             send_request(sl, plan[i].b, plan[i].q, plan[i].host,
                          plan[i].port, plan[i].reconnect);
+        /* Compress the next batch while the broker works on this one. */
+        more = finish_ahead(sl);
 
         /* Poll the wake-up fd and every connection with work. */
         nfd = 0;
@@ -1963,7 +2055,7 @@ sender_main(void *arg)
             pthread_mutex_unlock(&sl->mu);
         }
         now = pkc_now_ms();
-        timeout = wake_at <= now ? 0 : (int)(wake_at - now);
+        timeout = wake_at <= now || more ? 0 : (int)(wake_at - now);
         if (timeout > MAX_POLL_MS)
             timeout = MAX_POLL_MS;
         if (nfd > 0) {

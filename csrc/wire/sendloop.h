@@ -26,10 +26,15 @@
  * sender itself.
  *
  * Batch life: OPEN (appendable, in partition->open) -> SEALED (in the
- * partition's ready FIFO; when full, when linger_ms passed since its first
+ * partition's ready FIFO; when full, or, while the partition has a batch
+ * in flight and nothing else ready, when linger_ms passed since its first
  * record, when the leader's unsent count reached min_queued, or when a
- * flush/stop is under way) -> IN FLIGHT (in one request; at most one
- * batch per partition is in flight, so retries keep the partition's order)
+ * flush/stop is under way) -> FINISHED (header, compression and CRC done
+ * by the sender while the batch waits in the ready FIFO, so compression
+ * overlaps the broker's work on the request in flight; a batch sent
+ * straight from OPEN is finished when its request is built) -> IN FLIGHT
+ * (in one request; at most one batch per partition is in flight, so
+ * retries keep the partition's order)
  * -> DONE (on sl->done for the glue: success with base offset, or failure
  * with a pkc_sl_result saying why).  A failed attempt whose error is
  * retriable puts the batch back at the head of its partition's ready FIFO
@@ -108,6 +113,8 @@ struct pkc_sl_batch {
     int64_t not_before_ms;   /* retry backoff: not sent before this */
     int attempts;            /* failed send attempts so far */
     int full;                /* the builder refused a record */
+    int finish_tried;        /* the sender tried to finish it while it
+                                waited in the ready FIFO */
     int finished;            /* wire/wire_len are valid */
     const uint8_t *wire;
     size_t wire_len;
@@ -162,6 +169,8 @@ typedef struct {
     int64_t retries;          /* batch attempts retried */
     int64_t splits;           /* batches split after TOO_LARGE answers */
     int64_t bytes_sent;       /* batch bytes put into requests */
+    int64_t finished_ahead;   /* batches sealed and compressed while they
+                                 waited for their partition's turn */
     int64_t connects;         /* connections made */
     int64_t metadata_requests;/* times PKC_SL_EV_METADATA was raised */
     int64_t pending;          /* appended - completed */
