@@ -72,8 +72,18 @@ typedef struct {
     sl_broker *lb;         /* the leader's broker entry, NULL if unknown */
     pkc_sl_batch *open;
     pkc_sl_batch *ready_head, *ready_tail;
-    int64_t unsent;        /* records in open + ready batches */
-    int in_flight;         /* one of its batches is in a request */
+    /* Batches whose attempt failed while later batches of the partition
+     * were still in flight: they wait here, in partition order, until the
+     * last of those is answered, then go back to the head of the ready
+     * FIFO (so the order survives any mix of answers). */
+    pkc_sl_batch *retry_head, *retry_tail;
+    int64_t unsent;        /* records in open + ready + retry batches */
+    int n_in_flight;       /* of its batches in requests */
+    sl_broker *inflight_lb; /* the broker they went to */
+    int32_t next_seq;      /* idempotent: sequence of the next batch */
+    int gap;               /* a batch with sequences failed for good while
+                              others were in flight (they will be refused
+                              as out of order: they follow it) */
     int64_t leaderless_since; /* monotonic ms, -1 while it has a leader */
 } sl_part;
 
@@ -123,6 +133,17 @@ struct pkc_sl {
     pkc_sl_batch *free_list;
     int nfree;
     int32_t finish_rr;         /* where finish_ahead starts looking */
+
+    /* Idempotence (all under mu). */
+    int64_t pid;               /* producer id in use, -1: none */
+    int16_t epoch;
+    int64_t pid_gen;           /* bumped whenever pid/epoch change */
+    int pid_wanted;            /* waiting for the glue's producer id */
+    int ev_pid;                /* PKC_SL_EV_PRODUCER_ID not yet seen */
+    int have_pending;          /* pending_pid waits for in-flight == 0 */
+    int64_t pending_pid;
+    int16_t pending_epoch;
+    int64_t inflight_batches;  /* batches in requests, all partitions */
 
     pkc_sl_stats st;
 };
@@ -291,6 +312,9 @@ batch_get(pkc_sl *sl, int32_t partition)
     b->created_ms = pkc_now_ms();
     b->not_before_ms = 0;
     b->attempts = 0;
+    b->stamp_gen = -1;
+    b->stamp_pid = -1;
+    b->base_seq = -1;
     b->full = 0;
     b->finish_tried = 0;
     b->finished = 0;
@@ -397,17 +421,71 @@ unsent_add(pkc_sl *sl, sl_part *p, int64_t n)
         pthread_cond_broadcast(&sl->space_cond);
 }
 
-/* Put a batch back at the head of its partition's ready FIFO (mu held). */
+/* Queue a batch for another attempt behind the partition's other failed
+ * batches (mu held); part_back() moves them to the ready FIFO's head. */
 static void
-requeue_front(pkc_sl *sl, pkc_sl_batch *b)
+retry_push(pkc_sl *sl, pkc_sl_batch *b)
 {
     sl_part *p = &sl->parts[b->partition];
 
-    b->next = p->ready_head;
-    p->ready_head = b;
-    if (p->ready_tail == NULL)
-        p->ready_tail = b;
+    b->next = NULL;
+    if (p->retry_tail != NULL)
+        p->retry_tail->next = b;
+    else
+        p->retry_head = b;
+    p->retry_tail = b;
     unsent_add(sl, p, b->count);
+}
+
+/*
+ * One batch of `partition` is no longer in flight (mu held; call after
+ * its result was filed).  When it was the partition's last, the batches
+ * waiting for another attempt go back to the head of the ready FIFO, in
+ * order.
+ */
+static void
+part_back(pkc_sl *sl, int32_t partition)
+{
+    sl_part *p = &sl->parts[partition];
+
+    if (p->n_in_flight > 0) {
+        p->n_in_flight--;
+        sl->inflight_batches--;
+    }
+    if (p->n_in_flight > 0)
+        return;
+    p->inflight_lb = NULL;
+    p->gap = 0;
+    if (p->retry_head != NULL) {
+        p->retry_tail->next = p->ready_head;
+        if (p->ready_head == NULL)
+            p->ready_tail = p->retry_tail;
+        p->ready_head = p->retry_head;
+        p->retry_head = p->retry_tail = NULL;
+        wake_sender(sl);
+    }
+}
+
+/*
+ * The broker refused our producer state: drop the producer id (batches go
+ * without one, one per partition in flight, until a new one is applied)
+ * and ask the glue for a new one (mu held; idempotent engines).
+ */
+static void
+want_producer_id(pkc_sl *sl)
+{
+    if (sl->pid >= 0) {
+        sl->pid = -1;
+        sl->epoch = -1;
+        sl->pid_gen++;
+        sl->st.producer_id = -1;
+    }
+    if (sl->pid_wanted || sl->have_pending || !sl->cfg.idempotent)
+        return;
+    sl->pid_wanted = 1;
+    sl->ev_pid = 1;
+    sl->st.producer_id_requests++;
+    pthread_cond_broadcast(&sl->ev_cond);
 }
 
 static void
@@ -438,11 +516,18 @@ attempt_failed(pkc_sl *sl, pkc_sl_batch *b, const pkc_sl_result *r,
         b->result = *r; /* remembered in case the last attempt fails */
         b->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
         sl->st.retries++;
-        requeue_front(sl, b);
+        retry_push(sl, b);
         wake_sender(sl);
         return;
     }
     b->attempts++;
+    /* A batch that used sequence numbers and will never be written leaves
+     * a gap the broker would refuse every later batch for: start over
+     * with a new producer id. */
+    if (b->stamp_pid >= 0) {
+        sl->parts[b->partition].gap = 1;
+        want_producer_id(sl);
+    }
     fail_batch(sl, b, r);
 }
 
@@ -594,6 +679,16 @@ pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
     cond_init_monotonic(&sl->idle_cond);
     cond_init_monotonic(&sl->ev_cond);
     sl->last_metadata_ms = -1;
+    if (sl->cfg.acks == 0)
+        sl->cfg.idempotent = 0; /* no answers, no sequence checks */
+    sl->pid = -1;
+    sl->epoch = -1;
+    sl->st.producer_id = -1;
+    if (sl->cfg.idempotent) {
+        sl->pid_wanted = 1;
+        sl->ev_pid = 1;
+        sl->st.producer_id_requests = 1;
+    }
     *out = sl;
     return PKC_OK;
 
@@ -741,6 +836,31 @@ pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
     wake_sender(sl);
     pthread_mutex_unlock(&sl->mu);
     return rc;
+}
+
+int
+pkc_sl_set_producer_id(pkc_sl *sl, int64_t producer_id,
+                       int16_t producer_epoch)
+{
+    pthread_mutex_lock(&sl->mu);
+    if (!sl->cfg.idempotent) {
+        pthread_mutex_unlock(&sl->mu);
+        return PKC_ERR_INVALID;
+    }
+    if (producer_id < 0) {
+        /* Give idempotence up: one batch per partition in flight. */
+        sl->cfg.idempotent = 0;
+        producer_id = -1;
+        producer_epoch = -1;
+    }
+    sl->pending_pid = producer_id;
+    sl->pending_epoch = producer_epoch;
+    sl->have_pending = 1;
+    sl->pid_wanted = 0;
+    sl->ev_pid = 0;
+    wake_sender(sl);
+    pthread_mutex_unlock(&sl->mu);
+    return PKC_OK;
 }
 
 /* ----------------------------------------------------------------- append */
@@ -1130,9 +1250,10 @@ broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r)
 
         for (int32_t i = 0; i < q->nb; i++) {
             pkc_sl_batch *bt = q->b[i];
+            int32_t part = bt->partition;
 
-            sl->parts[bt->partition].in_flight = 0;
             attempt_failed(sl, bt, r, 1, 1);
+            part_back(sl, part);
         }
         free(q->b);
         free(q);
@@ -1150,9 +1271,10 @@ req_fail(pkc_sl *sl, pkc_sl_req *q, const pkc_sl_result *r, int retriable,
 {
     for (int32_t i = 0; i < q->nb; i++) {
         pkc_sl_batch *bt = q->b[i];
+        int32_t part = bt->partition;
 
-        sl->parts[bt->partition].in_flight = 0;
         attempt_failed(sl, bt, r, retriable, needs_metadata);
+        part_back(sl, part);
     }
     free(q->b);
     free(q);
@@ -1252,9 +1374,9 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
     pkc_proto_source ps;
     pkc_proto_error perr;
     int32_t corr = 0;
-    int16_t version = -1;
+    int16_t version = -1, epoch;
     int rc, flexible;
-    int64_t now;
+    int64_t now, pid;
 
     memset(&r, 0, sizeof(r));
     if (reconnect || !b->conn_ready || !pkc_conn_is_open(&b->conn)) {
@@ -1304,9 +1426,11 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
                            "%s: %s", bt->count,
                            pkc_codec_name(sl->cfg.codec),
                            pkc_status_str(rc));
+                int32_t part = bt->partition;
+
                 pthread_mutex_lock(&sl->mu);
-                sl->parts[bt->partition].in_flight = 0;
                 attempt_failed(sl, bt, &r, 0, 0);
+                part_back(sl, part);
                 pthread_mutex_unlock(&sl->mu);
                 memmove(&q->b[i], &q->b[i + 1],
                         (size_t)(q->nb - i - 1) * sizeof(q->b[0]));
@@ -1316,6 +1440,46 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
             bt->finished = 1;
         }
         i++;
+    }
+
+    /* Sequence numbers, in partition order (requests of a broker are
+     * written in plan order, one batch per partition each).  A batch whose
+     * partition has an earlier batch waiting for another attempt (its
+     * request failed before reaching the wire) follows that one. */
+    pthread_mutex_lock(&sl->mu);
+    pid = sl->pid;
+    epoch = sl->epoch;
+    for (int32_t i = 0; i < q->nb;) {
+        pkc_sl_batch *bt = q->b[i];
+        sl_part *p = &sl->parts[bt->partition];
+
+        if (p->retry_head != NULL || p->gap) {
+            int32_t part = bt->partition;
+
+            retry_push(sl, bt);
+            part_back(sl, part);
+            memmove(&q->b[i], &q->b[i + 1],
+                    (size_t)(q->nb - i - 1) * sizeof(q->b[0]));
+            q->nb--;
+            continue;
+        }
+        if (pid >= 0 && bt->stamp_gen != sl->pid_gen) {
+            bt->stamp_gen = sl->pid_gen;
+            bt->base_seq = p->next_seq;
+            p->next_seq = (int32_t)(((int64_t)p->next_seq + bt->count) &
+                                    INT32_MAX);
+        }
+        bt->stamp_pid = pid;
+        i++;
+    }
+    pthread_mutex_unlock(&sl->mu);
+    for (int32_t i = 0; i < q->nb; i++) {
+        pkc_sl_batch *bt = q->b[i];
+
+        if (pid >= 0)
+            pkc_batch_builder_restamp(&bt->bb, pid, epoch, bt->base_seq);
+        else
+            pkc_batch_builder_restamp(&bt->bb, -1, -1, -1);
     }
     if (q->nb == 0) {
         free(q->b);
@@ -1529,6 +1693,8 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
         pkc_sl_batch *bt = q->b[i];
         part_result *pr = NULL;
         pkc_sl_batch *h1 = NULL, *h2 = NULL;
+        int32_t part;
+        int stamped;
 
         for (size_t j = 0; j < pv.n; j++) {
             if (pv.res[j].index == bt->partition) {
@@ -1542,29 +1708,73 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                 h1 = h2 = NULL;
         }
         pthread_mutex_lock(&sl->mu);
-        sl->parts[bt->partition].in_flight = 0;
+        part = bt->partition;
+        /* Sequence numbers were on this batch. */
+        stamped = bt->stamp_pid >= 0;
         if (pr == NULL) {
             set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
                        "%s:%d: the Produce response has no result for "
                        "partition %d", host, port, bt->partition);
             attempt_failed(sl, bt, &r, 1, 0);
         }
-        else if (pr->error_code == 0) {
+        else if (pr->error_code == 0 ||
+                 (stamped && pr->error_code == 46)) {
+            /* 46 DUPLICATE_SEQUENCE_NUMBER: an earlier attempt of this
+             * very batch was written; the offset may be unknown (-1). */
+            if (pr->error_code == 46)
+                sl->st.duplicates++;
             bt->base_offset = pr->base_offset;
             bt->log_append_time = pr->log_append_time;
             memset(&bt->result, 0, sizeof(bt->result));
             complete_batch(sl, bt);
         }
         else if (h1 != NULL) {
-            /* Too large for the broker: send the halves instead. */
+            /* Too large for the broker: send the halves instead, with the
+             * parent's sequence numbers. */
             sl->st.splits++;
-            h2->next = NULL;
-            requeue_front(sl, h2);
-            requeue_front(sl, h1);
+            if (bt->stamp_gen >= 0) {
+                h1->stamp_gen = h2->stamp_gen = bt->stamp_gen;
+                h1->stamp_pid = h2->stamp_pid = bt->stamp_pid;
+                h1->base_seq = bt->base_seq;
+                h2->base_seq = (int32_t)(((int64_t)bt->base_seq +
+                                          h1->count) & INT32_MAX);
+            }
+            retry_push(sl, h1);
+            retry_push(sl, h2);
             /* The cookies moved to the halves. */
             bt->count = 0;
             batch_put(sl, bt);
             wake_sender(sl);
+        }
+        else if (stamped && pr->error_code == 45 &&
+                 (sl->parts[part].retry_head != NULL ||
+                  sl->parts[part].gap)) {
+            /* OUT_OF_ORDER_SEQUENCE_NUMBER behind a batch of the same
+             * partition that failed: it follows that one, and the attempt
+             * does not count. */
+            set_result(&r, PKC_SL_KAFKA, 45, 0,
+                       "Produce to %s:%d for partition %d failed: out of "
+                       "order sequence number", host, port, bt->partition);
+            bt->result = r;
+            bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+            sl->st.retries++;
+            retry_push(sl, bt);
+        }
+        else if (stamped && (pr->error_code == 45 || pr->error_code == 47 ||
+                             pr->error_code == 59)) {
+            /* OUT_OF_ORDER_SEQUENCE_NUMBER (first of its partition),
+             * INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID: the broker's
+             * state of this producer does not match ours (acks=1 data lost
+             * in a leader change, or the producer's state expired).  Retry
+             * under a new producer id. */
+            int code = pr->error_code;
+
+            set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
+                       "Produce to %s:%d for partition %d failed%s%s",
+                       host, port, bt->partition,
+                       pr->message[0] ? ": " : "", pr->message);
+            want_producer_id(sl);
+            attempt_failed(sl, bt, &r, 1, 0);
         }
         else {
             int code = pr->error_code;
@@ -1576,6 +1786,7 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
             attempt_failed(sl, bt, &r, pkc_sl_error_retriable(code),
                            pkc_sl_error_needs_metadata(code));
         }
+        part_back(sl, part);
         pthread_mutex_unlock(&sl->mu);
     }
     free(pv.res);
@@ -1598,11 +1809,12 @@ complete_written(pkc_sl *sl, sl_broker *b)
         b->n_inflight--;
         for (int32_t i = 0; i < q->nb; i++) {
             pkc_sl_batch *bt = q->b[i];
+            int32_t part = bt->partition;
 
-            sl->parts[bt->partition].in_flight = 0;
             bt->base_offset = -1;
             memset(&bt->result, 0, sizeof(bt->result));
             complete_batch(sl, bt);
+            part_back(sl, part);
         }
         free(q->b);
         free(q);
@@ -1739,6 +1951,7 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
 {
     size_t np = 0;
     int flush_all = sl->flushers > 0 || !sl->accepting;
+    int part_cap;
 
     /* Partitions without a usable leader. */
     for (int32_t id = 0; id < sl->nparts; id++) {
@@ -1785,6 +1998,21 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
         }
     }
 
+    /* A new producer id is applied once nothing is in flight; until then
+     * nothing new is sent (its batches would need the new id). */
+    if (sl->have_pending && sl->inflight_batches == 0) {
+        sl->pid = sl->pending_pid;
+        sl->epoch = sl->pid >= 0 ? sl->pending_epoch : -1;
+        sl->pid_gen++;
+        sl->have_pending = 0;
+        sl->st.producer_id = sl->pid;
+        for (int32_t id = 0; id < sl->nparts; id++)
+            sl->parts[id].next_seq = 0;
+    }
+    if (sl->have_pending)
+        return np;
+    part_cap = sl->pid >= 0 ? PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT : 1;
+
     for (size_t bi = 0; bi < sl->nbrokers && np < cap; bi++) {
         sl_broker *b = sl->brokers[bi];
         int send_now;
@@ -1812,7 +2040,14 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
                 sl_part *p = &sl->parts[id];
                 pkc_sl_batch *bt = NULL;
 
-                if (!p->known || p->lb != b || p->in_flight)
+                if (!p->known || p->lb != b)
+                    continue;
+                /* More of its batches in flight only with sequence
+                 * numbers, to the same broker, and not while an earlier
+                 * one waits for another attempt. */
+                if (p->n_in_flight > 0 &&
+                    (p->n_in_flight >= part_cap || p->inflight_lb != b ||
+                     p->retry_head != NULL || p->gap))
                     continue;
                 if (p->ready_head != NULL) {
                     if (p->ready_head->not_before_ms > now) {
@@ -1852,7 +2087,11 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
                         p->ready_tail = NULL;
                 }
                 bt->next = NULL;
-                p->in_flight = 1;
+                p->n_in_flight++;
+                p->inflight_lb = b;
+                sl->inflight_batches++;
+                if (p->n_in_flight > sl->st.max_partition_in_flight)
+                    sl->st.max_partition_in_flight = p->n_in_flight;
                 unsent_add(sl, p, -bt->count);
                 total += batch_size(bt);
             }
@@ -1893,7 +2132,7 @@ seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at)
         pkc_sl_batch *bt = p->open;
         int64_t due;
 
-        if (!p->known || p->lb == NULL || !p->in_flight || bt == NULL ||
+        if (!p->known || p->lb == NULL || p->n_in_flight == 0 || bt == NULL ||
             bt->count == 0 || p->ready_head != NULL)
             continue;
         due = bt->first_ms + sl->cfg.linger_ms;
@@ -2212,7 +2451,6 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
             pkc_sl_req *next = q->next;
 
             for (int32_t k = 0; k < q->nb; k++) {
-                sl->parts[q->b[k]->partition].in_flight = 0;
                 failed += q->b[k]->count;
                 fail_batch(sl, q->b[k], &r);
             }
@@ -2227,6 +2465,15 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
     for (int32_t id = 0; id < sl->nparts; id++) {
         sl_part *p = &sl->parts[id];
 
+        while (p->retry_head != NULL) {
+            pkc_sl_batch *bt = p->retry_head;
+
+            p->retry_head = bt->next;
+            unsent_add(sl, p, -bt->count);
+            failed += bt->count;
+            fail_batch(sl, bt, &r);
+        }
+        p->retry_tail = NULL;
         while (p->ready_head != NULL) {
             pkc_sl_batch *bt = p->ready_head;
 
@@ -2249,8 +2496,11 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
                 batch_put(sl, bt);
             }
         }
-        p->in_flight = 0;
+        p->n_in_flight = 0;
+        p->inflight_lb = NULL;
+        p->gap = 0;
     }
+    sl->inflight_batches = 0;
     pthread_cond_broadcast(&sl->ev_cond);
     pthread_cond_broadcast(&sl->idle_cond);
     pthread_cond_broadcast(&sl->space_cond);
@@ -2270,6 +2520,8 @@ pkc_sl_wait_event(pkc_sl *sl, int64_t deadline)
             ev |= PKC_SL_EV_DONE;
         if (sl->ev_metadata)
             ev |= PKC_SL_EV_METADATA;
+        if (sl->ev_pid)
+            ev |= PKC_SL_EV_PRODUCER_ID;
         if (sl->sender_exited || sl->thread_joined)
             ev |= PKC_SL_EV_STOPPED;
         if (ev != 0)
@@ -2278,6 +2530,7 @@ pkc_sl_wait_event(pkc_sl *sl, int64_t deadline)
             break;
     }
     sl->ev_metadata = 0;
+    sl->ev_pid = 0;
     pthread_mutex_unlock(&sl->mu);
     return ev;
 }

@@ -65,6 +65,10 @@
 /* Produce versions pykafka_c speaks (v13 switches to topic ids). */
 #define PKC_SL_PRODUCE_MIN 3
 #define PKC_SL_PRODUCE_MAX 12
+/* Batches of one partition in flight at once with an idempotent producer
+ * (Kafka brokers keep the last five batches of each producer and
+ * partition for duplicate detection). */
+#define PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT 5
 /* Lowest Produce version that may carry zstd batches. */
 #define PKC_SL_PRODUCE_ZSTD_MIN 7
 /* Bytes of a Produce request that are not record batches, beyond the
@@ -112,6 +116,9 @@ struct pkc_sl_batch {
     int64_t created_ms;      /* monotonic ms when the batch was opened */
     int64_t not_before_ms;   /* retry backoff: not sent before this */
     int attempts;            /* failed send attempts so far */
+    int64_t stamp_gen;       /* producer id generation of base_seq, -1 */
+    int64_t stamp_pid;       /* producer id it was last sent with, -1 */
+    int32_t base_seq;        /* sequence of its first record (idempotent) */
     int full;                /* the builder refused a record */
     int finish_tried;        /* the sender tried to finish it while it
                                 waited in the ready FIFO */
@@ -145,6 +152,12 @@ typedef struct {
     int leader_wait_ms;       /* a sealed batch whose partition has no
                                  leader fails after this long */
     int max_in_flight;        /* requests per broker connection (>= 1) */
+    int idempotent;           /* use a producer id and sequences (ignored
+                                 with acks=0); until the glue hands one
+                                 over with pkc_sl_set_producer_id (and
+                                 after the broker refused our sequences,
+                                 until a new one comes) batches go without
+                                 one, one per partition in flight */
     const char *client_id;    /* copied; NULL for "pykafka_c" */
 } pkc_sl_config;
 
@@ -152,6 +165,7 @@ typedef struct {
 #define PKC_SL_EV_DONE 0x01     /* sl->done is not empty */
 #define PKC_SL_EV_METADATA 0x02 /* the leaders need refreshing */
 #define PKC_SL_EV_STOPPED 0x04  /* the sender has exited */
+#define PKC_SL_EV_PRODUCER_ID 0x08 /* a (new) producer id is needed */
 
 /* Result of pkc_sl_append. */
 #define PKC_SL_APPEND_OK 0
@@ -171,6 +185,11 @@ typedef struct {
     int64_t bytes_sent;       /* batch bytes put into requests */
     int64_t finished_ahead;   /* batches sealed and compressed while they
                                  waited for their partition's turn */
+    int64_t producer_id;      /* in use, -1 when not idempotent */
+    int64_t producer_id_requests; /* times PKC_SL_EV_PRODUCER_ID was raised */
+    int64_t duplicates;       /* batches answered DUPLICATE_SEQUENCE_NUMBER */
+    int64_t max_partition_in_flight; /* most batches of one partition in
+                                        flight at once, so far */
     int64_t connects;         /* connections made */
     int64_t metadata_requests;/* times PKC_SL_EV_METADATA was raised */
     int64_t pending;          /* appended - completed */
@@ -215,6 +234,16 @@ int pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *brokers,
  */
 int pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
                        const int32_t *leaders, size_t n);
+
+/*
+ * Give the engine the producer id and epoch that InitProducerId returned
+ * (idempotent engines only), or pid -1 to give up idempotence for good
+ * (one batch per partition in flight from then on).  The engine applies
+ * it once no batch is in flight, restarting every partition's sequence at
+ * 0.  Thread-safe.
+ */
+int pkc_sl_set_producer_id(pkc_sl *sl, int64_t producer_id,
+                           int16_t producer_epoch);
 
 /* Start the sender thread.  PKC_OK, or PKC_ERR_NOMEM/PKC_ERR_IO. */
 int pkc_sl_start(pkc_sl *sl);
