@@ -33,15 +33,35 @@
  * by the sender while the batch waits in the ready FIFO, so compression
  * overlaps the broker's work on the request in flight; a batch sent
  * straight from OPEN is finished when its request is built) -> IN FLIGHT
- * (in one request; at most one batch per partition is in flight, so
- * retries keep the partition's order)
+ * (in one request; see "Order" below)
  * -> DONE (on sl->done for the glue: success with base offset, or failure
  * with a pkc_sl_result saying why).  A failed attempt whose error is
- * retriable puts the batch back at the head of its partition's ready FIFO
- * after retry_backoff_ms, up to max_retries times; MESSAGE_TOO_LARGE /
- * RECORD_LIST_TOO_LARGE on a batch of several records splits it in two
+ * retriable waits, with any other batch of its partition that fails
+ * before the partition's batches in flight are all answered, and then they
+ * go back to the head of the partition's ready FIFO in their order, sent
+ * again after retry_backoff_ms, up to max_retries times; MESSAGE_TOO_LARGE
+ * / RECORD_LIST_TOO_LARGE on a batch of several records splits it in two
  * (no attempt counted).  Every appended record ends on the done list
  * exactly once (pkc_sl_stop fails what is left with PKC_SL_STOPPED).
+ *
+ * Order.  Without a producer id one batch per partition is in flight, so
+ * retries keep the partition's order.  With cfg.idempotent (Kafka's
+ * idempotent producer, KIP-98) the glue hands over a producer id and epoch
+ * from InitProducerId (pkc_sl_set_producer_id, applied while nothing is in
+ * flight); each batch gets its partition's next base sequence when it is
+ * first written (kept across its retries, patched into a batch finished
+ * ahead with pkc_batch_builder_restamp), and up to
+ * PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT batches per partition are in flight, all
+ * to one broker.  The leader refuses a gap (OUT_OF_ORDER_SEQUENCE_NUMBER:
+ * the batches behind a failed one follow it, no attempt counted) and
+ * recognises a repeat (DUPLICATE_SEQUENCE_NUMBER, or the original offset:
+ * a success), so retries neither reorder nor duplicate.  When the broker's
+ * view of the producer does not match (UNKNOWN_PRODUCER_ID,
+ * INVALID_PRODUCER_EPOCH, a first OUT_OF_ORDER_SEQUENCE_NUMBER) or a batch
+ * with sequences fails for good (a gap), the engine drops the producer id,
+ * raises PKC_SL_EV_PRODUCER_ID and sends without one (one batch per
+ * partition in flight) until the new one is applied; sequences then start
+ * at 0 again.
  *
  * Connections.  The sender keeps one pkc_conn (net.h) per leader broker,
  * connects on demand (bounded by connect_timeout_ms), negotiates the
