@@ -8,8 +8,9 @@ Buffer = Union[bytes, bytearray, memoryview]
 # ------------------------------------------------------------------ protocol
 # Message bodies (no header) as dicts of snake_case field names; arrays are
 # lists, nested structs dicts, strings str (str or UTF-8 bytes accepted on
-# encode), bytes/records fields bytes (any bytes-like on encode), uuids
-# bytes of length 16.  Decoding raises ProtocolDecodeError naming the field
+# encode), bytes fields bytes, records fields read-only memoryviews of the
+# input when it is bytes (no copy), else bytes (any bytes-like on encode),
+# uuids bytes of length 16.  Decoding raises ProtocolDecodeError naming the field
 # path and byte offset; an API version outside api_versions_table() raises
 # UnsupportedApiVersionError.
 
@@ -116,3 +117,17 @@ class Fetcher:
 
 # ------------------------------------------------------------------ private
 def _set_exceptions(classes: Dict[str, type], error_for_code: Any, /) -> None: ...
+# ------------------------------------------------------------------ codecs
+# csrc/py/compress.c over csrc/wire/compress.c; codec is an id 0-4 or a
+# name ("none", "gzip", "snappy", "lz4", "zstd").
+
+DECOMPRESS_MAX_DEFAULT: int
+
+def compress(codec: Union[int, str], data: Buffer, level: int = -1) -> bytes: ...
+def decompress(codec: Union[int, str], data: Buffer,
+               max_size: int = ...) -> bytes: ...
+def snappy_compress_raw(data: Buffer, /) -> bytes:
+    """One raw snappy block (compress() writes xerial framing)."""
+    ...
+def codec_available(codec: Union[int, str], /) -> bool: ...
+def available_codecs() -> Tuple[str, ...]: ...

@@ -19,13 +19,20 @@ _TARGET = "pykafka_c"
 class _AliasLoader(importlib.abc.Loader):
     def __init__(self, target):
         self._target = target
+        self._real_spec = None
 
     def create_module(self, spec):
-        return importlib.import_module(self._target)
+        module = importlib.import_module(self._target)
+        self._real_spec = module.__spec__
+        return module
 
     def exec_module(self, module):
-        # The module is already executed under its real name.
-        pass
+        # The module is already executed under its real name.  The import
+        # system has just pointed its __spec__ at the alias; put the real
+        # one back so that reload() and tools reading __spec__ see
+        # pykafka_c's module.
+        if self._real_spec is not None:
+            module.__spec__ = self._real_spec
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):

@@ -70,8 +70,11 @@ from .membershipprotocol import (ASSIGNMENT_VERSION, CONSUMER_PROTOCOL_TYPE,
                                  ConsumerGroupProtocolMetadata,
                                  MemberAssignment, RangeProtocol,
                                  compute_assignments)
+from .utils.error_handlers import valid_int
 
 __all__ = ["BalancedConsumer"]
+
+_valid_int = valid_int  # pykafka's check, shared with SimpleConsumer
 
 log = logging.getLogger(__name__)
 
@@ -111,22 +114,6 @@ _ZOOKEEPER_DEFAULTS = {
     "zookeeper_hosts": '127.0.0.1:2181',
     "zookeeper": None,
 }
-
-
-def _valid_int(param, allow_zero=False, allow_negative=False):
-    """pykafka's ``valid_int``: TypeError for non-numbers, ValueError for
-    negative or zero values unless allowed."""
-    try:
-        param + 1
-    except TypeError:
-        raise TypeError("Expected integer but found argument of type '{}'"
-                        .format(type(param)))
-    if not allow_negative and param < 0:
-        raise ValueError("Expected nonnegative number but got '{}'"
-                         .format(param))
-    if not allow_zero and param == 0:
-        raise ValueError("Expected nonzero number but got '{}'".format(param))
-    return param
 
 
 def _group_bytes(consumer_group):

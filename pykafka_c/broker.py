@@ -551,7 +551,10 @@ class Broker(object):
     def create_topics(self, topic_reqs, timeout=0):
         """CreateTopics; ``topic_reqs`` are dicts with ``name``,
         ``num_partitions``, ``replication_factor`` and optional ``configs``
-        (a dict) or pykafka-style objects with those attributes."""
+        (a dict or (name, value) pairs) and ``replica_assignment``
+        (``{partition_id: [broker_id, ...]}`` or (partition_id, broker_ids)
+        pairs, as pykafka's CreateTopicRequest; then num_partitions and
+        replication_factor must be -1), or objects with those attributes."""
         topics = []
         for req in topic_reqs:
             get = (req.get if isinstance(req, dict)
@@ -559,11 +562,16 @@ class Broker(object):
             configs = get("configs") or {}
             if not isinstance(configs, dict):
                 configs = dict(configs)
+            assignment = get("replica_assignment") or {}
+            if isinstance(assignment, dict):
+                assignment = assignment.items()
             topics.append({
                 "name": _as_str(get("name")),
                 "num_partitions": get("num_partitions", -1),
                 "replication_factor": get("replication_factor", -1),
-                "assignments": [],
+                "assignments": [{"partition_index": int(pid),
+                                 "broker_ids": [int(b) for b in ids]}
+                                for pid, ids in assignment],
                 "configs": [{"name": k, "value": v}
                             for k, v in configs.items()]})
         return self.request(ApiKey.CREATE_TOPICS,

@@ -3,6 +3,7 @@
 import logging
 
 from .cluster import Cluster
+from .handlers import ThreadingHandler
 
 __all__ = ["KafkaClient"]
 
@@ -40,7 +41,10 @@ class KafkaClient(object):
         self._socket_timeout_ms = socket_timeout_ms
         self._offsets_channel_socket_timeout_ms = \
             offsets_channel_socket_timeout_ms
-        self._handler = None
+        # pykafka's handler object: pykafka_c's I/O does not use it, but
+        # cluster.handler / broker.handler give it to code that spawns
+        # workers or makes Events through it, as pykafka's did.
+        self._handler = ThreadingHandler()
         self._use_greenlets = use_greenlets
         self._broker_version = broker_version
         self.cluster = Cluster(

@@ -167,6 +167,10 @@ class TopicDict(dict):
             names = set()
             for tmeta in metadata_topics:
                 name = tmeta["name"].encode("ascii", "replace")
+                if self._should_exclude(name):
+                    # Hidden topics are not keys at all, as in pykafka, so
+                    # len(), iteration and values() leave them out.
+                    continue
                 names.add(name)
                 if not dict.__contains__(self, name):
                     dict.__setitem__(self, name, None)

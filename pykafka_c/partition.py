@@ -9,6 +9,14 @@ from ._responses import PartitionOffsetRequest
 from .common import EPOCH, OffsetType
 from .exceptions import LeaderNotFoundError, error_for_code
 
+#: ListOffsets errors answered while leadership is moving or still being
+#: set up (a topic just created): LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER,
+#: REQUEST_TIMED_OUT, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH and
+#: OFFSET_NOT_AVAILABLE.  Offset lookups refresh the metadata and retry them.
+RETRIABLE_OFFSET_ERRORS = frozenset((5, 6, 7, 74, 75, 78))
+#: Tries of an offset lookup (sleeping 0.2 s, 0.4 s, ... in between).
+OFFSET_LOOKUP_ATTEMPTS = 5
+
 __all__ = ["Partition"]
 
 log = logging.getLogger(__name__)
@@ -100,7 +108,7 @@ class Partition(object):
         ts = offsets_before_to_ms(offsets_before)
         req = PartitionOffsetRequest(self.topic.name, self._id, ts,
                                      max_offsets)
-        for attempt in range(3):
+        for attempt in range(OFFSET_LOOKUP_ATTEMPTS):
             leader = self._leader
             if leader is None:
                 raise LeaderNotFoundError(
@@ -112,7 +120,8 @@ class Partition(object):
             if err == 0:
                 offset = part["offset"]
                 return [] if offset < 0 else [offset]
-            if attempt == 2 or err not in (5, 6, 7, 74, 75, 78):
+            if attempt == OFFSET_LOOKUP_ATTEMPTS - 1 or \
+                    err not in RETRIABLE_OFFSET_ERRORS:
                 raise error_for_code(err, "ListOffsets for partition %d"
                                      % self._id)
             time.sleep(0.2 * (attempt + 1))

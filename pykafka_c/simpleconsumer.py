@@ -63,6 +63,10 @@ from .exceptions import (KafkaException, LeaderNotFoundError,
                          SocketDisconnectedError, UnicodeException,
                          UnknownTopicOrPartition, error_for_code)
 
+# valid_int moved to utils.error_handlers (where pykafka has it); the name
+# stays importable from here.
+from .utils.error_handlers import valid_int  # noqa: E402,F401
+
 __all__ = ["SimpleConsumer", "OwnedPartition"]
 
 log = logging.getLogger(__name__)
@@ -81,25 +85,6 @@ _GROUP_CONTINUE_CODES = frozenset([-1, 7, 14, 22, 25, 27])
 
 #: Fetch response size cap (Kafka's fetch.max.bytes default).
 _FETCH_MAX_BYTES = 52428800
-
-
-def valid_int(param, allow_zero=False, allow_negative=False):
-    """pykafka's integer check: TypeError for non-numbers, ValueError for
-    negative or zero values unless allowed; returns the value."""
-    pt = param
-    try:
-        pt += 1
-    except TypeError:
-        raise TypeError(
-            "Expected integer but found argument of type '{}'".format(
-                type(param)))
-    if not allow_negative and param < 0:
-        raise ValueError("Expected nonnegative number but got '{}'"
-                         .format(param))
-    if not allow_zero and param == 0:
-        raise ValueError("Expected nonzero number but got '{}'"
-                         .format(param))
-    return param
 
 
 def _get_string(value):

@@ -2,12 +2,21 @@
 producers and consumers."""
 
 import logging
+import time
 from collections import defaultdict
 
 from ._responses import OffsetPartitionResponse, PartitionOffsetRequest
 from .common import OffsetType
 from .exceptions import LeaderNotFoundError
-from .partition import Partition, offsets_before_to_ms
+from .partition import (OFFSET_LOOKUP_ATTEMPTS, RETRIABLE_OFFSET_ERRORS,
+                        Partition, offsets_before_to_ms)
+
+# pykafka's topic module holds the rdkafka subpackage, or False when its C
+# extension was missing; pykafka_c's is plain Python and always present.
+try:
+    from . import rdkafka
+except ImportError:  # pragma: no cover - only in a broken install
+    rdkafka = False
 
 __all__ = ["Topic"]
 
@@ -38,10 +47,15 @@ class Topic(object):
         return self._partitions
 
     def get_producer(self, use_rdkafka=False, **kwargs):
-        """A :class:`pykafka_c.producer.Producer` for this topic.
-
-        ``use_rdkafka`` is accepted for compatibility; pykafka_c's producer
-        is always the C one."""
+        """A :class:`pykafka_c.producer.Producer` for this topic, or with
+        ``use_rdkafka`` a :class:`pykafka_c.rdkafka.RdKafkaProducer` (its
+        defaults; ``block_on_queue_full`` is dropped, as in pykafka).  Both
+        run in C."""
+        if use_rdkafka:
+            if not rdkafka:
+                raise ImportError("pykafka_c.rdkafka could not be imported")
+            kwargs.pop("block_on_queue_full", None)
+            return rdkafka.RdKafkaProducer(self._cluster, self, **kwargs)
         from .producer import Producer
         return Producer(self._cluster, self, **kwargs)
 
@@ -52,7 +66,14 @@ class Topic(object):
 
     def get_simple_consumer(self, consumer_group=None, use_rdkafka=False,
                             **kwargs):
-        """A :class:`pykafka_c.simpleconsumer.SimpleConsumer`."""
+        """A :class:`pykafka_c.simpleconsumer.SimpleConsumer`, or with
+        ``use_rdkafka`` a :class:`pykafka_c.rdkafka.RdKafkaSimpleConsumer`
+        (its defaults and quirks; both run in C)."""
+        if use_rdkafka:
+            if not rdkafka:
+                raise ImportError("pykafka_c.rdkafka could not be imported")
+            return rdkafka.RdKafkaSimpleConsumer(
+                self, self._cluster, consumer_group=consumer_group, **kwargs)
         from .simpleconsumer import SimpleConsumer
         return SimpleConsumer(self, self._cluster,
                               consumer_group=consumer_group, **kwargs)
@@ -74,21 +95,37 @@ class Topic(object):
         per-partition errors are returned, not raised (as in pykafka).
         See :meth:`Partition.fetch_offset_limit` for the offset lists."""
         ts = offsets_before_to_ms(offsets_before)
-        by_leader = defaultdict(list)
-        for p in self._partitions.values():
-            if p.leader is None:
-                raise LeaderNotFoundError(
-                    "Partition %d of %r has no leader" % (p.id, self._name))
-            by_leader[p.leader].append(
-                PartitionOffsetRequest(self._name, p.id, ts, max_offsets))
         result = {}
-        for leader, reqs in by_leader.items():
-            resp = leader.request_offset_limits(reqs)
-            for t in resp["topics"]:
-                for part in t["partitions"]:
-                    offset = part["offset"]
-                    result[part["partition_index"]] = OffsetPartitionResponse(
-                        [] if offset < 0 else [offset], part["error_code"])
+        pending = sorted(self._partitions)
+        for attempt in range(OFFSET_LOOKUP_ATTEMPTS):
+            by_leader = defaultdict(list)
+            for pid in pending:
+                p = self._partitions[pid]
+                if p.leader is None:
+                    raise LeaderNotFoundError(
+                        "Partition %d of %r has no leader" % (p.id, self._name))
+                by_leader[p.leader].append(
+                    PartitionOffsetRequest(self._name, p.id, ts, max_offsets))
+            for leader, reqs in by_leader.items():
+                resp = leader.request_offset_limits(reqs)
+                for t in resp["topics"]:
+                    for part in t["partitions"]:
+                        offset = part["offset"]
+                        result[part["partition_index"]] = \
+                            OffsetPartitionResponse(
+                                [] if offset < 0 else [offset],
+                                part["error_code"])
+            # A leader that moved, or a partition whose leader is still
+            # being elected (a topic just created), answers with a
+            # retriable error: refresh the metadata and ask again, a
+            # bounded number of times.  What is still failing after that
+            # is returned with its error code, as pykafka does.
+            pending = [pid for pid, r in result.items()
+                       if r.err in RETRIABLE_OFFSET_ERRORS]
+            if not pending or attempt == OFFSET_LOOKUP_ATTEMPTS - 1:
+                break
+            time.sleep(0.2 * (attempt + 1))
+            self._cluster.update()
         return result
 
     def earliest_available_offsets(self):

@@ -104,7 +104,97 @@ SIGNATURES = {
     "pykafka_c.connection.SslConfig": [
         ("cafile", REQUIRED), ("certfile", None), ("keyfile", None),
         ("password", None)],
+    # pykafka's utility modules, handlers, rdkafka classes and test helper
+    "pykafka_c.utils.compression.encode_gzip": [("buff", REQUIRED)],
+    "pykafka_c.utils.compression.decode_gzip": [("buff", REQUIRED)],
+    "pykafka_c.utils.compression.encode_snappy": [
+        ("buff", REQUIRED), ("xerial_compatible", False),
+        ("xerial_blocksize", 32768)],
+    "pykafka_c.utils.compression.decode_snappy": [("buff", REQUIRED)],
+    "pykafka_c.utils.compression.encode_lz4": [("buff", REQUIRED)],
+    "pykafka_c.utils.compression.decode_lz4": [("buff", REQUIRED)],
+    "pykafka_c.utils.compression.decode_lz4f": [("buff", REQUIRED)],
+    "pykafka_c.utils.compression.encode_lz4_old_kafka": [("buff", REQUIRED)],
+    "pykafka_c.utils.compression.decode_lz4_old_kafka": [("buff", REQUIRED)],
+    "pykafka_c.utils.error_handlers.handle_partition_responses": [
+        ("error_handlers", REQUIRED), ("parts_by_error", None),
+        ("success_handler", None), ("response", None),
+        ("partitions_by_id", None)],
+    "pykafka_c.utils.error_handlers.build_parts_by_error": [
+        ("response", REQUIRED), ("partitions_by_id", REQUIRED)],
+    "pykafka_c.utils.error_handlers.raise_error": [
+        ("error", REQUIRED), ("info", "")],
+    "pykafka_c.utils.error_handlers.valid_int": [
+        ("param", REQUIRED), ("allow_zero", False),
+        ("allow_negative", False)],
+    "pykafka_c.utils.socket.recvall_into": [
+        ("socket", REQUIRED), ("bytea", REQUIRED), ("size", REQUIRED)],
+    "pykafka_c.utils.struct_helpers.unpack_from": [
+        ("fmt", REQUIRED), ("buff", REQUIRED), ("offset", 0)],
+    "pykafka_c.utils.msg_protocol_version": [("broker_version", REQUIRED)],
+    "pykafka_c.utils.ApiVersionAware.get_version_impl": [
+        ("api_versions", REQUIRED)],
+    "pykafka_c.utils.serialize_utf8": [
+        ("value", REQUIRED), ("partition_key", REQUIRED)],
+    "pykafka_c.utils.deserialize_utf8": [
+        ("value", REQUIRED), ("partition_key", REQUIRED)],
+    "pykafka_c.handlers.ResponseFuture": [("handler", REQUIRED)],
+    "pykafka_c.handlers.ResponseFuture.get": [
+        ("self", REQUIRED), ("response_cls", None), ("timeout", None)],
+    "pykafka_c.handlers.ResponseFuture.set_response": [
+        ("self", REQUIRED), ("response", REQUIRED)],
+    "pykafka_c.handlers.ResponseFuture.set_error": [
+        ("self", REQUIRED), ("error", REQUIRED)],
+    "pykafka_c.handlers.ThreadingHandler.spawn": [
+        ("self", REQUIRED), ("target", REQUIRED)],
+    "pykafka_c.handlers.ThreadingHandler.sleep": [
+        ("self", REQUIRED), ("seconds", 0)],
+    "pykafka_c.handlers.RequestHandler": [
+        ("handler", REQUIRED), ("connection", REQUIRED)],
+    "pykafka_c.handlers.RequestHandler.request": [
+        ("self", REQUIRED), ("request", REQUIRED), ("has_response", True)],
+    "pykafka_c.rdkafka.RdKafkaSimpleConsumer": [
+        ("topic", REQUIRED), ("cluster", REQUIRED),
+        ("consumer_group", None), ("partitions", None),
+        ("fetch_message_max_bytes", 1048576), ("num_consumer_fetchers", 1),
+        ("auto_commit_enable", False), ("auto_commit_interval_ms", 60000),
+        ("queued_max_messages", 100000), ("fetch_min_bytes", 1),
+        ("fetch_error_backoff_ms", 500), ("fetch_wait_max_ms", 100),
+        ("offsets_channel_backoff_ms", 1000),
+        ("offsets_commit_max_retries", 5), ("auto_offset_reset", -2),
+        ("consumer_timeout_ms", -1), ("auto_start", True),
+        ("reset_offset_on_start", False), ("compacted_topic", False),
+        ("generation_id", -1), ("consumer_id", b""),
+        ("deserializer", None), ("reset_offset_on_fetch", True)],
+    "pykafka_c.rdkafka.RdKafkaProducer": [
+        ("cluster", REQUIRED), ("topic", REQUIRED), ("partitioner", None),
+        ("compression", 0), ("max_retries", 3), ("retry_backoff_ms", 100),
+        ("required_acks", 1), ("ack_timeout_ms", 10000),
+        ("max_queued_messages", 100000), ("min_queued_messages", 2000),
+        ("linger_ms", 5000), ("max_request_size", 1000012),
+        ("sync", False), ("delivery_reports", False), ("auto_start", True),
+        ("serializer", None)],
+    "pykafka_c.rdkafka.helpers.rdk_ssl_config": [("cluster", REQUIRED)],
+    "pykafka_c.test.utils.retry": [
+        ("assertion_callable", REQUIRED), ("retry_time", 10),
+        ("wait_between_tries", 0.1),
+        ("exception_to_retry", AssertionError)],
+    "pykafka_c.cli.kafka_tools.fetch_offsets": [
+        ("client", REQUIRED), ("topic", REQUIRED), ("offset", REQUIRED)],
+    "pykafka_c.cli.kafka_tools.fetch_consumer_lag": [
+        ("client", REQUIRED), ("topic", REQUIRED),
+        ("consumer_group", REQUIRED)],
 }
+
+# Callables whose parameter list is exactly the listed one (pykafka raises
+# TypeError for anything else, e.g. the rdkafka producer's missing
+# block_on_queue_full).
+EXACT = {"pykafka_c.rdkafka.RdKafkaProducer",
+         "pykafka_c.rdkafka.RdKafkaSimpleConsumer",
+         "pykafka_c.utils.compression.encode_snappy",
+         "pykafka_c.utils.struct_helpers.unpack_from",
+         "pykafka_c.utils.socket.recvall_into",
+         "pykafka_c.test.utils.retry"}
 
 # Parameters pykafka has after the ones listed (order-insensitive tail).
 TAILS = {
@@ -145,6 +235,8 @@ def test_signature_prefix_matches_pykafka(qualname):
     rest = {p.name for p in params[len(expected):]
             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
     assert TAILS.get(qualname, set()) <= rest, (qualname, rest)
+    if qualname in EXACT:
+        assert len(params) == len(expected), (qualname, sig)
 
 
 def test_package_exports():
@@ -239,3 +331,154 @@ def test_install_as_pykafka(monkeypatch):
         for name in list(sys.modules):
             if name == "pykafka" or name.startswith("pykafka."):
                 del sys.modules[name]
+
+
+# pykafka 2.8's modules and the public names each holds
+# (../shared/reference/pykafka-api.md section 1).
+MODULE_TABLE = {
+    "client": ["KafkaClient"],
+    "cluster": ["Cluster", "TopicDict"],
+    "broker": ["Broker"],
+    "topic": ["Topic", "rdkafka"],
+    "partition": ["Partition"],
+    "simpleconsumer": ["SimpleConsumer", "OwnedPartition"],
+    "balancedconsumer": ["BalancedConsumer"],
+    "managedbalancedconsumer": ["ManagedBalancedConsumer"],
+    "membershipprotocol": ["GroupMembershipProtocol",
+                           "decide_partitions_range",
+                           "decide_partitions_roundrobin", "RangeProtocol",
+                           "RoundRobinProtocol"],
+    "producer": ["Producer"],
+    "partitioners": ["BasePartitioner", "RandomPartitioner",
+                     "HashingPartitioner", "hashing_partitioner",
+                     "GroupHashingPartitioner"],
+    "common": ["Message", "CompressionType", "OffsetType", "EPOCH"],
+    "exceptions": ["ERROR_CODES", "KafkaException", "ProtocolClientError"],
+    "connection": ["SslConfig", "BrokerConnection"],
+    "handlers": ["ResponseFuture", "Handler", "ThreadingHandler",
+                 "RequestHandler"],
+    "protocol": ["Message"],
+    "utils": ["Serializable", "ApiVersionAware", "serialize_utf8",
+              "deserialize_utf8", "msg_protocol_version", "VERSIONS_CACHE"],
+    "utils.compat": ["PY3", "IS_PYPY", "get_bytes", "get_string", "Queue",
+                     "Empty", "Semaphore", "range", "iteritems",
+                     "itervalues", "iterkeys", "buffer"],
+    "utils.compression": ["encode_gzip", "decode_gzip", "encode_snappy",
+                          "decode_snappy", "encode_lz4", "decode_lz4",
+                          "decode_lz4f", "encode_lz4_old_kafka",
+                          "decode_lz4_old_kafka"],
+    "utils.error_handlers": ["handle_partition_responses",
+                             "build_parts_by_error", "raise_error",
+                             "valid_int"],
+    "utils.socket": ["recvall_into"],
+    "utils.struct_helpers": ["unpack_from"],
+    "rdkafka": ["RdKafkaProducer", "RdKafkaSimpleConsumer"],
+    "rdkafka.helpers": ["rdk_ssl_config"],
+    "cli.kafka_tools": ["main"],
+    "test.kafka_instance": ["KafkaInstance"],
+    "test.utils": ["get_cluster", "stop_cluster", "retry"],
+}
+
+
+@pytest.fixture
+def as_pykafka(monkeypatch):
+    for name in list(sys.modules):
+        if name == "pykafka" or name.startswith("pykafka."):
+            monkeypatch.delitem(sys.modules, name)
+    import pykafka_c
+    pykafka_c.install_as_pykafka()
+    try:
+        yield pykafka_c
+    finally:
+        from pykafka_c import _install
+        if _install._finder in sys.meta_path:
+            sys.meta_path.remove(_install._finder)
+        for name in list(sys.modules):
+            if name == "pykafka" or name.startswith("pykafka."):
+                del sys.modules[name]
+
+
+@pytest.mark.parametrize("module", sorted(MODULE_TABLE))
+def test_pykafka_module_table_imports_under_install(as_pykafka, module):
+    import importlib
+    alias = importlib.import_module("pykafka." + module)
+    real = importlib.import_module("pykafka_c." + module)
+    assert alias is real
+    assert real.__name__ == real.__spec__.name == "pykafka_c." + module
+    for name in MODULE_TABLE[module]:
+        assert hasattr(alias, name), (module, name)
+    # "from pykafka.<parent> import <leaf>" gives the same module
+    parent, _, leaf = ("pykafka." + module).rpartition(".")
+    assert getattr(importlib.import_module(parent), leaf) is real
+
+
+def test_pykafka_names_resolve_from_import_statements(as_pykafka):
+    from pykafka.utils.compression import encode_snappy, decode_snappy
+    from pykafka.utils.error_handlers import valid_int
+    from pykafka.simpleconsumer import valid_int as old_valid_int
+    from pykafka.rdkafka import RdKafkaProducer, RdKafkaSimpleConsumer
+    from pykafka.handlers import ThreadingHandler
+    from pykafka.topic import rdkafka
+    from pykafka.test.utils import retry
+    from pykafka.cli import kafka_tools
+    import pykafka_c
+    assert decode_snappy(encode_snappy(b"x" * 100, True)) == b"x" * 100
+    assert valid_int is old_valid_int
+    assert issubclass(RdKafkaProducer, pykafka_c.Producer)
+    assert issubclass(RdKafkaSimpleConsumer, pykafka_c.SimpleConsumer)
+    assert rdkafka is pykafka_c.rdkafka
+    assert ThreadingHandler is pykafka_c.handlers.ThreadingHandler
+    assert retry is pykafka_c.test.utils.retry
+    assert kafka_tools.main is pykafka_c.cli.kafka_tools.main
+
+
+def test_kafka_tools_parser_has_pykafkas_commands_and_options():
+    from pykafka_c.cli import kafka_tools
+    parser = kafka_tools._get_arg_parser()
+    commands = ["consume_topic", "desc_topic",
+                "print_managed_consumer_groups", "print_consumer_lag",
+                "print_offsets", "print_topics", "reset_offsets",
+                "create_topic", "delete_topic"]
+    for cmd, extra in [("consume_topic", ["t", "-l", "3"]),
+                       ("desc_topic", ["t"]),
+                       ("print_managed_consumer_groups", ["t"]),
+                       ("print_consumer_lag", ["t", "g"]),
+                       ("print_offsets", ["t", "earliest"]),
+                       ("print_topics", []),
+                       ("reset_offsets", ["t", "g", "latest"]),
+                       ("create_topic", ["t", "-p", "3", "-r", "1", "-c",
+                                         '{"retention.ms": "1000"}']),
+                       ("delete_topic", ["t", "-t", "100"])]:
+        args = parser.parse_args(["-b", "h:1", "-o", "2.0.0", cmd] + extra)
+        assert args.command == cmd and args.host == "h:1"
+        assert args.broker_version == "2.0.0"
+        assert args.func is getattr(kafka_tools, cmd)
+        commands.remove(cmd)
+    assert commands == []
+    args = parser.parse_args(["create_topic", "t"])
+    assert (args.topic, args.num_partitions, args.replication_factor,
+            args.timeout) == (b"t", 1, 1, 5000)
+    assert parser.parse_args(["print_topics"]).host == "localhost:9092"
+    args = parser.parse_args(["create_topic", "t", "-a", '{"0": [1]}'])
+    assert args.replica_assignment == {"0": [1]}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["create_topic", "t", "-c", "[1]"])
+
+
+def test_kafka_tools_refuses_old_broker_version_for_admin():
+    from pykafka_c.cli import kafka_tools
+    parser = kafka_tools._get_arg_parser()
+    for cmd in ("create_topic", "delete_topic"):
+        args = parser.parse_args(["-o", "0.10.0", cmd, "t"])
+        with pytest.raises(ValueError, match="0.10.1"):
+            args.func(None, args)
+
+
+def test_kafka_tools_table_layout():
+    from pykafka_c.cli.kafka_tools import _table
+    out = _table([(1, "ab", None), (10, "c", [1, 2])], ["N", "Name", "X"])
+    assert out.splitlines() == [
+        " N  Name  X",
+        "--  ----  ------",
+        " 1  ab",
+        "10  c     [1, 2]"]

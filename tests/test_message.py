@@ -166,6 +166,144 @@ def test_gc_cycle_collected():
     assert ref() is None
 
 
+def _decoded(headers=()):
+    data = _core.encode_record_batch([(b"value", b"key", 1000, list(headers))])
+    (m,) = _core.decode_records(data, partition_id=1)
+    return m
+
+
+def test_decoded_and_atomic_messages_are_not_gc_tracked():
+    # bytes / None / str / int slots cannot form a cycle: the message stays
+    # out of the collector's lists (as CPython's tuples of atomic values)
+    m = _decoded()
+    assert (m.value, m.partition_key) == (b"value", b"key")
+    assert not gc.is_tracked(m)
+    m = _decoded([("h", b"v"), ("n", None)])
+    assert not gc.is_tracked(m)
+    m.value, m.partition_key, m.timestamp = "text", 7, 1.5
+    m.offset, m.partition_id = 3, 4
+    m.set_timestamp(None)
+    assert not gc.is_tracked(m)
+    assert not gc.is_tracked(Message(b"v", b"k", timestamp=5,
+                                     protocol_version=1))
+    assert not gc.is_tracked(Message(None, protocol_version=1))
+    # subclass instances may have a __dict__: always tracked
+    class Sub(Message):
+        pass
+    assert gc.is_tracked(Sub(b"v"))
+
+
+def test_headers_list_handed_out_tracks_the_message():
+    m = _decoded([("h", b"v")])
+    assert not gc.is_tracked(m)
+    headers = m.headers  # the list can now be made to hold anything
+    assert gc.is_tracked(m)
+    m = _decoded()
+    assert not gc.is_tracked(m)
+    m.headers.append(("h", m))
+    assert gc.is_tracked(m)
+
+
+class _Freed:
+    """Counts its own finalisation."""
+    freed = 0
+
+    def __del__(self):
+        type(self).freed += 1
+
+
+def _cycle_is_collected(make_cycle):
+    """make_cycle(message, holder) links holder -> message -> ... ->
+    holder; after dropping both names, gc.collect() must free them."""
+    gc.collect()
+    before = _Freed.freed
+    m, h = _decoded(), _Freed()
+    assert not gc.is_tracked(m)
+    h.message = m
+    make_cycle(m, h)
+    assert gc.is_tracked(m)
+    ref = weakref.ref(h)
+    del m, h
+    gc.collect()
+    return ref() is None and _Freed.freed == before + 1
+
+
+@pytest.mark.parametrize("how", [
+    "value", "partition_key", "partition", "delivery_report_q", "timestamp",
+    "headers", "headers_append", "headers_tuple", "set_timestamp_dt",
+    "init", "init_headers", "setstate", "subclass"])
+def test_cycle_through_each_slot_is_collected(how):
+    def make(m, h):
+        if how in ("value", "partition_key", "partition",
+                   "delivery_report_q", "timestamp"):
+            setattr(m, how, h)
+        elif how == "headers":
+            m.headers = [("k", h)]
+        elif how == "headers_append":
+            m.headers.append(("k", h))
+        elif how == "headers_tuple":
+            m.headers = (("k", h),)
+        elif how == "set_timestamp_dt":
+            # a datetime is converted to an int (atomic) ...
+            m.timestamp_dt = datetime.datetime(2020, 1, 1)
+            assert not gc.is_tracked(m)
+            m.value = [h]  # ... a list is not
+        elif how == "init":
+            m.__init__(b"v", h)
+        elif how == "init_headers":
+            m.__init__(b"v", headers=[("k", h)])
+        elif how == "setstate":
+            m.__setstate__(([("k", h)],))
+        elif how == "subclass":
+            class Sub(Message):
+                pass
+            s = Sub(b"v")
+            s.other = h
+            m.value = s
+    assert _cycle_is_collected(make)
+
+
+def test_deleting_and_descriptor_writes_keep_the_invariant():
+    m = _decoded()
+    del m.value
+    with pytest.raises(AttributeError):
+        m.value
+    with pytest.raises(AttributeError):
+        del m.value
+    m.value = b"again"
+    assert not gc.is_tracked(m)
+    # no way around the tracking setter
+    with pytest.raises(AttributeError):
+        Message.value.__set__(m, [m])
+    with pytest.raises(TypeError):
+        object.__setattr__(m, "partition", [m])
+    assert not gc.is_tracked(m) and m.partition is None
+    with pytest.raises(AttributeError):
+        m.no_such_attribute = 1
+
+
+def test_subclass_slots_and_overrides():
+    class WithSlot(Message):
+        __slots__ = ("extra",)
+
+    class WithProperty(Message):
+        @property
+        def value(self):
+            return "property"
+
+        @value.setter
+        def value(self, v):
+            self.partition_key = v
+
+    w = WithSlot(b"v")
+    w.extra = w
+    w.value = b"x"
+    assert (w.value, w.extra) == (b"x", w)
+    p = WithProperty(b"ignored")
+    p.value = b"k"
+    assert (p.value, p.partition_key) == ("property", b"k")
+
+
 def test_subclass():
     class MyMessage(Message):
         __slots__ = ("extra",)

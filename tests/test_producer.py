@@ -8,6 +8,7 @@ by kcat and Kafka's own console consumer for interoperability.
 """
 
 import datetime
+import gc
 import hashlib
 import json
 import os
@@ -274,6 +275,8 @@ def test_roundtrip_every_codec(kafka, topic_name, client, codec):
     cases = _cases()
     t0 = int(time.time() * 1000) - 1
     sent = [p.produce(v, k, ts, headers=h) for v, k, h, ts in cases]
+    # they hold the delivery-report queue (a GC object): tracked
+    assert all(gc.is_tracked(m) for m in sent)
     assert p.flush(30) == 0
     t1 = int(time.time() * 1000) + 1
     reports = drain(p, len(cases))

@@ -508,6 +508,53 @@ def test_decode_accepts_buffers():
     assert _core.decode_response(3, 12, memoryview(raw)) == d
 
 
+def _fetch_v12(records):
+    return _core.encode_response(1, 12, {
+        "throttle_time_ms": 0, "error_code": 0, "session_id": 0,
+        "responses": [{"topic": "t", "partitions": [
+            {"partition_index": i, "error_code": 0, "high_watermark": 5,
+             "last_stable_offset": 5, "log_start_offset": 0,
+             "aborted_transactions": None, "preferred_read_replica": -1,
+             "records": r} for i, r in enumerate(records)]}]})
+
+
+def test_records_are_views_of_bytes_input():
+    blob = _core.encode_record_batch([(b"v%d" % i, None, 1000, [])
+                                      for i in range(3)])
+    raw = _fetch_v12([blob, b"", None, blob[:10]])
+    parts = _core.decode_response(1, 12, raw)["responses"][0]["partitions"]
+    recs = [p["records"] for p in parts]
+    assert recs[2] is None
+    for r, want in zip(recs[:2] + recs[3:], [blob, b"", blob[:10]]):
+        assert isinstance(r, memoryview) and r.readonly and r.obj is raw
+        assert r == want and bytes(r) == want
+    # it is the very memory of the input: no copy, and it keeps it alive
+    where = raw.index(blob)
+    assert recs[0] == memoryview(raw)[where:where + len(blob)]
+    del raw, parts
+    assert [m.value for m in _core.decode_records(recs[0])] == [
+        b"v0", b"v1", b"v2"]
+    # a Produce request decoded for tests: the same
+    req = _core.encode_request(0, 3, {
+        "transactional_id": None, "acks": 1, "timeout_ms": 1000,
+        "topic_data": [{"name": "t", "partition_data": [
+            {"index": 0, "records": blob}]}]})
+    got = _core.decode_request(0, 3, req)
+    r = got["topic_data"][0]["partition_data"][0]["records"]
+    assert isinstance(r, memoryview) and r.obj is req and r == blob
+
+
+def test_records_of_mutable_input_are_copies():
+    blob = _core.encode_record_batch([(b"v", None, 1000, [])])
+    raw = bytearray(_fetch_v12([blob]))
+    for data in (raw, memoryview(raw)):
+        r = _core.decode_response(1, 12, data)[
+            "responses"][0]["partitions"][0]["records"]
+        assert type(r) is bytes and r == blob
+    raw[:] = bytes(len(raw))
+    assert r == blob
+
+
 def test_no_reference_leaks():
     raw, d = kat.build(1, "response", 12)
     gettotal = getattr(sys, "gettotalrefcount", None)

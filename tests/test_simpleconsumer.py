@@ -9,6 +9,7 @@ ConsumerGroupCommand in both directions.
 """
 
 import datetime as dt
+import gc
 import os
 import re
 import threading
@@ -344,6 +345,8 @@ def test_headers_timestamps_keys(kafka, client, topic_name):
         consumer.stop()
     assert [(m.value, m.partition_key) for m in msgs] == \
         [(b"v0", b"k0"), (None, b"k1"), (b"", None)]
+    # the fetcher sets partition, a Python object: GC-tracked
+    assert all(m.partition is not None and gc.is_tracked(m) for m in msgs)
     assert msgs[0].headers == [("h1", b"x"), ("h2", None), ("h1", b"")]
     assert msgs[1].headers == []
     assert msgs[2].headers == [("only", b"1")]

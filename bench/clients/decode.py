@@ -6,7 +6,9 @@ one allocation and copy per object, no per-object Python bytecode).
 
 Returns ns per message for: the whole response (``decode_response`` of
 the body, then ``decode_records`` of the partition's records, as a Fetch
-answer is handled) and the records alone, plus the bytes baseline.  The
+answer is handled; for a bytes body the records field is a read-only
+memoryview of it, not a copy) and the records alone, plus the bytes
+baseline.  The garbage collector stays enabled.  The
 checksum of the values of one decoded response is compared with the one
 stored with the recording before anything is timed.
 """

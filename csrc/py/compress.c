@@ -181,6 +181,40 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(pkc_snappy_compress_raw_doc,
+"snappy_compress_raw($module, data, /)\n--\n\n"
+"Compress a bytes-like object into one raw snappy block (no xerial\n"
+"framing; what pykafka's encode_snappy and librdkafka write) and return\n"
+"bytes.  compress('snappy', ...) writes xerial framing instead.  Raises\n"
+"CodecUnavailableError if this build lacks snappy.");
+
+static PyObject *
+pkc_py_snappy_compress_raw(PyObject *module, PyObject *arg)
+{
+    pkc_state *st = pkc_get_state(module);
+    PyObject *result = NULL;
+    Py_buffer data = {0};
+    pkc_writer w;
+    int status;
+
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    pkc_writer_init(&w, 0, 0); /* reserves nothing, so cannot fail */
+    Py_BEGIN_ALLOW_THREADS
+    status = pkc_snappy_compress_raw(data.buf, (size_t)data.len, &w);
+    Py_END_ALLOW_THREADS
+    if (status != PKC_OK) {
+        pkc_raise_codec(st, status, PKC_CODEC_SNAPPY, 0, 0);
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize((const char *)w.buf,
+                                       (Py_ssize_t)w.len);
+done:
+    pkc_writer_free(&w);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 PyDoc_STRVAR(pkc_codec_available_doc,
 "codec_available($module, codec, /)\n--\n\n"
 "True if this build supports the codec (id or name); False for a codec it\n"
@@ -237,6 +271,8 @@ static PyMethodDef pkc_compress_methods[] = {
      pkc_compress_doc},
     {"decompress", PKC_CFUNC(pkc_py_decompress),
      METH_VARARGS | METH_KEYWORDS, pkc_decompress_doc},
+    {"snappy_compress_raw", pkc_py_snappy_compress_raw, METH_O,
+     pkc_snappy_compress_raw_doc},
     {"codec_available", pkc_py_codec_available, METH_O,
      pkc_codec_available_doc},
     {"available_codecs", pkc_py_available_codecs, METH_NOARGS,

@@ -566,7 +566,7 @@ Fetcher_make_message(FetcherObject *self, pkc_state *st,
     if (m == NULL)
         return NULL;
     msg = pkc_message_CAST(m);
-    Py_SETREF(msg->partition, Py_NewRef(Fetcher_part_obj(self, pid)));
+    pkc_message_store(msg, &msg->partition, Fetcher_part_obj(self, pid));
     if (self->deserializer != NULL) {
         PyObject *r = PyObject_CallFunctionObjArgs(
             self->deserializer, msg->value, msg->partition_key, NULL);
@@ -589,8 +589,8 @@ Fetcher_make_message(FetcherObject *self, pkc_state *st,
         }
         v = PyTuple_GET_ITEM(r, 0);
         k = PyTuple_GET_ITEM(r, 1);
-        Py_SETREF(msg->value, Py_NewRef(v));
-        Py_SETREF(msg->partition_key, Py_NewRef(k));
+        pkc_message_store(msg, &msg->value, v);
+        pkc_message_store(msg, &msg->partition_key, k);
         Py_DECREF(r);
     }
     return m;

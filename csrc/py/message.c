@@ -15,6 +15,10 @@
  *    carried a timestamp (magic 1 or 2) and 0 for magic 0, and timestamp
  *    -1 when it had none (pykafka: 0).
  * Decoded messages create their timestamp int and headers list lazily.
+ * Messages start untracked by the cyclic GC and are tracked once a slot
+ * gets an object that can be part of a cycle (see message.h); the object
+ * slots are therefore written only through Message_setattro (their member
+ * descriptors are read-only) and the setters below.
  */
 #include "message.h"
 
@@ -103,11 +107,12 @@ message_set_timestamp_dt(pkc_state *st, pkc_message *m, PyObject *dt)
     ms = PyLong_FromDouble(1000.0 * d);
     if (ms == NULL)
         goto done;
-    Py_XSETREF(m->timestamp, ms);
+    pkc_message_store(m, &m->timestamp, ms);
     rc = 0;
 done:
     Py_XDECREF(delta);
     Py_XDECREF(secs);
+    Py_XDECREF(ms);
     return rc;
 }
 
@@ -117,7 +122,7 @@ static int
 message_set_timestamp(pkc_state *st, pkc_message *m, PyObject *ts)
 {
     if (ts == Py_None || PyLong_CheckExact(ts) || PyFloat_CheckExact(ts)) {
-        Py_XSETREF(m->timestamp, Py_NewRef(ts));
+        pkc_message_store(m, &m->timestamp, ts);
         return 0;
     }
     if ((PyObject *)Py_TYPE(ts) == st->datetime_type)
@@ -215,7 +220,9 @@ pkc_message_from_record(pkc_state *st, const pkc_record *rec,
     m->compression_type = 0;
     m->produce_attempt = 0;
     m->protocol_version = rec->magic >= 1 ? 1 : 0;
-    PyObject_GC_Track((PyObject *)m);
+    /* Left untracked: bytes, None and a headers list of (str, bytes or
+     * None) tuples that no Python code has seen yet cannot form a cycle
+     * (message.h). */
     return (PyObject *)m;
 error:
     Py_XDECREF(value);
@@ -230,10 +237,19 @@ static PyObject *
 Message_new(PyTypeObject *type, PyObject *Py_UNUSED(args),
             PyObject *Py_UNUSED(kwds))
 {
-    pkc_message *m = (pkc_message *)type->tp_alloc(type, 0);
+    pkc_state *st = pkc_state_from_type(type);
+    pkc_message *m;
 
+    if (st == NULL)
+        return NULL;
+    m = (pkc_message *)type->tp_alloc(type, 0); /* tracked */
     if (m == NULL)
         return NULL;
+    /* Untracked until a slot gets an object that may form a cycle (every
+     * field is None or a C number here); subclass instances may have a
+     * __dict__ or slots of their own, so they stay tracked. */
+    if (type == st->MessageType)
+        PyObject_GC_UnTrack(m);
     m->value = Py_NewRef(Py_None);
     m->partition_key = Py_NewRef(Py_None);
     m->partition = Py_NewRef(Py_None);
@@ -268,24 +284,24 @@ Message_init(PyObject *op, PyObject *args, PyObject *kwds)
                                      &protocol_version, &ts, &q, &headers))
         return -1;
     m->compression_type = compression_type;
-    Py_XSETREF(m->partition_key, Py_NewRef(key));
-    Py_XSETREF(m->value, Py_NewRef(value));
+    pkc_message_store(m, &m->partition_key, key);
+    pkc_message_store(m, &m->value, value);
     m->offset = offset;
     if (ts == Py_None && protocol_version > 0) {
         PyObject *now = PyLong_FromLongLong(now_ms());
         if (now == NULL)
             return -1;
-        Py_XSETREF(m->timestamp, now);
+        Py_XSETREF(m->timestamp, now); /* an int: atomic */
     }
     else if (message_set_timestamp(st, m, ts) < 0)
         return -1;
     m->partition_id = partition_id;
     Py_XSETREF(m->partition, Py_NewRef(Py_None));
     m->produce_attempt = produce_attempt;
-    Py_XSETREF(m->delivery_report_q, Py_NewRef(q));
+    pkc_message_store(m, &m->delivery_report_q, q);
     Py_CLEAR(m->headers);
     if (headers != Py_None)
-        m->headers = Py_NewRef(headers);
+        pkc_message_store(m, &m->headers, headers);
     if (protocol_version != 0 && protocol_version != 1) {
         PyErr_SetString(PyExc_AssertionError,
                         "protocol_version must be 0 or 1");
@@ -423,7 +439,8 @@ Message_set_timestamp_attr(PyObject *op, PyObject *value,
         PyErr_SetString(PyExc_AttributeError, "cannot delete timestamp");
         return -1;
     }
-    Py_XSETREF(pkc_message_CAST(op)->timestamp, Py_NewRef(value));
+    pkc_message_store(pkc_message_CAST(op), &pkc_message_CAST(op)->timestamp,
+                      value);
     return 0;
 }
 
@@ -434,6 +451,8 @@ Message_get_headers(PyObject *op, void *Py_UNUSED(closure))
 
     if (m->headers == NULL && (m->headers = PyList_New(0)) == NULL)
         return NULL;
+    /* Handed out, the list can be changed to hold anything (even m). */
+    pkc_message_note(m, m->headers);
     return Py_NewRef(m->headers);
 }
 
@@ -444,7 +463,8 @@ Message_set_headers(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
         PyErr_SetString(PyExc_AttributeError, "cannot delete headers");
         return -1;
     }
-    Py_XSETREF(pkc_message_CAST(op)->headers, Py_NewRef(value));
+    pkc_message_store(pkc_message_CAST(op), &pkc_message_CAST(op)->headers,
+                      value);
     return 0;
 }
 
@@ -543,8 +563,8 @@ Message_setstate(PyObject *op, PyObject *state)
         PyErr_SetString(PyExc_TypeError, "bad Message state");
         return NULL;
     }
-    Py_XSETREF(pkc_message_CAST(op)->headers,
-               Py_NewRef(PyTuple_GET_ITEM(state, 0)));
+    pkc_message_store(pkc_message_CAST(op), &pkc_message_CAST(op)->headers,
+                      PyTuple_GET_ITEM(state, 0));
     Py_RETURN_NONE;
 }
 
@@ -556,15 +576,106 @@ static PyMethodDef Message_methods[] = {
     {NULL}
 };
 
+static int Message_setattro(PyObject *op, PyObject *name, PyObject *value);
+
+/* The object slot behind `descr` if it is one of Message's own member
+ * descriptors of value, partition_key, partition or delivery_report_q
+ * (read-only as descriptors: they are set here), else NULL. */
+static PyObject **
+object_slot(PyObject *op, PyObject *descr)
+{
+    PyMemberDef *d;
+
+    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        PyDescr_TYPE(descr)->tp_setattro != Message_setattro)
+        return NULL;
+    d = ((PyMemberDescrObject *)descr)->d_member;
+    if (d->type != T_OBJECT_EX || !(d->flags & READONLY))
+        return NULL;
+    switch (d->offset) {
+    case offsetof(pkc_message, value):
+    case offsetof(pkc_message, partition_key):
+    case offsetof(pkc_message, partition):
+    case offsetof(pkc_message, delivery_report_q):
+        return (PyObject **)((char *)op + d->offset);
+    default:
+        return NULL;
+    }
+}
+
+/* The attribute `name` of op's type, as instance attribute lookup finds it:
+ * the first class on the MRO whose __dict__ has it.  Borrowed; NULL if
+ * none (no exception) or on error (exception set). */
+static PyObject *
+type_attribute(PyObject *op, PyObject *name)
+{
+    PyObject *mro = Py_TYPE(op)->tp_mro, *found;
+
+    if (mro == NULL || !PyTuple_Check(mro))
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        found = PyDict_GetItemWithError(base->tp_dict, name);
+        if (found != NULL || PyErr_Occurred())
+            return found;
+    }
+    return NULL;
+}
+
+/* Is `name` (a str) that of one of the four object slots?  A cheap test
+ * that spares the type lookup for every other attribute. */
+static int
+is_object_slot_name(PyObject *name)
+{
+    static const char *const names[] = {"value", "partition_key",
+                                        "partition", "delivery_report_q"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Attribute writes: the four object slots are stored here so that the
+ * message is tracked when one gets an object that may form a cycle; every
+ * other attribute (C numbers, getsets, a subclass's own) is generic. */
+static int
+Message_setattro(PyObject *op, PyObject *name, PyObject *value)
+{
+    PyObject *descr;
+    PyObject **slot = NULL;
+
+    if (PyUnicode_Check(name) && is_object_slot_name(name)) {
+        descr = type_attribute(op, name);
+        if (descr == NULL && PyErr_Occurred())
+            return -1;
+        if (descr != NULL)
+            slot = object_slot(op, descr);
+    }
+    if (slot == NULL)
+        return PyObject_GenericSetAttr(op, name, value);
+    if (value != NULL) {
+        pkc_message_store(pkc_message_CAST(op), slot, value);
+        return 0;
+    }
+    if (*slot == NULL) { /* as a T_OBJECT_EX member: deleting twice */
+        PyErr_SetObject(PyExc_AttributeError, name);
+        return -1;
+    }
+    Py_CLEAR(*slot);
+    return 0;
+}
+
 static PyMemberDef Message_members[] = {
-    {"value", T_OBJECT_EX, offsetof(pkc_message, value), 0,
+    {"value", T_OBJECT_EX, offsetof(pkc_message, value), READONLY,
      "The payload: bytes or None (whatever a deserializer returned)."},
-    {"partition_key", T_OBJECT_EX, offsetof(pkc_message, partition_key), 0,
+    {"partition_key", T_OBJECT_EX, offsetof(pkc_message, partition_key),
+     READONLY,
      "The key: bytes or None."},
-    {"partition", T_OBJECT_EX, offsetof(pkc_message, partition), 0,
+    {"partition", T_OBJECT_EX, offsetof(pkc_message, partition), READONLY,
      "The Partition it came from (set by consumers), else None."},
     {"delivery_report_q", T_OBJECT_EX,
-     offsetof(pkc_message, delivery_report_q), 0,
+     offsetof(pkc_message, delivery_report_q), READONLY,
      "The producer's delivery report queue (internal)."},
     {"offset", T_LONGLONG, offsetof(pkc_message, offset), 0,
      "The offset in its partition, -1 until known."},
@@ -607,6 +718,7 @@ static PyType_Slot Message_slots[] = {
     {Py_tp_init, Message_init},
     {Py_tp_dealloc, Message_dealloc},
     {Py_tp_traverse, Message_traverse},
+    {Py_tp_setattro, Message_setattro},
     {Py_tp_clear, Message_clear},
     {Py_tp_methods, Message_methods},
     {Py_tp_members, Message_members},

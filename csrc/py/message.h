@@ -25,6 +25,47 @@ typedef struct {
 
 #define pkc_message_CAST(op) ((pkc_message *)(op))
 
+/*
+ * Garbage-collector tracking.  Like CPython's tuples and dicts of atomic
+ * values, a Message of pykafka_c.protocol.Message's exact type starts
+ * untracked, so that the many short-lived messages of a fetch answer cost
+ * the cyclic GC nothing, and is tracked (for good) the moment one of its
+ * slots receives an object that can be part of a reference cycle.  The
+ * invariant, kept by every path that stores into a Message (its setters,
+ * __init__, __setstate__, the fetcher, the producer): an untracked Message
+ * holds only objects for which pkc_message_may_cycle() is false, and a
+ * headers list that has never been handed out to Python code.  Subclass
+ * instances are always tracked.
+ */
+
+/* 1 if `obj` may take part in a cycle: a GC object, except an exact tuple
+ * the collector untracked (it holds only atomic objects).  NULL is 0. */
+static inline int
+pkc_message_may_cycle(PyObject *obj)
+{
+    if (obj == NULL || !PyObject_IS_GC(obj))
+        return 0;
+    return !(PyTuple_CheckExact(obj) && !PyObject_GC_IsTracked(obj));
+}
+
+/* Track `m` if it is untracked and `obj` (about to be, or just, stored in
+ * it) may take part in a cycle. */
+static inline void
+pkc_message_note(pkc_message *m, PyObject *obj)
+{
+    if (!PyObject_GC_IsTracked((PyObject *)m) && pkc_message_may_cycle(obj))
+        PyObject_GC_Track((PyObject *)m);
+}
+
+/* Store a new reference to `obj` (not NULL) in `*slot`, one of m's
+ * object fields, dropping the old one; keeps the tracking invariant. */
+static inline void
+pkc_message_store(pkc_message *m, PyObject **slot, PyObject *obj)
+{
+    pkc_message_note(m, obj);
+    Py_XSETREF(*slot, Py_NewRef(obj));
+}
+
 /* The timestamp of `m` in ms for encoding: *out set and 0 returned; 1 if
  * it is None (the caller picks "now"); -1 with TypeError for other
  * objects.  Floats are truncated. */

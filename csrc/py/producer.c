@@ -395,7 +395,8 @@ choose_partition(ProducerCore *self, PyObject *key, int32_t *pid)
     return 0;
 }
 
-/* A new Message for a produced record (no __init__ call).  Steals
+/* A new Message for a produced record (no __init__ call), GC-tracked only
+ * if a slot holds an object that may form a cycle (message.h).  Steals
  * nothing. */
 static pkc_message *
 make_message(ProducerCore *self, PyObject *value, PyObject *key,
@@ -418,7 +419,10 @@ make_message(ProducerCore *self, PyObject *value, PyObject *key,
     m->compression_type = self->codec;
     m->produce_attempt = 0;
     m->protocol_version = 1;
-    PyObject_GC_Track((PyObject *)m);
+    pkc_message_note(m, m->value);
+    pkc_message_note(m, m->partition_key);
+    pkc_message_note(m, m->delivery_report_q);
+    pkc_message_note(m, m->headers);
     return m;
 }
 

@@ -86,6 +86,12 @@ typedef struct {
     dframe stack[FRAMES];
     int depth;
     PyObject *result; /* owned */
+    /* When the input is an (immutable) bytes object: records fields become
+     * read-only memoryviews of it instead of copies. */
+    PyObject *input;       /* borrowed: that bytes object, else NULL */
+    const char *base;      /* its data */
+    Py_ssize_t len;
+    PyObject *input_view;  /* owned: memoryview(input), made on first use */
 } dctx;
 
 /* Store `obj` (stolen) under f in the innermost dict, or as the next
@@ -215,9 +221,28 @@ d_on_string(void *ctx, const pkc_proto_field *f, pkc_slice v)
     return put_steal(ctx, f, s);
 }
 
+/* A Records field: a read-only memoryview of the input bytes (no copy of
+ * what is most of a Fetch response or a Produce request), or a bytes copy
+ * when the input is mutable or `v` does not lie in it.  New reference. */
+static PyObject *
+records_object(dctx *c, pkc_slice v)
+{
+    Py_ssize_t start = (const char *)v.ptr - c->base;
+
+    if (c->input == NULL || (const char *)v.ptr < c->base ||
+        v.len > c->len - start)
+        return PyBytes_FromStringAndSize((const char *)v.ptr, v.len);
+    if (c->input_view == NULL &&
+        (c->input_view = PyMemoryView_FromObject(c->input)) == NULL)
+        return NULL;
+    return PySequence_GetSlice(c->input_view, start, start + v.len);
+}
+
 static int
 d_on_bytes(void *ctx, const pkc_proto_field *f, pkc_slice v)
 {
+    if (f->type == PKC_PT_RECORDS)
+        return put_steal(ctx, f, records_object(ctx, v));
     return put_steal(ctx, f,
                      PyBytes_FromStringAndSize((const char *)v.ptr, v.len));
 }
@@ -263,6 +288,11 @@ decode_impl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (PyObject_GetBuffer(args[2], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     c.st = st;
+    if (PyBytes_CheckExact(args[2])) {
+        c.input = args[2];
+        c.base = view.buf;
+        c.len = view.len;
+    }
     vis.ctx = &c;
     pkc_reader_init(&r, view.buf, (size_t)view.len);
     rc = pkc_proto_decode(&r, kind, api_key, version, &vis, &err);
@@ -279,6 +309,7 @@ decode_impl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     while (c.depth > 0)
         Py_DECREF(c.stack[--c.depth].obj);
     Py_XDECREF(c.result);
+    Py_XDECREF(c.input_view); /* its slices keep the buffer alive */
     PyBuffer_Release(&view);
     return result;
 }
@@ -781,8 +812,10 @@ PyDoc_STRVAR(pkc_encode_response_doc,
 PyDoc_STRVAR(pkc_decode_response_doc,
 "decode_response($module, api_key, api_version, data, /)\n--\n\n"
 "Decode a response body into nested dicts and lists (strings as str,\n"
-"bytes and records as bytes, uuids as 16 bytes).  Raises\n"
-"ProtocolDecodeError naming the field path and byte offset.");
+"bytes as bytes, uuids as 16 bytes).  Records fields (Fetch responses,\n"
+"Produce requests) are read-only memoryviews of data when data is bytes,\n"
+"so they are not copied, else bytes.  Raises ProtocolDecodeError naming\n"
+"the field path and byte offset.");
 
 PyDoc_STRVAR(pkc_decode_request_doc,
 "decode_request($module, api_key, api_version, data, /)\n--\n\n"

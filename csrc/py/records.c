@@ -189,6 +189,10 @@ pkc_py_decode_records(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         goto error;
     }
+    /* Until it is returned, no Python code sees the list and it holds only
+     * untracked Messages (message.h): the collections that the Message
+     * allocations trigger need not walk it meanwhile. */
+    PyObject_GC_UnTrack(list);
     if (pkc_records_iter_init(&it, data.buf, (size_t)data.len, &opts)) {
         started = 1;
         PyErr_NoMemory();
@@ -224,6 +228,7 @@ pkc_py_decode_records(PyObject *module, PyObject *args, PyObject *kwargs)
     PyMem_Free(recs);
     PyMem_Free(aborted);
     PyBuffer_Release(&data);
+    PyObject_GC_Track(list);
     return list;
 
 error:

@@ -878,6 +878,45 @@ pkc_compress(int codec, const uint8_t *in, size_t len, int level,
 }
 
 int
+pkc_snappy_compress_raw(const uint8_t *in, size_t len, pkc_writer *out)
+{
+#ifdef PKC_HAVE_SNAPPY
+    pkc_writer aside;
+    size_t bound, clen;
+    int status;
+
+    if (out->status != PKC_OK)
+        return out->status;
+    if (len > SIZE_MAX / 4)
+        return PKC_ERR_TOO_LARGE;
+    bound = snappy_max_compressed_length(len);
+    /* Compress into a writer of our own, so that a worst-case reservation
+     * near out's cap does not fail a result that fits. */
+    pkc_writer_init(&aside, 0, 0);
+    if (pkc_writer_reserve(&aside, bound)) {
+        status = aside.status;
+        goto done;
+    }
+    clen = bound;
+    if (snappy_compress((const char *)in, len, (char *)aside.buf,
+                        &clen) != SNAPPY_OK) {
+        status = PKC_ERR_COMPRESSION;
+        goto done;
+    }
+    pkc_write_raw(out, aside.buf, clen);
+    status = out->status;
+done:
+    pkc_writer_free(&aside);
+    return status;
+#else
+    (void)in;
+    (void)len;
+    (void)out;
+    return PKC_ERR_CODEC;
+#endif
+}
+
+int
 pkc_decompress(int codec, const uint8_t *in, size_t len, pkc_writer *out)
 {
     if (out->status != PKC_OK)

@@ -77,3 +77,9 @@ int pkc_compress(int codec, const uint8_t *in, size_t len, int level,
 /* Append the decompressed form of in[0..len) to `out`, never growing `out`
  * past out->max bytes.  Returns a pkc_status. */
 int pkc_decompress(int codec, const uint8_t *in, size_t len, pkc_writer *out);
+
+/* Append one raw snappy block of in[0..len) (the varint length and the
+ * compressed elements, no xerial framing: what librdkafka and pykafka's
+ * default write).  PKC_ERR_CODEC when snappy is not built; a result that
+ * would not fit out->max is PKC_ERR_TOO_LARGE.  Returns a pkc_status. */
+int pkc_snappy_compress_raw(const uint8_t *in, size_t len, pkc_writer *out);

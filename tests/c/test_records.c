@@ -182,6 +182,42 @@ test_crc32c_paths_agree(void)
         }
 }
 
+/* Lengths around the three-stream block sizes of the SSE4.2 path (3 x 256
+ * and 3 x 8192 bytes) and well past them, at every alignment. */
+static void
+test_crc32c_long_buffers_agree(void)
+{
+    static uint8_t data[3 * 8192 * 2 + 3 * 256 * 3 + 64];
+    static const size_t lens[] = {
+        767, 768, 769, 775, 776, 1535, 1536, 1537, 24575, 24576, 24577,
+        24576 + 768, 24576 + 767, 49152, 49152 + 3 * 256 * 3 + 7,
+        sizeof(data) - 8};
+    uint32_t seed = 777;
+
+    for (size_t i = 0; i < sizeof(data); i++) {
+        seed = seed * 1103515245u + 12345u;
+        data[i] = (uint8_t)(seed >> 16);
+    }
+    for (size_t off = 0; off < 8; off++)
+        for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+            size_t n = lens[k];
+            uint32_t sw = pkc_crc32c_sw(0, data + off, n);
+            CHECK_EQ(pkc_crc32c_hw(0, data + off, n), sw);
+            CHECK_EQ(pkc_crc32c(0, data + off, n), sw);
+            /* chained through a long first part */
+            CHECK_EQ(pkc_crc32c(pkc_crc32c(0, data + off, n - 5),
+                                data + off + n - 5, 5),
+                     sw);
+            CHECK_EQ(pkc_crc32c(0x12345678u, data + off, n),
+                     pkc_crc32c_sw(0x12345678u, data + off, n));
+        }
+    /* all-zero and all-ones long buffers */
+    memset(data, 0, sizeof(data));
+    CHECK_EQ(pkc_crc32c(0, data, 30000), pkc_crc32c_sw(0, data, 30000));
+    memset(data, 0xff, sizeof(data));
+    CHECK_EQ(pkc_crc32c(0, data, 30000), pkc_crc32c_sw(0, data, 30000));
+}
+
 /* ------------------------------------------------------ v2 decoding */
 
 static void
@@ -806,6 +842,7 @@ main(void)
 {
     RUN(test_crc32c_check_values);
     RUN(test_crc32c_paths_agree);
+    RUN(test_crc32c_long_buffers_agree);
     RUN(test_decode_v1);
     RUN(test_decode_v2_headers);
     RUN(test_log_append_time);
