@@ -1414,6 +1414,25 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         return 0;
     }
 
+    /* The producer fields the batches not finished yet will most likely
+     * carry (the sequence counters change only in this thread), so that
+     * the restamp below finds them right and computes no second CRC. */
+    pthread_mutex_lock(&sl->mu);
+    for (int32_t i = 0; i < q->nb; i++) {
+        pkc_sl_batch *bt = q->b[i];
+        int fresh = sl->pid >= 0 && bt->stamp_gen != sl->pid_gen;
+
+        if (bt->finished)
+            continue;
+        bt->bb.producer_id = sl->pid >= 0 ? sl->pid : -1;
+        bt->bb.producer_epoch = sl->pid >= 0 ? sl->epoch : -1;
+        bt->bb.base_sequence =
+            sl->pid < 0 ? -1
+                        : (fresh ? sl->parts[bt->partition].next_seq
+                                 : bt->base_seq);
+    }
+    pthread_mutex_unlock(&sl->mu);
+
     /* Finish (compress) the batches; drop the ones that cannot be. */
     for (int32_t i = 0; i < q->nb;) {
         pkc_sl_batch *bt = q->b[i];
