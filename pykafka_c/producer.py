@@ -11,13 +11,19 @@ the serializer and partitioner, makes the returned
 :class:`pykafka_c.protocol.Message` and appends the record to its
 partition's open RecordBatch in C.  A C sender thread (no GIL) seals
 batches when they are full, when ``min_queued_messages`` are waiting for
-one leader, or when ``linger_ms`` has passed, compresses them and sends
-Produce requests to the partition leaders (at most one batch per partition
-in flight, so a partition's order survives retries).  A small Python
-control thread waits (GIL released) for finished batches and posts their
-delivery reports to the producing threads' queues, and refreshes the
-cluster metadata when the sender asks for it; the C thread never does
-either.
+one leader, or when ``linger_ms`` has passed, compresses them while the
+previous request of their partition is at the broker, and sends Produce
+requests to the partition leaders.  With ``enable_idempotence`` (the
+default; not with ``required_acks=0``) the producer gets a producer id
+from the brokers (InitProducerId) and numbers each partition's batches,
+so up to 5 batches per partition are in flight and the broker refuses
+duplicates and gaps: retries neither reorder nor duplicate.  Without it
+(or when the brokers refuse InitProducerId) one batch per partition is in
+flight, which keeps the order across retries too.  A small Python control
+thread waits (GIL released) for finished batches and posts their delivery
+reports to the producing threads' queues, fetches producer ids and
+refreshes the cluster metadata when the sender asks for them; the C
+thread never does either.
 
 Delivery semantics.  Retriable errors (leader changes, NOT_ENOUGH_REPLICAS,
 timeouts, disconnects, UNKNOWN_TOPIC_OR_PARTITION) refresh the metadata and
@@ -42,6 +48,13 @@ Differences from pykafka, each deliberate:
 * The default ``RandomPartitioner`` (round robin from index 1, as pykafka)
   runs in C; its ``idx`` attribute is read at start but not written back.
 * ``flush(timeout=None)`` exists.
+* ``enable_idempotence=True`` (Kafka's idempotent producer, see above).
+  Kafka formally guarantees idempotence only with ``required_acks=-1``;
+  with ``required_acks=1`` the sequence numbers still keep retries from
+  reordering or duplicating while a partition's leader stays up, but a
+  leader change can lose acknowledged messages (as acks=1 always can),
+  after which the broker refuses the next sequence numbers and the
+  producer continues under a new producer id.
 """
 
 import atexit
@@ -54,7 +67,8 @@ import weakref
 from . import _core
 from .common import CompressionType
 from .exceptions import (KafkaException, ProduceFailureError,
-                         ProducerQueueFullError, ProducerStoppedException)
+                         ProducerQueueFullError, ProducerStoppedException,
+                         SocketDisconnectedError)
 from .partitioners import RandomPartitioner
 
 __all__ = ["Producer"]
@@ -64,6 +78,13 @@ log = logging.getLogger(__name__)
 _EV_DONE = _core.PRODUCER_EV_DONE
 _EV_METADATA = _core.PRODUCER_EV_METADATA
 _EV_STOPPED = _core.PRODUCER_EV_STOPPED
+_EV_PRODUCER_ID = _core.PRODUCER_EV_PRODUCER_ID
+
+_API_INIT_PRODUCER_ID = 22
+# InitProducerId errors worth another try (on another broker, or later):
+# REQUEST_TIMED_OUT, NETWORK_EXCEPTION, COORDINATOR_LOAD_IN_PROGRESS,
+# COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, CONCURRENT_TRANSACTIONS.
+_PID_RETRIABLE = frozenset((7, 13, 14, 15, 16, 51))
 
 # How often the control thread wakes up when nothing happens (ms).
 _CONTROL_POLL_MS = 500
@@ -116,7 +137,7 @@ class Producer(object):
                  queue_empty_timeout_ms=0, block_on_queue_full=True,
                  max_request_size=1000012, sync=False,
                  delivery_reports=False, pending_timeout_ms=5 * 1000,
-                 auto_start=True, serializer=None):
+                 auto_start=True, serializer=None, enable_idempotence=True):
         self._cluster = cluster
         self._topic = topic
         self._partitioner = partitioner or RandomPartitioner()
@@ -150,6 +171,7 @@ class Producer(object):
         self._pending_timeout_ms = pending_timeout_ms
         self._auto_start = auto_start
         self._serializer = serializer
+        self._idempotent = bool(enable_idempotence) and self._required_acks != 0
         if serializer is not None and not callable(serializer):
             raise TypeError("serializer must be callable")
         if not callable(self._partitioner):
@@ -159,6 +181,8 @@ class Producer(object):
         self._control = None
         self._control_stop = False
         self._last_update = 0.0
+        self._pid_done = False
+        self._last_pid_attempt = 0.0
         socket_timeout_ms = getattr(cluster, "_socket_timeout_ms", 30000)
         round_robin = type(self._partitioner) is RandomPartitioner
         self._core = _core.ProducerCore(
@@ -181,9 +205,10 @@ class Producer(object):
             request_timeout_ms=max(socket_timeout_ms,
                                    self._ack_timeout_ms + 5000),
             leader_wait_ms=max(self._ack_timeout_ms, 5000),
-            # Several requests per broker keep its partitions busy; each
-            # partition still has at most one batch in flight.
+            # Several requests per broker keep its partitions busy; a
+            # partition has up to 5 batches in flight when idempotent, else 1.
             max_in_flight=5,
+            idempotent=int(self._idempotent),
             thread_local=threading.local(),
             queue_factory=queue.SimpleQueue,
             exceptions={
@@ -223,6 +248,9 @@ class Producer(object):
             if self._running:
                 return
             self._push_metadata()
+            if self._idempotent and not self._pid_done:
+                # Failing here is not fatal: the control thread tries again.
+                self._pid_done = self._init_producer_id()
             self._core.start()
             self._running = True
             self._control_stop = False
@@ -374,6 +402,47 @@ class Producer(object):
         self._core.set_partitions(partitions)
         self._core.set_leaders(leaders)
 
+    def _init_producer_id(self):
+        """Ask the brokers for a producer id (InitProducerId, no
+        transactional id) and hand it to the C core.  Returns True when the
+        core got an answer (a producer id, or -1 when the brokers cannot
+        give one, which turns idempotence off), False to try again later."""
+        self._last_pid_attempt = time.monotonic()
+        fields = {"transactional_id": None, "transaction_timeout_ms": 60000,
+                  "producer_id": -1, "producer_epoch": -1}
+        for broker in list(self._cluster.brokers.values()):
+            try:
+                resp = broker.request(_API_INIT_PRODUCER_ID, fields)
+            except (SocketDisconnectedError, OSError) as exc:
+                log.info("InitProducerId to broker %s failed: %s: %s",
+                         broker.id, type(exc).__name__, exc)
+                continue
+            except KafkaException as exc:
+                # Not supported, or a malformed answer: do without.
+                return self._give_up_idempotence(
+                    "%s: %s" % (type(exc).__name__, exc))
+            code = resp.get("error_code", -1)
+            pid = resp.get("producer_id", -1)
+            epoch = resp.get("producer_epoch", -1)
+            if code in _PID_RETRIABLE:
+                log.info("InitProducerId to broker %s: error %d", broker.id,
+                         code)
+                continue
+            if code != 0 or not 0 <= pid < 2 ** 63 or not 0 <= epoch <= 32767:
+                return self._give_up_idempotence(
+                    "InitProducerId answered error %d, producer id %r, "
+                    "epoch %r" % (code, pid, epoch))
+            self._core.set_producer_id(pid, epoch)
+            return True
+        return False
+
+    def _give_up_idempotence(self, why):
+        log.warning("Producer for topic %s continues without idempotence "
+                    "(one batch per partition in flight): %s",
+                    _topic_name(self._topic), why)
+        self._core.set_producer_id(-1, -1)
+        return True
+
     def _update(self):
         """Refresh the cluster metadata (called by the control thread when
         the sender saw stale leaders)."""
@@ -401,6 +470,7 @@ def _control_loop(producer_ref, core):
     Holds only a weak reference to the Producer so that dropping it runs
     its finalizer (which stops it)."""
     want_update = False
+    want_pid = False
     timeout_ms = _CONTROL_POLL_MS
     while True:
         ev = core.wait_event(timeout_ms)
@@ -413,6 +483,17 @@ def _control_loop(producer_ref, core):
                 producer._dispatch()
             if ev & _EV_METADATA:
                 want_update = True
+            if ev & _EV_PRODUCER_ID:
+                want_pid = True
+            if want_pid and producer._running:
+                gap = max(0.1, producer._retry_backoff_ms / 1000.0)
+                left = producer._last_pid_attempt + gap - time.monotonic()
+                if left <= 0:
+                    want_pid = not producer._init_producer_id()
+                    if want_pid:
+                        timeout_ms = max(1, int(gap * 1000))
+                else:
+                    timeout_ms = max(1, int(left * 1000))
             if want_update and producer._running:
                 gap = producer._retry_backoff_ms / 1000.0
                 left = producer._last_update + gap - time.monotonic()
@@ -420,7 +501,7 @@ def _control_loop(producer_ref, core):
                     want_update = False
                     producer._update()
                 else:
-                    timeout_ms = max(1, int(left * 1000))
+                    timeout_ms = min(timeout_ms, max(1, int(left * 1000)))
             if producer._control_stop or (ev & _EV_STOPPED and
                                           not producer._running):
                 producer._dispatch()

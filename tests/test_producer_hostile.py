@@ -67,6 +67,11 @@ class FakeKafka(object):
         self.lock = threading.Lock()
         self.broker = FakeBroker(self._script)
         self.leader_port = leader_port
+        # InitProducerId (api 22): advertised and answered only when a
+        # handler is set: init_pid(fk, client, corr, version, request).
+        self.ranges = dict(_RANGES)
+        self.init_pid = None
+        self.init_pid_requests = []
 
     # -- plumbing
 
@@ -117,11 +122,19 @@ class FakeKafka(object):
                     "error_code": 0,
                     "api_keys": [{"api_key": k, "min_version": lo,
                                   "max_version": hi}
-                                 for k, (lo, hi) in _RANGES.items()]})
+                                 for k, (lo, hi) in self.ranges.items()]})
             elif api_key == 3:
                 with self.lock:
                     self.metadata_requests += 1
                 self.reply(client, 3, version, corr, self.metadata())
+            elif api_key == 22 and self.init_pid is not None:
+                req = _core.decode_request(22, version, body)
+                with self.lock:
+                    self.init_pid_requests.append(req)
+                if self.init_pid(self, client, corr, version,
+                                 req) == "close":
+                    client.close()
+                    return
             elif api_key == 0:
                 req = _core.decode_request(0, version, body)
                 with self.lock:
@@ -697,3 +710,273 @@ def test_producer_resumes_after_the_broker_comes_back():
         cluster.disconnect()
     assert m is back and exc is None
     assert [x.value for x in fk2.log[0]] == [b"after"]
+
+
+# ------------------------------------------------------------ idempotence
+
+def _producer_fields(records):
+    """(producer id, epoch, base sequence, count) of a one-batch records
+    field."""
+    h = records[:61]
+    return (struct.unpack_from(">q", h, 43)[0],
+            struct.unpack_from(">h", h, 51)[0],
+            struct.unpack_from(">i", h, 53)[0],
+            struct.unpack_from(">i", h, 57)[0])
+
+
+class IdemKafka(FakeKafka):
+    """A fake that hands out producer ids and checks sequences the way a
+    Kafka leader does: the next expected sequence is appended, a repeat of
+    one of the last five batches gets its original offset, an older one
+    DUPLICATE_SEQUENCE_NUMBER, anything else OUT_OF_ORDER_SEQUENCE_NUMBER.
+    ``hook(fk, n, pid, batch_fields)`` may return an error code to answer
+    the n-th batch with instead (``("after", code)``: append, then answer
+    the error)."""
+
+    def __init__(self, hook=None, **kwargs):
+        FakeKafka.__init__(self, produce=IdemKafka.idem_produce, **kwargs)
+        self.ranges[22] = (0, 4)
+        self.init_pid = IdemKafka.grant
+        self.next_pid = 1000
+        self.state = {}       # (pid, partition) -> [next_seq, [cache]]
+        self.hook = hook
+        self.batches = 0
+        self.producer_ids = set()
+
+    @staticmethod
+    def grant(fk, client, corr, version, req):
+        with fk.lock:
+            pid = fk.next_pid
+            fk.next_pid += 1
+        fk.reply(client, 22, version, corr, {
+            "throttle_time_ms": 0, "error_code": 0, "producer_id": pid,
+            "producer_epoch": 0})
+
+    @staticmethod
+    def idem_produce(fk, client, corr, version, req):
+        parts = []
+        for t in req["topic_data"]:
+            for pd in t["partition_data"]:
+                pid_ = pd["index"]
+                msgs = _core.decode_records(pd["records"], pid_)
+                fields = _producer_fields(pd["records"])
+                with fk.lock:
+                    n = fk.batches
+                    fk.batches += 1
+                    fk.producer_ids.add(fields[0])
+                forced = fk.hook(fk, n, pid_, fields) if fk.hook else None
+                code, off = fk._check(pid_, fields, msgs, forced)
+                parts.append({"index": pid_, "error_code": code,
+                              "base_offset": off, "log_append_time_ms": -1,
+                              "log_start_offset": 0})
+        fk.reply(client, 0, version, corr, {
+            "responses": [{"name": TOPIC, "partition_responses": parts}],
+            "throttle_time_ms": 0})
+
+    def _check(self, partition, fields, msgs, forced):
+        pid, _epoch, seq, count = fields
+        after = None
+        if isinstance(forced, tuple):
+            after, forced = forced[1], None
+        if forced:
+            return forced, -1
+        with self.lock:
+            if pid == -1:  # not idempotent: no checks
+                off = len(self.log[partition])
+                self.log[partition].extend(msgs)
+                return after or 0, off
+            st = self.state.setdefault((pid, partition), [0, []])
+            for first, last, off in st[1]:
+                if (first, last) == (seq, seq + count - 1):
+                    return after or 0, off
+            if seq < st[0]:
+                return 46, -1
+            if seq != st[0]:
+                return 45, -1
+            off = len(self.log[partition])
+            self.log[partition].extend(msgs)
+            st[0] = seq + count
+            st[1] = (st[1] + [(seq, seq + count - 1, off)])[-5:]
+        return after or 0, off
+
+
+def _idem_run(fk, n=120, **kwargs):
+    kwargs.setdefault("max_request_size", 600)
+    cluster, p = make_producer(fk, **kwargs)
+    sent = [p.produce(b"m%04d" % i + b"." * 40) for i in range(n)]
+    assert p.flush(20) == 0
+    reports = drain(p, n)
+    stats = p._core.stats()
+    p.stop()
+    cluster.disconnect()
+    assert {id(m) for m, _ in reports} == {id(m) for m in sent}
+    return sent, reports, stats
+
+
+def test_idempotent_pipelines_in_order():
+    with IdemKafka() as fk:
+        sent, reports, stats = _idem_run(fk)
+    assert all(exc is None for _, exc in reports)
+    assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    assert [m.offset for m in sent] == list(range(len(sent)))
+    assert stats["producer_id"] == 1000 and fk.producer_ids == {1000}
+    assert 1 < stats["max_partition_in_flight"] <= 5
+    assert len(fk.init_pid_requests) == 1
+    req = fk.init_pid_requests[0]
+    assert req["transactional_id"] is None
+
+
+def test_idempotent_retry_of_a_refused_batch_keeps_order():
+    """The 3rd batch is refused (NOT_LEADER_OR_FOLLOWER, not written); the
+    batches in flight behind it are refused as out of order; all are
+    retried in order, each message is written once."""
+    def hook(fk, n, partition, fields):
+        return 6 if n == 2 else None
+
+    with IdemKafka(hook=hook) as fk:
+        sent, reports, stats = _idem_run(fk)
+    assert all(exc is None for _, exc in reports)
+    assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    assert [m.offset for m in sent] == list(range(len(sent)))
+    assert stats["retries"] >= 1
+    assert fk.producer_ids == {1000}
+
+
+def test_idempotent_retry_of_a_written_batch_is_not_duplicated():
+    """The 2nd batch is written but answered REQUEST_TIMED_OUT: its retry
+    is recognised by its sequence, so nothing is written twice."""
+    def hook(fk, n, partition, fields):
+        return ("after", 7) if n == 1 else None
+
+    with IdemKafka(hook=hook) as fk:
+        sent, reports, stats = _idem_run(fk)
+    assert all(exc is None for _, exc in reports)
+    assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    assert stats["retries"] >= 1
+    assert sorted(m.offset for m in sent) == list(range(len(sent)))
+
+
+def test_duplicate_sequence_number_is_a_success():
+    def hook(fk, n, partition, fields):
+        return 46 if n == 0 else None
+
+    with IdemKafka(hook=hook) as fk:
+        sent, reports, stats = _idem_run(fk, n=1, max_request_size=1000012)
+    (m, exc), = reports
+    assert exc is None and m.offset == -1
+    assert stats["duplicates"] == 1 and stats["failed"] == 0
+
+
+@pytest.mark.parametrize("code", [59, 45, 47])
+def test_producer_state_errors_get_a_new_producer_id(code):
+    """UNKNOWN_PRODUCER_ID / OUT_OF_ORDER_SEQUENCE_NUMBER on the first
+    batch / INVALID_PRODUCER_EPOCH: a new InitProducerId, sequences from 0
+    again, the messages delivered once and in order."""
+    def hook(fk, n, partition, fields):
+        return code if n == 0 else None
+
+    with IdemKafka(hook=hook) as fk:
+        cluster, p = make_producer(fk, max_request_size=600)
+        sent = [p.produce(b"m%04d" % i + b"." * 40) for i in range(120)]
+        assert p.flush(20) == 0
+        reports = drain(p, 120)
+        # Until the new id is applied batches go without one; after it,
+        # with it.
+        later = [p.produce(b"n%04d" % i + b"." * 40) for i in range(20)]
+        assert p.flush(20) == 0
+        reports += drain(p, 20)
+        stats = p._core.stats()
+        p.stop()
+        cluster.disconnect()
+    sent += later
+    assert {id(m) for m, _ in reports} == {id(m) for m in sent}
+    assert all(exc is None for _, exc in reports)
+    assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    assert len(fk.init_pid_requests) == 2
+    assert stats["producer_id"] == 1001
+    assert fk.producer_ids <= {1000, -1, 1001} and 1001 in fk.producer_ids
+
+
+def test_permanent_failure_restarts_sequences():
+    """A batch refused for good (INVALID_RECORD): its messages fail, the
+    later ones are delivered under a new producer id, in order."""
+    def hook(fk, n, partition, fields):
+        return 87 if n == 1 else None
+
+    with IdemKafka(hook=hook) as fk:
+        sent, reports, stats = _idem_run(fk)
+    failed = [m for m, exc in reports if exc is not None]
+    assert failed and all(isinstance(exc, InvalidRecord)
+                          for _, exc in reports if exc is not None)
+    ok = [m.value for m in sent if m not in failed]
+    assert [m.value for m in fk.log[0]] == ok
+    assert len(fk.init_pid_requests) == 2
+
+
+def _init_pid_answer(body_fields=None, raw=None):
+    def answer(fk, client, corr, version, req):
+        if raw is not None:
+            client.respond(corr, raw, fk.header_version(22, version))
+        else:
+            fk.reply(client, 22, version, corr, body_fields)
+    return answer
+
+
+@pytest.mark.parametrize("answer", [
+    _init_pid_answer({"throttle_time_ms": 0, "error_code": 31,
+                      "producer_id": -1, "producer_epoch": -1}),
+    _init_pid_answer({"throttle_time_ms": 0, "error_code": 0,
+                      "producer_id": -5, "producer_epoch": 0}),
+    _init_pid_answer(raw=b"\x00\x00\x00"),
+    _init_pid_answer(raw=b"\x00" * 4 + b"\x00\x00" + b"\xff" * 40),
+], ids=["cluster-authorization-failed", "negative-id", "truncated",
+        "trailing-garbage"])
+def test_unusable_init_producer_id_answers_fall_back(answer, caplog):
+    """Without a usable producer id the producer works as before: one
+    batch per partition in flight, no sequences, and a WARNING."""
+    fk = IdemKafka()
+    fk.init_pid = answer
+    with caplog.at_level(logging.WARNING, logger="pykafka_c.producer"):
+        with fk:
+            sent, reports, stats = _idem_run(fk)
+    assert all(exc is None for _, exc in reports)
+    assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    assert stats["producer_id"] == -1
+    assert stats["max_partition_in_flight"] == 1
+    assert fk.producer_ids == {-1}
+    assert any("without idempotence" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_init_producer_id_retried_after_a_retriable_error():
+    calls = []
+
+    def answer(fk, client, corr, version, req):
+        calls.append(1)
+        if len(calls) == 1:
+            fk.reply(client, 22, version, corr, {
+                "throttle_time_ms": 0, "error_code": 15,
+                "producer_id": -1, "producer_epoch": -1})
+        else:
+            IdemKafka.grant(fk, client, corr, version, req)
+
+    fk = IdemKafka()
+    fk.init_pid = answer
+    with fk:
+        sent, reports, stats = _idem_run(fk)
+    assert all(exc is None for _, exc in reports)
+    assert len(calls) == 2 and stats["producer_id"] == 1000
+    assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+
+
+def test_idempotence_off_and_acks_zero_ask_for_no_producer_id():
+    for kwargs in ({"enable_idempotence": False}, {"required_acks": 0}):
+        with IdemKafka() as fk:
+            cluster, p = make_producer(fk, **kwargs)
+            p.produce(b"x")
+            assert p.flush(10) == 0
+            stats = p._core.stats()
+            p.stop()
+            cluster.disconnect()
+        assert fk.init_pid_requests == []
+        assert stats["producer_id"] == -1

@@ -902,6 +902,45 @@ ProducerCore_wait_event(PyObject *op, PyObject *arg)
     return PyLong_FromLong(ev);
 }
 
+PyDoc_STRVAR(ProducerCore_set_producer_id_doc,
+"set_producer_id($self, producer_id, producer_epoch, /)\n--\n\n"
+"Hand the engine the id and epoch InitProducerId returned (idempotent\n"
+"engines only; producer_id -1 gives idempotence up).  Raises ValueError\n"
+"when the engine is not idempotent.");
+
+static PyObject *
+ProducerCore_set_producer_id(PyObject *op, PyObject *const *args,
+                             Py_ssize_t nargs)
+{
+    ProducerCore *self = ProducerCore_CAST(op);
+    long long pid;
+    long epoch;
+    int rc;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_producer_id() takes 2 arguments");
+        return NULL;
+    }
+    pid = PyLong_AsLongLong(args[0]);
+    if (pid == -1 && PyErr_Occurred())
+        return NULL;
+    epoch = PyLong_AsLong(args[1]);
+    if (epoch == -1 && PyErr_Occurred())
+        return NULL;
+    if (pid < -1 || epoch < -1 || epoch > 32767) {
+        PyErr_SetString(PyExc_ValueError,
+                        "producer id or epoch out of range");
+        return NULL;
+    }
+    rc = pkc_sl_set_producer_id(self->sl, (int64_t)pid, (int16_t)epoch);
+    if (rc != PKC_OK) {
+        PyErr_SetString(PyExc_ValueError, "this producer is not idempotent");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(ProducerCore_dispatch_doc,
 "dispatch($self, /)\n--\n\n"
 "Post the delivery reports of every finished batch to the producing\n"
@@ -942,14 +981,20 @@ ProducerCore_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 
     pkc_sl_stats_get(self->sl, &s);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsL}", "appended", (long long)s.appended,
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
+        (long long)s.appended,
         "completed", (long long)s.completed, "failed", (long long)s.failed,
         "requests", (long long)s.requests, "batches_sent",
         (long long)s.batches_sent, "retries", (long long)s.retries,
         "splits", (long long)s.splits, "bytes_sent", (long long)s.bytes_sent,
         "connects", (long long)s.connects, "metadata_requests",
         (long long)s.metadata_requests, "pending", (long long)s.pending,
-        "unsent", (long long)s.unsent);
+        "unsent", (long long)s.unsent, "finished_ahead",
+        (long long)s.finished_ahead, "producer_id",
+        (long long)s.producer_id, "producer_id_requests",
+        (long long)s.producer_id_requests, "duplicates",
+        (long long)s.duplicates, "max_partition_in_flight",
+        (long long)s.max_partition_in_flight);
 }
 
 PyDoc_STRVAR(ProducerCore_produce_version_doc,
@@ -1022,7 +1067,7 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     PyObject *tlocal = NULL, *factory = NULL, *excs = NULL;
     long long codec, acks, ack_timeout, retries, backoff, maxq, minq, linger,
         maxreq, reports, block, rr, connect_to, request_to, leader_wait,
-        inflight;
+        inflight, idem;
     pkc_sl_config cfg;
     char err[256];
     int rc;
@@ -1034,7 +1079,7 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         "min_queued_messages", "linger_ms", "max_request_size",
         "delivery_reports", "block_on_queue_full", "round_robin",
         "connect_timeout_ms", "request_timeout_ms", "leader_wait_ms",
-        "max_in_flight", NULL};
+        "max_in_flight", "idempotent", NULL};
 
     if (!PyArg_ParseTuple(args, "s:ProducerCore", &topic))
         return NULL;
@@ -1093,7 +1138,8 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
                    &request_to) < 0 ||
         get_int_kw(kw, "leader_wait_ms", 10000, 1, INT32_MAX,
                    &leader_wait) < 0 ||
-        get_int_kw(kw, "max_in_flight", 5, 1, 1000, &inflight) < 0)
+        get_int_kw(kw, "max_in_flight", 5, 1, 1000, &inflight) < 0 ||
+        get_int_kw(kw, "idempotent", 0, 0, 1, &idem) < 0)
         return NULL;
     if (!rr && !PyCallable_Check(partitioner)) {
         PyErr_SetString(PyExc_TypeError, "partitioner must be callable");
@@ -1175,6 +1221,7 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     cfg.request_timeout_ms = (int)request_to;
     cfg.leader_wait_ms = (int)leader_wait;
     cfg.max_in_flight = (int)inflight;
+    cfg.idempotent = (int)idem;
     cfg.client_id = "pykafka_c";
     rc = pkc_sl_new(&self->sl, &cfg, err, sizeof(err));
     if (rc == PKC_ERR_NOMEM) {
@@ -1275,6 +1322,9 @@ static PyMethodDef ProducerCore_methods[] = {
      ProducerCore_flush_doc},
     {"wait_event", ProducerCore_wait_event, METH_O,
      ProducerCore_wait_event_doc},
+    {"set_producer_id", PKC_CFUNC(ProducerCore_set_producer_id),
+     METH_FASTCALL,
+     ProducerCore_set_producer_id_doc},
     {"dispatch", ProducerCore_dispatch, METH_NOARGS,
      ProducerCore_dispatch_doc},
     {"report_queue", ProducerCore_report_queue, METH_NOARGS,
@@ -1303,7 +1353,7 @@ PyDoc_STRVAR(ProducerCore_doc,
 "retry_backoff_ms, max_queued_messages, min_queued_messages, linger_ms,\n"
 "max_request_size, delivery_reports, block_on_queue_full, partitioner,\n"
 "round_robin, serializer, connect_timeout_ms, request_timeout_ms,\n"
-"leader_wait_ms, max_in_flight, and the required thread_local,\n"
+"leader_wait_ms, max_in_flight, idempotent, and the required thread_local,\n"
 "queue_factory and exceptions.");
 
 static PyType_Slot ProducerCore_slots[] = {
@@ -1341,7 +1391,9 @@ pkc_producer_exec(PyObject *module, pkc_state *st)
         PyModule_AddIntConstant(module, "PRODUCER_EV_METADATA",
                                 PKC_SL_EV_METADATA) < 0 ||
         PyModule_AddIntConstant(module, "PRODUCER_EV_STOPPED",
-                                PKC_SL_EV_STOPPED) < 0)
+                                PKC_SL_EV_STOPPED) < 0 ||
+        PyModule_AddIntConstant(module, "PRODUCER_EV_PRODUCER_ID",
+                                PKC_SL_EV_PRODUCER_ID) < 0)
         return -1;
     return 0;
 }

@@ -1136,6 +1136,32 @@ patch_length_crc(uint8_t *buf, size_t len)
 }
 
 int
+pkc_batch_builder_restamp(pkc_batch_builder *b, int64_t producer_id,
+                          int16_t producer_epoch, int32_t base_sequence)
+{
+    pkc_writer *fw = b->codec == PKC_CODEC_NONE ? &b->w : &b->cw;
+    uint8_t *h = fw->buf;
+
+    if (b->count == 0 || fw->status != PKC_OK || h == NULL ||
+        fw->len < PKC_BATCH_HEADER_SIZE ||
+        (int32_t)pkc_load_u32(h + OFF_RECORDS_COUNT) != b->count)
+        return PKC_ERR_INVALID;
+    b->producer_id = producer_id;
+    b->producer_epoch = producer_epoch;
+    b->base_sequence = base_sequence;
+    if ((int64_t)pkc_load_u64(h + OFF_PRODUCER_ID) == producer_id &&
+        (int16_t)pkc_load_u16(h + OFF_PRODUCER_EPOCH) == producer_epoch &&
+        (int32_t)pkc_load_u32(h + OFF_BASE_SEQUENCE) == base_sequence)
+        return 0;
+    pkc_store_u64(h + OFF_PRODUCER_ID, (uint64_t)producer_id);
+    pkc_store_u16(h + OFF_PRODUCER_EPOCH, (uint16_t)producer_epoch);
+    pkc_store_u32(h + OFF_BASE_SEQUENCE, (uint32_t)base_sequence);
+    pkc_store_u32(h + OFF_CRC, pkc_crc32c(0, h + OFF_ATTRIBUTES,
+                                          fw->len - OFF_ATTRIBUTES));
+    return 1;
+}
+
+int
 pkc_batch_builder_finish(pkc_batch_builder *b, const uint8_t **out,
                          size_t *out_len)
 {

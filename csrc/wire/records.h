@@ -337,3 +337,14 @@ int pkc_batch_builder_append(pkc_batch_builder *b, int64_t timestamp,
  */
 int pkc_batch_builder_finish(pkc_batch_builder *b, const uint8_t **out,
                              size_t *out_len);
+
+/*
+ * Set the producer fields (producerId, producerEpoch, baseSequence) of a
+ * finished batch: the builder's fields and, in the view the last
+ * successful pkc_batch_builder_finish() returned, the header fields and
+ * the CRC-32C (no recompression).  Only valid between a successful finish
+ * and the next reset/append.  Returns 1 when the view changed, 0 when it
+ * already carried these values, PKC_ERR_INVALID when nothing is finished.
+ */
+int pkc_batch_builder_restamp(pkc_batch_builder *b, int64_t producer_id,
+                              int16_t producer_epoch, int32_t base_sequence);

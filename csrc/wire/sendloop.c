@@ -30,6 +30,9 @@
 #define PARTITION_ID_MAX (1 << 20)
 /* The sender never sleeps longer than this (it re-plans on wake-up). */
 #define MAX_POLL_MS 1000
+/* Sealed batches finished ahead of their request, per partition (the
+ * first few of its ready FIFO; bounds the work and the memory). */
+#define FINISH_AHEAD_DEPTH 4
 
 /* ------------------------------------------------------------ structures */
 
@@ -69,8 +72,18 @@ typedef struct {
     sl_broker *lb;         /* the leader's broker entry, NULL if unknown */
     pkc_sl_batch *open;
     pkc_sl_batch *ready_head, *ready_tail;
-    int64_t unsent;        /* records in open + ready batches */
-    int in_flight;         /* one of its batches is in a request */
+    /* Batches whose attempt failed while later batches of the partition
+     * were still in flight: they wait here, in partition order, until the
+     * last of those is answered, then go back to the head of the ready
+     * FIFO (so the order survives any mix of answers). */
+    pkc_sl_batch *retry_head, *retry_tail;
+    int64_t unsent;        /* records in open + ready + retry batches */
+    int n_in_flight;       /* of its batches in requests */
+    sl_broker *inflight_lb; /* the broker they went to */
+    int32_t next_seq;      /* idempotent: sequence of the next batch */
+    int gap;               /* a batch with sequences failed for good while
+                              others were in flight (they will be refused
+                              as out of order: they follow it) */
     int64_t leaderless_since; /* monotonic ms, -1 while it has a leader */
 } sl_part;
 
@@ -119,6 +132,18 @@ struct pkc_sl {
     pkc_sl_batch *done_head, *done_tail;
     pkc_sl_batch *free_list;
     int nfree;
+    int32_t finish_rr;         /* where finish_ahead starts looking */
+
+    /* Idempotence (all under mu). */
+    int64_t pid;               /* producer id in use, -1: none */
+    int16_t epoch;
+    int64_t pid_gen;           /* bumped whenever pid/epoch change */
+    int pid_wanted;            /* waiting for the glue's producer id */
+    int ev_pid;                /* PKC_SL_EV_PRODUCER_ID not yet seen */
+    int have_pending;          /* pending_pid waits for in-flight == 0 */
+    int64_t pending_pid;
+    int16_t pending_epoch;
+    int64_t inflight_batches;  /* batches in requests, all partitions */
 
     pkc_sl_stats st;
 };
@@ -287,7 +312,11 @@ batch_get(pkc_sl *sl, int32_t partition)
     b->created_ms = pkc_now_ms();
     b->not_before_ms = 0;
     b->attempts = 0;
+    b->stamp_gen = -1;
+    b->stamp_pid = -1;
+    b->base_seq = -1;
     b->full = 0;
+    b->finish_tried = 0;
     b->finished = 0;
     b->wire = NULL;
     b->wire_len = 0;
@@ -392,17 +421,71 @@ unsent_add(pkc_sl *sl, sl_part *p, int64_t n)
         pthread_cond_broadcast(&sl->space_cond);
 }
 
-/* Put a batch back at the head of its partition's ready FIFO (mu held). */
+/* Queue a batch for another attempt behind the partition's other failed
+ * batches (mu held); part_back() moves them to the ready FIFO's head. */
 static void
-requeue_front(pkc_sl *sl, pkc_sl_batch *b)
+retry_push(pkc_sl *sl, pkc_sl_batch *b)
 {
     sl_part *p = &sl->parts[b->partition];
 
-    b->next = p->ready_head;
-    p->ready_head = b;
-    if (p->ready_tail == NULL)
-        p->ready_tail = b;
+    b->next = NULL;
+    if (p->retry_tail != NULL)
+        p->retry_tail->next = b;
+    else
+        p->retry_head = b;
+    p->retry_tail = b;
     unsent_add(sl, p, b->count);
+}
+
+/*
+ * One batch of `partition` is no longer in flight (mu held; call after
+ * its result was filed).  When it was the partition's last, the batches
+ * waiting for another attempt go back to the head of the ready FIFO, in
+ * order.
+ */
+static void
+part_back(pkc_sl *sl, int32_t partition)
+{
+    sl_part *p = &sl->parts[partition];
+
+    if (p->n_in_flight > 0) {
+        p->n_in_flight--;
+        sl->inflight_batches--;
+    }
+    if (p->n_in_flight > 0)
+        return;
+    p->inflight_lb = NULL;
+    p->gap = 0;
+    if (p->retry_head != NULL) {
+        p->retry_tail->next = p->ready_head;
+        if (p->ready_head == NULL)
+            p->ready_tail = p->retry_tail;
+        p->ready_head = p->retry_head;
+        p->retry_head = p->retry_tail = NULL;
+        wake_sender(sl);
+    }
+}
+
+/*
+ * The broker refused our producer state: drop the producer id (batches go
+ * without one, one per partition in flight, until a new one is applied)
+ * and ask the glue for a new one (mu held; idempotent engines).
+ */
+static void
+want_producer_id(pkc_sl *sl)
+{
+    if (sl->pid >= 0) {
+        sl->pid = -1;
+        sl->epoch = -1;
+        sl->pid_gen++;
+        sl->st.producer_id = -1;
+    }
+    if (sl->pid_wanted || sl->have_pending || !sl->cfg.idempotent)
+        return;
+    sl->pid_wanted = 1;
+    sl->ev_pid = 1;
+    sl->st.producer_id_requests++;
+    pthread_cond_broadcast(&sl->ev_cond);
 }
 
 static void
@@ -433,11 +516,18 @@ attempt_failed(pkc_sl *sl, pkc_sl_batch *b, const pkc_sl_result *r,
         b->result = *r; /* remembered in case the last attempt fails */
         b->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
         sl->st.retries++;
-        requeue_front(sl, b);
+        retry_push(sl, b);
         wake_sender(sl);
         return;
     }
     b->attempts++;
+    /* A batch that used sequence numbers and will never be written leaves
+     * a gap the broker would refuse every later batch for: start over
+     * with a new producer id. */
+    if (b->stamp_pid >= 0) {
+        sl->parts[b->partition].gap = 1;
+        want_producer_id(sl);
+    }
     fail_batch(sl, b, r);
 }
 
@@ -589,6 +679,16 @@ pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
     cond_init_monotonic(&sl->idle_cond);
     cond_init_monotonic(&sl->ev_cond);
     sl->last_metadata_ms = -1;
+    if (sl->cfg.acks == 0)
+        sl->cfg.idempotent = 0; /* no answers, no sequence checks */
+    sl->pid = -1;
+    sl->epoch = -1;
+    sl->st.producer_id = -1;
+    if (sl->cfg.idempotent) {
+        sl->pid_wanted = 1;
+        sl->ev_pid = 1;
+        sl->st.producer_id_requests = 1;
+    }
     *out = sl;
     return PKC_OK;
 
@@ -736,6 +836,31 @@ pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
     wake_sender(sl);
     pthread_mutex_unlock(&sl->mu);
     return rc;
+}
+
+int
+pkc_sl_set_producer_id(pkc_sl *sl, int64_t producer_id,
+                       int16_t producer_epoch)
+{
+    pthread_mutex_lock(&sl->mu);
+    if (!sl->cfg.idempotent) {
+        pthread_mutex_unlock(&sl->mu);
+        return PKC_ERR_INVALID;
+    }
+    if (producer_id < 0) {
+        /* Give idempotence up: one batch per partition in flight. */
+        sl->cfg.idempotent = 0;
+        producer_id = -1;
+        producer_epoch = -1;
+    }
+    sl->pending_pid = producer_id;
+    sl->pending_epoch = producer_epoch;
+    sl->have_pending = 1;
+    sl->pid_wanted = 0;
+    sl->ev_pid = 0;
+    wake_sender(sl);
+    pthread_mutex_unlock(&sl->mu);
+    return PKC_OK;
 }
 
 /* ----------------------------------------------------------------- append */
@@ -1125,9 +1250,10 @@ broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r)
 
         for (int32_t i = 0; i < q->nb; i++) {
             pkc_sl_batch *bt = q->b[i];
+            int32_t part = bt->partition;
 
-            sl->parts[bt->partition].in_flight = 0;
             attempt_failed(sl, bt, r, 1, 1);
+            part_back(sl, part);
         }
         free(q->b);
         free(q);
@@ -1145,9 +1271,10 @@ req_fail(pkc_sl *sl, pkc_sl_req *q, const pkc_sl_result *r, int retriable,
 {
     for (int32_t i = 0; i < q->nb; i++) {
         pkc_sl_batch *bt = q->b[i];
+        int32_t part = bt->partition;
 
-        sl->parts[bt->partition].in_flight = 0;
         attempt_failed(sl, bt, r, retriable, needs_metadata);
+        part_back(sl, part);
     }
     free(q->b);
     free(q);
@@ -1247,9 +1374,9 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
     pkc_proto_source ps;
     pkc_proto_error perr;
     int32_t corr = 0;
-    int16_t version = -1;
+    int16_t version = -1, epoch;
     int rc, flexible;
-    int64_t now;
+    int64_t now, pid;
 
     memset(&r, 0, sizeof(r));
     if (reconnect || !b->conn_ready || !pkc_conn_is_open(&b->conn)) {
@@ -1287,6 +1414,25 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         return 0;
     }
 
+    /* The producer fields the batches not finished yet will most likely
+     * carry (the sequence counters change only in this thread), so that
+     * the restamp below finds them right and computes no second CRC. */
+    pthread_mutex_lock(&sl->mu);
+    for (int32_t i = 0; i < q->nb; i++) {
+        pkc_sl_batch *bt = q->b[i];
+        int fresh = sl->pid >= 0 && bt->stamp_gen != sl->pid_gen;
+
+        if (bt->finished)
+            continue;
+        bt->bb.producer_id = sl->pid >= 0 ? sl->pid : -1;
+        bt->bb.producer_epoch = sl->pid >= 0 ? sl->epoch : -1;
+        bt->bb.base_sequence =
+            sl->pid < 0 ? -1
+                        : (fresh ? sl->parts[bt->partition].next_seq
+                                 : bt->base_seq);
+    }
+    pthread_mutex_unlock(&sl->mu);
+
     /* Finish (compress) the batches; drop the ones that cannot be. */
     for (int32_t i = 0; i < q->nb;) {
         pkc_sl_batch *bt = q->b[i];
@@ -1299,9 +1445,11 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
                            "%s: %s", bt->count,
                            pkc_codec_name(sl->cfg.codec),
                            pkc_status_str(rc));
+                int32_t part = bt->partition;
+
                 pthread_mutex_lock(&sl->mu);
-                sl->parts[bt->partition].in_flight = 0;
                 attempt_failed(sl, bt, &r, 0, 0);
+                part_back(sl, part);
                 pthread_mutex_unlock(&sl->mu);
                 memmove(&q->b[i], &q->b[i + 1],
                         (size_t)(q->nb - i - 1) * sizeof(q->b[0]));
@@ -1311,6 +1459,46 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
             bt->finished = 1;
         }
         i++;
+    }
+
+    /* Sequence numbers, in partition order (requests of a broker are
+     * written in plan order, one batch per partition each).  A batch whose
+     * partition has an earlier batch waiting for another attempt (its
+     * request failed before reaching the wire) follows that one. */
+    pthread_mutex_lock(&sl->mu);
+    pid = sl->pid;
+    epoch = sl->epoch;
+    for (int32_t i = 0; i < q->nb;) {
+        pkc_sl_batch *bt = q->b[i];
+        sl_part *p = &sl->parts[bt->partition];
+
+        if (p->retry_head != NULL || p->gap) {
+            int32_t part = bt->partition;
+
+            retry_push(sl, bt);
+            part_back(sl, part);
+            memmove(&q->b[i], &q->b[i + 1],
+                    (size_t)(q->nb - i - 1) * sizeof(q->b[0]));
+            q->nb--;
+            continue;
+        }
+        if (pid >= 0 && bt->stamp_gen != sl->pid_gen) {
+            bt->stamp_gen = sl->pid_gen;
+            bt->base_seq = p->next_seq;
+            p->next_seq = (int32_t)(((int64_t)p->next_seq + bt->count) &
+                                    INT32_MAX);
+        }
+        bt->stamp_pid = pid;
+        i++;
+    }
+    pthread_mutex_unlock(&sl->mu);
+    for (int32_t i = 0; i < q->nb; i++) {
+        pkc_sl_batch *bt = q->b[i];
+
+        if (pid >= 0)
+            pkc_batch_builder_restamp(&bt->bb, pid, epoch, bt->base_seq);
+        else
+            pkc_batch_builder_restamp(&bt->bb, -1, -1, -1);
     }
     if (q->nb == 0) {
         free(q->b);
@@ -1524,6 +1712,8 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
         pkc_sl_batch *bt = q->b[i];
         part_result *pr = NULL;
         pkc_sl_batch *h1 = NULL, *h2 = NULL;
+        int32_t part;
+        int stamped;
 
         for (size_t j = 0; j < pv.n; j++) {
             if (pv.res[j].index == bt->partition) {
@@ -1537,29 +1727,73 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                 h1 = h2 = NULL;
         }
         pthread_mutex_lock(&sl->mu);
-        sl->parts[bt->partition].in_flight = 0;
+        part = bt->partition;
+        /* Sequence numbers were on this batch. */
+        stamped = bt->stamp_pid >= 0;
         if (pr == NULL) {
             set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
                        "%s:%d: the Produce response has no result for "
                        "partition %d", host, port, bt->partition);
             attempt_failed(sl, bt, &r, 1, 0);
         }
-        else if (pr->error_code == 0) {
+        else if (pr->error_code == 0 ||
+                 (stamped && pr->error_code == 46)) {
+            /* 46 DUPLICATE_SEQUENCE_NUMBER: an earlier attempt of this
+             * very batch was written; the offset may be unknown (-1). */
+            if (pr->error_code == 46)
+                sl->st.duplicates++;
             bt->base_offset = pr->base_offset;
             bt->log_append_time = pr->log_append_time;
             memset(&bt->result, 0, sizeof(bt->result));
             complete_batch(sl, bt);
         }
         else if (h1 != NULL) {
-            /* Too large for the broker: send the halves instead. */
+            /* Too large for the broker: send the halves instead, with the
+             * parent's sequence numbers. */
             sl->st.splits++;
-            h2->next = NULL;
-            requeue_front(sl, h2);
-            requeue_front(sl, h1);
+            if (bt->stamp_gen >= 0) {
+                h1->stamp_gen = h2->stamp_gen = bt->stamp_gen;
+                h1->stamp_pid = h2->stamp_pid = bt->stamp_pid;
+                h1->base_seq = bt->base_seq;
+                h2->base_seq = (int32_t)(((int64_t)bt->base_seq +
+                                          h1->count) & INT32_MAX);
+            }
+            retry_push(sl, h1);
+            retry_push(sl, h2);
             /* The cookies moved to the halves. */
             bt->count = 0;
             batch_put(sl, bt);
             wake_sender(sl);
+        }
+        else if (stamped && pr->error_code == 45 &&
+                 (sl->parts[part].retry_head != NULL ||
+                  sl->parts[part].gap)) {
+            /* OUT_OF_ORDER_SEQUENCE_NUMBER behind a batch of the same
+             * partition that failed: it follows that one, and the attempt
+             * does not count. */
+            set_result(&r, PKC_SL_KAFKA, 45, 0,
+                       "Produce to %s:%d for partition %d failed: out of "
+                       "order sequence number", host, port, bt->partition);
+            bt->result = r;
+            bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+            sl->st.retries++;
+            retry_push(sl, bt);
+        }
+        else if (stamped && (pr->error_code == 45 || pr->error_code == 47 ||
+                             pr->error_code == 59)) {
+            /* OUT_OF_ORDER_SEQUENCE_NUMBER (first of its partition),
+             * INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID: the broker's
+             * state of this producer does not match ours (acks=1 data lost
+             * in a leader change, or the producer's state expired).  Retry
+             * under a new producer id. */
+            int code = pr->error_code;
+
+            set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
+                       "Produce to %s:%d for partition %d failed%s%s",
+                       host, port, bt->partition,
+                       pr->message[0] ? ": " : "", pr->message);
+            want_producer_id(sl);
+            attempt_failed(sl, bt, &r, 1, 0);
         }
         else {
             int code = pr->error_code;
@@ -1571,6 +1805,7 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
             attempt_failed(sl, bt, &r, pkc_sl_error_retriable(code),
                            pkc_sl_error_needs_metadata(code));
         }
+        part_back(sl, part);
         pthread_mutex_unlock(&sl->mu);
     }
     free(pv.res);
@@ -1593,11 +1828,12 @@ complete_written(pkc_sl *sl, sl_broker *b)
         b->n_inflight--;
         for (int32_t i = 0; i < q->nb; i++) {
             pkc_sl_batch *bt = q->b[i];
+            int32_t part = bt->partition;
 
-            sl->parts[bt->partition].in_flight = 0;
             bt->base_offset = -1;
             memset(&bt->result, 0, sizeof(bt->result));
             complete_batch(sl, bt);
+            part_back(sl, part);
         }
         free(q->b);
         free(q);
@@ -1734,6 +1970,7 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
 {
     size_t np = 0;
     int flush_all = sl->flushers > 0 || !sl->accepting;
+    int part_cap;
 
     /* Partitions without a usable leader. */
     for (int32_t id = 0; id < sl->nparts; id++) {
@@ -1780,6 +2017,21 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
         }
     }
 
+    /* A new producer id is applied once nothing is in flight; until then
+     * nothing new is sent (its batches would need the new id). */
+    if (sl->have_pending && sl->inflight_batches == 0) {
+        sl->pid = sl->pending_pid;
+        sl->epoch = sl->pid >= 0 ? sl->pending_epoch : -1;
+        sl->pid_gen++;
+        sl->have_pending = 0;
+        sl->st.producer_id = sl->pid;
+        for (int32_t id = 0; id < sl->nparts; id++)
+            sl->parts[id].next_seq = 0;
+    }
+    if (sl->have_pending)
+        return np;
+    part_cap = sl->pid >= 0 ? PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT : 1;
+
     for (size_t bi = 0; bi < sl->nbrokers && np < cap; bi++) {
         sl_broker *b = sl->brokers[bi];
         int send_now;
@@ -1807,7 +2059,14 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
                 sl_part *p = &sl->parts[id];
                 pkc_sl_batch *bt = NULL;
 
-                if (!p->known || p->lb != b || p->in_flight)
+                if (!p->known || p->lb != b)
+                    continue;
+                /* More of its batches in flight only with sequence
+                 * numbers, to the same broker, and not while an earlier
+                 * one waits for another attempt. */
+                if (p->n_in_flight > 0 &&
+                    (p->n_in_flight >= part_cap || p->inflight_lb != b ||
+                     p->retry_head != NULL || p->gap))
                     continue;
                 if (p->ready_head != NULL) {
                     if (p->ready_head->not_before_ms > now) {
@@ -1847,7 +2106,11 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
                         p->ready_tail = NULL;
                 }
                 bt->next = NULL;
-                p->in_flight = 1;
+                p->n_in_flight++;
+                p->inflight_lb = b;
+                sl->inflight_batches++;
+                if (p->n_in_flight > sl->st.max_partition_in_flight)
+                    sl->st.max_partition_in_flight = p->n_in_flight;
                 unsent_add(sl, p, -bt->count);
                 total += batch_size(bt);
             }
@@ -1871,6 +2134,90 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
     return np;
 }
 
+/*
+ * Seal the open batch of every partition that has a batch in flight and
+ * nothing else ready, once that batch is due (linger_ms passed,
+ * min_queued reached, or a flush), so that finish_ahead() can compress it
+ * while the partition waits for its answer (mu held).  Full batches are
+ * sealed by pkc_sl_append.  Lowers *wake_at to the next linger expiry.
+ */
+static void
+seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at)
+{
+    int flush_all = sl->flushers > 0 || !sl->accepting;
+
+    for (int32_t id = 0; id < sl->nparts; id++) {
+        sl_part *p = &sl->parts[id];
+        pkc_sl_batch *bt = p->open;
+        int64_t due;
+
+        if (!p->known || p->lb == NULL || p->n_in_flight == 0 || bt == NULL ||
+            bt->count == 0 || p->ready_head != NULL)
+            continue;
+        due = bt->first_ms + sl->cfg.linger_ms;
+        if (!flush_all && p->lb->unsent < sl->cfg.min_queued && due > now) {
+            min_deadline(wake_at, due);
+            continue;
+        }
+        p->open = NULL;
+        ready_push(p, bt);
+    }
+}
+
+/*
+ * Finish (header, compression, CRC-32C) one sealed batch that waits in a
+ * ready FIFO, without the lock, so that compression overlaps the broker's
+ * work on the requests in flight instead of following it.  Picks, among
+ * the first FINISH_AHEAD_DEPTH batches of each partition's FIFO, the one
+ * nearest to its FIFO's head (partitions in turn).  Safe without the lock
+ * because only the sender takes batches out of ready FIFOs or reads their
+ * wire form; producers only link new batches after the tail, which writes
+ * the tail's `next` and nothing else.  A batch that fails to finish is
+ * left alone: send_request finishes it again and fails it properly.
+ * Returns 1 when a batch was finished (there may be more), else 0.
+ */
+static int
+finish_ahead(pkc_sl *sl)
+{
+    pkc_sl_batch *bt = NULL;
+    int best_depth = FINISH_AHEAD_DEPTH;
+    int32_t best_id = -1;
+    int rc;
+
+    pthread_mutex_lock(&sl->mu);
+    for (int32_t k = 0; k < sl->nparts; k++) {
+        int32_t id = (int32_t)(((int64_t)sl->finish_rr + k) % sl->nparts);
+        pkc_sl_batch *c = sl->parts[id].ready_head;
+
+        for (int depth = 0; c != NULL && depth < best_depth;
+             depth++, c = c->next) {
+            if (!c->finished && !c->finish_tried) {
+                bt = c;
+                best_depth = depth;
+                best_id = id;
+                break;
+            }
+        }
+        if (best_depth == 0)
+            break;
+    }
+    if (bt != NULL) {
+        bt->finish_tried = 1;
+        sl->finish_rr = best_id + 1 < sl->nparts ? best_id + 1 : 0;
+    }
+    pthread_mutex_unlock(&sl->mu);
+    if (bt == NULL)
+        return 0;
+    rc = pkc_batch_builder_finish(&bt->bb, &bt->wire, &bt->wire_len);
+    pthread_mutex_lock(&sl->mu);
+    if (rc == PKC_OK && bt->wire_len <= INT32_MAX) {
+        bt->finished = 1;
+        sl->st.finished_ahead++;
+    }
+    pthread_mutex_unlock(&sl->mu);
+    return 1;
+}
+
 static void *
 sender_main(void *arg)
 {
@@ -1890,7 +2237,7 @@ sender_main(void *arg)
     for (;;) {
         int64_t now, wake_at;
         size_t np, nfd, want;
-        int timeout;
+        int timeout, more;
 
         if (sl->stop_now)
             break;
@@ -1907,6 +2254,7 @@ sender_main(void *arg)
             }
         }
         np = plan_cap ? plan_requests(sl, now, plan, plan_cap, &wake_at) : 0;
+        seal_due(sl, now, &wake_at);
         /* Request deadlines. */
         for (size_t i = 0; i < sl->nbrokers; i++) {
             sl_broker *b = sl->brokers[i];
@@ -1933,6 +2281,8 @@ sender_main(void *arg)
         for (size_t i = 0; i < np; i++)
             send_request(sl, plan[i].b, plan[i].q, plan[i].host,
                          plan[i].port, plan[i].reconnect);
+        /* Compress the next batch while the broker works on this one. */
+        more = finish_ahead(sl);
 
         /* Poll the wake-up fd and every connection with work. */
         nfd = 0;
@@ -1963,7 +2313,7 @@ sender_main(void *arg)
             pthread_mutex_unlock(&sl->mu);
         }
         now = pkc_now_ms();
-        timeout = wake_at <= now ? 0 : (int)(wake_at - now);
+        timeout = wake_at <= now || more ? 0 : (int)(wake_at - now);
         if (timeout > MAX_POLL_MS)
             timeout = MAX_POLL_MS;
         if (nfd > 0) {
@@ -2120,7 +2470,6 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
             pkc_sl_req *next = q->next;
 
             for (int32_t k = 0; k < q->nb; k++) {
-                sl->parts[q->b[k]->partition].in_flight = 0;
                 failed += q->b[k]->count;
                 fail_batch(sl, q->b[k], &r);
             }
@@ -2135,6 +2484,15 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
     for (int32_t id = 0; id < sl->nparts; id++) {
         sl_part *p = &sl->parts[id];
 
+        while (p->retry_head != NULL) {
+            pkc_sl_batch *bt = p->retry_head;
+
+            p->retry_head = bt->next;
+            unsent_add(sl, p, -bt->count);
+            failed += bt->count;
+            fail_batch(sl, bt, &r);
+        }
+        p->retry_tail = NULL;
         while (p->ready_head != NULL) {
             pkc_sl_batch *bt = p->ready_head;
 
@@ -2157,8 +2515,11 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
                 batch_put(sl, bt);
             }
         }
-        p->in_flight = 0;
+        p->n_in_flight = 0;
+        p->inflight_lb = NULL;
+        p->gap = 0;
     }
+    sl->inflight_batches = 0;
     pthread_cond_broadcast(&sl->ev_cond);
     pthread_cond_broadcast(&sl->idle_cond);
     pthread_cond_broadcast(&sl->space_cond);
@@ -2178,6 +2539,8 @@ pkc_sl_wait_event(pkc_sl *sl, int64_t deadline)
             ev |= PKC_SL_EV_DONE;
         if (sl->ev_metadata)
             ev |= PKC_SL_EV_METADATA;
+        if (sl->ev_pid)
+            ev |= PKC_SL_EV_PRODUCER_ID;
         if (sl->sender_exited || sl->thread_joined)
             ev |= PKC_SL_EV_STOPPED;
         if (ev != 0)
@@ -2186,6 +2549,7 @@ pkc_sl_wait_event(pkc_sl *sl, int64_t deadline)
             break;
     }
     sl->ev_metadata = 0;
+    sl->ev_pid = 0;
     pthread_mutex_unlock(&sl->mu);
     return ev;
 }

@@ -26,17 +26,42 @@
  * sender itself.
  *
  * Batch life: OPEN (appendable, in partition->open) -> SEALED (in the
- * partition's ready FIFO; when full, when linger_ms passed since its first
+ * partition's ready FIFO; when full, or, while the partition has a batch
+ * in flight and nothing else ready, when linger_ms passed since its first
  * record, when the leader's unsent count reached min_queued, or when a
- * flush/stop is under way) -> IN FLIGHT (in one request; at most one
- * batch per partition is in flight, so retries keep the partition's order)
+ * flush/stop is under way) -> FINISHED (header, compression and CRC done
+ * by the sender while the batch waits in the ready FIFO, so compression
+ * overlaps the broker's work on the request in flight; a batch sent
+ * straight from OPEN is finished when its request is built) -> IN FLIGHT
+ * (in one request; see "Order" below)
  * -> DONE (on sl->done for the glue: success with base offset, or failure
  * with a pkc_sl_result saying why).  A failed attempt whose error is
- * retriable puts the batch back at the head of its partition's ready FIFO
- * after retry_backoff_ms, up to max_retries times; MESSAGE_TOO_LARGE /
- * RECORD_LIST_TOO_LARGE on a batch of several records splits it in two
+ * retriable waits, with any other batch of its partition that fails
+ * before the partition's batches in flight are all answered, and then they
+ * go back to the head of the partition's ready FIFO in their order, sent
+ * again after retry_backoff_ms, up to max_retries times; MESSAGE_TOO_LARGE
+ * / RECORD_LIST_TOO_LARGE on a batch of several records splits it in two
  * (no attempt counted).  Every appended record ends on the done list
  * exactly once (pkc_sl_stop fails what is left with PKC_SL_STOPPED).
+ *
+ * Order.  Without a producer id one batch per partition is in flight, so
+ * retries keep the partition's order.  With cfg.idempotent (Kafka's
+ * idempotent producer, KIP-98) the glue hands over a producer id and epoch
+ * from InitProducerId (pkc_sl_set_producer_id, applied while nothing is in
+ * flight); each batch gets its partition's next base sequence when it is
+ * first written (kept across its retries, patched into a batch finished
+ * ahead with pkc_batch_builder_restamp), and up to
+ * PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT batches per partition are in flight, all
+ * to one broker.  The leader refuses a gap (OUT_OF_ORDER_SEQUENCE_NUMBER:
+ * the batches behind a failed one follow it, no attempt counted) and
+ * recognises a repeat (DUPLICATE_SEQUENCE_NUMBER, or the original offset:
+ * a success), so retries neither reorder nor duplicate.  When the broker's
+ * view of the producer does not match (UNKNOWN_PRODUCER_ID,
+ * INVALID_PRODUCER_EPOCH, a first OUT_OF_ORDER_SEQUENCE_NUMBER) or a batch
+ * with sequences fails for good (a gap), the engine drops the producer id,
+ * raises PKC_SL_EV_PRODUCER_ID and sends without one (one batch per
+ * partition in flight) until the new one is applied; sequences then start
+ * at 0 again.
  *
  * Connections.  The sender keeps one pkc_conn (net.h) per leader broker,
  * connects on demand (bounded by connect_timeout_ms), negotiates the
@@ -60,6 +85,10 @@
 /* Produce versions pykafka_c speaks (v13 switches to topic ids). */
 #define PKC_SL_PRODUCE_MIN 3
 #define PKC_SL_PRODUCE_MAX 12
+/* Batches of one partition in flight at once with an idempotent producer
+ * (Kafka brokers keep the last five batches of each producer and
+ * partition for duplicate detection). */
+#define PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT 5
 /* Lowest Produce version that may carry zstd batches. */
 #define PKC_SL_PRODUCE_ZSTD_MIN 7
 /* Bytes of a Produce request that are not record batches, beyond the
@@ -107,7 +136,12 @@ struct pkc_sl_batch {
     int64_t created_ms;      /* monotonic ms when the batch was opened */
     int64_t not_before_ms;   /* retry backoff: not sent before this */
     int attempts;            /* failed send attempts so far */
+    int64_t stamp_gen;       /* producer id generation of base_seq, -1 */
+    int64_t stamp_pid;       /* producer id it was last sent with, -1 */
+    int32_t base_seq;        /* sequence of its first record (idempotent) */
     int full;                /* the builder refused a record */
+    int finish_tried;        /* the sender tried to finish it while it
+                                waited in the ready FIFO */
     int finished;            /* wire/wire_len are valid */
     const uint8_t *wire;
     size_t wire_len;
@@ -138,6 +172,12 @@ typedef struct {
     int leader_wait_ms;       /* a sealed batch whose partition has no
                                  leader fails after this long */
     int max_in_flight;        /* requests per broker connection (>= 1) */
+    int idempotent;           /* use a producer id and sequences (ignored
+                                 with acks=0); until the glue hands one
+                                 over with pkc_sl_set_producer_id (and
+                                 after the broker refused our sequences,
+                                 until a new one comes) batches go without
+                                 one, one per partition in flight */
     const char *client_id;    /* copied; NULL for "pykafka_c" */
 } pkc_sl_config;
 
@@ -145,6 +185,7 @@ typedef struct {
 #define PKC_SL_EV_DONE 0x01     /* sl->done is not empty */
 #define PKC_SL_EV_METADATA 0x02 /* the leaders need refreshing */
 #define PKC_SL_EV_STOPPED 0x04  /* the sender has exited */
+#define PKC_SL_EV_PRODUCER_ID 0x08 /* a (new) producer id is needed */
 
 /* Result of pkc_sl_append. */
 #define PKC_SL_APPEND_OK 0
@@ -162,6 +203,13 @@ typedef struct {
     int64_t retries;          /* batch attempts retried */
     int64_t splits;           /* batches split after TOO_LARGE answers */
     int64_t bytes_sent;       /* batch bytes put into requests */
+    int64_t finished_ahead;   /* batches sealed and compressed while they
+                                 waited for their partition's turn */
+    int64_t producer_id;      /* in use, -1 when not idempotent */
+    int64_t producer_id_requests; /* times PKC_SL_EV_PRODUCER_ID was raised */
+    int64_t duplicates;       /* batches answered DUPLICATE_SEQUENCE_NUMBER */
+    int64_t max_partition_in_flight; /* most batches of one partition in
+                                        flight at once, so far */
     int64_t connects;         /* connections made */
     int64_t metadata_requests;/* times PKC_SL_EV_METADATA was raised */
     int64_t pending;          /* appended - completed */
@@ -206,6 +254,16 @@ int pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *brokers,
  */
 int pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
                        const int32_t *leaders, size_t n);
+
+/*
+ * Give the engine the producer id and epoch that InitProducerId returned
+ * (idempotent engines only), or pid -1 to give up idempotence for good
+ * (one batch per partition in flight from then on).  The engine applies
+ * it once no batch is in flight, restarting every partition's sequence at
+ * 0.  Thread-safe.
+ */
+int pkc_sl_set_producer_id(pkc_sl *sl, int64_t producer_id,
+                           int16_t producer_epoch);
 
 /* Start the sender thread.  PKC_OK, or PKC_ERR_NOMEM/PKC_ERR_IO. */
 int pkc_sl_start(pkc_sl *sl);

@@ -867,6 +867,42 @@ test_compressed_roundtrip(void)
     }
 }
 
+/* Restamping a finished batch's producer fields keeps it valid. */
+static void
+test_builder_restamp(void)
+{
+    static const int codecs[] = {PKC_CODEC_NONE, PKC_CODEC_LZ4};
+
+    for (size_t c = 0; c < sizeof(codecs) / sizeof(codecs[0]); c++) {
+        pkc_batch_builder b;
+        const uint8_t *out;
+        size_t out_len;
+        pkc_record rec[20];
+
+        CHECK_EQ(pkc_batch_builder_init(&b, codecs[c], -1, 0), PKC_OK);
+        CHECK_EQ(pkc_batch_builder_restamp(&b, 7, 1, 0), PKC_ERR_INVALID);
+        for (int i = 0; i < 10; i++)
+            CHECK_EQ(pkc_batch_builder_append(&b, 1000 + i, NULL, -1,
+                                              (const uint8_t *)"value", 5,
+                                              NULL, 0), PKC_OK);
+        CHECK_EQ(pkc_batch_builder_finish(&b, &out, &out_len), PKC_OK);
+        CHECK_EQ((int64_t)pkc_load_u64(out + 43), -1);
+        CHECK_EQ(pkc_batch_builder_restamp(&b, 123456789012LL, 3, 2000),
+                 1);
+        CHECK_EQ((int64_t)pkc_load_u64(out + 43), 123456789012LL);
+        CHECK_EQ((int16_t)pkc_load_u16(out + 51), 3);
+        CHECK_EQ((int32_t)pkc_load_u32(out + 53), 2000);
+        CHECK_EQ((int32_t)pkc_load_u32(out + 57), 10);
+        /* The CRC-32C was recomputed: the batch still decodes. */
+        CHECK_EQ(decode_all(out, out_len, NULL, rec, 20, NULL), 10);
+        CHECK_EQ(pkc_batch_builder_restamp(&b, 123456789012LL, 3, 2000),
+                 0);
+        CHECK_EQ(pkc_batch_builder_restamp(&b, -1, -1, -1), 1);
+        CHECK_EQ(decode_all(out, out_len, NULL, rec, 20, NULL), 10);
+        pkc_batch_builder_free(&b);
+    }
+}
+
 int
 main(void)
 {
@@ -890,5 +926,6 @@ main(void)
     RUN(test_hostile);
     RUN(test_error_details);
     RUN(test_compressed_roundtrip);
+    RUN(test_builder_restamp);
     return pkc_test_summary();
 }

@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pkc_test.h"
+#include "compress.h"
 #include "records.h"
 #include "sendloop.h"
 
@@ -23,6 +25,10 @@ typedef struct {
     int port;
     int error_code;         /* answer every partition with this */
     int fail_first;         /* answer the first N Produce with error 6 */
+    int delay_ms;           /* wait this long before answering a Produce */
+    int64_t pids_seen;      /* producer id of the last batch */
+    int32_t next_seq[4];    /* expected base sequence per partition */
+    int seq_errors;         /* batches whose base sequence was not it */
     int produce_requests;
     int records_seen;
     int64_t next_offset[4];
@@ -107,6 +113,19 @@ answer_produce(fake *f, int fd, int32_t corr, pkc_reader *r)
         pkc_read_bytes(r, 0, 1, &s, "records");
         idx[i] = index;
         counts[i] = 0;
+        if (s.len >= 61) {
+            int64_t pid = (int64_t)pkc_load_u64(s.ptr + 43);
+            int32_t seq = (int32_t)pkc_load_u32(s.ptr + 53);
+            int32_t n = (int32_t)pkc_load_u32(s.ptr + 57);
+
+            f->pids_seen = pid;
+            if (pid >= 0) {
+                if (seq != f->next_seq[index & 3])
+                    f->seq_errors++;
+                else
+                    f->next_seq[index & 3] = seq + n;
+            }
+        }
         pkc_records_iter_init(&it, s.ptr, (size_t)s.len, NULL);
         while (pkc_records_next(&it, &rec) == 1)
             counts[i]++;
@@ -114,6 +133,11 @@ answer_produce(fake *f, int fd, int32_t corr, pkc_reader *r)
         f->records_seen += counts[i];
     }
     CHECK_EQ(r->status, PKC_OK);
+    if (f->delay_ms > 0) {
+        struct timespec ts = {0, (long)f->delay_ms * 1000000L};
+
+        nanosleep(&ts, NULL);
+    }
 
     pkc_writer_init(&w, 128, 0);
     pkc_write_i32(&w, 1);                               /* Responses */
@@ -593,6 +617,172 @@ test_broker_down_bounded(void)
     pkc_sl_free(sl);
 }
 
+/*
+ * Batches that wait behind the one in flight are finished (compressed)
+ * while they wait, and still go out in order: one partition, small full
+ * batches, a slow broker, optionally refused first attempts.
+ */
+static void
+run_finish_ahead(int codec, int fail_first)
+{
+    fake f;
+    pkc_sl_config c = base_config();
+    pkc_sl *sl = NULL;
+    pkc_sl_batch *done;
+    pkc_sl_broker_addr addr;
+    int32_t part = 0, leader = 3;
+    char err[128];
+    int got, seen[300] = {0};
+    int64_t next_offset = 0;
+    pkc_sl_stats st;
+
+    fake_start(&f);
+    f.delay_ms = 20;
+    f.fail_first = fail_first;
+    c.codec = codec;
+    c.max_request_size = 1500;  /* about ten records per batch */
+    c.linger_ms = 60000;        /* only full batches close on their own */
+    c.min_queued = 100000;
+    CHECK_EQ(pkc_sl_new(&sl, &c, err, sizeof(err)), PKC_OK);
+    addr.node_id = 3;
+    addr.host = "127.0.0.1";
+    addr.port = f.port;
+    CHECK_EQ(pkc_sl_set_brokers(sl, &addr, 1), PKC_OK);
+    CHECK_EQ(pkc_sl_set_leaders(sl, &part, &leader, 1), PKC_OK);
+    CHECK_EQ(pkc_sl_start(sl), PKC_OK);
+    for (intptr_t i = 0; i < 300; i++) {
+        char v[100];
+        pkc_sl_cookie ck = {(void *)(i + 1), NULL};
+
+        memset(v, 'a' + (int)(i % 26), sizeof(v));
+        CHECK_EQ(pkc_sl_append(sl, 0, 1000 + i, NULL, -1,
+                               (const uint8_t *)v, (int32_t)sizeof(v), NULL,
+                               0, &ck), PKC_SL_APPEND_OK);
+    }
+    CHECK_EQ(pkc_sl_flush(sl, pkc_now_ms() + 20000), 0);
+    done = collect(sl, 300, &got);
+    CHECK_EQ(got, 300);
+    /* Done in partition order, offsets consecutive, each record once. */
+    for (pkc_sl_batch *b = done; b != NULL; b = b->next) {
+        CHECK_EQ(b->result.kind, PKC_SL_OK);
+        CHECK_EQ(b->base_offset, next_offset);
+        for (int32_t i = 0; i < b->count; i++) {
+            intptr_t v = (intptr_t)b->cookies[i].msg;
+
+            CHECK_EQ(v, next_offset + i + 1);
+            if (v >= 1 && v <= 300)
+                seen[v - 1]++;
+        }
+        next_offset += b->count;
+    }
+    for (int i = 0; i < 300; i++)
+        CHECK_EQ(seen[i], 1);
+    pkc_sl_stats_get(sl, &st);
+    CHECK(st.finished_ahead > 0);
+    CHECK(st.batches_sent > 10);
+    CHECK_EQ(st.failed, 0);
+    CHECK_EQ(st.retries > 0, fail_first > 0);
+    release_all(sl, done);
+    CHECK_EQ(pkc_sl_stop(sl, pkc_now_ms() + 1000), 0);
+    pkc_sl_free(sl);
+    fake_stop(&f);
+    if (fail_first)
+        CHECK(f.records_seen > 300); /* the refused batches came again */
+    else
+        CHECK_EQ(f.records_seen, 300);
+}
+
+/* Idempotent: sequences from 0 per partition, contiguous, several
+ * batches of a partition in flight, order kept. */
+static void
+test_idempotent_in_flight(void)
+{
+    fake f;
+    pkc_sl_config c = base_config();
+    pkc_sl *sl = NULL;
+    pkc_sl_batch *done;
+    pkc_sl_broker_addr addr;
+    int32_t parts[2] = {0, 1}, leaders[2] = {3, 3};
+    char err[128];
+    int got;
+    int64_t next_offset[2] = {0, 0};
+    pkc_sl_stats st;
+
+    fake_start(&f);
+    f.delay_ms = 5;
+    c.max_request_size = 1500;
+    c.linger_ms = 60000;
+    c.min_queued = 100000;
+    c.max_in_flight = 5;
+    c.idempotent = 1;
+    CHECK_EQ(pkc_sl_new(&sl, &c, err, sizeof(err)), PKC_OK);
+    /* The engine asks for a producer id at once. */
+    CHECK(pkc_sl_wait_event(sl, pkc_now_ms() + 100) & PKC_SL_EV_PRODUCER_ID);
+    CHECK_EQ(pkc_sl_set_producer_id(sl, 77, 2), PKC_OK);
+    addr.node_id = 3;
+    addr.host = "127.0.0.1";
+    addr.port = f.port;
+    CHECK_EQ(pkc_sl_set_brokers(sl, &addr, 1), PKC_OK);
+    CHECK_EQ(pkc_sl_set_leaders(sl, parts, leaders, 2), PKC_OK);
+    CHECK_EQ(pkc_sl_start(sl), PKC_OK);
+    for (intptr_t i = 0; i < 400; i++) {
+        char v[100];
+        pkc_sl_cookie ck = {(void *)(i + 1), NULL};
+
+        memset(v, 'a' + (int)(i % 26), sizeof(v));
+        CHECK_EQ(pkc_sl_append(sl, (int32_t)(i % 2), 1000 + i, NULL, -1,
+                               (const uint8_t *)v, (int32_t)sizeof(v), NULL,
+                               0, &ck), PKC_SL_APPEND_OK);
+    }
+    CHECK_EQ(pkc_sl_flush(sl, pkc_now_ms() + 20000), 0);
+    done = collect(sl, 400, &got);
+    CHECK_EQ(got, 400);
+    for (pkc_sl_batch *b = done; b != NULL; b = b->next) {
+        CHECK_EQ(b->result.kind, PKC_SL_OK);
+        CHECK_EQ(b->base_offset, next_offset[b->partition & 1]);
+        for (int32_t i = 0; i < b->count; i++) {
+            intptr_t v = (intptr_t)b->cookies[i].msg;
+
+            /* Partition i % 2, in order: offset = index / 2. */
+            CHECK_EQ((v - 1) % 2, b->partition);
+            CHECK_EQ((v - 1) / 2, b->base_offset + i);
+        }
+        next_offset[b->partition & 1] += b->count;
+    }
+    pkc_sl_stats_get(sl, &st);
+    CHECK_EQ(st.producer_id, 77);
+    CHECK(st.max_partition_in_flight > 1);
+    CHECK(st.max_partition_in_flight <= PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT);
+    CHECK_EQ(st.failed, 0);
+    release_all(sl, done);
+    CHECK_EQ(pkc_sl_stop(sl, pkc_now_ms() + 1000), 0);
+    pkc_sl_free(sl);
+    fake_stop(&f);
+    CHECK_EQ(f.pids_seen, 77);
+    CHECK_EQ(f.seq_errors, 0);
+    CHECK_EQ(f.next_seq[0], 200);
+    CHECK_EQ(f.next_seq[1], 200);
+    CHECK_EQ(f.records_seen, 400);
+}
+
+static void
+test_finish_ahead_none(void)
+{
+    run_finish_ahead(PKC_CODEC_NONE, 0);
+}
+
+static void
+test_finish_ahead_lz4(void)
+{
+    run_finish_ahead(PKC_CODEC_LZ4, 0);
+}
+
+static void
+test_finish_ahead_gzip_retry(void)
+{
+    run_finish_ahead(PKC_CODEC_GZIP, 2);
+}
+
 int
 main(void)
 {
@@ -606,6 +796,10 @@ main(void)
     RUN(test_roundtrip_gzip);
     RUN(test_non_retriable_error);
     RUN(test_broker_down_bounded);
+    RUN(test_finish_ahead_none);
+    RUN(test_finish_ahead_lz4);
+    RUN(test_finish_ahead_gzip_retry);
+    RUN(test_idempotent_in_flight);
     if (pkc_test_failures == 0)
         printf("all checks passed\n");
     return pkc_test_summary();
