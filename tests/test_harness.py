@@ -111,6 +111,21 @@ def test_decode_metadata_truncated_anywhere_is_a_wire_error(version):
 
 
 @pytest.mark.unit
+def test_list_offsets_v1_bytes_and_truncation():
+    # Request: replica_id -1, one topic "t" with partitions 0 and 3, latest.
+    assert _wire.encode_list_offsets(1, "t", [0, 3]) == (
+        struct.pack(">i", -1) + struct.pack(">i", 1) + struct.pack(">h", 1) + b"t"
+        + struct.pack(">i", 2) + struct.pack(">iq", 0, -1) + struct.pack(">iq", 3, -1))
+    body = (struct.pack(">i", 1) + struct.pack(">h", 1) + b"t" + struct.pack(">i", 2)
+            + struct.pack(">ihqq", 0, 0, -1, 42) + struct.pack(">ihqq", 3, 6, -1, -1))
+    assert _wire.decode_list_offsets(_wire.Reader(body), 1) == {
+        ("t", 0): (0, 42), ("t", 3): (6, -1)}
+    for cut in range(len(body)):
+        with pytest.raises(_wire.WireError):
+            _wire.decode_list_offsets(_wire.Reader(body[:cut]), 1)
+
+
+@pytest.mark.unit
 def test_reader_rejects_bad_strings():
     with pytest.raises(_wire.WireError, match="negative string"):
         _wire.Reader(struct.pack(">h", -2)).nullable_string()

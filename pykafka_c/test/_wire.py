@@ -16,6 +16,7 @@ Every read from a response is bounds-checked; a malformed response raises
 import socket
 import struct
 
+API_LIST_OFFSETS = 2
 API_METADATA = 3
 API_API_VERSIONS = 18
 API_CREATE_TOPICS = 19
@@ -24,6 +25,7 @@ API_DELETE_TOPICS = 20
 # Versions this module can encode/decode, per API key.
 SUPPORTED = {
     API_API_VERSIONS: (0, 0),
+    API_LIST_OFFSETS: (1, 1),
     API_METADATA: (1, 5),
     API_CREATE_TOPICS: (2, 4),
     API_DELETE_TOPICS: (1, 3),
@@ -314,6 +316,32 @@ def decode_delete_topics(r, version):
     return out
 
 
+def encode_list_offsets(version, topic, partitions, timestamp=-1):
+    """ListOffsets v1 request body: one topic, ``partitions`` (ids), each
+    asked for ``timestamp`` (-1 latest, -2 earliest)."""
+    def part(pid):
+        return _i32(pid) + struct.pack(">q", timestamp)
+    return _i32(-1) + _array([topic], lambda t: _string(t) + _array(partitions, part))
+
+
+def decode_list_offsets(r, version):
+    """-> {(topic, partition): (error_code, offset)}"""
+    out = {}
+
+    def topic(rr):
+        name = rr.string()
+
+        def part(pr):
+            pid, err = pr.int32(), pr.int16()
+            pr.int64()                   # timestamp
+            out[(name, pid)] = (err, pr.int64())
+        rr.array(part, 22)
+
+    r.array(topic, 6)
+    r.expect_end("ListOffsets v%d response" % version)
+    return out
+
+
 # ---------------------------------------------------------------- connection
 
 def _recv_exact(sock, n):
@@ -393,6 +421,14 @@ class Connection:
     def metadata(self, topics=None):
         v = self.pick_version(API_METADATA)
         return decode_metadata(self.request(API_METADATA, v, encode_metadata(v, topics)), v)
+
+    def list_offsets(self, topic, partitions, timestamp=-1):
+        """ListOffsets v1 -> {partition: (error_code, offset)} (errors are
+        returned, not raised)."""
+        v = self.pick_version(API_LIST_OFFSETS)
+        got = decode_list_offsets(self.request(
+            API_LIST_OFFSETS, v, encode_list_offsets(v, topic, partitions, timestamp)), v)
+        return {pid: res for (t, pid), res in got.items() if t == topic}
 
     def create_topic(self, name, num_partitions, replication_factor, configs=None,
                      timeout_ms=30000):

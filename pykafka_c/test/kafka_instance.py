@@ -570,7 +570,8 @@ class ClusterAdmin:
                      timeout=60.0):
         """Create a topic (CreateTopics; ``configs`` is a dict of topic
         settings) and wait until every reachable broker's metadata shows a
-        leader for each of its partitions.  An existing topic raises
+        leader for each of its partitions and every leader answers
+        ListOffsets for them without error.  An existing topic raises
         ``KafkaErrorCode`` with code 36 (TOPIC_ALREADY_EXISTS)."""
         self._to_controller(lambda conn: conn.create_topic(
             name, num_partitions, replication_factor, configs,
@@ -588,9 +589,26 @@ class ClusterAdmin:
                 bad = [p.id for p in t.partitions.values() if p.leader < 0]
                 if bad:
                     return "broker %d: partitions %s have no leader" % (node, bad)
+            # Metadata can name a leader a moment before that broker serves
+            # the partition (it answers NOT_LEADER_OR_FOLLOWER meanwhile):
+            # ready means every leader answers ListOffsets without error.
+            by_leader = {}
+            for p in t.partitions.values():
+                by_leader.setdefault(p.leader, []).append(p.id)
+            for leader, pids in sorted(by_leader.items()):
+                if leader not in md.brokers:
+                    return "leader %d of partitions %s is not listed" % (leader, pids)
+                host, port = md.brokers[leader]
+                with self._connect((leader, host, port), 10.0) as conn:
+                    got = conn.list_offsets(name, sorted(pids))
+                errs = {pid: got.get(pid, (None,))[0] for pid in pids}
+                errs = {pid: e for pid, e in errs.items() if e != 0}
+                if errs:
+                    return "leader %d answers ListOffsets with errors %s" % (leader, errs)
             return None
 
-        self._wait("topic %r to have a leader for every partition" % name, check, timeout)
+        self._wait("topic %r to have a serving leader for every partition" % name, check,
+                   timeout)
 
     def delete_topic(self, name, timeout=60.0):
         """Delete a topic and wait until no reachable broker lists it."""
