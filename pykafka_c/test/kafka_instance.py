@@ -755,6 +755,35 @@ class KafkaInstance(ClusterAdmin):
 
     # ------------------------------------------------------------- startup
 
+    def _common_properties(self, b):
+        """Broker settings shared by KRaft and ZooKeeper mode."""
+        n = self.num_instances
+        return {
+            "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % b.port,
+            "log.dirs": b.data_dir,
+            "num.partitions": 1,
+            "default.replication.factor": 1,
+            "auto.create.topics.enable": "true",
+            "delete.topic.enable": "true",
+            "offsets.topic.replication.factor": min(n, 3),
+            "offsets.topic.num.partitions": 4,
+            "transaction.state.log.replication.factor": min(n, 3),
+            "transaction.state.log.min.isr": min(n, 2),
+            "transaction.state.log.num.partitions": 4,
+            "group.initial.rebalance.delay.ms": 0,
+            "group.min.session.timeout.ms": 1000,
+            "replica.lag.time.max.ms": 5000,
+            "num.network.threads": 2,
+            "num.io.threads": 4 if n == 1 else 2,
+            "num.recovery.threads.per.data.dir": 1,
+            "log.cleaner.threads": 1,
+            "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
+        }
+
+    def _properties_text(self, props):
+        props.update(self._extra_props)
+        return "".join("%s=%s\n" % (k, v) for k, v in props.items())
+
     def _server_properties(self, b, voters):
         if self.zookeeper_mode:
             return self._zk_server_properties(b)
@@ -765,68 +794,29 @@ class KafkaInstance(ClusterAdmin):
             "controller.quorum.voters": voters,
             "listeners": "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d"
                          % (b.port, b.controller_port),
-            "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % b.port,
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": b.data_dir,
-            "num.partitions": 1,
-            "default.replication.factor": 1,
-            "auto.create.topics.enable": "true",
-            "delete.topic.enable": "true",
-            "offsets.topic.replication.factor": min(n, 3),
-            "offsets.topic.num.partitions": 4,
-            "transaction.state.log.replication.factor": min(n, 3),
-            "transaction.state.log.min.isr": min(n, 2),
-            "transaction.state.log.num.partitions": 4,
             "share.coordinator.state.topic.replication.factor": min(n, 3),
             "share.coordinator.state.topic.min.isr": min(n, 2),
-            "group.initial.rebalance.delay.ms": 0,
-            "group.min.session.timeout.ms": 1000,
             "broker.heartbeat.interval.ms": 1000,
             "broker.session.timeout.ms": 5000,
-            "replica.lag.time.max.ms": 5000,
-            "num.network.threads": 2,
-            "num.io.threads": 4 if n == 1 else 2,
-            "num.recovery.threads.per.data.dir": 1,
-            "log.cleaner.threads": 1,
-            "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
         }
-        props.update(self._extra_props)
-        return "".join("%s=%s\n" % (k, v) for k, v in props.items())
+        props.update(self._common_properties(b))
+        return self._properties_text(props)
 
     def _zk_server_properties(self, b):
         """Broker settings in ZooKeeper mode (Kafka 2.1-3.2)."""
-        n = self.num_instances
         props = {
             "broker.id": b.node_id,
             "zookeeper.connect": self._zk.connect,
             "zookeeper.connection.timeout.ms": 30000,
             "zookeeper.session.timeout.ms": 10000,
             "listeners": "PLAINTEXT://127.0.0.1:%d" % b.port,
-            "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % b.port,
-            "log.dirs": b.data_dir,
-            "num.partitions": 1,
-            "default.replication.factor": 1,
-            "auto.create.topics.enable": "true",
-            "delete.topic.enable": "true",
-            "offsets.topic.replication.factor": min(n, 3),
-            "offsets.topic.num.partitions": 4,
-            "transaction.state.log.replication.factor": min(n, 3),
-            "transaction.state.log.min.isr": min(n, 2),
-            "transaction.state.log.num.partitions": 4,
-            "group.initial.rebalance.delay.ms": 0,
-            "group.min.session.timeout.ms": 1000,
-            "replica.lag.time.max.ms": 5000,
             "controlled.shutdown.max.retries": 1,
-            "num.network.threads": 2,
-            "num.io.threads": 4 if n == 1 else 2,
-            "num.recovery.threads.per.data.dir": 1,
-            "log.cleaner.threads": 1,
-            "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
         }
-        props.update(self._extra_props)
-        return "".join("%s=%s\n" % (k, v) for k, v in props.items())
+        props.update(self._common_properties(b))
+        return self._properties_text(props)
 
     def _start_cluster(self):
         last = None
