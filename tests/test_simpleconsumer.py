@@ -309,6 +309,59 @@ def test_stop_raises_consumer_stopped(kafka, client, topic_name):
     idle.stop()
 
 
+def test_concurrent_stop_from_several_threads(kafka, client, topic_name):
+    """Threads calling stop() on one consumer at once (a signal handler's
+    thread and a ``finally``, say) all return, the fetch thread is joined
+    once, the consumer goes on where it was after start(), and a blocked
+    consume() sees ConsumerStoppedException."""
+    topic = make_topic(kafka, client, topic_name)
+    threads_before = _threads()
+    consumer = topic.get_simple_consumer(consumer_group=b"g-stop",
+                                         auto_commit_enable=True)
+    for round_ in range(20):
+        produce(client, topic, 0, values(b"m", 2))
+        assert [m.offset for m in consume_n(consumer, 2)] == \
+            [2 * round_, 2 * round_ + 1]
+        barrier = threading.Barrier(8)
+        errors = []
+
+        def stopper():
+            try:
+                barrier.wait(5)
+                consumer.stop()
+            except Exception as exc:  # collected for the assertion below
+                errors.append(exc)
+
+        waiter_errors = []
+
+        def blocked():
+            try:
+                consumer.consume()
+            except Exception as exc:
+                waiter_errors.append(type(exc))
+
+        w = threading.Thread(target=blocked)
+        w.start()
+        stoppers = [threading.Thread(target=stopper) for _ in range(8)]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(20)
+        w.join(20)
+        assert not any(t.is_alive() for t in stoppers), \
+            "a concurrent stop() hung (round %d)" % round_
+        assert not w.is_alive()
+        assert errors == []
+        assert waiter_errors == [ConsumerStoppedException]
+        # A joined Python thread's OS task may take a moment to go.
+        deadline = time.monotonic() + 5
+        while _threads() != threads_before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _threads() == threads_before
+        consumer.start()
+    consumer.stop()
+
+
 def test_message_larger_than_fetch_message_max_bytes(kafka, client,
                                                      topic_name):
     topic = make_topic(kafka, client, topic_name, partitions=2)

@@ -349,7 +349,9 @@ Fetcher_start(PyObject *op, PyObject *Py_UNUSED(arg))
 
     if (self->running)
         Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
     rc = pkc_fl_start(self->fl);
+    Py_END_ALLOW_THREADS
     if (rc == PKC_ERR_NOMEM)
         return PyErr_NoMemory();
     if (rc != PKC_OK)

@@ -315,6 +315,8 @@ struct pkc_fl {
     pthread_cond_t cv;       /* consumers wait here */
     pthread_t thread;
     int thread_running;
+    int joining;             /* a pkc_fl_stop caller is joining the thread;
+                                other callers wait on cv until it is 0 */
     int stopping;            /* the thread must exit */
     int stopped;             /* not running: waiters return -1 */
     unsigned interrupt_gen;
@@ -2469,9 +2471,11 @@ pkc_fl_start(pkc_fl *fl)
     int rc;
 
     fl_lock(fl);
+    while (fl->joining)
+        pthread_cond_wait(&fl->cv, &fl->mu);
     if (fl->thread_running) {
         fl_unlock(fl);
-        return PKC_ERR_INVALID;
+        return PKC_OK;
     }
     fl->stopping = 0;
     fl->stopped = 0;
@@ -2510,9 +2514,18 @@ pkc_fl_stop(pkc_fl *fl)
     ssize_t w;
 
     fl_lock(fl);
+    if (fl->joining) {
+        /* Another thread is stopping the engine: wait until it is done
+         * (only one caller may join the thread). */
+        while (fl->joining)
+            pthread_cond_wait(&fl->cv, &fl->mu);
+        fl_unlock(fl);
+        return;
+    }
     was_running = fl->thread_running;
     fl->stopping = 1;
     fl->stopped = 1;
+    fl->joining = was_running;
     pthread_cond_broadcast(&fl->cv);
     if (was_running) {
         do {
@@ -2562,6 +2575,8 @@ pkc_fl_stop(pkc_fl *fl)
             ;
     }
     fl->wake_pending = 0;
+    fl->joining = 0;
+    pthread_cond_broadcast(&fl->cv);
     fl_unlock(fl);
     fl_chunk_free_list(drop);
 }

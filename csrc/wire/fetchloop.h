@@ -169,15 +169,18 @@ void pkc_fl_free(pkc_fl *fl);
  * PKC_ERR_INVALID (duplicate, or the thread runs) or PKC_ERR_NOMEM. */
 int pkc_fl_add_partition(pkc_fl *fl, int32_t partition);
 
-/* Start the fetch thread.  PKC_OK, PKC_ERR_INVALID if it is running,
- * PKC_ERR_NOMEM / PKC_ERR_IO if the thread or pipe could not be made. */
+/* Start the fetch thread.  PKC_OK (also when it already runs; a start
+ * that meets a stop under way waits for it, then starts), or
+ * PKC_ERR_NOMEM / PKC_ERR_IO if the thread could not be made. */
 int pkc_fl_start(pkc_fl *fl);
 
 /*
  * Stop the thread and wait for it; close every connection; drop every
  * queued record and rewind each partition to last_consumed + 1; clear
  * pending events; partitions become ACTIVE again.  Waiters in
- * pkc_fl_wait return.  Safe to call when not running.
+ * pkc_fl_wait return.  Safe to call when not running, and from several
+ * threads at once: one of them joins the thread, the others wait until
+ * it is done.
  */
 void pkc_fl_stop(pkc_fl *fl);
 
