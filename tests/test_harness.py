@@ -325,6 +325,22 @@ def test_create_and_delete_topic(kafka, topic_name):
     assert topic_name not in kafka.metadata().topics
 
 
+def test_bytes_topic_names_as_pykafka_passes_them(kafka, topic_name):
+    """pykafka's tests call ``create_topic(b'name', 3, 1)``: bytes work like
+    str everywhere a harness helper takes a topic name, and delete waits
+    until the topic is gone."""
+    name = topic_name.encode()
+    t0 = time.monotonic()
+    kafka.create_topic(name, 3, 1)
+    assert time.monotonic() - t0 < 30
+    assert sorted(kafka.metadata().topics[topic_name].partitions) == [0, 1, 2]
+    kafka.wait_in_sync([name])
+    kafka.delete_topic(name)
+    assert topic_name not in kafka.metadata().topics
+    with pytest.raises(TypeError):
+        kafka.create_topic(42)
+
+
 @pytest.mark.slow
 def test_kafka_tools_round_trip(kafka, topic_name):
     kafka.create_topic(topic_name)

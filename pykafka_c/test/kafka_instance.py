@@ -497,6 +497,17 @@ def _cleanup(brokers, tmpdir, grace, keep, zookeeper=None):
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def _topic_name(name):
+    """A topic name as ``str``: pykafka's tests and users pass ``bytes``
+    (``create_topic(b'name', 3, 2)``), the wire helpers and the metadata
+    they decode use ``str``."""
+    if isinstance(name, (bytes, bytearray)):
+        return bytes(name).decode("utf-8")
+    if not isinstance(name, str):
+        raise TypeError("a topic name is str or bytes, not %s" % type(name).__name__)
+    return name
+
+
 class ClusterAdmin:
     """Topic and metadata helpers shared by :class:`KafkaInstance` and
     :class:`pykafka_c.test.utils.ExternalCluster`.  Subclasses provide
@@ -572,7 +583,9 @@ class ClusterAdmin:
         settings) and wait until every reachable broker's metadata shows a
         leader for each of its partitions and every leader answers
         ListOffsets for them without error.  An existing topic raises
-        ``KafkaErrorCode`` with code 36 (TOPIC_ALREADY_EXISTS)."""
+        ``KafkaErrorCode`` with code 36 (TOPIC_ALREADY_EXISTS).  ``name``
+        is str or bytes."""
+        name = _topic_name(name)
         self._to_controller(lambda conn: conn.create_topic(
             name, num_partitions, replication_factor, configs,
             timeout_ms=int(timeout * 1000)))
@@ -611,7 +624,9 @@ class ClusterAdmin:
                    timeout)
 
     def delete_topic(self, name, timeout=60.0):
-        """Delete a topic and wait until no reachable broker lists it."""
+        """Delete a topic (str or bytes name) and wait until no reachable
+        broker lists it."""
+        name = _topic_name(name)
         self._to_controller(lambda conn: conn.delete_topics(
             [name], timeout_ms=int(timeout * 1000)))
 
@@ -631,6 +646,8 @@ class ClusterAdmin:
         """Wait until every partition of ``topics`` (default: all non-internal
         topics) has a leader and all its replicas in the ISR, as every
         reachable broker sees it."""
+        if topics is not None:
+            topics = [_topic_name(t) for t in topics]
 
         def check():
             for node, md in self._each_broker_metadata():
@@ -651,6 +668,7 @@ class ClusterAdmin:
     def produce_messages(self, topic_name, messages, timeout=120.0):
         """Write ``messages`` (str or bytes, one record each, no newlines) to a
         topic with Kafka's console producer (acks=all), like pykafka's helper."""
+        topic_name = _topic_name(topic_name)
         lines = []
         for m in messages:
             m = m.decode("utf-8") if isinstance(m, bytes) else str(m)
