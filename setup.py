@@ -9,10 +9,13 @@ Environment switches (read at build time):
 * ``PKC_WERROR=1``    warnings are errors (CI sets it).
 * ``PKC_NO_SNAPPY`` / ``PKC_NO_LZ4`` / ``PKC_NO_ZSTD`` = 1: build without that
   codec even when its library is installed (to test the "codec missing" error).
+* ``PKC_NO_OPENSSL=1``  build without TLS and SCRAM even when OpenSSL is
+  installed (to test the "TLS missing" error).
 
-Optional codecs are linked when their headers are found: libsnappy
-(``snappy-c.h``), liblz4 (``lz4frame.h``) and libzstd (``zstd.h``).  zlib is
-required.
+Optional libraries are linked when their headers are found: libsnappy
+(``snappy-c.h``), liblz4 (``lz4frame.h``), libzstd (``zstd.h``), and the
+system's OpenSSL (``openssl/ssl.h``: libssl and libcrypto, for TLS and the
+SCRAM SASL mechanisms).  zlib is required.
 """
 
 import glob
@@ -65,11 +68,13 @@ def _extension():
         ("snappy", "snappy-c.h", "snappy", "PKC_HAVE_SNAPPY", "PKC_NO_SNAPPY"),
         ("lz4", "lz4frame.h", "lz4", "PKC_HAVE_LZ4", "PKC_NO_LZ4"),
         ("zstd", "zstd.h", "zstd", "PKC_HAVE_ZSTD", "PKC_NO_ZSTD"),
+        ("openssl", "openssl/ssl.h", "ssl crypto", "PKC_HAVE_OPENSSL",
+         "PKC_NO_OPENSSL"),
     ]
-    for _name, header, lib, macro, off in codecs:
+    for _name, header, libs, macro, off in codecs:
         if not _flag(off) and _have_header(header):
             define_macros.append((macro, "1"))
-            libraries.append(lib)
+            libraries.extend(libs.split())
     if _flag("PKC_WERROR"):
         extra_compile_args.append("-Werror")
     if _flag("PKC_SANITIZE"):

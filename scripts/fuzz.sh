@@ -43,6 +43,7 @@ libs=(-lz)
 have_header snappy-c.h && { defs+=(-DPKC_HAVE_SNAPPY=1); libs+=(-lsnappy); }
 have_header lz4frame.h && { defs+=(-DPKC_HAVE_LZ4=1); libs+=(-llz4); }
 have_header zstd.h && { defs+=(-DPKC_HAVE_ZSTD=1); libs+=(-lzstd); }
+have_header openssl/ssl.h && { defs+=(-DPKC_HAVE_OPENSSL=1); libs+=(-lssl -lcrypto); }
 
 if [ $# -gt 0 ]; then
     names=("$@")

@@ -2,6 +2,7 @@
 # Install the system packages pykafka_c needs to build and to run its whole
 # test suite, when they are missing:
 #   a C compiler, Python headers, zlib/snappy/lz4/zstd headers (codecs),
+#   OpenSSL's headers and command (TLS, SCRAM, test certificates),
 #   a JDK 17+ and Maven (real Kafka brokers from Maven Central), kcat
 #   (interop tests), clang with its libFuzzer/ASan runtime (fuzz targets).
 #
@@ -73,6 +74,8 @@ check_all() {
     have_header snappy-c.h  || need libsnappy-dev "snappy headers (snappy-c.h)"
     have_header lz4frame.h  || need liblz4-dev   "lz4 headers (lz4frame.h)"
     have_header zstd.h      || need libzstd-dev  "zstd headers (zstd.h)"
+    have_header openssl/ssl.h || need libssl-dev "OpenSSL headers (openssl/ssl.h) for TLS and SCRAM"
+    command -v openssl >/dev/null 2>&1 || need openssl "the openssl command (test certificates)"
     local jm
     jm=$(java_major || true)
     if [ -z "$jm" ] || [ "$jm" -lt 17 ]; then

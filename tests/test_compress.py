@@ -35,6 +35,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import cbuild
 from pykafka_c import _core
 from pykafka_c.exceptions import CodecUnavailableError, CompressionError
 
@@ -702,24 +703,13 @@ def test_gil_is_released_while_decompressing():
 
 
 def build_c_test(tmp_path, with_codecs):
-    gcc = need_tool("gcc")
-    exe = tmp_path / ("test_compress" + ("" if with_codecs else "_nocodecs"))
-    defs, libs = [], ["-lz"]
-    if with_codecs:
-        defs = ["-DPKC_HAVE_SNAPPY=1", "-DPKC_HAVE_LZ4=1", "-DPKC_HAVE_ZSTD=1"]
-        libs += ["-lsnappy", "-llz4", "-lzstd"]
-    flags = ["-std=c11", "-Wall", "-Wextra", "-Wstrict-prototypes", "-Wshadow",
-             "-Wno-missing-field-initializers", "-Werror", "-D_GNU_SOURCE",
-             "-O1", "-g"]
-    if os.environ.get("PKC_SANITIZE", "") not in ("", "0"):
-        flags += ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
-    wire = sorted(str(p) for p in (ROOT / "csrc" / "wire").glob("*.c"))
-    cmd = ([gcc] + flags + defs + ["-I", str(ROOT / "csrc" / "wire"),
-           str(ROOT / "tests" / "c" / "test_compress.c")] + wire + libs
-           + ["-pthread", "-o", str(exe)])
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=tool_env())
-    assert res.returncode == 0, res.stdout.decode()
-    return exe
+    without = () if with_codecs else ("PKC_HAVE_SNAPPY", "PKC_HAVE_LZ4",
+                                      "PKC_HAVE_ZSTD")
+    sanitize = os.environ.get("PKC_SANITIZE", "") not in ("", "0")
+    out_dir = tmp_path / ("codecs" if with_codecs else "nocodecs")
+    out_dir.mkdir()
+    return cbuild.build("test_compress", out_dir, sanitize=sanitize,
+                        without=without)
 
 
 @pytest.mark.unit

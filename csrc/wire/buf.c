@@ -24,6 +24,8 @@ pkc_status_str(int status)
     case PKC_ERR_CLOSED: return "connection closed by peer";
     case PKC_ERR_UNSUPPORTED: return "unsupported format or version";
     case PKC_IN_PROGRESS: return "in progress";
+    case PKC_ERR_TLS: return "TLS error";
+    case PKC_ERR_AUTH: return "authentication failed";
     default: return "unknown error";
     }
 }

@@ -40,8 +40,10 @@ typedef enum {
     PKC_ERR_INTR = -11,       /* interrupted by a signal (EINTR) */
     PKC_ERR_CLOSED = -12,     /* peer closed the connection */
     PKC_ERR_UNSUPPORTED = -13, /* a format or version this code cannot read */
-    PKC_IN_PROGRESS = -14      /* not an error: a non-blocking operation is
+    PKC_IN_PROGRESS = -14,     /* not an error: a non-blocking operation is
                                   under way; call its step function again */
+    PKC_ERR_TLS = -15,         /* TLS set-up, handshake or verification */
+    PKC_ERR_AUTH = -16         /* SASL authentication failed or was refused */
 } pkc_status;
 
 /* Human-readable name of a status, a static string. */
