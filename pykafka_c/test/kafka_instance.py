@@ -56,6 +56,7 @@ import uuid
 import weakref
 
 from . import _wire
+from ._errors import HarnessError
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION", "KAFKA_39_VERSION", "KAFKA_OLD_VERSION", "KAFKA_VERSIONS",
@@ -114,11 +115,6 @@ _TOOLS_2X = {
     "topics": "kafka.admin.TopicCommand",
     "get-offsets": "kafka.tools.GetOffsetShell",
 }
-
-
-class HarnessError(RuntimeError):
-    """The test cluster could not be set up, started or used (missing tool,
-    failed resolve, broker that did not come up, ...)."""
 
 
 # --------------------------------------------------------------- versions
