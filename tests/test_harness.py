@@ -7,11 +7,14 @@ round-trip records, a 3-broker cluster started from the command line takes
 an RF=3 topic, and a killed broker comes back into the cluster and the ISR.
 """
 
+import base64
+import json
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -21,6 +24,7 @@ import pytest
 
 from pykafka_c.test import _wire
 from pykafka_c.test import kafka_instance as ki
+from pykafka_c.test import security
 from pykafka_c.test.utils import ExternalCluster, _parse_hosts, get_cluster, retry, stop_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -290,6 +294,141 @@ def test_parse_hosts():
     for bad in ("", "host", "host:x", ":1"):
         with pytest.raises(ki.HarnessError):
             _parse_hosts(bad)
+
+
+# ------------------------------------------------- TLS and SASL (unit)
+
+def _b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@pytest.mark.unit
+def test_unsecured_jwt_is_valid_and_never_has_dash_or_underscore():
+    """Kafka 3.9-4.1 decode tokens with the basic Base64 decoder
+    (KAFKA-17089): the harness's tokens must never contain '-' or '_',
+    whatever the claims, and still decode to the same claims."""
+    token = security.unsecured_jwt("alice", lifetime=60, iat=1000, scope=["a", "b"])
+    header, claims, signature = token.split(".")
+    assert signature == ""
+    assert json.loads(_b64url_decode(header)) == {"alg": "none"}
+    assert json.loads(_b64url_decode(claims)) == {"sub": "alice", "iat": 1000, "exp": 1060,
+                                                  "scope": ["a", "b"]}
+    rng = __import__("random").Random(7)
+    alphabet = ">?~\x7f\u00e9\u20ac\U0001f600abc \"\\/"
+    for _ in range(500):
+        sub = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 12)))
+        token = security.unsecured_jwt(sub, lifetime=rng.randrange(-100, 10 ** 6),
+                                       claims={"x": sub})
+        assert "-" not in token and "_" not in token, (sub, token)
+        body = json.loads(_b64url_decode(token.split(".")[1]))
+        assert body["sub"] == body["x"] == sub
+    assert security.unsecured_jwt("a", lifetime=-10, iat=100).split(".")[1] == \
+        base64.urlsafe_b64encode(b'{"exp":90,"iat":100,"sub":"a"}').rstrip(b"=").decode()
+
+
+@pytest.mark.unit
+def test_sasl_client_first_messages():
+    assert security.plain_client_first("alice", "pw") == b"\x00alice\x00pw"
+    assert security.oauthbearer_client_first("T") == b"n,,\x01auth=Bearer T\x01\x01"
+    assert security.oauthbearer_client_first("T", {"traceId": "1"}) == \
+        b"n,,\x01auth=Bearer T\x01traceId=1\x01\x01"
+
+
+@pytest.mark.unit
+def test_sasl_users_and_storage_format_arguments():
+    users = security.SASL_USERS
+    assert tuple(users) == security.SASL_MECHANISMS == (
+        "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+    for mech, listed in users.items():
+        assert len({u.name for u in listed}) >= 2, mech        # "another user" exists
+    for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+        assert {u.iterations for u in users[mech]} == {4096, 8192}
+    args = security.scram_format_args()
+    assert args[:2] == ["--add-scram", "SCRAM-SHA-256=[name=alice,password=alice-sha256-secret]"]
+    assert "SCRAM-SHA-512=[name=carol,iterations=8192,password=carol-sha512-secret]" in args
+    assert len(args) == 2 * (len(users["SCRAM-SHA-256"]) + len(users["SCRAM-SHA-512"]))
+    assert security.plain_jaas_users() == \
+        'user_alice="alice-plain-secret" user_bob="bob-plain-secret"'
+    passwords = [u.password for m in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+                 for u in users[m]]
+    assert len(set(passwords)) == len(passwords)               # one per mechanism and user
+
+
+def _cert_info(path):
+    """Subject, issuer, SANs and validity of a PEM certificate (openssl)."""
+    out = subprocess.run(["openssl", "x509", "-in", path, "-noout", "-subject", "-issuer",
+                          "-startdate", "-enddate", "-ext", "subjectAltName"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         check=True).stdout
+    info = dict(re.findall(r"^(subject|issuer|notBefore|notAfter)=(.*)$", out, re.M))
+    m = re.search(r"Subject Alternative Name:\s*\n\s*(.*)", out)
+    info["san"] = m.group(1).strip() if m else None
+    return info
+
+
+@pytest.mark.unit
+def test_cert_manager_makes_every_certificate_the_listeners_need():
+    t0 = time.monotonic()
+    certs = security.shared_certs()
+    made = time.monotonic() - t0
+    # pykafka's attribute names
+    for attr in ("root_cert", "root_key", "truststore", "keystore", "client_cert",
+                 "client_key"):
+        assert os.path.isfile(getattr(certs, attr)), attr
+    assert certs.root_pass is None and certs.broker_pass is None
+    assert certs.client_pass == security.CLIENT_KEY_PASSWORD
+    assert certs.truststore == certs.root_cert
+    assert certs.sasl_users == security.SASL_USERS
+
+    broker = _cert_info(certs.broker_cert)
+    assert broker["subject"] == "CN = localhost"
+    assert broker["issuer"] == "CN = pykafka_c test CA"
+    assert broker["san"] == "DNS:localhost, IP Address:127.0.0.1"
+    assert _cert_info(certs.nosan_cert)["san"] is None
+    assert _cert_info(certs.nosan_cert)["subject"] == "CN = localhost"
+    assert _cert_info(certs.mismatch_cert)["san"] == "DNS:example.com"
+    expired = _cert_info(certs.expired_cert)
+    assert expired["notAfter"] == "Jan  2 00:00:00 2020 GMT"
+    assert expired["san"] == broker["san"]
+    assert _cert_info(certs.other_ca_cert)["subject"] == "CN = pykafka_c other test CA"
+    assert _cert_info(certs.other_client_cert)["issuer"] == "CN = pykafka_c other test CA"
+    verify = subprocess.run(["openssl", "verify", "-CAfile", certs.root_cert, certs.broker_cert,
+                             certs.nosan_cert, certs.mismatch_cert, certs.client_cert],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert verify.returncode == 0, verify.stdout
+
+    # PEM keystores (KIP-651): an unencrypted PKCS#8 key, then one certificate
+    for keystore in (certs.keystore, certs.expired_keystore, certs.nosan_keystore,
+                     certs.mismatch_keystore):
+        with open(keystore) as f:
+            text = f.read()
+        assert text.startswith("-----BEGIN PRIVATE KEY-----"), keystore
+        assert text.count("BEGIN CERTIFICATE") == 1, keystore
+    # the client key is encrypted: it loads with client_pass only
+    with open(certs.client_key) as f:
+        assert f.read().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_cert_chain(certs.client_cert, certs.client_key, certs.client_pass)
+    with pytest.raises(ssl.SSLError):
+        ctx.load_cert_chain(certs.client_cert, certs.client_key, "wrong")
+
+    # made once per process; clusters copy it
+    assert security.shared_certs() is certs
+    print("\ntest certificates made in %.2f s (0 if an earlier test made them)" % made)
+
+
+@pytest.mark.unit
+def test_cert_manager_load_copy_and_pykafka_constructor(tmp_path):
+    certs = security.shared_certs()
+    copy = certs.copy_to(str(tmp_path / "cluster"))
+    assert copy.cert_dir == str(tmp_path / "cluster" / "test-certs")
+    assert os.path.dirname(copy.client_key) == copy.cert_dir
+    again = security.CertManager(str(tmp_path / "cluster"))    # pykafka's constructor: reuses
+    assert again.root_cert == copy.root_cert
+    with open(again.root_cert) as f, open(certs.root_cert) as g:
+        assert f.read() == g.read()
+    with pytest.raises(ki.HarnessError, match="complete set"):
+        security.CertManager.load(str(tmp_path))
 
 
 # ----------------------------------------------------------- integration
