@@ -431,6 +431,20 @@ def test_cert_manager_load_copy_and_pykafka_constructor(tmp_path):
         security.CertManager.load(str(tmp_path))
 
 
+@pytest.mark.unit
+def test_decode_sasl_responses():
+    body = struct.pack(">hi", 33, 2) + _s("PLAIN") + _s("OAUTHBEARER")
+    assert _wire.decode_sasl_handshake(_wire.Reader(body)) == (33, ["PLAIN", "OAUTHBEARER"])
+    body = (struct.pack(">h", 58) + _s("bad") + struct.pack(">i", 2) + b"{}"
+            + struct.pack(">q", 3600000))
+    assert _wire.decode_sasl_authenticate_v1(_wire.Reader(body)) == (58, "bad", b"{}", 3600000)
+    body = struct.pack(">hhiq", 0, -1, -1, 0)
+    assert _wire.decode_sasl_authenticate_v1(_wire.Reader(body)) == (0, None, None, 0)
+    for cut in range(len(body)):
+        with pytest.raises(_wire.WireError):
+            _wire.decode_sasl_authenticate_v1(_wire.Reader(body[:cut]))
+
+
 # ----------------------------------------------------------- integration
 
 def test_broker_starts_and_reports_its_version(kafka, capsys):
