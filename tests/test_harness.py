@@ -5,6 +5,11 @@ Integration tests start real Kafka 4.x and 3.9 brokers: both versions start
 and report their version, topics are created and deleted, Kafka's own tools
 round-trip records, a 3-broker cluster started from the command line takes
 an RF=3 topic, and a killed broker comes back into the cluster and the ISR.
+
+The TLS and SASL listeners are checked with peers independent of
+pykafka_c's client: Python's ssl module (under the harness's own wire
+code), kcat (librdkafka) and Kafka's own Java client
+(tests/java/SecurityCheck.java).
 """
 
 import base64
@@ -658,3 +663,278 @@ def test_kafka_connection_is_pykafkas_external_cluster(kafka, topic_name):
     conn.flush()   # deletes every non-internal topic, as pykafka's flush
     assert conn.list_topics() == []
     assert kafka.list_topics() == []
+
+
+# ------------------------------------------- TLS and SASL listeners (real brokers)
+
+JAVA_SECURITY_CHECK = os.path.join(ROOT, "tests", "java", "SecurityCheck.java")
+# librdkafka before 2.6.1 sends the client nonce twice in SCRAM's
+# client-final message (librdkafka #4895); Kafka 4.0 and newer demand the
+# exact server nonce (the CVE-2024-56128 fix), so such a kcat cannot log in
+# with SCRAM there, whatever the password.
+KCAT_SCRAM_NONCE_FIX = (2, 6, 1)
+
+
+def _security(kafka):
+    """The cluster's listeners, certificates and users, or a failure that
+    says what is missing (an external cluster started without them)."""
+    missing = [n for n in ki.SECURITY_LISTENERS if n not in kafka.listeners]
+    if missing or kafka.certs is None:
+        pytest.fail("this cluster lacks TLS/SASL listeners %s or certificates (%s); start it "
+                    "with `python -m pykafka_c.test.kafka_instance` and export what it "
+                    "prints" % (missing, kafka.certs), pytrace=False)
+    return kafka.listeners, kafka.certs
+
+
+def _first(bootstrap):
+    host, port = _parse_hosts(bootstrap)[0]
+    return host, port
+
+
+def _tls(cafile, check_hostname=True, cert=None):
+    """A client context like pykafka's SslConfig (only ``cafile`` trusted),
+    with host-name checks on unless told otherwise."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = check_hostname
+    if cert is not None:
+        ctx.load_cert_chain(*cert)
+    return ctx
+
+
+def _api_versions_over(bootstrap, ctx, server_hostname=None, metadata=True):
+    """ApiVersions (and Metadata, which a SASL listener answers only after
+    authentication) over TLS -> (TLS version, metadata or None)."""
+    host, port = _first(bootstrap)
+    with _wire.Connection(host, port, timeout=15.0, ssl_context=ctx,
+                          server_hostname=server_hostname) as conn:
+        versions = conn.api_versions()
+        assert 18 in versions
+        return conn.sock.version(), conn.metadata() if metadata else None
+
+
+def _verify_error(bootstrap, ctx, server_hostname=None):
+    with pytest.raises(ssl.SSLCertVerificationError) as info:
+        _api_versions_over(bootstrap, ctx, server_hostname)
+    return info.value
+
+
+def test_ssl_listener_verifies_with_the_test_ca(kafka):
+    """TLS handshake and ApiVersions/Metadata over the SSL listener with
+    Python's ssl module, trusting only the test CA, host names checked for
+    both names the broker certificate covers; Metadata advertises the SSL
+    listener's own ports."""
+    listeners, certs = _security(kafka)
+    ssl_ports = {p for _, p in _parse_hosts(listeners["SSL"])}
+    for name in ("localhost", "127.0.0.1"):
+        version, md = _api_versions_over(listeners["SSL"], _tls(certs.root_cert), name)
+        assert version in ("TLSv1.2", "TLSv1.3")
+        assert {port for _, port in md.brokers.values()} == ssl_ports
+        assert {host for host, _ in md.brokers.values()} == {"127.0.0.1"}
+    # SASL_SSL speaks TLS with the same certificate (SASL comes after it)
+    _api_versions_over(listeners["SASL_SSL"], _tls(certs.root_cert), "localhost", metadata=False)
+
+
+def test_tls_listeners_that_must_fail_verification(kafka):
+    """Wrong CA, expired certificate, host-name mismatch and a certificate
+    without SAN, each as Python's ssl module (OpenSSL 3) reports it."""
+    listeners, certs = _security(kafka)
+    good = _tls(certs.root_cert)
+    err = _verify_error(listeners["SSL"], _tls(certs.other_ca_cert))
+    assert err.verify_code == 20 and "unable to get local issuer certificate" in str(err)
+
+    err = _verify_error(listeners["EXPIRED"], good, "localhost")
+    assert err.verify_code == 10 and "certificate has expired" in str(err)
+
+    # X509_V_ERR_HOSTNAME_MISMATCH 62, X509_V_ERR_IP_ADDRESS_MISMATCH 64
+    for name, code, text in (("localhost", 62, "Hostname mismatch"),
+                             ("127.0.0.1", 64, "IP address mismatch")):
+        err = _verify_error(listeners["MISMATCH"], good, name)
+        assert err.verify_code == code and text in str(err)
+    _api_versions_over(listeners["MISMATCH"], good, "example.com")   # the chain itself is fine
+    _api_versions_over(listeners["MISMATCH"], _tls(certs.root_cert, check_hostname=False))
+
+    # No SAN, CN=localhost: OpenSSL falls back to the CN for a DNS name
+    # (Python's default), never for an IP address, and not when told so.
+    _api_versions_over(listeners["NOSAN"], good, "localhost")
+    err = _verify_error(listeners["NOSAN"], good, "127.0.0.1")
+    assert err.verify_code == 64 and "IP address mismatch" in str(err)
+    strict = _tls(certs.root_cert)
+    strict.hostname_checks_common_name = False
+    err = _verify_error(listeners["NOSAN"], strict, "localhost")
+    assert err.verify_code == 62
+
+
+def test_mtls_listener_wants_a_client_certificate_from_the_test_ca(kafka):
+    """MTLS (ssl.client.auth=required): refused without a client
+    certificate (under TLS 1.3 the handshake completes and the broker's
+    bad_certificate alert arrives with the first read) and with one from
+    another CA; accepted with the test client certificate, whose key is
+    encrypted (password ``certs.client_pass``)."""
+    listeners, certs = _security(kafka)
+    client = (certs.client_cert, certs.client_key, certs.client_pass)
+    other = (certs.other_client_cert, certs.client_key, certs.client_pass)
+    for cert in (None, other):
+        with pytest.raises((ssl.SSLError, _wire.WireError), match="(?i)certificate"):
+            _api_versions_over(listeners["MTLS"], _tls(certs.root_cert, cert=cert))
+    _, md = _api_versions_over(listeners["MTLS"], _tls(certs.root_cert, cert=client))
+    assert set(md.brokers) == set(kafka.node_ids)
+
+
+def _kcat_version():
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is not installed (scripts/install-system-deps.sh installs it)"
+    out = subprocess.run([kcat, "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, timeout=30).stdout
+    m = re.search(r"librdkafka (\d+)\.(\d+)\.(\d+)", out)
+    assert m, "cannot tell kcat's librdkafka version from `kcat -V`:\n" + out
+    return kcat, tuple(int(x) for x in m.groups())
+
+
+def _kcat_metadata(kcat, bootstrap, protocol, mechanism, certs, user, password=None,
+                   timeout_s=10):
+    """``kcat -L`` over a SASL listener; ``builtin.features`` makes a kcat
+    whose librdkafka lacks a needed feature fail and name it."""
+    features = "sasl_plain,sasl_scram,sasl_oauthbearer" + (",ssl" if "ssl" in protocol else "")
+    cmd = [kcat, "-L", "-b", bootstrap, "-m", str(timeout_s),
+           "-X", "builtin.features=" + features,
+           "-X", "security.protocol=" + protocol, "-X", "sasl.mechanism=" + mechanism]
+    if mechanism == "OAUTHBEARER":
+        cmd += ["-X", "enable.sasl.oauthbearer.unsecure.jwt=true",
+                "-X", "sasl.oauthbearer.config=principal=%s lifeSeconds=600" % user]
+    else:
+        cmd += ["-X", "sasl.username=" + user, "-X", "sasl.password=" + password]
+    if "ssl" in protocol:
+        cmd += ["-X", "ssl.ca.location=" + certs.root_cert]
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=timeout_s + 60)
+
+
+def test_sasl_listeners_with_kcat(kafka):
+    """kcat (librdkafka) lists the metadata over SASL_PLAINTEXT and SASL_SSL
+    (CA checked, host-name check on) with PLAIN, SCRAM-SHA-256 and
+    SCRAM-SHA-512 (where its librdkafka can do SCRAM with this broker, see
+    KCAT_SCRAM_NONCE_FIX; test_sasl_listeners_with_kafkas_java_client covers
+    SCRAM everywhere) and OAUTHBEARER with librdkafka's unsecured JWT; a
+    wrong password fails with the broker's message."""
+    listeners, certs = _security(kafka)
+    kcat, librdkafka = _kcat_version()
+    major = int((kafka.kafka_version or ki.DEFAULT_KAFKA_VERSION).split(".")[0])
+    mechanisms = ["PLAIN", "OAUTHBEARER"]
+    if librdkafka >= KCAT_SCRAM_NONCE_FIX or major < 4:
+        mechanisms += ["SCRAM-SHA-256", "SCRAM-SHA-512"]
+    for listener in ("SASL_PLAINTEXT", "SASL_SSL"):
+        ports = [p for _, p in _parse_hosts(listeners[listener])]
+        for mech in mechanisms:
+            user = kafka.sasl_users[mech][0]
+            got = _kcat_metadata(kcat, listeners[listener], listener.lower(), mech, certs,
+                                 user.name, user.password)
+            assert got.returncode == 0, (listener, mech, got.stderr)
+            for port in ports:
+                assert "at 127.0.0.1:%d" % port in got.stdout, (listener, mech, got.stdout)
+    alice = kafka.sasl_users["PLAIN"][0]
+    got = _kcat_metadata(kcat, listeners["SASL_SSL"], "sasl_ssl", "PLAIN", certs, alice.name,
+                         alice.password + "-wrong", timeout_s=3)
+    assert got.returncode != 0
+    assert "Invalid username or password" in got.stderr, got.stderr
+
+
+def _java_client_config(path, bootstrap, protocol, certs, mechanism=None, jaas=None):
+    lines = ["bootstrap.servers=" + bootstrap, "security.protocol=" + protocol,
+             "request.timeout.ms=20000", "default.api.timeout.ms=30000"]
+    if mechanism:
+        lines += ["sasl.mechanism=" + mechanism, "sasl.jaas.config=" + jaas]
+    if "SSL" in protocol:
+        lines += ["ssl.truststore.type=PEM", "ssl.truststore.location=" + certs.root_cert]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_sasl_listeners_with_kafkas_java_client(kafka, tmp_path):
+    """Kafka's own Java client (tests/java/SecurityCheck.java, one JVM)
+    describes the cluster over both SASL listeners: SCRAM-SHA-256 and
+    SCRAM-SHA-512 for alice and for carol (8192 iterations), PLAIN for bob,
+    OAUTHBEARER with Kafka's unsecured login module; a wrong SCRAM password
+    and an unknown SCRAM user fail with the broker's message."""
+    listeners, certs = _security(kafka)
+    users = kafka.sasl_users
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule required"
+    cases, expect = [], {}
+
+    def case(name, listener, mech, jaas, ok=True):
+        cases.append(_java_client_config(tmp_path / name, listeners[listener], listener, certs,
+                                         mech, jaas))
+        expect[name] = ok
+
+    def login(module, user, password):
+        return '%s username="%s" password="%s";' % (module, user, password)
+
+    for listener in ("SASL_PLAINTEXT", "SASL_SSL"):
+        for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+            for u in users[mech]:
+                if u.name in ("alice", "carol"):
+                    case("%s-%s-%s" % (listener, mech, u.name), listener, mech,
+                         login(scram, u.name, u.password))
+    bob = users["PLAIN"][1]
+    case("SASL_SSL-PLAIN-bob", "SASL_SSL", "PLAIN", login(plain, bob.name, bob.password))
+    case("SASL_SSL-OAUTHBEARER-bob", "SASL_SSL", "OAUTHBEARER",
+         "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+         'unsecuredLoginStringClaim_sub="bob";')
+    alice = users["SCRAM-SHA-512"][0]
+    case("wrong-password", "SASL_PLAINTEXT", "SCRAM-SHA-512",
+         login(scram, alice.name, alice.password + "-wrong"), ok=False)
+    case("unknown-user", "SASL_SSL", "SCRAM-SHA-256", login(scram, "mallory", "x"), ok=False)
+
+    out = ki.run_kafka_tool(JAVA_SECURITY_CHECK, cases, kafka_version=kafka.kafka_version
+                            or ki.DEFAULT_KAFKA_VERSION, timeout=240).stdout
+    results = {}
+    for line in out.splitlines():
+        status, name, rest = (line.split(" ", 2) + [""])[:3]
+        results[name] = (status, rest)
+    assert set(results) == set(expect), out
+    for name, ok in expect.items():
+        status, rest = results[name]
+        if ok:
+            assert status == "ok", (name, rest)
+            assert {int(n.split("@")[0]) for n in rest.split()} == set(kafka.node_ids), rest
+        else:
+            assert status == "error", (name, rest)
+            assert "SaslAuthenticationException" in rest and "invalid credentials" in rest, rest
+
+
+def test_sasl_mechanisms_and_harness_oauthbearer_tokens(kafka):
+    """Both SASL listeners enable exactly the four mechanisms (a handshake
+    for GSSAPI gets error 33 and the list); tokens from ``unsecured_jwt``
+    are accepted on both Kafka versions (also one whose claims would give
+    '-' and '_' without the escaping: KAFKA-17089) with a session lifetime
+    from ``exp``, and an expired one is refused (error 58, after the 0x01
+    step)."""
+    listeners, certs = _security(kafka)
+    tls = _tls(certs.root_cert)
+    for listener, ctx in (("SASL_PLAINTEXT", None), ("SASL_SSL", tls)):
+        host, port = _first(listeners[listener])
+
+        def connect():
+            return _wire.Connection(host, port, timeout=15.0, ssl_context=ctx)
+
+        with connect() as conn, pytest.raises(_wire.KafkaErrorCode) as info:
+            conn.sasl_login("GSSAPI", b"")
+        assert info.value.code == 33
+        enabled = info.value.error_message.split(": ", 1)[1].split(",")
+        assert sorted(enabled) == sorted(security.SASL_MECHANISMS)
+        for sub in ("alice", "b>o?b~"):
+            with connect() as conn:
+                token = security.unsecured_jwt(sub, lifetime=600)
+                lifetime = conn.sasl_login("OAUTHBEARER", security.oauthbearer_client_first(token))
+                assert 500000 < lifetime <= 600000
+                assert set(conn.metadata().brokers) == set(kafka.node_ids)
+        with connect() as conn, pytest.raises(_wire.KafkaErrorCode) as info:
+            conn.sasl_login("OAUTHBEARER",
+                            security.oauthbearer_client_first(security.unsecured_jwt(
+                                "alice", lifetime=-60)))
+        assert info.value.code == 58 and "invalid_token" in info.value.error_message
+        bob = kafka.sasl_users["PLAIN"][1]
+        with connect() as conn:
+            assert conn.sasl_login("PLAIN", security.plain_client_first(bob.name,
+                                                                         bob.password)) == 0
+            assert set(conn.metadata().brokers) == set(kafka.node_ids)

@@ -43,7 +43,7 @@ class ExternalCluster(ClusterAdmin):
         self.brokers = brokers
         self.kafka_version = kafka_version
         self.zookeeper = None
-        self.brokers_ssl = None
+        self.listeners = {"PLAINTEXT": brokers}
         self._hosts = _parse_hosts(brokers)
         self.created_topics = []
 
@@ -124,7 +124,8 @@ class KafkaConnection(ExternalCluster):
         super().__init__(brokers, kafka_version)
         self._bin_dir = bin_dir
         self.zookeeper = zookeeper
-        self.brokers_ssl = brokers_ssl
+        if brokers_ssl is not None:
+            self.listeners["SSL"] = brokers_ssl
 
     def __repr__(self):
         return "<KafkaConnection %s>" % self.brokers
