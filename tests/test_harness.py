@@ -30,7 +30,8 @@ import pytest
 from pykafka_c.test import _wire
 from pykafka_c.test import kafka_instance as ki
 from pykafka_c.test import security
-from pykafka_c.test.utils import ExternalCluster, _parse_hosts, get_cluster, retry, stop_cluster
+from pykafka_c.test.utils import (ExternalCluster, KafkaConnection, _parse_hosts, get_cluster,
+                                  retry, stop_cluster)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -437,6 +438,45 @@ def test_cert_manager_load_copy_and_pykafka_constructor(tmp_path):
 
 
 @pytest.mark.unit
+def test_listener_names_and_environment(monkeypatch, tmp_path):
+    assert ki.CertManager is security.CertManager            # pykafka's import path
+    assert ki.listener_env_name("PLAINTEXT") == "BROKERS"
+    assert ki.listener_env_name("SSL") == "BROKERS_SSL"
+    assert ki.listener_env_name("SASL_SSL") == "BROKERS_SASL_SSL"
+    assert set(ki.SECURITY_LISTENERS) == {"SSL", "SASL_PLAINTEXT", "SASL_SSL", "MTLS",
+                                          "EXPIRED", "NOSAN", "MISMATCH"}
+    certs = security.shared_certs()
+    for name in list(os.environ):
+        if name.startswith("BROKERS") or name == ki.CERTS_ENV:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("BROKERS", "127.0.0.1:1")
+    monkeypatch.setenv("BROKERS_SSL", "127.0.0.1:2")
+    with pytest.raises(ki.HarnessError, match="PKC_TEST_CERTS"):
+        get_cluster()
+    monkeypatch.setenv(ki.CERTS_ENV, certs.cert_dir)
+    monkeypatch.setenv("BROKERS_SASL_SSL", "127.0.0.1:3")
+    cluster = get_cluster()
+    assert isinstance(cluster, ExternalCluster)
+    assert cluster.listeners == {"PLAINTEXT": "127.0.0.1:1", "SSL": "127.0.0.1:2",
+                                 "SASL_SSL": "127.0.0.1:3"}
+    assert (cluster.brokers_ssl, cluster.brokers_sasl_ssl, cluster.brokers_mtls) == \
+        ("127.0.0.1:2", "127.0.0.1:3", None)
+    assert cluster.certs.root_cert == certs.root_cert
+    assert cluster.sasl_users == security.SASL_USERS
+
+    # pykafka's KafkaConnection(bin_dir, brokers, zookeeper, brokers_ssl)
+    conn = KafkaConnection("/nonexistent", "127.0.0.1:1", None, brokers_ssl="127.0.0.1:2")
+    assert conn.brokers_ssl == "127.0.0.1:2" and conn.certs.client_pass == certs.client_pass
+    monkeypatch.delenv(ki.CERTS_ENV)
+    with pytest.raises(ki.HarnessError, match="PKC_TEST_CERTS"):
+        KafkaConnection("/nonexistent", "127.0.0.1:1", None, brokers_ssl="127.0.0.1:2")
+    certs.copy_to(str(tmp_path))                      # pykafka kept them in bin_dir/test-certs
+    conn = KafkaConnection(str(tmp_path), "127.0.0.1:1", None, brokers_ssl="127.0.0.1:2")
+    assert conn.certs.cert_dir == str(tmp_path / "test-certs")
+    assert KafkaConnection("/x", "127.0.0.1:1", None).certs is None
+
+
+@pytest.mark.unit
 def test_decode_sasl_responses():
     body = struct.pack(">hi", 33, 2) + _s("PLAIN") + _s("OAUTHBEARER")
     assert _wire.decode_sasl_handshake(_wire.Reader(body)) == (33, ["PLAIN", "OAUTHBEARER"])
@@ -534,6 +574,13 @@ def _port_closed(port):
 @pytest.mark.cluster3
 @pytest.mark.slow
 def test_command_line_three_brokers_rf3_topic(tmp_path, monkeypatch, capsys):
+    """``python -m pykafka_c.test.kafka_instance 3 --export-hosts FILE``
+    prints and writes every listener's bootstrap string and the
+    certificate folder; get_cluster() reads them all back from the
+    environment; TLS (Python's ssl) and SASL_SSL (kcat) reach all three
+    brokers; an RF=3 topic round-trips records of kcat and Kafka's console
+    producer; SIGTERM stops everything and removes the data and
+    certificates."""
     kcat = shutil.which("kcat")
     assert kcat, "kcat is not installed (scripts/install-system-deps.sh installs it)"
     hosts = tmp_path / "hosts"
@@ -547,13 +594,33 @@ def test_command_line_three_brokers_rf3_topic(tmp_path, monkeypatch, capsys):
         _wait_for_file(str(hosts), proc, timeout=240)
         lines = hosts.read_text().splitlines()
         assert lines[0].startswith("BROKERS=")
-        brokers = lines[0][len("BROKERS="):]
-        assert proc.stdout.readline().decode().strip() == lines[0]
+        info = dict(line.split("=", 1) for line in lines)
+        brokers = info["BROKERS"]
+        # stdout: every listener's bootstrap string, then the certificates
+        names = ["BROKERS"] + ["BROKERS_" + n for n in ki.SECURITY_LISTENERS] + [ki.CERTS_ENV]
+        printed = [proc.stdout.readline().decode().strip() for _ in names]
+        assert printed == lines[:len(names)]
+        assert [line.split("=", 1)[0] for line in printed] == names
+        assert list(info) == names + ["KAFKA_VERSION"]
+        ports = [p for name in names[:-1] for _, p in _parse_hosts(info[name])]
+        assert len(ports) == 3 * (1 + len(ki.SECURITY_LISTENERS)) == len(set(ports))
         assert len(brokers.split(",")) == 3
 
-        monkeypatch.setenv("BROKERS", brokers)
+        for name, value in info.items():
+            monkeypatch.setenv(name, value)
         cluster = get_cluster()
         assert isinstance(cluster, ExternalCluster)
+        assert cluster.listeners == {n: info[ki.listener_env_name(n)]
+                                     for n in ["PLAINTEXT"] + list(ki.SECURITY_LISTENERS)}
+        assert cluster.certs.cert_dir == info[ki.CERTS_ENV]
+        assert cluster.sasl_users == security.SASL_USERS
+        _, md = _api_versions_over(cluster.brokers_ssl, _tls(cluster.certs.root_cert))
+        assert sorted(md.brokers.values()) == sorted(_parse_hosts(cluster.brokers_ssl))
+        alice = cluster.sasl_users["PLAIN"][0]
+        listed = _kcat_metadata(kcat, cluster.brokers_sasl_ssl, "sasl_ssl", "PLAIN",
+                                cluster.certs, alice.name, alice.password)
+        assert listed.returncode == 0, listed.stderr
+        assert " 3 brokers:" in listed.stdout, listed.stdout
         topic = "pkc-cli-rf3"
         cluster.create_topic(topic, num_partitions=3, replication_factor=3,
                              configs={"min.insync.replicas": 2})
@@ -595,6 +662,8 @@ def test_command_line_three_brokers_rf3_topic(tmp_path, monkeypatch, capsys):
     m = re.search(r"data in (\S+?)\. ", stderr)
     assert m, stderr
     assert not os.path.exists(m.group(1)), "data folder left behind"
+    assert "Test certificates in %s;" % info[ki.CERTS_ENV] in stderr, stderr
+    assert info[ki.CERTS_ENV].startswith(m.group(1) + os.sep)
     for hp in brokers.split(","):
         assert _port_closed(int(hp.rsplit(":", 1)[1]))
 
