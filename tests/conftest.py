@@ -12,7 +12,9 @@
 ``PKC_KAFKA_VERSIONS`` (comma list of ids or versions, e.g. ``kafka4`` or
 ``4.4.0,3.9.2``) restricts the versions for local runs.  With ``BROKERS``
 set (``host:port,...``) both fixtures use that running cluster instead
-(id ``external``).
+(id ``external``; its TLS and SASL listeners and certificates come from
+``BROKERS_SSL`` and the like and ``PKC_TEST_CERTS``, as
+``python -m pykafka_c.test.kafka_instance --export-hosts`` writes them).
 
 Tests that use a cluster fixture are marked ``integration`` (and
 ``cluster3``) automatically; tests that use none are marked ``unit``, so
@@ -68,14 +70,14 @@ _PARAMS = _version_params()
 
 
 def _start(version, num_instances):
-    if version is None:
-        return ExternalCluster(os.environ["BROKERS"], os.environ.get("KAFKA_VERSION") or None)
     try:
+        if version is None:
+            return ExternalCluster.from_environment()
         return KafkaInstance(num_instances=num_instances, kafka_version=version)
     except HarnessError as exc:
         reason = str(exc)
     pytest.fail("could not start a %d-broker Kafka %s cluster: %s"
-                % (num_instances, version, reason), pytrace=False)
+                % (num_instances, version or "(external)", reason), pytrace=False)
 
 
 @pytest.fixture(scope="session", params=[v for _, v in _PARAMS], ids=[i for i, _ in _PARAMS])

@@ -375,7 +375,7 @@ MODULE_TABLE = {
     "rdkafka": ["RdKafkaProducer", "RdKafkaSimpleConsumer"],
     "rdkafka.helpers": ["rdk_ssl_config"],
     "cli.kafka_tools": ["main"],
-    "test.kafka_instance": ["KafkaInstance"],
+    "test.kafka_instance": ["KafkaInstance", "KafkaConnection", "CertManager"],
     "test.utils": ["get_cluster", "stop_cluster", "retry"],
 }
 

@@ -7,7 +7,12 @@ which Kafka 2.1, 3.9 and 4.x accept:
 
 * ApiVersions v0 (the readiness probe; also tells which versions to use),
 * Metadata v1..v5,
-* CreateTopics v2..v4 and DeleteTopics v1..v3.
+* CreateTopics v2..v4 and DeleteTopics v1..v3,
+* SaslHandshake v1 and SaslAuthenticate v1 (for single-message mechanisms:
+  PLAIN, OAUTHBEARER), to check the brokers' SASL listeners.
+
+A connection can run over TLS (``ssl_context``), so the same requests check
+the brokers' TLS listeners.
 
 Every read from a response is bounds-checked; a malformed response raises
 :class:`WireError` instead of returning garbage.
@@ -18,9 +23,11 @@ import struct
 
 API_LIST_OFFSETS = 2
 API_METADATA = 3
+API_SASL_HANDSHAKE = 17
 API_API_VERSIONS = 18
 API_CREATE_TOPICS = 19
 API_DELETE_TOPICS = 20
+API_SASL_AUTHENTICATE = 36
 
 # Versions this module can encode/decode, per API key.
 SUPPORTED = {
@@ -29,6 +36,8 @@ SUPPORTED = {
     API_METADATA: (1, 5),
     API_CREATE_TOPICS: (2, 4),
     API_DELETE_TOPICS: (1, 3),
+    API_SASL_HANDSHAKE: (1, 1),
+    API_SASL_AUTHENTICATE: (1, 1),
 }
 
 MAX_RESPONSE = 64 * 1024 * 1024   # no harness response comes near this
@@ -97,12 +106,20 @@ class Reader:
     def boolean(self):
         return self.int8() != 0
 
-    def nullable_string(self):
-        n = self.int16()
+    def _length(self, read, size, what):
+        """A length prefix (``read`` of ``size`` bytes): None for -1 (null),
+        a WireError for any other negative value."""
+        n = read()
         if n == -1:
             return None
         if n < 0:
-            raise WireError("negative string length %d at offset %d" % (n, self.pos - 2))
+            raise WireError("negative %s length %d at offset %d" % (what, n, self.pos - size))
+        return n
+
+    def nullable_string(self):
+        n = self._length(self.int16, 2, "string")
+        if n is None:
+            return None
         raw = self._take(n)
         try:
             return raw.decode("utf-8")
@@ -126,6 +143,10 @@ class Reader:
             raise WireError("array of %d elements cannot fit in %d remaining bytes"
                             % (n, self.remaining()))
         return [read_item(self) for _ in range(n)]
+
+    def nullable_bytes(self):
+        n = self._length(self.int32, 4, "bytes")
+        return None if n is None else self._take(n)
 
     def int32_array(self):
         return self.array(Reader.int32, 4)
@@ -156,6 +177,10 @@ def _string(s):
     if len(raw) > 0x7FFF:
         raise ValueError("string too long for the protocol: %d bytes" % len(raw))
     return _i16(len(raw)) + raw
+
+
+def _bytes(b):
+    return _i32(len(b)) + bytes(b)
 
 
 def _array(items, encode):
@@ -342,6 +367,25 @@ def decode_list_offsets(r, version):
     return out
 
 
+def decode_sasl_handshake(r):
+    """SaslHandshake v0/v1 body -> (error_code, [enabled mechanisms])."""
+    error = r.int16()
+    mechanisms = r.array(Reader.string, 2)
+    r.expect_end("SaslHandshake response")
+    return error, mechanisms
+
+
+def decode_sasl_authenticate_v1(r):
+    """SaslAuthenticate v1 body -> (error_code, error_message, auth_bytes,
+    session_lifetime_ms)."""
+    error = r.int16()
+    message = r.nullable_string()
+    auth = r.nullable_bytes()
+    lifetime = r.int64()
+    r.expect_end("SaslAuthenticate v1 response")
+    return error, message, auth, lifetime
+
+
 # ---------------------------------------------------------------- connection
 
 def _recv_exact(sock, n):
@@ -356,16 +400,31 @@ def _recv_exact(sock, n):
 
 
 class Connection:
-    """One blocking connection to one broker.  Use as a context manager."""
+    """One blocking connection to one broker.  Use as a context manager.
 
-    def __init__(self, host, port, timeout=10.0, client_id="pkc-harness"):
+    With ``ssl_context`` (an ``ssl.SSLContext``) the socket is wrapped and
+    the TLS handshake done before the constructor returns;
+    ``server_hostname`` (default: ``host``) is the name sent as SNI and
+    checked against the certificate when the context checks host names.
+    TLS errors are raised as they come (``ssl.SSLError`` and subclasses)."""
+
+    def __init__(self, host, port, timeout=10.0, client_id="pkc-harness", ssl_context=None,
+                 server_hostname=None):
         self.host = host
         self.port = port
         self.client_id = client_id
         self._corr = 0
         self._versions = None
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.settimeout(timeout)
+        sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            sock.settimeout(timeout)
+            if ssl_context is not None:
+                sock = ssl_context.wrap_socket(
+                    sock, server_hostname=host if server_hostname is None else server_hostname)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
 
     def close(self):
         if self.sock is not None:
@@ -403,6 +462,28 @@ class Connection:
             raise KafkaErrorCode("ApiVersions", error)
         self._versions = versions
         return versions
+
+    def sasl_login(self, mechanism, auth_bytes):
+        """SaslHandshake v1 for ``mechanism``, then one SaslAuthenticate v1
+        with ``auth_bytes`` (mechanisms with one client message: PLAIN,
+        OAUTHBEARER).  Returns the session lifetime in ms (0: none).  A
+        refusal raises :class:`KafkaErrorCode` with the broker's message
+        (for OAUTHBEARER after the ``0x01`` the RFC 7628 failure exchange
+        wants: the broker answers a bad token with error 0 and a JSON
+        status, and with error 58 only to that byte)."""
+        error, mechanisms = decode_sasl_handshake(self.request(
+            API_SASL_HANDSHAKE, 1, _string(mechanism)))
+        if error != ERR_NONE:
+            raise KafkaErrorCode("SaslHandshake", error, "enabled mechanisms: %s"
+                                 % ",".join(mechanisms), mechanism)
+        error, message, auth, lifetime = decode_sasl_authenticate_v1(self.request(
+            API_SASL_AUTHENTICATE, 1, _bytes(auth_bytes)))
+        if error == ERR_NONE and auth and mechanism == "OAUTHBEARER":
+            error, message, _, _ = decode_sasl_authenticate_v1(self.request(
+                API_SASL_AUTHENTICATE, 1, _bytes(b"\x01")))
+        if error != ERR_NONE:
+            raise KafkaErrorCode("SaslAuthenticate", error, message, mechanism)
+        return lifetime
 
     def pick_version(self, api_key):
         """Highest version both this module and the broker support."""

@@ -17,18 +17,28 @@ classpath gets ZooKeeper 3.5.9 instead (the version Kafka 2.7/2.8 ship);
 the ZooKeeper client API Kafka uses is the same.  Checked: 2.1.1 (the test
 suite's old broker, tests/test_old_brokers.py), 2.8.2 and 3.2.3 (by hand).
 
+TLS and SASL: a KRaft broker listens, besides PLAINTEXT, on the
+:data:`SECURITY_LISTENERS` (SSL, SASL_PLAINTEXT, SASL_SSL, MTLS, EXPIRED,
+NOSAN, MISMATCH) with certificates from :class:`CertManager` and the users
+of :data:`SASL_USERS`; ZooKeeper-mode clusters are PLAINTEXT only.  See
+:class:`KafkaInstance` and :mod:`pykafka_c.test.security`.
+
 Library use::
 
     with KafkaInstance(num_instances=3) as kafka:
         kafka.create_topic("t", num_partitions=3, replication_factor=3)
         ... connect a client to kafka.brokers ...
+        ... or over TLS to kafka.brokers_ssl, trusting kafka.certs.root_cert ...
 
 Command line (like pykafka's)::
 
     python -m pykafka_c.test.kafka_instance N [--kafka-version V]
-        [--download-dir D] [--export-hosts FILE]
+        [--download-dir D] [--export-hosts FILE] [--plaintext-only]
 
-starts N brokers, prints ``BROKERS=host:port,...`` (and writes it to FILE),
+starts N brokers, prints ``BROKERS=host:port,...``, one ``BROKERS_<NAME>=``
+line per other listener (``BROKERS_SSL`` is pykafka's) and
+``PKC_TEST_CERTS=<folder>`` (the certificates and ``credentials.json``; see
+:class:`CertManager`), writes the same lines and ``KAFKA_VERSION=`` to FILE,
 and runs until SIGINT or SIGTERM, then stops the brokers and removes their
 data.
 
@@ -56,12 +66,18 @@ import uuid
 import weakref
 
 from . import _wire
+from . import security
+from ._errors import HarnessError
+from .security import (CertManager, SASL_MECHANISMS, SASL_USERS, SaslUser,
+                       unsecured_jwt)
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION", "KAFKA_39_VERSION", "KAFKA_OLD_VERSION", "KAFKA_VERSIONS",
     "HarnessError",
     "KafkaInstance", "ClusterAdmin", "run_kafka_tool", "kafka_tool_command", "resolve_classpath",
     "check_java", "cache_dir", "TOOLS", "KafkaConnection",
+    "CertManager", "SaslUser", "SASL_MECHANISMS", "SASL_USERS", "SECURITY_LISTENERS",
+    "listener_env_name", "unsecured_jwt",
 ]
 
 #: Newest 4.x release on Maven Central when this was pinned (its
@@ -84,6 +100,24 @@ FIRST_KRAFT_VERSION = (3, 3, 0)
 # 4.x versions get the same one (the pom pins log4j-api/core/slf4j-impl to it).
 _LOG4J2_VERSIONS = {"4.4.0": "2.25.5"}
 _LOG4J2_DEFAULT = "2.25.5"
+
+#: Client listeners every KRaft broker has besides PLAINTEXT (name: security
+#: protocol).  SSL and SASL_SSL present broker_cert (SAN DNS:localhost,
+#: IP:127.0.0.1); MTLS is SSL with ssl.client.auth=required; EXPIRED, NOSAN
+#: and MISMATCH present expired_cert, nosan_cert and mismatch_cert (see
+#: security.CertManager).  Both SASL listeners enable SASL_MECHANISMS.
+SECURITY_LISTENERS = {
+    "SSL": "SSL",
+    "SASL_PLAINTEXT": "SASL_PLAINTEXT",
+    "SASL_SSL": "SASL_SSL",
+    "MTLS": "SSL",
+    "EXPIRED": "SSL",
+    "NOSAN": "SSL",
+    "MISMATCH": "SSL",
+}
+#: The environment variable that carries a test certificate folder
+#: (CertManager.cert_dir) to tests run against an external cluster.
+CERTS_ENV = "PKC_TEST_CERTS"
 
 START_TIMEOUT = 90.0          # seconds per broker start (a cluster gets more)
 STOP_GRACE = 5.0              # SIGTERM grace period before SIGKILL
@@ -114,11 +148,6 @@ _TOOLS_2X = {
     "topics": "kafka.admin.TopicCommand",
     "get-offsets": "kafka.tools.GetOffsetShell",
 }
-
-
-class HarnessError(RuntimeError):
-    """The test cluster could not be set up, started or used (missing tool,
-    failed resolve, broker that did not come up, ...)."""
 
 
 # --------------------------------------------------------------- versions
@@ -428,13 +457,16 @@ def _new_cluster_id():
 # ---------------------------------------------------------------- cluster
 
 class _Broker:
-    __slots__ = ("index", "node_id", "port", "controller_port", "config", "data_dir",
-                 "log_path", "proc")
+    """One broker process.  ``port`` is its PLAINTEXT port, ``ports`` maps
+    each client listener's name (PLAINTEXT included) to its port."""
+    __slots__ = ("index", "node_id", "port", "ports", "controller_port", "config",
+                 "data_dir", "log_path", "proc")
 
-    def __init__(self, index, node_id, port, controller_port, config, data_dir, log_path):
+    def __init__(self, index, node_id, ports, controller_port, config, data_dir, log_path):
         self.index = index
         self.node_id = node_id
-        self.port = port
+        self.port = ports["PLAINTEXT"]
+        self.ports = ports
         self.controller_port = controller_port
         self.config = config
         self.data_dir = data_dir
@@ -508,13 +540,43 @@ def _topic_name(name):
     return name
 
 
+def listener_env_name(listener):
+    """Environment variable (and ``--export-hosts`` line) of a listener's
+    bootstrap string: ``BROKERS`` for PLAINTEXT, else ``BROKERS_<NAME>``
+    (``BROKERS_SSL`` is pykafka's)."""
+    return "BROKERS" if listener == "PLAINTEXT" else "BROKERS_" + listener
+
+
+def _bootstrap_property(listener):
+    def get(self):
+        return self.listeners.get(listener)
+    return property(get, doc="Bootstrap string of the %s listener, or None when the "
+                             "cluster has none." % listener)
+
+
 class ClusterAdmin:
     """Topic and metadata helpers shared by :class:`KafkaInstance` and
     :class:`pykafka_c.test.utils.ExternalCluster`.  Subclasses provide
-    ``brokers``, ``kafka_version``, ``download_dir``, ``_addresses()`` (the
-    (node id, host, port) of every reachable broker) and ``_address_of(i)``."""
+    ``brokers``, ``listeners``, ``kafka_version``, ``download_dir``,
+    ``_addresses()`` (the (node id, host, port) of every reachable broker)
+    and ``_address_of(i)``.
+
+    ``listeners`` maps a listener name (``PLAINTEXT`` and those in
+    :data:`SECURITY_LISTENERS`) to its bootstrap string; each has an
+    attribute too, ``brokers_<name in lower case>`` (None when absent).
+    ``certs`` is the cluster's :class:`CertManager` and ``sasl_users`` its
+    SASL users (:data:`SASL_USERS`), both None without such listeners."""
 
     download_dir = None
+    certs = None
+    sasl_users = None
+    brokers_ssl = _bootstrap_property("SSL")             # pykafka's name
+    brokers_sasl_plaintext = _bootstrap_property("SASL_PLAINTEXT")
+    brokers_sasl_ssl = _bootstrap_property("SASL_SSL")
+    brokers_mtls = _bootstrap_property("MTLS")
+    brokers_expired = _bootstrap_property("EXPIRED")
+    brokers_nosan = _bootstrap_property("NOSAN")
+    brokers_mismatch = _bootstrap_property("MISMATCH")
 
     def _connect(self, addr, timeout=30.0):
         return _wire.Connection(addr[1], addr[2], timeout=timeout)
@@ -702,7 +764,25 @@ class KafkaInstance(ClusterAdmin):
     has its own data folder and log file under one temporary folder, which
     :meth:`terminate` removes (set ``PKC_KEEP_KAFKA_DATA=1`` to keep it).
     Ready means: every broker answers ApiVersions and its Metadata lists
-    every running broker (the same rule in both modes).
+    every running broker (the same rule in both modes), and every listener
+    port accepts connections.
+
+    TLS and SASL (KRaft mode only; ZooKeeper-mode clusters, Kafka 2.1-3.2,
+    have PLAINTEXT alone): each broker also listens on the
+    :data:`SECURITY_LISTENERS`, all advertised as 127.0.0.1 (the broker
+    certificate has IP:127.0.0.1 and DNS:localhost, so clients can verify
+    either name).  ``listeners`` maps each listener name to its bootstrap
+    string, also as ``brokers_ssl`` (pykafka's name),
+    ``brokers_sasl_plaintext``, ``brokers_sasl_ssl``, ``brokers_mtls``,
+    ``brokers_expired``, ``brokers_nosan``, ``brokers_mismatch``.  ``certs``
+    is the cluster's :class:`CertManager` (a copy, in the cluster's folder,
+    of the set this process made once), ``sasl_users`` the users of the SASL
+    listeners (:data:`SASL_USERS`: PLAIN in the JAAS config, SCRAM-SHA-256/512
+    created when the storage is formatted, OAUTHBEARER through Kafka's
+    unsecured validator; tokens from :func:`unsecured_jwt`).  Inter-broker
+    and controller traffic stay on PLAINTEXT.  ``secure_listeners=False``
+    starts PLAINTEXT alone (the security listeners cost about a second of
+    start-up).
 
     ``server_properties`` adds or overrides broker settings; ``jvm_opts`` adds
     JVM flags (after the defaults).
@@ -711,7 +791,7 @@ class KafkaInstance(ClusterAdmin):
     def __init__(self, num_instances=1, kafka_version=DEFAULT_KAFKA_VERSION,
                  download_dir=None, name="kafka", heap="512m", start_timeout=None,
                  server_properties=None, jvm_opts=(), scala_version=None, bin_dir=None,
-                 use_gevent=False):
+                 use_gevent=False, secure_listeners=True):
         # scala_version, bin_dir and use_gevent are pykafka's parameters: one
         # Scala build is used per Kafka version (2.12 before 2.4, else 2.13;
         # None picks it), bin_dir is taken as the download (cache) folder, and
@@ -726,6 +806,7 @@ class KafkaInstance(ClusterAdmin):
         self.num_instances = int(num_instances)
         self.kafka_version = str(kafka_version)
         self.zookeeper_mode = uses_zookeeper(self.kafka_version)
+        self.secure_listeners = bool(secure_listeners) and not self.zookeeper_mode
         self.name = name
         self.heap = heap
         self.download_dir = download_dir
@@ -735,7 +816,8 @@ class KafkaInstance(ClusterAdmin):
         self._jvm_opts = list(jvm_opts)
         self.zookeeper = None          # pykafka's attribute: ZooKeeper's host:port, if any
         self._zk = None
-        self.brokers_ssl = None
+        self.certs = None
+        self.sasl_users = SASL_USERS if self.secure_listeners else None
         self.cluster_id = None
         self.tmpdir = None
         self._brokers = []
@@ -744,6 +826,8 @@ class KafkaInstance(ClusterAdmin):
         # Everything that can fail without side effects happens first.
         self._java = check_java()
         self._classpath = resolve_classpath(self.kafka_version, "broker", download_dir)
+        if self.secure_listeners:
+            security.shared_certs()
         self._start_cluster()
 
     # ---------------------------------------------------------- properties
@@ -751,6 +835,13 @@ class KafkaInstance(ClusterAdmin):
     @property
     def brokers(self):
         return ",".join("127.0.0.1:%d" % b.port for b in self._brokers)
+
+    @property
+    def listeners(self):
+        """{listener name: bootstrap string} of every client listener."""
+        names = self._brokers[0].ports if self._brokers else {}
+        return {name: ",".join("127.0.0.1:%d" % b.ports[name] for b in self._brokers)
+                for name in names}
 
     @property
     def broker_ports(self):
@@ -777,7 +868,7 @@ class KafkaInstance(ClusterAdmin):
         """Broker settings shared by KRaft and ZooKeeper mode."""
         n = self.num_instances
         return {
-            "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % b.port,
+            "advertised.listeners": self._listener_list(b.ports),
             "log.dirs": b.data_dir,
             "num.partitions": 1,
             "default.replication.factor": 1,
@@ -798,6 +889,40 @@ class KafkaInstance(ClusterAdmin):
             "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
         }
 
+    @staticmethod
+    def _listener_list(ports):
+        return ",".join("%s://127.0.0.1:%d" % (name, port) for name, port in ports.items())
+
+    def _security_properties(self):
+        """TLS and SASL settings of the SECURITY_LISTENERS: PEM stores
+        (KIP-651; no store passwords), per-listener overrides
+        (``listener.name.<name>.<key>``), the SASL mechanisms and one JAAS
+        config per SASL listener and mechanism."""
+        certs = self.certs
+        props = {
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": certs.keystore,
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": certs.truststore,
+            "listener.name.mtls.ssl.client.auth": "required",
+            "listener.name.expired.ssl.keystore.location": certs.expired_keystore,
+            "listener.name.nosan.ssl.keystore.location": certs.nosan_keystore,
+            "listener.name.mismatch.ssl.keystore.location": certs.mismatch_keystore,
+            "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+        }
+        pkg = "org.apache.kafka.common.security."
+        jaas = {
+            "plain": pkg + "plain.PlainLoginModule required %s;"
+                           % security.plain_jaas_users(self.sasl_users),
+            "scram-sha-256": pkg + "scram.ScramLoginModule required;",
+            "scram-sha-512": pkg + "scram.ScramLoginModule required;",
+            "oauthbearer": pkg + "oauthbearer.OAuthBearerLoginModule required;",
+        }
+        for listener in ("sasl_plaintext", "sasl_ssl"):
+            for mech, config in jaas.items():
+                props["listener.name.%s.%s.sasl.jaas.config" % (listener, mech)] = config
+        return props
+
     def _properties_text(self, props):
         props.update(self._extra_props)
         return "".join("%s=%s\n" % (k, v) for k, v in props.items())
@@ -806,25 +931,31 @@ class KafkaInstance(ClusterAdmin):
         if self.zookeeper_mode:
             return self._zk_server_properties(b)
         n = self.num_instances
+        protocols = dict(PLAINTEXT="PLAINTEXT", CONTROLLER="PLAINTEXT")
+        if self.secure_listeners:
+            protocols.update(SECURITY_LISTENERS)
         props = {
             "process.roles": "broker,controller",
             "node.id": b.node_id,
             "controller.quorum.voters": voters,
-            "listeners": "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d"
-                         % (b.port, b.controller_port),
+            "listeners": self._listener_list(dict(b.ports, CONTROLLER=b.controller_port)),
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": ",".join("%s:%s" % kv
+                                                       for kv in protocols.items()),
             "share.coordinator.state.topic.replication.factor": min(n, 3),
             "share.coordinator.state.topic.min.isr": min(n, 2),
             "broker.heartbeat.interval.ms": 1000,
             "broker.session.timeout.ms": 5000,
         }
         props.update(self._common_properties(b))
+        if self.secure_listeners:
+            props.update(self._security_properties())
         return self._properties_text(props)
 
     def _zk_server_properties(self, b):
-        """Broker settings in ZooKeeper mode (Kafka 2.1-3.2)."""
+        """Broker settings in ZooKeeper mode (Kafka 2.1-3.2): PLAINTEXT only;
+        the TLS and SASL listeners exist in KRaft mode alone."""
         props = {
             "broker.id": b.node_id,
             "zookeeper.connect": self._zk.connect,
@@ -855,18 +986,20 @@ class KafkaInstance(ClusterAdmin):
         self.tmpdir = tempfile.mkdtemp(prefix="pkc-%s-%s-" % (self.name, self.kafka_version))
         zk_mode = self.zookeeper_mode
         self.cluster_id = None if zk_mode else _new_cluster_id()
-        # KRaft: a broker port and a controller port per node; ZooKeeper mode:
-        # a broker port per node and one for ZooKeeper.
-        ports = _free_ports(n + 1 if zk_mode else 2 * n)
+        # KRaft: a port per client listener and a controller port per node;
+        # ZooKeeper mode: a broker port per node and one for ZooKeeper.
+        names = ["PLAINTEXT"] + (list(SECURITY_LISTENERS) if self.secure_listeners else [])
+        per_node = 1 if zk_mode else len(names) + 1
+        ports = _free_ports(n * per_node + (1 if zk_mode else 0))
         self._brokers = []
+        if self.secure_listeners:
+            self.certs = security.shared_certs().copy_to(self.tmpdir)
         for i in range(n):
             bdir = os.path.join(self.tmpdir, "broker-%d" % i)
             os.makedirs(bdir)
-            if zk_mode:
-                port, controller_port = ports[i], None
-            else:
-                port, controller_port = ports[2 * i], ports[2 * i + 1]
-            self._brokers.append(_Broker(i, i, port, controller_port,
+            mine = ports[i * per_node:(i + 1) * per_node]
+            controller_port = None if zk_mode else mine[-1]
+            self._brokers.append(_Broker(i, i, dict(zip(names, mine)), controller_port,
                                          os.path.join(bdir, "server.properties"),
                                          os.path.join(bdir, "data"),
                                          os.path.join(bdir, "kafka.log")))
@@ -961,8 +1094,10 @@ class KafkaInstance(ClusterAdmin):
         procs = []
         try:
             for b in self._brokers:
-                cmd = self._jvm_cmd("kafka.tools.StorageTool",
-                                    ["format", "-t", self.cluster_id, "-c", b.config], "256m")
+                args = ["format", "-t", self.cluster_id, "-c", b.config]
+                if self.secure_listeners:
+                    args += security.scram_format_args(self.sasl_users)   # KIP-900
+                cmd = self._jvm_cmd("kafka.tools.StorageTool", args, "256m")
                 procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                               start_new_session=True))
@@ -1008,6 +1143,11 @@ class KafkaInstance(ClusterAdmin):
         if missing:
             return "metadata lists brokers %s, still missing %s" % (sorted(md.brokers),
                                                                     sorted(missing))
+        for name, port in b.ports.items():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=5.0).close()
+            except OSError as exc:
+                return "listener %s (port %d) refuses connections: %s" % (name, port, exc)
         return None
 
     def _wait_ready(self, waiting, deadline, also_listed_by=()):
@@ -1196,7 +1336,11 @@ def main(argv=None):
                         help="cache folder for the Kafka jars (default $PKC_CACHE_DIR or "
                              "~/.cache/pykafka_c)")
     parser.add_argument("--export-hosts", metavar="FILE", default=None,
-                        help="write BROKERS=host:port,... (and KAFKA_VERSION=...) to FILE")
+                        help="write BROKERS=host:port,..., the other listeners (BROKERS_SSL=... "
+                             "and so on), %s=... and KAFKA_VERSION=... to FILE" % CERTS_ENV)
+    parser.add_argument("--plaintext-only", action="store_true",
+                        help="no TLS or SASL listeners (they are there by default in KRaft "
+                             "mode)")
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGINT, _on_signal)
@@ -1205,20 +1349,28 @@ def main(argv=None):
     try:
         t0 = time.monotonic()
         cluster = KafkaInstance(args.num_instances, kafka_version=args.kafka_version,
-                                download_dir=args.download_dir)
-        line = "BROKERS=%s" % cluster.brokers
+                                download_dir=args.download_dir,
+                                secure_listeners=not args.plaintext_only)
+        lines = ["%s=%s" % (listener_env_name(name), bootstrap)
+                 for name, bootstrap in cluster.listeners.items()]
+        if cluster.certs is not None:
+            lines.append("%s=%s" % (CERTS_ENV, cluster.certs.cert_dir))
         if args.export_hosts:
             tmp = args.export_hosts + ".tmp"
             with open(tmp, "w") as f:
-                f.write("%s\nKAFKA_VERSION=%s\n" % (line, cluster.kafka_version))
+                f.write("%s\nKAFKA_VERSION=%s\n" % ("\n".join(lines), cluster.kafka_version))
                 if cluster.zookeeper:
                     f.write("ZOOKEEPER=%s\n" % cluster.zookeeper)
             os.replace(tmp, args.export_hosts)
-        print(line, flush=True)
+        print("\n".join(lines), flush=True)
         sys.stderr.write("Kafka %s: %d broker(s) ready in %.1f s; data in %s. "
                          "Ctrl-C or SIGTERM stops them.\n"
                          % (cluster.kafka_version, cluster.num_instances,
                             time.monotonic() - t0, cluster.tmpdir))
+        if cluster.certs is not None:
+            sys.stderr.write("Test certificates in %s; SASL users and the client key's "
+                             "password in %s.\n" % (cluster.certs.cert_dir,
+                                                     cluster.certs.credentials_file))
         sys.stderr.flush()
         while True:
             time.sleep(3600)

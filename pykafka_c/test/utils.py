@@ -2,7 +2,9 @@
 
 * :func:`get_cluster` -- the cluster named by ``$BROKERS`` when set (for
   example from ``python -m pykafka_c.test.kafka_instance N --export-hosts
-  FILE``), else a new :class:`~pykafka_c.test.kafka_instance.KafkaInstance`.
+  FILE``; its other listeners from ``$BROKERS_SSL`` and the like, its
+  certificates from ``$PKC_TEST_CERTS``), else a new
+  :class:`~pykafka_c.test.kafka_instance.KafkaInstance`.
 * :func:`stop_cluster` -- terminate a started cluster, or delete the topics
   created through an external one.
 * :func:`retry` -- call an assertion until it passes or time runs out.
@@ -12,7 +14,9 @@ import os
 import time
 
 from . import _wire
-from .kafka_instance import ClusterAdmin, DEFAULT_KAFKA_VERSION, HarnessError, KafkaInstance
+from .kafka_instance import (CERTS_ENV, SECURITY_LISTENERS, ClusterAdmin, DEFAULT_KAFKA_VERSION,
+                             HarnessError, KafkaInstance, listener_env_name)
+from .security import SASL_USERS, CertManager
 
 __all__ = ["get_cluster", "stop_cluster", "retry", "ExternalCluster",
            "KafkaConnection"]
@@ -37,15 +41,47 @@ class ExternalCluster(ClusterAdmin):
     """A running cluster this process did not start, named by a bootstrap
     string.  Offers the topic and metadata helpers of ``KafkaInstance``
     (broker ``i`` means node id ``i``); it cannot stop or start brokers nor
-    read their logs."""
+    read their logs.
 
-    def __init__(self, brokers, kafka_version=None):
+    ``listeners`` ({name: bootstrap string}, as ``KafkaInstance.listeners``)
+    names its other listeners, ``certs`` is a
+    :class:`~pykafka_c.test.security.CertManager` for them; ``sasl_users``
+    are those of ``certs`` (else the harness's :data:`SASL_USERS`) when a
+    SASL listener is named.  :meth:`from_environment` reads all of it from
+    the variables ``python -m pykafka_c.test.kafka_instance --export-hosts``
+    writes."""
+
+    def __init__(self, brokers, kafka_version=None, listeners=None, certs=None):
         self.brokers = brokers
         self.kafka_version = kafka_version
         self.zookeeper = None
-        self.brokers_ssl = None
+        self.listeners = dict(listeners or {}, PLAINTEXT=brokers)
+        self.certs = certs
+        if any(name.startswith("SASL_") for name in self.listeners):
+            self.sasl_users = certs.sasl_users if certs is not None else SASL_USERS
         self._hosts = _parse_hosts(brokers)
         self.created_topics = []
+
+    @classmethod
+    def from_environment(cls):
+        """The cluster of ``$BROKERS`` (required), with ``$KAFKA_VERSION``,
+        the listeners of ``$BROKERS_<NAME>`` (``$BROKERS_SSL``,
+        ``$BROKERS_SASL_SSL``, ...: see :func:`listener_env_name`) and the
+        certificates in the folder ``$PKC_TEST_CERTS``.  A TLS listener
+        without ``$PKC_TEST_CERTS`` is a :class:`HarnessError`: its tests
+        could not trust it."""
+        env = os.environ
+        listeners = {name: env[listener_env_name(name)] for name in SECURITY_LISTENERS
+                     if env.get(listener_env_name(name))}
+        certs = None
+        if env.get(CERTS_ENV):
+            certs = CertManager.load(env[CERTS_ENV])
+        elif any(SECURITY_LISTENERS[name] in ("SSL", "SASL_SSL") for name in listeners):
+            raise HarnessError(
+                "%s is set but %s is not: point it at the test-certs folder that "
+                "`python -m pykafka_c.test.kafka_instance` printed"
+                % ("/".join(listener_env_name(n) for n in sorted(listeners)), CERTS_ENV))
+        return cls(env["BROKERS"], env.get("KAFKA_VERSION") or None, listeners, certs)
 
     def __repr__(self):
         return "<ExternalCluster %s>" % self.brokers
@@ -117,14 +153,29 @@ class KafkaConnection(ExternalCluster):
     """pykafka's ``KafkaConnection``: a running cluster given by its broker
     list, with pykafka's constructor.  ``bin_dir`` (pykafka ran Kafka's
     shell scripts from it) and ``zookeeper`` are kept as attributes and not
-    used: topics are created and deleted with the Kafka protocol."""
+    used: topics are created and deleted with the Kafka protocol.
+
+    With ``brokers_ssl``, ``certs`` is the
+    :class:`~pykafka_c.test.security.CertManager` of the folder
+    ``$PKC_TEST_CERTS``, else of ``<bin_dir>/test-certs`` (where pykafka kept
+    them); :class:`HarnessError` when neither holds a set."""
 
     def __init__(self, bin_dir, brokers, zookeeper, brokers_ssl=None,
                  kafka_version=None):
-        super().__init__(brokers, kafka_version)
+        certs = None
+        if brokers_ssl is not None:
+            cert_dir = os.environ.get(CERTS_ENV) or os.path.join(bin_dir, "test-certs")
+            try:
+                certs = CertManager.load(cert_dir)
+            except HarnessError as exc:
+                raise HarnessError("KafkaConnection(brokers_ssl=%r) needs the cluster's test "
+                                   "certificates: set %s to the folder `python -m "
+                                   "pykafka_c.test.kafka_instance` printed (%s)"
+                                   % (brokers_ssl, CERTS_ENV, exc)) from None
+        super().__init__(brokers, kafka_version,
+                         None if brokers_ssl is None else {"SSL": brokers_ssl}, certs)
         self._bin_dir = bin_dir
         self.zookeeper = zookeeper
-        self.brokers_ssl = brokers_ssl
 
     def __repr__(self):
         return "<KafkaConnection %s>" % self.brokers
@@ -138,11 +189,13 @@ class KafkaConnection(ExternalCluster):
 
 def get_cluster(num_instances=1, kafka_version=DEFAULT_KAFKA_VERSION, **kwargs):
     """The cluster named by ``$BROKERS`` (``host:port,...``; its version from
-    ``$KAFKA_VERSION`` when set) or, without it, a new ``KafkaInstance`` of
-    ``num_instances`` brokers.  Stop it with :func:`stop_cluster`."""
-    brokers = os.environ.get("BROKERS")
-    if brokers:
-        return ExternalCluster(brokers, os.environ.get("KAFKA_VERSION") or None)
+    ``$KAFKA_VERSION``, its other listeners from ``$BROKERS_SSL`` (as in
+    pykafka) and the other ``$BROKERS_<NAME>``, its certificates from
+    ``$PKC_TEST_CERTS``: :meth:`ExternalCluster.from_environment`) or,
+    without it, a new ``KafkaInstance`` of ``num_instances`` brokers.  Stop
+    it with :func:`stop_cluster`."""
+    if os.environ.get("BROKERS"):
+        return ExternalCluster.from_environment()
     return KafkaInstance(num_instances=num_instances, kafka_version=kafka_version, **kwargs)
 
 
