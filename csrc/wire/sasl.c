@@ -174,7 +174,7 @@ sasl_fail(pkc_sasl_client *c, int status, const char *sentence)
     return sasl_enter_failed(c, status);
 }
 
-/* -------------------------------------------------------------- credentials */
+/* ------------------------------------------------------------- credentials */
 
 static int
 sasl_check_field(const char *what, const char *ptr, size_t len, char *err,

@@ -61,10 +61,13 @@ typedef struct {
     int mechanism;
     const char *username; size_t username_len;   /* PLAIN, SCRAM */
     const char *password; size_t password_len;   /* PLAIN, SCRAM */
-    const char *token; size_t token_len;          /* OAUTHBEARER: the bearer token */
+    /* OAUTHBEARER: the bearer token */
+    const char *token; size_t token_len;
     uint32_t scram_min_iterations;  /* 0: 4096 */
-    uint32_t scram_max_iterations;  /* 0: 16384 (all a Kafka broker can store) */
-    const char *scram_nonce;        /* tests only: fixed client nonce; NULL: random from RAND_bytes */
+    /* 0: 16384 (all a Kafka broker can store) */
+    uint32_t scram_max_iterations;
+    /* tests only: fixed client nonce; NULL: random from RAND_bytes */
+    const char *scram_nonce;
 } pkc_sasl_credentials;
 
 typedef struct pkc_sasl_client pkc_sasl_client;
@@ -89,8 +92,8 @@ typedef struct pkc_sasl_client pkc_sasl_client;
  * OpenSSL, or OpenSSL could not make random bytes); PKC_ERR_NOMEM.  On
  * failure *out is NULL and errbuf (if errlen > 0) holds a sentence.
  */
-int pkc_sasl_client_new(const pkc_sasl_credentials *cred, pkc_sasl_client **out,
-                        char *errbuf, size_t errlen);
+int pkc_sasl_client_new(const pkc_sasl_credentials *cred,
+                        pkc_sasl_client **out, char *errbuf, size_t errlen);
 
 /*
  * One step.  First call: server_msg NULL/0 -> the client's first message.
@@ -113,8 +116,8 @@ int pkc_sasl_client_new(const pkc_sasl_credentials *cred, pkc_sasl_client **out,
  * returns PKC_ERR_AUTH with that sentence.
  * Calling a finished client again (after PKC_OK) is PKC_ERR_INVALID.
  */
-int pkc_sasl_client_step(pkc_sasl_client *c, const uint8_t *server_msg, size_t len,
-                         const uint8_t **out, size_t *out_len);
+int pkc_sasl_client_step(pkc_sasl_client *c, const uint8_t *server_msg,
+                         size_t len, const uint8_t **out, size_t *out_len);
 
 /* The last failure as a sentence ("" if none); valid until the next step
  * or free. */

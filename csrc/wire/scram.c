@@ -209,8 +209,8 @@ scram_check_server_first(const pkc_scram *s,
     if (sf->iterations < s->min_iterations ||
         sf->iterations > s->max_iterations)
         return pkc_sasl_errorf(err, errlen, PKC_ERR_INVALID,
-                               "the broker asks for %u SCRAM iterations, "
-                               "outside the accepted %u to %u",
+                               "the broker's SCRAM iteration count i=%u "
+                               "is outside the accepted %u to %u",
                                sf->iterations, s->min_iterations,
                                s->max_iterations);
     if ((size_t)sf->nonce.len <= s->nonce_len ||

@@ -209,7 +209,9 @@ test_base64_decoder_is_strict(void)
     size_t n = 99;
 
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
-        size_t len = k == sizeof(bad) / sizeof(bad[0]) - 1 ? 4 : strlen(bad[k]);
+        /* The last one has a NUL inside. */
+        size_t len =
+            k == sizeof(bad) / sizeof(bad[0]) - 1 ? 4 : strlen(bad[k]);
         CHECK_EQ(pkc_base64_decode((const uint8_t *)bad[k], len, out,
                                    sizeof(out), &n), PKC_ERR_INVALID);
         CHECK_EQ(n, 0);
@@ -708,14 +710,16 @@ test_scram_server_final_hostile(void)
                              "e=invalid-proof");
     check_server_final_fails(S("e=\x01\x02nasty\n"), PKC_ERR_AUTH,
                              "e=??nasty?");
-    check_server_final_fails(S("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4"),
-                             PKC_ERR_INVALID, "base64");
-    check_server_final_fails(S("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=="),
-                             PKC_ERR_INVALID, "base64");
-    check_server_final_fails(S("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl9"),
-                             PKC_ERR_INVALID, "30 bytes instead of 32");
-    check_server_final_fails(S(RFC_SERVER_FINAL ",v=6rriTRBi23WpRR/wtup+mMhUZUn/"
-                               "dB5nLTJRsjl95G4="),
+    check_server_final_fails(
+        S("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4"), PKC_ERR_INVALID,
+        "base64");
+    check_server_final_fails(
+        S("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=="), PKC_ERR_INVALID,
+        "base64");
+    check_server_final_fails(
+        S("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl9"), PKC_ERR_INVALID,
+        "30 bytes instead of 32");
+    check_server_final_fails(S(RFC_SERVER_FINAL "," RFC_SERVER_FINAL),
                              PKC_ERR_INVALID, "repeated");
     check_server_final_fails(S("r=" RFC_FULL_NONCE), PKC_ERR_INVALID,
                              "starts with r=");
@@ -746,7 +750,7 @@ test_scram_server_first_hostile(void)
      * small, just outside the bounds, not digits. */
     check_server_first_fails(&cred, S("r=" RFC_FULL_NONCE RFC_SALT
                                       ",i=2147483647"),
-                             PKC_ERR_INVALID, "2147483647 SCRAM iterations");
+                             PKC_ERR_INVALID, "i=2147483647 is outside");
     check_server_first_fails(&cred, S("r=" RFC_FULL_NONCE RFC_SALT ",i=1"),
                              PKC_ERR_INVALID, "outside the accepted 4096 to "
                                               "16384");
@@ -779,7 +783,8 @@ test_scram_server_first_hostile(void)
                              PKC_ERR_INVALID, "where s=");
     check_server_first_fails(&cred, S("r=" RFC_FULL_NONCE RFC_SALT),
                              PKC_ERR_INVALID, "i= is missing");
-    check_server_first_fails(&cred, S("s=W22ZaJ0SNY7soEsUEjb6gQ==,r=" RFC_FULL_NONCE ",i=4096"),
+    check_server_first_fails(&cred, S("s=W22ZaJ0SNY7soEsUEjb6gQ==,r="
+                                      RFC_FULL_NONCE ",i=4096"),
                              PKC_ERR_INVALID,
                              "starts with s=");
     check_server_first_fails(&cred, S(RFC_SERVER_FIRST ",s=QQ=="),
