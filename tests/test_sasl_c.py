@@ -18,7 +18,7 @@ import os
 
 import pytest
 
-from cbuild import build, run
+from cbuild import ROOT, build, run
 
 pytestmark = pytest.mark.unit
 
@@ -45,12 +45,13 @@ def _saslname(user):
 
 
 def scram_exchange(hash_name, user, password, client_nonce, server_nonce,
-                   salt, iterations):
-    """The messages of one SCRAM exchange (RFC 5802 section 3), as bytes."""
+                   salt, iterations, extensions=""):
+    """The messages of one SCRAM exchange (RFC 5802 section 3), as str;
+    ``extensions`` (e.g. ",x=1") is appended to the server-first message."""
     b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
     bare = "n=%s,r=%s" % (_saslname(user), client_nonce)
-    server_first = "r=%s%s,s=%s,i=%d" % (client_nonce, server_nonce,
-                                          b64(salt), iterations)
+    server_first = "r=%s%s,s=%s,i=%d%s" % (client_nonce, server_nonce,
+                                            b64(salt), iterations, extensions)
     without_proof = "c=biws,r=%s%s" % (client_nonce, server_nonce)
     auth_message = ",".join((bare, server_first, without_proof)).encode()
     salted = hashlib.pbkdf2_hmac(hash_name, password.encode(), salt,
@@ -112,3 +113,78 @@ def test_scram_against_python(test_sasl, case):
     assert "kat client-final: %s\n" % msgs["client_final"] in out, out
     assert "kat server-final: ok\n" in out, out
     assert " 0 failures" in out, out
+
+
+# ---------------------------------------------- seeds of csrc/fuzz/fuzz_sasl.c
+
+FUZZ_USER = "fuzz-user"
+FUZZ_PASSWORD = "fuzz-password-never-in-errors"
+FUZZ_NONCE = "fyko+d2lbbFgONRv9qkxdawL"
+FUZZ_CORPUS = os.path.join(ROOT, "csrc", "fuzz", "corpus", "sasl")
+
+
+def _fuzz_input(mechanism, first=b"", second=b""):
+    # fuzz_sasl.c's layout: mechanism byte, 2-byte length of the first
+    # server message, the first message, the second.
+    return bytes([mechanism]) + len(first).to_bytes(2, "big") + first + second
+
+
+def fuzz_seeds():
+    """name -> contents of the seed corpus of csrc/fuzz/fuzz_sasl.c."""
+    seeds = {}
+    for mechanism, hash_name, size in ((0, "sha256", 32), (1, "sha512", 64)):
+        tag = "scram" + hash_name[3:]
+        for ext in ("", ",x=ext"):
+            msgs = scram_exchange(hash_name, FUZZ_USER, FUZZ_PASSWORD,
+                                  FUZZ_NONCE, "3rfcNHYJY1ZVvWVs7j",
+                                  b"kafka-salt-0123456789", 4096, ext)
+            first = msgs["server_first"].encode()
+            final = msgs["server_final"].encode()
+            seeds[tag + ("-valid-extension" if ext else "-valid")] = \
+                _fuzz_input(mechanism, first, final)
+        wrong = b"v=" + base64.b64encode(bytes(size))
+        seeds[tag + "-wrong-signature"] = _fuzz_input(mechanism, first, wrong)
+        seeds[tag + "-missing-v"] = _fuzz_input(mechanism, first, b"")
+        seeds[tag + "-e-final"] = _fuzz_input(mechanism, first,
+                                              b"e=invalid-proof")
+    first = first.replace(b",x=ext", b"")
+    salt = first[first.index(b",s="):first.index(b",i=")]
+    hostile_first = {
+        "e-first": b"e=unknown-user",
+        "i-huge": first.replace(b"i=4096", b"i=2147483647"),
+        "i-one": first.replace(b"i=4096", b"i=1"),
+        "i-not-digits": first.replace(b"i=4096", b"i=4o96"),
+        "i-leading-zero": first.replace(b"i=4096", b"i=04096"),
+        "nonce-equal": b"r=" + FUZZ_NONCE.encode() + first[first.index(b","):],
+        "nonce-foreign": b"r=X" + first[3:],
+        "m-extension": b"m=x," + first,
+        "duplicate-salt": first + b",s=QQ==",
+        "missing-salt": first.replace(salt, b""),
+        "bad-base64-salt": first.replace(salt, salt[:-1]),
+    }
+    for name, msg in hostile_first.items():
+        seeds["scram512-" + name] = _fuzz_input(1, msg)
+    seeds["oauthbearer-success"] = _fuzz_input(2)
+    seeds["oauthbearer-error-json"] = _fuzz_input(
+        2, b'{"status":"invalid_token"}')
+    seeds["plain-success"] = _fuzz_input(3)
+    seeds["plain-unexpected-answer"] = _fuzz_input(3, b"\x00\x01junk")
+    return seeds
+
+
+def test_fuzz_seed_corpus_is_current():
+    for name, data in fuzz_seeds().items():
+        path = os.path.join(FUZZ_CORPUS, name)
+        assert os.path.exists(path), \
+            "missing seed %s: run python3 tests/test_sasl_c.py" % name
+        with open(path, "rb") as f:
+            assert f.read() == data, \
+                "stale seed %s: run python3 tests/test_sasl_c.py" % name
+
+
+if __name__ == "__main__":
+    # Rewrite the fuzz seeds of csrc/fuzz/corpus/sasl/.
+    os.makedirs(FUZZ_CORPUS, exist_ok=True)
+    for seed_name, seed_data in fuzz_seeds().items():
+        with open(os.path.join(FUZZ_CORPUS, seed_name), "wb") as out:
+            out.write(seed_data)
