@@ -20,8 +20,6 @@
 #include "net.h"
 #include "proto.h"
 
-#define FL_API_FETCH 1
-#define FL_API_VERSIONS 18
 #define FL_HOST_MAX 256
 /* A connect to a broker is given up after at most this long (it never
  * blocks the thread: see fl_connect_start). */
@@ -381,8 +379,8 @@ fl_field(const pkc_proto_struct *s, const char *name)
 static void
 fl_fields_init(void)
 {
-    const pkc_proto_api *fetch = pkc_proto_api_find(FL_API_FETCH);
-    const pkc_proto_api *av = pkc_proto_api_find(FL_API_VERSIONS);
+    const pkc_proto_api *fetch = pkc_proto_api_find(PKC_API_FETCH);
+    const pkc_proto_api *av = pkc_proto_api_find(PKC_API_API_VERSIONS);
     const pkc_proto_struct *s, *t, *p, *a;
 
     if (fetch == NULL || av == NULL)
@@ -725,7 +723,7 @@ fl_parse_response(fl_rvis *v, const uint8_t *body, size_t len, int version,
     }
     memset(&perr, 0, sizeof(perr));
     pkc_reader_init(&r, body, len);
-    rc = pkc_proto_decode(&r, PKC_PROTO_RESPONSE, FL_API_FETCH, version,
+    rc = pkc_proto_decode(&r, PKC_PROTO_RESPONSE, PKC_API_FETCH, version,
                           &vis, &perr);
     if (rc != 0) {
         if (rc > 0 || rc == PKC_PROTO_ABORT || rc == PKC_PROTO_BADTYPE)
@@ -1893,7 +1891,7 @@ fl_connect_done(pkc_fl *fl, fl_broker *b, int rc)
         return;
     }
     b->answered = 0;
-    rc = pkc_conn_send_request(&b->conn, FL_API_VERSIONS, 0, 0, 1,
+    rc = pkc_conn_send_request(&b->conn, PKC_API_API_VERSIONS, 0, 0, 1,
                                fl_empty_body, 0, 0, NULL);
     if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT && rc != PKC_ERR_INTR) {
         fl_broker_fail(fl, b, rc, b->conn.errstr);
@@ -1948,7 +1946,7 @@ fl_connect_step(pkc_fl *fl, fl_broker *b)
 static void
 fl_send_fetch(pkc_fl *fl, fl_broker *b)
 {
-    const pkc_proto_api *api = pkc_proto_api_find(FL_API_FETCH);
+    const pkc_proto_api *api = pkc_proto_api_find(PKC_API_FETCH);
     pkc_proto_source src;
     pkc_proto_error perr;
     pkc_writer *w = NULL;
@@ -1975,10 +1973,10 @@ fl_send_fetch(pkc_fl *fl, fl_broker *b)
     src.enter_element = fl_src_enter_element;
     memset(&perr, 0, sizeof(perr));
 
-    rc = pkc_conn_request_begin(&b->conn, FL_API_FETCH, b->version,
+    rc = pkc_conn_request_begin(&b->conn, PKC_API_FETCH, b->version,
                                 pkc_proto_is_flexible(api, b->version), &w);
     if (rc == PKC_OK) {
-        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, FL_API_FETCH, b->version,
+        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, PKC_API_FETCH, b->version,
                               &src, &perr);
         if (rc != 0) {
             pkc_conn_request_abort(&b->conn);
@@ -2026,9 +2024,9 @@ fl_av_on_int(void *ctx, const pkc_proto_field *f, int64_t val)
         v->error = (int16_t)val;
     else if (f == F.av_k_key)
         v->key = (int32_t)val;
-    else if (f == F.av_k_min && v->key == FL_API_FETCH)
+    else if (f == F.av_k_min && v->key == PKC_API_FETCH)
         v->fetch_min = (int32_t)val;
-    else if (f == F.av_k_max && v->key == FL_API_FETCH)
+    else if (f == F.av_k_max && v->key == PKC_API_FETCH)
         v->fetch_max = (int32_t)val;
     return 0;
 }
@@ -2048,8 +2046,8 @@ fl_on_apiversions(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     vis.on_int = fl_av_on_int;
     memset(&perr, 0, sizeof(perr));
     pkc_reader_init(&r, resp->body, resp->body_len);
-    rc = pkc_proto_decode(&r, PKC_PROTO_RESPONSE, FL_API_VERSIONS, 0, &vis,
-                          &perr);
+    rc = pkc_proto_decode(&r, PKC_PROTO_RESPONSE, PKC_API_API_VERSIONS, 0,
+                          &vis, &perr);
     if (rc != 0) {
         snprintf(why, sizeof(why),
                  "ApiVersions v0 response: %s in field '%s' at byte %zu",

@@ -21,9 +21,6 @@
 #include "compress.h"
 #include "proto.h"
 
-#define API_PRODUCE 0
-#define API_API_VERSIONS 18
-
 /* Batches kept for reuse (each keeps its builder's buffers). */
 #define FREE_BATCHES_MAX 8
 /* Partition ids above this are refused (metadata sanity). */
@@ -558,7 +555,7 @@ lookup_fields(sl_fields *fl, char *errbuf, size_t errlen)
         (dst) = pkc_proto_struct_at((size_t)(f)->sub);                    \
     } while (0)
 
-    api = pkc_proto_api_find(API_PRODUCE);
+    api = pkc_proto_api_find(PKC_API_PRODUCE);
     if (api == NULL) {
         snprintf(errbuf, errlen, "protocol table lacks Produce");
         return PKC_ERR_INVALID;
@@ -587,7 +584,7 @@ lookup_fields(sl_fields *fl, char *errbuf, size_t errlen)
     FIELD(fl->resp_log_append_time_ms, pr, "log_append_time_ms");
     FIELD(fl->resp_error_message, pr, "error_message");
 
-    api = pkc_proto_api_find(API_API_VERSIONS);
+    api = pkc_proto_api_find(PKC_API_API_VERSIONS);
     if (api == NULL) {
         snprintf(errbuf, errlen, "protocol table lacks ApiVersions");
         return PKC_ERR_INVALID;
@@ -1212,7 +1209,7 @@ av_end_struct(void *ctx, const pkc_proto_field *f, const pkc_proto_struct *s)
     av_vis *v = ctx;
 
     (void)s;
-    if (f == v->fl->av_api_keys && v->key == API_PRODUCE) {
+    if (f == v->fl->av_api_keys && v->key == PKC_API_PRODUCE) {
         v->produce_lo = v->lo;
         v->produce_hi = v->hi;
     }
@@ -1306,7 +1303,7 @@ broker_connect(pkc_sl *sl, sl_broker *b, const char *host, int port,
     if (rc != PKC_OK)
         goto fail;
     do {
-        rc = pkc_conn_send_request(&b->conn, API_API_VERSIONS, 0, 0, 1, "",
+        rc = pkc_conn_send_request(&b->conn, PKC_API_API_VERSIONS, 0, 0, 1, "",
                                    0, deadline, NULL);
     } while (rc == PKC_ERR_INTR);
     while (rc == PKC_OK || rc == PKC_ERR_INTR) {
@@ -1326,8 +1323,8 @@ broker_connect(pkc_sl *sl, sl_broker *b, const char *host, int port,
     vis.end_struct = av_end_struct;
     vis.on_int = av_on_int;
     pkc_reader_init(&rd, resp.body, resp.body_len);
-    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, API_API_VERSIONS, 0, &vis,
-                          &perr);
+    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, PKC_API_API_VERSIONS, 0,
+                          &vis, &perr);
     if (rc != 0) {
         set_result(r, PKC_SL_DECODE, 0, rc,
                    "%s:%d: malformed ApiVersions response: %s at byte %zu "
@@ -1507,7 +1504,7 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
     }
 
     flexible = b->produce_version >= 9;
-    rc = pkc_conn_request_begin(&b->conn, API_PRODUCE, b->produce_version,
+    rc = pkc_conn_request_begin(&b->conn, PKC_API_PRODUCE, b->produce_version,
                                 flexible, &w);
     if (rc == PKC_OK) {
         memset(&src, 0, sizeof(src));
@@ -1521,7 +1518,7 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         ps.get_bytes = ps_get_bytes;
         ps.enter_array = ps_enter_array;
         ps.enter_element = ps_enter_element;
-        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, API_PRODUCE,
+        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, PKC_API_PRODUCE,
                               b->produce_version, &ps, &perr);
         if (rc == 0)
             rc = pkc_conn_request_end(&b->conn, sl->cfg.acks != 0, &corr);
@@ -1689,7 +1686,7 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
     vis.on_int = pv_on_int;
     vis.on_string = pv_on_string;
     pkc_reader_init(&rd, resp->body, resp->body_len);
-    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, API_PRODUCE,
+    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, PKC_API_PRODUCE,
                           resp->api_version, &vis, &perr);
     if (rc != 0) {
         if (pv.nomem || rc == PKC_ERR_NOMEM)
