@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_support.h"
 #include "net.h"
 #include "proto.h"
 
@@ -1127,7 +1128,7 @@ pkc_fl_config_default(pkc_fl_config *cfg)
     cfg->socket_timeout_ms = 30000;
     cfg->backoff_ms = 500;
     cfg->max_frame = 0;
-    cfg->max_version = PKC_FL_MAX_FETCH_VERSION;
+    cfg->max_version = PKC_VER_FETCH_MAX;
     cfg->check_crcs = 1;
     cfg->max_decompressed = 0;
     cfg->source_host = NULL;
@@ -1162,7 +1163,7 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
         cfg->partition_max_bytes <= 0 || cfg->queued_max_messages <= 0 ||
         cfg->socket_timeout_ms <= 0 || cfg->backoff_ms < 0 ||
         cfg->isolation_level < 0 || cfg->isolation_level > 1 ||
-        cfg->max_version < PKC_FL_MIN_FETCH_VERSION)
+        cfg->max_version < PKC_VER_FETCH_MIN)
         return PKC_ERR_INVALID;
 
     fl = calloc(1, sizeof(*fl));
@@ -1170,8 +1171,8 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
         return PKC_ERR_NOMEM;
     fl->wake_fd[0] = fl->wake_fd[1] = -1;
     fl->cfg = *cfg;
-    if (fl->cfg.max_version > PKC_FL_MAX_FETCH_VERSION)
-        fl->cfg.max_version = PKC_FL_MAX_FETCH_VERSION;
+    if (fl->cfg.max_version > PKC_VER_FETCH_MAX)
+        fl->cfg.max_version = PKC_VER_FETCH_MAX;
     cid = cfg->client_id ? cfg->client_id : "pykafka_c";
     fl->client_id = fl_strdup(cid, strlen(cid));
     fl->topic = fl_strdup(cfg->topic, cfg->topic_len);
@@ -2058,12 +2059,12 @@ fl_on_apiversions(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     }
     hi = v.fetch_max < fl->cfg.max_version ? v.fetch_max
                                            : fl->cfg.max_version;
-    if (v.error != 0 || v.fetch_max < 0 || hi < PKC_FL_MIN_FETCH_VERSION ||
+    if (v.error != 0 || v.fetch_max < 0 || hi < PKC_VER_FETCH_MIN ||
         hi < v.fetch_min) {
         snprintf(why, sizeof(why),
                  "broker supports Fetch v%d-v%d (error %d); pykafka_c "
                  "needs v%d-v%d", (int)v.fetch_min, (int)v.fetch_max,
-                 (int)v.error, PKC_FL_MIN_FETCH_VERSION,
+                 (int)v.error, PKC_VER_FETCH_MIN,
                  (int)fl->cfg.max_version);
         fl_lock(fl);
         b->answered = 0;

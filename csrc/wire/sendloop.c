@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_support.h"
 #include "compress.h"
 #include "proto.h"
 
@@ -1333,17 +1334,17 @@ broker_connect(pkc_sl *sl, sl_broker *b, const char *host, int port,
         pkc_conn_close(&b->conn);
         return rc;
     }
-    if (av.error_code != 0 || av.produce_hi < PKC_SL_PRODUCE_MIN) {
+    if (av.error_code != 0 || av.produce_hi < PKC_VER_PRODUCE_MIN) {
         set_result(r, PKC_SL_KAFKA, 35, PKC_ERR_UNSUPPORTED,
                    "%s:%d: the broker supports no Produce version in "
                    "v%d-v%d (ApiVersions error %d, Produce max %lld)", host,
-                   port, PKC_SL_PRODUCE_MIN, PKC_SL_PRODUCE_MAX,
+                   port, PKC_VER_PRODUCE_MIN, PKC_VER_PRODUCE_MAX,
                    av.error_code, (long long)av.produce_hi);
         pkc_conn_close(&b->conn);
         return PKC_ERR_UNSUPPORTED;
     }
-    *version = (int16_t)(av.produce_hi > PKC_SL_PRODUCE_MAX
-                             ? PKC_SL_PRODUCE_MAX
+    *version = (int16_t)(av.produce_hi > PKC_VER_PRODUCE_MAX
+                             ? PKC_VER_PRODUCE_MAX
                              : av.produce_hi);
     return PKC_OK;
 
@@ -1401,10 +1402,10 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         pthread_mutex_unlock(&sl->mu);
     }
     if (sl->cfg.codec == PKC_CODEC_ZSTD &&
-        b->produce_version < PKC_SL_PRODUCE_ZSTD_MIN) {
+        b->produce_version < PKC_VER_PRODUCE_ZSTD_MIN) {
         set_result(&r, PKC_SL_KAFKA, 76, PKC_ERR_UNSUPPORTED,
                    "%s:%d: zstd needs Produce v%d, the broker speaks v%d",
-                   host, port, PKC_SL_PRODUCE_ZSTD_MIN, b->produce_version);
+                   host, port, PKC_VER_PRODUCE_ZSTD_MIN, b->produce_version);
         pthread_mutex_lock(&sl->mu);
         req_fail(sl, q, &r, 0, 0);
         pthread_mutex_unlock(&sl->mu);

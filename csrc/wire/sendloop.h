@@ -78,19 +78,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api_support.h"
 #include "buf.h"
 #include "net.h"
 #include "records.h"
 
-/* Produce versions pykafka_c speaks (v13 switches to topic ids). */
-#define PKC_SL_PRODUCE_MIN 3
-#define PKC_SL_PRODUCE_MAX 12
+/* The engine speaks Produce PKC_VER_PRODUCE_MIN to PKC_VER_PRODUCE_MAX
+ * (v13 switches to topic ids), zstd from PKC_VER_PRODUCE_ZSTD_MIN; see
+ * api_support.h. */
+
 /* Batches of one partition in flight at once with an idempotent producer
  * (Kafka brokers keep the last five batches of each producer and
  * partition for duplicate detection). */
 #define PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT 5
-/* Lowest Produce version that may carry zstd batches. */
-#define PKC_SL_PRODUCE_ZSTD_MIN 7
 /* Bytes of a Produce request that are not record batches, beyond the
  * topic name and per-partition overhead (generous). */
 #define PKC_SL_REQUEST_OVERHEAD 128
