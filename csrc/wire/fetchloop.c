@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api_support.h"
+#include "kafka_errors.h"
 #include "net.h"
 #include "proto.h"
 
@@ -1785,7 +1786,7 @@ fl_build_entries(pkc_fl *fl, fl_broker *b, int64_t now, int64_t *next)
             }
             if (p->fetch_offset < 0) {
                 p->state = PKC_FL_PAUSED;
-                fl_post(fl, p, PKC_FL_EV_KAFKA, 1,
+                fl_post(fl, p, PKC_FL_EV_KAFKA, PKC_KERR_OFFSET_OUT_OF_RANGE,
                         "partition %d has no valid position (offset %lld)",
                         (int)p->id, (long long)p->fetch_offset);
                 continue;
@@ -1831,7 +1832,7 @@ fl_plan(pkc_fl *fl, int64_t now)
             p->ev_pending)
             continue;
         if (now >= p->resume_at) {
-            fl_post(fl, p, PKC_FL_EV_NO_LEADER, 5,
+            fl_post(fl, p, PKC_FL_EV_NO_LEADER, PKC_KERR_LEADER_NOT_AVAILABLE,
                     "partition %d has no leader", (int)p->id);
             p->resume_at = now + fl->cfg.backoff_ms;
         }

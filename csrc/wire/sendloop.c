@@ -20,6 +20,7 @@
 
 #include "api_support.h"
 #include "compress.h"
+#include "kafka_errors.h"
 #include "proto.h"
 
 /* Batches kept for reuse (each keeps its builder's buffers). */
@@ -939,7 +940,8 @@ pkc_sl_append(pkc_sl *sl, int32_t partition, int64_t timestamp,
         }
         tb->count = 1;
         sl->st.appended++;
-        set_result(&tb->result, PKC_SL_TOO_LARGE, 10, PKC_ERR_TOO_LARGE,
+        set_result(&tb->result, PKC_SL_TOO_LARGE, PKC_KERR_MESSAGE_TOO_LARGE,
+                   PKC_ERR_TOO_LARGE,
                    "a record of %zu bytes is larger than max_request_size "
                    "(%zu)",
                    (size_t)(key_len > 0 ? key_len : 0) +
@@ -1335,7 +1337,8 @@ broker_connect(pkc_sl *sl, sl_broker *b, const char *host, int port,
         return rc;
     }
     if (av.error_code != 0 || av.produce_hi < PKC_VER_PRODUCE_MIN) {
-        set_result(r, PKC_SL_KAFKA, 35, PKC_ERR_UNSUPPORTED,
+        set_result(r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_VERSION,
+                   PKC_ERR_UNSUPPORTED,
                    "%s:%d: the broker supports no Produce version in "
                    "v%d-v%d (ApiVersions error %d, Produce max %lld)", host,
                    port, PKC_VER_PRODUCE_MIN, PKC_VER_PRODUCE_MAX,
@@ -1403,7 +1406,8 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
     }
     if (sl->cfg.codec == PKC_CODEC_ZSTD &&
         b->produce_version < PKC_VER_PRODUCE_ZSTD_MIN) {
-        set_result(&r, PKC_SL_KAFKA, 76, PKC_ERR_UNSUPPORTED,
+        set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_COMPRESSION_TYPE,
+                   PKC_ERR_UNSUPPORTED,
                    "%s:%d: zstd needs Produce v%d, the broker speaks v%d",
                    host, port, PKC_VER_PRODUCE_ZSTD_MIN, b->produce_version);
         pthread_mutex_lock(&sl->mu);
@@ -1719,7 +1723,8 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                 break;
             }
         }
-        if (pr != NULL && (pr->error_code == 10 || pr->error_code == 18) &&
+        if (pr != NULL && (pr->error_code == PKC_KERR_MESSAGE_TOO_LARGE ||
+                           pr->error_code == PKC_KERR_RECORD_LIST_TOO_LARGE) &&
             bt->count > 1) {
             if (split_batch(sl, bt, &h1, &h2) != PKC_OK)
                 h1 = h2 = NULL;
@@ -1734,11 +1739,12 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                        "partition %d", host, port, bt->partition);
             attempt_failed(sl, bt, &r, 1, 0);
         }
-        else if (pr->error_code == 0 ||
-                 (stamped && pr->error_code == 46)) {
-            /* 46 DUPLICATE_SEQUENCE_NUMBER: an earlier attempt of this
-             * very batch was written; the offset may be unknown (-1). */
-            if (pr->error_code == 46)
+        else if (pr->error_code == PKC_KERR_NONE ||
+                 (stamped &&
+                  pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)) {
+            /* DUPLICATE_SEQUENCE_NUMBER: an earlier attempt of this very
+             * batch was written; the offset may be unknown (-1). */
+            if (pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)
                 sl->st.duplicates++;
             bt->base_offset = pr->base_offset;
             bt->log_append_time = pr->log_append_time;
@@ -1763,13 +1769,15 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
             batch_put(sl, bt);
             wake_sender(sl);
         }
-        else if (stamped && pr->error_code == 45 &&
+        else if (stamped &&
+                 pr->error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER &&
                  (sl->parts[part].retry_head != NULL ||
                   sl->parts[part].gap)) {
             /* OUT_OF_ORDER_SEQUENCE_NUMBER behind a batch of the same
              * partition that failed: it follows that one, and the attempt
              * does not count. */
-            set_result(&r, PKC_SL_KAFKA, 45, 0,
+            set_result(&r, PKC_SL_KAFKA,
+                       PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 0,
                        "Produce to %s:%d for partition %d failed: out of "
                        "order sequence number", host, port, bt->partition);
             bt->result = r;
@@ -1777,8 +1785,10 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
             sl->st.retries++;
             retry_push(sl, bt);
         }
-        else if (stamped && (pr->error_code == 45 || pr->error_code == 47 ||
-                             pr->error_code == 59)) {
+        else if (stamped &&
+                 (pr->error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ||
+                  pr->error_code == PKC_KERR_INVALID_PRODUCER_EPOCH ||
+                  pr->error_code == PKC_KERR_UNKNOWN_PRODUCER_ID)) {
             /* OUT_OF_ORDER_SEQUENCE_NUMBER (first of its partition),
              * INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID: the broker's
              * state of this producer does not match ours (acks=1 data lost
@@ -1983,7 +1993,7 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
         if (now - p->leaderless_since >= sl->cfg.leader_wait_ms) {
             pkc_sl_result r;
 
-            set_result(&r, PKC_SL_NO_LEADER, 5, 0,
+            set_result(&r, PKC_SL_NO_LEADER, PKC_KERR_LEADER_NOT_AVAILABLE, 0,
                        "partition %d of %s had no leader for %d ms", id,
                        sl->topic, sl->cfg.leader_wait_ms);
             while (p->ready_head != NULL) {
@@ -2355,7 +2365,8 @@ sender_main(void *arg)
                 b->inflight_head->deadline_ms <= now) {
                 pkc_sl_result r;
 
-                set_result(&r, PKC_SL_DISCONNECTED, 7, PKC_ERR_TIMEOUT,
+                set_result(&r, PKC_SL_DISCONNECTED,
+                           PKC_KERR_REQUEST_TIMED_OUT, PKC_ERR_TIMEOUT,
                            "%s:%d: no Produce response within %d ms",
                            b->host, b->port, sl->cfg.request_timeout_ms);
                 broker_drop(sl, b, &r);
