@@ -1046,25 +1046,6 @@ fl_post(pkc_fl *fl, fl_part *p, int kind, int code, const char *fmt, ...)
         pthread_cond_broadcast(&fl->cv);
 }
 
-static int
-fl_is_leader_error(int code)
-{
-    switch (code) {
-    case 3:   /* UNKNOWN_TOPIC_OR_PARTITION */
-    case 5:   /* LEADER_NOT_AVAILABLE */
-    case 6:   /* NOT_LEADER_OR_FOLLOWER */
-    case 9:   /* REPLICA_NOT_AVAILABLE */
-    case 13:  /* NETWORK_EXCEPTION */
-    case 56:  /* KAFKA_STORAGE_ERROR */
-    case 74:  /* FENCED_LEADER_EPOCH */
-    case 75:  /* UNKNOWN_LEADER_EPOCH */
-    case 100: /* UNKNOWN_TOPIC_ID */
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 /* Under mu: the broker's connection is gone.  Partitions in flight on it
  * are released; with `post`, its ACTIVE partitions wait for a leader and
  * get a CONN event. */
@@ -1469,7 +1450,8 @@ pkc_fl_post_event(pkc_fl *fl, const pkc_fl_event *ev)
     }
     p = &fl->parts[i];
     if (ev->kind == PKC_FL_EV_CONN || ev->kind == PKC_FL_EV_NO_LEADER ||
-        (ev->kind == PKC_FL_EV_KAFKA && fl_is_leader_error(ev->code)))
+        (ev->kind == PKC_FL_EV_KAFKA &&
+         pkc_kafka_error_refresh_metadata(ev->code)))
         p->state = PKC_FL_WAIT_LEADER;
     else
         p->state = PKC_FL_PAUSED;
@@ -2258,8 +2240,9 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
         }
         if (v.top_error != 0) {
             code = v.top_error;
-            p->state = fl_is_leader_error(code) ? PKC_FL_WAIT_LEADER
-                                                : PKC_FL_PAUSED;
+            p->state = pkc_kafka_error_refresh_metadata(code)
+                           ? PKC_FL_WAIT_LEADER
+                           : PKC_FL_PAUSED;
             fl_post(fl, p, PKC_FL_EV_KAFKA, code,
                     "Fetch from broker %d (%s:%d): Kafka error %d for the "
                     "whole request", (int)b->node_id, b->host, b->port,
@@ -2277,8 +2260,9 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
             p->log_start = pr->log_start;
         code = pr->error_code;
         if (code != 0) {
-            p->state = fl_is_leader_error(code) ? PKC_FL_WAIT_LEADER
-                                                : PKC_FL_PAUSED;
+            p->state = pkc_kafka_error_refresh_metadata(code)
+                           ? PKC_FL_WAIT_LEADER
+                           : PKC_FL_PAUSED;
             fl_post(fl, p, PKC_FL_EV_KAFKA, code,
                     "Fetch from broker %d (%s:%d) for partition %d at "
                     "offset %lld: Kafka error %d",

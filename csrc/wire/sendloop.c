@@ -209,45 +209,6 @@ cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline)
     return pthread_cond_timedwait(c, mu, &ts);
 }
 
-int
-pkc_sl_error_retriable(int code)
-{
-    switch (code) {
-    case 2:  /* CORRUPT_MESSAGE: the bytes were damaged on the way */
-    case 3:  /* UNKNOWN_TOPIC_OR_PARTITION (transiently, e.g. creation) */
-    case 5:  /* LEADER_NOT_AVAILABLE */
-    case 6:  /* NOT_LEADER_OR_FOLLOWER */
-    case 7:  /* REQUEST_TIMED_OUT */
-    case 13: /* NETWORK_EXCEPTION */
-    case 19: /* NOT_ENOUGH_REPLICAS */
-    case 20: /* NOT_ENOUGH_REPLICAS_AFTER_APPEND */
-    case 56: /* KAFKA_STORAGE_ERROR */
-    case 74: /* FENCED_LEADER_EPOCH */
-    case 75: /* UNKNOWN_LEADER_EPOCH */
-    case 89: /* THROTTLING_QUOTA_EXCEEDED */
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-int
-pkc_sl_error_needs_metadata(int code)
-{
-    switch (code) {
-    case 3:
-    case 5:
-    case 6:
-    case 13:
-    case 56:
-    case 74:
-    case 75:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 /* Ask the glue for fresh metadata (mu held). */
 static void
 request_metadata(pkc_sl *sl)
@@ -1810,8 +1771,11 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                        "Produce to %s:%d for partition %d failed%s%s",
                        host, port, bt->partition,
                        pr->message[0] ? ": " : "", pr->message);
-            attempt_failed(sl, bt, &r, pkc_sl_error_retriable(code),
-                           pkc_sl_error_needs_metadata(code));
+            /* Kafka's classification, as the fetch loop uses it: the
+             * producer needs no policy of its own here (the codes it
+             * treats apart are handled above). */
+            attempt_failed(sl, bt, &r, pkc_kafka_error_retriable(code),
+                           pkc_kafka_error_refresh_metadata(code));
         }
         part_back(sl, part);
         pthread_mutex_unlock(&sl->mu);

@@ -330,8 +330,3 @@ void pkc_sl_stats_get(pkc_sl *sl, pkc_sl_stats *out);
 /* The Produce version in use with broker `node_id`, or -1 if not
  * connected yet. */
 int pkc_sl_produce_version(pkc_sl *sl, int32_t node_id);
-
-/* Is Kafka error `code` retriable for Produce, and does it call for a
- * metadata refresh? */
-int pkc_sl_error_retriable(int code);
-int pkc_sl_error_needs_metadata(int code);
