@@ -2,8 +2,11 @@
 
 It exists only to produce what a real broker will not: hostile frame
 lengths, truncated frames, wrong correlation ids, TLS bytes on a plaintext
-port, silence.  Everything a real broker can answer is tested against a
-real broker.
+port, hostile SASL and SCRAM answers, silence.  Everything a real broker can
+answer is tested against a real broker.  With ``tls=`` (a server-side
+``ssl.SSLContext``) every accepted connection is TLS: the handshake runs in
+the connection's thread before the script, and a failed handshake is kept
+in ``client.handshake_error`` (the script is then not run).
 
 Usage::
 
@@ -57,6 +60,7 @@ class FakeClient:
     def __init__(self, sock, addr):
         self.sock = sock
         self.addr = addr
+        self.handshake_error = None
 
     def recv_exactly(self, n, timeout=10.0):
         self.sock.settimeout(timeout)
@@ -135,9 +139,10 @@ class FakeBroker:
     """A loopback listener running ``script(client)`` in a thread for each
     accepted connection (``script=None``: accept and stay silent)."""
 
-    def __init__(self, script=None, host="127.0.0.1", backlog=16):
+    def __init__(self, script=None, host="127.0.0.1", backlog=16, tls=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.script = script
+        self.tls = tls
         self.listener = socket.socket(family, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind((host, 0))
@@ -188,6 +193,14 @@ class FakeBroker:
             self.accepted.release()
 
     def _run(self, client):
+        if self.tls is not None:
+            try:
+                client.sock.settimeout(10.0)
+                client.sock = self.tls.wrap_socket(client.sock,
+                                                   server_side=True)
+            except (OSError, ValueError) as exc:  # the client refused us
+                client.handshake_error = exc
+                return
         if self.script is None:
             return
         try:
