@@ -11,10 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_support.h"
 #include "kafka_errors.h"
 #include "proto.h"
 
 /* ------------------------------------------------------------ failures */
+
+/* Kafka's name of an error code, "?" for one it did not define. */
+static const char *
+link_error_name(int code)
+{
+    const char *name = pkc_kafka_error_name(code);
+
+    return name != NULL ? name : "?";
+}
 
 static const char *const link_state_names[] = {
     [PKC_LINK_DOWN] = "not connected",
@@ -485,6 +495,7 @@ static int link_start_sasl(pkc_link *link);
 static int link_sasl_continue(pkc_link *link, const uint8_t *token,
                               size_t len);
 static int link_ready(pkc_link *link, int64_t now);
+static int link_connected(pkc_link *link, int64_t now);
 
 /* Keep a copy of the answer for the layer above (Python's Broker). */
 static int
@@ -524,7 +535,7 @@ link_api_versions_retry(pkc_link *link, const link_answer *a)
         return link_failed(link, PKC_ERR_UNSUPPORTED, a->error_code,
                            "the broker refused every ApiVersions version "
                            "(error %d, %s)", a->error_code,
-                           pkc_kafka_error_name(a->error_code));
+                           link_error_name(a->error_code));
     link->api_versions_version = (int16_t)next;
     for (int k = 0; k <= PKC_LINK_MAX_API_KEY; k++)
         link->api[k].min = link->api[k].max = -1;
@@ -556,7 +567,7 @@ link_on_api_versions(pkc_link *link, const pkc_response *resp, int64_t now)
     if (a.error_code != 0)
         return link_failed(link, PKC_ERR_UNSUPPORTED, a.error_code,
                            "ApiVersions failed with error %d (%s)",
-                           a.error_code, pkc_kafka_error_name(a.error_code));
+                           a.error_code, link_error_name(a.error_code));
     rc = link_keep_api_versions(link, resp);
     if (rc != PKC_OK)
         return rc;
@@ -590,9 +601,12 @@ static int
 link_start_sasl(pkc_link *link)
 {
     link->sasl_handshake_version =
-        pkc_link_version(link, PKC_API_SASL_HANDSHAKE, 1, 1);
+        pkc_link_version(link, PKC_API_SASL_HANDSHAKE, 1,
+                         PKC_VER_SASL_HANDSHAKE_MAX);
     link->sasl_authenticate_version =
-        pkc_link_version(link, PKC_API_SASL_AUTHENTICATE, 0, 2);
+        pkc_link_version(link, PKC_API_SASL_AUTHENTICATE,
+                         PKC_VER_SASL_AUTHENTICATE_MIN,
+                         PKC_VER_SASL_AUTHENTICATE_MAX);
     if (link->sasl_handshake_version < 0 ||
         link->sasl_authenticate_version < 0)
         return link_failed(link, PKC_ERR_UNSUPPORTED, 0,
@@ -630,10 +644,10 @@ link_handshake_refused(pkc_link *link, const link_answer *a, const char *mech)
         return link_failed(link, PKC_ERR_AUTH, a->error_code,
                            "the broker refused the SASL handshake (%s): is "
                            "the port a SASL listener (SASL_PLAINTEXT or "
-                           "SASL_SSL)?", pkc_kafka_error_name(a->error_code));
+                           "SASL_SSL)?", link_error_name(a->error_code));
     return link_failed(link, PKC_ERR_AUTH, a->error_code,
                        "the SASL handshake failed with error %d (%s)",
-                       a->error_code, pkc_kafka_error_name(a->error_code));
+                       a->error_code, link_error_name(a->error_code));
 }
 
 static int
@@ -685,7 +699,7 @@ link_on_sasl_authenticate(pkc_link *link, const pkc_response *resp,
             "SASL authentication with %s failed: %s%s%s",
             pkc_sasl_mechanism_name(
                 pkc_security_sasl_mechanism(link->security)),
-            pkc_kafka_error_name(a.error_code),
+            link_error_name(a.error_code),
             a.error_message.len > 0 ? ": " : "",
             link_message_text(a.error_message, text, sizeof(text)));
     link->session_lifetime_ms = a.session_lifetime_ms;
@@ -783,6 +797,11 @@ pkc_link_start(pkc_link *link, const char *host, int port, int64_t now)
                                 link->source_host, link->source_port);
     if (rc != PKC_OK && rc != PKC_IN_PROGRESS)
         return link_conn_failed(link, rc);
+    if (rc == PKC_OK) { /* connected at once (loopback) */
+        rc = link_connected(link, now);
+        if (rc != PKC_IN_PROGRESS)
+            return rc;
+    }
     return pkc_link_step(link, now);
 }
 
@@ -968,9 +987,9 @@ pkc_link_recv_response(pkc_link *link, int64_t deadline, pkc_response *resp)
     if (rc == PKC_ERR_CLOSED && link->answers == 0 && link->setups > 0 &&
         !link->authenticated) {
         snprintf(why, sizeof(why), "%s", link->conn.errstr);
-        return link_failed(link, rc, 0, "%s (the broker closed the "
-                           "connection before answering the first request: "
-                           "does the listener require SASL or TLS?)", why);
+        snprintf(link->conn.errstr, sizeof(link->conn.errstr), "%.200s (the "
+                 "broker closed the connection before answering the first "
+                 "request: does the listener require SASL or TLS?)", why);
     }
     return link_conn_failed(link, rc);
 }

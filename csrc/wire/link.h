@@ -55,6 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api_support.h"
 #include "net.h"
 #include "sasl.h"
 #include "security.h"
@@ -72,8 +73,9 @@ typedef enum {
 /* The highest ApiKey a link keeps a version range for. */
 #define PKC_LINK_MAX_API_KEY 127
 
-/* The ApiVersions versions a link asks (v3 brought the client name). */
-#define PKC_LINK_API_VERSIONS_MAX 3
+/* The newest ApiVersions version a link asks (v3 brought the client
+ * name). */
+#define PKC_LINK_API_VERSIONS_MAX PKC_VER_API_VERSIONS_MAX
 
 typedef struct {
     int16_t min;   /* -1 when the broker does not list the API */
