@@ -30,6 +30,7 @@
  */
 #include "module.h"
 
+#include "kafka_errors.h"
 #include "link.h"
 #include "net.h"
 
@@ -136,14 +137,20 @@ static PyObject *
 Connection_fail(ConnectionObject *self, int rc)
 {
     pkc_state *st = Connection_state(self);
-    char msg[sizeof(self->link.conn.errstr) + 64];
+    char msg[sizeof(self->link.error) + 64];
+    /* The link's sentence when it recorded the failure (with its hints),
+     * else the connection's. */
+    const char *why = self->link.state == PKC_LINK_DOWN &&
+                              self->link.status != PKC_OK
+                          ? pkc_link_error(&self->link)
+                          : self->link.conn.errstr;
     PyObject *cls;
 
     if (self->closing)
         snprintf(msg, sizeof(msg), "%s (the connection was closed by "
-                 "close())", self->link.conn.errstr);
+                 "close())", why);
     else
-        snprintf(msg, sizeof(msg), "%s", self->link.conn.errstr);
+        snprintf(msg, sizeof(msg), "%s", why);
     pkc_link_close(&self->link);
     switch (rc) {
     case PKC_ERR_IO:
@@ -502,7 +509,7 @@ Connection_recv_locked(ConnectionObject *self, int64_t deadline,
     *interrupted = 0;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
-        rc = pkc_conn_recv_response(&self->link.conn, deadline, &resp);
+        rc = pkc_link_recv_response(&self->link, deadline, &resp);
         Py_END_ALLOW_THREADS
         if (rc != PKC_ERR_INTR)
             break;
@@ -693,7 +700,7 @@ PyDoc_STRVAR(Connection_fileno_doc,
 static PyObject *
 Connection_fileno(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromLong(Connection_CAST(op)->conn.fd);
+    return PyLong_FromLong(Connection_CAST(op)->link.conn.fd);
 }
 
 static PyObject *
