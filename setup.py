@@ -48,7 +48,10 @@ def _sources():
 
 
 def _depends():
-    return sorted(glob.glob(os.path.join("csrc", "**", "*.h"), recursive=True))
+    # Headers and the X-macro tables (*.def) they include.
+    return sorted(glob.glob(os.path.join("csrc", "**", "*.h"), recursive=True)
+                  + glob.glob(os.path.join("csrc", "**", "*.def"),
+                              recursive=True))
 
 
 def _extension():

@@ -59,6 +59,7 @@ import uuid
 import warnings
 import weakref
 
+from ._constants import KafkaError as _KafkaError
 from ._responses import PartitionOffsetCommitRequest
 from .common import OffsetType
 from .exceptions import (ConsumerStoppedException, KafkaException,
@@ -78,21 +79,13 @@ _valid_int = valid_int  # pykafka's check, shared with SimpleConsumer
 
 log = logging.getLogger(__name__)
 
-# Kafka error codes the group logic reacts to.
-_REQUEST_TIMED_OUT = 7
-_NETWORK_EXCEPTION = 13
-_COORDINATOR_LOAD_IN_PROGRESS = 14
-_COORDINATOR_NOT_AVAILABLE = 15
-_NOT_COORDINATOR = 16
-_ILLEGAL_GENERATION = 22
-_UNKNOWN_MEMBER_ID = 25
-_REBALANCE_IN_PROGRESS = 27
-_MEMBER_ID_REQUIRED = 79
-
-_COORDINATOR_MOVED = (_COORDINATOR_NOT_AVAILABLE, _NOT_COORDINATOR)
-_RETRY_LATER = (_REQUEST_TIMED_OUT, _NETWORK_EXCEPTION,
-                _COORDINATOR_LOAD_IN_PROGRESS) + _COORDINATOR_MOVED
-_REJOIN = (_ILLEGAL_GENERATION, _UNKNOWN_MEMBER_ID, _REBALANCE_IN_PROGRESS)
+# The Kafka error codes the group logic reacts to, by kind.
+_COORDINATOR_MOVED = (_KafkaError.COORDINATOR_NOT_AVAILABLE,
+                      _KafkaError.NOT_COORDINATOR)
+_RETRY_LATER = (_KafkaError.REQUEST_TIMED_OUT, _KafkaError.NETWORK_EXCEPTION,
+                _KafkaError.COORDINATOR_LOAD_IN_PROGRESS) + _COORDINATOR_MOVED
+_REJOIN = (_KafkaError.ILLEGAL_GENERATION, _KafkaError.UNKNOWN_MEMBER_ID,
+           _KafkaError.REBALANCE_IN_PROGRESS)
 
 # How long the internal consumer's consume() may block before the balanced
 # consumer looks at rebalances, timeouts and stop() again.
@@ -479,9 +472,10 @@ class BalancedConsumer(object):
             err = resp["error_code"]
             if err == 0:
                 for m in resp.get("members") or []:
-                    if m.get("error_code", 0) not in (0, _UNKNOWN_MEMBER_ID):
+                    if m.get("error_code", 0) not in (
+                            0, _KafkaError.UNKNOWN_MEMBER_ID):
                         err = m["error_code"]
-            if err not in (0, _UNKNOWN_MEMBER_ID):
+            if err not in (0, _KafkaError.UNKNOWN_MEMBER_ID):
                 log.info("LeaveGroup for member %s: error %d", member_id, err)
         except Exception as exc:
             log.info("LeaveGroup for member %s failed: %s", member_id, exc)
@@ -621,8 +615,9 @@ class BalancedConsumer(object):
         log.info("Heartbeat of %s (generation %d): error %d",
                  self._consumer_id, self._generation_id, err)
         if err in _REJOIN:
-            self._request_rejoin("heartbeat error %d" % err,
-                                 reset_member=(err == _UNKNOWN_MEMBER_ID))
+            self._request_rejoin(
+                "heartbeat error %d" % err,
+                reset_member=(err == _KafkaError.UNKNOWN_MEMBER_ID))
             return interval
         if err in _COORDINATOR_MOVED:
             self._group_coordinator = None
@@ -768,11 +763,12 @@ class BalancedConsumer(object):
             return
         if err in _COORDINATOR_MOVED:
             self._group_coordinator = None
-        if err == _UNKNOWN_MEMBER_ID:
+        if err == _KafkaError.UNKNOWN_MEMBER_ID:
             self._consumer_id = b''
             self._generation_id = -1
             raise _RejoinNow("%s: UNKNOWN_MEMBER_ID" % what)
-        if err in (_REBALANCE_IN_PROGRESS, _ILLEGAL_GENERATION):
+        if err in (_KafkaError.REBALANCE_IN_PROGRESS,
+                   _KafkaError.ILLEGAL_GENERATION):
             raise _RejoinNow("%s: error %d" % (what, err))
         raise error_for_code(err, "%s for group %s" % (what,
                                                         self._consumer_group))
@@ -789,7 +785,7 @@ class BalancedConsumer(object):
                             "metadata": metadata}],
                 protocol_type=protocol_type))
         err = join["error_code"]
-        if err == _MEMBER_ID_REQUIRED:
+        if err == _KafkaError.MEMBER_ID_REQUIRED:
             # JoinGroup v4+: the coordinator hands out the member id first.
             self._consumer_id = _to_bytes(join["member_id"])
             raise _RejoinNow("MEMBER_ID_REQUIRED")
@@ -799,7 +795,8 @@ class BalancedConsumer(object):
         protocol_name = join.get("protocol_name")
         if protocol_name is not None and \
                 _to_bytes(protocol_name) != _to_bytes(protocol.protocol_name):
-            raise error_for_code(23, "the group chose protocol %r, this "
+            raise error_for_code(_KafkaError.INCONSISTENT_GROUP_PROTOCOL,
+                                 "the group chose protocol %r, this "
                                  "consumer offered %r"
                                  % (protocol_name, protocol.protocol_name))
         is_leader = _to_str(join["leader"]) == _to_str(self._consumer_id)
@@ -1042,7 +1039,7 @@ class BalancedConsumer(object):
                     # The heartbeat thread finds out whether the member id
                     # is still valid; this may run in the user's thread.
                     self._request_rejoin("offset commit error %d" % err)
-                elif err == _UNKNOWN_MEMBER_ID:
+                elif err == _KafkaError.UNKNOWN_MEMBER_ID:
                     self._consumer_id = b''
                     self._generation_id = -1
                 return False
@@ -1210,7 +1207,8 @@ def _is_fatal(exc):
         return True
     code = getattr(exc, "ERROR_CODE", None)
     if code is not None:
-        return code not in _RETRY_LATER + _REJOIN + (_MEMBER_ID_REQUIRED,) \
+        return code not in _RETRY_LATER + _REJOIN + (
+            _KafkaError.MEMBER_ID_REQUIRED,) \
             and not getattr(exc, "RETRIABLE", False)
     if isinstance(exc, KafkaException):
         return False

@@ -20,6 +20,16 @@ import threading
 import time
 
 from . import _core
+# ApiKey (Kafka's API keys: ApiKey.FETCH == 1) and SUPPORTED_VERSIONS
+# ({api_key: (min, max)}: the version ranges whose semantics pykafka_c
+# implements; the codec can encode more, these caps keep request and
+# response shapes that the layer above understands, topic names rather
+# than topic ids for Produce/Fetch, the un-batched OffsetFetch and
+# FindCoordinator forms, ...) come from the C core's tables, which the
+# engines use too: csrc/wire/proto_api.h (generated from Kafka's specs)
+# and csrc/wire/api_support.def.
+from ._constants import SUPPORTED_VERSIONS, ApiKey
+from ._constants import KafkaError as _KafkaError
 from .exceptions import SocketDisconnectedError, UnsupportedApiVersionError
 
 __all__ = ["Broker", "ApiKey", "SUPPORTED_VERSIONS"]
@@ -29,58 +39,6 @@ log = logging.getLogger(__name__)
 CLIENT_ID = "pykafka_c"
 CLIENT_SOFTWARE_NAME = "pykafka-c"
 
-
-class ApiKey(object):
-    """Kafka API keys used by pykafka_c."""
-
-    PRODUCE = 0
-    FETCH = 1
-    LIST_OFFSETS = 2
-    METADATA = 3
-    OFFSET_COMMIT = 8
-    OFFSET_FETCH = 9
-    FIND_COORDINATOR = 10
-    JOIN_GROUP = 11
-    HEARTBEAT = 12
-    LEAVE_GROUP = 13
-    SYNC_GROUP = 14
-    DESCRIBE_GROUPS = 15
-    LIST_GROUPS = 16
-    SASL_HANDSHAKE = 17
-    API_VERSIONS = 18
-    CREATE_TOPICS = 19
-    DELETE_TOPICS = 20
-    INIT_PRODUCER_ID = 22
-    DESCRIBE_CONFIGS = 32
-    SASL_AUTHENTICATE = 36
-
-
-#: The version ranges whose semantics pykafka_c implements.  The codec can
-#: encode more; these caps keep request and response shapes that the layer
-#: above understands (topic names rather than topic ids for Produce/Fetch,
-#: the un-batched OffsetFetch/FindCoordinator forms, ...).
-SUPPORTED_VERSIONS = {
-    ApiKey.PRODUCE: (3, 12),
-    ApiKey.FETCH: (4, 12),
-    ApiKey.LIST_OFFSETS: (1, 10),
-    ApiKey.METADATA: (1, 12),
-    ApiKey.OFFSET_COMMIT: (2, 9),
-    ApiKey.OFFSET_FETCH: (1, 7),
-    ApiKey.FIND_COORDINATOR: (0, 3),
-    ApiKey.JOIN_GROUP: (0, 9),
-    ApiKey.HEARTBEAT: (0, 4),
-    ApiKey.LEAVE_GROUP: (0, 5),
-    ApiKey.SYNC_GROUP: (0, 5),
-    ApiKey.DESCRIBE_GROUPS: (0, 5),
-    ApiKey.LIST_GROUPS: (0, 4),
-    ApiKey.SASL_HANDSHAKE: (0, 1),
-    ApiKey.API_VERSIONS: (0, 3),
-    ApiKey.CREATE_TOPICS: (2, 7),
-    ApiKey.DELETE_TOPICS: (1, 5),
-    ApiKey.INIT_PRODUCER_ID: (0, 4),
-    ApiKey.DESCRIBE_CONFIGS: (1, 4),
-    ApiKey.SASL_AUTHENTICATE: (0, 2),
-}
 
 _API_TABLE = None
 
@@ -298,11 +256,11 @@ class Broker(object):
                                                     version),
                                timeout_ms=timeout_ms)
             # A broker that does not know this ApiVersions version answers
-            # UNSUPPORTED_VERSION (35) in the v0 layout: from Kafka 2.4
+            # UNSUPPORTED_VERSION in the v0 layout: from Kafka 2.4
             # (KIP-511) with its own ApiVersions range, before that with an
             # empty list, which means "retry with v0" (every broker has it).
-            if len(raw) >= 2 and int.from_bytes(raw[:2], "big",
-                                                signed=True) == 35:
+            if len(raw) >= 2 and int.from_bytes(raw[:2], "big", signed=True) \
+                    == _KafkaError.UNSUPPORTED_VERSION:
                 resp = _core.decode_response(ApiKey.API_VERSIONS, 0, raw)
                 rng = {k["api_key"]: (k["min_version"], k["max_version"])
                        for k in resp["api_keys"]}
@@ -312,7 +270,8 @@ class Broker(object):
                 elif version > 0:
                     version = 0
                 else:
-                    raise _kafka_error(35, "ApiVersions v0")
+                    raise _kafka_error(_KafkaError.UNSUPPORTED_VERSION,
+                                       "ApiVersions v0")
                 continue
             resp = _core.decode_response(ApiKey.API_VERSIONS, version, raw)
             if resp["error_code"] != 0:

@@ -19,6 +19,7 @@ import time
 import warnings
 import weakref
 
+from ._constants import KafkaError as _KafkaError
 from .broker import Broker
 from .exceptions import (LeaderNotAvailable, LeaderNotFoundError,
                          NoBrokersAvailableError, SocketDisconnectedError,
@@ -110,13 +111,12 @@ class TopicDict(dict):
         for attempt in range(3):
             meta = cluster._get_metadata([key])
             tmeta = _find_topic(meta, key)
-            if tmeta is None or tmeta["error_code"] == 3:
-                raise UnknownTopicOrPartition(
-                    "UNKNOWN_TOPIC_OR_PARTITION (3): topic %r does not exist"
-                    % key)
-            if tmeta["error_code"] not in (0, 5):
-                raise error_for_code(tmeta["error_code"],
-                                     "topic %r" % (key,))
+            err = tmeta["error_code"] if tmeta is not None \
+                else _KafkaError.UNKNOWN_TOPIC_OR_PARTITION
+            if err == _KafkaError.UNKNOWN_TOPIC_OR_PARTITION:
+                raise error_for_code(err, "topic %r does not exist" % (key,))
+            if err not in (0, _KafkaError.LEADER_NOT_AVAILABLE):
+                raise error_for_code(err, "topic %r" % (key,))
             try:
                 cluster._update_brokers(meta["brokers"],
                                         meta.get("controller_id", -1))
@@ -140,7 +140,8 @@ class TopicDict(dict):
         while True:
             meta = cluster._get_metadata([key], allow_auto_topic_creation=True)
             tmeta = _find_topic(meta, key)
-            err = tmeta["error_code"] if tmeta is not None else 3
+            err = tmeta["error_code"] if tmeta is not None \
+                else _KafkaError.UNKNOWN_TOPIC_OR_PARTITION
             if err == 0 and tmeta["partitions"] and \
                     all(p["leader_id"] >= 0 for p in tmeta["partitions"]):
                 cluster.update()
@@ -150,15 +151,18 @@ class TopicDict(dict):
             now = time.monotonic()
             # UNKNOWN_TOPIC_OR_PARTITION can be answered while an automatic
             # creation is under way; give it a moment before believing it.
-            if err == 3 and now - start > _UNKNOWN_TOPIC_GRACE_S:
+            if err == _KafkaError.UNKNOWN_TOPIC_OR_PARTITION and \
+                    now - start > _UNKNOWN_TOPIC_GRACE_S:
                 raise error_for_code(err, "topic %r does not exist and the "
                                      "broker did not create it" % (key,))
-            if err not in (0, 3, 5):
+            if err not in (0, _KafkaError.UNKNOWN_TOPIC_OR_PARTITION,
+                           _KafkaError.LEADER_NOT_AVAILABLE):
                 raise error_for_code(err, "topic %r" % (key,))
             if now >= deadline:
-                raise LeaderNotAvailable(
-                    "LEADER_NOT_AVAILABLE (5): topic %r has no leader after "
-                    "%d ms" % (key, cluster._socket_timeout_ms))
+                raise error_for_code(
+                    _KafkaError.LEADER_NOT_AVAILABLE,
+                    "topic %r has no leader after %d ms"
+                    % (key, cluster._socket_timeout_ms))
             time.sleep(0.1)
 
     def _update_topics(self, metadata_topics):
@@ -367,7 +371,9 @@ class Cluster(object):
                     break
                 last = error_for_code(err, "FindCoordinator for group %r"
                                       % (consumer_group,))
-                if err not in (14, 15, 16):
+                if err not in (_KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                               _KafkaError.COORDINATOR_NOT_AVAILABLE,
+                               _KafkaError.NOT_COORDINATOR):
                     raise last
                 break
             time.sleep(min(0.2 * (attempt + 1), 2.0))

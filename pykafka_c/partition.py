@@ -5,15 +5,18 @@ import logging
 import time
 import weakref
 
+from ._constants import KafkaError as _KafkaError
 from ._responses import PartitionOffsetRequest
 from .common import EPOCH, OffsetType
 from .exceptions import LeaderNotFoundError, error_for_code
 
 #: ListOffsets errors answered while leadership is moving or still being
-#: set up (a topic just created): LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER,
-#: REQUEST_TIMED_OUT, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH and
-#: OFFSET_NOT_AVAILABLE.  Offset lookups refresh the metadata and retry them.
-RETRIABLE_OFFSET_ERRORS = frozenset((5, 6, 7, 74, 75, 78))
+#: set up (a topic just created).  Offset lookups refresh the metadata and
+#: retry them.
+RETRIABLE_OFFSET_ERRORS = frozenset((
+    _KafkaError.LEADER_NOT_AVAILABLE, _KafkaError.NOT_LEADER_OR_FOLLOWER,
+    _KafkaError.REQUEST_TIMED_OUT, _KafkaError.FENCED_LEADER_EPOCH,
+    _KafkaError.UNKNOWN_LEADER_EPOCH, _KafkaError.OFFSET_NOT_AVAILABLE))
 #: Tries of an offset lookup (sleeping 0.2 s, 0.4 s, ... in between).
 OFFSET_LOOKUP_ATTEMPTS = 5
 

@@ -65,6 +65,8 @@ import time
 import weakref
 
 from . import _core
+from ._constants import ApiKey as _ApiKey
+from ._constants import KafkaError as _KafkaError
 from .common import CompressionType
 from .exceptions import (KafkaException, ProduceFailureError,
                          ProducerQueueFullError, ProducerStoppedException,
@@ -80,11 +82,12 @@ _EV_METADATA = _core.PRODUCER_EV_METADATA
 _EV_STOPPED = _core.PRODUCER_EV_STOPPED
 _EV_PRODUCER_ID = _core.PRODUCER_EV_PRODUCER_ID
 
-_API_INIT_PRODUCER_ID = 22
-# InitProducerId errors worth another try (on another broker, or later):
-# REQUEST_TIMED_OUT, NETWORK_EXCEPTION, COORDINATOR_LOAD_IN_PROGRESS,
-# COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, CONCURRENT_TRANSACTIONS.
-_PID_RETRIABLE = frozenset((7, 13, 14, 15, 16, 51))
+# InitProducerId errors worth another try (on another broker, or later).
+_PID_RETRIABLE = frozenset((
+    _KafkaError.REQUEST_TIMED_OUT, _KafkaError.NETWORK_EXCEPTION,
+    _KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    _KafkaError.COORDINATOR_NOT_AVAILABLE, _KafkaError.NOT_COORDINATOR,
+    _KafkaError.CONCURRENT_TRANSACTIONS))
 
 # How often the control thread wakes up when nothing happens (ms).
 _CONTROL_POLL_MS = 500
@@ -412,7 +415,7 @@ class Producer(object):
                   "producer_id": -1, "producer_epoch": -1}
         for broker in list(self._cluster.brokers.values()):
             try:
-                resp = broker.request(_API_INIT_PRODUCER_ID, fields)
+                resp = broker.request(_ApiKey.INIT_PRODUCER_ID, fields)
             except (SocketDisconnectedError, OSError) as exc:
                 log.info("InitProducerId to broker %s failed: %s: %s",
                          broker.id, type(exc).__name__, exc)
@@ -421,7 +424,7 @@ class Producer(object):
                 # Not supported, or a malformed answer: do without.
                 return self._give_up_idempotence(
                     "%s: %s" % (type(exc).__name__, exc))
-            code = resp.get("error_code", -1)
+            code = resp.get("error_code", _KafkaError.UNKNOWN_SERVER_ERROR)
             pid = resp.get("producer_id", -1)
             epoch = resp.get("producer_epoch", -1)
             if code in _PID_RETRIABLE:

@@ -52,7 +52,8 @@ import time
 import weakref
 from collections import defaultdict
 
-from . import _core
+from . import _constants, _core
+from ._constants import KafkaError as _KafkaError
 from ._responses import (OffsetFetchPartitionResponse, PartitionFetchRequest,
                          PartitionOffsetCommitRequest,
                          PartitionOffsetFetchRequest, PartitionOffsetRequest)
@@ -73,15 +74,21 @@ log = logging.getLogger(__name__)
 
 MAGIC_OFFSETS = (OffsetType.EARLIEST, OffsetType.LATEST)
 
-#: Fetch/ListOffsets error codes answered by a metadata refresh.
-_LEADER_CODES = frozenset([3, 5, 6, 9, 13, 56, 74, 75, 100])
+#: Fetch/ListOffsets error codes answered by a metadata refresh: Kafka's
+#: stale-metadata errors, the same test by which the fetch thread makes a
+#: partition wait for a new leader.
+_LEADER_CODES = _constants.REFRESH_METADATA
 #: Fetch error codes that are logged and retried after a backoff (pykafka's
-#: "log and continue" handlers).
-_RETRY_CODES = frozenset([-1, 7, 78, 89])
+#: "log and continue" handlers), without a metadata refresh (Kafka says
+#: UNKNOWN_LEADER_EPOCH needs none).
+_RETRY_CODES = frozenset([
+    _KafkaError.UNKNOWN_SERVER_ERROR, _KafkaError.REQUEST_TIMED_OUT,
+    _KafkaError.UNKNOWN_LEADER_EPOCH, _KafkaError.OFFSET_NOT_AVAILABLE,
+    _KafkaError.THROTTLING_QUOTA_EXCEEDED])
 #: Group errors that mean "find the coordinator again".
-_COORDINATOR_CODES = frozenset([14, 15, 16])
-#: Group errors pykafka logs and continues on.
-_GROUP_CONTINUE_CODES = frozenset([-1, 7, 14, 22, 25, 27])
+_COORDINATOR_CODES = frozenset([
+    _KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    _KafkaError.COORDINATOR_NOT_AVAILABLE, _KafkaError.NOT_COORDINATOR])
 
 #: Fetch response size cap (Kafka's fetch.max.bytes default).
 _FETCH_MAX_BYTES = 52428800
@@ -534,7 +541,8 @@ class SimpleConsumer(object):
         reset, update, fatal = [], [], []
         for ev in events:
             pid, kind, code, offset, node, exc = ev
-            if kind == _core.FETCH_EV_KAFKA and code == 1:
+            if kind == _core.FETCH_EV_KAFKA and \
+                    code == _KafkaError.OFFSET_OUT_OF_RANGE:
                 reset.append(ev)
             elif kind in (_core.FETCH_EV_CONN, _core.FETCH_EV_NO_LEADER) or \
                     (kind == _core.FETCH_EV_KAFKA and code in _LEADER_CODES):
@@ -656,11 +664,11 @@ class SimpleConsumer(object):
                       "id '%s' (errors: %s)", self._topic.name,
                       self._consumer_id, errored)
             for pid, err in errored.items():
-                if err == 12:
+                if err == _KafkaError.OFFSET_METADATA_TOO_LARGE:
                     raise OffsetMetadataTooLarge(
                         "OffsetCommit of partition %d: metadata too large"
                         % pid)
-                if err == 3:
+                if err == _KafkaError.UNKNOWN_TOPIC_OR_PARTITION:
                     raise UnknownTopicOrPartition(
                         "OffsetCommit of partition %d of %r" % (
                             pid, self._topic.name))
@@ -751,7 +759,7 @@ class SimpleConsumer(object):
                     "Error fetching offsets for topic %s (errors: %s)",
                     self._topic.name.decode("ascii", "replace"), errors)
             for err in errors.values():
-                if err == 3:
+                if err == _KafkaError.UNKNOWN_TOPIC_OR_PARTITION:
                     raise UnknownTopicOrPartition(
                         "OffsetFetch for %r: %s" % (self._topic.name, errors))
                 if err in _COORDINATOR_CODES:

@@ -18,7 +18,8 @@ import pytest
 
 import pykafka_c  # noqa: F401  (registers the exception classes)
 from pykafka_c import _core
-from pykafka_c.exceptions import (CompressionError, CorruptRecordError,
+from pykafka_c.exceptions import (ERROR_CODES, CompressionError,
+                                  CorruptRecordError,
                                   OffsetOutOfRangeError, ProtocolDecodeError,
                                   SocketDisconnectedError,
                                   TopicAuthorizationFailed)
@@ -307,6 +308,24 @@ def test_partition_error_code_raises_its_class():
             time.sleep(0.2)
             assert f.consume(block=False) is None
             assert f.partition_info(0)["state"] == "paused"
+        finally:
+            f.stop()
+
+
+# Kafka's stale-metadata errors (NOT_LEADER_OR_FOLLOWER,
+# REPLICA_NOT_AVAILABLE, UNKNOWN_TOPIC_ID, INCONSISTENT_TOPIC_ID) make the
+# partition wait for a new leader; the others (REQUEST_TIMED_OUT,
+# UNKNOWN_LEADER_EPOCH: retriable without a refresh) pause it.  The same
+# table decides the producer's metadata refresh.
+@pytest.mark.parametrize("code,state", [
+    (6, "wait_leader"), (9, "wait_leader"), (100, "wait_leader"),
+    (103, "wait_leader"), (7, "paused"), (75, "paused")])
+def test_partition_error_state_follows_the_table(code, state):
+    with FakeBroker(Script(fetch_v4([(0, code, -1, None, None)]))) as b:
+        f = fetcher_for(b)
+        try:
+            consume_raises(f, ERROR_CODES[code])
+            assert f.partition_info(0)["state"] == state
         finally:
             f.stop()
 

@@ -1,5 +1,6 @@
-"""The protocol table generator: the committed csrc/wire/proto_gen.h must be
-exactly what csrc/gen/gen_proto.py makes from csrc/gen/message, and the
+"""The protocol table generator: the committed csrc/wire/proto_gen.h and
+proto_api.h must be exactly what csrc/gen/gen_proto.py makes from
+csrc/gen/message, and the
 generator + walker must handle the spec features that the shipped specs
 do not use (commonStructs, nullable structs, uint16/uint32/float64,
 field-level flexibleVersions, hex defaults)."""
@@ -18,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GEN = os.path.join(ROOT, "csrc", "gen", "gen_proto.py")
 SPECS = os.path.join(ROOT, "csrc", "gen", "message")
 COMMITTED = os.path.join(ROOT, "csrc", "wire", "proto_gen.h")
+COMMITTED_API = os.path.join(ROOT, "csrc", "wire", "proto_api.h")
 sys.path.insert(0, os.path.dirname(GEN))
 import gen_proto  # noqa: E402
 
@@ -33,13 +35,27 @@ def test_committed_tables_are_up_to_date(tmp_path):
     out = tmp_path / "proto_gen.h"
     subprocess.run([sys.executable, GEN, "--specs", SPECS, "--out",
                     str(out)], check=True)
-    if not filecmp.cmp(out, COMMITTED, shallow=False):
-        import difflib
-        diff = "".join(difflib.unified_diff(
-            read(COMMITTED).splitlines(True), read(out).splitlines(True),
-            "committed", "regenerated", n=1))
-        pytest.fail("csrc/wire/proto_gen.h is stale; run "
-                    "python3 csrc/gen/gen_proto.py\n" + diff[:4000])
+    for new, committed in ((out, COMMITTED),
+                           (tmp_path / "proto_api.h", COMMITTED_API)):
+        if not filecmp.cmp(new, committed, shallow=False):
+            import difflib
+            diff = "".join(difflib.unified_diff(
+                read(committed).splitlines(True), read(new).splitlines(True),
+                "committed", "regenerated", n=1))
+            pytest.fail("csrc/wire/%s is stale; run python3 "
+                        "csrc/gen/gen_proto.py\n%s"
+                        % (os.path.basename(committed), diff[:4000]))
+
+
+def test_api_enum_names():
+    text = read(COMMITTED_API)
+    for line in ("PKC_API_PRODUCE           = 0,",
+                 "PKC_API_FETCH             = 1,",
+                 "PKC_API_SASL_HANDSHAKE    = 17,",
+                 "PKC_API_API_VERSIONS      = 18,",
+                 "PKC_API_INIT_PRODUCER_ID  = 22,",
+                 "PKC_API_SASL_AUTHENTICATE = 36,"):
+        assert "    " + line + "\n" in text, line
 
 
 def test_output_is_deterministic():
@@ -50,6 +66,7 @@ def test_banner_and_license_note():
     text = read(COMMITTED)
     assert "GENERATED" in text and "do not edit" in text
     assert "Apache" in text
+    assert "GENERATED" in read(COMMITTED_API)
 
 
 def test_specs_keep_their_license_headers():
@@ -219,6 +236,12 @@ def test_synthetic_rows(synthetic):
     assert '{"isr_nodes", PKC_PT_INT32, PKC_PF_ARRAY, 2, 127, 0, -1, 2, ' \
         '127, 0, 127, 5,' in text
     assert '{900, "PkcTypes", 0, 2, 1, 0,' in text
+
+
+def test_synthetic_api_enum(synthetic):
+    _text, exe = synthetic
+    api = (exe.parent / "proto_api.h").read_text()
+    assert "    PKC_API_PKC_TYPES = 900,\n" in api
 
 
 def test_synthetic_decode_v2(synthetic):

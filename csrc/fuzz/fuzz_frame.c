@@ -81,7 +81,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pkc_conn_adopt_fd(&conn, sv[0], "fuzz") != PKC_OK)
         abort();
     for (unsigned i = 0; i < n; i++) {
-        int16_t key = (apiv >> i) & 1 ? PKC_API_KEY_API_VERSIONS : 3;
+        int16_t key = (apiv >> i) & 1 ? PKC_API_API_VERSIONS
+                                      : PKC_API_METADATA;
         rc = pkc_conn_send_request(&conn, key, 3, (flex >> i) & 1, 1, "x", 1,
                                    PKC_NO_DEADLINE, &ids[i]);
         if (rc != PKC_OK)

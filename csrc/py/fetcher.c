@@ -114,8 +114,8 @@ Fetcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     const char *client_id = "pykafka_c", *source_host = "";
     int wait = 100, min_bytes = 1, max_bytes = 52428800;
     int pmax = 1048576, qmax = 2000, sock_to = 30000, backoff = 500;
-    int iso = 0, check_crcs = 1, source_port = 0, max_version = 12;
-    int max_frame = 0;
+    int iso = 0, check_crcs = 1, source_port = 0;
+    int max_version = PKC_VER_FETCH_MAX, max_frame = 0;
     Py_ssize_t max_decompressed = 0;
     long long ctimeout = -1;
     int rc;
@@ -145,12 +145,12 @@ Fetcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     cfg.max_frame = max_frame;
     cfg.max_decompressed = max_decompressed > 0 ? (size_t)max_decompressed
                                                 : 0;
-    if (iso < 0 || iso > 1 || max_version < PKC_FL_MIN_FETCH_VERSION ||
+    if (iso < 0 || iso > 1 || max_version < PKC_VER_FETCH_MIN ||
         max_version > 32767) {
         PyBuffer_Release(&topic);
-        PyErr_SetString(PyExc_ValueError,
-                        "isolation_level must be 0 or 1 and max_version "
-                        ">= 4");
+        PyErr_Format(PyExc_ValueError,
+                     "isolation_level must be 0 or 1 and max_version "
+                     ">= %d", (int)PKC_VER_FETCH_MIN);
         return NULL;
     }
     self = (FetcherObject *)type->tp_alloc(type, 0);

@@ -2,7 +2,8 @@
  * proto.c (py) - the Python face of the table-driven protocol codec:
  * encode_request / encode_response turn a dict into a message body,
  * decode_response / decode_request turn a body into nested dicts and
- * lists, plus the version table and header-version helpers.
+ * lists, plus the constant tables (API versions, the versions pykafka_c
+ * supports, Kafka's error codes) and header-version helpers.
  *
  * The C walker (csrc/wire/proto.c) does all the protocol work; this file
  * only implements its source and visitor vtables over Python objects.
@@ -10,6 +11,8 @@
  * str per field row).
  */
 #include "module.h"
+#include "api_support.h"
+#include "kafka_errors.h"
 #include "proto.h"
 
 #define FRAMES (2 * PKC_PROTO_MAX_DEPTH + 2)
@@ -758,6 +761,58 @@ pkc_api_versions_table(PyObject *module, PyObject *Py_UNUSED(ignored))
     return table;
 }
 
+/* A tuple of n rows, row(i) making each (new reference or NULL). */
+static PyObject *
+rows_tuple(size_t n, PyObject *(*row)(size_t))
+{
+    PyObject *rows = PyTuple_New((Py_ssize_t)n);
+
+    if (rows == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *r = row(i);
+        if (r == NULL) {
+            Py_DECREF(rows);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(rows, (Py_ssize_t)i, r); /* steals r */
+    }
+    return rows;
+}
+
+static PyObject *
+kafka_error_row(size_t i)
+{
+    const pkc_kafka_error_info *e = pkc_kafka_error_at(i);
+
+    return Py_BuildValue("(isOO)", (int)e->code, e->name,
+                         e->retriable ? Py_True : Py_False,
+                         e->refresh_metadata ? Py_True : Py_False);
+}
+
+static PyObject *
+pkc_kafka_errors(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    return rows_tuple(pkc_kafka_error_count(), kafka_error_row);
+}
+
+static PyObject *
+api_support_row(size_t i)
+{
+    const pkc_api_support *a = pkc_api_support_at(i);
+
+    return Py_BuildValue("(isii)", (int)a->api_key, a->name,
+                         (int)a->min_version, (int)a->max_version);
+}
+
+static PyObject *
+pkc_supported_versions(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    return rows_tuple(pkc_api_support_count(), api_support_row);
+}
+
 static PyObject *
 header_version(PyObject *const *args, Py_ssize_t nargs, int response,
                const char *fname)
@@ -827,6 +882,20 @@ PyDoc_STRVAR(pkc_api_versions_table_doc,
 "pykafka_c can encode and decode (the specs' validVersions);\n"
 "flexible_from is None for APIs without flexible versions.");
 
+PyDoc_STRVAR(pkc_kafka_errors_doc,
+"kafka_errors($module, /)\n--\n\n"
+"((code, name, retriable, refresh_metadata), ...): every error code Kafka\n"
+"defines, in code order, from csrc/wire/kafka_errors.def.  name is\n"
+"Kafka's (NOT_LEADER_OR_FOLLOWER); retriable: a RetriableException in\n"
+"Kafka's client; refresh_metadata: an InvalidMetadataException.");
+
+PyDoc_STRVAR(pkc_supported_versions_doc,
+"supported_versions($module, /)\n--\n\n"
+"((api_key, name, min_version, max_version), ...): the versions of each\n"
+"API that pykafka_c implements, in ApiKey order, from\n"
+"csrc/wire/api_support.def.  name is the API's constant name\n"
+"(API_VERSIONS for PKC_API_API_VERSIONS).");
+
 PyDoc_STRVAR(pkc_request_header_version_doc,
 "request_header_version($module, api_key, api_version, /)\n--\n\n"
 "The request header version (1 or 2) for this API version.");
@@ -846,6 +915,9 @@ static PyMethodDef pkc_proto_methods[] = {
      pkc_decode_request_doc},
     {"api_versions_table", pkc_api_versions_table, METH_NOARGS,
      pkc_api_versions_table_doc},
+    {"kafka_errors", pkc_kafka_errors, METH_NOARGS, pkc_kafka_errors_doc},
+    {"supported_versions", pkc_supported_versions, METH_NOARGS,
+     pkc_supported_versions_doc},
     {"request_header_version", PKC_CFUNC(pkc_request_header_version),
      METH_FASTCALL, pkc_request_header_version_doc},
     {"response_header_version", PKC_CFUNC(pkc_response_header_version),

@@ -17,11 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_support.h"
+#include "kafka_errors.h"
 #include "net.h"
 #include "proto.h"
 
-#define FL_API_FETCH 1
-#define FL_API_VERSIONS 18
 #define FL_HOST_MAX 256
 /* A connect to a broker is given up after at most this long (it never
  * blocks the thread: see fl_connect_start). */
@@ -381,8 +381,8 @@ fl_field(const pkc_proto_struct *s, const char *name)
 static void
 fl_fields_init(void)
 {
-    const pkc_proto_api *fetch = pkc_proto_api_find(FL_API_FETCH);
-    const pkc_proto_api *av = pkc_proto_api_find(FL_API_VERSIONS);
+    const pkc_proto_api *fetch = pkc_proto_api_find(PKC_API_FETCH);
+    const pkc_proto_api *av = pkc_proto_api_find(PKC_API_API_VERSIONS);
     const pkc_proto_struct *s, *t, *p, *a;
 
     if (fetch == NULL || av == NULL)
@@ -725,7 +725,7 @@ fl_parse_response(fl_rvis *v, const uint8_t *body, size_t len, int version,
     }
     memset(&perr, 0, sizeof(perr));
     pkc_reader_init(&r, body, len);
-    rc = pkc_proto_decode(&r, PKC_PROTO_RESPONSE, FL_API_FETCH, version,
+    rc = pkc_proto_decode(&r, PKC_PROTO_RESPONSE, PKC_API_FETCH, version,
                           &vis, &perr);
     if (rc != 0) {
         if (rc > 0 || rc == PKC_PROTO_ABORT || rc == PKC_PROTO_BADTYPE)
@@ -1046,25 +1046,6 @@ fl_post(pkc_fl *fl, fl_part *p, int kind, int code, const char *fmt, ...)
         pthread_cond_broadcast(&fl->cv);
 }
 
-static int
-fl_is_leader_error(int code)
-{
-    switch (code) {
-    case 3:   /* UNKNOWN_TOPIC_OR_PARTITION */
-    case 5:   /* LEADER_NOT_AVAILABLE */
-    case 6:   /* NOT_LEADER_OR_FOLLOWER */
-    case 9:   /* REPLICA_NOT_AVAILABLE */
-    case 13:  /* NETWORK_EXCEPTION */
-    case 56:  /* KAFKA_STORAGE_ERROR */
-    case 74:  /* FENCED_LEADER_EPOCH */
-    case 75:  /* UNKNOWN_LEADER_EPOCH */
-    case 100: /* UNKNOWN_TOPIC_ID */
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 /* Under mu: the broker's connection is gone.  Partitions in flight on it
  * are released; with `post`, its ACTIVE partitions wait for a leader and
  * get a CONN event. */
@@ -1129,7 +1110,7 @@ pkc_fl_config_default(pkc_fl_config *cfg)
     cfg->socket_timeout_ms = 30000;
     cfg->backoff_ms = 500;
     cfg->max_frame = 0;
-    cfg->max_version = PKC_FL_MAX_FETCH_VERSION;
+    cfg->max_version = PKC_VER_FETCH_MAX;
     cfg->check_crcs = 1;
     cfg->max_decompressed = 0;
     cfg->source_host = NULL;
@@ -1164,7 +1145,7 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
         cfg->partition_max_bytes <= 0 || cfg->queued_max_messages <= 0 ||
         cfg->socket_timeout_ms <= 0 || cfg->backoff_ms < 0 ||
         cfg->isolation_level < 0 || cfg->isolation_level > 1 ||
-        cfg->max_version < PKC_FL_MIN_FETCH_VERSION)
+        cfg->max_version < PKC_VER_FETCH_MIN)
         return PKC_ERR_INVALID;
 
     fl = calloc(1, sizeof(*fl));
@@ -1172,8 +1153,8 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
         return PKC_ERR_NOMEM;
     fl->wake_fd[0] = fl->wake_fd[1] = -1;
     fl->cfg = *cfg;
-    if (fl->cfg.max_version > PKC_FL_MAX_FETCH_VERSION)
-        fl->cfg.max_version = PKC_FL_MAX_FETCH_VERSION;
+    if (fl->cfg.max_version > PKC_VER_FETCH_MAX)
+        fl->cfg.max_version = PKC_VER_FETCH_MAX;
     cid = cfg->client_id ? cfg->client_id : "pykafka_c";
     fl->client_id = fl_strdup(cid, strlen(cid));
     fl->topic = fl_strdup(cfg->topic, cfg->topic_len);
@@ -1469,7 +1450,8 @@ pkc_fl_post_event(pkc_fl *fl, const pkc_fl_event *ev)
     }
     p = &fl->parts[i];
     if (ev->kind == PKC_FL_EV_CONN || ev->kind == PKC_FL_EV_NO_LEADER ||
-        (ev->kind == PKC_FL_EV_KAFKA && fl_is_leader_error(ev->code)))
+        (ev->kind == PKC_FL_EV_KAFKA &&
+         pkc_kafka_error_refresh_metadata(ev->code)))
         p->state = PKC_FL_WAIT_LEADER;
     else
         p->state = PKC_FL_PAUSED;
@@ -1786,7 +1768,7 @@ fl_build_entries(pkc_fl *fl, fl_broker *b, int64_t now, int64_t *next)
             }
             if (p->fetch_offset < 0) {
                 p->state = PKC_FL_PAUSED;
-                fl_post(fl, p, PKC_FL_EV_KAFKA, 1,
+                fl_post(fl, p, PKC_FL_EV_KAFKA, PKC_KERR_OFFSET_OUT_OF_RANGE,
                         "partition %d has no valid position (offset %lld)",
                         (int)p->id, (long long)p->fetch_offset);
                 continue;
@@ -1832,7 +1814,7 @@ fl_plan(pkc_fl *fl, int64_t now)
             p->ev_pending)
             continue;
         if (now >= p->resume_at) {
-            fl_post(fl, p, PKC_FL_EV_NO_LEADER, 5,
+            fl_post(fl, p, PKC_FL_EV_NO_LEADER, PKC_KERR_LEADER_NOT_AVAILABLE,
                     "partition %d has no leader", (int)p->id);
             p->resume_at = now + fl->cfg.backoff_ms;
         }
@@ -1893,7 +1875,7 @@ fl_connect_done(pkc_fl *fl, fl_broker *b, int rc)
         return;
     }
     b->answered = 0;
-    rc = pkc_conn_send_request(&b->conn, FL_API_VERSIONS, 0, 0, 1,
+    rc = pkc_conn_send_request(&b->conn, PKC_API_API_VERSIONS, 0, 0, 1,
                                fl_empty_body, 0, 0, NULL);
     if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT && rc != PKC_ERR_INTR) {
         fl_broker_fail(fl, b, rc, b->conn.errstr);
@@ -1948,7 +1930,7 @@ fl_connect_step(pkc_fl *fl, fl_broker *b)
 static void
 fl_send_fetch(pkc_fl *fl, fl_broker *b)
 {
-    const pkc_proto_api *api = pkc_proto_api_find(FL_API_FETCH);
+    const pkc_proto_api *api = pkc_proto_api_find(PKC_API_FETCH);
     pkc_proto_source src;
     pkc_proto_error perr;
     pkc_writer *w = NULL;
@@ -1975,10 +1957,10 @@ fl_send_fetch(pkc_fl *fl, fl_broker *b)
     src.enter_element = fl_src_enter_element;
     memset(&perr, 0, sizeof(perr));
 
-    rc = pkc_conn_request_begin(&b->conn, FL_API_FETCH, b->version,
+    rc = pkc_conn_request_begin(&b->conn, PKC_API_FETCH, b->version,
                                 pkc_proto_is_flexible(api, b->version), &w);
     if (rc == PKC_OK) {
-        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, FL_API_FETCH, b->version,
+        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, PKC_API_FETCH, b->version,
                               &src, &perr);
         if (rc != 0) {
             pkc_conn_request_abort(&b->conn);
@@ -2026,9 +2008,9 @@ fl_av_on_int(void *ctx, const pkc_proto_field *f, int64_t val)
         v->error = (int16_t)val;
     else if (f == F.av_k_key)
         v->key = (int32_t)val;
-    else if (f == F.av_k_min && v->key == FL_API_FETCH)
+    else if (f == F.av_k_min && v->key == PKC_API_FETCH)
         v->fetch_min = (int32_t)val;
-    else if (f == F.av_k_max && v->key == FL_API_FETCH)
+    else if (f == F.av_k_max && v->key == PKC_API_FETCH)
         v->fetch_max = (int32_t)val;
     return 0;
 }
@@ -2048,8 +2030,8 @@ fl_on_apiversions(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     vis.on_int = fl_av_on_int;
     memset(&perr, 0, sizeof(perr));
     pkc_reader_init(&r, resp->body, resp->body_len);
-    rc = pkc_proto_decode(&r, PKC_PROTO_RESPONSE, FL_API_VERSIONS, 0, &vis,
-                          &perr);
+    rc = pkc_proto_decode(&r, PKC_PROTO_RESPONSE, PKC_API_API_VERSIONS, 0,
+                          &vis, &perr);
     if (rc != 0) {
         snprintf(why, sizeof(why),
                  "ApiVersions v0 response: %s in field '%s' at byte %zu",
@@ -2060,12 +2042,12 @@ fl_on_apiversions(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     }
     hi = v.fetch_max < fl->cfg.max_version ? v.fetch_max
                                            : fl->cfg.max_version;
-    if (v.error != 0 || v.fetch_max < 0 || hi < PKC_FL_MIN_FETCH_VERSION ||
+    if (v.error != 0 || v.fetch_max < 0 || hi < PKC_VER_FETCH_MIN ||
         hi < v.fetch_min) {
         snprintf(why, sizeof(why),
                  "broker supports Fetch v%d-v%d (error %d); pykafka_c "
                  "needs v%d-v%d", (int)v.fetch_min, (int)v.fetch_max,
-                 (int)v.error, PKC_FL_MIN_FETCH_VERSION,
+                 (int)v.error, PKC_VER_FETCH_MIN,
                  (int)fl->cfg.max_version);
         fl_lock(fl);
         b->answered = 0;
@@ -2258,8 +2240,9 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
         }
         if (v.top_error != 0) {
             code = v.top_error;
-            p->state = fl_is_leader_error(code) ? PKC_FL_WAIT_LEADER
-                                                : PKC_FL_PAUSED;
+            p->state = pkc_kafka_error_refresh_metadata(code)
+                           ? PKC_FL_WAIT_LEADER
+                           : PKC_FL_PAUSED;
             fl_post(fl, p, PKC_FL_EV_KAFKA, code,
                     "Fetch from broker %d (%s:%d): Kafka error %d for the "
                     "whole request", (int)b->node_id, b->host, b->port,
@@ -2277,8 +2260,9 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
             p->log_start = pr->log_start;
         code = pr->error_code;
         if (code != 0) {
-            p->state = fl_is_leader_error(code) ? PKC_FL_WAIT_LEADER
-                                                : PKC_FL_PAUSED;
+            p->state = pkc_kafka_error_refresh_metadata(code)
+                           ? PKC_FL_WAIT_LEADER
+                           : PKC_FL_PAUSED;
             fl_post(fl, p, PKC_FL_EV_KAFKA, code,
                     "Fetch from broker %d (%s:%d) for partition %d at "
                     "offset %lld: Kafka error %d",

@@ -65,16 +65,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api_support.h"
 #include "buf.h"
 #include "records.h"
 
 typedef struct pkc_fl pkc_fl;
 typedef struct pkc_fl_buf pkc_fl_buf;
 
-/* Highest Fetch version the engine speaks (the last with topic names). */
-#define PKC_FL_MAX_FETCH_VERSION 12
-/* Lowest Fetch version it accepts (RecordBatch v2, isolation level). */
-#define PKC_FL_MIN_FETCH_VERSION 4
+/* The engine speaks Fetch PKC_VER_FETCH_MIN (RecordBatch v2, isolation
+ * level) to PKC_VER_FETCH_MAX (the last with topic names); see
+ * api_support.def. */
 
 typedef struct {
     const char *client_id;        /* copied; NULL: "pykafka_c" */

@@ -51,6 +51,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "proto_api.h"
 
 /* No deadline: wait forever. */
 #define PKC_NO_DEADLINE INT64_MAX
@@ -62,8 +63,6 @@
 #ifndef PKC_CONN_RBUF_INITIAL
 #define PKC_CONN_RBUF_INITIAL (64 * 1024)
 #endif
-/* The ApiKey whose responses always use response header v0. */
-#define PKC_API_KEY_API_VERSIONS 18
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t pkc_now_ms(void);
@@ -337,5 +336,5 @@ int pkc_response_header_read(pkc_reader *r, int header_version,
 static inline int
 pkc_response_header_version(int16_t api_key, int flexible)
 {
-    return (flexible && api_key != PKC_API_KEY_API_VERSIONS) ? 1 : 0;
+    return (flexible && api_key != PKC_API_API_VERSIONS) ? 1 : 0;
 }

@@ -117,7 +117,7 @@ pkc_proto_response_header_version(int api_key, int v)
         return -1;
     /* ApiVersions: the response header stays v0 so that a client can read
      * it whatever version it asked for (KIP-511). */
-    if (api_key == 18)
+    if (api_key == PKC_API_API_VERSIONS)
         return 0;
     return pkc_proto_is_flexible(api, v) ? 1 : 0;
 }

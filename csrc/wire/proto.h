@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "proto_api.h" /* PKC_API_<NAME>: the api_key arguments below */
 
 #define PKC_PV_MAX 127 /* the "hi" of an open-ended version range */
 

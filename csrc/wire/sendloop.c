@@ -18,11 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_support.h"
 #include "compress.h"
+#include "kafka_errors.h"
 #include "proto.h"
-
-#define API_PRODUCE 0
-#define API_API_VERSIONS 18
 
 /* Batches kept for reuse (each keeps its builder's buffers). */
 #define FREE_BATCHES_MAX 8
@@ -208,45 +207,6 @@ cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline)
     ts.tv_sec = (time_t)(deadline / 1000);
     ts.tv_nsec = (long)((deadline % 1000) * 1000000L);
     return pthread_cond_timedwait(c, mu, &ts);
-}
-
-int
-pkc_sl_error_retriable(int code)
-{
-    switch (code) {
-    case 2:  /* CORRUPT_MESSAGE: the bytes were damaged on the way */
-    case 3:  /* UNKNOWN_TOPIC_OR_PARTITION (transiently, e.g. creation) */
-    case 5:  /* LEADER_NOT_AVAILABLE */
-    case 6:  /* NOT_LEADER_OR_FOLLOWER */
-    case 7:  /* REQUEST_TIMED_OUT */
-    case 13: /* NETWORK_EXCEPTION */
-    case 19: /* NOT_ENOUGH_REPLICAS */
-    case 20: /* NOT_ENOUGH_REPLICAS_AFTER_APPEND */
-    case 56: /* KAFKA_STORAGE_ERROR */
-    case 74: /* FENCED_LEADER_EPOCH */
-    case 75: /* UNKNOWN_LEADER_EPOCH */
-    case 89: /* THROTTLING_QUOTA_EXCEEDED */
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-int
-pkc_sl_error_needs_metadata(int code)
-{
-    switch (code) {
-    case 3:
-    case 5:
-    case 6:
-    case 13:
-    case 56:
-    case 74:
-    case 75:
-        return 1;
-    default:
-        return 0;
-    }
 }
 
 /* Ask the glue for fresh metadata (mu held). */
@@ -558,7 +518,7 @@ lookup_fields(sl_fields *fl, char *errbuf, size_t errlen)
         (dst) = pkc_proto_struct_at((size_t)(f)->sub);                    \
     } while (0)
 
-    api = pkc_proto_api_find(API_PRODUCE);
+    api = pkc_proto_api_find(PKC_API_PRODUCE);
     if (api == NULL) {
         snprintf(errbuf, errlen, "protocol table lacks Produce");
         return PKC_ERR_INVALID;
@@ -587,7 +547,7 @@ lookup_fields(sl_fields *fl, char *errbuf, size_t errlen)
     FIELD(fl->resp_log_append_time_ms, pr, "log_append_time_ms");
     FIELD(fl->resp_error_message, pr, "error_message");
 
-    api = pkc_proto_api_find(API_API_VERSIONS);
+    api = pkc_proto_api_find(PKC_API_API_VERSIONS);
     if (api == NULL) {
         snprintf(errbuf, errlen, "protocol table lacks ApiVersions");
         return PKC_ERR_INVALID;
@@ -941,7 +901,8 @@ pkc_sl_append(pkc_sl *sl, int32_t partition, int64_t timestamp,
         }
         tb->count = 1;
         sl->st.appended++;
-        set_result(&tb->result, PKC_SL_TOO_LARGE, 10, PKC_ERR_TOO_LARGE,
+        set_result(&tb->result, PKC_SL_TOO_LARGE, PKC_KERR_MESSAGE_TOO_LARGE,
+                   PKC_ERR_TOO_LARGE,
                    "a record of %zu bytes is larger than max_request_size "
                    "(%zu)",
                    (size_t)(key_len > 0 ? key_len : 0) +
@@ -1212,7 +1173,7 @@ av_end_struct(void *ctx, const pkc_proto_field *f, const pkc_proto_struct *s)
     av_vis *v = ctx;
 
     (void)s;
-    if (f == v->fl->av_api_keys && v->key == API_PRODUCE) {
+    if (f == v->fl->av_api_keys && v->key == PKC_API_PRODUCE) {
         v->produce_lo = v->lo;
         v->produce_hi = v->hi;
     }
@@ -1306,7 +1267,7 @@ broker_connect(pkc_sl *sl, sl_broker *b, const char *host, int port,
     if (rc != PKC_OK)
         goto fail;
     do {
-        rc = pkc_conn_send_request(&b->conn, API_API_VERSIONS, 0, 0, 1, "",
+        rc = pkc_conn_send_request(&b->conn, PKC_API_API_VERSIONS, 0, 0, 1, "",
                                    0, deadline, NULL);
     } while (rc == PKC_ERR_INTR);
     while (rc == PKC_OK || rc == PKC_ERR_INTR) {
@@ -1326,8 +1287,8 @@ broker_connect(pkc_sl *sl, sl_broker *b, const char *host, int port,
     vis.end_struct = av_end_struct;
     vis.on_int = av_on_int;
     pkc_reader_init(&rd, resp.body, resp.body_len);
-    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, API_API_VERSIONS, 0, &vis,
-                          &perr);
+    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, PKC_API_API_VERSIONS, 0,
+                          &vis, &perr);
     if (rc != 0) {
         set_result(r, PKC_SL_DECODE, 0, rc,
                    "%s:%d: malformed ApiVersions response: %s at byte %zu "
@@ -1336,17 +1297,18 @@ broker_connect(pkc_sl *sl, sl_broker *b, const char *host, int port,
         pkc_conn_close(&b->conn);
         return rc;
     }
-    if (av.error_code != 0 || av.produce_hi < PKC_SL_PRODUCE_MIN) {
-        set_result(r, PKC_SL_KAFKA, 35, PKC_ERR_UNSUPPORTED,
+    if (av.error_code != 0 || av.produce_hi < PKC_VER_PRODUCE_MIN) {
+        set_result(r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_VERSION,
+                   PKC_ERR_UNSUPPORTED,
                    "%s:%d: the broker supports no Produce version in "
                    "v%d-v%d (ApiVersions error %d, Produce max %lld)", host,
-                   port, PKC_SL_PRODUCE_MIN, PKC_SL_PRODUCE_MAX,
+                   port, PKC_VER_PRODUCE_MIN, PKC_VER_PRODUCE_MAX,
                    av.error_code, (long long)av.produce_hi);
         pkc_conn_close(&b->conn);
         return PKC_ERR_UNSUPPORTED;
     }
-    *version = (int16_t)(av.produce_hi > PKC_SL_PRODUCE_MAX
-                             ? PKC_SL_PRODUCE_MAX
+    *version = (int16_t)(av.produce_hi > PKC_VER_PRODUCE_MAX
+                             ? PKC_VER_PRODUCE_MAX
                              : av.produce_hi);
     return PKC_OK;
 
@@ -1404,10 +1366,11 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         pthread_mutex_unlock(&sl->mu);
     }
     if (sl->cfg.codec == PKC_CODEC_ZSTD &&
-        b->produce_version < PKC_SL_PRODUCE_ZSTD_MIN) {
-        set_result(&r, PKC_SL_KAFKA, 76, PKC_ERR_UNSUPPORTED,
+        b->produce_version < PKC_VER_PRODUCE_ZSTD_MIN) {
+        set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_COMPRESSION_TYPE,
+                   PKC_ERR_UNSUPPORTED,
                    "%s:%d: zstd needs Produce v%d, the broker speaks v%d",
-                   host, port, PKC_SL_PRODUCE_ZSTD_MIN, b->produce_version);
+                   host, port, PKC_VER_PRODUCE_ZSTD_MIN, b->produce_version);
         pthread_mutex_lock(&sl->mu);
         req_fail(sl, q, &r, 0, 0);
         pthread_mutex_unlock(&sl->mu);
@@ -1507,7 +1470,7 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
     }
 
     flexible = b->produce_version >= 9;
-    rc = pkc_conn_request_begin(&b->conn, API_PRODUCE, b->produce_version,
+    rc = pkc_conn_request_begin(&b->conn, PKC_API_PRODUCE, b->produce_version,
                                 flexible, &w);
     if (rc == PKC_OK) {
         memset(&src, 0, sizeof(src));
@@ -1521,7 +1484,7 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         ps.get_bytes = ps_get_bytes;
         ps.enter_array = ps_enter_array;
         ps.enter_element = ps_enter_element;
-        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, API_PRODUCE,
+        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, PKC_API_PRODUCE,
                               b->produce_version, &ps, &perr);
         if (rc == 0)
             rc = pkc_conn_request_end(&b->conn, sl->cfg.acks != 0, &corr);
@@ -1689,7 +1652,7 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
     vis.on_int = pv_on_int;
     vis.on_string = pv_on_string;
     pkc_reader_init(&rd, resp->body, resp->body_len);
-    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, API_PRODUCE,
+    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, PKC_API_PRODUCE,
                           resp->api_version, &vis, &perr);
     if (rc != 0) {
         if (pv.nomem || rc == PKC_ERR_NOMEM)
@@ -1721,7 +1684,8 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                 break;
             }
         }
-        if (pr != NULL && (pr->error_code == 10 || pr->error_code == 18) &&
+        if (pr != NULL && (pr->error_code == PKC_KERR_MESSAGE_TOO_LARGE ||
+                           pr->error_code == PKC_KERR_RECORD_LIST_TOO_LARGE) &&
             bt->count > 1) {
             if (split_batch(sl, bt, &h1, &h2) != PKC_OK)
                 h1 = h2 = NULL;
@@ -1736,11 +1700,12 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                        "partition %d", host, port, bt->partition);
             attempt_failed(sl, bt, &r, 1, 0);
         }
-        else if (pr->error_code == 0 ||
-                 (stamped && pr->error_code == 46)) {
-            /* 46 DUPLICATE_SEQUENCE_NUMBER: an earlier attempt of this
-             * very batch was written; the offset may be unknown (-1). */
-            if (pr->error_code == 46)
+        else if (pr->error_code == PKC_KERR_NONE ||
+                 (stamped &&
+                  pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)) {
+            /* DUPLICATE_SEQUENCE_NUMBER: an earlier attempt of this very
+             * batch was written; the offset may be unknown (-1). */
+            if (pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)
                 sl->st.duplicates++;
             bt->base_offset = pr->base_offset;
             bt->log_append_time = pr->log_append_time;
@@ -1765,13 +1730,15 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
             batch_put(sl, bt);
             wake_sender(sl);
         }
-        else if (stamped && pr->error_code == 45 &&
+        else if (stamped &&
+                 pr->error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER &&
                  (sl->parts[part].retry_head != NULL ||
                   sl->parts[part].gap)) {
             /* OUT_OF_ORDER_SEQUENCE_NUMBER behind a batch of the same
              * partition that failed: it follows that one, and the attempt
              * does not count. */
-            set_result(&r, PKC_SL_KAFKA, 45, 0,
+            set_result(&r, PKC_SL_KAFKA,
+                       PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 0,
                        "Produce to %s:%d for partition %d failed: out of "
                        "order sequence number", host, port, bt->partition);
             bt->result = r;
@@ -1779,8 +1746,10 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
             sl->st.retries++;
             retry_push(sl, bt);
         }
-        else if (stamped && (pr->error_code == 45 || pr->error_code == 47 ||
-                             pr->error_code == 59)) {
+        else if (stamped &&
+                 (pr->error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ||
+                  pr->error_code == PKC_KERR_INVALID_PRODUCER_EPOCH ||
+                  pr->error_code == PKC_KERR_UNKNOWN_PRODUCER_ID)) {
             /* OUT_OF_ORDER_SEQUENCE_NUMBER (first of its partition),
              * INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID: the broker's
              * state of this producer does not match ours (acks=1 data lost
@@ -1802,8 +1771,11 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                        "Produce to %s:%d for partition %d failed%s%s",
                        host, port, bt->partition,
                        pr->message[0] ? ": " : "", pr->message);
-            attempt_failed(sl, bt, &r, pkc_sl_error_retriable(code),
-                           pkc_sl_error_needs_metadata(code));
+            /* Kafka's classification, as the fetch loop uses it: the
+             * producer needs no policy of its own here (the codes it
+             * treats apart are handled above). */
+            attempt_failed(sl, bt, &r, pkc_kafka_error_retriable(code),
+                           pkc_kafka_error_refresh_metadata(code));
         }
         part_back(sl, part);
         pthread_mutex_unlock(&sl->mu);
@@ -1985,7 +1957,7 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
         if (now - p->leaderless_since >= sl->cfg.leader_wait_ms) {
             pkc_sl_result r;
 
-            set_result(&r, PKC_SL_NO_LEADER, 5, 0,
+            set_result(&r, PKC_SL_NO_LEADER, PKC_KERR_LEADER_NOT_AVAILABLE, 0,
                        "partition %d of %s had no leader for %d ms", id,
                        sl->topic, sl->cfg.leader_wait_ms);
             while (p->ready_head != NULL) {
@@ -2357,7 +2329,8 @@ sender_main(void *arg)
                 b->inflight_head->deadline_ms <= now) {
                 pkc_sl_result r;
 
-                set_result(&r, PKC_SL_DISCONNECTED, 7, PKC_ERR_TIMEOUT,
+                set_result(&r, PKC_SL_DISCONNECTED,
+                           PKC_KERR_REQUEST_TIMED_OUT, PKC_ERR_TIMEOUT,
                            "%s:%d: no Produce response within %d ms",
                            b->host, b->port, sl->cfg.request_timeout_ms);
                 broker_drop(sl, b, &r);

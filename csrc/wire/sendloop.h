@@ -78,19 +78,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api_support.h"
 #include "buf.h"
 #include "net.h"
 #include "records.h"
 
-/* Produce versions pykafka_c speaks (v13 switches to topic ids). */
-#define PKC_SL_PRODUCE_MIN 3
-#define PKC_SL_PRODUCE_MAX 12
+/* The engine speaks Produce PKC_VER_PRODUCE_MIN to PKC_VER_PRODUCE_MAX
+ * (v13 switches to topic ids), zstd from PKC_VER_PRODUCE_ZSTD_MIN; see
+ * api_support.h. */
+
 /* Batches of one partition in flight at once with an idempotent producer
  * (Kafka brokers keep the last five batches of each producer and
  * partition for duplicate detection). */
 #define PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT 5
-/* Lowest Produce version that may carry zstd batches. */
-#define PKC_SL_PRODUCE_ZSTD_MIN 7
 /* Bytes of a Produce request that are not record batches, beyond the
  * topic name and per-partition overhead (generous). */
 #define PKC_SL_REQUEST_OVERHEAD 128
@@ -330,8 +330,3 @@ void pkc_sl_stats_get(pkc_sl *sl, pkc_sl_stats *out);
 /* The Produce version in use with broker `node_id`, or -1 if not
  * connected yet. */
 int pkc_sl_produce_version(pkc_sl *sl, int32_t node_id);
-
-/* Is Kafka error `code` retriable for Produce, and does it call for a
- * metadata refresh? */
-int pkc_sl_error_retriable(int code);
-int pkc_sl_error_needs_metadata(int code);

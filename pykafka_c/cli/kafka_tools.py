@@ -44,6 +44,8 @@ import json
 import sys
 import time
 
+from .._constants import KafkaError as _KafkaError
+
 __all__ = ["main", "fetch_offsets", "fetch_consumer_lag"]
 
 
@@ -289,8 +291,10 @@ def reset_offsets(client, args):
         time.sleep(0.5)
 
 
-#: Coordinator loading (14), not available (15), moved (16): try again.
-_COORDINATOR_RETRY = frozenset([14, 15, 16])
+#: The coordinator is loading, not available or moved: try again.
+_COORDINATOR_RETRY = frozenset([_KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                                _KafkaError.COORDINATOR_NOT_AVAILABLE,
+                                _KafkaError.NOT_COORDINATOR])
 _COMMIT_ATTEMPTS = 20
 
 

@@ -3,6 +3,7 @@ DeleteTopics, ApiVersions (``pykafka.protocol.admin``)."""
 
 from collections import namedtuple
 
+from .._constants import ApiKey as _ApiKey
 from .base import (ApiVersionsSpec, ConsumerGroupProtocolMetadata,
                    MemberAssignment, Request, Response, _b, _s)
 from .group_membership import _decode_consumer
@@ -28,7 +29,7 @@ DescribeGroupResponse = namedtuple(
 class ListGroupsRequest(Request):
     """ListGroupsRequest() --"""
 
-    API_KEY = 16
+    API_KEY = _ApiKey.LIST_GROUPS
 
     def _fields(self, version):
         return {"states_filter": []}
@@ -38,7 +39,7 @@ class ListGroupsResponse(Response):
     """ListGroups response: ``error`` and ``groups`` ``{group id (bytes):
     GroupListing(group_id, protocol_type)}``."""
 
-    API_KEY = 16
+    API_KEY = _ApiKey.LIST_GROUPS
     API_VERSION = 0
 
     def _populate(self):
@@ -52,7 +53,7 @@ class ListGroupsResponse(Response):
 class DescribeGroupsRequest(Request):
     """DescribeGroupsRequest(group_ids) --"""
 
-    API_KEY = 15
+    API_KEY = _ApiKey.DESCRIBE_GROUPS
 
     def __init__(self, group_ids):
         self.group_ids = group_ids
@@ -71,7 +72,7 @@ class DescribeGroupsResponse(Response):
     consumer protocol's ConsumerGroupProtocolMetadata / MemberAssignment
     (raw bytes for other protocol types).  Strings are bytes."""
 
-    API_KEY = 15
+    API_KEY = _ApiKey.DESCRIBE_GROUPS
     API_VERSION = 0
 
     def _populate(self):
@@ -162,7 +163,7 @@ class CreateTopicsRequest(Request):
     with ``name``, ``num_partitions``, ``replication_factor``,
     ``configs``)."""
 
-    API_KEY = 19
+    API_KEY = _ApiKey.CREATE_TOPICS
 
     def __init__(self, topic_requests, timeout=0):
         self.topic_requests = topic_requests
@@ -185,7 +186,7 @@ class CreateTopicsResponse(Response):
     its exception from the constructor (``raise_errors=False`` keeps it in
     the dict)."""
 
-    API_KEY = 19
+    API_KEY = _ApiKey.CREATE_TOPICS
     API_VERSION = 2
     RAISES = True
 
@@ -198,7 +199,7 @@ class CreateTopicsResponse(Response):
 class DeleteTopicsRequest(Request):
     """DeleteTopicsRequest(topics, timeout=0) --"""
 
-    API_KEY = 20
+    API_KEY = _ApiKey.DELETE_TOPICS
 
     def __init__(self, topics, timeout=0):
         self.topics = topics
@@ -214,7 +215,7 @@ class DeleteTopicsResponse(Response):
     its exception from the constructor (``raise_errors=False`` keeps it in
     the dict)."""
 
-    API_KEY = 20
+    API_KEY = _ApiKey.DELETE_TOPICS
     API_VERSION = 1
     RAISES = True
 
@@ -227,14 +228,14 @@ class DeleteTopicsResponse(Response):
 class ApiVersionsRequest(Request):
     """ApiVersionsRequest() --"""
 
-    API_KEY = 18
+    API_KEY = _ApiKey.API_VERSIONS
 
 
 class ApiVersionsResponse(Response):
     """ApiVersions response: ``api_versions`` ``{api key:
     ApiVersionsSpec(key, min, max)}``; V1+ ``throttle_time``."""
 
-    API_KEY = 18
+    API_KEY = _ApiKey.API_VERSIONS
     API_VERSION = 0
 
     @classmethod

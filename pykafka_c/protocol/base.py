@@ -17,6 +17,7 @@ are decoded at the class's ``API_VERSION`` (or ``version=``).
 from collections import namedtuple
 
 from .. import _core
+from .._constants import ApiKey as _ApiKey
 from ..exceptions import error_for_code
 from ..membershipprotocol import ConsumerGroupProtocolMetadata, MemberAssignment
 from ..utils import ApiVersionAware
@@ -30,12 +31,14 @@ ApiVersionsSpec = namedtuple("ApiVersionsSpec", ["key", "min", "max"])
 
 #: pykafka's hard-coded tables for brokers older than 0.10 (kept for
 #: compatibility; pykafka_c always negotiates with ApiVersions).
-#: Every key 0-16 at max 0 except OffsetCommit (8) and OffsetFetch (9) at
-#: max 1; 0.9 adds Fetch (1) at max 1.
-API_VERSIONS_080 = {i: ApiVersionsSpec(i, 0, 1 if i in (8, 9) else 0)
-                    for i in range(17)}
+#: Every key 0-16 at max 0 except OffsetCommit and OffsetFetch at max 1;
+#: 0.9 adds Fetch at max 1.
+API_VERSIONS_080 = {
+    i: ApiVersionsSpec(i, 0, 1 if i in (_ApiKey.OFFSET_COMMIT,
+                                         _ApiKey.OFFSET_FETCH) else 0)
+    for i in range(_ApiKey.LIST_GROUPS + 1)}
 API_VERSIONS_090 = dict(API_VERSIONS_080)
-API_VERSIONS_090[1] = ApiVersionsSpec(1, 0, 1)
+API_VERSIONS_090[_ApiKey.FETCH] = ApiVersionsSpec(_ApiKey.FETCH, 0, 1)
 
 
 def _b(value):

@@ -3,6 +3,7 @@
 from collections import defaultdict
 
 from .. import _core
+from .._constants import ApiKey as _ApiKey
 from .._responses import FetchPartitionResponse, PartitionFetchRequest
 from .base import Request, Response, _b, _s
 
@@ -19,7 +20,7 @@ class FetchRequest(Request):
     ``api_version`` is kept for compatibility: the Broker sends the version
     it negotiated."""
 
-    API_KEY = 1
+    API_KEY = _ApiKey.FETCH
 
     @classmethod
     def get_versions(cls):
@@ -79,7 +80,7 @@ class FetchResponse(Response):
     compatibility.  Modern versions (4+) only: pykafka_c does not decode
     Fetch v0-v3."""
 
-    API_KEY = 1
+    API_KEY = _ApiKey.FETCH
     API_VERSION = 4
 
     @classmethod

@@ -1,6 +1,7 @@
 """Group membership: JoinGroup, SyncGroup, Heartbeat, LeaveGroup
 (``pykafka.protocol.group_membership``)."""
 
+from .._constants import ApiKey as _ApiKey
 from ..exceptions import ProtocolDecodeError
 from ..membershipprotocol import ConsumerGroupProtocolMetadata, MemberAssignment
 from .base import Request, Response, _b, _s
@@ -26,7 +27,7 @@ class JoinGroupRequest(Request):
     """JoinGroupRequest(group_id, member_id, topic_name,
     membership_protocol, session_timeout=30000) --"""
 
-    API_KEY = 11
+    API_KEY = _ApiKey.JOIN_GROUP
 
     def __init__(self, group_id, member_id, topic_name, membership_protocol,
                  session_timeout=30000):
@@ -60,7 +61,7 @@ class JoinGroupResponse(Response):
     ``members`` ``{member id (bytes): ConsumerGroupProtocolMetadata}``
     (filled for the leader)."""
 
-    API_KEY = 11
+    API_KEY = _ApiKey.JOIN_GROUP
     API_VERSION = 0
 
     def _populate(self):
@@ -82,7 +83,7 @@ class SyncGroupRequest(Request):
     ``group_assignment``: (member id, MemberAssignment) pairs (the
     leader's; empty for followers)."""
 
-    API_KEY = 14
+    API_KEY = _ApiKey.SYNC_GROUP
 
     def __init__(self, group_id, generation_id, member_id,
                  group_assignment):
@@ -107,7 +108,7 @@ class SyncGroupResponse(Response):
     """SyncGroup response: ``error_code`` and ``member_assignment`` (a
     MemberAssignment)."""
 
-    API_KEY = 14
+    API_KEY = _ApiKey.SYNC_GROUP
     API_VERSION = 0
 
     def _populate(self):
@@ -119,7 +120,7 @@ class SyncGroupResponse(Response):
 class HeartbeatRequest(Request):
     """HeartbeatRequest(group_id, generation_id, member_id) --"""
 
-    API_KEY = 12
+    API_KEY = _ApiKey.HEARTBEAT
 
     def __init__(self, group_id, generation_id, member_id):
         self.group_id = group_id
@@ -135,7 +136,7 @@ class HeartbeatRequest(Request):
 class HeartbeatResponse(Response):
     """Heartbeat response: ``error_code``."""
 
-    API_KEY = 12
+    API_KEY = _ApiKey.HEARTBEAT
     API_VERSION = 0
 
     def _populate(self):
@@ -145,7 +146,7 @@ class HeartbeatResponse(Response):
 class LeaveGroupRequest(Request):
     """LeaveGroupRequest(group_id, member_id) --"""
 
-    API_KEY = 13
+    API_KEY = _ApiKey.LEAVE_GROUP
 
     def __init__(self, group_id, member_id):
         self.group_id = group_id
@@ -167,7 +168,7 @@ class LeaveGroupResponse(Response):
     """LeaveGroup response: ``error_code`` (v3+: the first failing
     member's error when the top level has none)."""
 
-    API_KEY = 13
+    API_KEY = _ApiKey.LEAVE_GROUP
     API_VERSION = 0
 
     def _populate(self):

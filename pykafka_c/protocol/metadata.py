@@ -2,6 +2,7 @@
 
 from collections import namedtuple
 
+from .._constants import ApiKey as _ApiKey
 from .base import Request, Response, _b, _s
 
 __all__ = ["MetadataRequest", "MetadataRequestV1", "MetadataRequestV2",
@@ -17,7 +18,7 @@ class MetadataRequest(Request):
 
     Metadata for ``topics`` (names; empty or None: every topic)."""
 
-    API_KEY = 3
+    API_KEY = _ApiKey.METADATA
     API_VERSION = 0
 
     @classmethod
@@ -94,7 +95,7 @@ class MetadataResponse(Response):
     pykafka; modern versions are shown with the v5 shapes.
     """
 
-    API_KEY = 3
+    API_KEY = _ApiKey.METADATA
     API_VERSION = 0
 
     @classmethod

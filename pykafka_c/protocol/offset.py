@@ -2,6 +2,7 @@
 
 from collections import defaultdict, namedtuple
 
+from .._constants import ApiKey as _ApiKey
 from .._responses import OffsetPartitionResponse, PartitionOffsetRequest
 from .base import Request, Response, _b, _s
 
@@ -22,7 +23,7 @@ class ListOffsetRequest(Request):
     earliest, else a timestamp in ms).  Modern brokers return one offset
     per partition whatever ``max_offsets`` says."""
 
-    API_KEY = 2
+    API_KEY = _ApiKey.LIST_OFFSETS
     API_VERSION = 0
 
     @classmethod
@@ -61,7 +62,7 @@ class ListOffsetResponse(Response):
     OffsetPartitionResponse(offset, err)}}`` with ``offset`` a list of ints
     (one offset from ListOffsets v1+, or the v0 list), as in pykafka."""
 
-    API_KEY = 2
+    API_KEY = _ApiKey.LIST_OFFSETS
     API_VERSION = 1
 
     @classmethod

@@ -3,6 +3,7 @@
 
 from collections import defaultdict
 
+from .._constants import ApiKey as _ApiKey
 from .._responses import (OffsetCommitPartitionResponse,
                           OffsetFetchPartitionResponse,
                           PartitionOffsetCommitRequest,
@@ -23,7 +24,7 @@ class GroupCoordinatorRequest(Request):
 
     FindCoordinator for a consumer group."""
 
-    API_KEY = 10
+    API_KEY = _ApiKey.FIND_COORDINATOR
 
     def __init__(self, consumer_group):
         self.consumer_group = consumer_group
@@ -39,7 +40,7 @@ class GroupCoordinatorResponse(Response):
     ``raise_errors=False`` (Broker.find_coordinator passes that, leaving
     retries to its caller, and ``error_code`` tells)."""
 
-    API_KEY = 10
+    API_KEY = _ApiKey.FIND_COORDINATOR
     API_VERSION = 0
     RAISES = True
 
@@ -62,7 +63,7 @@ class OffsetCommitRequest(Request):
     offset, timestamp, metadata) entries (``timestamp`` is ignored by
     OffsetCommit v2+)."""
 
-    API_KEY = 8
+    API_KEY = _ApiKey.OFFSET_COMMIT
 
     def __init__(self, consumer_group, consumer_group_generation_id,
                  consumer_id, partition_requests=[]):
@@ -99,7 +100,7 @@ class OffsetCommitResponse(Response):
     """OffsetCommit response: ``topics`` is ``{name (bytes): {partition
     id: OffsetCommitPartitionResponse(err)}}``."""
 
-    API_KEY = 8
+    API_KEY = _ApiKey.OFFSET_COMMIT
     API_VERSION = 2
 
     def _populate(self):
@@ -118,7 +119,7 @@ class OffsetFetchRequest(Request):
     entries; with none, V2 (and pykafka_c's Broker) asks for every
     topic."""
 
-    API_KEY = 9
+    API_KEY = _ApiKey.OFFSET_FETCH
     API_VERSION = 0
 
     @classmethod
@@ -158,7 +159,7 @@ class OffsetFetchResponse(Response):
     OffsetFetchPartitionResponse(offset, metadata (bytes), err)}}``; V2+
     adds the top-level ``err``."""
 
-    API_KEY = 9
+    API_KEY = _ApiKey.OFFSET_FETCH
     API_VERSION = 1
 
     @classmethod

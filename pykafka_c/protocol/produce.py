@@ -4,6 +4,7 @@ import itertools
 from collections import defaultdict, namedtuple
 
 from .. import _core
+from .._constants import ApiKey as _ApiKey
 from ..common import CompressionType
 from .base import Request, Response, _b, _s
 from .message import MessageSet
@@ -23,7 +24,7 @@ class ProduceRequest(Request):
     one RecordBatch v2 compressed with ``compression_type`` (zstd, 4, is
     allowed too); ``required_acks`` 0 means no response."""
 
-    API_KEY = 0
+    API_KEY = _ApiKey.PRODUCE
 
     def __init__(self, compression_type=CompressionType.NONE,
                  required_acks=1, timeout=10000, broker_version="0.9.0"):
@@ -73,7 +74,7 @@ class ProduceResponse(Response):
     ProducePartitionResponse(err, offset)}}`` (``offset`` the base offset
     of the batch); ``throttle_time_ms``."""
 
-    API_KEY = 0
+    API_KEY = _ApiKey.PRODUCE
     API_VERSION = 3
 
     def _populate(self):
