@@ -315,8 +315,10 @@ struct pkc_fl {
     pthread_cond_t cv;       /* consumers wait here */
     pthread_t thread;
     int thread_running;
-    int joining;             /* a pkc_fl_stop caller is joining the thread;
-                                other callers wait on cv until it is 0 */
+    int stop_in_progress;    /* a pkc_fl_stop call is under way (joining
+                                the thread, resetting the partitions):
+                                other stop and start calls wait on cv
+                                until it is 0 */
     int stopping;            /* the thread must exit */
     int stopped;             /* not running: waiters return -1 */
     unsigned interrupt_gen;
@@ -2455,7 +2457,7 @@ pkc_fl_start(pkc_fl *fl)
     int rc;
 
     fl_lock(fl);
-    while (fl->joining)
+    while (fl->stop_in_progress)
         pthread_cond_wait(&fl->cv, &fl->mu);
     if (fl->thread_running) {
         fl_unlock(fl);
@@ -2498,10 +2500,10 @@ pkc_fl_stop(pkc_fl *fl)
     ssize_t w;
 
     fl_lock(fl);
-    if (fl->joining) {
+    if (fl->stop_in_progress) {
         /* Another thread is stopping the engine: wait until it is done
          * (only one caller may join the thread). */
-        while (fl->joining)
+        while (fl->stop_in_progress)
             pthread_cond_wait(&fl->cv, &fl->mu);
         fl_unlock(fl);
         return;
@@ -2509,7 +2511,9 @@ pkc_fl_stop(pkc_fl *fl)
     was_running = fl->thread_running;
     fl->stopping = 1;
     fl->stopped = 1;
-    fl->joining = was_running;
+    /* Held until the reset below is done, also when no thread runs: a
+     * start meanwhile must not have its new thread marked stopped. */
+    fl->stop_in_progress = 1;
     pthread_cond_broadcast(&fl->cv);
     if (was_running) {
         do {
@@ -2559,7 +2563,7 @@ pkc_fl_stop(pkc_fl *fl)
             ;
     }
     fl->wake_pending = 0;
-    fl->joining = 0;
+    fl->stop_in_progress = 0;
     pthread_cond_broadcast(&fl->cv);
     fl_unlock(fl);
     fl_chunk_free_list(drop);
