@@ -52,6 +52,7 @@ import time
 import weakref
 from collections import defaultdict
 
+from . import __version__ as _PKC_VERSION
 from . import _constants, _core
 from ._constants import KafkaError as _KafkaError
 from ._responses import (OffsetFetchPartitionResponse, PartitionFetchRequest,
@@ -263,7 +264,9 @@ class SimpleConsumer(object):
             isolation_level=isolation_level,
             consumer_timeout_ms=self._consumer_timeout_ms,
             source_host=getattr(cluster, "_source_host", "") or "",
-            source_port=int(getattr(cluster, "_source_port", 0) or 0))
+            source_port=int(getattr(cluster, "_source_port", 0) or 0),
+            security=getattr(cluster, "_security", None),
+            software_version=_PKC_VERSION)
         self._fetcher.deserializer = deserializer
         self._fetcher.on_events = _events_callback(self)
         if type(self).consume is SimpleConsumer.consume:
@@ -544,6 +547,13 @@ class SimpleConsumer(object):
             if kind == _core.FETCH_EV_KAFKA and \
                     code == _KafkaError.OFFSET_OUT_OF_RANGE:
                 reset.append(ev)
+            elif kind == _core.FETCH_EV_SETUP:
+                # TLS or SASL refused, or no Fetch version in common:
+                # raised once; the partition stays paused (retrying could
+                # only repeat it).
+                log.error("Partition %d of %r is paused: %s", pid,
+                          self._topic.name, exc)
+                fatal.append(ev)
             elif kind in (_core.FETCH_EV_CONN, _core.FETCH_EV_NO_LEADER) or \
                     (kind == _core.FETCH_EV_KAFKA and code in _LEADER_CODES):
                 update.append(ev)

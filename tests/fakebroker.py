@@ -26,7 +26,10 @@ import struct
 import threading
 from dataclasses import dataclass
 
-__all__ = ["FakeBroker", "FakeClient", "Request", "free_port"]
+__all__ = ["FakeBroker", "FakeClient", "Request", "answer_api_versions",
+           "free_port"]
+
+API_VERSIONS = 18
 
 
 @dataclass
@@ -75,11 +78,15 @@ class FakeClient:
 
     def read_request(self, flexible=False, timeout=10.0):
         """Read one request frame.  With ``flexible`` the header is v2 and
-        its tagged-field section is split off."""
+        its tagged-field section is split off; ``flexible="auto"`` decides
+        from the request's API key and version."""
         head = self.recv_exactly(4, timeout)
         (size,) = struct.unpack(">i", head)
         data = self.recv_exactly(size, timeout)
         api_key, api_version, corr, cid_len = struct.unpack_from(">hhih", data)
+        if flexible == "auto":
+            from pykafka_c import _core
+            flexible = _core.request_header_version(api_key, api_version) == 2
         pos = 10
         client_id = None
         if cid_len >= 0:
@@ -228,6 +235,23 @@ class FakeBroker:
         for t in threads:
             t.join(10)
         self._acceptor.join(10)
+
+
+def answer_api_versions(client, ranges, timeout=10.0):
+    """Read the ApiVersions request a client opens with (any version) and
+    answer it at that version, listing ``ranges`` ({api_key: (min, max)},
+    ApiVersions 0-3 added when absent).  Returns the request."""
+    from pykafka_c import _core
+    req = client.read_request(flexible="auto", timeout=timeout)
+    assert req.api_key == API_VERSIONS, req
+    ranges = dict(ranges)
+    ranges.setdefault(API_VERSIONS, (0, 3))
+    body = _core.encode_response(API_VERSIONS, req.api_version, {
+        "error_code": 0, "throttle_time_ms": 0,
+        "api_keys": [{"api_key": k, "min_version": lo, "max_version": hi}
+                     for k, (lo, hi) in sorted(ranges.items())]})
+    client.respond(req.correlation_id, body)  # header v0, always
+    return req
 
 
 def free_port(host="127.0.0.1"):

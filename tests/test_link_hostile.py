@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from fakebroker import FakeBroker
+from fakebroker import FakeBroker, answer_api_versions
 from pykafka_c import _core
 from pykafka_c.exceptions import (ProtocolDecodeError,
                                   SaslAuthenticationFailed,
@@ -56,17 +56,9 @@ def respond(client, api_key, version, corr, fields):
     client.respond(corr, body, header_version=hv)
 
 
-def answer_api_versions(client):
-    key, version, corr, _ = read_request(client)
-    assert key == API_VERSIONS
-    respond(client, key, version, corr, {
-        "error_code": 0, "throttle_time_ms": 0,
-        "api_keys": [
-            {"api_key": API_VERSIONS, "min_version": 0, "max_version": 3},
-            {"api_key": SASL_HANDSHAKE, "min_version": 0, "max_version": 1},
-            {"api_key": SASL_AUTHENTICATE, "min_version": 0,
-             "max_version": 2},
-            {"api_key": 3, "min_version": 0, "max_version": 12}]})
+def answer_sasl_api_versions(client):
+    answer_api_versions(client, {
+        SASL_HANDSHAKE: (0, 1), SASL_AUTHENTICATE: (0, 2), 3: (0, 12)})
 
 
 def answer_handshake(client, error=0, mechanisms=("SCRAM-SHA-256",)):
@@ -123,7 +115,7 @@ def assert_prompt_and_clean(info, started, limit_s=DEADLINE_MS / 1000.0):
 def test_handshake_listing_no_mechanism_is_refused():
     """Error 0 but our mechanism not in the list (security.md row 13)."""
     def script(client):
-        answer_api_versions(client)
+        answer_sasl_api_versions(client)
         answer_handshake(client, mechanisms=())
         client.wait_closed()
 
@@ -137,7 +129,7 @@ def test_handshake_listing_no_mechanism_is_refused():
 
 def test_unsupported_mechanism_lists_what_the_broker_offers():
     def script(client):
-        answer_api_versions(client)
+        answer_sasl_api_versions(client)
         answer_handshake(client, error=33, mechanisms=("PLAIN", "GSSAPI"))
         client.wait_closed()
 
@@ -154,7 +146,7 @@ def test_scram_absurd_iteration_count_fails_before_hashing(iterations):
     """An i= outside 4096..16384 is refused at once: no PBKDF2 of 2**31
     rounds (security.md row 14)."""
     def script(client):
-        answer_api_versions(client)
+        answer_sasl_api_versions(client)
         answer_handshake(client)
         version, corr, first = next_token(client)
         answer_token(client, version, corr,
@@ -174,7 +166,7 @@ def test_scram_absurd_iteration_count_fails_before_hashing(iterations):
 def test_scram_nonce_must_extend_ours(nonce):
     """A server nonce without our prefix, or equal to ours (row 15)."""
     def script(client):
-        answer_api_versions(client)
+        answer_sasl_api_versions(client)
         answer_handshake(client)
         version, corr, first = next_token(client)
         ours = dict(p.split(b"=", 1)
@@ -199,7 +191,7 @@ def test_scram_server_signature_is_verified(final):
     """ErrorCode 0 from the broker is no proof: the server signature must
     verify (row 16)."""
     def script(client):
-        answer_api_versions(client)
+        answer_sasl_api_versions(client)
         answer_handshake(client)
         version, corr, first = next_token(client)
         answer_token(client, version, corr, scram_server_first(first))
@@ -216,7 +208,7 @@ def test_scram_server_signature_is_verified(final):
 
 def test_broker_error_58_carries_its_message():
     def script(client):
-        answer_api_versions(client)
+        answer_sasl_api_versions(client)
         answer_handshake(client, mechanisms=("PLAIN",))
         version, corr, _ = next_token(client)
         answer_token(client, version, corr, b"", error=58,
@@ -238,7 +230,7 @@ def test_broker_error_58_carries_its_message():
 def test_broker_closing_mid_authentication(when):
     """EOF in the middle: a transport error, never "authenticated"."""
     def script(client):
-        answer_api_versions(client)
+        answer_sasl_api_versions(client)
         answer_handshake(client)
         if when == "between rounds":
             version, corr, first = next_token(client)
@@ -257,7 +249,7 @@ def test_huge_sasl_answer_is_refused_before_allocating():
     """A frame length over the maximum is refused from its 4 bytes (row
     22)."""
     def script(client):
-        answer_api_versions(client)
+        answer_sasl_api_versions(client)
         answer_handshake(client)
         next_token(client)
         client.send_raw(struct.pack(">i", 2**31 - 1))
@@ -272,7 +264,7 @@ def test_huge_sasl_answer_is_refused_before_allocating():
 
 def test_silent_broker_times_out_at_the_deadline():
     def script(client):
-        answer_api_versions(client)
+        answer_sasl_api_versions(client)
         read_request(client)          # the handshake, never answered
         client.wait_closed()
 
