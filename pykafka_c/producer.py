@@ -64,6 +64,7 @@ import threading
 import time
 import weakref
 
+from . import __version__ as _PKC_VERSION
 from . import _core
 from ._constants import ApiKey as _ApiKey
 from ._constants import KafkaError as _KafkaError
@@ -212,6 +213,10 @@ class Producer(object):
             # partition has up to 5 batches in flight when idempotent, else 1.
             max_in_flight=5,
             idempotent=int(self._idempotent),
+            source_host=getattr(cluster, "_source_host", "") or "",
+            source_port=int(getattr(cluster, "_source_port", 0) or 0),
+            security=getattr(cluster, "_security", None),
+            software_version=_PKC_VERSION,
             thread_local=threading.local(),
             queue_factory=queue.SimpleQueue,
             exceptions={

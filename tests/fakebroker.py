@@ -24,10 +24,11 @@ An exception raised by a script is re-raised (as AssertionError) when the
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass
 
-__all__ = ["FakeBroker", "FakeClient", "Request", "answer_api_versions",
-           "free_port"]
+__all__ = ["FakeBroker", "FakeClient", "Request", "SilentListener",
+           "answer_api_versions", "free_port"]
 
 API_VERSIONS = 18
 
@@ -252,6 +253,45 @@ def answer_api_versions(client, ranges, timeout=10.0):
                      for k, (lo, hi) in sorted(ranges.items())]})
     client.respond(req.correlation_id, body)  # header v0, always
     return req
+
+
+class SilentListener:
+    """A loopback address that does not answer SYNs: a listening socket
+    with backlog 0 whose accept queue is already full (two connects nobody
+    accepts).  Linux drops a SYN to a listener with a full accept queue,
+    so a connect to it stays in progress until the client gives up, like
+    a connect to a machine that is down or a blackholed address."""
+
+    def __enter__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.host, self.port = self.sock.getsockname()
+        self.fill = []
+        for _ in range(2):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((self.host, self.port))
+            self.fill.append(s)
+        time.sleep(0.05)
+        # Check the premise: one more connect gets no answer.
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.settimeout(0.3)
+        try:
+            try:
+                probe.connect((self.host, self.port))
+            except socket.timeout:
+                pass
+            else:
+                raise AssertionError("the silent listener answered a SYN")
+        finally:
+            probe.close()
+        return self
+
+    def __exit__(self, *exc):
+        for s in self.fill:
+            s.close()
+        self.sock.close()
 
 
 def free_port(host="127.0.0.1"):

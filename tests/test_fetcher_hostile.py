@@ -25,7 +25,8 @@ from pykafka_c.exceptions import (ERROR_CODES, CompressionError,
                                   TopicAuthorizationFailed,
                                   UnsupportedApiVersionError)
 
-from fakebroker import FakeBroker, answer_api_versions, free_port
+from fakebroker import (FakeBroker, SilentListener, answer_api_versions,
+                        free_port)
 
 pytestmark = pytest.mark.unit
 
@@ -545,41 +546,6 @@ def test_unblock_event_and_timeouts_without_a_broker():
         assert time.monotonic() - t0 < 0.05
     finally:
         f.stop()
-
-
-class SilentListener:
-    """A loopback address that does not answer SYNs: a listening socket
-    with backlog 0 whose accept queue is already full (two connects nobody
-    accepts).  Linux drops a SYN to a listener with a full accept queue,
-    so a connect to it stays in progress until the client gives up, like
-    a connect to a machine that is down or a blackholed address."""
-
-    def __enter__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(0)
-        self.host, self.port = self.sock.getsockname()
-        self.fill = []
-        for _ in range(2):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setblocking(False)
-            s.connect_ex((self.host, self.port))
-            self.fill.append(s)
-        time.sleep(0.05)
-        # Check the premise: one more connect gets no answer.
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        probe.settimeout(0.3)
-        try:
-            with pytest.raises(socket.timeout, match="timed out"):
-                probe.connect((self.host, self.port))
-        finally:
-            probe.close()
-        return self
-
-    def __exit__(self, *exc):
-        for s in self.fill:
-            s.close()
-        self.sock.close()
 
 
 def two_leader_fetcher(broker, silent, socket_timeout_ms):
