@@ -995,7 +995,8 @@ Fetcher_positions(PyObject *op, PyObject *Py_UNUSED(arg))
 PyDoc_STRVAR(Fetcher_stats_doc,
 "stats($self, /)\n--\n\n"
 "Counters of the fetch thread (fetches_sent, responses, records_queued,\n"
-"bytes_received, connects, conn_failures, events_posted, wakeups).");
+"bytes_received, connects, authentications, conn_failures, events_posted,\n"
+"wakeups).");
 
 static PyObject *
 Fetcher_stats(PyObject *op, PyObject *Py_UNUSED(arg))
@@ -1005,12 +1006,13 @@ Fetcher_stats(PyObject *op, PyObject *Py_UNUSED(arg))
 
     pkc_fl_get_stats(self->fl, &s);
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
         "fetches_sent", (unsigned long long)s.fetches_sent,
         "responses", (unsigned long long)s.responses,
         "records_queued", (unsigned long long)s.records_queued,
         "bytes_received", (unsigned long long)s.bytes_received,
         "connects", (unsigned long long)s.connects,
+        "authentications", (unsigned long long)s.authentications,
         "conn_failures", (unsigned long long)s.conn_failures,
         "events_posted", (unsigned long long)s.events_posted,
         "wakeups", (unsigned long long)s.wakeups);

@@ -991,13 +991,14 @@ ProducerCore_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 
     pkc_sl_stats_get(self->sl, &s);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
         (long long)s.appended,
         "completed", (long long)s.completed, "failed", (long long)s.failed,
         "requests", (long long)s.requests, "batches_sent",
         (long long)s.batches_sent, "retries", (long long)s.retries,
         "splits", (long long)s.splits, "bytes_sent", (long long)s.bytes_sent,
-        "connects", (long long)s.connects, "metadata_requests",
+        "connects", (long long)s.connects, "authentications",
+        (long long)s.authentications, "metadata_requests",
         (long long)s.metadata_requests, "pending", (long long)s.pending,
         "unsent", (long long)s.unsent, "finished_ahead",
         (long long)s.finished_ahead, "producer_id",

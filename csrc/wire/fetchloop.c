@@ -1918,6 +1918,8 @@ fl_plan(pkc_fl *fl, int64_t now)
                 b->want_step = 1; /* re-authenticate before fetching on */
                 continue;
             }
+            if (b->link.reauth_at > now && b->link.reauth_at < next)
+                next = b->link.reauth_at; /* (past: waits for a token) */
             if (fl_build_entries(fl, b, now, &next) != PKC_OK)
                 next = now + 100;
             b->want_send = b->req_n > 0;
@@ -1956,11 +1958,12 @@ fl_link_progress(pkc_fl *fl, fl_broker *b, int rc)
 {
     if (rc == PKC_IN_PROGRESS)
         return;
-    if (b->version < 0) { /* a connect attempt ended, either way */
-        fl_lock(fl);
+    fl_lock(fl);
+    if (b->version < 0) /* a connect attempt ended, either way */
         fl->stats.connects++;
-        fl_unlock(fl);
-    }
+    if (rc == PKC_OK && b->link.authenticated)
+        fl->stats.authentications++;
+    fl_unlock(fl);
     if (rc != PKC_OK) {
         fl_link_failed(fl, b);
         return;

@@ -165,6 +165,7 @@ typedef struct {
     uint64_t records_queued;
     uint64_t bytes_received;
     uint64_t connects;
+    uint64_t authentications;  /* SASL exchanges completed, re-auths too */
     uint64_t conn_failures;
     uint64_t events_posted;
     uint64_t wakeups;

@@ -673,8 +673,8 @@ link_on_sasl_handshake(pkc_link *link, const pkc_response *resp)
                            a.mechanisms_len ? a.mechanisms : "nothing");
     pkc_sasl_client_free(link->sasl);
     link->sasl = NULL;
-    rc = pkc_security_sasl_client(link->security, &link->sasl, why,
-                                  sizeof(why));
+    rc = pkc_security_sasl_client(link->security, &link->sasl,
+                                  &link->auth_generation, why, sizeof(why));
     if (rc != PKC_OK)
         return link_failed(link, rc, 0, "%s", why);
     return link_sasl_continue(link, NULL, 0);
@@ -739,20 +739,29 @@ link_sasl_continue(pkc_link *link, const uint8_t *token, size_t len)
 
 /* ------------------------------------------------------------ ready */
 
+/* Kafka refuses a re-authentication that starts less than a second after
+ * the previous one (KafkaChannel's MIN_REAUTH_INTERVAL): the link waits a
+ * little longer than that. */
+#define LINK_REAUTH_MIN_INTERVAL_MS 1100
+
 /* A point at 85-95 % of the session's lifetime (spread so that many
- * connections do not re-authenticate at once). */
+ * connections do not re-authenticate at once), and not within the
+ * broker's minimum interval.  A session too short for both ends at the
+ * broker, which closes the connection; the link then reconnects. */
 static int64_t
 link_reauth_point(pkc_link *link, int64_t now)
 {
     uint64_t x = (uint64_t)now ^ (uint64_t)(uintptr_t)link ^
                  (link->setups * 0x9E3779B97F4A7C15ULL);
-    int64_t permille;
+    int64_t permille, at;
 
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33;
     permille = 850 + (int64_t)(x % 101);
-    return now + link->session_lifetime_ms * permille / 1000;
+    at = now + link->session_lifetime_ms * permille / 1000;
+    return at > now + LINK_REAUTH_MIN_INTERVAL_MS
+               ? at : now + LINK_REAUTH_MIN_INTERVAL_MS;
 }
 
 static int
@@ -771,9 +780,13 @@ link_ready(pkc_link *link, int64_t now)
 }
 
 int
-pkc_link_reauth_due(const pkc_link *link, int64_t now)
+pkc_link_reauth_due(pkc_link *link, int64_t now)
 {
-    return link->state == PKC_LINK_READY && now >= link->reauth_at;
+    if (link->state != PKC_LINK_READY || now < link->reauth_at)
+        return 0;
+    if (pkc_security_sasl_mechanism(link->security) != PKC_SASL_OAUTHBEARER)
+        return 1;
+    return pkc_security_generation(link->security) != link->auth_generation;
 }
 
 /* ------------------------------------------------------------ stepping */

@@ -32,10 +32,12 @@
  *
  * Re-authentication (KIP-368).  When the broker gives the session a
  * lifetime, pkc_link_reauth_due() becomes true at 85-95 % of it (a random
- * point, as Kafka's clients do): the owner stops sending, and once nothing
- * is in flight calls pkc_link_step(), which runs SaslHandshake and
- * SaslAuthenticate again on the same connection (no ApiVersions) and
- * comes back to READY.
+ * point, as Kafka's clients do, and never within the second Kafka
+ * refuses), for OAUTHBEARER only once the token has been replaced (the
+ * same token would give a session that ends with it): the owner stops
+ * sending, and once nothing is in flight calls pkc_link_step(), which
+ * runs SaslHandshake and SaslAuthenticate again on the same connection
+ * (no ApiVersions) and comes back to READY.
  *
  * Failures close the connection and are kept for the owner:
  * pkc_link_error() (a sentence, never with a secret), pkc_link_status()
@@ -120,6 +122,7 @@ typedef struct pkc_link {
     int16_t sasl_handshake_version;
     int16_t sasl_authenticate_version;
     int authenticated;            /* a SASL exchange completed once */
+    uint64_t auth_generation;     /* of the credentials of the session */
     int64_t reauth_at;            /* monotonic ms; INT64_MAX: never */
     int64_t session_lifetime_ms;
     /* After set-up */
@@ -205,7 +208,7 @@ pkc_api_range pkc_link_api_range(const pkc_link *link, int api_key);
 
 /* READY with a re-authentication due: the owner should send nothing new
  * and call pkc_link_step once nothing is in flight. */
-int pkc_link_reauth_due(const pkc_link *link, int64_t now);
+int pkc_link_reauth_due(pkc_link *link, int64_t now);
 
 /*
  * pkc_conn_recv_response on the link's connection; a failure closes the

@@ -18,9 +18,10 @@ struct pkc_security {
     char *password;
     size_t password_len;
     uint32_t scram_max_iterations;
-    pthread_mutex_t token_mu;  /* guards token / token_len */
+    pthread_mutex_t token_mu;  /* guards token, token_len, generation */
     char *token;
     size_t token_len;
+    uint64_t generation;
 };
 
 /* Zero and free a secret. */
@@ -197,6 +198,7 @@ pkc_security_set_token(pkc_security *sec, const char *token, size_t len,
     old_len = sec->token_len;
     sec->token = copy;
     sec->token_len = len;
+    sec->generation++;
     pthread_mutex_unlock(&sec->token_mu);
     security_wipe(old, old_len);
     return PKC_OK;
@@ -215,9 +217,20 @@ pkc_security_has_credentials(pkc_security *sec)
     return have;
 }
 
+uint64_t
+pkc_security_generation(pkc_security *sec)
+{
+    uint64_t g;
+
+    pthread_mutex_lock(&sec->token_mu);
+    g = sec->generation;
+    pthread_mutex_unlock(&sec->token_mu);
+    return g;
+}
+
 int
 pkc_security_sasl_client(pkc_security *sec, pkc_sasl_client **out,
-                         char *errbuf, size_t errlen)
+                         uint64_t *generation, char *errbuf, size_t errlen)
 {
     pkc_sasl_credentials cred;
     int rc;
@@ -239,6 +252,7 @@ pkc_security_sasl_client(pkc_security *sec, pkc_sasl_client **out,
     }
     cred.token = sec->token;
     cred.token_len = sec->token_len;
+    *generation = sec->generation;
     rc = pkc_sasl_client_new(&cred, out, errbuf, errlen);
     pthread_mutex_unlock(&sec->token_mu);
     return rc;

@@ -60,11 +60,19 @@ int pkc_security_set_token(pkc_security *sec, const char *token, size_t len,
 /* 1 when an OAUTHBEARER client has a token (always 1 for others). */
 int pkc_security_has_credentials(pkc_security *sec);
 
+/* How many times the credentials changed (each pkc_security_set_token
+ * adds one).  A link compares it with the generation its session was
+ * authenticated with: re-authenticating with an unchanged OAUTHBEARER
+ * token would only give a session that ends when the old one does. */
+uint64_t pkc_security_generation(pkc_security *sec);
+
 /*
  * Start one SASL exchange with the credentials current now (the token is
- * copied under the lock).  Returns PKC_OK with *out (free it with
- * pkc_sasl_client_free), or a failure with a sentence in `errbuf`
- * (PKC_ERR_AUTH when an OAUTHBEARER client has no token yet).
+ * copied under the lock); *generation gets their generation.  Returns
+ * PKC_OK with *out (free it with pkc_sasl_client_free), or a failure with
+ * a sentence in `errbuf` (PKC_ERR_AUTH when an OAUTHBEARER client has no
+ * token yet).
  */
 int pkc_security_sasl_client(pkc_security *sec, pkc_sasl_client **out,
-                             char *errbuf, size_t errlen);
+                             uint64_t *generation, char *errbuf,
+                             size_t errlen);

@@ -1298,6 +1298,11 @@ link_progress(pkc_sl *sl, sl_broker *b, int rc)
 {
     if (rc == PKC_IN_PROGRESS)
         return;
+    if (rc == PKC_OK && b->link.authenticated) {
+        pthread_mutex_lock(&sl->mu);
+        sl->st.authentications++;
+        pthread_mutex_unlock(&sl->mu);
+    }
     if (rc != PKC_OK)
         link_failed(sl, b);
     else if (b->produce_version < 0)
@@ -2084,6 +2089,15 @@ plan_broker(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
 
     if (b->addr_changed)
         retire_link(sl, b);
+    if (b->present && pkc_link_is_ready(&b->link)) {
+        if (pkc_link_reauth_due(&b->link, now))
+            /* Also when idle: the session must not end under the next
+             * request.  Only once what is in flight is answered. */
+            return b->n_inflight == 0
+                       ? plan_add(plan, np, PLAN_STEP, b, NULL) : np;
+        if (b->link.reauth_at > now) /* (past: waits for a new token) */
+            min_deadline(wake_at, b->link.reauth_at);
+    }
     if (!b->present || b->unsent <= 0) {
         b->refused = 0;
         return np;
@@ -2098,9 +2112,6 @@ plan_broker(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
         return plan_add(plan, np, PLAN_CONNECT, b, NULL);
     if (!pkc_link_is_ready(&b->link))
         return np; /* being set up: its readiness wakes the sender */
-    if (pkc_link_reauth_due(&b->link, now))
-        return b->n_inflight == 0 ? plan_add(plan, np, PLAN_STEP, b, NULL)
-                                  : np;
     send_now = !sl->accepting || sl->flushers > 0 ||
                b->unsent >= sl->cfg.min_queued;
     while (np < cap && b->n_inflight + planned < sl->cfg.max_in_flight) {

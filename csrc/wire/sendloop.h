@@ -230,6 +230,7 @@ typedef struct {
     int64_t max_partition_in_flight; /* most batches of one partition in
                                         flight at once, so far */
     int64_t connects;         /* connections made */
+    int64_t authentications;  /* SASL exchanges completed, re-auths too */
     int64_t metadata_requests;/* times PKC_SL_EV_METADATA was raised */
     int64_t pending;          /* appended - completed */
     int64_t unsent;           /* records in open or ready batches */
