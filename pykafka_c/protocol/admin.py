@@ -229,6 +229,9 @@ class ApiVersionsRequest(Request):
 
     API_KEY = 18
 
+    def _fields(self, version):
+        return {}
+
 
 class ApiVersionsResponse(Response):
     """ApiVersions response: ``api_versions`` ``{api key:
