@@ -248,6 +248,15 @@ class Broker(object):
         return ch is not None and ch.conn.connected
 
     @property
+    def _connection(self):
+        """pykafka's name for the main connection: its
+        :class:`~pykafka_c.connection.BrokerConnection` (``connected``,
+        ``disconnect()``), or None while none is open.  The consumers' and
+        producers' C loops keep their own connections."""
+        ch = self._channels.get("main")
+        return ch.conn if ch is not None else None
+
+    @property
     def offsets_channel_connected(self):
         ch = self._channels.get("offsets")
         return ch is not None and ch.conn.connected
