@@ -81,7 +81,7 @@ SIGNATURES = {
         ("consumer_timeout_ms", -1), ("rebalance_max_retries", 5),
         ("rebalance_backoff_ms", 2000), ("auto_start", True),
         ("reset_offset_on_start", False), ("post_rebalance_callback", None),
-        ("use_rdkafka", False), ("compacted_topic", False),
+        ("use_rdkafka", False), ("compacted_topic", True),
         ("heartbeat_interval_ms", 3000)],
     "pykafka_c.balancedconsumer.BalancedConsumer": [
         ("topic", REQUIRED), ("cluster", REQUIRED),
