@@ -112,6 +112,17 @@ class Request(_VersionAware):
         size = len(header) + len(body)
         return bytearray(struct.pack("!i", size) + header + body)
 
+    def __len__(self):
+        """Size of :meth:`get_bytes`."""
+        return len(self.get_bytes())
+
+    def pack_into(self, buff, offset):
+        """pack_into(buff, offset) --
+
+        Write :meth:`get_bytes` into ``buff`` at ``offset``."""
+        raw = self.get_bytes()
+        buff[offset:offset + len(raw)] = raw
+
     def _fields(self, version):
         """The request body as the dict the C codec encodes at
         ``version``."""
