@@ -21,7 +21,8 @@ import weakref
 
 from . import _core
 
-__all__ = ["SASL_MECHANISMS", "make_security", "TokenRefresher"]
+__all__ = ["SASL_MECHANISMS", "make_security", "security_of",
+           "TokenRefresher"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,13 @@ def make_security(ssl_config=None, sasl_mechanism=None, sasl_username=None,
         kwargs.update(sasl_mechanism=mechanism, sasl_username=sasl_username,
                       sasl_password=sasl_password)
     return _core.Security(**kwargs)
+
+
+def security_of(cluster):
+    """The cluster's ``_core.Security`` for an engine: None for plain TCP,
+    or for a stand-in cluster (a test's mock) that has none."""
+    security = getattr(cluster, "_security", None)
+    return security if isinstance(security, _core.Security) else None
 
 
 def _jwt_expiry(token):

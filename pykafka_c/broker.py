@@ -207,6 +207,21 @@ class Broker(object):
         return ch is not None and ch.conn.connected
 
     @property
+    def offsets_channel_handler(self):
+        """pykafka's handler of the offsets channel: the same ``handler``
+        (pykafka_c's channels need no request-handler thread)."""
+        return self._handler
+
+    @property
+    def _connection(self):
+        """pykafka's name for the main connection: its
+        :class:`~pykafka_c.connection.BrokerConnection` (``connected``,
+        ``disconnect()``), or None while none is open.  The consumers' and
+        producers' C loops keep their own connections."""
+        ch = self._channels.get("main")
+        return ch.conn if ch is not None else None
+
+    @property
     def offsets_channel_connected(self):
         ch = self._channels.get("offsets")
         return ch is not None and ch.conn.connected
@@ -380,7 +395,7 @@ class Broker(object):
             ApiKey.FETCH, req._fields,
             timeout_ms=max(self._socket_timeout_ms, timeout + 5000))
         return FetchResponse.for_version(version)(
-            decoded, version, broker_version=self._broker_version,
+            decoded, version=version, broker_version=self._broker_version,
             fetch_offsets=req._fetch_offsets())
 
     def produce_messages(self, produce_request):

@@ -672,6 +672,10 @@ PyDoc_STRVAR(Connection_close_doc,
 "Close the connection.  A call blocked in another thread is woken (it\n"
 "raises SocketDisconnectedError).  Closing twice is harmless.");
 
+PyDoc_STRVAR(Connection_disconnect_doc,
+"disconnect($self)\n--\n\n"
+"close() under pykafka's BrokerConnection name.");
+
 static PyObject *
 Connection_close(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
@@ -723,6 +727,7 @@ static PyMethodDef Connection_methods[] = {
     {"request", PKC_CFUNC(Connection_request), METH_VARARGS | METH_KEYWORDS,
      Connection_request_doc},
     {"close", Connection_close, METH_NOARGS, Connection_close_doc},
+    {"disconnect", Connection_close, METH_NOARGS, Connection_disconnect_doc},
     {"fileno", Connection_fileno, METH_NOARGS, Connection_fileno_doc},
     {"__enter__", Connection_enter, METH_NOARGS, NULL},
     {"__exit__", Connection_exit, METH_VARARGS, NULL},
