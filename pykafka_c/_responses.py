@@ -35,11 +35,18 @@ PartitionOffsetCommitRequest = namedtuple(
     ["topic_name", "partition_id", "offset", "timestamp", "metadata"])
 PartitionOffsetFetchRequest = namedtuple("PartitionOffsetFetchRequest",
                                          ["topic_name", "partition_id"])
-#: ``max_bytes`` defaults to 1 MiB, as in pykafka.
-PartitionFetchRequest = namedtuple(
-    "PartitionFetchRequest",
-    ["topic_name", "partition_id", "offset", "max_bytes"],
-    defaults=[1024 * 1024])
+class PartitionFetchRequest(namedtuple(
+        "PartitionFetchRequest",
+        ["topic_name", "partition_id", "offset", "max_bytes"])):
+    """pykafka's: fields ``topic_name, partition_id, offset, max_bytes``,
+    made as ``PartitionFetchRequest(topic, partition, offset,
+    max_bytes=1048576)``."""
+
+    __slots__ = ()
+
+    def __new__(cls, topic, partition, offset, max_bytes=1024 * 1024):
+        return super(PartitionFetchRequest, cls).__new__(
+            cls, topic, partition, offset, max_bytes)
 FetchPartitionResponse = namedtuple("FetchPartitionResponse",
                                     ["max_offset", "messages", "err"])
 ApiVersionsSpec = namedtuple("ApiVersionsSpec", ["key", "min", "max"])

@@ -30,11 +30,11 @@ How a member behaves:
 * The leader refreshes metadata every minute and starts a rebalance when
   partitions were added to (or removed from) a subscribed topic.
 * A rebalance unblocks a waiting ``consume()``.  Before rejoining, the
-  offsets of the partitions about to be revoked are committed with the
-  current generation and member id when ``auto_commit_enable`` is on.
-  pykafka committed on every rebalance even with auto-commit off (issue
-  #408), which could mark messages as processed that the application had
-  not finished; pykafka_c commits them only with auto-commit on.
+  positions of the partitions about to be revoked (after the last message
+  ``consume()`` returned) are committed with the current generation and
+  member id, also with auto-commit off, as pykafka did, so their next
+  owner goes on from there (pykafka issue #408: a message being processed
+  while the rebalance runs counts as done).
 * ``post_rebalance_callback(consumer, old_offsets, new_offsets)`` runs when
   the partition set changed; offsets it returns are applied with
   ``reset_offsets``.
@@ -71,6 +71,7 @@ from .membershipprotocol import (ASSIGNMENT_VERSION, CONSUMER_PROTOCOL_TYPE,
                                  ConsumerGroupProtocolMetadata,
                                  MemberAssignment, RangeProtocol,
                                  compute_assignments)
+from .simpleconsumer import _offset_reset_value
 from .utils.error_handlers import valid_int
 
 __all__ = ["BalancedConsumer"]
@@ -272,7 +273,7 @@ class BalancedConsumer(object):
             offsets_channel_backoff_ms)
         self._offsets_commit_max_retries = _valid_int(
             offsets_commit_max_retries, allow_zero=True)
-        self._auto_offset_reset = auto_offset_reset
+        self._auto_offset_reset = _offset_reset_value(auto_offset_reset)
         self._reset_offset_on_start = reset_offset_on_start
         self._rebalance_max_retries = _valid_int(rebalance_max_retries,
                                                  allow_zero=True)
@@ -661,7 +662,10 @@ class BalancedConsumer(object):
     # -- rebalancing -------------------------------------------------------------
 
     def _rebalance(self):
-        """Commit (with auto-commit on), join, sync and take the assignment.
+        """Commit the owned partitions' positions, join, sync and take the
+        assignment (pykafka committed before every rebalance, also with
+        auto-commit off, so the next owner of a partition goes on where
+        this member stopped).
 
         Runs in ``start()`` and in the background thread."""
         if not self._rebalancing_in_progress.is_set():
@@ -673,7 +677,7 @@ class BalancedConsumer(object):
                 log.info('Rebalancing consumer "%s" for topic "%s".',
                          self._consumer_id, self._topic.name)
                 cns = self._consumer
-                if (cns is not None and self._auto_commit_enable
+                if (cns is not None and cns.partitions
                         and self._consumer_id and self._generation_id >= 0):
                     try:
                         self._commit(cns, None, rejoin_on_error=False)
@@ -719,7 +723,8 @@ class BalancedConsumer(object):
         if self._assigned_ids:
             owned = [(self._topic.name, sorted(self._assigned_ids))]
         if isinstance(base, ConsumerGroupProtocolMetadata):
-            meta = base.copy(topic_names=[self._topic.name],
+            meta = base.copy(version=SUBSCRIPTION_VERSION,
+                             topic_names=[self._topic.name],
                              owned_partitions=owned,
                              generation_id=self._generation_id)
         else:
@@ -864,7 +869,8 @@ class BalancedConsumer(object):
                  {k: v for k, v in sorted(plan.items())})
         return [{"member_id": _to_str(mid),
                  "assignment": MemberAssignment(
-                     parts, version=ASSIGNMENT_VERSION).get_bytes()}
+                     parts, version=ASSIGNMENT_VERSION,
+                     user_data=None).get_bytes()}
                 for mid, parts in sorted(plan.items())]
 
     # -- the internal consumer -----------------------------------------------
@@ -894,19 +900,15 @@ class BalancedConsumer(object):
             old.generation_id = self._generation_id
             self._internal_consumer_running.set()
             return True
-        if not ids and old is None:
-            self._internal_consumer_running.clear()
-            return True
         old_offsets = old.held_offsets if old is not None else dict()
         if old is not None:
             # consume() waits while there is no internal consumer.
             self._consumer = None
             old.stop()
-        if ids:
-            cns = self._get_internal_consumer(
-                [self._topic.partitions[i] for i in sorted(ids)], start=start)
-        else:
-            cns = None
+        # As in pykafka, a member that owns no partition has an internal
+        # consumer too, of no partitions (its consume() just waits).
+        cns = self._get_internal_consumer(
+            [self._topic.partitions[i] for i in sorted(ids)], start=start)
         ok = True
         if self._post_rebalance_callback is not None:
             new_offsets = cns.held_offsets if cns is not None else dict()

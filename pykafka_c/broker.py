@@ -30,7 +30,9 @@ from . import _core
 # and csrc/wire/api_support.def.
 from ._constants import SUPPORTED_VERSIONS, ApiKey
 from ._constants import KafkaError as _KafkaError
-from .exceptions import SocketDisconnectedError, UnsupportedApiVersionError
+from ._security import make_security
+from .exceptions import (_SECURITY_ERRORS, SocketDisconnectedError,
+                         UnsupportedApiVersionError)
 
 __all__ = ["Broker", "ApiKey", "SUPPORTED_VERSIONS"]
 
@@ -116,7 +118,7 @@ class Broker(object):
                  offsets_channel_socket_timeout_ms=10 * 1000,
                  buffer_size=1024 * 1024, source_host='', source_port=0,
                  ssl_config=None, broker_version="0.9.0",
-                 api_versions=None, connect=True):
+                 api_versions=None, connect=True, security=None):
         self._id = int(id_)
         self._host = host
         self._port = int(port)
@@ -135,11 +137,9 @@ class Broker(object):
         # The ApiVersions version the last exchange with this broker ended
         # on: later connections start there instead of being refused again.
         self._api_versions_version = SUPPORTED_VERSIONS[ApiKey.API_VERSIONS][1]
-        if ssl_config is not None:
-            raise NotImplementedError(
-                "pykafka_c does not support TLS (ssl_config) yet; connect "
-                "to a PLAINTEXT listener or use pykafka's TLS-capable "
-                "releases until TLS support lands")
+        self._security = security
+        if security is None and ssl_config is not None:
+            self._security = make_security(ssl_config)
         if connect:
             self.connect()
 
@@ -166,7 +166,7 @@ class Broker(object):
                       offsets_channel_socket_timeout_ms=10000,
                       buffer_size=64 * 1024, source_host='', source_port=0,
                       ssl_config=None, broker_version="0.9.0",
-                      api_versions=None):
+                      api_versions=None, security=None):
         """Make a Broker from one entry of a Metadata response: a decoded
         dict or pykafka's BrokerMetadata (``id``, ``host``, ``port``)."""
         if isinstance(metadata, tuple):
@@ -180,7 +180,8 @@ class Broker(object):
                    offsets_channel_socket_timeout_ms,
                    buffer_size=buffer_size, source_host=source_host,
                    source_port=source_port, ssl_config=ssl_config,
-                   broker_version=broker_version, api_versions=api_versions)
+                   broker_version=broker_version, api_versions=api_versions,
+                   security=security)
 
     # -- properties -------------------------------------------------------
 
@@ -206,6 +207,21 @@ class Broker(object):
         return ch is not None and ch.conn.connected
 
     @property
+    def offsets_channel_handler(self):
+        """pykafka's handler of the offsets channel: the same ``handler``
+        (pykafka_c's channels need no request-handler thread)."""
+        return self._handler
+
+    @property
+    def _connection(self):
+        """pykafka's name for the main connection: its
+        :class:`~pykafka_c.connection.BrokerConnection` (``connected``,
+        ``disconnect()``), or None while none is open.  The consumers' and
+        producers' C loops keep their own connections."""
+        ch = self._channels.get("main")
+        return ch.conn if ch is not None else None
+
+    @property
     def offsets_channel_connected(self):
         ch = self._channels.get("offsets")
         return ch is not None and ch.conn.connected
@@ -226,61 +242,27 @@ class Broker(object):
         return self._socket_timeout_ms
 
     def _open_channel(self, channel):
+        """Connect (TCP, TLS and SASL as the client's security says) and
+        negotiate: the C link asks ApiVersions (v3, falling back to the
+        broker's own range, or v0 for brokers before 2.4)."""
         timeout_ms = self._timeout_for(channel)
         conn = _core.Connection(self._host, self._port,
                                 timeout_ms=timeout_ms, client_id=CLIENT_ID,
                                 source_host=self._source_host or "",
-                                source_port=self._source_port or 0)
+                                source_port=self._source_port or 0,
+                                security=self._security, negotiate=True,
+                                api_versions_version=self._api_versions_version,
+                                software_version=_client_version())
         try:
-            version, resp = self._negotiate_api_versions(conn, timeout_ms)
+            version = conn.api_versions_version
+            resp = _core.decode_response(ApiKey.API_VERSIONS, version,
+                                         conn.api_versions_response)
         except BaseException:
             conn.close()
             raise
-        ranges = {k["api_key"]: (k["min_version"], k["max_version"])
-                  for k in resp["api_keys"]}
-        return _Channel(conn, ranges, resp, version)
-
-    def _negotiate_api_versions(self, conn, timeout_ms):
-        """Send ApiVersions (the highest version we know, falling back to
-        what the broker says it supports, or v0 for brokers before 2.4) and
-        return ``(version, decoded response)``."""
-        version = self._api_versions_version
-        for _ in range(3):
-            fields = {}
-            if version >= 3:
-                fields = {"client_software_name": CLIENT_SOFTWARE_NAME,
-                          "client_software_version": _client_version()}
-            body = _core.encode_request(ApiKey.API_VERSIONS, version, fields)
-            raw = conn.request(ApiKey.API_VERSIONS, version, body,
-                               flexible=is_flexible(ApiKey.API_VERSIONS,
-                                                    version),
-                               timeout_ms=timeout_ms)
-            # A broker that does not know this ApiVersions version answers
-            # UNSUPPORTED_VERSION in the v0 layout: from Kafka 2.4
-            # (KIP-511) with its own ApiVersions range, before that with an
-            # empty list, which means "retry with v0" (every broker has it).
-            if len(raw) >= 2 and int.from_bytes(raw[:2], "big", signed=True) \
-                    == _KafkaError.UNSUPPORTED_VERSION:
-                resp = _core.decode_response(ApiKey.API_VERSIONS, 0, raw)
-                rng = {k["api_key"]: (k["min_version"], k["max_version"])
-                       for k in resp["api_keys"]}
-                if ApiKey.API_VERSIONS in rng:
-                    version = negotiate(ApiKey.API_VERSIONS,
-                                        rng[ApiKey.API_VERSIONS])
-                elif version > 0:
-                    version = 0
-                else:
-                    raise _kafka_error(_KafkaError.UNSUPPORTED_VERSION,
-                                       "ApiVersions v0")
-                continue
-            resp = _core.decode_response(ApiKey.API_VERSIONS, version, raw)
-            if resp["error_code"] != 0:
-                raise _kafka_error(resp["error_code"], "ApiVersions")
-            self._api_versions_version = version
-            return version, resp
-        raise SocketDisconnectedError(
-            "%s:%d: ApiVersions negotiation did not converge"
-            % (self._host, self._port))
+        # Later connections start at the version that worked.
+        self._api_versions_version = version
+        return _Channel(conn, conn.api_versions, resp, version)
 
     def _channel(self, channel):
         ch = self._channels.get(channel)
@@ -307,6 +289,8 @@ class Broker(object):
             try:
                 self._channel(channel)
                 return True
+            except _SECURITY_ERRORS:
+                raise  # TLS or SASL refused: trying again cannot help
             except SocketDisconnectedError as exc:
                 log.info("Attempt %d: failed to connect to %s:%d: %s",
                          attempt, self._host, self._port, exc)
@@ -411,7 +395,7 @@ class Broker(object):
             ApiKey.FETCH, req._fields,
             timeout_ms=max(self._socket_timeout_ms, timeout + 5000))
         return FetchResponse.for_version(version)(
-            decoded, version, broker_version=self._broker_version,
+            decoded, version=version, broker_version=self._broker_version,
             fetch_offsets=req._fetch_offsets())
 
     def produce_messages(self, produce_request):

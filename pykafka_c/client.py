@@ -22,8 +22,23 @@ class KafkaClient(object):
     pykafka_c's C core does not cooperate with gevent, so ``True`` raises
     ``ImportError`` as pykafka does when gevent is missing;
     ``broker_version`` is accepted and unused (ApiVersions negotiation
-    decides every version); ``ssl_config`` is accepted, and raises a clear
-    ``NotImplementedError`` until TLS support lands.
+    decides every version).
+
+    TLS: ``ssl_config`` (an :class:`~pykafka_c.connection.SslConfig`)
+    makes every connection TLS, as in pykafka; unlike pykafka, the
+    broker's host name is checked against its certificate unless
+    ``SslConfig(..., check_hostname=False)``.
+
+    SASL (pykafka_c's trailing keywords): ``sasl_mechanism`` is ``"PLAIN"``,
+    ``"SCRAM-SHA-256"``, ``"SCRAM-SHA-512"`` or ``"OAUTHBEARER"`` (None: no
+    SASL); ``sasl_username`` / ``sasl_password`` for PLAIN and SCRAM;
+    ``sasl_oauth_token_provider`` for OAUTHBEARER: a callable returning the
+    token, or ``(token, expiry)`` with the expiry in seconds since the
+    epoch; it is called now and again before the token expires.  SASL runs
+    over TLS when ``ssl_config`` is given, over plain TCP otherwise.  A
+    refused login raises ``SaslAuthenticationFailed`` (or
+    ``UnsupportedSaslMechanism``) with the broker's message; a TLS failure
+    raises ``SslError``.
     """
 
     def __init__(self, hosts='127.0.0.1:9092', zookeeper_hosts=None,
@@ -31,7 +46,9 @@ class KafkaClient(object):
                  offsets_channel_socket_timeout_ms=10 * 1000,
                  use_greenlets=False, exclude_internal_topics=True,
                  source_address='', ssl_config=None,
-                 broker_version='0.9.0'):
+                 broker_version='0.9.0', sasl_mechanism=None,
+                 sasl_username=None, sasl_password=None,
+                 sasl_oauth_token_provider=None):
         if use_greenlets:
             raise ImportError("pykafka_c does not support gevent "
                               "(use_greenlets=True): its I/O runs in C "
@@ -55,7 +72,11 @@ class KafkaClient(object):
             source_address=source_address,
             zookeeper_hosts=zookeeper_hosts,
             ssl_config=ssl_config,
-            broker_version=broker_version)
+            broker_version=broker_version,
+            sasl_mechanism=sasl_mechanism,
+            sasl_username=sasl_username,
+            sasl_password=sasl_password,
+            sasl_oauth_token_provider=sasl_oauth_token_provider)
         self.brokers = self.cluster.brokers
         self.topics = self.cluster.topics
 

@@ -20,8 +20,10 @@ import warnings
 import weakref
 
 from ._constants import KafkaError as _KafkaError
+from ._security import TokenRefresher, make_security
 from .broker import Broker
-from .exceptions import (LeaderNotAvailable, LeaderNotFoundError,
+from .exceptions import (_SECURITY_ERRORS, LeaderNotAvailable,
+                         LeaderNotFoundError,
                          NoBrokersAvailableError, SocketDisconnectedError,
                          UnicodeException, UnknownTopicOrPartition,
                          KafkaException, error_for_code)
@@ -207,7 +209,9 @@ class Cluster(object):
                  offsets_channel_socket_timeout_ms=10 * 1000,
                  exclude_internal_topics=True, source_address='',
                  zookeeper_hosts=None, ssl_config=None,
-                 broker_version='0.9.0'):
+                 broker_version='0.9.0', sasl_mechanism=None,
+                 sasl_username=None, sasl_password=None,
+                 sasl_oauth_token_provider=None):
         self._seed_hosts = hosts
         self._zookeeper_connect = zookeeper_hosts
         if zookeeper_hosts is not None:
@@ -223,6 +227,13 @@ class Cluster(object):
         self._source_address = source_address
         self._source_host, self._source_port = _parse_source(source_address)
         self._ssl_config = ssl_config
+        self._security = make_security(
+            ssl_config, sasl_mechanism, sasl_username, sasl_password,
+            sasl_oauth_token_provider)
+        self._token_refresher = None
+        if sasl_oauth_token_provider is not None:
+            self._token_refresher = TokenRefresher(
+                self._security, sasl_oauth_token_provider)
         self._broker_version = broker_version
         self._api_versions = None
         self._max_connection_retries = 3
@@ -261,7 +272,7 @@ class Cluster(object):
                       source_port=self._source_port,
                       ssl_config=self._ssl_config,
                       broker_version=self._broker_version,
-                      connect=False)
+                      connect=False, security=self._security)
 
     def _seed_list(self):
         seeds = []
@@ -297,16 +308,24 @@ class Cluster(object):
         return live + others + seeds
 
     def _get_metadata(self, topics=None, allow_auto_topic_creation=False):
-        """A Metadata response from the first broker that answers."""
+        """A Metadata response from the first broker that answers.  When
+        none does and one refused our TLS or SASL, that typed error is
+        raised (it says what to fix), else NoBrokersAvailableError."""
         errors = []
+        refused = None
         for broker in self._candidates():
             try:
                 return broker.request_metadata(
                     topics, allow_auto_topic_creation=allow_auto_topic_creation)
+            except _SECURITY_ERRORS as exc:
+                refused = refused or exc
+                errors.append("%s:%d: %s" % (broker.host, broker.port, exc))
             except SocketDisconnectedError as exc:
                 errors.append("%s:%d: %s" % (broker.host, broker.port, exc))
                 log.info("Metadata from %s:%d failed: %s", broker.host,
                          broker.port, exc)
+        if refused is not None:
+            raise refused
         raise NoBrokersAvailableError(
             "Unable to fetch metadata from any broker (tried %s)"
             % "; ".join(errors))
@@ -409,7 +428,8 @@ class Cluster(object):
         raise SocketDisconnectedError("No broker answered ApiVersions")
 
     def disconnect(self):
-        """Close every broker connection."""
+        """Close every broker connection (the OAUTHBEARER token refresher,
+        if any, goes on: connections reopen on the next request)."""
         for b in list(self._brokers.values()) + \
                 list(self._seed_brokers.values()):
             b.disconnect()

@@ -1,9 +1,10 @@
 """``SslConfig`` and the compatibility name ``BrokerConnection``.
 
-pykafka_c's connections are C objects (``pykafka_c._core.Connection``).
-TLS is not implemented yet: ``SslConfig`` is accepted so code that builds
-one keeps importing, and passing it to a client raises a clear
-``NotImplementedError``.
+pykafka_c's connections are C objects (``pykafka_c._core.Connection``)
+set up by the C broker link: TCP, TLS on the system's OpenSSL, ApiVersions
+and SASL.  ``SslConfig`` keeps pykafka's signature; pykafka_c reads its
+files in C (``_core.Security``), so ``wrap_socket`` exists only for code
+that calls it directly on a Python socket.
 """
 
 import ssl
@@ -15,24 +16,48 @@ __all__ = ["SslConfig", "BrokerConnection"]
 
 class SslConfig(object):
     """pykafka's TLS settings: ``SslConfig(cafile, certfile=None,
-    keyfile=None, password=None)``."""
+    keyfile=None, password=None)``.
 
-    def __init__(self, cafile, certfile=None, keyfile=None, password=None):
+    ``cafile`` is the PEM file of the CAs to trust (None: the system's
+    store, or ``capath``); ``certfile`` / ``keyfile`` the client certificate
+    chain and key for mutual TLS, ``password`` the key's passphrase (bytes,
+    str, or a callable returning it).
+
+    pykafka_c's trailing keywords: ``capath`` (a directory of hashed CA
+    certificates), ``crlfile`` (a PEM CRL: broker certificates it revokes
+    are refused), and ``check_hostname`` (default True: the broker's
+    certificate must name the host that was dialled, its DNS or IP subject
+    alternative names; pykafka did not check the host name, pass False to
+    behave as it did).
+    """
+
+    def __init__(self, cafile, certfile=None, keyfile=None, password=None,
+                 capath=None, crlfile=None, check_hostname=True):
         self.cafile = cafile
         self.certfile = certfile
         self.keyfile = keyfile
         self.password = password
+        self.capath = capath
+        self.crlfile = crlfile
+        self.check_hostname = check_hostname
         self._wrap_socket = None
 
+    def __repr__(self):
+        return "<%s.%s cafile=%r certfile=%r check_hostname=%r>" % (
+            self.__class__.__module__, self.__class__.__name__,
+            self.cafile, self.certfile, self.check_hostname)
+
     def _build_context(self):
-        ctx = ssl.create_default_context(cafile=self.cafile)
+        ctx = ssl.create_default_context(cafile=self.cafile,
+                                         capath=self.capath)
         ctx.check_hostname = False
         if self.certfile:
             ctx.load_cert_chain(self.certfile, self.keyfile, self.password)
         return ctx
 
     def wrap_socket(self, sock):
-        """Wrap a Python socket (kept for code that calls it directly)."""
+        """Wrap a Python socket as pykafka did (kept for code that calls it
+        directly; pykafka_c's own connections do TLS in C)."""
         if self._wrap_socket is None:
             self._wrap_socket = self._build_context().wrap_socket
         return self._wrap_socket(sock)

@@ -96,6 +96,19 @@ class UnsupportedApiVersionError(KafkaException):
     """The broker supports no version of an API that pykafka_c can speak."""
 
 
+class SslError(SocketDisconnectedError):
+    """A TLS connection could not be set up: the broker's certificate did not
+    verify (unknown CA, expired, or not naming the host), the broker refused
+    ours, the port does not speak TLS, or a certificate, key or CA file
+    could not be loaded.  The message says which.  Retrying does not help.
+    (pykafka raised SocketDisconnectedError here; this is a subclass.)"""
+
+
+class SslUnavailableError(KafkaException, NotImplementedError):
+    """TLS or SCRAM was asked for, but this build of pykafka_c has no OpenSSL
+    (its headers were missing when it was built)."""
+
+
 class RdKafkaException(KafkaException):
     """Kept for compatibility with pykafka's rdkafka extension; not raised."""
 
@@ -313,5 +326,12 @@ def error_for_code(code, message=""):
         text += ": " + message
     return cls(text)
 
+
+#: Connection failures that retrying does not fix: TLS set-up and SASL
+#: authentication (the message says what to change).
+_SECURITY_ERRORS = (SslError, SslUnavailableError,
+                   SaslAuthenticationFailed,  # noqa: F821
+                   UnsupportedSaslMechanism,  # noqa: F821
+                   IllegalSaslState)  # noqa: F821
 
 del _code, _name

@@ -52,7 +52,7 @@ class ManagedBalancedConsumer(BalancedConsumer):
                  reset_offset_on_start=False,
                  post_rebalance_callback=None,
                  use_rdkafka=False,
-                 compacted_topic=False,
+                 compacted_topic=True,
                  heartbeat_interval_ms=3000,
                  membership_protocol=RangeProtocol,
                  deserializer=None,

@@ -17,9 +17,13 @@ Differences from pykafka, each deliberate:
 
 * pykafka wrote subscription version 0 with ``user_data=b"testuserdata"``
   and assignments without the trailing ``UserData`` field (which Java
-  members could not parse).  pykafka_c writes subscription version 3
-  (``OwnedPartitions``, ``GenerationId``, ``RackId``) and assignment
-  version 3 with ``UserData``, like Kafka's consumer.
+  members could not parse).  pykafka_c's balanced consumers write
+  subscription version 3 (``OwnedPartitions``, ``GenerationId``,
+  ``RackId``) and assignment version 3 with ``UserData``, like Kafka's
+  consumer.  The classes themselves keep pykafka's defaults and bytes
+  (``ConsumerGroupProtocolMetadata()`` is version 0 with pykafka's
+  placeholder topic and user data, ``MemberAssignment(parts)`` version 1
+  without UserData), and so does ``RangeProtocol.metadata``.
 * Decoding accepts every version Kafka's consumer accepts (a newer version
   is read with the newest known layout, ignoring what follows) and
   tolerates later-version fields that are missing; malformed bytes raise
@@ -186,6 +190,11 @@ class _Reader(object):
         return [(self.string(), self.int32_array()) for _ in range(n)]
 
 
+#: MemberAssignment's default: no UserData field at all (pykafka's bytes).
+_NO_USER_DATA = type("_NoUserData", (), {"__repr__": lambda self: "<none>",
+                                         "__slots__": ()})()
+
+
 # --- subscription --------------------------------------------------------------
 
 class ConsumerGroupProtocolMetadata(object):
@@ -201,14 +210,18 @@ class ConsumerGroupProtocolMetadata(object):
         RackId         nullable string                        (v3+)
 
     ``topic_names`` are bytes (str is accepted and encoded as UTF-8);
-    ``owned_partitions`` is a list of ``(topic, [partition ids])``.
+    ``owned_partitions`` is a list of ``(topic, [partition ids])``.  The
+    defaults are pykafka's placeholders (version 0, topic ``dummytopic``,
+    user data ``testuserdata``); balanced consumers send their own
+    subscription at version 3 with their topic.
     """
 
-    def __init__(self, version=SUBSCRIPTION_VERSION, topic_names=None,
-                 user_data=None, owned_partitions=None, generation_id=-1,
-                 rack_id=None):
+    def __init__(self, version=0, topic_names=None,
+                 user_data=b"testuserdata", owned_partitions=None,
+                 generation_id=-1, rack_id=None):
         self.version = version
-        self.topic_names = list(topic_names) if topic_names else []
+        self.topic_names = (list(topic_names) if topic_names is not None
+                            else [b"dummytopic"])
         self.user_data = user_data
         self.owned_partitions = list(owned_partitions or [])
         self.generation_id = generation_id
@@ -277,7 +290,7 @@ class ConsumerGroupProtocolMetadata(object):
         Decode a subscription written by any Kafka client.  Empty bytes give
         an empty subscription (as in pykafka)."""
         if len(buff) == 0:
-            return cls(version=0)
+            return cls(version=0, topic_names=[], user_data=None)
         r = _Reader(buff, "ConsumerProtocolSubscription")
         version = r.int16()
         if version < 0:
@@ -311,11 +324,14 @@ class MemberAssignment(object):
 
     ``partition_assignment`` is a list of ``(topic, [partition ids])``
     (pykafka's attribute name); ``member_id`` is kept for the leader's
-    bookkeeping and is not encoded.
+    bookkeeping and is not encoded.  Without ``user_data`` the bytes are
+    pykafka's (version 1 by default, no UserData field, which Java
+    consumers cannot read); with it (None for null) they have Kafka's
+    UserData field, as balanced consumers send them.
     """
 
-    def __init__(self, partition_assignment, version=ASSIGNMENT_VERSION,
-                 user_data=None, member_id=None):
+    def __init__(self, partition_assignment, version=1,
+                 user_data=_NO_USER_DATA, member_id=None):
         self.version = version
         self.partition_assignment = [(t, list(p))
                                      for t, p in partition_assignment]
@@ -363,7 +379,8 @@ class MemberAssignment(object):
                              % (self.version,))
         out = bytearray(struct.pack(">h", self.version))
         _put_topic_partitions(out, self.partition_assignment)
-        _put_nullable_bytes(out, self.user_data)
+        if self.user_data is not _NO_USER_DATA:
+            _put_nullable_bytes(out, self.user_data)
         return bytes(out)
 
     @classmethod
@@ -373,7 +390,7 @@ class MemberAssignment(object):
         Decode an assignment written by any Kafka client (or by pykafka,
         which left out UserData).  Empty bytes mean no partitions."""
         if len(buff) == 0:
-            return cls([], version=0)
+            return cls([], version=0, user_data=None)
         r = _Reader(buff, "ConsumerProtocolAssignment")
         version = r.int16()
         if version < 0:

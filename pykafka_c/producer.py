@@ -64,7 +64,9 @@ import threading
 import time
 import weakref
 
+from . import __version__ as _PKC_VERSION
 from . import _core
+from ._security import security_of
 from ._constants import ApiKey as _ApiKey
 from ._constants import KafkaError as _KafkaError
 from .common import CompressionType
@@ -73,7 +75,7 @@ from .exceptions import (KafkaException, ProduceFailureError,
                          SocketDisconnectedError)
 from .partitioners import RandomPartitioner
 
-__all__ = ["Producer"]
+__all__ = ["Producer", "OwnedBroker"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,8 @@ _PID_RETRIABLE = frozenset((
 _CONTROL_POLL_MS = 500
 # get_delivery_report(block=True) posts finished reports this often (s).
 _REPORT_SLICE_S = 0.1
+# stop() looks this often whether every lingering message was sent (s).
+_STOP_POLL_S = 0.02
 
 _CODECS = (CompressionType.NONE, CompressionType.GZIP,
            CompressionType.SNAPPY, CompressionType.LZ4,
@@ -120,11 +124,12 @@ _live_producers = weakref.WeakSet()
 
 @atexit.register
 def _stop_live_producers():
-    """At interpreter exit, flush (within pending_timeout_ms) and stop every
-    producer still running, as ``stop()`` would."""
+    """At interpreter exit, send what is queued at once (no lingering) and
+    stop every producer still running, waiting up to pending_timeout_ms for
+    the acknowledgements."""
     for producer in list(_live_producers):
         try:
-            producer.stop()
+            producer._stop(linger=False)
         except Exception:  # pragma: no cover - best effort at exit
             log.exception("Stopping %r at exit failed", producer)
 
@@ -212,6 +217,10 @@ class Producer(object):
             # partition has up to 5 batches in flight when idempotent, else 1.
             max_in_flight=5,
             idempotent=int(self._idempotent),
+            source_host=getattr(cluster, "_source_host", "") or "",
+            source_port=int(getattr(cluster, "_source_port", 0) or 0),
+            security=security_of(cluster),
+            software_version=_PKC_VERSION,
             thread_local=threading.local(),
             queue_factory=queue.SimpleQueue,
             exceptions={
@@ -229,7 +238,8 @@ class Producer(object):
 
     def __del__(self):
         try:
-            self.stop()
+            # Nobody can produce to it any more: send at once, no lingering.
+            self._stop(linger=False)
         except Exception:  # pragma: no cover - finalizer
             pass
 
@@ -270,15 +280,27 @@ class Producer(object):
             _live_producers.add(self)
 
     def stop(self):
-        """Stop accepting messages and wait up to ``pending_timeout_ms``
-        (-1: no limit) until every pending message is acknowledged; what is
-        still pending then gets a failure report (ProduceFailureError) and
-        is counted in a WARNING."""
+        """Stop accepting messages and wait until every message produced is
+        acknowledged, as pykafka's ``stop()`` (and so leaving a ``with``
+        block) does: queued messages go out on their usual schedule, when
+        ``min_queued_messages`` are waiting or ``linger_ms`` after their
+        batch opened, so this can take up to ``linger_ms``; then it waits up
+        to ``pending_timeout_ms`` (-1: no limit) for the acknowledgements.
+        What is still pending then gets a failure report
+        (ProduceFailureError) and is counted in a WARNING; nothing is
+        dropped for lingering (pykafka dropped what was still queued when
+        ``pending_timeout_ms`` ran out).  Call ``flush()`` first to send at
+        once."""
+        self._stop(linger=True)
+
+    def _stop(self, linger):
         with self._lock:
             if not getattr(self, "_running", False):
                 return
             self._running = False
             self.__dict__.pop("produce", None)
+            if linger:
+                self._linger_before_stop()
             timeout = self._pending_timeout_ms
             failed = self._core.stop(-1 if timeout is None or timeout < 0
                                      else int(timeout))
@@ -294,6 +316,19 @@ class Producer(object):
             _live_producers.discard(self)
         if control is not None and control is not threading.current_thread():
             control.join()
+
+    def _linger_before_stop(self):
+        """Wait until nothing is pending or ``linger_ms`` has passed: every
+        batch still open was opened before now, so by then the sender has
+        sent it (pykafka's stop() likewise waited for its workers to send
+        on their linger schedule)."""
+        deadline = time.monotonic() + self._linger_ms / 1000.0
+        while self._core.pending > 0:
+            self._dispatch()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(_STOP_POLL_S, left))
 
     def flush(self, timeout=None):
         """Send everything queued now and wait until every message produced
@@ -460,6 +495,23 @@ class Producer(object):
             self._push_metadata()
         except Exception:
             log.exception("Producer could not apply new metadata")
+
+
+class OwnedBroker(object):
+    """pykafka's per-broker message queue and worker thread of its Python
+    send loop (``OwnedBroker(producer, broker, auto_start=True)``).
+
+    pykafka_c's producer has no such object: the queues, the batching by
+    ``max_request_size`` and the sending are in the C send loop
+    (``_core.ProducerCore``).  The name exists so that code importing it
+    (pykafka's own test_producer.py does) still loads; making one raises
+    NotImplementedError.
+    """
+
+    def __init__(self, producer, broker, auto_start=True):
+        raise NotImplementedError(
+            "pykafka_c's producer keeps its per-broker queues in C and has no "
+            "OwnedBroker; produce() with the Producer itself")
 
 
 def _topic_name(topic):

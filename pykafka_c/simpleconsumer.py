@@ -50,9 +50,11 @@ import sys
 import threading
 import time
 import weakref
-from collections import defaultdict
+from collections import defaultdict, deque
 
+from . import __version__ as _PKC_VERSION
 from . import _constants, _core
+from ._security import security_of
 from ._constants import KafkaError as _KafkaError
 from ._responses import (OffsetFetchPartitionResponse, PartitionFetchRequest,
                          PartitionOffsetCommitRequest,
@@ -104,6 +106,28 @@ def _get_bytes(value):
     if isinstance(value, str):
         return value.encode("utf-8")
     return value
+
+
+def _offset_reset_value(value):
+    """``auto_offset_reset`` as OffsetType.EARLIEST or OffsetType.LATEST.
+
+    Accepts those two values (pykafka's) and Kafka's names for them,
+    ``"earliest"`` and ``"latest"`` (``auto.offset.reset``, any case, str
+    or bytes); anything else raises ValueError rather than being taken for
+    one of them."""
+    if isinstance(value, (str, bytes)):
+        name = _get_string(value).strip().lower()
+        if name == "earliest":
+            return OffsetType.EARLIEST
+        if name == "latest":
+            return OffsetType.LATEST
+    elif isinstance(value, int) and not isinstance(value, bool) and \
+            value in MAGIC_OFFSETS:
+        return int(value)
+    raise ValueError(
+        "auto_offset_reset must be OffsetType.EARLIEST (-2) or "
+        "OffsetType.LATEST (-1), or Kafka's names 'earliest' or 'latest'; "
+        "got %r" % (value,))
 
 
 def _events_callback(consumer):
@@ -177,7 +201,8 @@ class SimpleConsumer(object):
             fetches and resets.
         :param auto_offset_reset: Where a partition without a committed
             offset, or whose offset is out of range, starts:
-            OffsetType.EARLIEST or OffsetType.LATEST.
+            OffsetType.EARLIEST or OffsetType.LATEST (or Kafka's names
+            "earliest" and "latest"; anything else raises ValueError).
         :param consumer_timeout_ms: A blocking consume() returns None after
             this long without a message; -1 or 0 wait forever.
         :param auto_start: Call start() at the end of __init__.
@@ -221,7 +246,7 @@ class SimpleConsumer(object):
         self._offsets_channel_backoff_ms = valid_int(
             offsets_channel_backoff_ms)
         self._fetch_error_backoff_ms = fetch_error_backoff_ms
-        self._auto_offset_reset = auto_offset_reset
+        self._auto_offset_reset = _offset_reset_value(auto_offset_reset)
         offsets_commit_max_retries = valid_int(offsets_commit_max_retries,
                                                allow_zero=True)
         self._offsets_commit_max_retries = offsets_commit_max_retries
@@ -248,8 +273,13 @@ class SimpleConsumer(object):
 
         self._discover_group_coordinator()
 
+        # The cluster's connection settings, where it has them (a stand-in
+        # cluster, such as a test's mock, gets the defaults).
+        socket_timeout_ms = getattr(cluster, "_socket_timeout_ms", 30000)
+        source_host = getattr(cluster, "_source_host", "")
+        source_port = getattr(cluster, "_source_port", 0)
         self._fetcher = _core.Fetcher(
-            topic.name,
+            _get_bytes(topic.name),
             client_id="pykafka_c",
             fetch_wait_max_ms=self._fetch_wait_max_ms,
             fetch_min_bytes=self._fetch_min_bytes,
@@ -257,13 +287,16 @@ class SimpleConsumer(object):
                                 self._fetch_message_max_bytes),
             partition_max_bytes=self._fetch_message_max_bytes,
             queued_max_messages=self._queued_max_messages,
-            socket_timeout_ms=int(getattr(cluster, "_socket_timeout_ms",
-                                          30000)),
+            socket_timeout_ms=(socket_timeout_ms
+                               if isinstance(socket_timeout_ms, int)
+                               else 30000),
             backoff_ms=max(0, int(fetch_error_backoff_ms)),
             isolation_level=isolation_level,
             consumer_timeout_ms=self._consumer_timeout_ms,
-            source_host=getattr(cluster, "_source_host", "") or "",
-            source_port=int(getattr(cluster, "_source_port", 0) or 0))
+            source_host=source_host if isinstance(source_host, str) else "",
+            source_port=source_port if isinstance(source_port, int) else 0,
+            security=security_of(cluster),
+            software_version=_PKC_VERSION)
         self._fetcher.deserializer = deserializer
         self._fetcher.on_events = _events_callback(self)
         if type(self).consume is SimpleConsumer.consume:
@@ -405,7 +438,9 @@ class SimpleConsumer(object):
         """
         self._running = True
         self._assign_leaders()
-        if self._reset_offset_on_start:
+        if not self._partitions:
+            pass  # no partition, no offsets to choose or commit
+        elif self._reset_offset_on_start:
             self.reset_offsets()
         elif self._consumer_group is not None:
             self.fetch_offsets()
@@ -544,6 +579,13 @@ class SimpleConsumer(object):
             if kind == _core.FETCH_EV_KAFKA and \
                     code == _KafkaError.OFFSET_OUT_OF_RANGE:
                 reset.append(ev)
+            elif kind == _core.FETCH_EV_SETUP:
+                # TLS or SASL refused, or no Fetch version in common:
+                # raised once; the partition stays paused (retrying could
+                # only repeat it).
+                log.error("Partition %d of %r is paused: %s", pid,
+                          self._topic.name, exc)
+                fatal.append(ev)
             elif kind in (_core.FETCH_EV_CONN, _core.FETCH_EV_NO_LEADER) or \
                     (kind == _core.FETCH_EV_KAFKA and code in _LEADER_CODES):
                 update.append(ev)
@@ -877,8 +919,11 @@ class OwnedPartition(object):
     With a consumer, ``last_offset_consumed``, ``next_offset`` (next offset
     to fetch) and ``message_count`` read the C fetcher's state, and setting
     ``last_offset_consumed`` / ``next_offset`` or calling set_offset()
-    moves the fetch position (dropping queued messages).  A stand-alone
-    OwnedPartition keeps plain attributes, as pykafka's did.
+    moves the fetch position (dropping queued messages); the fetched
+    records are queued in C.  A stand-alone OwnedPartition (no consumer)
+    is pykafka's: plain attributes and a Python queue that
+    ``enqueue_messages()`` fills with pykafka's ordering rule and
+    ``consume()`` empties.
     """
 
     def __init__(self, partition, handler=None, semaphore=None,
@@ -888,6 +933,9 @@ class OwnedPartition(object):
         self._is_compacted_topic = compacted_topic
         self._last_offset_consumed = -1
         self._next_offset = 0
+        # The stand-alone queue (unused with a fetcher).
+        self._messages = deque()
+        self._messages_arrived = semaphore
         self.fetch_lock = threading.RLock()
         self.set_consumer_id(consumer_id)
 
@@ -935,7 +983,7 @@ class OwnedPartition(object):
     def message_count(self):
         """Messages currently queued for this partition."""
         if self._fetcher is None:
-            return 0
+            return len(self._messages)
         return self._fetcher.position(self.partition.id)[2]
 
     def flush(self):
@@ -944,6 +992,11 @@ class OwnedPartition(object):
         if self._fetcher is not None:
             last = self._fetcher.position(self.partition.id)[0]
             self._fetcher.seek(self.partition.id, last + 1)
+        else:
+            while self._messages:
+                self._messages.popleft()
+                if self._messages_arrived is not None:
+                    self._messages_arrived.acquire(blocking=False)
         log.info("Flushed queue for partition %d", self.partition.id)
 
     def set_offset(self, last_offset_consumed):
@@ -991,11 +1044,38 @@ class OwnedPartition(object):
     def consume(self):
         """The next queued message of this partition, or None."""
         if self._fetcher is None:
-            return None
+            try:
+                message = self._messages.popleft()
+            except IndexError:
+                return None
+            self._last_offset_consumed = message.offset
+            return message
         return self._fetcher.consume_partition(self.partition.id)
 
     def enqueue_messages(self, messages):
-        """Not supported: pykafka_c queues fetched records in C."""
-        raise NotImplementedError(
-            "pykafka_c's fetch loop queues records in C; messages cannot be "
-            "enqueued from Python")
+        """Queue messages on a stand-alone OwnedPartition, with pykafka's
+        rule: a message is taken only at ``next_offset`` (at or after it for
+        a compacted topic), which then moves past it.  A consumer's
+        partitions are fed by the C fetch loop and raise
+        NotImplementedError."""
+        if self._fetcher is not None:
+            raise NotImplementedError(
+                "pykafka_c's fetch loop queues a consumer's records in C; "
+                "messages cannot be enqueued from Python")
+        for message in messages:
+            if (message.offset < self._next_offset if self._is_compacted_topic
+                    else message.offset != self._next_offset):
+                log.debug("Skipping enqueue for offset (%s) not equal to "
+                          "next_offset (%s)", message.offset,
+                          self._next_offset)
+                continue
+            message.partition = self.partition
+            if message.partition_id != self.partition.id:
+                log.error("Partition %s enqueued a message meant for "
+                          "partition %s", self.partition.id,
+                          message.partition_id)
+            message.partition_id = self.partition.id
+            self._messages.append(message)
+            self._next_offset = message.offset + 1
+            if self._messages_arrived is not None:
+                self._messages_arrived.release()

@@ -2,8 +2,11 @@
 
 It exists only to produce what a real broker will not: hostile frame
 lengths, truncated frames, wrong correlation ids, TLS bytes on a plaintext
-port, silence.  Everything a real broker can answer is tested against a
-real broker.
+port, hostile SASL and SCRAM answers, silence.  Everything a real broker can
+answer is tested against a real broker.  With ``tls=`` (a server-side
+``ssl.SSLContext``) every accepted connection is TLS: the handshake runs in
+the connection's thread before the script, and a failed handshake is kept
+in ``client.handshake_error`` (the script is then not run).
 
 Usage::
 
@@ -21,9 +24,13 @@ An exception raised by a script is re-raised (as AssertionError) when the
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass
 
-__all__ = ["FakeBroker", "FakeClient", "Request", "free_port"]
+__all__ = ["FakeBroker", "FakeClient", "Request", "SilentListener",
+           "answer_api_versions", "free_port"]
+
+API_VERSIONS = 18
 
 
 @dataclass
@@ -57,6 +64,7 @@ class FakeClient:
     def __init__(self, sock, addr):
         self.sock = sock
         self.addr = addr
+        self.handshake_error = None
 
     def recv_exactly(self, n, timeout=10.0):
         self.sock.settimeout(timeout)
@@ -71,11 +79,15 @@ class FakeClient:
 
     def read_request(self, flexible=False, timeout=10.0):
         """Read one request frame.  With ``flexible`` the header is v2 and
-        its tagged-field section is split off."""
+        its tagged-field section is split off; ``flexible="auto"`` decides
+        from the request's API key and version."""
         head = self.recv_exactly(4, timeout)
         (size,) = struct.unpack(">i", head)
         data = self.recv_exactly(size, timeout)
         api_key, api_version, corr, cid_len = struct.unpack_from(">hhih", data)
+        if flexible == "auto":
+            from pykafka_c import _core
+            flexible = _core.request_header_version(api_key, api_version) == 2
         pos = 10
         client_id = None
         if cid_len >= 0:
@@ -135,9 +147,10 @@ class FakeBroker:
     """A loopback listener running ``script(client)`` in a thread for each
     accepted connection (``script=None``: accept and stay silent)."""
 
-    def __init__(self, script=None, host="127.0.0.1", backlog=16):
+    def __init__(self, script=None, host="127.0.0.1", backlog=16, tls=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.script = script
+        self.tls = tls
         self.listener = socket.socket(family, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind((host, 0))
@@ -188,6 +201,14 @@ class FakeBroker:
             self.accepted.release()
 
     def _run(self, client):
+        if self.tls is not None:
+            try:
+                client.sock.settimeout(10.0)
+                client.sock = self.tls.wrap_socket(client.sock,
+                                                   server_side=True)
+            except (OSError, ValueError) as exc:  # the client refused us
+                client.handshake_error = exc
+                return
         if self.script is None:
             return
         try:
@@ -215,6 +236,62 @@ class FakeBroker:
         for t in threads:
             t.join(10)
         self._acceptor.join(10)
+
+
+def answer_api_versions(client, ranges, timeout=10.0):
+    """Read the ApiVersions request a client opens with (any version) and
+    answer it at that version, listing ``ranges`` ({api_key: (min, max)},
+    ApiVersions 0-3 added when absent).  Returns the request."""
+    from pykafka_c import _core
+    req = client.read_request(flexible="auto", timeout=timeout)
+    assert req.api_key == API_VERSIONS, req
+    ranges = dict(ranges)
+    ranges.setdefault(API_VERSIONS, (0, 3))
+    body = _core.encode_response(API_VERSIONS, req.api_version, {
+        "error_code": 0, "throttle_time_ms": 0,
+        "api_keys": [{"api_key": k, "min_version": lo, "max_version": hi}
+                     for k, (lo, hi) in sorted(ranges.items())]})
+    client.respond(req.correlation_id, body)  # header v0, always
+    return req
+
+
+class SilentListener:
+    """A loopback address that does not answer SYNs: a listening socket
+    with backlog 0 whose accept queue is already full (two connects nobody
+    accepts).  Linux drops a SYN to a listener with a full accept queue,
+    so a connect to it stays in progress until the client gives up, like
+    a connect to a machine that is down or a blackholed address."""
+
+    def __enter__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.host, self.port = self.sock.getsockname()
+        self.fill = []
+        for _ in range(2):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((self.host, self.port))
+            self.fill.append(s)
+        time.sleep(0.05)
+        # Check the premise: one more connect gets no answer.
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.settimeout(0.3)
+        try:
+            try:
+                probe.connect((self.host, self.port))
+            except socket.timeout:
+                pass
+            else:
+                raise AssertionError("the silent listener answered a SYN")
+        finally:
+            probe.close()
+        return self
+
+    def __exit__(self, *exc):
+        for s in self.fill:
+            s.close()
+        self.sock.close()
 
 
 def free_port(host="127.0.0.1"):

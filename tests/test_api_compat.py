@@ -1,8 +1,15 @@
-"""Pin pykafka_c's public surface against pykafka 2.8's contract
-(../shared/reference/pykafka-api.md): names, signatures, defaults."""
+"""Pin pykafka_c's public surface against pykafka 2.8: the contract's
+tables (../shared/reference/pykafka-api.md: names, signatures, defaults)
+and, at the end, a comparison with the real pykafka 2.8.0 package (from
+its pinned sdist): signatures, defaults, exception tree, ERROR_CODES,
+constants."""
 
 import inspect
+import json
+import os
+import subprocess
 import sys
+import tarfile
 
 import pytest
 
@@ -81,7 +88,7 @@ SIGNATURES = {
         ("consumer_timeout_ms", -1), ("rebalance_max_retries", 5),
         ("rebalance_backoff_ms", 2000), ("auto_start", True),
         ("reset_offset_on_start", False), ("post_rebalance_callback", None),
-        ("use_rdkafka", False), ("compacted_topic", False),
+        ("use_rdkafka", False), ("compacted_topic", True),
         ("heartbeat_interval_ms", 3000)],
     "pykafka_c.balancedconsumer.BalancedConsumer": [
         ("topic", REQUIRED), ("cluster", REQUIRED),
@@ -704,3 +711,151 @@ def test_protocol_instance_methods():
          ("timeout", 30000), ("min_bytes", 1)]
     assert list(inspect.signature(Broker.produce_messages).parameters) == \
         ["self", "produce_request"]
+
+
+# -- compared with the real pykafka 2.8.0 ----------------------------------------
+# tests/conformance/surface.py describes a package's public surface (every
+# public class and function of pykafka's modules with its signature, its
+# public methods and properties; the exception tree; ERROR_CODES; the
+# constants).  It runs on the real pykafka 2.8.0, from the pinned sdist the
+# conformance job uses, in a subprocess, and on pykafka_c here.  pykafka_c
+# may add (parameters with defaults after pykafka's, methods, names), but
+# not remove, rename, reorder or change a default.
+
+#: pykafka names whose surface pykafka_c does not have, on purpose (README,
+#: "Where pykafka_c differs from pykafka").
+SURFACE_EXCLUDED = {
+    "connection.BrokerConnection": "pykafka's Python socket connection; pykafka_c's "
+                                   "BrokerConnection is its C connection type",
+    "producer.OwnedBroker": "pykafka's per-broker queue of its Python send loop; "
+                            "importable, not constructible (the send loop is C)",
+}
+
+CONFORMANCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conformance")
+_REQUIRED = "<required>"
+
+
+def _surface_module():
+    if CONFORMANCE_DIR not in sys.path:
+        sys.path.insert(0, CONFORMANCE_DIR)
+    import surface
+    return surface
+
+
+@pytest.fixture(scope="module")
+def pykafka_28_surface(tmp_path_factory):
+    from test_pykafka_conformance import sdist_path
+    src = str(tmp_path_factory.mktemp("pykafka-2.8.0"))
+    with tarfile.open(sdist_path()) as tar:
+        members = [m for m in tar.getmembers()
+                   if m.name.startswith("pykafka-2.8.0/pykafka/")]
+        for m in members:
+            m.name = m.name[len("pykafka-2.8.0/"):]
+        tar.extractall(src, members=members, filter="data")
+    env = dict(os.environ, PYTHONPATH=os.path.join(CONFORMANCE_DIR, "shims"))
+    proc = subprocess.run([sys.executable, os.path.join(CONFORMANCE_DIR, "surface.py"), src],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, cwd=src, timeout=300)
+    if proc.returncode != 0:
+        pytest.fail("could not describe the real pykafka 2.8.0 (it needs six and kazoo, "
+                    "from pip install -e '.[test]'):\n" + proc.stderr[-3000:], pytrace=False)
+    return json.loads(proc.stdout)
+
+
+def _signature_differences(where, theirs, ours):
+    if theirs is None:
+        return []
+    if ours is None:
+        return ["%s: no signature" % where]
+    out = []
+    for i, (name, kind, default) in enumerate(theirs):
+        if kind in ("VAR_POSITIONAL", "VAR_KEYWORD"):
+            return out          # pykafka's wrapper takes anything: nothing more to compare
+        if i >= len(ours):
+            return out + ["%s: parameter %s missing" % (where, name)]
+        our_name, our_kind, our_default = ours[i]
+        if our_kind in ("VAR_POSITIONAL", "VAR_KEYWORD", "KEYWORD_ONLY") and \
+                kind != our_kind:
+            return out + ["%s: parameter %s is %s here" % (where, name, our_kind)]
+        if our_name != name:
+            return out + ["%s: parameter %d is %s, pykafka's %s" % (where, i, our_name, name)]
+        if default != _REQUIRED and our_default != default:
+            out.append("%s: %s defaults to %r, pykafka's %r"
+                       % (where, name, our_default, default))
+    for name, kind, default in ours[len(theirs):]:
+        if default == _REQUIRED and kind not in ("VAR_POSITIONAL", "VAR_KEYWORD"):
+            out.append("%s: extra parameter %s has no default" % (where, name))
+    return out
+
+
+def surface_differences(real, mine, excluded=SURFACE_EXCLUDED):
+    """Lines naming every way ``mine`` (pykafka_c's surface) differs from
+    ``real`` (pykafka 2.8.0's), as surface.describe() gives them."""
+    out = ["module %s" % m for m in real["missing_modules"]]
+    out += ["pykafka_c module %s" % m for m in mine["missing_modules"]]
+    for key, theirs in sorted(real["names"].items()):
+        if key in excluded:
+            continue
+        ours = mine["names"].get(key)
+        if ours is None:
+            out.append("%s: missing" % key)
+            continue
+        if theirs["kind"] == "other":
+            if ours.get("value") != theirs["value"]:
+                out.append("%s = %r, pykafka's %r" % (key, ours.get("value"), theirs["value"]))
+            continue
+        out += _signature_differences(key, theirs.get("signature"), ours.get("signature"))
+        for meth, sig in sorted(theirs.get("methods", {}).items()):
+            if meth not in ours.get("methods", {}):
+                out.append("%s.%s: method missing" % (key, meth))
+            else:
+                out += _signature_differences("%s.%s" % (key, meth), sig,
+                                              ours["methods"][meth])
+        for prop in theirs.get("properties", []):
+            if prop not in ours.get("properties", []) and prop not in ours.get("methods", {}):
+                out.append("%s.%s: property missing" % (key, prop))
+    for name, theirs in sorted(real["exceptions"].items()):
+        if mine["exceptions"].get(name) != theirs:
+            out.append("exception %s: %r, pykafka's %r"
+                       % (name, mine["exceptions"].get(name), theirs))
+    for code, name in sorted(real["error_codes"].items(), key=lambda kv: int(kv[0])):
+        if mine["error_codes"].get(code) != name:
+            out.append("ERROR_CODES[%s] is %r, pykafka's %r"
+                       % (code, mine["error_codes"].get(code), name))
+    for name, theirs in sorted(real["constants"].items()):
+        ours = mine["constants"].get(name)
+        if isinstance(theirs, dict) and isinstance(ours, dict):
+            ours = {k: v for k, v in ours.items() if k in theirs}   # additions allowed
+        elif name == "__all__" and ours is not None:
+            ours = [n for n in ours if n in theirs]
+        if ours != theirs:
+            out.append("constant %s: %r, pykafka's %r" % (name, ours, theirs))
+    return out
+
+
+def _our_surface():
+    return json.loads(json.dumps(_surface_module().describe("pykafka_c")))
+
+
+def test_public_surface_matches_pykafka_28(pykafka_28_surface):
+    real = pykafka_28_surface
+    assert len(real["names"]) > 150 and len(real["error_codes"]) >= 21
+    assert real["names"]["managedbalancedconsumer.ManagedBalancedConsumer"]["kind"] == "class"
+    assert surface_differences(real, _our_surface()) == []
+
+
+def test_surface_comparison_sees_a_changed_default(pykafka_28_surface):
+    # The difference the issue named last: pykafka 2.8.0's
+    # ManagedBalancedConsumer(compacted_topic=True).
+    mine = _our_surface()
+    entry = mine["names"]["managedbalancedconsumer.ManagedBalancedConsumer"]
+    for param in entry["signature"]:
+        if param[0] == "compacted_topic":
+            param[2] = False
+    mine["error_codes"]["17"] = "Other"
+    mine["exceptions"]["SocketDisconnectedError"]["bases"] = ["Exception"]
+    diffs = surface_differences(pykafka_28_surface, mine)
+    assert "managedbalancedconsumer.ManagedBalancedConsumer: compacted_topic defaults " \
+        "to False, pykafka's True" in diffs
+    assert any(d.startswith("ERROR_CODES[17]") for d in diffs)
+    assert any(d.startswith("exception SocketDisconnectedError") for d in diffs)

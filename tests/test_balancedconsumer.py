@@ -72,7 +72,7 @@ _MANAGED_PARAMS = [
     ("reset_offset_on_start", False),
     ("post_rebalance_callback", None),
     ("use_rdkafka", False),
-    ("compacted_topic", False),
+    ("compacted_topic", True),  # pykafka 2.8.0 (False on master)
     ("heartbeat_interval_ms", 3000),
     ("membership_protocol", RangeProtocol),
     ("deserializer", None),
@@ -247,7 +247,7 @@ def test_shared_protocol_objects_are_not_mutated():
     assert sa.topic_names == [b"ta"] and sb.topic_names == [b"tb"]
     assert sa is not RangeProtocol.metadata
     assert RangeProtocol.metadata.get_bytes() == before
-    assert RangeProtocol.metadata.topic_names == []
+    assert RangeProtocol.metadata.topic_names == [b"dummytopic"]  # pykafka's
     # The subscription is Kafka's v3 layout.
     raw = sa.get_bytes()
     assert raw[:2] == b"\x00\x03"
@@ -263,7 +263,7 @@ def test_custom_protocol_user_data_is_kept():
     c = ManagedBalancedConsumer(_Topic(), _NoNetworkCluster(), b"g",
                                 auto_start=False, membership_protocol=proto)
     assert c._subscription().user_data == b"mine"
-    assert proto.metadata.topic_names == []
+    assert proto.metadata.topic_names == [b"dummytopic"]
 
 
 class _Cluster(object):
@@ -741,7 +741,7 @@ def test_reset_offsets_through_the_balanced_consumer(
     assert b.consume().offset == 0
 
 
-def test_committed_offsets_are_where_the_next_owner_starts(
+def test_rebalance_commits_where_the_next_owner_starts(
         kafka, topic_name, client_factory, consumers_to_stop):
     kafka.create_topic(topic_name, 2)
     topic = client_factory(kafka).topics[topic_name]
@@ -764,16 +764,20 @@ def test_committed_offsets_are_where_the_next_owner_starts(
     for pid, n in next_offset.items():
         if n:
             assert committed[pid] == n - 1
-    # Consumed but not committed (auto-commit is off): not where B starts.
+    # Consumed after the commit (auto-commit is off): the rebalance commits
+    # A's positions, as pykafka did, so B goes on after them.
     for _ in range(4):
-        assert a.consume() is not None
+        m = a.consume()
+        assert m is not None
+        next_offset[m.partition_id] = max(next_offset[m.partition_id],
+                                          m.offset + 1)
 
     b = new_consumer(consumers_to_stop, topic, group, consumer_timeout_ms=5000,
                      **FAST)
     wait_for(lambda: assignment_settled([a, b], {0, 1}), 30, "split", [a, b])
     (pid,) = set(b.partitions)
     if next_offset[pid]:
-        assert b.held_offsets[pid] == committed[pid]
+        assert b.held_offsets[pid] == next_offset[pid] - 1
     m = b.consume()
     assert m.partition_id == pid and m.offset == next_offset[pid]
 

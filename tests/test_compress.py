@@ -723,11 +723,14 @@ def test_c_unit_tests(tmp_path, with_codecs):
     assert ", 0 failures" in out, out
 
 
-# ------------------------------------------------------ build without codecs
+# ---------------------------------------- build without optional libraries
 
 
 @pytest.mark.slow
-def test_build_without_optional_codecs(tmp_path):
+def test_build_without_optional_libraries(tmp_path):
+    """A build without snappy, lz4, zstd and OpenSSL: gzip still works,
+    and asking for a missing codec, for TLS or for SCRAM raises a clear
+    error that names the library to install (PLAIN needs none)."""
     src = tmp_path / "src"
     src.mkdir()
     shutil.copy(ROOT / "setup.py", src)
@@ -738,7 +741,8 @@ def test_build_without_optional_codecs(tmp_path):
                     ignore=shutil.ignore_patterns("*.so", "__pycache__"))
     env = tool_env()
     env.pop("PKC_SANITIZE", None)
-    env.update(PKC_NO_SNAPPY="1", PKC_NO_LZ4="1", PKC_NO_ZSTD="1", PKC_WERROR="1")
+    env.update(PKC_NO_SNAPPY="1", PKC_NO_LZ4="1", PKC_NO_ZSTD="1",
+               PKC_NO_OPENSSL="1", PKC_WERROR="1")
     res = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
                          cwd=str(src), env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT)
@@ -757,6 +761,20 @@ for c in (2, 3, 4):
         except CodecUnavailableError as e:
             assert isinstance(e, CompressionError)
             out["errors"].setdefault(str(c), []).append(str(e))
+from pykafka_c import KafkaClient, SslConfig
+from pykafka_c.exceptions import SslUnavailableError
+out["have_tls"] = _core.HAVE_TLS
+out["tls_errors"] = []
+for kwargs in ({"ssl_config": SslConfig(None)},
+               {"sasl_mechanism": "SCRAM-SHA-256", "sasl_username": "u",
+                "sasl_password": "p"}):
+    try:
+        KafkaClient(hosts="127.0.0.1:1", **kwargs)
+    except SslUnavailableError as e:
+        assert isinstance(e, NotImplementedError)
+        out["tls_errors"].append(str(e))
+out["plain"] = repr(_core.Security(sasl_mechanism="PLAIN",
+                                   sasl_username="u", sasl_password="p"))
 print(json.dumps(out))
 """
     env = tool_env()
@@ -774,3 +792,7 @@ print(json.dumps(out))
         "4": "zstd support was not built: install libzstd-dev and rebuild pykafka_c",
     }
     assert out["errors"] == {c: [m, m] for c, m in want.items()}
+    assert out["have_tls"] == 0
+    assert len(out["tls_errors"]) == 2
+    assert all("OpenSSL" in e and "libssl-dev" in e for e in out["tls_errors"])
+    assert "sasl=PLAIN" in out["plain"]

@@ -22,20 +22,22 @@ from pykafka_c.exceptions import (ERROR_CODES, CompressionError,
                                   CorruptRecordError,
                                   OffsetOutOfRangeError, ProtocolDecodeError,
                                   SocketDisconnectedError,
-                                  TopicAuthorizationFailed)
+                                  TopicAuthorizationFailed,
+                                  UnsupportedApiVersionError)
 
-from fakebroker import FakeBroker, free_port
+from fakebroker import (FakeBroker, SilentListener, answer_api_versions,
+                        free_port)
 
 pytestmark = pytest.mark.unit
 
 TOPIC = b"hostile"
+FETCH = 1
 
 
-def api_versions_v0(fetch_range=(4, 4)):
-    """ApiVersions v0 response body advertising Fetch and ApiVersions."""
-    keys = [(1, fetch_range[0], fetch_range[1]), (18, 0, 3)]
-    return struct.pack(">hi", 0, len(keys)) + b"".join(
-        struct.pack(">hhh", *k) for k in keys)
+def answer_versions(client, fetch_range=(4, 4)):
+    """Answer the fetch engine's ApiVersions (asked at v3) listing Fetch
+    ``fetch_range``."""
+    answer_api_versions(client, {FETCH: fetch_range})
 
 
 def fetch_v4(parts, topic=TOPIC):
@@ -86,9 +88,7 @@ class Script:
         self.requests = []
 
     def __call__(self, client):
-        req = client.read_request()
-        assert (req.api_key, req.api_version) == (18, 0), req
-        client.respond(req.correlation_id, api_versions_v0())
+        answer_versions(client)
         if self.close_after_versions:
             client.close()
             return
@@ -364,8 +364,7 @@ def test_connection_closed_by_broker_is_socket_disconnected():
 
 def test_hostile_frame_length_is_socket_disconnected():
     def script(client):
-        req = client.read_request()
-        client.respond(req.correlation_id, api_versions_v0())
+        answer_versions(client)
         req = client.read_request()
         client.send_raw(struct.pack(">i", 0x7FFFFFFF))
         client.wait_closed()
@@ -389,15 +388,19 @@ def test_truncated_response_body_is_decode_error():
 
 
 def test_no_common_fetch_version_is_reported():
+    """A broker without Fetch v4+: raised once as UnsupportedApiVersionError
+    and the partition pauses; the thread does not reconnect in a loop."""
     def script(client):
-        req = client.read_request()
-        client.respond(req.correlation_id, api_versions_v0((0, 3)))
+        answer_versions(client, (0, 3))
         client.wait_closed()
 
     with FakeBroker(script) as b:
         f = fetcher_for(b)
         try:
-            exc = consume_raises(f, SocketDisconnectedError)
+            exc = consume_raises(f, UnsupportedApiVersionError)
+            assert f.consume(block=False) is None
+            time.sleep(0.5)  # ten backoff periods
+            assert len(b.clients) == 1
         finally:
             f.stop()
     assert "Fetch v0-v3" in str(exc)
@@ -416,8 +419,7 @@ def test_unreachable_broker_is_socket_disconnected():
 
 def test_silent_broker_hits_the_request_timeout():
     def script(client):
-        req = client.read_request()
-        client.respond(req.correlation_id, api_versions_v0())
+        answer_versions(client)
         client.wait_closed(timeout=30)
 
     with FakeBroker(script) as b:
@@ -544,41 +546,6 @@ def test_unblock_event_and_timeouts_without_a_broker():
         assert time.monotonic() - t0 < 0.05
     finally:
         f.stop()
-
-
-class SilentListener:
-    """A loopback address that does not answer SYNs: a listening socket
-    with backlog 0 whose accept queue is already full (two connects nobody
-    accepts).  Linux drops a SYN to a listener with a full accept queue,
-    so a connect to it stays in progress until the client gives up, like
-    a connect to a machine that is down or a blackholed address."""
-
-    def __enter__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(0)
-        self.host, self.port = self.sock.getsockname()
-        self.fill = []
-        for _ in range(2):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setblocking(False)
-            s.connect_ex((self.host, self.port))
-            self.fill.append(s)
-        time.sleep(0.05)
-        # Check the premise: one more connect gets no answer.
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        probe.settimeout(0.3)
-        try:
-            with pytest.raises(socket.timeout, match="timed out"):
-                probe.connect((self.host, self.port))
-        finally:
-            probe.close()
-        return self
-
-    def __exit__(self, *exc):
-        for s in self.fill:
-            s.close()
-        self.sock.close()
 
 
 def two_leader_fetcher(broker, silent, socket_timeout_ms):

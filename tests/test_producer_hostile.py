@@ -27,7 +27,7 @@ from pykafka_c.exceptions import (InvalidRecord, MessageSizeTooLarge,
                                   SocketDisconnectedError, UnknownError)
 from pykafka_c.producer import Producer
 
-from fakebroker import FakeBroker, free_port
+from fakebroker import FakeBroker, SilentListener, free_port
 
 pytestmark = pytest.mark.unit
 
@@ -58,15 +58,20 @@ class FakeKafka(object):
     partition.
     """
 
-    def __init__(self, partitions=1, produce=None, leader_port=None):
+    def __init__(self, partitions=1, produce=None, leader_port=None,
+                 other_leaders=None, host="127.0.0.1"):
         self.partitions = partitions
         self.produce_handler = produce or FakeKafka.accept
         self.produce_requests = []
         self.metadata_requests = 0
         self.log = {p: [] for p in range(partitions)}
         self.lock = threading.Lock()
-        self.broker = FakeBroker(self._script)
+        self.broker = FakeBroker(self._script, host=host)
         self.leader_port = leader_port
+        # {partition: (host, port)} led by node 1 at that address instead
+        # of node 0 (this fake).
+        self.other_leaders = dict(other_leaders or {})
+        self.produce_peers = set()
         # InitProducerId (api 22): advertised and answered only when a
         # handler is set: init_pid(fk, client, corr, version, request).
         self.ranges = dict(_RANGES)
@@ -139,6 +144,7 @@ class FakeKafka(object):
                 req = _core.decode_request(0, version, body)
                 with self.lock:
                     self.produce_requests.append(req)
+                    self.produce_peers.add(client.addr[0])
                 if self.produce_handler(self, client, corr, version,
                                         req) == "close":
                     client.close()
@@ -149,15 +155,22 @@ class FakeKafka(object):
 
     def metadata(self):
         port = self.leader_port or self.broker.port
+        brokers = [{"node_id": 0, "host": self.broker.host, "port": port,
+                    "rack": None}]
+        for host, oport in set(self.other_leaders.values()):
+            brokers.append({"node_id": 1, "host": host, "port": oport,
+                            "rack": None})
+        leader = {p: 1 if p in self.other_leaders else 0
+                  for p in range(self.partitions)}
         return {
-            "brokers": [{"node_id": 0, "host": "127.0.0.1", "port": port,
-                         "rack": None}],
+            "brokers": brokers,
             "cluster_id": "fake", "controller_id": 0,
             "topics": [{
                 "error_code": 0, "name": TOPIC, "is_internal": False,
                 "partitions": [{"error_code": 0, "partition_index": p,
-                                "leader_id": 0, "leader_epoch": 0,
-                                "replica_nodes": [0], "isr_nodes": [0],
+                                "leader_id": leader[p], "leader_epoch": 0,
+                                "replica_nodes": [leader[p]],
+                                "isr_nodes": [leader[p]],
                                 "offline_replicas": []}
                                for p in range(self.partitions)]}]}
 
@@ -220,8 +233,9 @@ def sent_counts(fk):
     return counts
 
 
-def make_producer(fk, socket_timeout_ms=3000, **kwargs):
-    cluster = Cluster(fk.hosts, socket_timeout_ms=socket_timeout_ms)
+def make_producer(fk, socket_timeout_ms=3000, source_address="", **kwargs):
+    cluster = Cluster(fk.hosts, socket_timeout_ms=socket_timeout_ms,
+                      source_address=source_address)
     topic = cluster.topics[TOPIC]
     kwargs.setdefault("delivery_reports", True)
     kwargs.setdefault("linger_ms", 0)
@@ -990,3 +1004,51 @@ def test_idempotence_off_and_acks_zero_ask_for_no_producer_id():
             cluster.disconnect()
         assert fk.init_pid_requests == []
         assert stats["producer_id"] == -1
+
+
+def by_key(partitions, key):
+    """A partitioner: partition int(key)."""
+    return partitions[int(key)]
+
+
+def test_unreachable_leader_does_not_delay_other_partitions():
+    """While the sender connects to a leader whose host does not answer
+    (5 s connect deadline), another broker's partition is delivered at
+    once; the silent one's message fails at its deadline."""
+    with SilentListener() as silent, \
+            FakeKafka(partitions=2,
+                      other_leaders={1: (silent.host, silent.port)}) as fk:
+        cluster, p = make_producer(fk, socket_timeout_ms=5000,
+                                   partitioner=by_key, max_retries=0)
+        t0 = time.monotonic()
+        p.produce(b"to-the-silent-one", partition_key=b"1")
+        time.sleep(0.1)  # its connect is under way
+        for i in range(5):
+            p.produce(b"v%d" % i, partition_key=b"0")
+        first = [p.get_delivery_report(True, 10) for _ in range(5)]
+        fast = time.monotonic() - t0
+        msg, exc = p.get_delivery_report(True, 15)
+        slow = time.monotonic() - t0
+        p.stop()
+        cluster.disconnect()
+    assert [(m.value, e) for m, e in first] == \
+        [(b"v%d" % i, None) for i in range(5)]
+    assert fast < 2.0, fast
+    assert msg.value == b"to-the-silent-one"
+    assert isinstance(exc, SocketDisconnectedError) and "timed out" in \
+        str(exc), exc
+    assert 4.5 <= slow < 8.0, slow
+
+
+def test_producer_connects_from_source_address():
+    """KafkaClient(source_address=...) binds the send thread's connections
+    too (it passed an empty address before)."""
+    with FakeKafka(partitions=1, host="127.0.0.1") as fk:
+        cluster, p = make_producer(fk, source_address="127.0.0.2:0")
+        p.produce(b"x")
+        msg, exc = p.get_delivery_report(True, 10)
+        p.stop()
+        cluster.disconnect()
+    assert exc is None
+    assert fk.produce_peers == {"127.0.0.2"}
+

@@ -182,7 +182,7 @@ def test_fetch_response_decodes_messages(v):
     batch = struct.pack(">q", 40) + batch[8:]  # baseOffset 40
     raw = _fetch_response_bytes(v, batch, hw=45)
     resp = protocol.FetchResponse.for_version(v)(
-        raw, v, fetch_offsets={(b"t", 0): 42})
+        raw, version=v, fetch_offsets={(b"t", 0): 42})
     part = resp.topics[b"t"][0]
     assert type(part) is protocol.FetchPartitionResponse
     assert (part.max_offset, part.err) == (45, 0)
@@ -192,12 +192,15 @@ def test_fetch_response_decodes_messages(v):
     assert all(m.partition_id == 0 for m in part.messages)
     assert resp.throttle_time == 7
     # without fetch offsets, every record of the batch
-    assert len(protocol.FetchResponse(raw, v).topics[b"t"][0].messages) == 5
+    assert len(protocol.FetchResponse(raw, version=v).topics[b"t"][0].messages) == 5
+    # pykafka's signature: the body starts at ``offset`` in the buffer
+    assert len(protocol.FetchResponse(b"pad" + raw, 3, "1.0.0", version=v)
+               .topics[b"t"][0].messages) == 5
 
 
 def test_fetch_response_error_and_empty_records():
     raw = _fetch_response_bytes(12, None, hw=-1, err=1)
-    part = protocol.FetchResponse(raw, 12).topics[b"t"][0]
+    part = protocol.FetchResponse(raw, version=12).topics[b"t"][0]
     assert part == protocol.FetchPartitionResponse(-1, [], 1)
 
 
@@ -206,7 +209,7 @@ def test_fetch_response_corrupt_records_raise():
     batch[-1] ^= 0xff
     raw = _fetch_response_bytes(12, bytes(batch))
     with pytest.raises(CorruptRecordError):
-        protocol.FetchResponse(raw, 12)
+        protocol.FetchResponse(raw, version=12)
 
 
 def test_fetch_request_description():
@@ -512,8 +515,14 @@ def test_metadata_request_description():
     assert f == {"topics": [{"name": "a"}, {"name": "b"}],
                  "allow_auto_topic_creation": True}
     assert _core.encode_request(3, 12, f)
-    with pytest.raises(NotImplementedError):
-        protocol.MetadataRequest().get_bytes()
+    # pykafka's bytes: size, v1 header (correlation id 0, client id
+    # "pykafka"), body at the class's version
+    assert protocol.MetadataRequest().get_bytes() == bytearray(
+        b"\x00\x00\x00\x15\x00\x03\x00\x00\x00\x00\x00\x00\x00\x07pykafka"
+        b"\x00\x00\x00\x00")
+    # a version Kafka 4 removed (Produce v0) has no bytes
+    with pytest.raises(NotImplementedError, match="Produce v0"):
+        protocol.ProduceRequest().get_bytes()
 
 
 def test_response_base_behaviour():

@@ -20,6 +20,7 @@
 #include "module.h"
 
 #include "fetchloop.h"
+#include "kafka_errors.h"
 #include "message.h"
 #include "net.h"
 
@@ -107,7 +108,8 @@ Fetcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
                              "isolation_level", "check_crcs",
                              "consumer_timeout_ms", "source_host",
                              "source_port", "max_version", "max_frame",
-                             "max_decompressed", NULL};
+                             "max_decompressed", "security",
+                             "software_version", NULL};
     pkc_fl_config cfg;
     FetcherObject *self;
     Py_buffer topic = {0};
@@ -118,15 +120,24 @@ Fetcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     int max_version = PKC_VER_FETCH_MAX, max_frame = 0;
     Py_ssize_t max_decompressed = 0;
     long long ctimeout = -1;
+    PyObject *security = NULL;
+    const char *software_version = NULL;
     int rc;
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "y*|$siiiiiiiipLsiiin:Fetcher", kwlist, &topic,
+            args, kwds, "y*|$siiiiiiiipLsiiinOz:Fetcher", kwlist, &topic,
             &client_id, &wait, &min_bytes, &max_bytes, &pmax, &qmax,
             &sock_to, &backoff, &iso, &check_crcs, &ctimeout, &source_host,
-            &source_port, &max_version, &max_frame, &max_decompressed))
+            &source_port, &max_version, &max_frame, &max_decompressed,
+            &security, &software_version))
         return NULL;
     pkc_fl_config_default(&cfg);
+    if (pkc_security_arg(pkc_state_from_type(type), security,
+                         &cfg.security) < 0) {
+        PyBuffer_Release(&topic);
+        return NULL;
+    }
+    cfg.software_version = software_version;
     cfg.client_id = client_id;
     cfg.topic = topic.buf;
     cfg.topic_len = (size_t)topic.len;
@@ -401,6 +412,16 @@ Fetcher_event_exc(pkc_state *st, const pkc_fl_event *ev)
     case PKC_FL_EV_CONN:
         cls = st->SocketDisconnectedError;
         break;
+    case PKC_FL_EV_SETUP:
+        if (ev->code == PKC_ERR_AUTH && st->error_for_code != NULL)
+            return PyObject_CallFunction(
+                st->error_for_code, "is",
+                ev->kafka_error ? (int)ev->kafka_error
+                                : (int)PKC_KERR_SASL_AUTHENTICATION_FAILED,
+                ev->msg);
+        cls = ev->code == PKC_ERR_TLS ? st->SslError
+                                      : st->UnsupportedApiVersionError;
+        break;
     case PKC_FL_EV_DECODE:
         switch (ev->code) {
         case PKC_ERR_CRC:
@@ -433,7 +454,9 @@ PyDoc_STRVAR(Fetcher_take_events_doc,
 "Take the pending events: a list of (partition_id, kind, code, offset,\n"
 "node_id, exception) tuples, oldest first.  kind is one of\n"
 "FETCH_EV_KAFKA (code: Kafka error code), FETCH_EV_DECODE,\n"
-"FETCH_EV_CONN, FETCH_EV_NO_LEADER; exception is the exception to raise\n"
+"FETCH_EV_CONN, FETCH_EV_NO_LEADER, FETCH_EV_SETUP (the leader's\n"
+"connection was refused for good: TLS, SASL, no usable Fetch version;\n"
+"the partition is paused); exception is the exception to raise\n"
 "for it.  The partition stays paused (or waiting for a leader) until\n"
 "seek(), set_leader() or resume().");
 
@@ -972,7 +995,8 @@ Fetcher_positions(PyObject *op, PyObject *Py_UNUSED(arg))
 PyDoc_STRVAR(Fetcher_stats_doc,
 "stats($self, /)\n--\n\n"
 "Counters of the fetch thread (fetches_sent, responses, records_queued,\n"
-"bytes_received, connects, conn_failures, events_posted, wakeups).");
+"bytes_received, connects, authentications, conn_failures, events_posted,\n"
+"wakeups).");
 
 static PyObject *
 Fetcher_stats(PyObject *op, PyObject *Py_UNUSED(arg))
@@ -982,12 +1006,13 @@ Fetcher_stats(PyObject *op, PyObject *Py_UNUSED(arg))
 
     pkc_fl_get_stats(self->fl, &s);
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
         "fetches_sent", (unsigned long long)s.fetches_sent,
         "responses", (unsigned long long)s.responses,
         "records_queued", (unsigned long long)s.records_queued,
         "bytes_received", (unsigned long long)s.bytes_received,
         "connects", (unsigned long long)s.connects,
+        "authentications", (unsigned long long)s.authentications,
         "conn_failures", (unsigned long long)s.conn_failures,
         "events_posted", (unsigned long long)s.events_posted,
         "wakeups", (unsigned long long)s.wakeups);
@@ -1141,6 +1166,7 @@ pkc_fetcher_exec(PyObject *module, pkc_state *st)
         PyModule_AddIntConstant(module, "FETCH_EV_DECODE",
                                 PKC_FL_EV_DECODE) < 0 ||
         PyModule_AddIntConstant(module, "FETCH_EV_CONN", PKC_FL_EV_CONN) < 0 ||
+        PyModule_AddIntConstant(module, "FETCH_EV_SETUP", PKC_FL_EV_SETUP) < 0 ||
         PyModule_AddIntConstant(module, "FETCH_EV_NO_LEADER",
                                 PKC_FL_EV_NO_LEADER) < 0)
         return -1;

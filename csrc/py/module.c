@@ -79,6 +79,8 @@ pkc_set_exceptions(PyObject *module, PyObject *args)
         {"MessageSetDecodeFailure", &st->MessageSetDecodeFailure},
         {"UnsupportedApiVersionError", &st->UnsupportedApiVersionError},
         {"ConsumerStoppedException", &st->ConsumerStoppedException},
+        {"SslError", &st->SslError},
+        {"SslUnavailableError", &st->SslUnavailableError},
     };
 
     if (!PyArg_ParseTuple(args, "O!O:_set_exceptions", &PyDict_Type,
@@ -132,6 +134,8 @@ pkc_exec(PyObject *module)
         return -1;
     if (pkc_producer_exec(module, st) < 0)
         return -1;
+    if (pkc_security_exec(module, st) < 0)
+        return -1;
     if (pkc_fetcher_exec(module, st) < 0)
         return -1;
     return 0;
@@ -151,12 +155,15 @@ pkc_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->MessageSetDecodeFailure);
     Py_VISIT(st->UnsupportedApiVersionError);
     Py_VISIT(st->ConsumerStoppedException);
+    Py_VISIT(st->SslError);
+    Py_VISIT(st->SslUnavailableError);
     Py_VISIT(st->error_for_code);
     Py_VISIT(st->MessageType);
     Py_VISIT(st->MessageBaseType);
     Py_VISIT(st->ConnectionType);
     Py_VISIT(st->FetcherType);
     Py_VISIT(st->ProducerCoreType);
+    Py_VISIT(st->SecurityType);
     Py_VISIT(st->str_empty);
     Py_VISIT(st->datetime_type);
     Py_VISIT(st->timedelta_type);
@@ -179,12 +186,15 @@ pkc_clear(PyObject *module)
     Py_CLEAR(st->MessageSetDecodeFailure);
     Py_CLEAR(st->UnsupportedApiVersionError);
     Py_CLEAR(st->ConsumerStoppedException);
+    Py_CLEAR(st->SslError);
+    Py_CLEAR(st->SslUnavailableError);
     Py_CLEAR(st->error_for_code);
     Py_CLEAR(st->MessageType);
     Py_CLEAR(st->MessageBaseType);
     Py_CLEAR(st->ConnectionType);
     Py_CLEAR(st->FetcherType);
     Py_CLEAR(st->ProducerCoreType);
+    Py_CLEAR(st->SecurityType);
     Py_CLEAR(st->str_empty);
     Py_CLEAR(st->datetime_type);
     Py_CLEAR(st->timedelta_type);

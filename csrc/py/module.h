@@ -25,6 +25,8 @@ typedef struct {
     PyObject *MessageSetDecodeFailure;
     PyObject *UnsupportedApiVersionError;
     PyObject *ConsumerStoppedException;
+    PyObject *SslError;            /* TLS set-up or verification failed */
+    PyObject *SslUnavailableError; /* a build without OpenSSL */
     PyObject *error_for_code; /* callable (code, message) -> instance */
 
     /* Heap types, set by each type file's exec function. */
@@ -33,6 +35,7 @@ typedef struct {
     PyTypeObject *ConnectionType;
     PyTypeObject *FetcherType;
     PyTypeObject *ProducerCoreType;
+    PyTypeObject *SecurityType;
 
     /* Interned strings and other caches. */
     PyObject *str_empty;
@@ -113,3 +116,11 @@ PyObject *pkc_message_from_record(pkc_state *st, const pkc_record *rec,
 int pkc_connection_exec(PyObject *module, pkc_state *st);
 int pkc_proto_exec(PyObject *module, pkc_state *st);
 int pkc_fetcher_exec(PyObject *module, pkc_state *st); /* fetcher.c */
+int pkc_security_exec(PyObject *module, pkc_state *st); /* security.c */
+
+/* The pkc_security of a `security=` argument (a _core.Security, or None
+ * for *out NULL); borrowed from the object.  Returns 0, or -1 with
+ * TypeError set. */
+struct pkc_security;
+int pkc_security_arg(pkc_state *st, PyObject *obj,
+                     struct pkc_security **out);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "compress.h"
+#include "kafka_errors.h"
 #include "message.h"
 #include "net.h"
 #include "sendloop.h"
@@ -88,6 +89,15 @@ result_exception(ProducerCore *self, const pkc_sl_result *r)
         break;
     case PKC_SL_DISCONNECTED:
         cls = st->SocketDisconnectedError;
+        break;
+    case PKC_SL_REFUSED:
+        if (r->status == PKC_ERR_AUTH && st->error_for_code != NULL)
+            return PyObject_CallFunction(
+                st->error_for_code, "is",
+                r->error_code ? (int)r->error_code
+                              : (int)PKC_KERR_SASL_AUTHENTICATION_FAILED,
+                r->message);
+        cls = st->SslError;
         break;
     case PKC_SL_DECODE:
         cls = st->ProtocolDecodeError;
@@ -981,13 +991,14 @@ ProducerCore_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 
     pkc_sl_stats_get(self->sl, &s);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
         (long long)s.appended,
         "completed", (long long)s.completed, "failed", (long long)s.failed,
         "requests", (long long)s.requests, "batches_sent",
         (long long)s.batches_sent, "retries", (long long)s.retries,
         "splits", (long long)s.splits, "bytes_sent", (long long)s.bytes_sent,
-        "connects", (long long)s.connects, "metadata_requests",
+        "connects", (long long)s.connects, "authentications",
+        (long long)s.authentications, "metadata_requests",
         (long long)s.metadata_requests, "pending", (long long)s.pending,
         "unsent", (long long)s.unsent, "finished_ahead",
         (long long)s.finished_ahead, "producer_id",
@@ -1035,17 +1046,23 @@ ProducerCore_get_rr_index(PyObject *op, void *Py_UNUSED(closure))
 
 /* ------------------------------------------------------------ type slots */
 
+/* The value of keyword `name` (borrowed), or NULL when absent or None. */
+static PyObject *
+kw_value(PyObject *kw, const char *name)
+{
+    PyObject *v = kw != NULL ? PyDict_GetItemString(kw, name) : NULL;
+
+    return v == Py_None ? NULL : v;
+}
+
 static int
 get_int_kw(PyObject *kw, const char *name, long long dflt, long long lo,
            long long hi, long long *out)
 {
-    PyObject *v;
+    PyObject *v = kw_value(kw, name);
 
     *out = dflt;
-    if (kw == NULL)
-        return 0;
-    v = PyDict_GetItemString(kw, name); /* borrowed */
-    if (v == NULL || v == Py_None)
+    if (v == NULL)
         return 0;
     *out = PyLong_AsLongLong(v);
     if (*out == -1 && PyErr_Occurred())
@@ -1058,6 +1075,23 @@ get_int_kw(PyObject *kw, const char *name, long long dflt, long long lo,
     return 0;
 }
 
+/* A str keyword (absent or None: *out NULL).  Returns 0 or -1. */
+static int
+get_str_kw(PyObject *kw, const char *name, const char **out)
+{
+    PyObject *v = kw_value(kw, name);
+
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    if (!PyUnicode_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str", name);
+        return -1;
+    }
+    *out = PyUnicode_AsUTF8(v);
+    return *out == NULL ? -1 : 0;
+}
+
 static PyObject *
 ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
@@ -1067,7 +1101,9 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     PyObject *tlocal = NULL, *factory = NULL, *excs = NULL;
     long long codec, acks, ack_timeout, retries, backoff, maxq, minq, linger,
         maxreq, reports, block, rr, connect_to, request_to, leader_wait,
-        inflight, idem;
+        inflight, idem, source_port;
+    const char *source_host = NULL, *software_version = NULL;
+    pkc_security *security = NULL;
     pkc_sl_config cfg;
     char err[256];
     int rc;
@@ -1079,7 +1115,8 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         "min_queued_messages", "linger_ms", "max_request_size",
         "delivery_reports", "block_on_queue_full", "round_robin",
         "connect_timeout_ms", "request_timeout_ms", "leader_wait_ms",
-        "max_in_flight", "idempotent", NULL};
+        "max_in_flight", "idempotent", "source_host", "source_port",
+        "security", "software_version", NULL};
 
     if (!PyArg_ParseTuple(args, "s:ProducerCore", &topic))
         return NULL;
@@ -1139,7 +1176,13 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         get_int_kw(kw, "leader_wait_ms", 10000, 1, INT32_MAX,
                    &leader_wait) < 0 ||
         get_int_kw(kw, "max_in_flight", 5, 1, 1000, &inflight) < 0 ||
-        get_int_kw(kw, "idempotent", 0, 0, 1, &idem) < 0)
+        get_int_kw(kw, "idempotent", 0, 0, 1, &idem) < 0 ||
+        get_int_kw(kw, "source_port", 0, 0, 65535, &source_port) < 0)
+        return NULL;
+    if (get_str_kw(kw, "source_host", &source_host) < 0 ||
+        get_str_kw(kw, "software_version", &software_version) < 0 ||
+        pkc_security_arg(pkc_state_from_type(type),
+                         kw_value(kw, "security"), &security) < 0)
         return NULL;
     if (!rr && !PyCallable_Check(partitioner)) {
         PyErr_SetString(PyExc_TypeError, "partitioner must be callable");
@@ -1223,6 +1266,10 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     cfg.max_in_flight = (int)inflight;
     cfg.idempotent = (int)idem;
     cfg.client_id = "pykafka_c";
+    cfg.source_host = source_host;
+    cfg.source_port = (int)source_port;
+    cfg.security = security;
+    cfg.software_version = software_version;
     rc = pkc_sl_new(&self->sl, &cfg, err, sizeof(err));
     if (rc == PKC_ERR_NOMEM) {
         PyErr_NoMemory();

@@ -269,7 +269,7 @@ decode_impl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 {
     pkc_state *st = pkc_get_state(module);
     const pkc_proto_api *api;
-    int api_key, version, rc;
+    int api_key, version, rc, trailing_ok = 0;
     Py_buffer view = {0};
     pkc_reader r;
     pkc_proto_error err;
@@ -278,12 +278,14 @@ decode_impl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     PyObject *result = NULL;
     char what[96];
 
-    if (nargs != 3) {
+    if (nargs != 3 && nargs != 4) {
         PyErr_Format(PyExc_TypeError,
-                     "%s() takes exactly 3 arguments (%zd given)", fname,
+                     "%s() takes 3 or 4 arguments (%zd given)", fname,
                      nargs);
         return NULL;
     }
+    if (nargs == 4 && (trailing_ok = PyObject_IsTrue(args[3])) < 0)
+        return NULL;
     if (parse_key_version(args, &api_key, &version) < 0)
         return NULL;
     if ((api = check_api(st, api_key, version)) == NULL)
@@ -298,7 +300,9 @@ decode_impl(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     }
     vis.ctx = &c;
     pkc_reader_init(&r, view.buf, (size_t)view.len);
-    rc = pkc_proto_decode(&r, kind, api_key, version, &vis, &err);
+    rc = trailing_ok
+             ? pkc_proto_decode_prefix(&r, kind, api_key, version, &vis, &err)
+             : pkc_proto_decode(&r, kind, api_key, version, &vis, &err);
     if (rc == 0) {
         result = c.result;
         c.result = NULL;
@@ -865,15 +869,18 @@ PyDoc_STRVAR(pkc_encode_response_doc,
 "Encode the body (no header) of a response; see encode_request.");
 
 PyDoc_STRVAR(pkc_decode_response_doc,
-"decode_response($module, api_key, api_version, data, /)\n--\n\n"
+"decode_response($module, api_key, api_version, data, trailing_ok=False,\n"
+"                /)\n--\n\n"
 "Decode a response body into nested dicts and lists (strings as str,\n"
 "bytes as bytes, uuids as 16 bytes).  Records fields (Fetch responses,\n"
 "Produce requests) are read-only memoryviews of data when data is bytes,\n"
 "so they are not copied, else bytes.  Raises ProtocolDecodeError naming\n"
-"the field path and byte offset.");
+"the field path and byte offset; bytes after the body are an error unless\n"
+"trailing_ok is true (pykafka's response classes ignored them).");
 
 PyDoc_STRVAR(pkc_decode_request_doc,
-"decode_request($module, api_key, api_version, data, /)\n--\n\n"
+"decode_request($module, api_key, api_version, data, trailing_ok=False,\n"
+"               /)\n--\n\n"
 "Decode a request body; see decode_response.");
 
 PyDoc_STRVAR(pkc_api_versions_table_doc,

@@ -19,12 +19,14 @@
 
 #include "api_support.h"
 #include "kafka_errors.h"
-#include "net.h"
+#include "link.h"
 #include "proto.h"
+#include "reactor.h"
 
 #define FL_HOST_MAX 256
-/* A connect to a broker is given up after at most this long (it never
- * blocks the thread: see fl_connect_start). */
+/* Setting a connection up (connect, TLS, ApiVersions, SASL) is given up
+ * after at most this long (it never blocks the thread: see
+ * fl_connect_start). */
 #define FL_CONNECT_CAP_MS 10000
 /* Idle tick of the thread's poll. */
 #define FL_TICK_MS 1000
@@ -252,11 +254,6 @@ typedef struct {
     uint32_t gen;
 } fl_req_entry;
 
-/* Broker states: no connection; connect under way (the thread polls the
- * socket for POLLOUT until `deadline`); ApiVersions in flight; idle and
- * connected; a Fetch in flight. */
-enum { B_DOWN = 0, B_CONNECTING, B_APIVERSIONS, B_READY, B_FETCHING };
-
 typedef struct fl_broker {
     int32_t node_id;
     char host[FL_HOST_MAX]; /* under mu */
@@ -264,16 +261,19 @@ typedef struct fl_broker {
     int reconfig;           /* host/port changed: reconnect (under mu) */
     int64_t retry_at;       /* no connect before this (under mu) */
 
-    /* Owned by the fetch thread while it runs. */
-    pkc_conn conn;
-    int conn_inited;
-    int bstate;
-    int16_t version;
-    int64_t deadline;       /* of the connect or request in flight */
+    /* Owned by the fetch thread while it runs.  The link is DOWN, being
+     * set up (connect, TLS, ApiVersions, SASL; the thread polls it until
+     * its deadline), or READY: then idle, or with a Fetch in flight. */
+    pkc_link link;
+    int link_inited;
+    int fetching;           /* a Fetch is in flight */
+    int16_t version;        /* the Fetch version of this connection */
+    int64_t fetch_deadline; /* no answer by then: the connection is dropped */
     int answered;           /* answers since the last connect */
     int64_t last_silent;    /* last silent reconnect */
     int want_connect;
     int want_send;          /* req[] holds a new request to send */
+    int want_step;          /* a re-authentication is due (KIP-368) */
     char chost[FL_HOST_MAX];
     int cport;
     fl_req_entry *req;      /* the partitions of the request in flight */
@@ -307,6 +307,7 @@ struct pkc_fl {
     char *client_id;
     char *topic;
     char *source_host;
+    char *software_version;  /* ApiVersions' ClientSoftwareVersion */
     size_t arena_max;
     size_t chunk_max;
     fl_pool *pool;           /* blocks reused across answers */
@@ -324,7 +325,9 @@ struct pkc_fl {
     unsigned interrupt_gen;
     int waiters;
 
-    int wake_fd[2];
+    pkc_security *security;  /* a reference, or NULL: plain TCP */
+    pkc_reactor reactor;     /* the thread's poll set and wake-up fd */
+    int reactor_ok;
     int wake_pending;
 
     fl_part *parts;
@@ -341,9 +344,6 @@ struct pkc_fl {
     /* Scratch of the fetch thread. */
     fl_broker **tb;
     size_t ntb, tb_cap;
-    struct pollfd *pfd;
-    fl_broker **pfd_b;
-    size_t pfd_cap;
 };
 
 /* ------------------------------------------------- proto field lookups */
@@ -359,9 +359,6 @@ static struct {
         *rs_t_partitions, *rs_p_index, *rs_p_error, *rs_p_hw, *rs_p_lso,
         *rs_p_log_start, *rs_p_aborted, *rs_p_records, *rs_a_producer,
         *rs_a_first;
-    /* ApiVersionsResponse */
-    const pkc_proto_field *av_error, *av_keys, *av_k_key, *av_k_min,
-        *av_k_max;
 } F;
 
 static pthread_once_t F_once = PTHREAD_ONCE_INIT;
@@ -384,10 +381,9 @@ static void
 fl_fields_init(void)
 {
     const pkc_proto_api *fetch = pkc_proto_api_find(PKC_API_FETCH);
-    const pkc_proto_api *av = pkc_proto_api_find(PKC_API_API_VERSIONS);
     const pkc_proto_struct *s, *t, *p, *a;
 
-    if (fetch == NULL || av == NULL)
+    if (fetch == NULL)
         return;
     s = pkc_proto_message(fetch, PKC_PROTO_REQUEST);
     F.rq_max_wait = fl_field(s, "max_wait_ms");
@@ -422,14 +418,6 @@ fl_fields_init(void)
     F.rs_a_producer = fl_field(a, "producer_id");
     F.rs_a_first = fl_field(a, "first_offset");
 
-    s = pkc_proto_message(av, PKC_PROTO_RESPONSE);
-    F.av_error = fl_field(s, "error_code");
-    F.av_keys = fl_field(s, "api_keys");
-    t = fl_sub(F.av_keys);
-    F.av_k_key = fl_field(t, "api_key");
-    F.av_k_min = fl_field(t, "min_version");
-    F.av_k_max = fl_field(t, "max_version");
-
     F.ok = F.rq_max_wait && F.rq_min_bytes && F.rq_max_bytes &&
            F.rq_isolation && F.rq_topics && F.rq_t_topic &&
            F.rq_t_partitions && F.rq_p_partition && F.rq_p_epoch &&
@@ -437,8 +425,7 @@ fl_fields_init(void)
            F.rs_responses && F.rs_t_topic && F.rs_t_partitions &&
            F.rs_p_index && F.rs_p_error && F.rs_p_hw && F.rs_p_lso &&
            F.rs_p_log_start && F.rs_p_aborted && F.rs_p_records &&
-           F.rs_a_producer && F.rs_a_first && F.av_error && F.av_keys &&
-           F.av_k_key && F.av_k_min && F.av_k_max;
+           F.rs_a_producer && F.rs_a_first;
 }
 
 static int
@@ -956,12 +943,9 @@ static void
 fl_wake(pkc_fl *fl)
 {
     if (!fl->wake_pending && fl->thread_running) {
-        ssize_t w;
         fl->wake_pending = 1;
         fl->stats.wakeups++;
-        do {
-            w = write(fl->wake_fd[1], "x", 1);
-        } while (w < 0 && errno == EINTR);
+        pkc_reactor_wake(&fl->reactor);
     }
 }
 
@@ -1021,20 +1005,22 @@ fl_detach_queue(pkc_fl *fl, long i)
 }
 
 /* Post an event for partition p (under mu); at most one is pending. */
-static void
+static int
 fl_post(pkc_fl *fl, fl_part *p, int kind, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-static void
+/* Returns 1 when the event was posted, 0 when one was pending already. */
+static int
 fl_post(pkc_fl *fl, fl_part *p, int kind, int code, const char *fmt, ...)
 {
     va_list va;
 
     if (p->ev_pending)
-        return;
+        return 0;
     p->ev.partition = p->id;
     p->ev.kind = kind;
     p->ev.code = code;
+    p->ev.kafka_error = 0;
     p->ev.node_id = p->leader ? p->leader->node_id : -1;
     p->ev.offset = p->fetch_offset;
     va_start(va, fmt);
@@ -1046,6 +1032,7 @@ fl_post(pkc_fl *fl, fl_part *p, int kind, int code, const char *fmt, ...)
     fl->stats.events_posted++;
     if (fl->waiters)
         pthread_cond_broadcast(&fl->cv);
+    return 1;
 }
 
 /* Under mu: the broker's connection is gone.  Partitions in flight on it
@@ -1055,8 +1042,8 @@ static void
 fl_broker_down(pkc_fl *fl, fl_broker *b, int status, const char *why,
                int post, int64_t now)
 {
-    pkc_conn_close(&b->conn);
-    b->bstate = B_DOWN;
+    pkc_link_close(&b->link);
+    b->fetching = 0;
     b->answered = 0;
     b->retry_at = post ? now + fl->cfg.backoff_ms : now;
     for (size_t i = 0; i < fl->nparts; i++) {
@@ -1073,6 +1060,33 @@ fl_broker_down(pkc_fl *fl, fl_broker *b, int status, const char *why,
     }
     if (post)
         fl->stats.conn_failures++;
+}
+
+/* Under mu: the broker's connection could not be set up and retrying
+ * will not help (TLS, SASL, a broker without a usable Fetch version): its
+ * ACTIVE partitions pause with a SETUP event, so the application sees the
+ * error once instead of the thread reconnecting in a loop. */
+static void
+fl_broker_refused(pkc_fl *fl, fl_broker *b, int status, int kafka_error,
+                  const char *why, int64_t now)
+{
+    pkc_link_close(&b->link);
+    b->fetching = 0;
+    b->answered = 0;
+    b->retry_at = now + fl->cfg.backoff_ms;
+    for (size_t i = 0; i < fl->nparts; i++) {
+        fl_part *p = &fl->parts[i];
+        if (p->inflight == b)
+            p->inflight = NULL;
+        if (p->leader != b || p->state != PKC_FL_ACTIVE)
+            continue;
+        p->state = PKC_FL_PAUSED;
+        if (fl_post(fl, p, PKC_FL_EV_SETUP, status,
+                    "Cannot fetch partition %d from broker %d: %s",
+                    (int)p->id, (int)b->node_id, why))
+            p->ev.kafka_error = kafka_error;
+    }
+    fl->stats.conn_failures++;
 }
 
 /* A connection failure seen by the thread (takes mu).  An established
@@ -1092,6 +1106,25 @@ fl_broker_fail(pkc_fl *fl, fl_broker *b, int status, const char *why)
     if (silent)
         b->last_silent = now;
     fl_broker_down(fl, b, status, msg, !silent, now);
+    fl_unlock(fl);
+}
+
+/* The broker's link failed (it is DOWN): a failure that retrying will not
+ * fix pauses the broker's partitions, any other is handled like a lost
+ * connection. */
+static void
+fl_link_failed(pkc_fl *fl, fl_broker *b)
+{
+    char why[sizeof(b->link.error)];
+
+    snprintf(why, sizeof(why), "%s", pkc_link_error(&b->link));
+    if (!pkc_link_failure_is_permanent(&b->link)) {
+        fl_broker_fail(fl, b, pkc_link_status(&b->link), why);
+        return;
+    }
+    fl_lock(fl);
+    fl_broker_refused(fl, b, pkc_link_status(&b->link),
+                      pkc_link_kafka_error(&b->link), why, pkc_now_ms());
     fl_unlock(fl);
 }
 
@@ -1117,6 +1150,8 @@ pkc_fl_config_default(pkc_fl_config *cfg)
     cfg->max_decompressed = 0;
     cfg->source_host = NULL;
     cfg->source_port = 0;
+    cfg->security = NULL;
+    cfg->software_version = NULL;
 }
 
 static char *
@@ -1153,7 +1188,7 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
     fl = calloc(1, sizeof(*fl));
     if (fl == NULL)
         return PKC_ERR_NOMEM;
-    fl->wake_fd[0] = fl->wake_fd[1] = -1;
+    fl->reactor.wake_fd = -1;
     fl->cfg = *cfg;
     if (fl->cfg.max_version > PKC_VER_FETCH_MAX)
         fl->cfg.max_version = PKC_VER_FETCH_MAX;
@@ -1169,6 +1204,8 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
     fl->cfg.client_id = fl->client_id;
     fl->cfg.topic = fl->topic;
     fl->cfg.source_host = fl->source_host;
+    fl->cfg.software_version = NULL; /* used by pkc_fl_new only */
+    fl->security = pkc_security_ref(cfg->security);
     fl->chunk_max = (size_t)cfg->queued_max_messages;
     if (fl->chunk_max < FL_CHUNK_RECORDS_MIN)
         fl->chunk_max = FL_CHUNK_RECORDS_MIN;
@@ -1186,11 +1223,16 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
     if (fl->pool == NULL)
         goto nomem;
 
-    if (pipe2(fl->wake_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
-        fl->wake_fd[0] = fl->wake_fd[1] = -1;
+    fl->software_version = fl_strdup(
+        cfg->software_version ? cfg->software_version : "0",
+        strlen(cfg->software_version ? cfg->software_version : "0"));
+    if (fl->software_version == NULL)
+        goto nomem;
+    if (pkc_reactor_init(&fl->reactor) != PKC_OK) {
         pkc_fl_free(fl);
         return PKC_ERR_IO;
     }
+    fl->reactor_ok = 1;
     pthread_mutex_init(&fl->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1203,6 +1245,9 @@ nomem:
     free(fl->client_id);
     free(fl->topic);
     free(fl->source_host);
+    free(fl->software_version);
+    pkc_security_unref(fl->security);
+    fl_pool_release(fl->pool);
     free(fl);
     return PKC_ERR_NOMEM;
 }
@@ -1212,7 +1257,7 @@ pkc_fl_free(pkc_fl *fl)
 {
     if (fl == NULL)
         return;
-    if (fl->wake_fd[0] >= 0) {
+    if (fl->reactor_ok) {
         pkc_fl_stop(fl);
         pthread_mutex_destroy(&fl->mu);
         pthread_cond_destroy(&fl->cv);
@@ -1221,23 +1266,20 @@ pkc_fl_free(pkc_fl *fl)
         fl_chunk_free_list(fl->parts[i].head);
     for (size_t i = 0; i < fl->nbrokers; i++) {
         fl_broker *b = fl->brokers[i];
-        if (b->conn_inited)
-            pkc_conn_free(&b->conn);
+        if (b->link_inited)
+            pkc_link_free(&b->link);
         free(b->req);
         free(b);
     }
     free(fl->brokers);
     free(fl->parts);
     free(fl->tb);
-    free(fl->pfd);
-    free(fl->pfd_b);
-    if (fl->wake_fd[0] >= 0)
-        close(fl->wake_fd[0]);
-    if (fl->wake_fd[1] >= 0)
-        close(fl->wake_fd[1]);
+    pkc_reactor_free(&fl->reactor);
+    pkc_security_unref(fl->security);
     free(fl->client_id);
     free(fl->topic);
     free(fl->source_host);
+    free(fl->software_version);
     fl_pool_release(fl->pool);
     free(fl);
 }
@@ -1279,6 +1321,27 @@ done:
 
 /* ------------------------------------------------------------ control */
 
+/* A broker's link, set up as the engine's config says. */
+static int
+fl_link_init(pkc_fl *fl, pkc_link *link)
+{
+    pkc_link_config lc;
+    int32_t setup_ms = fl->cfg.socket_timeout_ms;
+
+    if (setup_ms > FL_CONNECT_CAP_MS)
+        setup_ms = FL_CONNECT_CAP_MS;
+    memset(&lc, 0, sizeof(lc));
+    lc.client_id = fl->client_id;
+    lc.max_frame = fl->cfg.max_frame;
+    lc.source_host = fl->source_host;
+    lc.source_port = fl->cfg.source_port;
+    lc.setup_timeout_ms = setup_ms;
+    lc.security = fl->security;
+    lc.software_name = "pykafka-c";
+    lc.software_version = fl->software_version;
+    return pkc_link_init(link, &lc);
+}
+
 static fl_broker *
 fl_get_broker(pkc_fl *fl, int32_t node_id, const char *host, int port,
               int *rc)
@@ -1313,18 +1376,16 @@ fl_get_broker(pkc_fl *fl, int32_t node_id, const char *host, int port,
         *rc = PKC_ERR_NOMEM;
         return NULL;
     }
-    if (pkc_conn_init(&b->conn, fl->client_id, strlen(fl->client_id),
-                      fl->cfg.max_frame) != PKC_OK) {
-        pkc_conn_free(&b->conn);
+    if (fl_link_init(fl, &b->link) != PKC_OK) {
+        pkc_link_free(&b->link);
         free(b);
         *rc = PKC_ERR_NOMEM;
         return NULL;
     }
-    b->conn_inited = 1;
+    b->link_inited = 1;
     b->node_id = node_id;
     snprintf(b->host, sizeof(b->host), "%s", host);
     b->port = port;
-    b->bstate = B_DOWN;
     b->version = -1;
     b->last_silent = INT64_MIN / 2;
     fl->brokers[fl->nbrokers++] = b;
@@ -1831,6 +1892,7 @@ fl_plan(pkc_fl *fl, int64_t now)
 
         b->want_connect = 0;
         b->want_send = 0;
+        b->want_step = 0;
         if (b->reconfig) {
             b->reconfig = 0;
             fl_broker_down(fl, b, PKC_ERR_CLOSED, "", 0, now);
@@ -1841,7 +1903,7 @@ fl_plan(pkc_fl *fl, int64_t now)
                      fl->parts[i].state == PKC_FL_ACTIVE;
         if (!active)
             continue;
-        if (b->bstate == B_DOWN) {
+        if (b->link.state == PKC_LINK_DOWN) {
             if (now >= b->retry_at) {
                 b->want_connect = 1;
                 memcpy(b->chost, b->host, sizeof(b->chost));
@@ -1851,81 +1913,89 @@ fl_plan(pkc_fl *fl, int64_t now)
                 next = b->retry_at;
             }
         }
-        else if (b->bstate == B_READY) {
+        else if (pkc_link_is_ready(&b->link) && !b->fetching) {
+            if (pkc_link_reauth_due(&b->link, now)) {
+                b->want_step = 1; /* re-authenticate before fetching on */
+                continue;
+            }
+            if (b->link.reauth_at > now && b->link.reauth_at < next)
+                next = b->link.reauth_at; /* (past: waits for a token) */
             if (fl_build_entries(fl, b, now, &next) != PKC_OK)
                 next = now + 100;
             b->want_send = b->req_n > 0;
-        }
-        else if (b->deadline < next) {
-            next = b->deadline;
         }
     }
     return next;
 }
 
-static const uint8_t fl_empty_body[1] = {0};
-
-/* Without mu: a connect attempt ended (connected or failed for good). */
+/* Without mu: the link became READY: use its highest Fetch version. */
 static void
-fl_connect_done(pkc_fl *fl, fl_broker *b, int rc)
+fl_link_ready(pkc_fl *fl, fl_broker *b)
 {
+    pkc_api_range r = pkc_link_api_range(&b->link, PKC_API_FETCH);
+    int16_t v = pkc_link_version(&b->link, PKC_API_FETCH, PKC_VER_FETCH_MIN,
+                                 fl->cfg.max_version);
+    char why[256];
+
+    if (v < 0) {
+        snprintf(why, sizeof(why), "the broker supports Fetch v%d-v%d; "
+                 "pykafka_c needs one of v%d-v%d", (int)r.min, (int)r.max,
+                 PKC_VER_FETCH_MIN, (int)fl->cfg.max_version);
+        fl_lock(fl);
+        fl_broker_refused(fl, b, PKC_ERR_UNSUPPORTED,
+                          PKC_KERR_UNSUPPORTED_VERSION, why, pkc_now_ms());
+        fl_unlock(fl);
+        return;
+    }
+    b->version = v;
+    b->answered = 0;
+}
+
+/* Without mu: act on what pkc_link_start / pkc_link_step returned.  A
+ * link READY again after a re-authentication keeps its Fetch version. */
+static void
+fl_link_progress(pkc_fl *fl, fl_broker *b, int rc)
+{
+    if (rc == PKC_IN_PROGRESS)
+        return;
     fl_lock(fl);
-    fl->stats.connects++;
+    if (b->version < 0) /* a connect attempt ended, either way */
+        fl->stats.connects++;
+    if (rc == PKC_OK && b->link.authenticated)
+        fl->stats.authentications++;
     fl_unlock(fl);
     if (rc != PKC_OK) {
-        fl_broker_fail(fl, b, rc, b->conn.errstr);
+        fl_link_failed(fl, b);
         return;
     }
-    b->answered = 0;
-    rc = pkc_conn_send_request(&b->conn, PKC_API_API_VERSIONS, 0, 0, 1,
-                               fl_empty_body, 0, 0, NULL);
-    if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT && rc != PKC_ERR_INTR) {
-        fl_broker_fail(fl, b, rc, b->conn.errstr);
-        return;
-    }
-    b->bstate = B_APIVERSIONS;
-    b->deadline = pkc_now_ms() + fl->cfg.socket_timeout_ms;
+    if (b->version < 0)
+        fl_link_ready(fl, b);
 }
 
 /*
- * Without mu: start connecting without waiting for the handshake (name
- * resolution still blocks).  The connect goes on in B_CONNECTING: the
- * poll loop waits for POLLOUT on the socket and steps it (fl_connect_step)
- * until it is connected, fails, or passes its deadline of
- * min(socket_timeout_ms, FL_CONNECT_CAP_MS), then ApiVersions.
+ * Without mu: start setting the connection up without waiting (name
+ * resolution still blocks).  The link goes on in the poll loop (connect,
+ * TLS, ApiVersions, SASL: fl_link_step on readiness or at its deadline,
+ * min(socket_timeout_ms, FL_CONNECT_CAP_MS) for the whole set-up).
  */
 static void
 fl_connect_start(pkc_fl *fl, fl_broker *b)
 {
-    int64_t to = fl->cfg.socket_timeout_ms;
     int rc;
 
-    if (to > FL_CONNECT_CAP_MS)
-        to = FL_CONNECT_CAP_MS;
-    pkc_conn_close(&b->conn);
-    rc = pkc_conn_connect_start(&b->conn, b->chost, b->cport,
-                                pkc_deadline_after(to), fl->source_host,
-                                fl->cfg.source_port);
-    if (rc == PKC_IN_PROGRESS) {
-        b->bstate = B_CONNECTING;
-        b->deadline = b->conn.connect_deadline;
-        return;
-    }
-    fl_connect_done(fl, b, rc);
+    b->version = -1;
+    rc = pkc_link_start(&b->link, b->chost, b->cport, pkc_now_ms());
+    fl_link_progress(fl, b, rc);
 }
 
-/* Without mu: the connecting socket is writable, has an error, or its
- * deadline passed. */
+/* Without mu: the link's descriptor is ready, its deadline passed, or a
+ * re-authentication is due. */
 static void
-fl_connect_step(pkc_fl *fl, fl_broker *b)
+fl_link_step(pkc_fl *fl, fl_broker *b)
 {
-    int rc = pkc_conn_connect_step(&b->conn);
-
-    if (rc == PKC_IN_PROGRESS) {
-        b->deadline = b->conn.connect_deadline;
+    if (b->link.state == PKC_LINK_DOWN)
         return;
-    }
-    fl_connect_done(fl, b, rc);
+    fl_link_progress(fl, b, pkc_link_step(&b->link, pkc_now_ms()));
 }
 
 /* Without mu: encode and queue the Fetch of b->req. */
@@ -1933,6 +2003,7 @@ static void
 fl_send_fetch(pkc_fl *fl, fl_broker *b)
 {
     const pkc_proto_api *api = pkc_proto_api_find(PKC_API_FETCH);
+    pkc_conn *conn = pkc_link_conn(&b->link);
     pkc_proto_source src;
     pkc_proto_error perr;
     pkc_writer *w = NULL;
@@ -1959,22 +2030,22 @@ fl_send_fetch(pkc_fl *fl, fl_broker *b)
     src.enter_element = fl_src_enter_element;
     memset(&perr, 0, sizeof(perr));
 
-    rc = pkc_conn_request_begin(&b->conn, PKC_API_FETCH, b->version,
+    rc = pkc_conn_request_begin(conn, PKC_API_FETCH, b->version,
                                 pkc_proto_is_flexible(api, b->version), &w);
     if (rc == PKC_OK) {
         rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, PKC_API_FETCH, b->version,
                               &src, &perr);
         if (rc != 0) {
-            pkc_conn_request_abort(&b->conn);
+            pkc_conn_request_abort(conn);
             if (rc > 0 || rc == PKC_PROTO_ABORT || rc == PKC_PROTO_BADTYPE)
                 rc = PKC_ERR_INVALID;
         }
         else {
-            rc = pkc_conn_request_end(&b->conn, 1, NULL);
+            rc = pkc_conn_request_end(conn, 1, NULL);
         }
     }
     if (rc == PKC_OK) {
-        rc = pkc_conn_flush(&b->conn, 0);
+        rc = pkc_conn_flush(conn, 0);
         if (rc == PKC_ERR_TIMEOUT || rc == PKC_ERR_INTR)
             rc = PKC_OK;
     }
@@ -1982,84 +2053,16 @@ fl_send_fetch(pkc_fl *fl, fl_broker *b)
         char why[384];
         snprintf(why, sizeof(why), "sending Fetch v%d: %s%s%s",
                  (int)b->version, pkc_status_str(rc),
-                 b->conn.errstr[0] ? ": " : "", b->conn.errstr);
+                 conn->errstr[0] ? ": " : "", conn->errstr);
         fl_broker_fail(fl, b, rc, why);
         return;
     }
-    b->bstate = B_FETCHING;
-    b->deadline = pkc_now_ms() + fl->cfg.max_wait_ms +
-                  fl->cfg.socket_timeout_ms;
+    b->fetching = 1;
+    b->fetch_deadline = pkc_now_ms() + fl->cfg.max_wait_ms +
+                        fl->cfg.socket_timeout_ms;
     fl_lock(fl);
     fl->stats.fetches_sent++;
     fl_unlock(fl);
-}
-
-/* ApiVersions visitor: the Fetch range. */
-typedef struct {
-    int16_t error;
-    int32_t key;
-    int32_t fetch_min, fetch_max;
-} fl_avis;
-
-static int
-fl_av_on_int(void *ctx, const pkc_proto_field *f, int64_t val)
-{
-    fl_avis *v = ctx;
-
-    if (f == F.av_error)
-        v->error = (int16_t)val;
-    else if (f == F.av_k_key)
-        v->key = (int32_t)val;
-    else if (f == F.av_k_min && v->key == PKC_API_FETCH)
-        v->fetch_min = (int32_t)val;
-    else if (f == F.av_k_max && v->key == PKC_API_FETCH)
-        v->fetch_max = (int32_t)val;
-    return 0;
-}
-
-static void
-fl_on_apiversions(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
-{
-    pkc_proto_visitor vis;
-    pkc_proto_error perr;
-    pkc_reader r;
-    fl_avis v = {0, -1, -1, -1};
-    char why[384];
-    int rc, hi;
-
-    memset(&vis, 0, sizeof(vis));
-    vis.ctx = &v;
-    vis.on_int = fl_av_on_int;
-    memset(&perr, 0, sizeof(perr));
-    pkc_reader_init(&r, resp->body, resp->body_len);
-    rc = pkc_proto_decode(&r, PKC_PROTO_RESPONSE, PKC_API_API_VERSIONS, 0,
-                          &vis, &perr);
-    if (rc != 0) {
-        snprintf(why, sizeof(why),
-                 "ApiVersions v0 response: %s in field '%s' at byte %zu",
-                 pkc_status_str(rc < 0 ? rc : PKC_ERR_INVALID), perr.path,
-                 perr.offset);
-        fl_broker_fail(fl, b, PKC_ERR_INVALID, why);
-        return;
-    }
-    hi = v.fetch_max < fl->cfg.max_version ? v.fetch_max
-                                           : fl->cfg.max_version;
-    if (v.error != 0 || v.fetch_max < 0 || hi < PKC_VER_FETCH_MIN ||
-        hi < v.fetch_min) {
-        snprintf(why, sizeof(why),
-                 "broker supports Fetch v%d-v%d (error %d); pykafka_c "
-                 "needs v%d-v%d", (int)v.fetch_min, (int)v.fetch_max,
-                 (int)v.error, PKC_VER_FETCH_MIN,
-                 (int)fl->cfg.max_version);
-        fl_lock(fl);
-        b->answered = 0;
-        fl_broker_down(fl, b, PKC_ERR_UNSUPPORTED, why, 1, pkc_now_ms());
-        fl_unlock(fl);
-        return;
-    }
-    b->version = (int16_t)hi;
-    b->bstate = B_READY;
-    b->answered++;
 }
 
 /* One partition of an answer, between decoding and the final apply. */
@@ -2291,7 +2294,7 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     fl_unlock(fl);
 
     b->answered++;
-    b->bstate = B_READY;
+    b->fetching = 0;
     fl_chunk_free_list(drop);
     free(dec);
     free(ids);
@@ -2299,47 +2302,95 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     pkc_fl_buf_release(buf);
 }
 
-/* Without mu: read what the broker sent. */
+/* Without mu: read the answer to the Fetch in flight. */
 static void
 fl_on_readable(pkc_fl *fl, fl_broker *b)
 {
     pkc_response resp;
     int rc;
 
+    if (!b->fetching)
+        return;
     do {
-        rc = pkc_conn_recv_response(&b->conn, 0, &resp);
+        rc = pkc_link_recv_response(&b->link, 0, &resp);
     } while (rc == PKC_ERR_INTR);
     if (rc == PKC_ERR_TIMEOUT)
         return; /* partial frame: wait for more */
     if (rc != PKC_OK) {
-        fl_broker_fail(fl, b, rc, b->conn.errstr);
+        fl_link_failed(fl, b);
         return;
     }
-    if (b->bstate == B_APIVERSIONS)
-        fl_on_apiversions(fl, b, &resp);
-    else if (b->bstate == B_FETCHING)
-        fl_on_fetch(fl, b, &resp);
+    fl_on_fetch(fl, b, &resp);
 }
 
-static int
-fl_pollfds_reserve(pkc_fl *fl, size_t n)
+/* Without mu: write what is queued; read when there is something. */
+static void
+fl_on_ready(pkc_fl *fl, fl_broker *b, short revents)
 {
-    if (fl->pfd_cap >= n)
-        return 0;
-    {
-        struct pollfd *pfd = realloc(fl->pfd, n * sizeof(*pfd));
-        if (pfd == NULL)
-            return -1;
-        fl->pfd = pfd;
+    if (pkc_link_in_setup(&b->link)) {
+        fl_link_step(fl, b);
+        return;
     }
-    {
-        fl_broker **pb = realloc(fl->pfd_b, n * sizeof(*pb));
-        if (pb == NULL)
-            return -1;
-        fl->pfd_b = pb;
+    if (!pkc_link_is_ready(&b->link))
+        return;
+    if (pkc_conn_unsent(pkc_link_conn(&b->link)) > 0) {
+        int rc = pkc_conn_flush(pkc_link_conn(&b->link), 0);
+        if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT && rc != PKC_ERR_INTR) {
+            fl_broker_fail(fl, b, rc, pkc_link_conn(&b->link)->errstr);
+            return;
+        }
     }
-    fl->pfd_cap = n;
-    return 0;
+    if (revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL))
+        fl_on_readable(fl, b);
+}
+
+/* Without mu: the poll set of this round; lowers *next to the earliest
+ * deadline of a set-up or a Fetch in flight. */
+static int
+fl_poll_set(pkc_fl *fl, int64_t *next)
+{
+    pkc_reactor_reset(&fl->reactor);
+    for (size_t k = 0; k < fl->ntb; k++) {
+        fl_broker *b = fl->tb[k];
+        int64_t deadline = INT64_MAX;
+        short ev = pkc_link_poll_events(&b->link, b->fetching);
+
+        if (pkc_link_in_setup(&b->link))
+            deadline = pkc_link_deadline(&b->link);
+        else if (b->fetching)
+            deadline = b->fetch_deadline;
+        if (deadline < *next)
+            *next = deadline;
+        if (pkc_reactor_add(&fl->reactor, pkc_link_fd(&b->link), ev, b) !=
+            PKC_OK)
+            return PKC_ERR_NOMEM;
+    }
+    return PKC_OK;
+}
+
+/* Without mu: set-ups and Fetches that got no answer in time. */
+static void
+fl_check_deadlines(pkc_fl *fl)
+{
+    int64_t now = pkc_now_ms();
+    char why[384];
+
+    for (size_t k = 0; k < fl->ntb; k++) {
+        fl_broker *b = fl->tb[k];
+
+        if (pkc_link_in_setup(&b->link) &&
+            now >= pkc_link_deadline(&b->link)) {
+            fl_link_step(fl, b); /* fails with the set-up's timeout */
+            continue;
+        }
+        if (b->fetching && now >= b->fetch_deadline) {
+            snprintf(why, sizeof(why), "no answer from %s:%d within %d ms",
+                     b->chost, b->cport,
+                     (int)(fl->cfg.max_wait_ms + fl->cfg.socket_timeout_ms));
+            b->answered = 0;
+            fl_broker_fail(fl, b, PKC_ERR_TIMEOUT, why);
+        }
+    }
 }
 
 static void *
@@ -2349,101 +2400,31 @@ fl_thread_main(void *arg)
 
     fl_lock(fl);
     while (!fl->stopping) {
-        int64_t now = pkc_now_ms();
-        int64_t next = fl_plan(fl, now);
-        size_t npfd = 1;
-        int timeout, prc;
+        int64_t next = fl_plan(fl, pkc_now_ms());
 
         fl_unlock(fl);
-
         for (size_t k = 0; k < fl->ntb; k++) {
             fl_broker *b = fl->tb[k];
             if (b->want_connect)
                 fl_connect_start(fl, b);
             else if (b->want_send)
                 fl_send_fetch(fl, b);
+            else if (b->want_step)
+                fl_link_step(fl, b);
         }
-
-        if (fl_pollfds_reserve(fl, fl->ntb + 1) != 0) {
+        if (fl_poll_set(fl, &next) != PKC_OK) {
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
             fl_lock(fl);
             continue;
         }
-        fl->pfd[0].fd = fl->wake_fd[0];
-        fl->pfd[0].events = POLLIN;
-        fl->pfd[0].revents = 0;
-        for (size_t k = 0; k < fl->ntb; k++) {
-            fl_broker *b = fl->tb[k];
-            short ev = 0;
-            if (b->bstate == B_CONNECTING)
-                ev |= POLLOUT;
-            if (b->bstate == B_APIVERSIONS || b->bstate == B_FETCHING)
-                ev |= POLLIN;
-            if (b->bstate != B_DOWN && pkc_conn_unsent(&b->conn) > 0)
-                ev |= POLLOUT;
-            if (!ev)
-                continue;
-            if (b->deadline < next)
-                next = b->deadline;
-            fl->pfd[npfd].fd = b->conn.fd;
-            fl->pfd[npfd].events = ev;
-            fl->pfd[npfd].revents = 0;
-            fl->pfd_b[npfd] = b;
-            npfd++;
+        if (pkc_reactor_wait(&fl->reactor, next, FL_TICK_MS) > 0) {
+            for (size_t i = 1; i < pkc_reactor_count(&fl->reactor); i++)
+                if (pkc_reactor_revents(&fl->reactor, i))
+                    fl_on_ready(fl, pkc_reactor_owner(&fl->reactor, i),
+                                pkc_reactor_revents(&fl->reactor, i));
         }
-        now = pkc_now_ms();
-        timeout = next <= now ? 0
-                  : (next - now > FL_TICK_MS ? FL_TICK_MS
-                                             : (int)(next - now));
-        prc = poll(fl->pfd, npfd, timeout);
-        if (prc > 0) {
-            if (fl->pfd[0].revents) {
-                char drain[64];
-                while (read(fl->wake_fd[0], drain, sizeof(drain)) > 0)
-                    ;
-            }
-            for (size_t k = 1; k < npfd; k++) {
-                fl_broker *b = fl->pfd_b[k];
-                short re = fl->pfd[k].revents;
-                if (!re)
-                    continue;
-                if (b->bstate == B_CONNECTING) {
-                    fl_connect_step(fl, b);
-                    continue;
-                }
-                if (re & POLLOUT) {
-                    int rc = pkc_conn_flush(&b->conn, 0);
-                    if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT &&
-                        rc != PKC_ERR_INTR) {
-                        fl_broker_fail(fl, b, rc, b->conn.errstr);
-                        continue;
-                    }
-                }
-                if (re & (POLLIN | POLLERR | POLLHUP | POLLNVAL))
-                    fl_on_readable(fl, b);
-            }
-        }
-        /* Connects and requests that got no answer in time. */
-        now = pkc_now_ms();
-        for (size_t k = 0; k < fl->ntb; k++) {
-            fl_broker *b = fl->tb[k];
-            if (b->bstate == B_CONNECTING && now >= b->deadline) {
-                /* Times out, or takes a handshake that just finished. */
-                fl_connect_step(fl, b);
-                continue;
-            }
-            if ((b->bstate == B_APIVERSIONS || b->bstate == B_FETCHING) &&
-                now >= b->deadline) {
-                char why[384];
-                snprintf(why, sizeof(why), "no answer from %s:%d within "
-                         "%d ms", b->chost, b->cport,
-                         (int)(fl->cfg.max_wait_ms +
-                               fl->cfg.socket_timeout_ms));
-                b->answered = 0;
-                fl_broker_fail(fl, b, PKC_ERR_TIMEOUT, why);
-            }
-        }
+        fl_check_deadlines(fl);
         fl_lock(fl);
     }
     fl_unlock(fl);
@@ -2497,7 +2478,6 @@ pkc_fl_stop(pkc_fl *fl)
 {
     fl_chunk *drop = NULL;
     int was_running;
-    ssize_t w;
 
     fl_lock(fl);
     if (fl->stop_in_progress) {
@@ -2515,11 +2495,8 @@ pkc_fl_stop(pkc_fl *fl)
      * start meanwhile must not have its new thread marked stopped. */
     fl->stop_in_progress = 1;
     pthread_cond_broadcast(&fl->cv);
-    if (was_running) {
-        do {
-            w = write(fl->wake_fd[1], "x", 1);
-        } while (w < 0 && errno == EINTR);
-    }
+    if (was_running)
+        pkc_reactor_wake(&fl->reactor);
     fl_unlock(fl);
     if (was_running)
         pthread_join(fl->thread, NULL);
@@ -2529,8 +2506,8 @@ pkc_fl_stop(pkc_fl *fl)
     fl->stopping = 0;
     for (size_t k = 0; k < fl->nbrokers; k++) {
         fl_broker *b = fl->brokers[k];
-        pkc_conn_close(&b->conn);
-        b->bstate = B_DOWN;
+        pkc_link_close(&b->link);
+        b->fetching = 0;
         b->retry_at = 0;
         b->answered = 0;
         b->reconfig = 0;
@@ -2557,12 +2534,7 @@ pkc_fl_stop(pkc_fl *fl)
     }
     fl->ready = -1;
     atomic_store(&fl->n_events, 0);
-    {
-        char drain[64];
-        while (read(fl->wake_fd[0], drain, sizeof(drain)) > 0)
-            ;
-    }
-    fl->wake_pending = 0;
+    fl->wake_pending = 0; /* a wake-up left in the reactor costs one round */
     fl->stop_in_progress = 0;
     pthread_cond_broadcast(&fl->cv);
     fl_unlock(fl);

@@ -6,13 +6,18 @@
  * application thread only pops records and turns them into objects.
  *
  * The thread
- *   One pthread serves every leader broker: one pkc_conn per broker,
- *   multiplexed with poll() together with a wake-up pipe.  Connects do not
- *   block the thread (only name resolution does): a connect is started
- *   and its socket polled with the others until it is writable or its
- *   deadline, min(cfg.socket_timeout_ms, 10 s), passes.  After connecting
- *   it asks ApiVersions (v0) and uses the highest Fetch version in
- *   [4, cfg.max_version] (<= 12: topics by name).  Each broker has at most
+ *   One pthread serves every leader broker: one broker link (link.h)
+ *   per broker, multiplexed with poll() together with a wake-up eventfd
+ *   (reactor.h).  Setting a connection up never blocks the thread (only
+ *   name resolution does): the link's connect, TLS handshake, ApiVersions
+ *   and SASL exchange are stepped as its socket becomes ready, until it is
+ *   READY or its deadline, min(cfg.socket_timeout_ms, 10 s), passes.  The
+ *   engine then uses the highest Fetch version in [4, cfg.max_version]
+ *   (<= 12: topics by name) that the broker listed.  A re-authentication
+ *   the broker's session lifetime calls for (KIP-368) runs between two
+ *   Fetches.  A set-up that fails for good (TLS, SASL, no usable Fetch
+ *   version) pauses the broker's partitions with a SETUP event instead of
+ *   retrying.  Each broker has at most
  *   one Fetch in flight; a Fetch names every ACTIVE partition led by that
  *   broker whose queue holds fewer than cfg.queued_max_messages records and
  *   that is not already in flight.  The starting partition rotates from
@@ -68,6 +73,7 @@
 #include "api_support.h"
 #include "buf.h"
 #include "records.h"
+#include "security.h"
 
 typedef struct pkc_fl pkc_fl;
 typedef struct pkc_fl_buf pkc_fl_buf;
@@ -95,6 +101,11 @@ typedef struct {
     size_t max_decompressed;      /* per compressed batch; 0 default */
     const char *source_host;      /* copied; NULL or "" for any */
     int source_port;
+    pkc_security *security;       /* TLS and SASL of every connection
+                                     (the engine takes a reference);
+                                     NULL: plain TCP without SASL */
+    const char *software_version; /* ApiVersions' ClientSoftwareVersion
+                                     (copied); NULL: "0" */
 } pkc_fl_config;
 
 /* Fill `cfg` with the defaults (pykafka's SimpleConsumer defaults). */
@@ -107,7 +118,13 @@ enum {
                                 `code` is a pkc_status */
     PKC_FL_EV_CONN = 3,      /* its leader's connection failed: `code` is a
                                 pkc_status */
-    PKC_FL_EV_NO_LEADER = 4  /* it has no leader (set_leader with node -1) */
+    PKC_FL_EV_NO_LEADER = 4, /* it has no leader (set_leader with node -1) */
+    PKC_FL_EV_SETUP = 5      /* its leader's connection could not be set up
+                                and retrying will not help: `code` is
+                                PKC_ERR_TLS, PKC_ERR_AUTH (`kafka_error`:
+                                the broker's code, 0 when the client
+                                refused) or PKC_ERR_UNSUPPORTED (no Fetch
+                                version in common); the partition pauses */
 };
 
 typedef struct {
@@ -115,6 +132,7 @@ typedef struct {
     int32_t kind;            /* PKC_FL_EV_* */
     int32_t code;            /* Kafka error code or pkc_status */
     int32_t node_id;         /* leader at the time, -1 if none */
+    int32_t kafka_error;     /* SETUP: the broker's error code, or 0 */
     int64_t offset;          /* fetch offset at the time */
     char msg[384];           /* a sentence for the exception */
 } pkc_fl_event;
@@ -147,6 +165,7 @@ typedef struct {
     uint64_t records_queued;
     uint64_t bytes_received;
     uint64_t connects;
+    uint64_t authentications;  /* SASL exchanges completed, re-auths too */
     uint64_t conn_failures;
     uint64_t events_posted;
     uint64_t wakeups;

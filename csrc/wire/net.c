@@ -213,6 +213,10 @@ conn_free_addrinfo(pkc_conn *conn)
 void
 pkc_conn_close(pkc_conn *conn)
 {
+    pkc_tls_free(conn->tls);
+    conn->tls = NULL;
+    conn->tls_ready = 0;
+    conn->read_want = conn->write_want = 0;
     if (conn->fd >= 0)
         close(conn->fd);
     conn->fd = -1;
@@ -605,6 +609,139 @@ pkc_conn_adopt_fd(pkc_conn *conn, int fd, const char *label)
     return PKC_OK;
 }
 
+/* ------------------------------------------------------------ byte I/O */
+
+/*
+ * Move bytes between the socket (through TLS when it is on) and memory.
+ * Each returns PKC_OK with *n > 0; PKC_IN_PROGRESS when nothing can move
+ * now (*want: the poll events to wait for, also kept in the conn for
+ * pkc_conn_poll_events); PKC_ERR_INTR; PKC_ERR_CLOSED (end of stream);
+ * PKC_ERR_IO (errno in *err) or PKC_ERR_TLS (the reason in the session).
+ */
+static int
+conn_io_recv(pkc_conn *conn, void *buf, size_t len, size_t *n, short *want,
+             int *err)
+{
+    ssize_t got;
+    int rc;
+
+    *n = 0;
+    *err = 0;
+    if (conn->tls != NULL) {
+        rc = pkc_tls_read(conn->tls, buf, len, n, want, err);
+        conn->read_want = rc == PKC_IN_PROGRESS ? *want : 0;
+        return rc;
+    }
+    got = recv(conn->fd, buf, len, 0);
+    if (got > 0) {
+        *n = (size_t)got;
+        return PKC_OK;
+    }
+    if (got == 0)
+        return PKC_ERR_CLOSED;
+    if (errno == EINTR)
+        return PKC_ERR_INTR;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        *want = POLLIN;
+        return PKC_IN_PROGRESS;
+    }
+    *err = errno;
+    return PKC_ERR_IO;
+}
+
+static int
+conn_io_send(pkc_conn *conn, const void *buf, size_t len, size_t *n,
+             short *want, int *err)
+{
+    ssize_t put;
+    int rc;
+
+    *n = 0;
+    *err = 0;
+    if (conn->tls != NULL) {
+        rc = pkc_tls_write(conn->tls, buf, len, n, want, err);
+        conn->write_want = rc == PKC_IN_PROGRESS ? *want : 0;
+        return rc;
+    }
+    put = send(conn->fd, buf, len, MSG_NOSIGNAL);
+    if (put > 0) {
+        *n = (size_t)put;
+        return PKC_OK;
+    }
+    if (put < 0 && errno == EINTR)
+        return PKC_ERR_INTR;
+    if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        *want = POLLOUT;
+        return PKC_IN_PROGRESS;
+    }
+    *err = put < 0 ? errno : 0;
+    return put < 0 ? PKC_ERR_IO : PKC_ERR_CLOSED;
+}
+
+/* A failed byte transfer breaks the connection; the TLS session's own
+ * sentence is kept when it has one. */
+static int
+conn_io_fatal(pkc_conn *conn, int rc, int err, const char *what)
+{
+    if (conn->tls != NULL && rc != PKC_ERR_IO)
+        return conn_fatal(conn, rc, 0, "%s", pkc_tls_error(conn->tls));
+    return conn_fatal(conn, rc, err, "%s", what);
+}
+
+short
+pkc_conn_poll_events(const pkc_conn *conn, int expect_read)
+{
+    short ev = 0;
+
+    if (expect_read)
+        ev |= conn->read_want ? conn->read_want : POLLIN;
+    if (pkc_conn_unsent(conn) > 0)
+        ev |= conn->write_want ? conn->write_want : POLLOUT;
+    return ev;
+}
+
+int
+pkc_conn_tls_start(pkc_conn *conn, pkc_tls_ctx *ctx)
+{
+    char why[256];
+    int rc;
+
+    if (conn->state != PKC_CONN_OPEN)
+        return conn_not_open(conn);
+    if (conn->tls != NULL)
+        return conn_error(conn, PKC_ERR_INVALID, 0, "TLS is already on");
+    rc = pkc_tls_new(ctx, conn->fd, conn->host, &conn->tls, why,
+                     sizeof(why));
+    if (rc != PKC_OK)
+        return conn_fatal(conn, rc, 0, "%s", why);
+    conn->tls_ready = 0;
+    conn->read_want = POLLOUT; /* the ClientHello goes first */
+    return PKC_OK;
+}
+
+int
+pkc_conn_tls_step(pkc_conn *conn)
+{
+    short want = 0;
+    int rc;
+
+    if (conn->state != PKC_CONN_OPEN || conn->tls == NULL)
+        return conn_error(conn, PKC_ERR_INVALID, 0, "no TLS handshake in "
+                          "progress");
+    if (conn->tls_ready)
+        return PKC_OK;
+    rc = pkc_tls_handshake(conn->tls, &want);
+    if (rc == PKC_IN_PROGRESS) {
+        conn->read_want = want;
+        return rc;
+    }
+    conn->read_want = 0;
+    if (rc != PKC_OK)
+        return conn_fatal(conn, rc, 0, "%s", pkc_tls_error(conn->tls));
+    conn->tls_ready = 1;
+    return PKC_OK;
+}
+
 /* ------------------------------------------------------------ requests */
 
 static void
@@ -754,16 +891,19 @@ pkc_conn_flush(pkc_conn *conn, int64_t deadline)
         return conn_error(conn, PKC_ERR_INVALID, 0,
                           "flush while a request is being built");
     while (conn->out_sent < w->len) {
-        ssize_t n = send(conn->fd, w->buf + conn->out_sent,
-                         w->len - conn->out_sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            conn->out_sent += (size_t)n;
+        size_t put = 0;
+        short want = POLLOUT;
+
+        rc = conn_io_send(conn, w->buf + conn->out_sent,
+                          w->len - conn->out_sent, &put, &want, &err);
+        if (rc == PKC_OK) {
+            conn->out_sent += put;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            return PKC_ERR_INTR;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            rc = conn_wait(conn, POLLOUT, deadline, &err);
+        if (rc == PKC_ERR_INTR)
+            return rc;
+        if (rc == PKC_IN_PROGRESS) {
+            rc = conn_wait(conn, want, deadline, &err);
             if (rc == PKC_OK)
                 continue;
             if (rc == PKC_ERR_INTR)
@@ -774,8 +914,7 @@ pkc_conn_flush(pkc_conn *conn, int64_t deadline)
                                   "unsent)", w->len - conn->out_sent);
             return conn_fatal(conn, rc, err, "poll failed while sending");
         }
-        return conn_fatal(conn, PKC_ERR_IO, n < 0 ? errno : 0,
-                          "send failed");
+        return conn_io_fatal(conn, rc, err, "send failed");
     }
     w->len = conn->out_sent = 0;
     if (w->cap > PKC_CONN_OUT_KEEP)
@@ -907,26 +1046,29 @@ conn_fill(pkc_conn *conn, size_t need, size_t frame, int64_t deadline)
     int rc, err;
 
     while (conn->rlen - conn->rstart < need) {
-        ssize_t n = recv(conn->fd, conn->rbuf + conn->rlen,
-                         conn->rcap - conn->rlen, 0);
-        if (n > 0) {
-            conn->rlen += (size_t)n;
+        size_t got = 0;
+        short want = POLLIN;
+
+        rc = conn_io_recv(conn, conn->rbuf + conn->rlen,
+                          conn->rcap - conn->rlen, &got, &want, &err);
+        if (rc == PKC_OK) {
+            conn->rlen += got;
             continue;
         }
-        if (n == 0) {
-            size_t got = conn->rlen - conn->rstart;
-            if (got == 0 && frame == 0)
+        if (rc == PKC_ERR_CLOSED) {
+            size_t have = conn->rlen - conn->rstart;
+            if (have == 0 && frame == 0)
                 return conn_fatal(conn, PKC_ERR_CLOSED, 0,
                                   "connection closed by the broker");
             return conn_fatal(conn, PKC_ERR_CLOSED, 0,
                               "connection closed by the broker inside a "
                               "response frame (%zu of %zu bytes received)",
-                              got, frame ? frame : (size_t)4);
+                              have, frame ? frame : (size_t)4);
         }
-        if (errno == EINTR)
-            return PKC_ERR_INTR;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            rc = conn_wait(conn, POLLIN, deadline, &err);
+        if (rc == PKC_ERR_INTR)
+            return rc;
+        if (rc == PKC_IN_PROGRESS) {
+            rc = conn_wait(conn, want, deadline, &err);
             if (rc == PKC_OK)
                 continue;
             if (rc == PKC_ERR_INTR)
@@ -938,7 +1080,7 @@ conn_fill(pkc_conn *conn, size_t need, size_t frame, int64_t deadline)
                                   conn->rlen - conn->rstart);
             return conn_fatal(conn, rc, err, "poll failed while receiving");
         }
-        return conn_fatal(conn, PKC_ERR_IO, errno, "recv failed");
+        return conn_io_fatal(conn, rc, err, "recv failed");
     }
     return PKC_OK;
 }

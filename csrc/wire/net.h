@@ -52,6 +52,7 @@
 
 #include "buf.h"
 #include "proto_api.h"
+#include "tls.h"
 
 /* No deadline: wait forever. */
 #define PKC_NO_DEADLINE INT64_MAX
@@ -137,6 +138,15 @@ typedef struct pkc_conn {
     size_t fifo_len;
     size_t fifo_discard; /* entries with discard set */
 
+    /* TLS over the socket (pkc_conn_tls_start), or NULL for plain TCP.
+     * The readiness a TLS read / write that could not go on waits for
+     * (0 when none is waiting): a read may need POLLOUT and a write
+     * POLLIN, so callers poll with pkc_conn_poll_events. */
+    pkc_tls *tls;
+    int tls_ready;    /* the handshake is complete */
+    short read_want;
+    short write_want;
+
     /* Connect in progress (PKC_CONN_CONNECTING). */
     void *ai_list;    /* struct addrinfo * */
     void *ai_next;    /* next address to try */
@@ -214,6 +224,29 @@ int pkc_conn_connect_step(pkc_conn *conn);
  * non-blocking.  Returns PKC_OK or PKC_ERR_IO.
  */
 int pkc_conn_adopt_fd(pkc_conn *conn, int fd, const char *label);
+
+/*
+ * TLS on an open connection: pkc_conn_tls_start makes the session (the
+ * host given to connect is checked against the broker's certificate when
+ * the context says so), pkc_conn_tls_step advances the handshake without
+ * blocking: PKC_OK once it is complete and verified; PKC_IN_PROGRESS (poll
+ * conn->fd for pkc_conn_poll_events(conn, 1)); or a failure that breaks the
+ * connection with the reason in errstr: PKC_ERR_TLS (verification, an
+ * alert, a peer that speaks no TLS), PKC_ERR_CLOSED (the broker closed:
+ * a plaintext listener drops a ClientHello), PKC_ERR_IO.  From then on
+ * every frame goes through TLS.  `ctx` is borrowed (the session holds
+ * OpenSSL's own reference).
+ */
+int pkc_conn_tls_start(pkc_conn *conn, pkc_tls_ctx *ctx);
+int pkc_conn_tls_step(pkc_conn *conn);
+
+/*
+ * The poll() events the connection needs: POLLIN when `expect_read` (a
+ * response or handshake message is awaited) and POLLOUT while frames are
+ * unsent, each replaced by what a TLS operation that could not go on
+ * waits for.
+ */
+short pkc_conn_poll_events(const pkc_conn *conn, int expect_read);
 
 /* Close the socket, drop in-flight and queued requests, keep the buffers
  * for reuse; the conn may be connected again.  Safe on a closed conn. */

@@ -685,9 +685,9 @@ pkc_proto_decode_struct(pkc_reader *r, const pkc_proto_struct *s,
 }
 
 int
-pkc_proto_decode(pkc_reader *r, pkc_proto_kind kind, int api_key,
-                 int version, const pkc_proto_visitor *vis,
-                 pkc_proto_error *err)
+pkc_proto_decode_prefix(pkc_reader *r, pkc_proto_kind kind, int api_key,
+                        int version, const pkc_proto_visitor *vis,
+                        pkc_proto_error *err)
 {
     const pkc_proto_api *api = pkc_proto_api_find(api_key);
     walk wk_;
@@ -704,6 +704,18 @@ pkc_proto_decode(pkc_reader *r, pkc_proto_kind kind, int api_key,
     if (dec_struct(wk, r, NULL, pkc_proto_message(api, kind),
                    pkc_proto_is_flexible(api, version), vis) != 0)
         return err->status;
+    return 0;
+}
+
+int
+pkc_proto_decode(pkc_reader *r, pkc_proto_kind kind, int api_key,
+                 int version, const pkc_proto_visitor *vis,
+                 pkc_proto_error *err)
+{
+    int rc = pkc_proto_decode_prefix(r, kind, api_key, version, vis, err);
+
+    if (rc != 0)
+        return rc;
     if (pkc_reader_remaining(r) != 0) {
         pkc_reader_fail(r, PKC_ERR_INVALID, NULL);
         if (err->status == 0) {

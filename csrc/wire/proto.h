@@ -197,6 +197,16 @@ typedef struct {
 int pkc_proto_decode(pkc_reader *r, pkc_proto_kind kind, int api_key,
                      int version, const pkc_proto_visitor *vis,
                      pkc_proto_error *err);
+
+/*
+ * pkc_proto_decode() without the trailing-bytes check: decodes the message
+ * from the reader's position and leaves the reader after it, whatever
+ * follows (pykafka's response classes ignored trailing bytes).
+ */
+int pkc_proto_decode_prefix(pkc_reader *r, pkc_proto_kind kind,
+                            int api_key, int version,
+                            const pkc_proto_visitor *vis,
+                            pkc_proto_error *err);
 /* Decode one struct `s` at `version` (flexible or not) from the reader's
  * position, leaving the reader after it (used for headers). */
 int pkc_proto_decode_struct(pkc_reader *r, const pkc_proto_struct *s,

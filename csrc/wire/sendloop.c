@@ -14,19 +14,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api_support.h"
 #include "compress.h"
 #include "kafka_errors.h"
+#include "link.h"
 #include "proto.h"
+#include "reactor.h"
 
 /* Batches kept for reuse (each keeps its builder's buffers). */
 #define FREE_BATCHES_MAX 8
 /* Partition ids above this are refused (metadata sanity). */
 #define PARTITION_ID_MAX (1 << 20)
+/* A broker that refused our connection for good (TLS, SASL, no Produce
+ * version) is not asked again sooner than this. */
+#define REFUSED_BACKOFF_MS 5000
 /* The sender never sleeps longer than this (it re-plans on wake-up). */
 #define MAX_POLL_MS 1000
 /* Sealed batches finished ahead of their request, per partition (the
@@ -53,10 +57,19 @@ typedef struct {
     char host[256];
     int port;
     int addr_changed;      /* reconnect before the next request */
-    /* Sender-only from here (and pkc_sl_stop after the join). */
-    pkc_conn conn;
-    int conn_ready;        /* connected and ApiVersions done */
-    int16_t produce_version;
+    /* The connection (sender-only, and pkc_sl_stop after the join): DOWN,
+     * being set up (connect, TLS, ApiVersions, SASL: stepped by the
+     * sender's poll loop), or READY. */
+    pkc_link link;
+    int link_inited;
+    int want_connect;      /* start the link this round (planner) */
+    int want_step;         /* a due re-authentication can start (planner) */
+    int refused;           /* the last set-up failed: fail one attempt of
+                              each partition's head batch (planner) */
+    pkc_sl_result refusal; /* ... with this result */
+    int refusal_retriable;
+    /* Under mu. */
+    int16_t produce_version; /* -1 until the link is READY */
     int64_t connect_after; /* connect backoff (monotonic ms) */
     pkc_sl_req *inflight_head, *inflight_tail;
     int n_inflight;
@@ -94,8 +107,6 @@ typedef struct {
     const pkc_proto_field *resp_responses, *resp_name,
         *resp_partition_responses, *resp_index, *resp_error_code,
         *resp_base_offset, *resp_log_append_time_ms, *resp_error_message;
-    const pkc_proto_field *av_error_code, *av_api_keys, *av_api_key,
-        *av_min_version, *av_max_version;
 } sl_fields;
 
 struct pkc_sl {
@@ -110,8 +121,12 @@ struct pkc_sl {
     pthread_cond_t space_cond; /* producers waiting for room */
     pthread_cond_t idle_cond;  /* flush/stop waiting for pending == 0 */
     pthread_cond_t ev_cond;    /* the glue's event waiter */
-    int wake_fd;               /* eventfd that wakes the sender's poll */
+    pkc_reactor reactor;       /* the sender's poll set and wake-up fd */
+    int reactor_ok;
     int wake_pending;
+    pkc_security *security;    /* a reference, or NULL: plain TCP */
+    char *source_host;
+    char *software_version;
 
     pthread_t thread;
     int thread_started;
@@ -170,16 +185,11 @@ set_result(pkc_sl_result *r, int kind, int16_t code, int status,
 static void
 wake_sender(pkc_sl *sl)
 {
-    uint64_t one = 1;
-    ssize_t n;
-
-    /* Called with mu held; the write cannot block (eventfd counter). */
+    /* Called with mu held; the wake-up never blocks (an eventfd). */
     if (sl->wake_pending)
         return;
     sl->wake_pending = 1;
-    do {
-        n = write(sl->wake_fd, &one, sizeof(one));
-    } while (n < 0 && errno == EINTR);
+    pkc_reactor_wake(&sl->reactor);
 }
 
 static void
@@ -497,7 +507,7 @@ static int
 lookup_fields(sl_fields *fl, char *errbuf, size_t errlen)
 {
     const pkc_proto_api *api;
-    const pkc_proto_struct *s, *td, *pd, *rs, *pr, *ak;
+    const pkc_proto_struct *s, *td, *pd, *rs, *pr;
 
 #define FIELD(dst, st, name)                                              \
     do {                                                                  \
@@ -546,19 +556,6 @@ lookup_fields(sl_fields *fl, char *errbuf, size_t errlen)
     FIELD(fl->resp_base_offset, pr, "base_offset");
     FIELD(fl->resp_log_append_time_ms, pr, "log_append_time_ms");
     FIELD(fl->resp_error_message, pr, "error_message");
-
-    api = pkc_proto_api_find(PKC_API_API_VERSIONS);
-    if (api == NULL) {
-        snprintf(errbuf, errlen, "protocol table lacks ApiVersions");
-        return PKC_ERR_INVALID;
-    }
-    s = pkc_proto_message(api, PKC_PROTO_RESPONSE);
-    FIELD(fl->av_error_code, s, "error_code");
-    FIELD(fl->av_api_keys, s, "api_keys");
-    SUB(ak, fl->av_api_keys);
-    FIELD(fl->av_api_key, ak, "api_key");
-    FIELD(fl->av_min_version, ak, "min_version");
-    FIELD(fl->av_max_version, ak, "max_version");
 #undef FIELD
 #undef SUB
     return PKC_OK;
@@ -595,16 +592,23 @@ pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
     sl = calloc(1, sizeof(*sl));
     if (sl == NULL)
         return PKC_ERR_NOMEM;
-    sl->wake_fd = -1;
+    sl->reactor.wake_fd = -1;
     sl->cfg = *cfg;
     sl->topic = strdup(cfg->topic);
     sl->client_id = strdup(cfg->client_id ? cfg->client_id : "pykafka_c");
-    if (sl->topic == NULL || sl->client_id == NULL) {
+    sl->source_host = strdup(cfg->source_host ? cfg->source_host : "");
+    sl->software_version = strdup(cfg->software_version
+                                      ? cfg->software_version : "0");
+    sl->security = pkc_security_ref(cfg->security);
+    if (sl->topic == NULL || sl->client_id == NULL ||
+        sl->source_host == NULL || sl->software_version == NULL) {
         rc = PKC_ERR_NOMEM;
         goto error;
     }
     sl->cfg.topic = sl->topic;
     sl->cfg.client_id = sl->client_id;
+    sl->cfg.source_host = sl->source_host;
+    sl->cfg.software_version = sl->software_version;
     sl->topic_len = strlen(sl->topic);
     if (sl->cfg.max_queued < 1)
         sl->cfg.max_queued = 1;
@@ -628,12 +632,12 @@ pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
     if ((rc = lookup_fields(&sl->fl, errbuf, errlen)) != PKC_OK)
         goto error;
 
-    sl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (sl->wake_fd < 0) {
+    if (pkc_reactor_init(&sl->reactor) != PKC_OK) {
         snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
         rc = PKC_ERR_IO;
         goto error;
     }
+    sl->reactor_ok = 1;
     pthread_mutex_init(&sl->mu, NULL);
     cond_init_monotonic(&sl->space_cond);
     cond_init_monotonic(&sl->idle_cond);
@@ -654,16 +658,35 @@ pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
 
 error:
     if (sl != NULL) {
-        if (sl->wake_fd >= 0)
-            close(sl->wake_fd);
+        pkc_reactor_free(&sl->reactor);
+        pkc_security_unref(sl->security);
         free(sl->topic);
         free(sl->client_id);
+        free(sl->source_host);
+        free(sl->software_version);
         free(sl);
     }
     return rc;
 }
 
 /* ------------------------------------------------------------ the tables */
+
+/* A broker's link, set up as the engine's config says. */
+static int
+sender_link_init(pkc_sl *sl, pkc_link *link)
+{
+    pkc_link_config lc;
+
+    memset(&lc, 0, sizeof(lc));
+    lc.client_id = sl->client_id;
+    lc.source_host = sl->source_host;
+    lc.source_port = sl->cfg.source_port;
+    lc.setup_timeout_ms = sl->cfg.connect_timeout_ms;
+    lc.security = sl->security;
+    lc.software_name = "pykafka-c";
+    lc.software_version = sl->software_version;
+    return pkc_link_init(link, &lc);
+}
 
 int
 pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *addrs, size_t n)
@@ -697,13 +720,13 @@ pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *addrs, size_t n)
                 rc = PKC_ERR_NOMEM;
                 break;
             }
-            if (pkc_conn_init(&b->conn, sl->client_id, strlen(sl->client_id),
-                              0) != PKC_OK) {
-                pkc_conn_free(&b->conn);
+            if (sender_link_init(sl, &b->link) != PKC_OK) {
+                pkc_link_free(&b->link);
                 free(b);
                 rc = PKC_ERR_NOMEM;
                 break;
             }
+            b->link_inited = 1;
             b->node_id = addrs[i].node_id;
             b->produce_version = -1;
             sl->brokers[sl->nbrokers++] = b;
@@ -1147,55 +1170,6 @@ pv_on_string(void *ctx, const pkc_proto_field *f, pkc_slice s)
     return 0;
 }
 
-/* ApiVersions v0: the Produce range. */
-typedef struct {
-    const sl_fields *fl;
-    int16_t error_code;
-    int64_t key, lo, hi;
-    int64_t produce_lo, produce_hi;
-} av_vis;
-
-static int
-av_begin_struct(void *ctx, const pkc_proto_field *f,
-                const pkc_proto_struct *s)
-{
-    av_vis *v = ctx;
-
-    (void)s;
-    if (f == v->fl->av_api_keys)
-        v->key = v->lo = v->hi = -1;
-    return 0;
-}
-
-static int
-av_end_struct(void *ctx, const pkc_proto_field *f, const pkc_proto_struct *s)
-{
-    av_vis *v = ctx;
-
-    (void)s;
-    if (f == v->fl->av_api_keys && v->key == PKC_API_PRODUCE) {
-        v->produce_lo = v->lo;
-        v->produce_hi = v->hi;
-    }
-    return 0;
-}
-
-static int
-av_on_int(void *ctx, const pkc_proto_field *f, int64_t val)
-{
-    av_vis *v = ctx;
-
-    if (f == v->fl->av_error_code)
-        v->error_code = (int16_t)val;
-    else if (f == v->fl->av_api_key)
-        v->key = val;
-    else if (f == v->fl->av_min_version)
-        v->lo = val;
-    else if (f == v->fl->av_max_version)
-        v->hi = val;
-    return 0;
-}
-
 /* ------------------------------------------------------------ the sender */
 
 /* Fail every request in flight on `b` (mu held) and close its socket. */
@@ -1220,8 +1194,7 @@ broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r)
         free(q);
         q = next;
     }
-    pkc_conn_close(&b->conn);
-    b->conn_ready = 0;
+    pkc_link_close(&b->link);
     b->produce_version = -1;
 }
 
@@ -1241,82 +1214,110 @@ req_fail(pkc_sl *sl, pkc_sl_req *q, const pkc_sl_result *r, int retriable,
     free(q);
 }
 
-/*
- * Connect `b` and negotiate the Produce version (no lock held; sender
- * only).  Returns PKC_OK or a status with `r` filled.
- */
-static int
-broker_connect(pkc_sl *sl, sl_broker *b, const char *host, int port,
-               int16_t *version, pkc_sl_result *r)
+/* ------------------------------------------------------------ links */
+
+/* The result for a link set-up that failed for good (TLS, SASL). */
+static void
+refusal_result(pkc_sl_result *r, const pkc_link *link)
 {
-    int64_t deadline = pkc_now_ms() + sl->cfg.connect_timeout_ms;
-    pkc_response resp;
-    pkc_reader rd;
-    pkc_proto_error perr;
-    av_vis av;
-    pkc_proto_visitor vis;
-    int rc;
+    set_result(r, PKC_SL_REFUSED, (int16_t)pkc_link_kafka_error(link),
+               pkc_link_status(link), "%s", pkc_link_error(link));
+}
 
-    pkc_conn_close(&b->conn);
-    b->conn_ready = 0;
-    do {
-        rc = pkc_conn_connect(&b->conn, host, port, deadline, "", 0);
-        while (rc == PKC_ERR_INTR)
-            rc = pkc_conn_connect_resume(&b->conn, deadline);
-    } while (0);
-    if (rc != PKC_OK)
-        goto fail;
-    do {
-        rc = pkc_conn_send_request(&b->conn, PKC_API_API_VERSIONS, 0, 0, 1, "",
-                                   0, deadline, NULL);
-    } while (rc == PKC_ERR_INTR);
-    while (rc == PKC_OK || rc == PKC_ERR_INTR) {
-        rc = pkc_conn_recv_response(&b->conn, deadline, &resp);
-        if (rc == PKC_OK)
-            break;
+/* Under mu: the set-up of `b` failed; the next plan fails one attempt of
+ * what each of its partitions would send (as a failed request would),
+ * retried after the backoff unless the failure is permanent. */
+static void
+link_refused(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r, int retriable)
+{
+    int64_t backoff = sl->cfg.retry_backoff_ms;
+
+    /* TLS or SASL refused: no point asking again soon. */
+    if (!retriable && backoff < REFUSED_BACKOFF_MS)
+        backoff = REFUSED_BACKOFF_MS;
+    b->refused = 1;
+    b->refusal = *r;
+    b->refusal_retriable = retriable;
+    b->produce_version = -1;
+    b->connect_after = pkc_now_ms() + backoff;
+    if (retriable)
+        request_metadata(sl);
+    wake_sender(sl);
+}
+
+/* The link of `b` failed and is DOWN (no lock held; sender only). */
+static void
+link_failed(pkc_sl *sl, sl_broker *b)
+{
+    int permanent = pkc_link_failure_is_permanent(&b->link);
+    pkc_sl_result r;
+
+    if (permanent)
+        refusal_result(&r, &b->link);
+    else
+        set_result(&r, PKC_SL_DISCONNECTED, 0, pkc_link_status(&b->link),
+                   "%s", pkc_link_error(&b->link));
+    pthread_mutex_lock(&sl->mu);
+    link_refused(sl, b, &r, !permanent);
+    pthread_mutex_unlock(&sl->mu);
+}
+
+/* The link of `b` became READY (no lock held; sender only): the highest
+ * Produce version both sides speak. */
+static void
+link_ready(pkc_sl *sl, sl_broker *b)
+{
+    pkc_api_range range = pkc_link_api_range(&b->link, PKC_API_PRODUCE);
+    int16_t v = pkc_link_version(&b->link, PKC_API_PRODUCE,
+                                 PKC_VER_PRODUCE_MIN, PKC_VER_PRODUCE_MAX);
+    pkc_sl_result r;
+
+    pthread_mutex_lock(&sl->mu);
+    sl->st.connects++;
+    if (v >= 0) {
+        b->produce_version = v;
+        pthread_mutex_unlock(&sl->mu);
+        return;
+    }
+    set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_VERSION,
+               PKC_ERR_UNSUPPORTED,
+               "%s:%d: the broker supports Produce v%d-v%d; pykafka_c needs "
+               "one of v%d-v%d", b->link.conn.host, b->link.conn.port,
+               (int)range.min, (int)range.max, PKC_VER_PRODUCE_MIN,
+               PKC_VER_PRODUCE_MAX);
+    pkc_link_close(&b->link);
+    link_refused(sl, b, &r, 0);
+    pthread_mutex_unlock(&sl->mu);
+}
+
+/* Act on what pkc_link_start / pkc_link_step returned (no lock held;
+ * sender only).  A link READY again after a re-authentication keeps its
+ * Produce version. */
+static void
+link_progress(pkc_sl *sl, sl_broker *b, int rc)
+{
+    if (rc == PKC_IN_PROGRESS)
+        return;
+    if (rc == PKC_OK && b->link.authenticated) {
+        pthread_mutex_lock(&sl->mu);
+        sl->st.authentications++;
+        pthread_mutex_unlock(&sl->mu);
     }
     if (rc != PKC_OK)
-        goto fail;
+        link_failed(sl, b);
+    else if (b->produce_version < 0)
+        link_ready(sl, b);
+}
 
-    memset(&av, 0, sizeof(av));
-    av.fl = &sl->fl;
-    av.produce_lo = av.produce_hi = -1;
-    memset(&vis, 0, sizeof(vis));
-    vis.ctx = &av;
-    vis.begin_struct = av_begin_struct;
-    vis.end_struct = av_end_struct;
-    vis.on_int = av_on_int;
-    pkc_reader_init(&rd, resp.body, resp.body_len);
-    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, PKC_API_API_VERSIONS, 0,
-                          &vis, &perr);
-    if (rc != 0) {
-        set_result(r, PKC_SL_DECODE, 0, rc,
-                   "%s:%d: malformed ApiVersions response: %s at byte %zu "
-                   "(%s)", host, port, pkc_status_str(rc), perr.offset,
-                   perr.path);
-        pkc_conn_close(&b->conn);
-        return rc;
-    }
-    if (av.error_code != 0 || av.produce_hi < PKC_VER_PRODUCE_MIN) {
-        set_result(r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_VERSION,
-                   PKC_ERR_UNSUPPORTED,
-                   "%s:%d: the broker supports no Produce version in "
-                   "v%d-v%d (ApiVersions error %d, Produce max %lld)", host,
-                   port, PKC_VER_PRODUCE_MIN, PKC_VER_PRODUCE_MAX,
-                   av.error_code, (long long)av.produce_hi);
-        pkc_conn_close(&b->conn);
-        return PKC_ERR_UNSUPPORTED;
-    }
-    *version = (int16_t)(av.produce_hi > PKC_VER_PRODUCE_MAX
-                             ? PKC_VER_PRODUCE_MAX
-                             : av.produce_hi);
-    return PKC_OK;
-
-fail:
-    set_result(r, PKC_SL_DISCONNECTED, 0, rc, "%s", b->conn.errstr[0]
-               ? b->conn.errstr : pkc_status_str(rc));
-    pkc_conn_close(&b->conn);
-    return rc;
+/* Start setting the connection of `b` up, without waiting (name
+ * resolution still blocks).  No lock held; sender only. */
+static void
+link_start(pkc_sl *sl, sl_broker *b, const char *host, int port)
+{
+    pthread_mutex_lock(&sl->mu);
+    b->produce_version = -1;
+    pthread_mutex_unlock(&sl->mu);
+    link_progress(sl, b, pkc_link_start(&b->link, host, port, pkc_now_ms()));
 }
 
 static void complete_written(pkc_sl *sl, sl_broker *b);
@@ -1328,43 +1329,20 @@ static void complete_written(pkc_sl *sl, sl_broker *b);
  */
 static int
 send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
-             int port, int reconnect)
+             int port)
 {
+    pkc_conn *conn = pkc_link_conn(&b->link);
     pkc_sl_result r;
     pkc_writer *w;
     produce_src src;
     pkc_proto_source ps;
     pkc_proto_error perr;
     int32_t corr = 0;
-    int16_t version = -1, epoch;
+    int16_t epoch;
     int rc, flexible;
     int64_t now, pid;
 
     memset(&r, 0, sizeof(r));
-    if (reconnect || !b->conn_ready || !pkc_conn_is_open(&b->conn)) {
-        if (b->n_inflight > 0) {
-            /* Requests on the old connection are lost with it. */
-            pkc_sl_result dr;
-
-            set_result(&dr, PKC_SL_DISCONNECTED, 0, PKC_ERR_CLOSED,
-                       "%s:%d: connection replaced", host, port);
-            pthread_mutex_lock(&sl->mu);
-            broker_drop(sl, b, &dr);
-            pthread_mutex_unlock(&sl->mu);
-        }
-        rc = broker_connect(sl, b, host, port, &version, &r);
-        pthread_mutex_lock(&sl->mu);
-        if (rc != PKC_OK) {
-            b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
-            req_fail(sl, q, &r, r.kind != PKC_SL_KAFKA, 1);
-            pthread_mutex_unlock(&sl->mu);
-            return 0;
-        }
-        b->produce_version = version;
-        b->conn_ready = 1;
-        sl->st.connects++;
-        pthread_mutex_unlock(&sl->mu);
-    }
     if (sl->cfg.codec == PKC_CODEC_ZSTD &&
         b->produce_version < PKC_VER_PRODUCE_ZSTD_MIN) {
         set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_COMPRESSION_TYPE,
@@ -1469,8 +1447,9 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         return 0;
     }
 
-    flexible = b->produce_version >= 9;
-    rc = pkc_conn_request_begin(&b->conn, PKC_API_PRODUCE, b->produce_version,
+    flexible = pkc_proto_is_flexible(pkc_proto_api_find(PKC_API_PRODUCE),
+                                     b->produce_version);
+    rc = pkc_conn_request_begin(conn, PKC_API_PRODUCE, b->produce_version,
                                 flexible, &w);
     if (rc == PKC_OK) {
         memset(&src, 0, sizeof(src));
@@ -1487,9 +1466,9 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, PKC_API_PRODUCE,
                               b->produce_version, &ps, &perr);
         if (rc == 0)
-            rc = pkc_conn_request_end(&b->conn, sl->cfg.acks != 0, &corr);
+            rc = pkc_conn_request_end(conn, sl->cfg.acks != 0, &corr);
         else
-            pkc_conn_request_abort(&b->conn);
+            pkc_conn_request_abort(conn);
     }
     if (rc != PKC_OK) {
         set_result(&r, PKC_SL_LOCAL, 0, rc,
@@ -1520,11 +1499,11 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
 
     /* Write what the socket takes now; poll() does the rest. */
     do {
-        rc = pkc_conn_flush(&b->conn, 0);
+        rc = pkc_conn_flush(conn, 0);
     } while (rc == PKC_ERR_INTR);
     if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT) {
         set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
-                   b->conn.errstr[0] ? b->conn.errstr : pkc_status_str(rc));
+                   conn->errstr[0] ? conn->errstr : pkc_status_str(rc));
         pthread_mutex_lock(&sl->mu);
         broker_drop(sl, b, &r);
         b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
@@ -1790,7 +1769,7 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
 static void
 complete_written(pkc_sl *sl, sl_broker *b)
 {
-    if (pkc_conn_unsent(&b->conn) != 0)
+    if (pkc_conn_unsent(pkc_link_conn(&b->link)) != 0)
         return;
     pthread_mutex_lock(&sl->mu);
     while (b->inflight_head != NULL) {
@@ -1814,53 +1793,55 @@ complete_written(pkc_sl *sl, sl_broker *b)
     pthread_mutex_unlock(&sl->mu);
 }
 
-/* Read what broker `b` has for us and write what it can take (no lock
- * held; sender only). */
+/* The connection of `b` is gone with requests in flight, or could not
+ * take a request (no lock held; sender only). */
 static void
-service_broker(pkc_sl *sl, sl_broker *b, const char *host, int port)
+service_broken(pkc_sl *sl, sl_broker *b, int rc, const char *host, int port)
+{
+    const char *why = b->link.state == PKC_LINK_DOWN
+                          ? pkc_link_error(&b->link)
+                          : pkc_link_conn(&b->link)->errstr;
+    pkc_sl_result r;
+
+    set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
+               why[0] ? why : pkc_status_str(rc));
+    pthread_mutex_lock(&sl->mu);
+    broker_drop(sl, b, &r);
+    b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+    pthread_mutex_unlock(&sl->mu);
+}
+
+/* Close an idle connection (no lock held; sender only). */
+static void
+service_close(pkc_sl *sl, sl_broker *b)
+{
+    pthread_mutex_lock(&sl->mu);
+    pkc_link_close(&b->link);
+    b->produce_version = -1;
+    pthread_mutex_unlock(&sl->mu);
+}
+
+/* Read the answers that are there, oldest request first (no lock held;
+ * sender only). */
+static void
+service_answers(pkc_sl *sl, sl_broker *b, const char *host, int port)
 {
     pkc_response resp;
     pkc_sl_result r;
     int rc;
 
-    do {
-        rc = pkc_conn_flush(&b->conn, 0);
-    } while (rc == PKC_ERR_INTR);
-    if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT)
-        goto broken;
-
-    if (sl->cfg.acks == 0) {
-        /* Fire and forget; anything the broker sends on this connection
-         * is unexpected: EOF or garbage both end it. */
-        complete_written(sl, b);
-        if (b->inflight_head == NULL && pkc_conn_unsent(&b->conn) == 0) {
-            pthread_mutex_lock(&sl->mu);
-            pkc_conn_close(&b->conn);
-            b->conn_ready = 0;
-            pthread_mutex_unlock(&sl->mu);
-        }
-        return;
-    }
-    if (b->inflight_head == NULL) {
-        /* Readable with nothing in flight: the broker closed an idle
-         * connection (or sent garbage).  Reconnect on the next send. */
-        pthread_mutex_lock(&sl->mu);
-        pkc_conn_close(&b->conn);
-        b->conn_ready = 0;
-        pthread_mutex_unlock(&sl->mu);
-        return;
-    }
-
     while (b->inflight_head != NULL) {
         pkc_sl_req *q;
 
-        rc = pkc_conn_recv_response(&b->conn, 0, &resp);
+        rc = pkc_link_recv_response(&b->link, 0, &resp);
         if (rc == PKC_ERR_INTR)
             continue;
         if (rc == PKC_ERR_TIMEOUT)
             return;
-        if (rc != PKC_OK)
-            goto broken;
+        if (rc != PKC_OK) {
+            service_broken(sl, b, rc, host, port);
+            return;
+        }
         pthread_mutex_lock(&sl->mu);
         q = b->inflight_head;
         b->inflight_head = q->next;
@@ -1881,24 +1862,56 @@ service_broker(pkc_sl *sl, sl_broker *b, const char *host, int port)
         }
         handle_response(sl, q, &resp, host, port);
     }
-    return;
-
-broken:
-    set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
-               b->conn.errstr[0] ? b->conn.errstr : pkc_status_str(rc));
-    pthread_mutex_lock(&sl->mu);
-    broker_drop(sl, b, &r);
-    b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
-    pthread_mutex_unlock(&sl->mu);
 }
 
-/* A planned request: the broker, its address, and the request. */
+/* The READY connection of broker `b` is ready for `revents`: write what
+ * it can take and read what it has (no lock held; sender only). */
+static void
+service_broker(pkc_sl *sl, sl_broker *b, short revents, const char *host,
+               int port)
+{
+    int rc;
+
+    do {
+        rc = pkc_conn_flush(pkc_link_conn(&b->link), 0);
+    } while (rc == PKC_ERR_INTR);
+    if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT) {
+        service_broken(sl, b, rc, host, port);
+        return;
+    }
+    if (sl->cfg.acks == 0) {
+        /* Fire and forget: done once written.  Anything the broker sends
+         * on this connection is unexpected: EOF or garbage both end it. */
+        complete_written(sl, b);
+        if ((revents & (POLLIN | POLLERR | POLLHUP)) &&
+            b->inflight_head == NULL)
+            service_close(sl, b);
+        return;
+    }
+    if (b->inflight_head == NULL) {
+        /* Readable with nothing in flight: the broker closed an idle
+         * connection (or sent garbage).  Reconnect on the next send. */
+        if (revents & (POLLIN | POLLERR | POLLHUP))
+            service_close(sl, b);
+        return;
+    }
+    service_answers(sl, b, host, port);
+}
+
+/* What the sender does for a broker this round, planned under the lock
+ * and carried out without it. */
+typedef enum {
+    PLAN_SEND,     /* write request q */
+    PLAN_CONNECT,  /* start setting its connection up */
+    PLAN_STEP      /* step its link (a due re-authentication) */
+} plan_action;
+
 typedef struct {
+    plan_action action;
     sl_broker *b;
-    pkc_sl_req *q;
+    pkc_sl_req *q;       /* PLAN_SEND */
     char host[256];
     int port;
-    int reconnect;
 } plan_item;
 
 static int
@@ -1931,6 +1944,186 @@ min_deadline(int64_t *at, int64_t t)
         *at = t;
 }
 
+/* Move `bt` out of its partition's queue into a request to `b` (mu
+ * held). */
+static void
+take_for_request(pkc_sl *sl, sl_part *p, sl_broker *b, pkc_sl_batch *bt)
+{
+    if (bt == p->open) {
+        p->open = NULL;
+    }
+    else {
+        p->ready_head = bt->next;
+        if (p->ready_head == NULL)
+            p->ready_tail = NULL;
+    }
+    bt->next = NULL;
+    p->n_in_flight++;
+    p->inflight_lb = b;
+    sl->inflight_batches++;
+    if (p->n_in_flight > sl->st.max_partition_in_flight)
+        sl->st.max_partition_in_flight = p->n_in_flight;
+    unsent_add(sl, p, -bt->count);
+}
+
+/*
+ * Build one request of the batches broker `b` leads (mu held): the next
+ * sendable batch of each of its partitions, in turn, up to
+ * max_request_size; open batches only when due (`send_now`: at once).
+ * The batches count as in flight.  Returns the request, or NULL when
+ * nothing is sendable; lowers *wake_at to when something becomes so.
+ */
+static pkc_sl_req *
+plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
+                 int part_cap, int64_t *wake_at)
+{
+    pkc_sl_req *q = NULL;
+    size_t total = 0;
+    int32_t n = sl->nparts;
+
+    for (int32_t k = 0; k < n; k++) {
+        int32_t id = (b->rr + k) % n;
+        sl_part *p = &sl->parts[id];
+        pkc_sl_batch *bt = NULL;
+
+        if (!p->known || p->lb != b)
+            continue;
+        /* More of its batches in flight only with sequence numbers, to
+         * the same broker, and not while an earlier one waits for another
+         * attempt. */
+        if (p->n_in_flight > 0 &&
+            (p->n_in_flight >= part_cap || p->inflight_lb != b ||
+             p->retry_head != NULL || p->gap))
+            continue;
+        if (p->ready_head != NULL) {
+            if (p->ready_head->not_before_ms > now) {
+                min_deadline(wake_at, p->ready_head->not_before_ms);
+                continue;
+            }
+            bt = p->ready_head;
+        }
+        else if (p->open != NULL && p->open->count > 0) {
+            int64_t due = p->open->first_ms + sl->cfg.linger_ms;
+
+            if (!send_now && due > now) {
+                min_deadline(wake_at, due);
+                continue;
+            }
+            bt = p->open;
+        }
+        else {
+            continue;
+        }
+        if (q != NULL && total + batch_size(bt) > sl->cfg.max_request_size)
+            continue;
+        if (q == NULL && (q = calloc(1, sizeof(*q))) == NULL)
+            break;
+        if (req_add(q, bt) != PKC_OK)
+            break;
+        take_for_request(sl, p, b, bt);
+        total += batch_size(bt);
+    }
+    if (q != NULL && q->nb == 0) {
+        free(q->b);
+        free(q);
+        q = NULL;
+    }
+    if (q != NULL)
+        b->rr = (b->rr + 1) % (n > 0 ? n : 1);
+    return q;
+}
+
+/* Add an item for `b` to the plan (mu held). */
+static size_t
+plan_add(plan_item *plan, size_t np, plan_action action, sl_broker *b,
+         pkc_sl_req *q)
+{
+    plan[np].action = action;
+    plan[np].b = b;
+    plan[np].q = q;
+    memcpy(plan[np].host, b->host, sizeof(b->host));
+    plan[np].port = b->port;
+    return np + 1;
+}
+
+/* The broker's address changed: what is in flight on the old connection
+ * is lost with it (mu held; the sender reconnects on the next plan). */
+static void
+retire_link(pkc_sl *sl, sl_broker *b)
+{
+    pkc_sl_result r;
+
+    b->addr_changed = 0;
+    set_result(&r, PKC_SL_DISCONNECTED, 0, PKC_ERR_CLOSED,
+               "%s:%d: connection replaced (the broker moved)", b->host,
+               b->port);
+    broker_drop(sl, b, &r);
+}
+
+/* Its set-up failed: one request's worth of its batches fail an attempt,
+ * as the request would have (mu held). */
+static void
+fail_refused(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
+             int64_t *wake_at)
+{
+    pkc_sl_req *q;
+
+    b->refused = 0;
+    q = plan_one_request(sl, b, now, 1, part_cap, wake_at);
+    if (q != NULL)
+        req_fail(sl, q, &b->refusal, b->refusal_retriable,
+                 b->refusal_retriable);
+}
+
+/*
+ * Plan what the sender does for broker `b` this round (mu held): fail
+ * what a refused set-up leaves, connect, re-authenticate, or send up to
+ * max_in_flight requests.  Returns the plan's new length.
+ */
+static size_t
+plan_broker(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
+            plan_item *plan, size_t np, size_t cap, int64_t *wake_at)
+{
+    int send_now, planned = 0;
+    pkc_sl_req *q;
+
+    if (b->addr_changed)
+        retire_link(sl, b);
+    if (b->present && pkc_link_is_ready(&b->link)) {
+        if (pkc_link_reauth_due(&b->link, now))
+            /* Also when idle: the session must not end under the next
+             * request.  Only once what is in flight is answered. */
+            return b->n_inflight == 0
+                       ? plan_add(plan, np, PLAN_STEP, b, NULL) : np;
+        if (b->link.reauth_at > now) /* (past: waits for a new token) */
+            min_deadline(wake_at, b->link.reauth_at);
+    }
+    if (!b->present || b->unsent <= 0) {
+        b->refused = 0;
+        return np;
+    }
+    if (b->refused)
+        fail_refused(sl, b, now, part_cap, wake_at);
+    if (b->connect_after > now) {
+        min_deadline(wake_at, b->connect_after);
+        return np;
+    }
+    if (b->link.state == PKC_LINK_DOWN)
+        return plan_add(plan, np, PLAN_CONNECT, b, NULL);
+    if (!pkc_link_is_ready(&b->link))
+        return np; /* being set up: its readiness wakes the sender */
+    send_now = !sl->accepting || sl->flushers > 0 ||
+               b->unsent >= sl->cfg.min_queued;
+    while (np < cap && b->n_inflight + planned < sl->cfg.max_in_flight) {
+        q = plan_one_request(sl, b, now, send_now, part_cap, wake_at);
+        if (q == NULL)
+            break;
+        np = plan_add(plan, np, PLAN_SEND, b, q);
+        planned++;
+    }
+    return np;
+}
+
 /*
  * Expire batches that waited too long for a leader, and plan requests
  * (mu held).  Fills `plan` (at most `cap` items), returns the count, and
@@ -1941,7 +2134,6 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
               int64_t *wake_at)
 {
     size_t np = 0;
-    int flush_all = sl->flushers > 0 || !sl->accepting;
     int part_cap;
 
     /* Partitions without a usable leader. */
@@ -2004,105 +2196,9 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
         return np;
     part_cap = sl->pid >= 0 ? PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT : 1;
 
-    for (size_t bi = 0; bi < sl->nbrokers && np < cap; bi++) {
-        sl_broker *b = sl->brokers[bi];
-        int send_now;
-
-        if (!b->present || b->unsent <= 0)
-            continue;
-        if (b->connect_after > now) {
-            min_deadline(wake_at, b->connect_after);
-            continue;
-        }
-        send_now = flush_all || b->unsent >= sl->cfg.min_queued;
-        while (np < cap) {
-            pkc_sl_req *q = NULL;
-            size_t total = 0;
-            int32_t n = sl->nparts;
-            int planned_here = 0;
-
-            for (size_t k = 0; k < np; k++)
-                if (plan[k].b == b)
-                    planned_here++;
-            if (b->n_inflight + planned_here >= sl->cfg.max_in_flight)
-                break;
-            for (int32_t k = 0; k < n; k++) {
-                int32_t id = (b->rr + k) % n;
-                sl_part *p = &sl->parts[id];
-                pkc_sl_batch *bt = NULL;
-
-                if (!p->known || p->lb != b)
-                    continue;
-                /* More of its batches in flight only with sequence
-                 * numbers, to the same broker, and not while an earlier
-                 * one waits for another attempt. */
-                if (p->n_in_flight > 0 &&
-                    (p->n_in_flight >= part_cap || p->inflight_lb != b ||
-                     p->retry_head != NULL || p->gap))
-                    continue;
-                if (p->ready_head != NULL) {
-                    if (p->ready_head->not_before_ms > now) {
-                        min_deadline(wake_at, p->ready_head->not_before_ms);
-                        continue;
-                    }
-                    bt = p->ready_head;
-                }
-                else if (p->open != NULL && p->open->count > 0) {
-                    int64_t due = p->open->first_ms + sl->cfg.linger_ms;
-
-                    if (!send_now && due > now) {
-                        min_deadline(wake_at, due);
-                        continue;
-                    }
-                    bt = p->open;
-                }
-                else {
-                    continue;
-                }
-                if (q != NULL && total + batch_size(bt) >
-                                     sl->cfg.max_request_size)
-                    continue;
-                if (q == NULL) {
-                    q = calloc(1, sizeof(*q));
-                    if (q == NULL)
-                        break;
-                }
-                if (req_add(q, bt) != PKC_OK)
-                    break;
-                if (bt == p->open) {
-                    p->open = NULL;
-                }
-                else {
-                    p->ready_head = bt->next;
-                    if (p->ready_head == NULL)
-                        p->ready_tail = NULL;
-                }
-                bt->next = NULL;
-                p->n_in_flight++;
-                p->inflight_lb = b;
-                sl->inflight_batches++;
-                if (p->n_in_flight > sl->st.max_partition_in_flight)
-                    sl->st.max_partition_in_flight = p->n_in_flight;
-                unsent_add(sl, p, -bt->count);
-                total += batch_size(bt);
-            }
-            if (q == NULL)
-                break;
-            if (q->nb == 0) {
-                free(q->b);
-                free(q);
-                break;
-            }
-            b->rr = (b->rr + 1) % (n > 0 ? n : 1);
-            plan[np].b = b;
-            plan[np].q = q;
-            memcpy(plan[np].host, b->host, sizeof(b->host));
-            plan[np].port = b->port;
-            plan[np].reconnect = b->addr_changed;
-            b->addr_changed = 0;
-            np++;
-        }
-    }
+    for (size_t bi = 0; bi < sl->nbrokers && np < cap; bi++)
+        np = plan_broker(sl, sl->brokers[bi], now, part_cap, plan, np, cap,
+                         wake_at);
     return np;
 }
 
@@ -2190,6 +2286,139 @@ finish_ahead(pkc_sl *sl)
     return 1;
 }
 
+/* Carry out the plan (no lock held). */
+static void
+run_plan(pkc_sl *sl, plan_item *plan, size_t np)
+{
+    for (size_t i = 0; i < np; i++) {
+        plan_item *it = &plan[i];
+
+        switch (it->action) {
+        case PLAN_SEND:
+            send_request(sl, it->b, it->q, it->host, it->port);
+            break;
+        case PLAN_CONNECT:
+            link_start(sl, it->b, it->host, it->port);
+            break;
+        case PLAN_STEP:
+            link_progress(sl, it->b,
+                          pkc_link_step(&it->b->link, pkc_now_ms()));
+            break;
+        }
+    }
+}
+
+/* The poll set of this round (mu held): every broker whose connection is
+ * up or being set up; lowers *wake_at to the set-ups' deadlines. */
+static int
+poll_set(pkc_sl *sl, int64_t *wake_at)
+{
+    pkc_reactor_reset(&sl->reactor);
+    for (size_t i = 0; i < sl->nbrokers; i++) {
+        sl_broker *b = sl->brokers[i];
+
+        if (b->link.state == PKC_LINK_DOWN)
+            continue;
+        if (pkc_link_in_setup(&b->link))
+            min_deadline(wake_at, pkc_link_deadline(&b->link));
+        /* POLLIN always: an idle connection the broker closes is seen. */
+        if (pkc_reactor_add(&sl->reactor, pkc_link_fd(&b->link),
+                            pkc_link_poll_events(&b->link, 1), b) != PKC_OK)
+            return PKC_ERR_NOMEM;
+    }
+    return PKC_OK;
+}
+
+/* Act on the descriptors poll() found ready (no lock held). */
+static void
+service_ready(pkc_sl *sl)
+{
+    for (size_t i = 1; i < pkc_reactor_count(&sl->reactor); i++) {
+        short revents = pkc_reactor_revents(&sl->reactor, i);
+        sl_broker *b = pkc_reactor_owner(&sl->reactor, i);
+        char host[256];
+        int port;
+
+        if (revents == 0)
+            continue;
+        if (pkc_link_in_setup(&b->link)) {
+            link_progress(sl, b, pkc_link_step(&b->link, pkc_now_ms()));
+            continue;
+        }
+        if (!pkc_link_is_ready(&b->link))
+            continue;
+        pthread_mutex_lock(&sl->mu);
+        memcpy(host, b->host, sizeof(host));
+        port = b->port;
+        pthread_mutex_unlock(&sl->mu);
+        service_broker(sl, b, revents, host, port);
+    }
+}
+
+/* Set-ups whose deadline passed fail (no lock held; the broker table is
+ * only appended to, and entries are never freed while the sender runs). */
+static void
+expire_setups(pkc_sl *sl)
+{
+    int64_t now = pkc_now_ms();
+    size_t n;
+
+    pthread_mutex_lock(&sl->mu);
+    n = sl->nbrokers;
+    pthread_mutex_unlock(&sl->mu);
+    for (size_t i = 0; i < n; i++) {
+        sl_broker *b;
+
+        pthread_mutex_lock(&sl->mu);
+        b = sl->brokers[i];
+        pthread_mutex_unlock(&sl->mu);
+        if (pkc_link_in_setup(&b->link) && now >= pkc_link_deadline(&b->link))
+            link_progress(sl, b, pkc_link_step(&b->link, now));
+    }
+}
+
+/* Requests that outlived their deadline drop their connection; brokers
+ * no longer in the table lose their idle connection (mu held). */
+static void
+expire_requests(pkc_sl *sl, int64_t now)
+{
+    for (size_t i = 0; i < sl->nbrokers; i++) {
+        sl_broker *b = sl->brokers[i];
+
+        if (b->inflight_head != NULL && sl->cfg.acks != 0 &&
+            b->inflight_head->deadline_ms <= now) {
+            pkc_sl_result r;
+
+            set_result(&r, PKC_SL_DISCONNECTED,
+                       PKC_KERR_REQUEST_TIMED_OUT, PKC_ERR_TIMEOUT,
+                       "%s:%d: no Produce response within %d ms",
+                       b->host, b->port, sl->cfg.request_timeout_ms);
+            broker_drop(sl, b, &r);
+        }
+        else if (!b->present && b->inflight_head == NULL &&
+                 b->link.state != PKC_LINK_DOWN) {
+            pkc_link_close(&b->link);
+            b->produce_version = -1;
+        }
+    }
+}
+
+/* Room for a plan of every broker's requests and actions (mu held). */
+static plan_item *
+plan_reserve(pkc_sl *sl, plan_item *plan, size_t *cap)
+{
+    size_t want = sl->nbrokers * ((size_t)sl->cfg.max_in_flight + 1) + 1;
+    plan_item *bigger;
+
+    if (want <= *cap)
+        return plan;
+    bigger = realloc(plan, want * sizeof(*bigger));
+    if (bigger == NULL)
+        return plan;
+    *cap = want;
+    return bigger;
+}
+
 static void *
 sender_main(void *arg)
 {
@@ -2197,157 +2426,53 @@ sender_main(void *arg)
     sigset_t all;
     plan_item *plan = NULL;
     size_t plan_cap = 0;
-    struct pollfd *pfd = NULL;
-    sl_broker **pb = NULL;
-    size_t pfd_cap = 0;
 
     /* Signals belong to the interpreter's main thread. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     pthread_mutex_lock(&sl->mu);
-    for (;;) {
-        int64_t now, wake_at;
-        size_t np, nfd, want;
-        int timeout, more;
+    while (!sl->stop_now) {
+        int64_t now = pkc_now_ms(), wake_at = now + MAX_POLL_MS;
+        size_t np = 0;
+        int more, polled;
 
-        if (sl->stop_now)
-            break;
-        now = pkc_now_ms();
-        wake_at = now + MAX_POLL_MS;
-
-        want = sl->nbrokers * (size_t)sl->cfg.max_in_flight + 1;
-        if (want > plan_cap) {
-            plan_item *npl = realloc(plan, want * sizeof(*npl));
-
-            if (npl != NULL) {
-                plan = npl;
-                plan_cap = want;
-            }
-        }
-        np = plan_cap ? plan_requests(sl, now, plan, plan_cap, &wake_at) : 0;
+        plan = plan_reserve(sl, plan, &plan_cap);
+        if (plan_cap > 0)
+            np = plan_requests(sl, now, plan, plan_cap, &wake_at);
         seal_due(sl, now, &wake_at);
-        /* Request deadlines. */
-        for (size_t i = 0; i < sl->nbrokers; i++) {
-            sl_broker *b = sl->brokers[i];
-
-            if (b->inflight_head != NULL && sl->cfg.acks != 0)
-                min_deadline(&wake_at, b->inflight_head->deadline_ms);
-        }
+        for (size_t i = 0; i < sl->nbrokers; i++)
+            if (sl->brokers[i]->inflight_head != NULL && sl->cfg.acks != 0)
+                min_deadline(&wake_at,
+                             sl->brokers[i]->inflight_head->deadline_ms);
         sl->wake_pending = 0;
-        if (sl->nbrokers + 1 > pfd_cap) {
-            size_t ncap = sl->nbrokers + 8;
-            struct pollfd *npf = realloc(pfd, ncap * sizeof(*npf));
-            sl_broker **npb;
-
-            if (npf != NULL)
-                pfd = npf;
-            npb = realloc(pb, ncap * sizeof(*npb));
-            if (npb != NULL)
-                pb = npb;
-            if (npf != NULL && npb != NULL)
-                pfd_cap = ncap;
-        }
         pthread_mutex_unlock(&sl->mu);
 
-        for (size_t i = 0; i < np; i++)
-            send_request(sl, plan[i].b, plan[i].q, plan[i].host,
-                         plan[i].port, plan[i].reconnect);
+        run_plan(sl, plan, np);
         /* Compress the next batch while the broker works on this one. */
         more = finish_ahead(sl);
 
-        /* Poll the wake-up fd and every connection with work. */
-        nfd = 0;
-        if (pfd_cap > 0) {
-            pfd[nfd].fd = sl->wake_fd;
-            pfd[nfd].events = POLLIN;
-            pfd[nfd].revents = 0;
-            pb[nfd] = NULL;
-            nfd++;
-            pthread_mutex_lock(&sl->mu);
-            for (size_t i = 0; i < sl->nbrokers && nfd < pfd_cap; i++) {
-                sl_broker *b = sl->brokers[i];
-
-                if (b->conn.fd < 0 || !pkc_conn_is_open(&b->conn))
-                    continue;
-                pfd[nfd].fd = b->conn.fd;
-                pfd[nfd].events = POLLIN;
-                if (pkc_conn_unsent(&b->conn) > 0)
-                    pfd[nfd].events |= POLLOUT;
-                pfd[nfd].revents = 0;
-                pb[nfd] = b;
-                nfd++;
-            }
-            if (sl->wake_pending) {
-                /* Something happened while we were sending. */
-                wake_at = now;
-            }
-            pthread_mutex_unlock(&sl->mu);
-        }
-        now = pkc_now_ms();
-        timeout = wake_at <= now || more ? 0 : (int)(wake_at - now);
-        if (timeout > MAX_POLL_MS)
-            timeout = MAX_POLL_MS;
-        if (nfd > 0) {
-            int n = poll(pfd, (nfds_t)nfd, timeout);
-
-            if (n > 0) {
-                if (pfd[0].revents & POLLIN) {
-                    uint64_t v;
-                    ssize_t rn = read(sl->wake_fd, &v, sizeof(v));
-
-                    (void)rn;
-                }
-                for (size_t i = 1; i < nfd; i++) {
-                    sl_broker *b = pb[i];
-                    char host[256];
-                    int port;
-
-                    if (pfd[i].revents == 0)
-                        continue;
-                    pthread_mutex_lock(&sl->mu);
-                    memcpy(host, b->host, sizeof(host));
-                    port = b->port;
-                    pthread_mutex_unlock(&sl->mu);
-                    service_broker(sl, b, host, port);
-                }
-            }
-        }
-        else {
+        pthread_mutex_lock(&sl->mu);
+        polled = poll_set(sl, &wake_at) == PKC_OK;
+        if (sl->wake_pending || more)
+            wake_at = now; /* something happened meanwhile */
+        pthread_mutex_unlock(&sl->mu);
+        if (polled && pkc_reactor_wait(&sl->reactor, wake_at,
+                                       MAX_POLL_MS) > 0)
+            service_ready(sl);
+        else if (!polled) {
             struct timespec ts = {0, 10 * 1000000L};
 
             nanosleep(&ts, NULL);
         }
-
-        /* Requests that outlived their deadline. */
-        now = pkc_now_ms();
+        expire_setups(sl);
         pthread_mutex_lock(&sl->mu);
-        for (size_t i = 0; i < sl->nbrokers; i++) {
-            sl_broker *b = sl->brokers[i];
-
-            if (b->inflight_head != NULL && sl->cfg.acks != 0 &&
-                b->inflight_head->deadline_ms <= now) {
-                pkc_sl_result r;
-
-                set_result(&r, PKC_SL_DISCONNECTED,
-                           PKC_KERR_REQUEST_TIMED_OUT, PKC_ERR_TIMEOUT,
-                           "%s:%d: no Produce response within %d ms",
-                           b->host, b->port, sl->cfg.request_timeout_ms);
-                broker_drop(sl, b, &r);
-            }
-            else if (!b->present && b->inflight_head == NULL &&
-                     pkc_conn_is_open(&b->conn)) {
-                pkc_conn_close(&b->conn);
-                b->conn_ready = 0;
-            }
-        }
+        expire_requests(sl, pkc_now_ms());
     }
     sl->sender_exited = 1;
     pthread_cond_broadcast(&sl->ev_cond);
     pthread_mutex_unlock(&sl->mu);
     free(plan);
-    free(pfd);
-    free(pb);
     return NULL;
 }
 
@@ -2450,9 +2575,9 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
             free(q);
             q = next;
         }
-        pkc_conn_close(&b->conn);
-        b->conn_ready = 0;
+        pkc_link_close(&b->link);
         b->produce_version = -1;
+        b->refused = 0;
     }
     for (int32_t id = 0; id < sl->nparts; id++) {
         sl_part *p = &sl->parts[id];
@@ -2587,7 +2712,8 @@ pkc_sl_free(pkc_sl *sl)
         batch_destroy(b);
     }
     for (size_t i = 0; i < sl->nbrokers; i++) {
-        pkc_conn_free(&sl->brokers[i]->conn);
+        if (sl->brokers[i]->link_inited)
+            pkc_link_free(&sl->brokers[i]->link);
         free(sl->brokers[i]);
     }
     free(sl->brokers);
@@ -2596,9 +2722,11 @@ pkc_sl_free(pkc_sl *sl)
     pthread_cond_destroy(&sl->space_cond);
     pthread_cond_destroy(&sl->idle_cond);
     pthread_cond_destroy(&sl->ev_cond);
-    if (sl->wake_fd >= 0)
-        close(sl->wake_fd);
+    pkc_reactor_free(&sl->reactor);
+    pkc_security_unref(sl->security);
     free(sl->topic);
     free(sl->client_id);
+    free(sl->source_host);
+    free(sl->software_version);
     free(sl);
 }

@@ -63,11 +63,18 @@
  * partition in flight) until the new one is applied; sequences then start
  * at 0 again.
  *
- * Connections.  The sender keeps one pkc_conn (net.h) per leader broker,
- * connects on demand (bounded by connect_timeout_ms), negotiates the
- * Produce version with ApiVersions on every new connection (highest of
- * 3..12 that the broker supports; zstd needs 7+), and multiplexes all
- * brokers with poll().  Errors that make the metadata suspect (leader
+ * Connections.  The sender keeps one broker link (link.h) per leader
+ * broker and sets it up on demand without blocking (connect from
+ * cfg.source_host/port, TLS, ApiVersions, SASL: stepped by its poll loop,
+ * the whole bounded by connect_timeout_ms), so a broker that does not
+ * answer delays only its own partitions.  It uses the highest Produce
+ * version both sides speak (3..12; zstd needs 7+) and multiplexes all
+ * brokers with poll() (reactor.h).  A failed set-up fails one attempt of
+ * the next batch of each partition the broker leads, as a failed request
+ * would; TLS and SASL refusals fail them for good (PKC_SL_REFUSED) and
+ * the broker is not asked again for REFUSED_BACKOFF_MS.  A due
+ * re-authentication (KIP-368) runs once the broker's requests are
+ * answered.  Errors that make the metadata suspect (leader
  * moved, unknown partition, disconnects) set PKC_SL_EV_METADATA for the
  * glue, which refreshes the metadata in Python and calls
  * pkc_sl_set_brokers / pkc_sl_set_leaders; the sender never does.
@@ -82,6 +89,7 @@
 #include "buf.h"
 #include "net.h"
 #include "records.h"
+#include "security.h"
 
 /* The engine speaks Produce PKC_VER_PRODUCE_MIN to PKC_VER_PRODUCE_MAX
  * (v13 switches to topic ids), zstd from PKC_VER_PRODUCE_ZSTD_MIN; see
@@ -105,7 +113,11 @@ typedef enum {
     PKC_SL_TOO_LARGE = 4,    /* a record larger than max_request_size */
     PKC_SL_STOPPED = 5,      /* producer stopped before delivery */
     PKC_SL_NO_LEADER = 6,    /* no leader known within leader_wait_ms */
-    PKC_SL_LOCAL = 7         /* local failure: encode, codec, memory */
+    PKC_SL_LOCAL = 7,        /* local failure: encode, codec, memory */
+    PKC_SL_REFUSED = 8       /* the leader refused our connection for good:
+                                status PKC_ERR_TLS or PKC_ERR_AUTH
+                                (error_code: the broker's, 0 when the client
+                                refused the broker) */
 } pkc_sl_kind;
 
 /* What happened to a batch. */
@@ -179,6 +191,13 @@ typedef struct {
                                  until a new one comes) batches go without
                                  one, one per partition in flight */
     const char *client_id;    /* copied; NULL for "pykafka_c" */
+    const char *source_host;  /* bind before connecting (copied); NULL or
+                                 "": any */
+    int source_port;
+    pkc_security *security;   /* TLS and SASL (the engine takes a
+                                 reference); NULL: plain TCP */
+    const char *software_version; /* ApiVersions' ClientSoftwareVersion
+                                     (copied); NULL: "0" */
 } pkc_sl_config;
 
 /* Events for the glue (pkc_sl_wait_event). */
@@ -211,6 +230,7 @@ typedef struct {
     int64_t max_partition_in_flight; /* most batches of one partition in
                                         flight at once, so far */
     int64_t connects;         /* connections made */
+    int64_t authentications;  /* SASL exchanges completed, re-auths too */
     int64_t metadata_requests;/* times PKC_SL_EV_METADATA was raised */
     int64_t pending;          /* appended - completed */
     int64_t unsent;           /* records in open or ready batches */

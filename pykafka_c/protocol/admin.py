@@ -230,6 +230,9 @@ class ApiVersionsRequest(Request):
 
     API_KEY = _ApiKey.API_VERSIONS
 
+    def _fields(self, version):
+        return {}
+
 
 class ApiVersionsResponse(Response):
     """ApiVersions response: ``api_versions`` ``{api key:

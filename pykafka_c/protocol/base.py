@@ -2,9 +2,13 @@
 
 Requests are *descriptions*: they keep pykafka's constructors and
 attributes, and the :class:`~pykafka_c.broker.Broker` encodes them with the
-C codec at the version negotiated with ApiVersions.  pykafka's
-``get_bytes()`` (its own v0 wire format with a v0 header) does not exist
-here.
+C codec at the version negotiated with ApiVersions.  ``get_bytes()`` gives
+pykafka's bytes (size, v1 header with correlation id 0 and client id
+``pykafka``, body at the class's ``API_VERSION``) for every version the
+codec knows, which are the versions Kafka 4 still has; the versions Kafka 4
+removed (Produce v0-v2, Fetch v0-v3, ListOffsets v0, OffsetCommit v0-v1,
+OffsetFetch v0, CreateTopics v0-v1, DeleteTopics v0) raise
+NotImplementedError.
 
 Responses are ``dict`` subclasses: the dict is the response as the C codec
 decoded it (Kafka's field names in snake_case, strings as ``str``), and the
@@ -14,6 +18,7 @@ from a decoded dict or, as in pykafka, from the response body bytes, which
 are decoded at the class's ``API_VERSION`` (or ``version=``).
 """
 
+import struct
 from collections import namedtuple
 
 from .. import _core
@@ -86,13 +91,46 @@ class Request(_VersionAware):
     CLIENT_ID = b"pykafka"
 
     def get_bytes(self):
-        """get_bytes() --
+        """get_bytes() -> bytearray --
 
-        Not available: the Broker encodes requests with the C codec at the
-        negotiated version."""
+        The request as pykafka wrote it: the size, a request header (API
+        key, the class's ``API_VERSION``, correlation id 0, client id
+        ``pykafka``) and the body, encoded by the C codec.  Versions the
+        codec does not have (those Kafka 4 removed) raise
+        NotImplementedError.  The Broker does not use this: it encodes at
+        the version it negotiated."""
+        version = self.API_VERSION
+        name, low, high, flexible_from = _core.api_versions_table().get(
+            self.API_KEY, (type(self).__name__, 0, -1, None))
+        if not low <= version <= high:
+            raise NotImplementedError(
+                "%s v%d is a version Kafka 4 removed; pykafka_c encodes "
+                "%s v%d-v%d only" % (name, version, name, low, high))
+        body = _core.encode_request(self.API_KEY, version,
+                                    self._fields(version))
+        header = struct.pack("!hhih", self.API_KEY, version, 0,
+                             len(self.CLIENT_ID)) + self.CLIENT_ID
+        if flexible_from is not None and flexible_from <= version:
+            header += b"\x00"  # header v2: no tagged fields
+        size = len(header) + len(body)
+        return bytearray(struct.pack("!i", size) + header + body)
+
+    def __len__(self):
+        """Size of :meth:`get_bytes`."""
+        return len(self.get_bytes())
+
+    def pack_into(self, buff, offset):
+        """pack_into(buff, offset) --
+
+        Write :meth:`get_bytes` into ``buff`` at ``offset``."""
+        raw = self.get_bytes()
+        buff[offset:offset + len(raw)] = raw
+
+    def _fields(self, version):
+        """The request body as the dict the C codec encodes at
+        ``version``."""
         raise NotImplementedError(
-            "pykafka_c requests are encoded by Broker at the version it "
-            "negotiated; use Broker methods to send them")
+            "%s has no body description" % type(self).__name__)
 
 
 class Response(dict, _VersionAware):
@@ -101,7 +139,8 @@ class Response(dict, _VersionAware):
 
     ``Response(buff, version=None)``: ``buff`` is a decoded response dict
     (what ``Broker.request`` returns) or the response body bytes (no size
-    prefix, no header), decoded at ``version`` (default ``API_VERSION``).
+    prefix, no header), decoded at ``version`` (default ``API_VERSION``);
+    bytes after the body are ignored, as pykafka's decoders did.
     """
 
     #: Whether a non-zero error code raises from the constructor (pykafka's
@@ -116,8 +155,9 @@ class Response(dict, _VersionAware):
         elif isinstance(buff, dict):
             decoded = buff
         else:
+            # As pykafka's decoders, ignore bytes after the response.
             decoded = _core.decode_response(self.API_KEY, version,
-                                            bytes(buff))
+                                            bytes(buff), True)
         dict.__init__(self, decoded)
         self.api_version = version
         self._populate()

@@ -76,8 +76,9 @@ class FetchResponse(Response):
     records (RecordBatch v2 or legacy, decompressed, CRC-checked) by
     ``_core.decode_records``, starting at the requested offset when
     ``fetch_offsets`` ``{(topic bytes, partition id): offset}`` is given.
-    ``throttle_time`` as pykafka's V1+.  ``broker_version`` is accepted for
-    compatibility.  Modern versions (4+) only: pykafka_c does not decode
+    ``throttle_time`` as pykafka's V1+.  pykafka's signature: the body
+    starts at ``offset`` in ``buff``; ``broker_version`` is accepted for
+    compatibility; ``version`` (keyword) is the version to decode.  Modern versions (4+) only: pykafka_c does not decode
     Fetch v0-v3."""
 
     API_KEY = _ApiKey.FETCH
@@ -87,8 +88,11 @@ class FetchResponse(Response):
     def get_versions(cls):
         return {0: FetchResponse, 1: FetchResponseV1, 2: FetchResponseV2}
 
-    def __init__(self, buff=None, version=None, broker_version="0.9.0",
-                 fetch_offsets=None, raise_errors=None):
+    def __init__(self, buff=None, offset=0, broker_version="0.9.0",
+                 fetch_offsets=None, version=None, raise_errors=None):
+        # pykafka's signature: the response starts at ``offset`` in buff.
+        if offset and buff is not None and not isinstance(buff, dict):
+            buff = memoryview(buff)[offset:]
         self._fetch_offsets = fetch_offsets or {}
         super(FetchResponse, self).__init__(buff, version,
                                             raise_errors=raise_errors)

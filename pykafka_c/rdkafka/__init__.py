@@ -5,7 +5,9 @@ pykafka_c's :class:`~pykafka_c.simpleconsumer.SimpleConsumer` and
 :class:`~pykafka_c.producer.Producer` already run in C, so here they are
 thin subclasses that keep the rdkafka classes' signatures, defaults and
 documented behaviour (each difference is listed in the class docstring).
-No librdkafka is needed or loaded; there is no ``_rd_kafka`` module.
+No librdkafka is needed or loaded; ``_rd_kafka`` exists only so that the
+usual check ``from pykafka.rdkafka import _rd_kafka`` finds that
+``use_rdkafka=True`` works (it has none of librdkafka's handles).
 """
 
 from .producer import RdKafkaProducer

@@ -187,13 +187,14 @@ class KafkaConnection(ExternalCluster):
             self.delete_topic(name)
 
 
-def get_cluster(num_instances=1, kafka_version=DEFAULT_KAFKA_VERSION, **kwargs):
+def get_cluster(num_instances=3, kafka_version=DEFAULT_KAFKA_VERSION, **kwargs):
     """The cluster named by ``$BROKERS`` (``host:port,...``; its version from
     ``$KAFKA_VERSION``, its other listeners from ``$BROKERS_SSL`` (as in
     pykafka) and the other ``$BROKERS_<NAME>``, its certificates from
     ``$PKC_TEST_CERTS``: :meth:`ExternalCluster.from_environment`) or,
-    without it, a new ``KafkaInstance`` of ``num_instances`` brokers.  Stop
-    it with :func:`stop_cluster`."""
+    without it, a new ``KafkaInstance`` of ``num_instances`` brokers (3, as
+    pykafka's ``get_cluster()`` started: its tests create topics with
+    replication factor 2).  Stop it with :func:`stop_cluster`."""
     if os.environ.get("BROKERS"):
         return ExternalCluster.from_environment()
     return KafkaInstance(num_instances=num_instances, kafka_version=kafka_version, **kwargs)

@@ -16,6 +16,7 @@
 #include "pkc_test.h"
 #include "compress.h"
 #include "records.h"
+#include "kafka_errors.h"
 #include "sendloop.h"
 
 /* ------------------------------------------------------------ fake broker */
@@ -67,12 +68,23 @@ send_frame(int fd, int32_t corr, const pkc_writer *body)
     return 0;
 }
 
+/* ApiVersions: v0 lists Produce 3..3 and ApiVersions 0..0; any newer
+ * version is refused the way a broker before Kafka 2.4 refuses it
+ * (UNSUPPORTED_VERSION and an empty list, in the v0 layout), so the
+ * client's link asks again with v0. */
 static void
-answer_api_versions(int fd, int32_t corr)
+answer_api_versions(int fd, int32_t corr, int16_t version)
 {
     pkc_writer w;
 
     pkc_writer_init(&w, 64, 0);
+    if (version > 0) {
+        pkc_write_i16(&w, PKC_KERR_UNSUPPORTED_VERSION); /* ErrorCode */
+        pkc_write_i32(&w, 0);                            /* ApiKeys */
+        send_frame(fd, corr, &w);
+        pkc_writer_free(&w);
+        return;
+    }
     pkc_write_i16(&w, 0);      /* ErrorCode */
     pkc_write_i32(&w, 2);      /* ApiKeys */
     pkc_write_i16(&w, 0);      /* Produce 3..3 */
@@ -197,8 +209,8 @@ fake_main(void *arg)
             pkc_read_i16(&r, &cid_len, "client_id");
             if (cid_len > 0)
                 pkc_read_skip(&r, (size_t)cid_len, "client_id");
-            if (api_key == 18)
-                answer_api_versions(fd, corr);
+            if (api_key == PKC_API_API_VERSIONS)
+                answer_api_versions(fd, corr, version);
             else if (api_key == 0 && version == 3)
                 answer_produce(f, fd, corr, &r);
             free(frame);
