@@ -159,6 +159,40 @@ def test_balanced_consumer_lifecycle_from_eight_threads(kafka, client,
     assert time.monotonic() < deadline, "the consumer never got partitions"
 
 
+def test_balanced_commit_and_reset_after_stop_raise_at_once(kafka, client,
+                                                           topic_name):
+    """After stop() the member has left the group: commit_offsets() and
+    reset_offsets() say so with ConsumerStoppedException instead of
+    retrying the coordinator's UNKNOWN_MEMBER_ID for seconds."""
+    kafka.create_topic(topic_name, 2)
+    topic = client.topics[topic_name]
+    produce_n(topic, 10, b"m")
+    group = ("st-" + topic_name).encode()
+    consumer = topic.get_balanced_consumer(
+        group, managed=True, auto_offset_reset=OffsetType.EARLIEST,
+        auto_commit_enable=False, consumer_timeout_ms=10000)
+    got = [consumer.consume() for _ in range(3)]
+    assert all(m is not None for m in got)
+    consumer.commit_offsets()
+    consumer.stop()
+    for call in (consumer.commit_offsets, consumer.reset_offsets):
+        t0 = time.monotonic()
+        with pytest.raises(ConsumerStoppedException,
+                           match="stopped and left the group"):
+            call()
+        assert time.monotonic() - t0 < HANG_S / 10
+    # What was committed before stop() stands: a new member resumes there.
+    again = topic.get_balanced_consumer(
+        group, managed=True, auto_offset_reset=OffsetType.EARLIEST,
+        consumer_timeout_ms=10000)
+    try:
+        rest = [again.consume() for _ in range(7)]
+    finally:
+        again.stop()
+    assert sorted(m.value for m in got + rest) == \
+        sorted(b"m-%d" % i for i in range(10))
+
+
 # ------------------------------------------------------------- producers
 
 def producer_actions(sync):
