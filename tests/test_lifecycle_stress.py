@@ -24,6 +24,7 @@ import time
 
 import pytest
 
+from cbuild import python_env
 from pykafka_c import KafkaClient
 from pykafka_c.common import OffsetType
 from pykafka_c.exceptions import (ConsumerStoppedException,
@@ -270,7 +271,7 @@ print("started", flush=True)
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", script, kafka.brokers,
                            topic_name], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=python_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "started" in proc.stdout
     assert "Fatal Python error" not in proc.stderr
