@@ -5,6 +5,9 @@ Environment switches (read at build time):
 * ``PKC_SANITIZE=1``  build with AddressSanitizer + UndefinedBehaviorSanitizer,
   ``-O1 -g``; run the tests with ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``
   and ``PYTHONMALLOC=malloc`` (see ``scripts/sanitize-tests.sh``).
+* ``PKC_TSAN=1``      build with ThreadSanitizer, ``-O1 -g``; run the tests with
+  ``LD_PRELOAD=$(gcc -print-file-name=libtsan.so)`` (see
+  ``scripts/tsan-tests.sh``).  Not together with ``PKC_SANITIZE``.
 * ``PKC_DEBUG=1``     ``-O0 -g -UNDEBUG``.
 * ``PKC_WERROR=1``    warnings are errors (CI sets it).
 * ``PKC_NO_SNAPPY`` / ``PKC_NO_LZ4`` / ``PKC_NO_ZSTD`` = 1: build without that
@@ -80,7 +83,16 @@ def _extension():
             libraries.extend(libs.split())
     if _flag("PKC_WERROR"):
         extra_compile_args.append("-Werror")
-    if _flag("PKC_SANITIZE"):
+    if _flag("PKC_SANITIZE") and _flag("PKC_TSAN"):
+        raise SystemExit("PKC_SANITIZE and PKC_TSAN cannot be combined: "
+                         "AddressSanitizer and ThreadSanitizer exclude "
+                         "each other")
+    if _flag("PKC_TSAN"):
+        extra_compile_args += ["-O1", "-g", "-fno-omit-frame-pointer",
+                               "-fsanitize=thread"]
+        extra_link_args += ["-fsanitize=thread"]
+        define_macros.append(("PKC_TSAN", "1"))
+    elif _flag("PKC_SANITIZE"):
         extra_compile_args += ["-O1", "-g", "-fno-omit-frame-pointer",
                                "-fsanitize=address,undefined",
                                "-fno-sanitize-recover=undefined"]

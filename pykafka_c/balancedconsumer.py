@@ -972,7 +972,7 @@ class BalancedConsumer(object):
     # -- offsets -------------------------------------------------------------
 
     def _commit(self, cns, partition_offsets, rejoin_on_error=True,
-                retries=None):
+                retries=None, for_user=False):
         """OffsetCommit for ``cns``'s partitions (``partition_offsets``:
         ``[(Partition, offset)]``, default: next offset to read of each)
         with this member's generation and id.
@@ -980,7 +980,10 @@ class BalancedConsumer(object):
         Retries disconnects and coordinator moves; ILLEGAL_GENERATION,
         UNKNOWN_MEMBER_ID and REBALANCE_IN_PROGRESS mean the partitions may
         no longer be ours: they are logged and, with ``rejoin_on_error``,
-        trigger a rejoin.  Returns True when everything was committed."""
+        trigger a rejoin.  Returns True when everything was committed.
+        ``for_user``: a call of the user's that ends with
+        ConsumerStoppedException as soon as ``stop()`` ran (the member has
+        left the group, so the coordinator would only refuse it)."""
         if partition_offsets is None:
             owned = getattr(cns, "_partitions", {})
             offsets = {op.partition.id: op.last_offset_consumed + 1
@@ -1008,6 +1011,8 @@ class BalancedConsumer(object):
         for i in range(retries):
             if i:
                 time.sleep(i * self._offsets_channel_backoff_ms / 1000.0)
+            if for_user:
+                self._raise_if_stopped("commit offsets")
             reqs = [PartitionOffsetCommitRequest(self._topic.name, pid, off,
                                                  now_ms, metadata)
                     for pid, off in sorted(pending.items())]
@@ -1072,7 +1077,19 @@ class BalancedConsumer(object):
         self._raise_worker_exceptions()
         if not self._consumer:
             raise ConsumerStoppedException("Internal consumer is stopped")
+        self._raise_if_stopped("reset offsets")
         self._consumer.reset_offsets(partition_offsets=partition_offsets)
+
+    def _raise_if_stopped(self, what):
+        """ConsumerStoppedException when ``stop()`` ran after a start: the
+        member left the group and owns nothing, so there is nothing to
+        commit or reset (pykafka retried the coordinator's refusals for
+        seconds, then went on silently)."""
+        if not self._running and self._consumer is not None:
+            raise ConsumerStoppedException(
+                "Cannot %s: the consumer of group %s was stopped and left "
+                "the group (commit before stop(), or let auto_commit_enable "
+                "commit on stop)" % (what, _to_str(self._consumer_group)))
 
     def commit_offsets(self, partition_offsets=None):
         """commit_offsets(partition_offsets=None) --
@@ -1089,7 +1106,8 @@ class BalancedConsumer(object):
                 return None
             raise KafkaException("Cannot commit offsets - consumer not "
                                  "started")
-        self._commit(cns, partition_offsets)
+        self._raise_if_stopped("commit offsets")
+        self._commit(cns, partition_offsets, for_user=True)
         return None
 
     # -- consuming -----------------------------------------------------------

@@ -4,7 +4,8 @@
 #   a C compiler, Python headers, zlib/snappy/lz4/zstd headers (codecs),
 #   OpenSSL's headers and command (TLS, SCRAM, test certificates),
 #   a JDK 17+ and Maven (real Kafka brokers from Maven Central), kcat
-#   (interop tests), clang with its libFuzzer/ASan runtime (fuzz targets).
+#   (interop tests), clang with its libFuzzer/ASan runtime (fuzz targets),
+#   gcc's ASan and TSan runtimes (sanitizer runs).
 #
 # Idempotent: when everything is there it prints nothing and exits 0.
 # With apt-get it runs `apt-get update` and installs what is missing (as root,
@@ -61,6 +62,15 @@ check_all() {
     missing_pkgs=()
     missing_what=()
     command -v gcc >/dev/null 2>&1 || need build-essential "a C compiler (gcc)"
+    if command -v gcc >/dev/null 2>&1; then
+        # gcc's sanitizer runtimes, for scripts/sanitize-tests.sh and
+        # scripts/tsan-tests.sh (Debian: in libgcc-N-dev's dependencies).
+        local rt
+        for rt in libasan.so libtsan.so; do
+            [ -e "$(gcc -print-file-name=$rt)" ] ||
+                need "libgcc-$(gcc -dumpversion | cut -d. -f1)-dev" "gcc's $rt (sanitizer runtime)"
+        done
+    fi
     if ! "$PYTHON" -c 'import sys, sysconfig, os; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
         need python3-dev "Python headers (Python.h) for $PYTHON"
     fi

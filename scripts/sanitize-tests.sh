@@ -27,21 +27,10 @@ else
     trap 'rm -rf "$work"' EXIT
 fi
 
-# Copy the tree: tracked and untracked source, but no VCS data, build output,
-# compiled extensions, caches or fuzz artifacts.
-tar -C "$root" \
-    --exclude=./.git --exclude=./.venv --exclude=./build --exclude='*.so' --exclude='*.o' \
-    --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis \
-    --exclude=./csrc/fuzz/build --exclude=./csrc/fuzz/crashes \
-    -cf - . | tar -C "$work" -xf -
-
+. "$root/scripts/lib/sanitizer-copy.sh"
+sanitizer_copy "$root" "$work"
 cd "$work"
-echo "== building with PKC_SANITIZE=1 in $work"
-PKC_SANITIZE=1 PKC_WERROR=1 "$python" setup.py -q build_ext --inplace >build.log 2>&1 || {
-    cat build.log >&2
-    echo "sanitize-tests.sh: build failed" >&2
-    exit 1
-}
+sanitizer_build "$python" PKC_SANITIZE
 
 asan_rt=$(gcc -print-file-name=libasan.so)
 if [ ! -e "$asan_rt" ]; then

@@ -8,7 +8,8 @@
 #   4. the WHOLE pytest suite: unit and integration tests on real Kafka 4.x
 #      and 3.9 brokers (the harness fetches the Kafka jars from Maven Central
 #      on first use and caches them in $PKC_CACHE_DIR or ~/.cache/pykafka_c)
-#   5. scripts/sanitize-tests.sh, when it exists (ASan/UBSan run)
+#   5. scripts/sanitize-tests.sh (ASan/UBSan run)
+#   6. scripts/tsan-tests.sh (ThreadSanitizer run of the threaded tests)
 #
 # Exits non-zero on any failure.  PYTHON (default python3) picks the
 # interpreter; PKC_PYTEST_TIMEOUT (seconds, default 4200) bounds the pytest
@@ -50,8 +51,9 @@ if [ "$rc" -ne 0 ]; then
     exit "$rc"
 fi
 
-if [ -f scripts/sanitize-tests.sh ]; then
-    phase "sanitizer run (scripts/sanitize-tests.sh)"
-    PYTHON="$PYTHON" bash scripts/sanitize-tests.sh
-fi
+phase "sanitizer run (scripts/sanitize-tests.sh)"
+PYTHON="$PYTHON" bash scripts/sanitize-tests.sh
+
+phase "ThreadSanitizer run (scripts/tsan-tests.sh)"
+PYTHON="$PYTHON" bash scripts/tsan-tests.sh
 phase "all passed"

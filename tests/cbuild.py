@@ -24,6 +24,27 @@ FEATURES = (
 WARNINGS = ["-std=c11", "-Wall", "-Wextra", "-Wstrict-prototypes", "-Wshadow",
             "-Wno-missing-field-initializers", "-Werror", "-D_GNU_SOURCE"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+TSAN = ["-fsanitize=thread"]
+
+
+def sanitizer_flags():
+    """The sanitizers a test program is built with: ThreadSanitizer under
+    scripts/tsan-tests.sh (PKC_TSAN=1), AddressSanitizer and
+    UndefinedBehaviorSanitizer otherwise."""
+    if os.environ.get("PKC_TSAN", "") not in ("", "0"):
+        return TSAN
+    return SANITIZE
+
+
+def python_env(**extra):
+    """Environment for a child Python that imports this build of pykafka_c:
+    with the sanitizer runtime preloaded again when tests/conftest.py took
+    it out of the environment (scripts/tsan-tests.sh)."""
+    env = dict(os.environ, **extra)
+    preload = env.get("PKC_SANITIZER_PRELOAD")
+    if preload:
+        env["LD_PRELOAD"] = preload
+    return env
 
 
 def compiler():
@@ -64,7 +85,7 @@ def build(name, out_dir, sanitize=True, without=(), extra=()):
     cc = compiler()
     defs, libs = feature_flags(cc, without)
     exe = os.path.join(str(out_dir), name)
-    cmd = ([cc] + WARNINGS + ["-g", "-O1"] + (SANITIZE if sanitize else [])
+    cmd = ([cc] + WARNINGS + ["-g", "-O1"] + (sanitizer_flags() if sanitize else [])
            + defs + list(extra) + ["-Icsrc/wire", "-Itests/c",
                                    os.path.join("tests", "c", name + ".c")]
            + wire_sources() + ["-o", exe] + libs + ["-lpthread"])

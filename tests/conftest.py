@@ -35,6 +35,14 @@ from pykafka_c.test.kafka_instance import (DEFAULT_KAFKA_VERSION, KAFKA_39_VERSI
                                            HarnessError, KafkaInstance)
 from pykafka_c.test.utils import ExternalCluster
 
+# Under scripts/tsan-tests.sh this interpreter runs with the ThreadSanitizer
+# runtime preloaded.  Its children must not inherit it (bash and the JVM
+# crash under it); a test that starts a Python importing this build of
+# pykafka_c puts it back with cbuild.python_env().
+if os.environ.get("PKC_TSAN", "") not in ("", "0") and \
+        "LD_PRELOAD" in os.environ:
+    os.environ["PKC_SANITIZER_PRELOAD"] = os.environ.pop("LD_PRELOAD")
+
 # old_kafka is defined in tests/test_old_brokers.py (one Kafka 2.1 cluster for
 # that module); listed here so its tests are marked and show its log tails.
 CLUSTER_FIXTURES = ("kafka", "kafka_cluster3", "old_kafka")

@@ -135,11 +135,17 @@ class FakeClient:
             got.append(chunk)
         return b"".join(got)
 
-    def close(self):
+    def shutdown(self):
+        """End the connection both ways without closing the descriptor, so
+        a thread blocked in recv() on it wakes up with EOF (closing a
+        descriptor another thread is using is a race)."""
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def close(self):
+        self.shutdown()
         self.sock.close()
 
 
@@ -227,15 +233,20 @@ class FakeBroker:
             clients = list(self.clients)
             threads = list(self._threads)
         try:
-            self.listener.shutdown(socket.SHUT_RDWR)
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
         except OSError:
             pass
+        if self._acceptor.ident is not None:  # started
+            self._acceptor.join(10)
         self.listener.close()
+        # Wake the client threads first and close their sockets only once
+        # they are done with them.
         for client in clients:
-            client.close()
+            client.shutdown()
         for t in threads:
             t.join(10)
-        self._acceptor.join(10)
+        for client in clients:
+            client.close()
 
 
 def answer_api_versions(client, ranges, timeout=10.0):

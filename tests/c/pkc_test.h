@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static int pkc_test_failures;
-static int pkc_test_checks;
+/* Atomic: checks also run in the fake broker threads of the engine tests,
+ * and ThreadSanitizer runs those (scripts/tsan-tests.sh). */
+static _Atomic int pkc_test_failures;
+static _Atomic int pkc_test_checks;
 static const char *pkc_test_current = "?";
 
 #define CHECK(cond)                                                        \
