@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api_support.h"
+#include "bufpool.h"
 #include "kafka_errors.h"
 #include "link.h"
 #include "proto.h"
@@ -34,198 +35,13 @@
  * max(queued_max_messages, this); the rest is fetched again later. */
 #define FL_CHUNK_RECORDS_MIN 65536
 
-/* ----------------------------------------------------------------- pool */
-
-/*
- * A small cache of large blocks (answer bodies, record arrays) so that the
- * steady state reuses memory instead of mapping fresh pages for every
- * answer and unmapping them once consumed (page faults and munmap cost
- * more than the copy).  Thread-safe; refcounted because bufs, released by
- * consumer threads, return their blocks to it.
- */
-#define FL_POOL_SLOTS 32
-#define FL_POOL_MAX_BLOCK ((size_t)16 << 20)
-#define FL_POOL_MAX_TOTAL ((size_t)48 << 20)
-
-typedef struct {
-    pthread_mutex_t mu;
-    atomic_long refs;
-    size_t n, total;
-    struct {
-        void *p;
-        size_t cap;
-    } blk[FL_POOL_SLOTS];
-} fl_pool;
-
-static fl_pool *
-fl_pool_new(void)
-{
-    fl_pool *pool = calloc(1, sizeof(*pool));
-
-    if (pool == NULL)
-        return NULL;
-    pthread_mutex_init(&pool->mu, NULL);
-    atomic_init(&pool->refs, 1);
-    return pool;
-}
-
-static void
-fl_pool_release(fl_pool *pool)
-{
-    if (pool == NULL)
-        return;
-    if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) ==
-        1) {
-        for (size_t i = 0; i < pool->n; i++)
-            free(pool->blk[i].p);
-        pthread_mutex_destroy(&pool->mu);
-        free(pool);
-    }
-}
-
-/* A block of at least `need` bytes (its size in *cap), or NULL. */
-static void *
-fl_pool_get(fl_pool *pool, size_t need, size_t *cap)
-{
-    void *p = NULL;
-
-    if (need == 0)
-        need = 1;
-    if (pool != NULL) {
-        size_t best = SIZE_MAX;
-        pthread_mutex_lock(&pool->mu);
-        for (size_t i = 0; i < pool->n; i++)
-            if (pool->blk[i].cap >= need &&
-                (best == SIZE_MAX || pool->blk[i].cap < pool->blk[best].cap))
-                best = i;
-        if (best != SIZE_MAX) {
-            p = pool->blk[best].p;
-            *cap = pool->blk[best].cap;
-            pool->total -= *cap;
-            pool->blk[best] = pool->blk[--pool->n];
-        }
-        pthread_mutex_unlock(&pool->mu);
-        if (p != NULL)
-            return p;
-    }
-    p = malloc(need);
-    *cap = need;
-    return p;
-}
-
-/* Give a block back (kept if there is room, else freed). */
-static void
-fl_pool_put(fl_pool *pool, void *p, size_t cap)
-{
-    if (p == NULL)
-        return;
-    if (pool != NULL && cap <= FL_POOL_MAX_BLOCK) {
-        pthread_mutex_lock(&pool->mu);
-        if (pool->n < FL_POOL_SLOTS && pool->total + cap <= FL_POOL_MAX_TOTAL) {
-            pool->blk[pool->n].p = p;
-            pool->blk[pool->n].cap = cap;
-            pool->n++;
-            pool->total += cap;
-            p = NULL;
-        }
-        pthread_mutex_unlock(&pool->mu);
-    }
-    free(p);
-}
-
-/* ----------------------------------------------------------------- bufs */
-
-/* One answer: its body and the decompressed data of its batches, which
- * the queued records' views point into. */
-struct pkc_fl_buf {
-    atomic_long refs;
-    fl_pool *pool;     /* a reference, or NULL */
-    uint8_t *data;
-    size_t len, data_cap;
-    pkc_arena arena;   /* decompressed record data */
-};
-
-static pkc_fl_buf *
-fl_buf_new(fl_pool *pool, const uint8_t *data, size_t len, size_t arena_max)
-{
-    pkc_fl_buf *b = calloc(1, sizeof(*b));
-
-    if (b == NULL)
-        return NULL;
-    b->data = fl_pool_get(pool, len, &b->data_cap);
-    if (b->data == NULL) {
-        free(b);
-        return NULL;
-    }
-    if (len)
-        memcpy(b->data, data, len);
-    b->len = len;
-    atomic_init(&b->refs, 1);
-    if (pool != NULL) {
-        atomic_fetch_add_explicit(&pool->refs, 1, memory_order_relaxed);
-        b->pool = pool;
-    }
-    pkc_arena_init(&b->arena, arena_max);
-    return b;
-}
-
-static inline void
-fl_buf_ref(pkc_fl_buf *b)
-{
-    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
-}
-
-void
-pkc_fl_buf_release(pkc_fl_buf *b)
-{
-    if (b == NULL)
-        return;
-    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
-        pkc_arena_free(&b->arena);
-        fl_pool_put(b->pool, b->data, b->data_cap);
-        fl_pool_release(b->pool);
-        free(b);
-    }
-}
-
-/* A growable array of records, its blocks from `pool` (may be NULL). */
-typedef struct {
-    fl_pool *pool;
-    pkc_record *v;
-    size_t n, cap;
-} fl_recvec;
-
-static int
-fl_recvec_reserve(fl_recvec *rv, size_t extra)
-{
-    size_t want, bytes;
-    pkc_record *nv;
-
-    if (rv->n + extra <= rv->cap)
-        return PKC_OK;
-    want = rv->cap ? rv->cap * 2 : 256;
-    if (want < rv->n + extra)
-        want = rv->n + extra;
-    if (want > SIZE_MAX / sizeof(pkc_record))
-        return PKC_ERR_NOMEM;
-    nv = fl_pool_get(rv->pool, want * sizeof(pkc_record), &bytes);
-    if (nv == NULL)
-        return PKC_ERR_NOMEM;
-    if (rv->n)
-        memcpy(nv, rv->v, rv->n * sizeof(pkc_record));
-    fl_pool_put(rv->pool, rv->v, rv->cap * sizeof(pkc_record));
-    rv->v = nv;
-    rv->cap = bytes / sizeof(pkc_record);
-    return PKC_OK;
-}
-
 /* --------------------------------------------------------------- chunks */
 
 /* A piece of one partition's records from one answer; the record views
  * point into its buf.  The record block comes from the buf's pool. */
 typedef struct fl_chunk {
     struct fl_chunk *next;
-    pkc_fl_buf *buf;    /* one reference */
+    pkc_answer_buf *buf;    /* one reference */
     pkc_record *recs;   /* owned */
     size_t recs_bytes;
     size_t n, pos;
@@ -236,8 +52,8 @@ fl_chunk_free_list(fl_chunk *c)
 {
     while (c != NULL) {
         fl_chunk *next = c->next;
-        fl_pool_put(c->buf->pool, c->recs, c->recs_bytes);
-        pkc_fl_buf_release(c->buf);
+        pkc_bufpool_put(c->buf->pool, c->recs, c->recs_bytes);
+        pkc_answer_buf_release(c->buf);
         free(c);
         c = next;
     }
@@ -310,7 +126,7 @@ struct pkc_fl {
     char *software_version;  /* ApiVersions' ClientSoftwareVersion */
     size_t arena_max;
     size_t chunk_max;
-    fl_pool *pool;           /* blocks reused across answers */
+    pkc_bufpool *pool;           /* blocks reused across answers */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;       /* consumers wait here */
@@ -872,7 +688,7 @@ pkc_fl_parse_fetch(const uint8_t *body, size_t len, int version,
         goto done;
     for (size_t i = 0; i < v.nres; i++) {
         pkc_fl_part_result res;
-        fl_recvec rv = {NULL, NULL, 0, 0};
+        pkc_recvec rv = {NULL, NULL, 0, 0}; /* plain malloc */
         pkc_arena arena;
         char rerr[256] = "";
         int64_t off = offsets[v.res_req[i]];
@@ -892,7 +708,7 @@ pkc_fl_parse_fetch(const uint8_t *body, size_t len, int version,
                            read_committed, check_crcs, 0, &arena,
                            FL_CHUNK_RECORDS_MIN, rerr, sizeof(rerr));
             while (!ds.done) {
-                if (fl_recvec_reserve(&rv, 256) != PKC_OK) {
+                if (pkc_recvec_reserve(&rv, 256) != PKC_OK) {
                     ds.status = PKC_ERR_NOMEM;
                     break;
                 }
@@ -904,7 +720,7 @@ pkc_fl_parse_fetch(const uint8_t *body, size_t len, int version,
         }
         res.recs = rv.v;
         rc = cb(ctx, &res);
-        free(rv.v);
+        pkc_recvec_free(&rv);
         pkc_arena_free(&arena);
         if (rc != 0)
             goto done;
@@ -1219,7 +1035,7 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
     fl->ready = -1;
     atomic_init(&fl->n_events, 0);
     fl->stopped = 1;
-    fl->pool = fl_pool_new();
+    fl->pool = pkc_bufpool_new();
     if (fl->pool == NULL)
         goto nomem;
 
@@ -1247,7 +1063,7 @@ nomem:
     free(fl->source_host);
     free(fl->software_version);
     pkc_security_unref(fl->security);
-    fl_pool_release(fl->pool);
+    pkc_bufpool_release(fl->pool);
     free(fl);
     return PKC_ERR_NOMEM;
 }
@@ -1280,7 +1096,7 @@ pkc_fl_free(pkc_fl *fl)
     free(fl->topic);
     free(fl->source_host);
     free(fl->software_version);
-    fl_pool_release(fl->pool);
+    pkc_bufpool_release(fl->pool);
     free(fl);
 }
 
@@ -1530,7 +1346,7 @@ pkc_fl_post_event(pkc_fl *fl, const pkc_fl_event *ev)
 /* Under mu: take the next record of partition i.  Chunks emptied go to
  * *to_free; *need_wake is set when the partition became fetchable. */
 static void
-fl_take(pkc_fl *fl, long i, pkc_record *rec, pkc_fl_buf **buf,
+fl_take(pkc_fl *fl, long i, pkc_record *rec, pkc_answer_buf **buf,
         fl_chunk **to_free, int *need_wake)
 {
     fl_part *p = &fl->parts[i];
@@ -1554,7 +1370,7 @@ fl_take(pkc_fl *fl, long i, pkc_record *rec, pkc_fl_buf **buf,
 
 int
 pkc_fl_pop(pkc_fl *fl, pkc_record *rec, int32_t *partition,
-           pkc_fl_buf **buf)
+           pkc_answer_buf **buf)
 {
     fl_chunk *to_free = NULL;
     int need_wake = 0;
@@ -1567,7 +1383,7 @@ pkc_fl_pop(pkc_fl *fl, pkc_record *rec, int32_t *partition,
         return 0;
     }
     fl_take(fl, i, rec, buf, &to_free, &need_wake);
-    fl_buf_ref(*buf);
+    pkc_answer_buf_ref(*buf);
     *partition = fl->parts[i].id;
     fl->ready = fl->parts[i].rnext;
     if (fl->parts[i].queued == 0)
@@ -1582,7 +1398,7 @@ pkc_fl_pop(pkc_fl *fl, pkc_record *rec, int32_t *partition,
 
 int
 pkc_fl_pop_partition(pkc_fl *fl, int32_t partition, pkc_record *rec,
-                     pkc_fl_buf **buf)
+                     pkc_answer_buf **buf)
 {
     fl_chunk *to_free = NULL;
     int need_wake = 0;
@@ -1595,7 +1411,7 @@ pkc_fl_pop_partition(pkc_fl *fl, int32_t partition, pkc_record *rec,
         return 0;
     }
     fl_take(fl, i, rec, buf, &to_free, &need_wake);
-    fl_buf_ref(*buf);
+    pkc_answer_buf_ref(*buf);
     if (fl->parts[i].queued == 0)
         fl_ring_remove(fl, i);
     if (need_wake)
@@ -1610,19 +1426,19 @@ size_t
 pkc_fl_pop_many(pkc_fl *fl, pkc_fl_popped *out, size_t max)
 {
     fl_chunk *to_free = NULL;
-    pkc_fl_buf *last = NULL;
+    pkc_answer_buf *last = NULL;
     int need_wake = 0;
     size_t n = 0;
 
     fl_lock(fl);
     while (n < max && fl->ready >= 0) {
         long i = fl->ready;
-        pkc_fl_buf *buf;
+        pkc_answer_buf *buf;
 
         fl_take(fl, i, &out[n].rec, &buf, &to_free, &need_wake);
         out[n].partition = fl->parts[i].id;
         if (buf != last) {
-            fl_buf_ref(buf);
+            pkc_answer_buf_ref(buf);
             out[n].buf = buf;
             last = buf;
         }
@@ -2112,7 +1928,7 @@ fl_queue_piece(pkc_fl *fl, fl_broker *b, const fl_req_entry *e,
  * piece as soon as it is decoded. */
 static void
 fl_stream_partition(pkc_fl *fl, fl_broker *b, size_t k, const fl_rvis *v,
-                    fl_dec *d, pkc_fl_buf *buf, fl_chunk **drop)
+                    fl_dec *d, pkc_answer_buf *buf, fl_chunk **drop)
 {
     const fl_req_entry *e = &b->req[k];
     const fl_presult *pr = &v->res[d->res];
@@ -2126,7 +1942,7 @@ fl_stream_partition(pkc_fl *fl, fl_broker *b, size_t k, const fl_rvis *v,
                    d->err, sizeof(d->err));
     while (!ds.done) {
         size_t cap, got;
-        pkc_record *blk = fl_pool_get(fl->pool,
+        pkc_record *blk = pkc_bufpool_get(fl->pool,
                                       FL_PIECE * sizeof(pkc_record), &cap);
         fl_chunk *c;
 
@@ -2137,18 +1953,18 @@ fl_stream_partition(pkc_fl *fl, fl_broker *b, size_t k, const fl_rvis *v,
         }
         got = fl_stream_next(&ds, blk, cap / sizeof(pkc_record));
         if (got == 0) {
-            fl_pool_put(fl->pool, blk, cap);
+            pkc_bufpool_put(fl->pool, blk, cap);
             continue;
         }
         c = malloc(sizeof(*c));
         if (c == NULL) {
-            fl_pool_put(fl->pool, blk, cap);
+            pkc_bufpool_put(fl->pool, blk, cap);
             lost = 1;
             break;
         }
         c->next = NULL;
         c->buf = buf;
-        fl_buf_ref(buf);
+        pkc_answer_buf_ref(buf);
         c->recs = blk;
         c->recs_bytes = cap;
         c->n = got;
@@ -2182,20 +1998,21 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     fl_rvis v;
     fl_dec *dec = NULL;
     int32_t *ids = NULL;
-    pkc_fl_buf *buf = NULL;
+    pkc_answer_buf *buf = NULL;
     fl_chunk *drop = NULL;
     char perr[384] = "";
     int prc;
     size_t n = b->req_n;
 
     memset(&v, 0, sizeof(v));
-    buf = fl_buf_new(fl->pool, resp->body, resp->body_len, fl->arena_max);
+    buf = pkc_answer_buf_new(fl->pool, resp->body, resp->body_len,
+                             fl->arena_max);
     dec = calloc(n ? n : 1, sizeof(*dec));
     ids = malloc((n ? n : 1) * sizeof(*ids));
     if (buf == NULL || dec == NULL || ids == NULL) {
         free(dec);
         free(ids);
-        pkc_fl_buf_release(buf);
+        pkc_answer_buf_release(buf);
         fl_broker_fail(fl, b, PKC_ERR_NOMEM, "out of memory for an answer");
         return;
     }
@@ -2299,7 +2116,7 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     free(dec);
     free(ids);
     fl_rvis_free(&v);
-    pkc_fl_buf_release(buf);
+    pkc_answer_buf_release(buf);
 }
 
 /* Without mu: read the answer to the Fetch in flight. */

@@ -32,12 +32,13 @@
  *
  * Records and memory
  *   A response body is copied once out of the connection into a
- *   refcounted pkc_fl_buf (which also owns the arena of decompressed
- *   data).  Each partition's records of one response form a chunk (an
- *   array of pkc_record whose views point into the buf) appended to that
- *   partition's queue.  A record popped by the application comes with a
- *   reference to its buf, released with pkc_fl_buf_release() once the
- *   record's bytes have been copied out.
+ *   refcounted pkc_answer_buf (bufpool.h; it also owns the arena of
+ *   decompressed data).  Each partition's records of one response form
+ *   a chunk (an array of pkc_record whose views point into the buf)
+ *   appended to that partition's queue.  A record popped by the
+ *   application comes with a reference to its buf, released with
+ *   pkc_answer_buf_release() once the record's bytes have been copied
+ *   out.
  *
  * Positions
  *   Each partition has `fetch_offset` (next offset to fetch) and
@@ -72,11 +73,11 @@
 
 #include "api_support.h"
 #include "buf.h"
+#include "bufpool.h"
 #include "records.h"
 #include "security.h"
 
 typedef struct pkc_fl pkc_fl;
-typedef struct pkc_fl_buf pkc_fl_buf;
 
 /* The engine speaks Fetch PKC_VER_FETCH_MIN (RecordBatch v2, isolation
  * level) to PKC_VER_FETCH_MAX (the last with topic names); see
@@ -236,30 +237,30 @@ int pkc_fl_post_event(pkc_fl *fl, const pkc_fl_event *ev);
 
 /*
  * Pop the next record, serving partitions with queued records in round
- * robin.  Returns 1 with *rec, *partition and *buf set (release *buf with
- * pkc_fl_buf_release once the record's views are no longer needed), or 0
- * when nothing is queued.  Sets the partition's last_consumed.
+ * robin.  Returns 1 with *rec, *partition and *buf set (release *buf
+ * with pkc_answer_buf_release once the record's views are no longer
+ * needed), or 0 when nothing is queued.  Sets the partition's
+ * last_consumed.
  */
 int pkc_fl_pop(pkc_fl *fl, pkc_record *rec, int32_t *partition,
-               pkc_fl_buf **buf);
+               pkc_answer_buf **buf);
 
 /* Pop from one partition only (pykafka's OwnedPartition.consume). */
 int pkc_fl_pop_partition(pkc_fl *fl, int32_t partition, pkc_record *rec,
-                         pkc_fl_buf **buf);
+                         pkc_answer_buf **buf);
 
 /* One popped record for pkc_fl_pop_many. */
 typedef struct {
     pkc_record rec;
     int32_t partition;
-    pkc_fl_buf *buf;  /* a reference, or NULL when the previous entry's
-                         reference covers this record (same buf) */
+    pkc_answer_buf *buf; /* a reference, or NULL when the previous
+                            entry's reference covers this record (same
+                            buf) */
 } pkc_fl_popped;
 
 /* Pop up to `max` records under one lock; returns how many.  Release every
  * non-NULL `buf` of the entries. */
 size_t pkc_fl_pop_many(pkc_fl *fl, pkc_fl_popped *out, size_t max);
-
-void pkc_fl_buf_release(pkc_fl_buf *buf);
 
 /*
  * Wait until a record is queued, an event is pending, the engine is
