@@ -19,9 +19,9 @@
 
 #include "api_support.h"
 #include "bufpool.h"
+#include "fetch_codec.h"
 #include "kafka_errors.h"
 #include "link.h"
-#include "proto.h"
 #include "reactor.h"
 
 #define FL_HOST_MAX 256
@@ -31,9 +31,6 @@
 #define FL_CONNECT_CAP_MS 10000
 /* Idle tick of the thread's poll. */
 #define FL_TICK_MS 1000
-/* Records decoded per partition per answer are capped at
- * max(queued_max_messages, this); the rest is fetched again later. */
-#define FL_CHUNK_RECORDS_MIN 65536
 
 /* --------------------------------------------------------------- chunks */
 
@@ -61,14 +58,13 @@ fl_chunk_free_list(fl_chunk *c)
 
 /* ------------------------------------------------------ engine structs */
 
-/* One partition named in a Fetch request. */
+/* Where a partition named in the request in flight came from: its index
+ * in fl->parts and its generation then (an answer to an older generation
+ * is dropped). */
 typedef struct {
     size_t pidx;
-    int32_t partition;
-    int32_t epoch;
-    int64_t offset;
     uint32_t gen;
-} fl_req_entry;
+} fl_req_origin;
 
 typedef struct fl_broker {
     int32_t node_id;
@@ -92,7 +88,8 @@ typedef struct fl_broker {
     int want_step;          /* a re-authentication is due (KIP-368) */
     char chost[FL_HOST_MAX];
     int cport;
-    fl_req_entry *req;      /* the partitions of the request in flight */
+    pkc_fetch_partition *req; /* the partitions of the request in flight */
+    fl_req_origin *req_origin; /* where each came from */
     size_t req_n, req_cap;
     size_t rr;              /* rotation of the partition order */
 } fl_broker;
@@ -161,575 +158,6 @@ struct pkc_fl {
     fl_broker **tb;
     size_t ntb, tb_cap;
 };
-
-/* ------------------------------------------------- proto field lookups */
-
-static struct {
-    int ok;
-    /* FetchRequest */
-    const pkc_proto_field *rq_max_wait, *rq_min_bytes, *rq_max_bytes,
-        *rq_isolation, *rq_topics, *rq_t_topic, *rq_t_partitions,
-        *rq_p_partition, *rq_p_epoch, *rq_p_offset, *rq_p_max_bytes;
-    /* FetchResponse */
-    const pkc_proto_field *rs_error, *rs_responses, *rs_t_topic,
-        *rs_t_partitions, *rs_p_index, *rs_p_error, *rs_p_hw, *rs_p_lso,
-        *rs_p_log_start, *rs_p_aborted, *rs_p_records, *rs_a_producer,
-        *rs_a_first;
-} F;
-
-static pthread_once_t F_once = PTHREAD_ONCE_INIT;
-
-static const pkc_proto_struct *
-fl_sub(const pkc_proto_field *f)
-{
-    if (f == NULL || f->sub < 0)
-        return NULL;
-    return pkc_proto_struct_at((size_t)f->sub);
-}
-
-static const pkc_proto_field *
-fl_field(const pkc_proto_struct *s, const char *name)
-{
-    return s ? pkc_proto_struct_field(s, name) : NULL;
-}
-
-static void
-fl_fields_init(void)
-{
-    const pkc_proto_api *fetch = pkc_proto_api_find(PKC_API_FETCH);
-    const pkc_proto_struct *s, *t, *p, *a;
-
-    if (fetch == NULL)
-        return;
-    s = pkc_proto_message(fetch, PKC_PROTO_REQUEST);
-    F.rq_max_wait = fl_field(s, "max_wait_ms");
-    F.rq_min_bytes = fl_field(s, "min_bytes");
-    F.rq_max_bytes = fl_field(s, "max_bytes");
-    F.rq_isolation = fl_field(s, "isolation_level");
-    F.rq_topics = fl_field(s, "topics");
-    t = fl_sub(F.rq_topics);
-    F.rq_t_topic = fl_field(t, "topic");
-    F.rq_t_partitions = fl_field(t, "partitions");
-    p = fl_sub(F.rq_t_partitions);
-    F.rq_p_partition = fl_field(p, "partition");
-    F.rq_p_epoch = fl_field(p, "current_leader_epoch");
-    F.rq_p_offset = fl_field(p, "fetch_offset");
-    F.rq_p_max_bytes = fl_field(p, "partition_max_bytes");
-
-    s = pkc_proto_message(fetch, PKC_PROTO_RESPONSE);
-    F.rs_error = fl_field(s, "error_code");
-    F.rs_responses = fl_field(s, "responses");
-    t = fl_sub(F.rs_responses);
-    F.rs_t_topic = fl_field(t, "topic");
-    F.rs_t_partitions = fl_field(t, "partitions");
-    p = fl_sub(F.rs_t_partitions);
-    F.rs_p_index = fl_field(p, "partition_index");
-    F.rs_p_error = fl_field(p, "error_code");
-    F.rs_p_hw = fl_field(p, "high_watermark");
-    F.rs_p_lso = fl_field(p, "last_stable_offset");
-    F.rs_p_log_start = fl_field(p, "log_start_offset");
-    F.rs_p_aborted = fl_field(p, "aborted_transactions");
-    F.rs_p_records = fl_field(p, "records");
-    a = fl_sub(F.rs_p_aborted);
-    F.rs_a_producer = fl_field(a, "producer_id");
-    F.rs_a_first = fl_field(a, "first_offset");
-
-    F.ok = F.rq_max_wait && F.rq_min_bytes && F.rq_max_bytes &&
-           F.rq_isolation && F.rq_topics && F.rq_t_topic &&
-           F.rq_t_partitions && F.rq_p_partition && F.rq_p_epoch &&
-           F.rq_p_offset && F.rq_p_max_bytes && F.rs_error &&
-           F.rs_responses && F.rs_t_topic && F.rs_t_partitions &&
-           F.rs_p_index && F.rs_p_error && F.rs_p_hw && F.rs_p_lso &&
-           F.rs_p_log_start && F.rs_p_aborted && F.rs_p_records &&
-           F.rs_a_producer && F.rs_a_first;
-}
-
-static int
-fl_fields(void)
-{
-    pthread_once(&F_once, fl_fields_init);
-    return F.ok;
-}
-
-/* ------------------------------------------------ FetchRequest source */
-
-typedef struct {
-    const char *topic;
-    size_t topic_len;
-    const fl_req_entry *ents;
-    size_t n;
-    size_t idx;
-    int32_t max_wait, min_bytes, max_bytes, pmax;
-    int8_t isolation;
-} fl_src;
-
-static int
-fl_src_has(void *ctx, const pkc_proto_field *f)
-{
-    (void)ctx;
-    return f == F.rq_max_wait || f == F.rq_min_bytes ||
-           f == F.rq_max_bytes || f == F.rq_isolation ||
-           f == F.rq_topics || f == F.rq_t_topic ||
-           f == F.rq_t_partitions || f == F.rq_p_partition ||
-           f == F.rq_p_epoch || f == F.rq_p_offset ||
-           f == F.rq_p_max_bytes;
-}
-
-static int
-fl_src_get_int(void *ctx, const pkc_proto_field *f, int64_t *out)
-{
-    fl_src *s = ctx;
-    const fl_req_entry *e = s->idx < s->n ? &s->ents[s->idx] : NULL;
-
-    if (f == F.rq_max_wait)
-        *out = s->max_wait;
-    else if (f == F.rq_min_bytes)
-        *out = s->min_bytes;
-    else if (f == F.rq_max_bytes)
-        *out = s->max_bytes;
-    else if (f == F.rq_isolation)
-        *out = s->isolation;
-    else if (e != NULL && f == F.rq_p_partition)
-        *out = e->partition;
-    else if (e != NULL && f == F.rq_p_epoch)
-        *out = e->epoch;
-    else if (e != NULL && f == F.rq_p_offset)
-        *out = e->offset;
-    else if (f == F.rq_p_max_bytes)
-        *out = s->pmax;
-    else
-        return PKC_PROTO_BADTYPE;
-    return 0;
-}
-
-static int
-fl_src_get_float(void *ctx, const pkc_proto_field *f, double *out)
-{
-    (void)ctx;
-    (void)f;
-    *out = 0.0;
-    return PKC_PROTO_BADTYPE;
-}
-
-static int
-fl_src_get_bytes(void *ctx, const pkc_proto_field *f, pkc_slice *out)
-{
-    fl_src *s = ctx;
-
-    if (f != F.rq_t_topic)
-        return PKC_PROTO_BADTYPE;
-    out->ptr = (const uint8_t *)s->topic;
-    out->len = (int32_t)s->topic_len;
-    return 0;
-}
-
-static int
-fl_src_enter_array(void *ctx, const pkc_proto_field *f, int32_t *count)
-{
-    fl_src *s = ctx;
-
-    if (f == F.rq_topics)
-        *count = 1;
-    else if (f == F.rq_t_partitions)
-        *count = (int32_t)s->n;
-    else
-        *count = 0;
-    return 0;
-}
-
-static int
-fl_src_enter_element(void *ctx, const pkc_proto_field *f, int32_t i)
-{
-    fl_src *s = ctx;
-
-    if (f == F.rq_t_partitions)
-        s->idx = (size_t)i;
-    return 0;
-}
-
-/* ---------------------------------------------- FetchResponse visitor */
-
-typedef struct {
-    int32_t partition;
-    int16_t error_code;
-    int64_t hw, lso, log_start;
-    pkc_slice records;
-    size_t ab_first, ab_count;
-} fl_presult;
-
-typedef struct {
-    const char *topic;
-    size_t topic_len;
-    const int32_t *ids;   /* requested partitions */
-    size_t n;
-    int read_committed;
-    int topic_ok;
-    fl_presult cur;
-    pkc_aborted_txn txn;
-    fl_presult *res;      /* capacity n */
-    size_t *res_req;      /* request index of each result */
-    size_t nres;
-    uint8_t *seen;        /* n flags */
-    pkc_aborted_txn *ab;
-    size_t nab, abcap;
-    int16_t top_error;
-} fl_rvis;
-
-static int
-fl_rv_begin_struct(void *ctx, const pkc_proto_field *f,
-                   const pkc_proto_struct *s)
-{
-    fl_rvis *v = ctx;
-
-    (void)s;
-    if (f == F.rs_responses) {
-        v->topic_ok = 0;
-    }
-    else if (f == F.rs_t_partitions) {
-        memset(&v->cur, 0, sizeof(v->cur));
-        v->cur.records.len = -1;
-        v->cur.hw = v->cur.lso = v->cur.log_start = -1;
-        v->cur.ab_first = v->nab;
-    }
-    else if (f == F.rs_p_aborted) {
-        v->txn.producer_id = -1;
-        v->txn.first_offset = -1;
-    }
-    return 0;
-}
-
-static int
-fl_rv_end_struct(void *ctx, const pkc_proto_field *f,
-                 const pkc_proto_struct *s)
-{
-    fl_rvis *v = ctx;
-
-    (void)s;
-    if (f == F.rs_t_partitions) {
-        if (!v->topic_ok)
-            return 0;
-        for (size_t i = 0; i < v->n; i++) {
-            if (v->ids[i] == v->cur.partition && !v->seen[i]) {
-                v->seen[i] = 1;
-                v->res[v->nres] = v->cur;
-                v->res_req[v->nres] = i;
-                v->nres++;
-                break;
-            }
-        }
-    }
-    else if (f == F.rs_p_aborted && v->read_committed) {
-        if (v->nab == v->abcap) {
-            size_t cap = v->abcap ? v->abcap * 2 : 16;
-            pkc_aborted_txn *ab = realloc(v->ab, cap * sizeof(*ab));
-            if (ab == NULL)
-                return PKC_ERR_NOMEM;
-            v->ab = ab;
-            v->abcap = cap;
-        }
-        v->ab[v->nab++] = v->txn;
-        v->cur.ab_count++;
-    }
-    return 0;
-}
-
-static int
-fl_rv_on_int(void *ctx, const pkc_proto_field *f, int64_t val)
-{
-    fl_rvis *v = ctx;
-
-    if (f == F.rs_p_index)
-        v->cur.partition = (int32_t)val;
-    else if (f == F.rs_p_error)
-        v->cur.error_code = (int16_t)val;
-    else if (f == F.rs_p_hw)
-        v->cur.hw = val;
-    else if (f == F.rs_p_lso)
-        v->cur.lso = val;
-    else if (f == F.rs_p_log_start)
-        v->cur.log_start = val;
-    else if (f == F.rs_a_producer)
-        v->txn.producer_id = val;
-    else if (f == F.rs_a_first)
-        v->txn.first_offset = val;
-    else if (f == F.rs_error)
-        v->top_error = (int16_t)val;
-    return 0;
-}
-
-static int
-fl_rv_on_string(void *ctx, const pkc_proto_field *f, pkc_slice s)
-{
-    fl_rvis *v = ctx;
-
-    if (f == F.rs_t_topic)
-        v->topic_ok = s.len >= 0 && (size_t)s.len == v->topic_len &&
-                      memcmp(s.ptr, v->topic, v->topic_len) == 0;
-    return 0;
-}
-
-static int
-fl_rv_on_bytes(void *ctx, const pkc_proto_field *f, pkc_slice s)
-{
-    fl_rvis *v = ctx;
-
-    if (f == F.rs_p_records)
-        v->cur.records = s;
-    return 0;
-}
-
-static int
-fl_rv_on_null(void *ctx, const pkc_proto_field *f)
-{
-    fl_rvis *v = ctx;
-
-    if (f == F.rs_p_records)
-        v->cur.records.len = -1;
-    return 0;
-}
-
-static void
-fl_rvis_free(fl_rvis *v)
-{
-    free(v->res);
-    free(v->res_req);
-    free(v->seen);
-    free(v->ab);
-    memset(v, 0, sizeof(*v));
-}
-
-/*
- * Walk a Fetch response body.  On success v->res[0..nres) hold the answers
- * for requested partitions of our topic (each at most once).  Returns a
- * status; errbuf gets a sentence on failure.
- */
-static int
-fl_parse_response(fl_rvis *v, const uint8_t *body, size_t len, int version,
-                  char *errbuf, size_t errlen)
-{
-    pkc_proto_visitor vis;
-    pkc_proto_error perr;
-    pkc_reader r;
-    int rc;
-
-    memset(&vis, 0, sizeof(vis));
-    vis.ctx = v;
-    vis.begin_struct = fl_rv_begin_struct;
-    vis.end_struct = fl_rv_end_struct;
-    vis.on_int = fl_rv_on_int;
-    vis.on_string = fl_rv_on_string;
-    vis.on_bytes = fl_rv_on_bytes;
-    vis.on_null = fl_rv_on_null;
-
-    v->res = malloc((v->n ? v->n : 1) * sizeof(*v->res));
-    v->res_req = malloc((v->n ? v->n : 1) * sizeof(*v->res_req));
-    v->seen = calloc(v->n ? v->n : 1, 1);
-    if (v->res == NULL || v->res_req == NULL || v->seen == NULL) {
-        snprintf(errbuf, errlen, "out of memory decoding a Fetch response");
-        return PKC_ERR_NOMEM;
-    }
-    memset(&perr, 0, sizeof(perr));
-    pkc_reader_init(&r, body, len);
-    rc = pkc_proto_decode(&r, PKC_PROTO_RESPONSE, PKC_API_FETCH, version,
-                          &vis, &perr);
-    if (rc != 0) {
-        if (rc > 0 || rc == PKC_PROTO_ABORT || rc == PKC_PROTO_BADTYPE)
-            rc = PKC_ERR_INVALID;
-        snprintf(errbuf, errlen,
-                 "Fetch v%d response: %s in field '%s' at byte %zu of %zu",
-                 version, pkc_status_str(rc), perr.path, perr.offset, len);
-        return rc;
-    }
-    return PKC_OK;
-}
-
-/*
- * Decoding one partition's records in pieces, so the engine can queue the
- * first records of an answer while it decodes the rest.
- */
-typedef struct {
-    pkc_records_iter it;
-    int inited;
-    int partition;
-    int64_t fetch_offset;
-    size_t max_recs;     /* stop after this many (fetched again later) */
-    size_t n;            /* records delivered so far */
-    int64_t last_offset; /* offset of the last record delivered, -1 */
-    int status;          /* PKC_OK or the records status */
-    int done, capped;
-    char *errbuf;
-    size_t errlen;
-} fl_stream;
-
-static void
-fl_stream_init(fl_stream *ds, const fl_presult *pr, const pkc_aborted_txn *ab,
-               int64_t fetch_offset, int read_committed, int check_crcs,
-               size_t max_decompressed, pkc_arena *arena, size_t max_recs,
-               char *errbuf, size_t errlen)
-{
-    pkc_records_opts opts;
-
-    memset(ds, 0, sizeof(*ds));
-    ds->partition = pr->partition;
-    ds->fetch_offset = fetch_offset;
-    ds->max_recs = max_recs;
-    ds->last_offset = -1;
-    ds->errbuf = errbuf;
-    ds->errlen = errlen;
-    if (pr->records.len <= 0) {
-        ds->done = 1;
-        return;
-    }
-    memset(&opts, 0, sizeof(opts));
-    opts.fetch_offset = fetch_offset;
-    opts.read_committed = read_committed;
-    opts.aborted = read_committed ? ab : NULL;
-    opts.n_aborted = read_committed ? pr->ab_count : 0;
-    opts.max_decompressed = max_decompressed;
-    opts.skip_crc = !check_crcs;
-    opts.arena = arena;
-    ds->inited = 1;
-    if (pkc_records_iter_init(&ds->it, pr->records.ptr,
-                              (size_t)pr->records.len, &opts) != PKC_OK) {
-        ds->status = PKC_ERR_NOMEM;
-        ds->done = 1;
-        snprintf(errbuf, errlen, "out of memory decoding records");
-    }
-}
-
-/* Up to `max` more records into out[]; returns how many.  ds->done is set
- * once the partition's records are exhausted (or failed). */
-static size_t
-fl_stream_next(fl_stream *ds, pkc_record *out, size_t max)
-{
-    size_t k = 0;
-
-    while (!ds->done && k < max) {
-        int rc;
-        if (ds->n >= ds->max_recs) {
-            ds->capped = 1;
-            ds->done = 1;
-            break;
-        }
-        rc = pkc_records_next(&ds->it, &out[k]);
-        if (rc == 0) {
-            ds->done = 1;
-            break;
-        }
-        if (rc < 0) {
-            ds->status = rc;
-            ds->done = 1;
-            snprintf(ds->errbuf, ds->errlen,
-                     "records of partition %d: %s in field '%s' at byte "
-                     "%zu (batch at offset %lld)",
-                     ds->partition, pkc_status_str(rc),
-                     ds->it.r.err_field ? ds->it.r.err_field : "?",
-                     ds->it.r.err_offset, (long long)ds->it.err_offset);
-            break;
-        }
-        ds->last_offset = out[k].offset;
-        ds->n++;
-        k++;
-    }
-    return k;
-}
-
-/* After the last piece: the next fetch position and whether the answer
- * held only a partial batch; frees the iterator. */
-static void
-fl_stream_finish(fl_stream *ds, int64_t *next_offset, int *truncated_empty)
-{
-    int64_t next = ds->fetch_offset;
-
-    if (ds->inited) {
-        if (!ds->capped && ds->status == PKC_OK &&
-            ds->it.next_offset > next)
-            next = ds->it.next_offset;
-        if (ds->n > 0 && ds->last_offset + 1 > next)
-            next = ds->last_offset + 1;
-        if (ds->capped || ds->status != PKC_OK)
-            next = ds->n > 0 ? ds->last_offset + 1 : ds->fetch_offset;
-        *truncated_empty = ds->n == 0 && ds->it.truncated &&
-                           ds->status == PKC_OK && next == ds->fetch_offset;
-        pkc_records_iter_free(&ds->it);
-        ds->inited = 0;
-    }
-    else {
-        *truncated_empty = 0;
-    }
-    *next_offset = next;
-}
-
-/* ----------------------------------------------------- public parsing */
-
-int
-pkc_fl_parse_fetch(const uint8_t *body, size_t len, int version,
-                   const char *topic, size_t topic_len,
-                   const int32_t *part_ids, const int64_t *offsets,
-                   size_t n, int read_committed, int check_crcs,
-                   pkc_fl_part_cb cb, void *ctx, char *errbuf,
-                   size_t errlen)
-{
-    fl_rvis v;
-    int rc;
-
-    if (!fl_fields()) {
-        snprintf(errbuf, errlen, "the protocol tables lack Fetch fields");
-        return PKC_ERR_UNSUPPORTED;
-    }
-    memset(&v, 0, sizeof(v));
-    v.topic = topic;
-    v.topic_len = topic_len;
-    v.ids = part_ids;
-    v.n = n;
-    v.read_committed = read_committed;
-    rc = fl_parse_response(&v, body, len, version, errbuf, errlen);
-    if (rc != PKC_OK)
-        goto done;
-    for (size_t i = 0; i < v.nres; i++) {
-        pkc_fl_part_result res;
-        pkc_recvec rv = {NULL, NULL, 0, 0}; /* plain malloc */
-        pkc_arena arena;
-        char rerr[256] = "";
-        int64_t off = offsets[v.res_req[i]];
-
-        pkc_arena_init(&arena, 0);
-        memset(&res, 0, sizeof(res));
-        res.partition = v.res[i].partition;
-        res.error_code = v.top_error ? v.top_error : v.res[i].error_code;
-        res.high_watermark = v.res[i].hw;
-        res.last_stable_offset = v.res[i].lso;
-        res.log_start_offset = v.res[i].log_start;
-        res.next_offset = off;
-        if (res.error_code == 0) {
-            fl_stream ds;
-            fl_stream_init(&ds, &v.res[i],
-                           v.ab ? v.ab + v.res[i].ab_first : NULL, off,
-                           read_committed, check_crcs, 0, &arena,
-                           FL_CHUNK_RECORDS_MIN, rerr, sizeof(rerr));
-            while (!ds.done) {
-                if (pkc_recvec_reserve(&rv, 256) != PKC_OK) {
-                    ds.status = PKC_ERR_NOMEM;
-                    break;
-                }
-                rv.n += fl_stream_next(&ds, rv.v + rv.n, rv.cap - rv.n);
-            }
-            fl_stream_finish(&ds, &res.next_offset, &res.truncated_empty);
-            res.rec_status = ds.status;
-            res.n_recs = rv.n;
-        }
-        res.recs = rv.v;
-        rc = cb(ctx, &res);
-        pkc_recvec_free(&rv);
-        pkc_arena_free(&arena);
-        if (rc != 0)
-            goto done;
-    }
-    rc = PKC_OK;
-done:
-    fl_rvis_free(&v);
-    return rc;
-}
 
 /* ------------------------------------------------------ engine helpers */
 
@@ -990,7 +418,7 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
     const char *cid;
 
     *out = NULL;
-    if (!fl_fields())
+    if (!pkc_fetch_codec_ready())
         return PKC_ERR_UNSUPPORTED;
     if (cfg->topic == NULL || cfg->topic_len == 0 ||
         cfg->topic_len > 32767 || cfg->max_wait_ms < 0 ||
@@ -1023,8 +451,8 @@ pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
     fl->cfg.software_version = NULL; /* used by pkc_fl_new only */
     fl->security = pkc_security_ref(cfg->security);
     fl->chunk_max = (size_t)cfg->queued_max_messages;
-    if (fl->chunk_max < FL_CHUNK_RECORDS_MIN)
-        fl->chunk_max = FL_CHUNK_RECORDS_MIN;
+    if (fl->chunk_max < PKC_FETCH_MAX_RECORDS)
+        fl->chunk_max = PKC_FETCH_MAX_RECORDS;
     /* Decompressed data held per answer: 4x the answer cap, at least one
      * batch's worth. */
     fl->arena_max = (size_t)cfg->max_bytes * 4;
@@ -1085,6 +513,7 @@ pkc_fl_free(pkc_fl *fl)
         if (b->link_inited)
             pkc_link_free(&b->link);
         free(b->req);
+        free(b->req_origin);
         free(b);
     }
     free(fl->brokers);
@@ -1621,10 +1050,15 @@ fl_build_entries(pkc_fl *fl, fl_broker *b, int64_t now, int64_t *next)
 
     b->req_n = 0;
     if (b->req_cap < n) {
-        fl_req_entry *r = realloc(b->req, n * sizeof(*r));
+        pkc_fetch_partition *r = realloc(b->req, n * sizeof(*r));
+        fl_req_origin *o;
         if (r == NULL)
             return PKC_ERR_NOMEM;
         b->req = r;
+        o = realloc(b->req_origin, n * sizeof(*o));
+        if (o == NULL)
+            return PKC_ERR_NOMEM;
+        b->req_origin = o;
         b->req_cap = n;
     }
     /* Two passes: partitions flagged `prio` first, then the rest from the
@@ -1633,7 +1067,7 @@ fl_build_entries(pkc_fl *fl, fl_broker *b, int64_t now, int64_t *next)
         for (size_t k = 0; k < n; k++) {
             size_t i = (start + k) % n;
             fl_part *p = &fl->parts[i];
-            fl_req_entry *e;
+            pkc_fetch_partition *e;
 
             if (p->leader != b || p->state != PKC_FL_ACTIVE ||
                 p->inflight != NULL || (pass == 0) != (p->prio != 0))
@@ -1652,12 +1086,12 @@ fl_build_entries(pkc_fl *fl, fl_broker *b, int64_t now, int64_t *next)
                         (int)p->id, (long long)p->fetch_offset);
                 continue;
             }
+            b->req_origin[b->req_n].pidx = i;
+            b->req_origin[b->req_n].gen = p->gen;
             e = &b->req[b->req_n++];
-            e->pidx = i;
             e->partition = p->id;
-            e->epoch = p->leader_epoch;
-            e->offset = p->fetch_offset;
-            e->gen = p->gen;
+            e->leader_epoch = p->leader_epoch;
+            e->fetch_offset = p->fetch_offset;
             p->inflight = b;
             p->prio = 0;
         }
@@ -1814,47 +1248,39 @@ fl_link_step(pkc_fl *fl, fl_broker *b)
     fl_link_progress(fl, b, pkc_link_step(&b->link, pkc_now_ms()));
 }
 
+/* The request in flight on broker `b` (b->req) as the codec sees it. */
+static void
+fl_fetch_request(const pkc_fl *fl, const fl_broker *b,
+                 pkc_fetch_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->topic = fl->topic;
+    req->topic_len = fl->cfg.topic_len;
+    req->max_wait_ms = fl->cfg.max_wait_ms;
+    req->min_bytes = fl->cfg.min_bytes;
+    req->max_bytes = fl->cfg.max_bytes;
+    req->partition_max_bytes = fl->cfg.partition_max_bytes;
+    req->isolation_level = fl->cfg.isolation_level;
+    req->parts = b->req;
+    req->n_parts = b->req_n;
+}
+
 /* Without mu: encode and queue the Fetch of b->req. */
 static void
 fl_send_fetch(pkc_fl *fl, fl_broker *b)
 {
-    const pkc_proto_api *api = pkc_proto_api_find(PKC_API_FETCH);
     pkc_conn *conn = pkc_link_conn(&b->link);
-    pkc_proto_source src;
-    pkc_proto_error perr;
+    pkc_fetch_request req;
     pkc_writer *w = NULL;
-    fl_src s;
     int rc;
 
-    memset(&s, 0, sizeof(s));
-    s.topic = fl->topic;
-    s.topic_len = fl->cfg.topic_len;
-    s.ents = b->req;
-    s.n = b->req_n;
-    s.max_wait = fl->cfg.max_wait_ms;
-    s.min_bytes = fl->cfg.min_bytes;
-    s.max_bytes = fl->cfg.max_bytes;
-    s.pmax = fl->cfg.partition_max_bytes;
-    s.isolation = fl->cfg.isolation_level;
-    memset(&src, 0, sizeof(src));
-    src.ctx = &s;
-    src.has = fl_src_has;
-    src.get_int = fl_src_get_int;
-    src.get_float = fl_src_get_float;
-    src.get_bytes = fl_src_get_bytes;
-    src.enter_array = fl_src_enter_array;
-    src.enter_element = fl_src_enter_element;
-    memset(&perr, 0, sizeof(perr));
-
+    fl_fetch_request(fl, b, &req);
     rc = pkc_conn_request_begin(conn, PKC_API_FETCH, b->version,
-                                pkc_proto_is_flexible(api, b->version), &w);
+                                pkc_fetch_is_flexible(b->version), &w);
     if (rc == PKC_OK) {
-        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, PKC_API_FETCH, b->version,
-                              &src, &perr);
-        if (rc != 0) {
+        rc = pkc_fetch_request_encode(w, b->version, &req);
+        if (rc != PKC_OK) {
             pkc_conn_request_abort(conn);
-            if (rc > 0 || rc == PKC_PROTO_ABORT || rc == PKC_PROTO_BADTYPE)
-                rc = PKC_ERR_INVALID;
         }
         else {
             rc = pkc_conn_request_end(conn, 1, NULL);
@@ -1881,32 +1307,103 @@ fl_send_fetch(pkc_fl *fl, fl_broker *b)
     fl_unlock(fl);
 }
 
-/* One partition of an answer, between decoding and the final apply. */
-typedef struct {
-    long res;              /* index in v.res, -1: not answered */
-    size_t nrec;           /* records queued from this answer */
-    int64_t next_offset;
-    int truncated_empty;
-    int status;
-    char err[256];
-} fl_dec;
-
 /* Records per piece queued while an answer is decoded. */
 #define FL_PIECE 1024
 
-/*
- * Under mu: queue one piece of partition k's records (the chunk takes its
- * record block and a buf reference) if the partition is still fetched from
- * this request; else hand the chunk back for freeing.
- */
-static fl_chunk *
-fl_queue_piece(pkc_fl *fl, fl_broker *b, const fl_req_entry *e,
-               fl_chunk *c)
-{
-    fl_part *p = &fl->parts[e->pidx];
+/* What became of one requested partition, between decoding the answer
+ * and applying it. */
+typedef struct {
+    long answer;           /* index in resp.parts, -1: not answered */
+    size_t nrec;           /* records queued from this answer */
+    int64_t next_offset;
+    int truncated_empty;
+    int status;            /* PKC_OK or why its records stopped */
+    char err[256];
+} answer_outcome;
 
-    if (p->gen != e->gen || p->state != PKC_FL_ACTIVE || p->leader != b)
-        return c;
+/* An answer being handled. */
+typedef struct {
+    pkc_fetch_request req;    /* the request it answers (b->req) */
+    pkc_fetch_response resp;
+    int status;               /* PKC_OK, or the answer did not parse */
+    char err[384];            /* why */
+    pkc_answer_buf *buf;      /* the body; the records point into it */
+    answer_outcome *outcome;  /* per requested partition */
+    fl_chunk *drop;           /* pieces no partition waits for any more */
+} answer_job;
+
+/* Without mu: copy the body and set every outcome to "not answered".
+ * PKC_OK or PKC_ERR_NOMEM. */
+static int
+answer_init(pkc_fl *fl, fl_broker *b, const pkc_response *resp,
+            answer_job *job)
+{
+    size_t n = b->req_n;
+
+    memset(job, 0, sizeof(*job));
+    fl_fetch_request(fl, b, &job->req);
+    job->buf = pkc_answer_buf_new(fl->pool, resp->body, resp->body_len,
+                                  fl->arena_max);
+    job->outcome = calloc(n ? n : 1, sizeof(*job->outcome));
+    if (job->buf == NULL || job->outcome == NULL)
+        return PKC_ERR_NOMEM;
+    for (size_t k = 0; k < n; k++) {
+        job->outcome[k].answer = -1;
+        job->outcome[k].status = PKC_OK;
+        job->outcome[k].next_offset = b->req[k].fetch_offset;
+    }
+    return PKC_OK;
+}
+
+static void
+answer_free(answer_job *job)
+{
+    fl_chunk_free_list(job->drop);
+    free(job->outcome);
+    pkc_fetch_response_free(&job->resp);
+    pkc_answer_buf_release(job->buf);
+}
+
+/* A chunk of the `got` records in `blk` (a pool block of `cap` bytes),
+ * with a reference to `buf`; NULL when out of memory. */
+static fl_chunk *
+answer_chunk_new(pkc_answer_buf *buf, pkc_record *blk, size_t cap,
+                 size_t got)
+{
+    fl_chunk *c = malloc(sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->next = NULL;
+    c->buf = buf;
+    pkc_answer_buf_ref(buf);
+    c->recs = blk;
+    c->recs_bytes = cap;
+    c->n = got;
+    c->pos = 0;
+    return c;
+}
+
+/*
+ * Without mu (takes it): append a piece of request partition k's records
+ * to the partition's queue if it is still fetched from this request, else
+ * to the job's drop list.
+ */
+static void
+answer_queue_piece(pkc_fl *fl, fl_broker *b, size_t k, fl_chunk *c,
+                   answer_job *job)
+{
+    const fl_req_origin *o = &b->req_origin[k];
+    fl_part *p;
+
+    fl_lock(fl);
+    p = &fl->parts[o->pidx];
+    if (p->gen != o->gen || p->state != PKC_FL_ACTIVE || p->leader != b) {
+        fl_unlock(fl);
+        c->next = job->drop;
+        job->drop = c;
+        return;
+    }
     if (p->tail)
         p->tail->next = c;
     else
@@ -1918,205 +1415,199 @@ fl_queue_piece(pkc_fl *fl, fl_broker *b, const fl_req_entry *e,
     if (c->recs[c->n - 1].offset + 1 > p->fetch_offset)
         p->fetch_offset = c->recs[c->n - 1].offset + 1;
     fl->stats.records_queued += c->n;
-    fl_ring_insert(fl, (long)e->pidx);
+    fl_ring_insert(fl, (long)o->pidx);
     if (fl->waiters)
         pthread_cond_broadcast(&fl->cv);
-    return NULL;
+    fl_unlock(fl);
 }
 
-/* Without mu: decode partition k's records piece by piece, queueing each
- * piece as soon as it is decoded. */
+/* Without mu: decode request partition k's records piece by piece,
+ * queueing each piece as soon as it is decoded. */
 static void
-fl_stream_partition(pkc_fl *fl, fl_broker *b, size_t k, const fl_rvis *v,
-                    fl_dec *d, pkc_answer_buf *buf, fl_chunk **drop)
+answer_stream_partition(pkc_fl *fl, fl_broker *b, size_t k,
+                        answer_job *job)
 {
-    const fl_req_entry *e = &b->req[k];
-    const fl_presult *pr = &v->res[d->res];
+    answer_outcome *out = &job->outcome[k];
+    pkc_fetch_records_opts opts = {fl->cfg.check_crcs,
+                                   fl->cfg.max_decompressed,
+                                   &job->buf->arena, fl->chunk_max};
     int64_t last_queued = -1;
+    pkc_fetch_records s;
     int lost = 0;
-    fl_stream ds;
 
-    fl_stream_init(&ds, pr, v->ab ? v->ab + pr->ab_first : NULL, e->offset,
-                   v->read_committed, fl->cfg.check_crcs,
-                   fl->cfg.max_decompressed, &buf->arena, fl->chunk_max,
-                   d->err, sizeof(d->err));
-    while (!ds.done) {
+    pkc_fetch_records_init(&s, &job->resp, (size_t)out->answer,
+                           b->req[k].fetch_offset, &opts, out->err,
+                           sizeof(out->err));
+    while (!s.done) {
         size_t cap, got;
         pkc_record *blk = pkc_bufpool_get(fl->pool,
-                                      FL_PIECE * sizeof(pkc_record), &cap);
+                                          FL_PIECE * sizeof(pkc_record), &cap);
         fl_chunk *c;
 
         if (blk == NULL) {
-            ds.status = PKC_ERR_NOMEM;
-            snprintf(d->err, sizeof(d->err), "out of memory");
+            pkc_fetch_records_abort(&s, PKC_ERR_NOMEM);
+            snprintf(out->err, sizeof(out->err), "out of memory");
             break;
         }
-        got = fl_stream_next(&ds, blk, cap / sizeof(pkc_record));
+        got = pkc_fetch_records_next(&s, blk, cap / sizeof(pkc_record));
         if (got == 0) {
             pkc_bufpool_put(fl->pool, blk, cap);
             continue;
         }
-        c = malloc(sizeof(*c));
+        c = answer_chunk_new(job->buf, blk, cap, got);
         if (c == NULL) {
             pkc_bufpool_put(fl->pool, blk, cap);
             lost = 1;
             break;
         }
-        c->next = NULL;
-        c->buf = buf;
-        pkc_answer_buf_ref(buf);
-        c->recs = blk;
-        c->recs_bytes = cap;
-        c->n = got;
-        c->pos = 0;
-        d->nrec += got;
+        out->nrec += got;
         last_queued = blk[got - 1].offset;
-        fl_lock(fl);
-        c = fl_queue_piece(fl, b, e, c);
-        fl_unlock(fl);
-        if (c != NULL) {
-            c->next = *drop;
-            *drop = c;
-        }
+        answer_queue_piece(fl, b, k, c, job);
     }
-    fl_stream_finish(&ds, &d->next_offset, &d->truncated_empty);
-    d->status = ds.status;
+    pkc_fetch_records_finish(&s, &out->next_offset, &out->truncated_empty);
+    out->status = s.status;
     if (lost) {
         /* The last piece could not be queued: go on after the last
          * record that was. */
-        d->status = PKC_ERR_NOMEM;
-        snprintf(d->err, sizeof(d->err), "out of memory");
-        d->next_offset = d->nrec ? last_queued + 1 : e->offset;
-        d->truncated_empty = 0;
+        out->status = PKC_ERR_NOMEM;
+        snprintf(out->err, sizeof(out->err), "out of memory");
+        out->next_offset = out->nrec ? last_queued + 1
+                                     : b->req[k].fetch_offset;
+        out->truncated_empty = 0;
     }
 }
 
-/* Without mu: handle a Fetch answer. */
+/* Without mu: parse the body and queue the records of every partition
+ * answered without an error. */
+static void
+answer_decode(pkc_fl *fl, fl_broker *b, answer_job *job)
+{
+    const pkc_fetch_response *resp = &job->resp;
+
+    job->status = pkc_fetch_response_parse(
+        &job->resp, &job->req, b->version, job->buf->data, job->buf->len,
+        job->err, sizeof(job->err));
+    if (job->status != PKC_OK)
+        return;
+    for (size_t j = 0; j < resp->n_parts; j++)
+        job->outcome[resp->parts[j].req_index].answer = (long)j;
+    if (resp->error_code != 0)
+        return;
+    for (size_t k = 0; k < job->req.n_parts; k++) {
+        long j = job->outcome[k].answer;
+        if (j >= 0 && resp->parts[j].error_code == 0)
+            answer_stream_partition(fl, b, k, job);
+    }
+}
+
+/* Under mu: the broker answered Kafka error `code` for partition p, for
+ * the whole request when `whole`: the partition waits for a new leader
+ * when the error says metadata is stale, else it pauses. */
+static void
+answer_kafka_error(pkc_fl *fl, fl_broker *b, fl_part *p, int code,
+                   int whole)
+{
+    p->state = pkc_kafka_error_refresh_metadata(code) ? PKC_FL_WAIT_LEADER
+                                                      : PKC_FL_PAUSED;
+    if (whole)
+        fl_post(fl, p, PKC_FL_EV_KAFKA, code,
+                "Fetch from broker %d (%s:%d): Kafka error %d for the "
+                "whole request", (int)b->node_id, b->host, b->port, code);
+    else
+        fl_post(fl, p, PKC_FL_EV_KAFKA, code,
+                "Fetch from broker %d (%s:%d) for partition %d at "
+                "offset %lld: Kafka error %d",
+                (int)b->node_id, b->host, b->port, (int)p->id,
+                (long long)p->fetch_offset, code);
+}
+
+/* Under mu: partition p's records of this answer are queued: move its
+ * position on, and note what the answer could not carry. */
+static void
+answer_advance(pkc_fl *fl, fl_broker *b, fl_part *p,
+               const pkc_fetch_answer *a, const answer_outcome *out)
+{
+    if (out->next_offset > p->fetch_offset)
+        p->fetch_offset = out->next_offset;
+    /* Data the answer did not carry (a batch over the byte limits, or
+     * the answer's MaxBytes spent on other partitions): ask for this
+     * partition first next time, where KIP-74 guarantees one whole
+     * batch. */
+    if (out->truncated_empty ||
+        (out->nrec == 0 && a->high_watermark > p->fetch_offset))
+        p->prio = 1;
+    if (out->status != PKC_OK) {
+        p->state = PKC_FL_PAUSED;
+        fl_post(fl, p, PKC_FL_EV_DECODE, out->status,
+                "Fetch from broker %d for partition %d at offset "
+                "%lld: %s", (int)b->node_id, (int)p->id,
+                (long long)p->fetch_offset, out->err);
+    }
+}
+
+/* Under mu: what the answer means for request partition k, if it is
+ * still fetched from this request: watermarks, position, events. */
+static void
+answer_apply(pkc_fl *fl, fl_broker *b, size_t k, const answer_job *job)
+{
+    const fl_req_origin *o = &b->req_origin[k];
+    const answer_outcome *out = &job->outcome[k];
+    fl_part *p = &fl->parts[o->pidx];
+    const pkc_fetch_answer *a;
+
+    if (p->gen != o->gen)
+        return;
+    p->inflight = NULL;
+    if (p->state != PKC_FL_ACTIVE || p->leader != b)
+        return;
+    if (job->status != PKC_OK) {
+        p->state = PKC_FL_PAUSED;
+        fl_post(fl, p, PKC_FL_EV_DECODE, job->status, "broker %d: %s",
+                (int)b->node_id, job->err);
+        return;
+    }
+    if (job->resp.error_code != 0) {
+        answer_kafka_error(fl, b, p, job->resp.error_code, 1);
+        return;
+    }
+    if (out->answer < 0)
+        return; /* not answered: asked again next time */
+    a = &job->resp.parts[out->answer];
+    if (a->high_watermark >= 0)
+        p->hw = a->high_watermark;
+    if (a->last_stable_offset >= 0)
+        p->lso = a->last_stable_offset;
+    if (a->log_start_offset >= 0)
+        p->log_start = a->log_start_offset;
+    if (a->error_code != 0)
+        answer_kafka_error(fl, b, p, a->error_code, 0);
+    else
+        answer_advance(fl, b, p, a, out);
+}
+
+/* Without mu: handle the answer to the Fetch in flight. */
 static void
 fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
 {
-    fl_rvis v;
-    fl_dec *dec = NULL;
-    int32_t *ids = NULL;
-    pkc_answer_buf *buf = NULL;
-    fl_chunk *drop = NULL;
-    char perr[384] = "";
-    int prc;
-    size_t n = b->req_n;
+    answer_job job;
 
-    memset(&v, 0, sizeof(v));
-    buf = pkc_answer_buf_new(fl->pool, resp->body, resp->body_len,
-                             fl->arena_max);
-    dec = calloc(n ? n : 1, sizeof(*dec));
-    ids = malloc((n ? n : 1) * sizeof(*ids));
-    if (buf == NULL || dec == NULL || ids == NULL) {
-        free(dec);
-        free(ids);
-        pkc_answer_buf_release(buf);
+    if (answer_init(fl, b, resp, &job) != PKC_OK) {
+        answer_free(&job);
         fl_broker_fail(fl, b, PKC_ERR_NOMEM, "out of memory for an answer");
         return;
     }
-    for (size_t k = 0; k < n; k++) {
-        ids[k] = b->req[k].partition;
-        dec[k].res = -1;
-        dec[k].status = PKC_OK;
-        dec[k].next_offset = b->req[k].offset;
-    }
-    v.topic = fl->topic;
-    v.topic_len = fl->cfg.topic_len;
-    v.ids = ids;
-    v.n = n;
-    v.read_committed = fl->cfg.isolation_level == 1;
-    prc = fl_parse_response(&v, buf->data, buf->len, b->version, perr,
-                            sizeof(perr));
-    if (prc == PKC_OK) {
-        for (size_t j = 0; j < v.nres; j++)
-            dec[v.res_req[j]].res = (long)j;
-        if (v.top_error == 0) {
-            for (size_t k = 0; k < n; k++)
-                if (dec[k].res >= 0 && v.res[dec[k].res].error_code == 0)
-                    fl_stream_partition(fl, b, k, &v, &dec[k], buf, &drop);
-        }
-    }
+    answer_decode(fl, b, &job);
 
     fl_lock(fl);
     fl->stats.responses++;
     fl->stats.bytes_received += resp->body_len;
-    for (size_t k = 0; k < n; k++) {
-        const fl_req_entry *e = &b->req[k];
-        fl_dec *d = &dec[k];
-        fl_part *p = &fl->parts[e->pidx];
-        const fl_presult *pr;
-        int code;
-
-        if (p->gen != e->gen)
-            continue;
-        p->inflight = NULL;
-        if (p->state != PKC_FL_ACTIVE || p->leader != b)
-            continue;
-        if (prc != PKC_OK) {
-            p->state = PKC_FL_PAUSED;
-            fl_post(fl, p, PKC_FL_EV_DECODE, prc, "broker %d: %s",
-                    (int)b->node_id, perr);
-            continue;
-        }
-        if (v.top_error != 0) {
-            code = v.top_error;
-            p->state = pkc_kafka_error_refresh_metadata(code)
-                           ? PKC_FL_WAIT_LEADER
-                           : PKC_FL_PAUSED;
-            fl_post(fl, p, PKC_FL_EV_KAFKA, code,
-                    "Fetch from broker %d (%s:%d): Kafka error %d for the "
-                    "whole request", (int)b->node_id, b->host, b->port,
-                    code);
-            continue;
-        }
-        if (d->res < 0)
-            continue; /* not answered: asked again next time */
-        pr = &v.res[d->res];
-        if (pr->hw >= 0)
-            p->hw = pr->hw;
-        if (pr->lso >= 0)
-            p->lso = pr->lso;
-        if (pr->log_start >= 0)
-            p->log_start = pr->log_start;
-        code = pr->error_code;
-        if (code != 0) {
-            p->state = pkc_kafka_error_refresh_metadata(code)
-                           ? PKC_FL_WAIT_LEADER
-                           : PKC_FL_PAUSED;
-            fl_post(fl, p, PKC_FL_EV_KAFKA, code,
-                    "Fetch from broker %d (%s:%d) for partition %d at "
-                    "offset %lld: Kafka error %d",
-                    (int)b->node_id, b->host, b->port, (int)p->id,
-                    (long long)p->fetch_offset, code);
-            continue;
-        }
-        if (d->next_offset > p->fetch_offset)
-            p->fetch_offset = d->next_offset;
-        /* Data the answer did not carry (a batch over the byte limits,
-         * or the answer's MaxBytes spent on other partitions): ask for
-         * this partition first next time, where KIP-74 guarantees one
-         * whole batch. */
-        if (d->truncated_empty || (d->nrec == 0 && pr->hw > p->fetch_offset))
-            p->prio = 1;
-        if (d->status != PKC_OK) {
-            p->state = PKC_FL_PAUSED;
-            fl_post(fl, p, PKC_FL_EV_DECODE, d->status,
-                    "Fetch from broker %d for partition %d at offset "
-                    "%lld: %s", (int)b->node_id, (int)p->id,
-                    (long long)p->fetch_offset, d->err);
-        }
-    }
+    for (size_t k = 0; k < job.req.n_parts; k++)
+        answer_apply(fl, b, k, &job);
     fl_unlock(fl);
 
     b->answered++;
     b->fetching = 0;
-    fl_chunk_free_list(drop);
-    free(dec);
-    free(ids);
-    fl_rvis_free(&v);
-    pkc_answer_buf_release(buf);
+    answer_free(&job);
 }
 
 /* Without mu: read the answer to the Fetch in flight. */
