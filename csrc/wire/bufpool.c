@@ -15,7 +15,7 @@ struct pkc_bufpool {
     atomic_long refs;
     size_t n, total;   /* blocks kept, and their bytes */
     struct {
-        void *p;
+        void *mem;
         size_t cap;
     } blk[PKC_BUFPOOL_SLOTS];
 };
@@ -42,7 +42,7 @@ pkc_bufpool_release(pkc_bufpool *pool)
     if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) ==
         1) {
         for (size_t i = 0; i < pool->n; i++)
-            free(pool->blk[i].p);
+            free(pool->blk[i].mem);
         pthread_mutex_destroy(&pool->mu);
         free(pool);
     }
@@ -54,7 +54,7 @@ static void *
 pool_take_best_fit(pkc_bufpool *pool, size_t need, size_t *cap)
 {
     size_t best = SIZE_MAX;
-    void *p;
+    void *blk;
 
     for (size_t i = 0; i < pool->n; i++)
         if (pool->blk[i].cap >= need &&
@@ -62,50 +62,50 @@ pool_take_best_fit(pkc_bufpool *pool, size_t need, size_t *cap)
             best = i;
     if (best == SIZE_MAX)
         return NULL;
-    p = pool->blk[best].p;
+    blk = pool->blk[best].mem;
     *cap = pool->blk[best].cap;
     pool->total -= *cap;
     pool->blk[best] = pool->blk[--pool->n];
-    return p;
+    return blk;
 }
 
 void *
 pkc_bufpool_get(pkc_bufpool *pool, size_t need, size_t *cap)
 {
-    void *p = NULL;
+    void *blk = NULL;
 
     if (need == 0)
         need = 1;
     if (pool != NULL) {
         pthread_mutex_lock(&pool->mu);
-        p = pool_take_best_fit(pool, need, cap);
+        blk = pool_take_best_fit(pool, need, cap);
         pthread_mutex_unlock(&pool->mu);
-        if (p != NULL)
-            return p;
+        if (blk != NULL)
+            return blk;
     }
-    p = malloc(need);
+    blk = malloc(need);
     *cap = need;
-    return p;
+    return blk;
 }
 
 void
-pkc_bufpool_put(pkc_bufpool *pool, void *p, size_t cap)
+pkc_bufpool_put(pkc_bufpool *pool, void *blk, size_t cap)
 {
-    if (p == NULL)
+    if (blk == NULL)
         return;
     if (pool != NULL && cap <= PKC_BUFPOOL_MAX_BLOCK) {
         pthread_mutex_lock(&pool->mu);
         if (pool->n < PKC_BUFPOOL_SLOTS &&
             pool->total + cap <= PKC_BUFPOOL_MAX_TOTAL) {
-            pool->blk[pool->n].p = p;
+            pool->blk[pool->n].mem = blk;
             pool->blk[pool->n].cap = cap;
             pool->n++;
             pool->total += cap;
-            p = NULL;
+            blk = NULL;
         }
         pthread_mutex_unlock(&pool->mu);
     }
-    free(p);
+    free(blk);
 }
 
 /* ------------------------------------------------------- answer buffer */

@@ -34,11 +34,11 @@ static struct {
 static int fetch_fields_ok;
 static pthread_once_t fetch_fields_once = PTHREAD_ONCE_INIT;
 
-/* Field `name` of struct `s`; clears *ok when there is none. */
+/* Field `name` of struct `st`; clears *ok when there is none. */
 static const pkc_proto_field *
-fetch_field(const pkc_proto_struct *s, const char *name, int *ok)
+fetch_field(const pkc_proto_struct *st, const char *name, int *ok)
 {
-    const pkc_proto_field *f = s ? pkc_proto_struct_field(s, name) : NULL;
+    const pkc_proto_field *f = st ? pkc_proto_struct_field(st, name) : NULL;
 
     if (f == NULL)
         *ok = 0;
@@ -277,16 +277,17 @@ typedef struct {
 
 /* Keep `cur` if it answers a requested partition not answered yet. */
 static void
-fetch_resp_keep_partition(fetch_visit *v)
+fetch_resp_keep_partition(fetch_visit *visit)
 {
-    const pkc_fetch_request *req = v->req;
-    pkc_fetch_response *resp = v->resp;
+    const pkc_fetch_request *req = visit->req;
+    pkc_fetch_response *resp = visit->resp;
 
     for (size_t i = 0; i < req->n_parts; i++) {
-        if (req->parts[i].partition == v->cur.partition && !v->seen[i]) {
-            v->seen[i] = 1;
-            v->cur.req_index = i;
-            resp->parts[resp->n_parts++] = v->cur;
+        if (req->parts[i].partition == visit->cur.partition &&
+            !visit->seen[i]) {
+            visit->seen[i] = 1;
+            visit->cur.req_index = i;
+            resp->parts[resp->n_parts++] = visit->cur;
             break;
         }
     }
@@ -294,9 +295,9 @@ fetch_resp_keep_partition(fetch_visit *v)
 
 /* Append the aborted transaction just read to the current partition's. */
 static int
-fetch_resp_keep_aborted(fetch_visit *v)
+fetch_resp_keep_aborted(fetch_visit *visit)
 {
-    pkc_fetch_response *resp = v->resp;
+    pkc_fetch_response *resp = visit->resp;
 
     if (resp->n_aborted == resp->aborted_cap) {
         size_t cap = resp->aborted_cap ? resp->aborted_cap * 2 : 16;
@@ -306,110 +307,110 @@ fetch_resp_keep_aborted(fetch_visit *v)
         resp->aborted = ab;
         resp->aborted_cap = cap;
     }
-    resp->aborted[resp->n_aborted++] = v->txn;
-    v->cur.n_aborted++;
+    resp->aborted[resp->n_aborted++] = visit->txn;
+    visit->cur.n_aborted++;
     return 0;
 }
 
 static int
 fetch_resp_begin_struct(void *ctx, const pkc_proto_field *f,
-                        const pkc_proto_struct *s)
+                        const pkc_proto_struct *st)
 {
-    fetch_visit *v = ctx;
+    fetch_visit *visit = ctx;
 
-    (void)s;
+    (void)st;
     if (f == FetchResponse.Responses) {
-        v->topic_ok = 0;
+        visit->topic_ok = 0;
     }
     else if (f == FetchResponse.Partitions) {
-        memset(&v->cur, 0, sizeof(v->cur));
-        v->cur.records.len = -1;
-        v->cur.high_watermark = -1;
-        v->cur.last_stable_offset = -1;
-        v->cur.log_start_offset = -1;
-        v->cur.aborted_first = v->resp->n_aborted;
+        memset(&visit->cur, 0, sizeof(visit->cur));
+        visit->cur.records.len = -1;
+        visit->cur.high_watermark = -1;
+        visit->cur.last_stable_offset = -1;
+        visit->cur.log_start_offset = -1;
+        visit->cur.aborted_first = visit->resp->n_aborted;
     }
     else if (f == FetchResponse.AbortedTransactions) {
-        v->txn.producer_id = -1;
-        v->txn.first_offset = -1;
+        visit->txn.producer_id = -1;
+        visit->txn.first_offset = -1;
     }
     return 0;
 }
 
 static int
 fetch_resp_end_struct(void *ctx, const pkc_proto_field *f,
-                      const pkc_proto_struct *s)
+                      const pkc_proto_struct *st)
 {
-    fetch_visit *v = ctx;
+    fetch_visit *visit = ctx;
 
-    (void)s;
-    if (f == FetchResponse.Partitions && v->topic_ok)
-        fetch_resp_keep_partition(v);
+    (void)st;
+    if (f == FetchResponse.Partitions && visit->topic_ok)
+        fetch_resp_keep_partition(visit);
     else if (f == FetchResponse.AbortedTransactions &&
-             v->resp->read_committed)
-        return fetch_resp_keep_aborted(v);
+             visit->resp->read_committed)
+        return fetch_resp_keep_aborted(visit);
     return 0;
 }
 
 static int
 fetch_resp_on_int(void *ctx, const pkc_proto_field *f, int64_t val)
 {
-    fetch_visit *v = ctx;
+    fetch_visit *visit = ctx;
 
     if (f == FetchResponse.PartitionIndex)
-        v->cur.partition = (int32_t)val;
+        visit->cur.partition = (int32_t)val;
     else if (f == FetchResponse.PartitionErrorCode)
-        v->cur.error_code = (int16_t)val;
+        visit->cur.error_code = (int16_t)val;
     else if (f == FetchResponse.HighWatermark)
-        v->cur.high_watermark = val;
+        visit->cur.high_watermark = val;
     else if (f == FetchResponse.LastStableOffset)
-        v->cur.last_stable_offset = val;
+        visit->cur.last_stable_offset = val;
     else if (f == FetchResponse.LogStartOffset)
-        v->cur.log_start_offset = val;
+        visit->cur.log_start_offset = val;
     else if (f == FetchResponse.ProducerId)
-        v->txn.producer_id = val;
+        visit->txn.producer_id = val;
     else if (f == FetchResponse.FirstOffset)
-        v->txn.first_offset = val;
+        visit->txn.first_offset = val;
     else if (f == FetchResponse.ErrorCode)
-        v->resp->error_code = (int16_t)val;
+        visit->resp->error_code = (int16_t)val;
     return 0;
 }
 
 static int
-fetch_resp_on_string(void *ctx, const pkc_proto_field *f, pkc_slice s)
+fetch_resp_on_string(void *ctx, const pkc_proto_field *f, pkc_slice val)
 {
-    fetch_visit *v = ctx;
-    const pkc_fetch_request *req = v->req;
+    fetch_visit *visit = ctx;
+    const pkc_fetch_request *req = visit->req;
 
     if (f == FetchResponse.Topic)
-        v->topic_ok = s.len >= 0 && (size_t)s.len == req->topic_len &&
-                      memcmp(s.ptr, req->topic, req->topic_len) == 0;
+        visit->topic_ok = val.len >= 0 && (size_t)val.len == req->topic_len &&
+                      memcmp(val.ptr, req->topic, req->topic_len) == 0;
     return 0;
 }
 
 static int
-fetch_resp_on_bytes(void *ctx, const pkc_proto_field *f, pkc_slice s)
+fetch_resp_on_bytes(void *ctx, const pkc_proto_field *f, pkc_slice val)
 {
-    fetch_visit *v = ctx;
+    fetch_visit *visit = ctx;
 
     if (f == FetchResponse.Records)
-        v->cur.records = s;
+        visit->cur.records = val;
     return 0;
 }
 
 static int
 fetch_resp_on_null(void *ctx, const pkc_proto_field *f)
 {
-    fetch_visit *v = ctx;
+    fetch_visit *visit = ctx;
 
     if (f == FetchResponse.Records)
-        v->cur.records.len = -1;
+        visit->cur.records.len = -1;
     return 0;
 }
 
 /* Walk the body with the visitor; errbuf names the failing field. */
 static int
-fetch_resp_walk(fetch_visit *v, int version, const uint8_t *body,
+fetch_resp_walk(fetch_visit *visit, int version, const uint8_t *body,
                 size_t len, char *errbuf, size_t errlen)
 {
     pkc_proto_visitor vis;
@@ -418,7 +419,7 @@ fetch_resp_walk(fetch_visit *v, int version, const uint8_t *body,
     int rc;
 
     memset(&vis, 0, sizeof(vis));
-    vis.ctx = v;
+    vis.ctx = visit;
     vis.begin_struct = fetch_resp_begin_struct;
     vis.end_struct = fetch_resp_end_struct;
     vis.on_int = fetch_resp_on_int;
@@ -445,7 +446,7 @@ pkc_fetch_response_parse(pkc_fetch_response *resp,
                          size_t errlen)
 {
     size_t n = req->n_parts ? req->n_parts : 1;
-    fetch_visit v;
+    fetch_visit visit;
     int rc;
 
     memset(resp, 0, sizeof(*resp));
@@ -454,18 +455,18 @@ pkc_fetch_response_parse(pkc_fetch_response *resp,
         return PKC_ERR_UNSUPPORTED;
     }
     resp->read_committed = req->isolation_level == 1;
-    memset(&v, 0, sizeof(v));
-    v.resp = resp;
-    v.req = req;
+    memset(&visit, 0, sizeof(visit));
+    visit.resp = resp;
+    visit.req = req;
     resp->parts = malloc(n * sizeof(*resp->parts));
-    v.seen = calloc(n, 1);
-    if (resp->parts == NULL || v.seen == NULL) {
-        free(v.seen);
+    visit.seen = calloc(n, 1);
+    if (resp->parts == NULL || visit.seen == NULL) {
+        free(visit.seen);
         snprintf(errbuf, errlen, "out of memory decoding a Fetch response");
         return PKC_ERR_NOMEM;
     }
-    rc = fetch_resp_walk(&v, version, body, len, errbuf, errlen);
-    free(v.seen);
+    rc = fetch_resp_walk(&visit, version, body, len, errbuf, errlen);
+    free(visit.seen);
     return rc;
 }
 
@@ -480,23 +481,24 @@ pkc_fetch_response_free(pkc_fetch_response *resp)
 /* ----------------------------------------------------- records stream */
 
 void
-pkc_fetch_records_init(pkc_fetch_records *s, const pkc_fetch_response *resp,
-                       size_t i, int64_t fetch_offset,
+pkc_fetch_records_init(pkc_fetch_records *stream,
+                       const pkc_fetch_response *resp, size_t i,
+                       int64_t fetch_offset,
                        const pkc_fetch_records_opts *opts, char *errbuf,
                        size_t errlen)
 {
     const pkc_fetch_answer *a = &resp->parts[i];
     pkc_records_opts ro;
 
-    memset(s, 0, sizeof(*s));
-    s->partition = a->partition;
-    s->fetch_offset = fetch_offset;
-    s->max_records = opts->max_records;
-    s->last_offset = -1;
-    s->errbuf = errbuf;
-    s->errlen = errlen;
+    memset(stream, 0, sizeof(*stream));
+    stream->partition = a->partition;
+    stream->fetch_offset = fetch_offset;
+    stream->max_records = opts->max_records;
+    stream->last_offset = -1;
+    stream->errbuf = errbuf;
+    stream->errlen = errlen;
     if (a->records.len <= 0) {
-        s->done = 1;
+        stream->done = 1;
         return;
     }
     memset(&ro, 0, sizeof(ro));
@@ -509,82 +511,87 @@ pkc_fetch_records_init(pkc_fetch_records *s, const pkc_fetch_response *resp,
     ro.max_decompressed = opts->max_decompressed;
     ro.skip_crc = !opts->check_crcs;
     ro.arena = opts->arena;
-    s->inited = 1;
-    if (pkc_records_iter_init(&s->it, a->records.ptr,
+    stream->inited = 1;
+    if (pkc_records_iter_init(&stream->it, a->records.ptr,
                               (size_t)a->records.len, &ro) != PKC_OK) {
-        s->status = PKC_ERR_NOMEM;
-        s->done = 1;
+        stream->status = PKC_ERR_NOMEM;
+        stream->done = 1;
         snprintf(errbuf, errlen, "out of memory decoding records");
     }
 }
 
 /* The records iterator failed with `rc`: say where. */
 static void
-fetch_records_failed(pkc_fetch_records *s, int rc)
+fetch_records_failed(pkc_fetch_records *stream, int rc)
 {
-    s->status = rc;
-    s->done = 1;
-    snprintf(s->errbuf, s->errlen,
+    const pkc_records_iter *it = &stream->it;
+
+    stream->status = rc;
+    stream->done = 1;
+    snprintf(stream->errbuf, stream->errlen,
              "records of partition %d: %s in field '%s' at byte %zu (batch "
              "at offset %lld)",
-             (int)s->partition, pkc_status_str(rc),
-             s->it.r.err_field ? s->it.r.err_field : "?", s->it.r.err_offset,
-             (long long)s->it.err_offset);
+             (int)stream->partition, pkc_status_str(rc),
+             it->r.err_field ? it->r.err_field : "?", it->r.err_offset,
+             (long long)it->err_offset);
 }
 
 size_t
-pkc_fetch_records_next(pkc_fetch_records *s, pkc_record *out, size_t max)
+pkc_fetch_records_next(pkc_fetch_records *stream, pkc_record *out,
+                       size_t max)
 {
     size_t k = 0;
 
-    while (!s->done && k < max) {
+    while (!stream->done && k < max) {
         int rc;
-        if (s->n >= s->max_records) {
-            s->capped = 1;
-            s->done = 1;
+        if (stream->n >= stream->max_records) {
+            stream->capped = 1;
+            stream->done = 1;
             break;
         }
-        rc = pkc_records_next(&s->it, &out[k]);
+        rc = pkc_records_next(&stream->it, &out[k]);
         if (rc == 0) {
-            s->done = 1;
+            stream->done = 1;
             break;
         }
         if (rc < 0) {
-            fetch_records_failed(s, rc);
+            fetch_records_failed(stream, rc);
             break;
         }
-        s->last_offset = out[k].offset;
-        s->n++;
+        stream->last_offset = out[k].offset;
+        stream->n++;
         k++;
     }
     return k;
 }
 
 void
-pkc_fetch_records_abort(pkc_fetch_records *s, int status)
+pkc_fetch_records_abort(pkc_fetch_records *stream, int status)
 {
-    s->status = status;
-    s->done = 1;
+    stream->status = status;
+    stream->done = 1;
 }
 
 void
-pkc_fetch_records_finish(pkc_fetch_records *s, int64_t *next_offset,
+pkc_fetch_records_finish(pkc_fetch_records *stream, int64_t *next_offset,
                          int *truncated_empty)
 {
-    int64_t next = s->fetch_offset;
+    int64_t asked = stream->fetch_offset;
+    int64_t after_last = stream->last_offset + 1;
+    int64_t next = asked;
 
-    if (s->inited) {
-        if (!s->capped && s->status == PKC_OK &&
-            s->it.next_offset > next)
-            next = s->it.next_offset;
-        if (s->n > 0 && s->last_offset + 1 > next)
-            next = s->last_offset + 1;
-        if (s->capped || s->status != PKC_OK)
-            next = s->n > 0 ? s->last_offset + 1 : s->fetch_offset;
-        *truncated_empty = s->n == 0 && s->it.truncated &&
-                           s->status == PKC_OK && next == s->fetch_offset;
-        pkc_records_iter_free(&s->it);
-        s->inited = 0;
+    if (stream->inited) {
+        int ok = stream->status == PKC_OK;
+        if (!stream->capped && ok && stream->it.next_offset > next)
+            next = stream->it.next_offset;
+        if (stream->n > 0 && after_last > next)
+            next = after_last;
+        if (stream->capped || !ok)
+            next = stream->n > 0 ? after_last : asked;
+        *truncated_empty = stream->n == 0 && stream->it.truncated && ok &&
+                           next == asked;
+        pkc_records_iter_free(&stream->it);
+        stream->inited = 0;
     }
     else {
         *truncated_empty = 0;
@@ -618,19 +625,21 @@ fetch_parse_partition(const pkc_fetch_response *resp, size_t i,
     if (res.error_code == 0) {
         pkc_fetch_records_opts opts = {check_crcs, 0, &arena,
                                        PKC_FETCH_MAX_RECORDS};
-        pkc_fetch_records s;
+        pkc_fetch_records stream;
 
-        pkc_fetch_records_init(&s, resp, i, fetch_offset, &opts, rerr,
+        pkc_fetch_records_init(&stream, resp, i, fetch_offset, &opts, rerr,
                                sizeof(rerr));
-        while (!s.done) {
+        while (!stream.done) {
             if (pkc_recvec_reserve(&rv, 256) != PKC_OK) {
-                pkc_fetch_records_abort(&s, PKC_ERR_NOMEM);
+                pkc_fetch_records_abort(&stream, PKC_ERR_NOMEM);
                 break;
             }
-            rv.n += pkc_fetch_records_next(&s, rv.v + rv.n, rv.cap - rv.n);
+            rv.n += pkc_fetch_records_next(&stream, rv.v + rv.n,
+                                           rv.cap - rv.n);
         }
-        pkc_fetch_records_finish(&s, &res.next_offset, &res.truncated_empty);
-        res.rec_status = s.status;
+        pkc_fetch_records_finish(&stream, &res.next_offset,
+                                 &res.truncated_empty);
+        res.rec_status = stream.status;
         res.n_recs = rv.n;
     }
     res.recs = rv.v;

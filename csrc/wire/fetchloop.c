@@ -17,7 +17,7 @@
 #include "api_support.h"
 #include "kafka_errors.h"
 
-/* --------------------------------------------------------------- chunks */
+/* ------------------------------------------ partitions, queues, events */
 
 void
 fl_chunk_free_list(fl_chunk *c)
@@ -31,8 +31,7 @@ fl_chunk_free_list(fl_chunk *c)
     }
 }
 
-/* ------------------------------------------------------ engine helpers */
-
+/* Under mu: the index of partition `id`, or -1. */
 static long
 fl_find(pkc_fl *fl, int32_t id)
 {
@@ -42,7 +41,7 @@ fl_find(pkc_fl *fl, int32_t id)
     return -1;
 }
 
-/* Wake the fetch thread (under mu). */
+/* Under mu: wake the fetch thread to plan again. */
 static void
 fl_wake(pkc_fl *fl)
 {
@@ -61,19 +60,20 @@ fl_ring_insert(pkc_fl *fl, long i)
     if (p->in_ring)
         return;
     if (fl->ready < 0) {
-        p->rnext = p->rprev = i;
+        p->ring_next = p->ring_prev = i;
         fl->ready = i;
     }
     else {
-        long last = fl->parts[fl->ready].rprev;
-        p->rnext = fl->ready;
-        p->rprev = last;
-        fl->parts[last].rnext = i;
-        fl->parts[fl->ready].rprev = i;
+        long last = fl->parts[fl->ready].ring_prev;
+        p->ring_next = fl->ready;
+        p->ring_prev = last;
+        fl->parts[last].ring_next = i;
+        fl->parts[fl->ready].ring_prev = i;
     }
     p->in_ring = 1;
 }
 
+/* Under mu: partition i has no records queued any more. */
 static void
 fl_ring_remove(pkc_fl *fl, long i)
 {
@@ -81,20 +81,20 @@ fl_ring_remove(pkc_fl *fl, long i)
 
     if (!p->in_ring)
         return;
-    if (p->rnext == i) {
+    if (p->ring_next == i) {
         fl->ready = -1;
     }
     else {
-        fl->parts[p->rprev].rnext = p->rnext;
-        fl->parts[p->rnext].rprev = p->rprev;
+        fl->parts[p->ring_prev].ring_next = p->ring_next;
+        fl->parts[p->ring_next].ring_prev = p->ring_prev;
         if (fl->ready == i)
-            fl->ready = p->rnext;
+            fl->ready = p->ring_next;
     }
-    p->rnext = p->rprev = -1;
+    p->ring_next = p->ring_prev = -1;
     p->in_ring = 0;
 }
 
-/* Detach a partition's queue (under mu); the caller frees the list after
+/* Under mu: detach partition i's queue; the caller frees the list after
  * unlocking. */
 static fl_chunk *
 fl_detach_queue(pkc_fl *fl, long i)
@@ -135,7 +135,7 @@ fl_post(pkc_fl *fl, fl_part *p, int kind, int code, const char *fmt, ...)
     return 1;
 }
 
-/* ------------------------------------------------------------- config */
+/* ----------------------------------------------------------- lifecycle */
 
 void
 pkc_fl_config_default(pkc_fl_config *cfg)
@@ -161,6 +161,18 @@ pkc_fl_config_default(pkc_fl_config *cfg)
     cfg->software_version = NULL;
 }
 
+static int
+fl_config_valid(const pkc_fl_config *cfg)
+{
+    return cfg->topic != NULL && cfg->topic_len > 0 &&
+           cfg->topic_len <= 32767 && cfg->max_wait_ms >= 0 &&
+           cfg->min_bytes >= 0 && cfg->max_bytes > 0 &&
+           cfg->partition_max_bytes > 0 && cfg->queued_max_messages > 0 &&
+           cfg->socket_timeout_ms > 0 && cfg->backoff_ms >= 0 &&
+           cfg->isolation_level >= 0 && cfg->isolation_level <= 1 &&
+           cfg->max_version >= PKC_VER_FETCH_MIN;
+}
+
 static char *
 fl_strdup(const char *s, size_t len)
 {
@@ -173,90 +185,106 @@ fl_strdup(const char *s, size_t len)
     return d;
 }
 
-int
-pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
+/* Decompressed data held per answer: 4x the answer cap, at least one
+ * batch's worth. */
+static size_t
+fl_arena_max(const pkc_fl_config *cfg)
 {
-    pkc_fl *fl = NULL;
-    pthread_condattr_t ca;
-    const char *cid;
+    size_t batch = cfg->max_decompressed ? cfg->max_decompressed
+                                         : PKC_DEFAULT_MAX_DECOMPRESSED;
+    size_t arena = (size_t)cfg->max_bytes * 4;
 
-    *out = NULL;
-    if (!pkc_fetch_codec_ready())
-        return PKC_ERR_UNSUPPORTED;
-    if (cfg->topic == NULL || cfg->topic_len == 0 ||
-        cfg->topic_len > 32767 || cfg->max_wait_ms < 0 ||
-        cfg->min_bytes < 0 || cfg->max_bytes <= 0 ||
-        cfg->partition_max_bytes <= 0 || cfg->queued_max_messages <= 0 ||
-        cfg->socket_timeout_ms <= 0 || cfg->backoff_ms < 0 ||
-        cfg->isolation_level < 0 || cfg->isolation_level > 1 ||
-        cfg->max_version < PKC_VER_FETCH_MIN)
-        return PKC_ERR_INVALID;
+    return arena < batch ? batch : arena;
+}
 
-    fl = calloc(1, sizeof(*fl));
-    if (fl == NULL)
-        return PKC_ERR_NOMEM;
-    fl->reactor.wake_fd = -1;
+/* Copy the config and what it points to into fl, and make the block
+ * pool.  PKC_OK or PKC_ERR_NOMEM (fl_config_free undoes either). */
+static int
+fl_config_take(pkc_fl *fl, const pkc_fl_config *cfg)
+{
+    const char *cid = cfg->client_id ? cfg->client_id : "pykafka_c";
+    const char *src = cfg->source_host ? cfg->source_host : "";
+    const char *sv = cfg->software_version ? cfg->software_version : "0";
+
     fl->cfg = *cfg;
     if (fl->cfg.max_version > PKC_VER_FETCH_MAX)
         fl->cfg.max_version = PKC_VER_FETCH_MAX;
-    cid = cfg->client_id ? cfg->client_id : "pykafka_c";
     fl->client_id = fl_strdup(cid, strlen(cid));
     fl->topic = fl_strdup(cfg->topic, cfg->topic_len);
-    fl->source_host = fl_strdup(cfg->source_host ? cfg->source_host : "",
-                                cfg->source_host ? strlen(cfg->source_host)
-                                                 : 0);
+    fl->source_host = fl_strdup(src, strlen(src));
+    fl->software_version = fl_strdup(sv, strlen(sv));
+    fl->pool = pkc_bufpool_new();
     if (fl->client_id == NULL || fl->topic == NULL ||
-        fl->source_host == NULL)
-        goto nomem;
+        fl->source_host == NULL || fl->software_version == NULL ||
+        fl->pool == NULL)
+        return PKC_ERR_NOMEM;
     fl->cfg.client_id = fl->client_id;
     fl->cfg.topic = fl->topic;
     fl->cfg.source_host = fl->source_host;
-    fl->cfg.software_version = NULL; /* used by pkc_fl_new only */
+    fl->cfg.software_version = NULL; /* fl->software_version is used */
     fl->security = pkc_security_ref(cfg->security);
     fl->chunk_max = (size_t)cfg->queued_max_messages;
     if (fl->chunk_max < PKC_FETCH_MAX_RECORDS)
         fl->chunk_max = PKC_FETCH_MAX_RECORDS;
-    /* Decompressed data held per answer: 4x the answer cap, at least one
-     * batch's worth. */
-    fl->arena_max = (size_t)cfg->max_bytes * 4;
-    if (fl->arena_max < (cfg->max_decompressed ? cfg->max_decompressed
-                                               : PKC_DEFAULT_MAX_DECOMPRESSED))
-        fl->arena_max = cfg->max_decompressed ? cfg->max_decompressed
-                                              : PKC_DEFAULT_MAX_DECOMPRESSED;
-    fl->ready = -1;
-    atomic_init(&fl->n_events, 0);
-    fl->stopped = 1;
-    fl->pool = pkc_bufpool_new();
-    if (fl->pool == NULL)
-        goto nomem;
+    fl->arena_max = fl_arena_max(cfg);
+    return PKC_OK;
+}
 
-    fl->software_version = fl_strdup(
-        cfg->software_version ? cfg->software_version : "0",
-        strlen(cfg->software_version ? cfg->software_version : "0"));
-    if (fl->software_version == NULL)
-        goto nomem;
-    if (pkc_reactor_init(&fl->reactor) != PKC_OK) {
-        pkc_fl_free(fl);
-        return PKC_ERR_IO;
-    }
-    fl->reactor_ok = 1;
+static void
+fl_config_free(pkc_fl *fl)
+{
+    pkc_security_unref(fl->security);
+    free(fl->client_id);
+    free(fl->topic);
+    free(fl->source_host);
+    free(fl->software_version);
+    pkc_bufpool_release(fl->pool);
+}
+
+/* The mutex, and the condition variable on the monotonic clock (waits
+ * have deadlines). */
+static void
+fl_sync_init(pkc_fl *fl)
+{
+    pthread_condattr_t ca;
+
     pthread_mutex_init(&fl->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&fl->cv, &ca);
     pthread_condattr_destroy(&ca);
+}
+
+int
+pkc_fl_new(const pkc_fl_config *cfg, pkc_fl **out)
+{
+    pkc_fl *fl;
+
+    *out = NULL;
+    if (!pkc_fetch_codec_ready())
+        return PKC_ERR_UNSUPPORTED;
+    if (!fl_config_valid(cfg))
+        return PKC_ERR_INVALID;
+    fl = calloc(1, sizeof(*fl));
+    if (fl == NULL)
+        return PKC_ERR_NOMEM;
+    fl->reactor.wake_fd = -1;
+    fl->ready = -1;
+    atomic_init(&fl->n_events, 0);
+    fl->stopped = 1;
+    if (fl_config_take(fl, cfg) != PKC_OK) {
+        fl_config_free(fl);
+        free(fl);
+        return PKC_ERR_NOMEM;
+    }
+    if (pkc_reactor_init(&fl->reactor) != PKC_OK) {
+        pkc_fl_free(fl);
+        return PKC_ERR_IO;
+    }
+    fl->reactor_ok = 1;
+    fl_sync_init(fl);
     *out = fl;
     return PKC_OK;
-
-nomem:
-    free(fl->client_id);
-    free(fl->topic);
-    free(fl->source_host);
-    free(fl->software_version);
-    pkc_security_unref(fl->security);
-    pkc_bufpool_release(fl->pool);
-    free(fl);
-    return PKC_ERR_NOMEM;
 }
 
 void
@@ -281,14 +309,9 @@ pkc_fl_free(pkc_fl *fl)
     }
     free(fl->brokers);
     free(fl->parts);
-    free(fl->tb);
+    free(fl->round);
     pkc_reactor_free(&fl->reactor);
-    pkc_security_unref(fl->security);
-    free(fl->client_id);
-    free(fl->topic);
-    free(fl->source_host);
-    free(fl->software_version);
-    pkc_bufpool_release(fl->pool);
+    fl_config_free(fl);
     free(fl);
 }
 
@@ -320,8 +343,8 @@ pkc_fl_add_partition(pkc_fl *fl, int32_t partition)
     p->leader_epoch = -1;
     p->fetch_offset = 0;
     p->last_consumed = -1;
-    p->hw = p->lso = p->log_start = -1;
-    p->rnext = p->rprev = -1;
+    p->high_watermark = p->last_stable_offset = p->log_start_offset = -1;
+    p->ring_next = p->ring_prev = -1;
 done:
     fl_unlock(fl);
     return rc;
@@ -329,44 +352,27 @@ done:
 
 /* ------------------------------------------------------------ control */
 
+/* Under mu: a new broker for node_id at host:port, added to the table;
+ * NULL when out of memory. */
 static fl_broker *
-fl_get_broker(pkc_fl *fl, int32_t node_id, const char *host, int port,
-              int *rc)
+fl_broker_new(pkc_fl *fl, int32_t node_id, const char *host, int port)
 {
     fl_broker *b;
 
-    *rc = PKC_OK;
-    for (size_t i = 0; i < fl->nbrokers; i++) {
-        b = fl->brokers[i];
-        if (b->node_id != node_id)
-            continue;
-        if (strcmp(b->host, host) != 0 || b->port != port) {
-            snprintf(b->host, sizeof(b->host), "%s", host);
-            b->port = port;
-            b->reconfig = 1;
-            b->retry_at = 0;
-        }
-        return b;
-    }
     if (fl->nbrokers == fl->brokers_cap) {
         size_t cap = fl->brokers_cap ? fl->brokers_cap * 2 : 4;
-        fl_broker **nb = realloc(fl->brokers, cap * sizeof(*nb));
-        if (nb == NULL) {
-            *rc = PKC_ERR_NOMEM;
+        fl_broker **brokers = realloc(fl->brokers, cap * sizeof(*brokers));
+        if (brokers == NULL)
             return NULL;
-        }
-        fl->brokers = nb;
+        fl->brokers = brokers;
         fl->brokers_cap = cap;
     }
     b = calloc(1, sizeof(*b));
-    if (b == NULL) {
-        *rc = PKC_ERR_NOMEM;
+    if (b == NULL)
         return NULL;
-    }
     if (fl_link_init(fl, &b->link) != PKC_OK) {
         pkc_link_free(&b->link);
         free(b);
-        *rc = PKC_ERR_NOMEM;
         return NULL;
     }
     b->link_inited = 1;
@@ -377,6 +383,26 @@ fl_get_broker(pkc_fl *fl, int32_t node_id, const char *host, int port,
     b->last_silent = INT64_MIN / 2;
     fl->brokers[fl->nbrokers++] = b;
     return b;
+}
+
+/* Under mu: the broker of node_id, made if new; a known one whose address
+ * changed is reconnected.  NULL when out of memory. */
+static fl_broker *
+fl_get_broker(pkc_fl *fl, int32_t node_id, const char *host, int port)
+{
+    for (size_t i = 0; i < fl->nbrokers; i++) {
+        fl_broker *b = fl->brokers[i];
+        if (b->node_id != node_id)
+            continue;
+        if (strcmp(b->host, host) != 0 || b->port != port) {
+            snprintf(b->host, sizeof(b->host), "%s", host);
+            b->port = port;
+            b->reconfig = 1;
+            b->retry_at = 0;
+        }
+        return b;
+    }
+    return fl_broker_new(fl, node_id, host, port);
 }
 
 int
@@ -399,9 +425,11 @@ pkc_fl_set_leader(pkc_fl *fl, int32_t partition, int32_t node_id,
     }
     p = &fl->parts[i];
     if (node_id >= 0) {
-        b = fl_get_broker(fl, node_id, host, port, &rc);
-        if (b == NULL)
+        b = fl_get_broker(fl, node_id, host, port);
+        if (b == NULL) {
+            rc = PKC_ERR_NOMEM;
             goto done;
+        }
     }
     if (p->leader != b) {
         p->leader = b;
@@ -447,7 +475,7 @@ pkc_fl_seek(pkc_fl *fl, int32_t partition, int64_t next_offset)
     p->last_consumed = next_offset - 1;
     p->gen++;
     p->inflight = NULL;
-    p->prio = 0;
+    p->ask_first = 0;
     p->resume_at = 0;
     if (p->ev_pending) {
         p->ev_pending = 0;
@@ -556,7 +584,7 @@ pkc_fl_pop(pkc_fl *fl, pkc_record *rec, int32_t *partition,
     fl_take(fl, i, rec, buf, &to_free, &need_wake);
     pkc_answer_buf_ref(*buf);
     *partition = fl->parts[i].id;
-    fl->ready = fl->parts[i].rnext;
+    fl->ready = fl->parts[i].ring_next;
     if (fl->parts[i].queued == 0)
         fl_ring_remove(fl, i);
     if (need_wake)
@@ -617,7 +645,7 @@ pkc_fl_pop_many(pkc_fl *fl, pkc_fl_popped *out, size_t max)
             out[n].buf = NULL;
         }
         n++;
-        fl->ready = fl->parts[i].rnext;
+        fl->ready = fl->parts[i].ring_next;
         if (fl->parts[i].queued == 0)
             fl_ring_remove(fl, i);
     }
@@ -725,9 +753,9 @@ fl_info(const fl_part *p, pkc_fl_partinfo *out)
     out->leader_epoch = p->leader_epoch;
     out->fetch_offset = p->fetch_offset;
     out->last_consumed = p->last_consumed;
-    out->high_watermark = p->hw;
-    out->last_stable_offset = p->lso;
-    out->log_start_offset = p->log_start;
+    out->high_watermark = p->high_watermark;
+    out->last_stable_offset = p->last_stable_offset;
+    out->log_start_offset = p->log_start_offset;
     out->queued = p->queued;
     out->event_pending = p->ev_pending;
 }
@@ -783,6 +811,44 @@ pkc_fl_get_stats(pkc_fl *fl, pkc_fl_stats *out)
 
 /* ------------------------------------------------------ the fetch thread */
 
+/* Without mu: do what the plan asked of each broker of the round. */
+static void
+fl_act(pkc_fl *fl)
+{
+    for (size_t k = 0; k < fl->n_round; k++) {
+        fl_broker *b = fl->round[k];
+        if (b->want_connect)
+            fl_connect_start(fl, b);
+        else if (b->want_send)
+            fl_send_fetch(fl, b);
+        else if (b->want_reauth)
+            fl_link_step(fl, b);
+    }
+}
+
+/* Without mu: wait until a link is ready, the thread is woken, or `next`;
+ * then serve the ready links and the deadlines passed. */
+static void
+fl_poll(pkc_fl *fl, int64_t next)
+{
+    pkc_reactor *reactor = &fl->reactor;
+
+    if (fl_poll_set(fl, &next) != PKC_OK) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    if (pkc_reactor_wait(reactor, next, FL_TICK_MS) > 0) {
+        for (size_t i = 1; i < pkc_reactor_count(reactor); i++)
+            if (pkc_reactor_revents(reactor, i))
+                fl_on_ready(fl, pkc_reactor_owner(reactor, i),
+                            pkc_reactor_revents(reactor, i));
+    }
+    fl_check_deadlines(fl);
+}
+
+/* The thread: plan under mu, then act and poll without it, until
+ * stopped. */
 static void *
 fl_thread_main(void *arg)
 {
@@ -793,28 +859,8 @@ fl_thread_main(void *arg)
         int64_t next = fl_plan(fl, pkc_now_ms());
 
         fl_unlock(fl);
-        for (size_t k = 0; k < fl->ntb; k++) {
-            fl_broker *b = fl->tb[k];
-            if (b->want_connect)
-                fl_connect_start(fl, b);
-            else if (b->want_send)
-                fl_send_fetch(fl, b);
-            else if (b->want_step)
-                fl_link_step(fl, b);
-        }
-        if (fl_poll_set(fl, &next) != PKC_OK) {
-            struct timespec ts = {0, 100 * 1000000L};
-            nanosleep(&ts, NULL);
-            fl_lock(fl);
-            continue;
-        }
-        if (pkc_reactor_wait(&fl->reactor, next, FL_TICK_MS) > 0) {
-            for (size_t i = 1; i < pkc_reactor_count(&fl->reactor); i++)
-                if (pkc_reactor_revents(&fl->reactor, i))
-                    fl_on_ready(fl, pkc_reactor_owner(&fl->reactor, i),
-                                pkc_reactor_revents(&fl->reactor, i));
-        }
-        fl_check_deadlines(fl);
+        fl_act(fl);
+        fl_poll(fl, next);
         fl_lock(fl);
     }
     fl_unlock(fl);
@@ -863,10 +909,58 @@ pkc_fl_running(pkc_fl *fl)
     return r;
 }
 
+/* Under mu, the thread gone: close every link and forget what was in
+ * flight. */
+static void
+fl_reset_brokers(pkc_fl *fl)
+{
+    for (size_t k = 0; k < fl->nbrokers; k++) {
+        fl_broker *b = fl->brokers[k];
+        pkc_link_close(&b->link);
+        b->fetching = 0;
+        b->retry_at = 0;
+        b->answered = 0;
+        b->reconfig = 0;
+        b->version = -1;
+        b->req_n = 0;
+    }
+}
+
+/* Under mu, the thread gone: drop every queue (returned as one list to
+ * free without mu), rewind each partition to last_consumed + 1, clear
+ * its event and make it fetchable again. */
+static fl_chunk *
+fl_reset_partitions(pkc_fl *fl)
+{
+    fl_chunk *drop = NULL;
+
+    for (size_t i = 0; i < fl->nparts; i++) {
+        fl_part *p = &fl->parts[i];
+        fl_chunk *c = fl_detach_queue(fl, (long)i);
+        if (c != NULL) {
+            fl_chunk *tail = c;
+            while (tail->next)
+                tail = tail->next;
+            tail->next = drop;
+            drop = c;
+        }
+        p->fetch_offset = p->last_consumed + 1;
+        p->inflight = NULL;
+        p->ask_first = 0;
+        p->gen++;
+        p->resume_at = 0;
+        p->ev_pending = 0;
+        p->state = p->leader ? PKC_FL_ACTIVE : PKC_FL_WAIT_LEADER;
+    }
+    fl->ready = -1;
+    atomic_store(&fl->n_events, 0);
+    return drop;
+}
+
 void
 pkc_fl_stop(pkc_fl *fl)
 {
-    fl_chunk *drop = NULL;
+    fl_chunk *drop;
     int was_running;
 
     fl_lock(fl);
@@ -894,36 +988,8 @@ pkc_fl_stop(pkc_fl *fl)
     fl_lock(fl);
     fl->thread_running = 0;
     fl->stopping = 0;
-    for (size_t k = 0; k < fl->nbrokers; k++) {
-        fl_broker *b = fl->brokers[k];
-        pkc_link_close(&b->link);
-        b->fetching = 0;
-        b->retry_at = 0;
-        b->answered = 0;
-        b->reconfig = 0;
-        b->version = -1;
-        b->req_n = 0;
-    }
-    for (size_t i = 0; i < fl->nparts; i++) {
-        fl_part *p = &fl->parts[i];
-        fl_chunk *c = fl_detach_queue(fl, (long)i);
-        if (c != NULL) {
-            fl_chunk *t = c;
-            while (t->next)
-                t = t->next;
-            t->next = drop;
-            drop = c;
-        }
-        p->fetch_offset = p->last_consumed + 1;
-        p->inflight = NULL;
-        p->prio = 0;
-        p->gen++;
-        p->resume_at = 0;
-        p->ev_pending = 0;
-        p->state = p->leader ? PKC_FL_ACTIVE : PKC_FL_WAIT_LEADER;
-    }
-    fl->ready = -1;
-    atomic_store(&fl->n_events, 0);
+    fl_reset_brokers(fl);
+    drop = fl_reset_partitions(fl);
     fl->wake_pending = 0; /* a wake-up left in the reactor costs one round */
     fl->stop_in_progress = 0;
     pthread_cond_broadcast(&fl->cv);

@@ -89,11 +89,9 @@ answer_chunk_new(pkc_answer_buf *buf, pkc_record *blk, size_t cap,
     return c;
 }
 
-/*
- * Without mu (takes it): append a piece of request partition k's records
- * to the partition's queue if it is still fetched from this request, else
- * to the job's drop list.
- */
+/* Without mu: append a piece of request partition k's records to the
+ * partition's queue if it is still fetched from this request, else to the
+ * job's drop list. */
 static void
 answer_queue_piece(pkc_fl *fl, fl_broker *b, size_t k, fl_chunk *c,
                    answer_job *job)
@@ -102,7 +100,7 @@ answer_queue_piece(pkc_fl *fl, fl_broker *b, size_t k, fl_chunk *c,
     fl_part *p;
 
     fl_lock(fl);
-    p = &fl->parts[o->pidx];
+    p = &fl->parts[o->part_index];
     if (p->gen != o->gen || p->state != PKC_FL_ACTIVE || p->leader != b) {
         fl_unlock(fl);
         c->next = job->drop;
@@ -120,7 +118,7 @@ answer_queue_piece(pkc_fl *fl, fl_broker *b, size_t k, fl_chunk *c,
     if (c->recs[c->n - 1].offset + 1 > p->fetch_offset)
         p->fetch_offset = c->recs[c->n - 1].offset + 1;
     fl->stats.records_queued += c->n;
-    fl_ring_insert(fl, (long)o->pidx);
+    fl_ring_insert(fl, (long)o->part_index);
     if (fl->waiters)
         pthread_cond_broadcast(&fl->cv);
     fl_unlock(fl);
@@ -137,24 +135,24 @@ answer_stream_partition(pkc_fl *fl, fl_broker *b, size_t k,
                                    fl->cfg.max_decompressed,
                                    &job->buf->arena, fl->chunk_max};
     int64_t last_queued = -1;
-    pkc_fetch_records s;
+    pkc_fetch_records stream;
     int lost = 0;
 
-    pkc_fetch_records_init(&s, &job->resp, (size_t)out->answer,
+    pkc_fetch_records_init(&stream, &job->resp, (size_t)out->answer,
                            b->req[k].fetch_offset, &opts, out->err,
                            sizeof(out->err));
-    while (!s.done) {
+    while (!stream.done) {
         size_t cap, got;
         pkc_record *blk = pkc_bufpool_get(fl->pool,
                                           FL_PIECE * sizeof(pkc_record), &cap);
         fl_chunk *c;
 
         if (blk == NULL) {
-            pkc_fetch_records_abort(&s, PKC_ERR_NOMEM);
+            pkc_fetch_records_abort(&stream, PKC_ERR_NOMEM);
             snprintf(out->err, sizeof(out->err), "out of memory");
             break;
         }
-        got = pkc_fetch_records_next(&s, blk, cap / sizeof(pkc_record));
+        got = pkc_fetch_records_next(&stream, blk, cap / sizeof(pkc_record));
         if (got == 0) {
             pkc_bufpool_put(fl->pool, blk, cap);
             continue;
@@ -169,8 +167,9 @@ answer_stream_partition(pkc_fl *fl, fl_broker *b, size_t k,
         last_queued = blk[got - 1].offset;
         answer_queue_piece(fl, b, k, c, job);
     }
-    pkc_fetch_records_finish(&s, &out->next_offset, &out->truncated_empty);
-    out->status = s.status;
+    pkc_fetch_records_finish(&stream, &out->next_offset,
+                             &out->truncated_empty);
+    out->status = stream.status;
     if (lost) {
         /* The last piece could not be queued: go on after the last
          * record that was. */
@@ -240,7 +239,7 @@ answer_advance(pkc_fl *fl, fl_broker *b, fl_part *p,
      * batch. */
     if (out->truncated_empty ||
         (out->nrec == 0 && a->high_watermark > p->fetch_offset))
-        p->prio = 1;
+        p->ask_first = 1;
     if (out->status != PKC_OK) {
         p->state = PKC_FL_PAUSED;
         fl_post(fl, p, PKC_FL_EV_DECODE, out->status,
@@ -257,7 +256,7 @@ answer_apply(pkc_fl *fl, fl_broker *b, size_t k, const answer_job *job)
 {
     const fl_req_origin *o = &b->req_origin[k];
     const answer_outcome *out = &job->outcome[k];
-    fl_part *p = &fl->parts[o->pidx];
+    fl_part *p = &fl->parts[o->part_index];
     const pkc_fetch_answer *a;
 
     if (p->gen != o->gen)
@@ -279,11 +278,11 @@ answer_apply(pkc_fl *fl, fl_broker *b, size_t k, const answer_job *job)
         return; /* not answered: asked again next time */
     a = &job->resp.parts[out->answer];
     if (a->high_watermark >= 0)
-        p->hw = a->high_watermark;
+        p->high_watermark = a->high_watermark;
     if (a->last_stable_offset >= 0)
-        p->lso = a->last_stable_offset;
+        p->last_stable_offset = a->last_stable_offset;
     if (a->log_start_offset >= 0)
-        p->log_start = a->log_start_offset;
+        p->log_start_offset = a->log_start_offset;
     if (a->error_code != 0)
         answer_kafka_error(fl, b, p, a->error_code, 0);
     else

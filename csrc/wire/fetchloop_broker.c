@@ -18,6 +18,29 @@
  * fl_connect_start). */
 #define FL_CONNECT_CAP_MS 10000
 
+/* A broker's link, set up as the engine's config says. */
+int
+fl_link_init(pkc_fl *fl, pkc_link *link)
+{
+    pkc_link_config lc;
+    int32_t setup_ms = fl->cfg.socket_timeout_ms;
+
+    if (setup_ms > FL_CONNECT_CAP_MS)
+        setup_ms = FL_CONNECT_CAP_MS;
+    memset(&lc, 0, sizeof(lc));
+    lc.client_id = fl->client_id;
+    lc.max_frame = fl->cfg.max_frame;
+    lc.source_host = fl->source_host;
+    lc.source_port = fl->cfg.source_port;
+    lc.setup_timeout_ms = setup_ms;
+    lc.security = fl->security;
+    lc.software_name = "pykafka-c";
+    lc.software_version = fl->software_version;
+    return pkc_link_init(link, &lc);
+}
+
+/* ------------------------------------------------------------ failures */
+
 /* Under mu: the broker's connection is gone.  Partitions in flight on it
  * are released; with `post`, its ACTIVE partitions wait for a leader and
  * get a CONN event. */
@@ -50,8 +73,8 @@ fl_broker_down(pkc_fl *fl, fl_broker *b, int status, const char *why,
  * ACTIVE partitions pause with a SETUP event, so the application sees the
  * error once instead of the thread reconnecting in a loop. */
 static void
-fl_broker_refused(pkc_fl *fl, fl_broker *b, int status, int kafka_error,
-                  const char *why, int64_t now)
+broker_refused(pkc_fl *fl, fl_broker *b, int status, int kafka_error,
+               const char *why, int64_t now)
 {
     pkc_link_close(&b->link);
     b->fetching = 0;
@@ -72,7 +95,7 @@ fl_broker_refused(pkc_fl *fl, fl_broker *b, int status, int kafka_error,
     fl->stats.conn_failures++;
 }
 
-/* A connection failure seen by the thread (takes mu).  An established
+/* Without mu: a connection failure seen by the thread.  An established
  * connection that had answered gets one silent reconnect first (brokers
  * close idle connections), at most once per backoff period. */
 void
@@ -92,11 +115,11 @@ fl_broker_fail(pkc_fl *fl, fl_broker *b, int status, const char *why)
     fl_unlock(fl);
 }
 
-/* The broker's link failed (it is DOWN): a failure that retrying will not
- * fix pauses the broker's partitions, any other is handled like a lost
- * connection. */
+/* Without mu: the broker's link failed (it is DOWN): a failure that
+ * retrying will not fix pauses the broker's partitions, any other is
+ * handled like a lost connection. */
 static void
-fl_link_failed(pkc_fl *fl, fl_broker *b)
+broker_link_failed(pkc_fl *fl, fl_broker *b)
 {
     char why[sizeof(b->link.error)];
 
@@ -106,35 +129,16 @@ fl_link_failed(pkc_fl *fl, fl_broker *b)
         return;
     }
     fl_lock(fl);
-    fl_broker_refused(fl, b, pkc_link_status(&b->link),
-                      pkc_link_kafka_error(&b->link), why, pkc_now_ms());
+    broker_refused(fl, b, pkc_link_status(&b->link),
+                   pkc_link_kafka_error(&b->link), why, pkc_now_ms());
     fl_unlock(fl);
 }
 
-/* A broker's link, set up as the engine's config says. */
-int
-fl_link_init(pkc_fl *fl, pkc_link *link)
-{
-    pkc_link_config lc;
-    int32_t setup_ms = fl->cfg.socket_timeout_ms;
-
-    if (setup_ms > FL_CONNECT_CAP_MS)
-        setup_ms = FL_CONNECT_CAP_MS;
-    memset(&lc, 0, sizeof(lc));
-    lc.client_id = fl->client_id;
-    lc.max_frame = fl->cfg.max_frame;
-    lc.source_host = fl->source_host;
-    lc.source_port = fl->cfg.source_port;
-    lc.setup_timeout_ms = setup_ms;
-    lc.security = fl->security;
-    lc.software_name = "pykafka-c";
-    lc.software_version = fl->software_version;
-    return pkc_link_init(link, &lc);
-}
+/* -------------------------------------------------------------- set-up */
 
 /* Without mu: the link became READY: use its highest Fetch version. */
 static void
-fl_link_ready(pkc_fl *fl, fl_broker *b)
+broker_link_ready(pkc_fl *fl, fl_broker *b)
 {
     pkc_api_range r = pkc_link_api_range(&b->link, PKC_API_FETCH);
     int16_t v = pkc_link_version(&b->link, PKC_API_FETCH, PKC_VER_FETCH_MIN,
@@ -146,8 +150,8 @@ fl_link_ready(pkc_fl *fl, fl_broker *b)
                  "pykafka_c needs one of v%d-v%d", (int)r.min, (int)r.max,
                  PKC_VER_FETCH_MIN, (int)fl->cfg.max_version);
         fl_lock(fl);
-        fl_broker_refused(fl, b, PKC_ERR_UNSUPPORTED,
-                          PKC_KERR_UNSUPPORTED_VERSION, why, pkc_now_ms());
+        broker_refused(fl, b, PKC_ERR_UNSUPPORTED,
+                       PKC_KERR_UNSUPPORTED_VERSION, why, pkc_now_ms());
         fl_unlock(fl);
         return;
     }
@@ -158,7 +162,7 @@ fl_link_ready(pkc_fl *fl, fl_broker *b)
 /* Without mu: act on what pkc_link_start / pkc_link_step returned.  A
  * link READY again after a re-authentication keeps its Fetch version. */
 static void
-fl_link_progress(pkc_fl *fl, fl_broker *b, int rc)
+broker_link_progress(pkc_fl *fl, fl_broker *b, int rc)
 {
     if (rc == PKC_IN_PROGRESS)
         return;
@@ -169,11 +173,11 @@ fl_link_progress(pkc_fl *fl, fl_broker *b, int rc)
         fl->stats.authentications++;
     fl_unlock(fl);
     if (rc != PKC_OK) {
-        fl_link_failed(fl, b);
+        broker_link_failed(fl, b);
         return;
     }
     if (b->version < 0)
-        fl_link_ready(fl, b);
+        broker_link_ready(fl, b);
 }
 
 /*
@@ -188,8 +192,8 @@ fl_connect_start(pkc_fl *fl, fl_broker *b)
     int rc;
 
     b->version = -1;
-    rc = pkc_link_start(&b->link, b->chost, b->cport, pkc_now_ms());
-    fl_link_progress(fl, b, rc);
+    rc = pkc_link_start(&b->link, b->conn_host, b->conn_port, pkc_now_ms());
+    broker_link_progress(fl, b, rc);
 }
 
 /* Without mu: the link's descriptor is ready, its deadline passed, or a
@@ -199,8 +203,10 @@ fl_link_step(pkc_fl *fl, fl_broker *b)
 {
     if (b->link.state == PKC_LINK_DOWN)
         return;
-    fl_link_progress(fl, b, pkc_link_step(&b->link, pkc_now_ms()));
+    broker_link_progress(fl, b, pkc_link_step(&b->link, pkc_now_ms()));
 }
+
+/* ----------------------------------------------------------- the Fetch */
 
 /* The request in flight on broker `b` (b->req) as the codec sees it. */
 void
@@ -219,9 +225,10 @@ fl_fetch_request(const pkc_fl *fl, const fl_broker *b,
     req->n_parts = b->req_n;
 }
 
-/* Without mu: encode and queue the Fetch of b->req. */
-void
-fl_send_fetch(pkc_fl *fl, fl_broker *b)
+/* Without mu: encode b's request behind its header and write what the
+ * socket takes now (the rest goes out as it becomes writable). */
+static int
+broker_write_fetch(pkc_fl *fl, fl_broker *b)
 {
     pkc_conn *conn = pkc_link_conn(&b->link);
     pkc_fetch_request req;
@@ -231,20 +238,27 @@ fl_send_fetch(pkc_fl *fl, fl_broker *b)
     fl_fetch_request(fl, b, &req);
     rc = pkc_conn_request_begin(conn, PKC_API_FETCH, b->version,
                                 pkc_fetch_is_flexible(b->version), &w);
-    if (rc == PKC_OK) {
-        rc = pkc_fetch_request_encode(w, b->version, &req);
-        if (rc != PKC_OK) {
-            pkc_conn_request_abort(conn);
-        }
-        else {
-            rc = pkc_conn_request_end(conn, 1, NULL);
-        }
+    if (rc != PKC_OK)
+        return rc;
+    rc = pkc_fetch_request_encode(w, b->version, &req);
+    if (rc != PKC_OK) {
+        pkc_conn_request_abort(conn);
+        return rc;
     }
-    if (rc == PKC_OK) {
-        rc = pkc_conn_flush(conn, 0);
-        if (rc == PKC_ERR_TIMEOUT || rc == PKC_ERR_INTR)
-            rc = PKC_OK;
-    }
+    rc = pkc_conn_request_end(conn, 1, NULL);
+    if (rc != PKC_OK)
+        return rc;
+    rc = pkc_conn_flush(conn, 0);
+    return rc == PKC_ERR_TIMEOUT || rc == PKC_ERR_INTR ? PKC_OK : rc;
+}
+
+/* Without mu: send the Fetch of b->req. */
+void
+fl_send_fetch(pkc_fl *fl, fl_broker *b)
+{
+    pkc_conn *conn = pkc_link_conn(&b->link);
+    int rc = broker_write_fetch(fl, b);
+
     if (rc != PKC_OK) {
         char why[384];
         snprintf(why, sizeof(why), "sending Fetch v%d: %s%s%s",
@@ -261,9 +275,11 @@ fl_send_fetch(pkc_fl *fl, fl_broker *b)
     fl_unlock(fl);
 }
 
+/* ------------------------------------------------------------- answers */
+
 /* Without mu: read the answer to the Fetch in flight. */
 static void
-fl_on_readable(pkc_fl *fl, fl_broker *b)
+broker_on_readable(pkc_fl *fl, fl_broker *b)
 {
     pkc_response resp;
     int rc;
@@ -276,7 +292,7 @@ fl_on_readable(pkc_fl *fl, fl_broker *b)
     if (rc == PKC_ERR_TIMEOUT)
         return; /* partial frame: wait for more */
     if (rc != PKC_OK) {
-        fl_link_failed(fl, b);
+        broker_link_failed(fl, b);
         return;
     }
     fl_on_fetch(fl, b, &resp);
@@ -300,8 +316,10 @@ fl_on_ready(pkc_fl *fl, fl_broker *b, short revents)
         }
     }
     if (revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL))
-        fl_on_readable(fl, b);
+        broker_on_readable(fl, b);
 }
+
+/* ----------------------------------------------------------- the round */
 
 /* Without mu: the poll set of this round; lowers *next to the earliest
  * deadline of a set-up or a Fetch in flight. */
@@ -309,8 +327,8 @@ int
 fl_poll_set(pkc_fl *fl, int64_t *next)
 {
     pkc_reactor_reset(&fl->reactor);
-    for (size_t k = 0; k < fl->ntb; k++) {
-        fl_broker *b = fl->tb[k];
+    for (size_t k = 0; k < fl->n_round; k++) {
+        fl_broker *b = fl->round[k];
         int64_t deadline = INT64_MAX;
         short ev = pkc_link_poll_events(&b->link, b->fetching);
 
@@ -334,8 +352,8 @@ fl_check_deadlines(pkc_fl *fl)
     int64_t now = pkc_now_ms();
     char why[384];
 
-    for (size_t k = 0; k < fl->ntb; k++) {
-        fl_broker *b = fl->tb[k];
+    for (size_t k = 0; k < fl->n_round; k++) {
+        fl_broker *b = fl->round[k];
 
         if (pkc_link_in_setup(&b->link) &&
             now >= pkc_link_deadline(&b->link)) {
@@ -344,7 +362,7 @@ fl_check_deadlines(pkc_fl *fl)
         }
         if (b->fetching && now >= b->fetch_deadline) {
             snprintf(why, sizeof(why), "no answer from %s:%d within %d ms",
-                     b->chost, b->cport,
+                     b->conn_host, b->conn_port,
                      (int)(fl->cfg.max_wait_ms + fl->cfg.socket_timeout_ms));
             b->answered = 0;
             fl_broker_fail(fl, b, PKC_ERR_TIMEOUT, why);

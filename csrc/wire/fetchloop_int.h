@@ -53,66 +53,69 @@
  * point into its buf.  The record block comes from the buf's pool. */
 typedef struct fl_chunk {
     struct fl_chunk *next;
-    pkc_answer_buf *buf;    /* one reference */
-    pkc_record *recs;   /* owned */
+    pkc_answer_buf *buf;  /* one reference */
+    pkc_record *recs;     /* owned */
     size_t recs_bytes;
-    size_t n, pos;
+    size_t n, pos;        /* records, and the next one to pop */
 } fl_chunk;
 
 /* Where a partition named in the request in flight came from: its index
  * in fl->parts and its generation then (an answer to an older generation
  * is dropped). */
 typedef struct {
-    size_t pidx;
+    size_t part_index;
     uint32_t gen;
 } fl_req_origin;
 
+/* A leader broker. */
 typedef struct fl_broker {
     int32_t node_id;
-    char host[FL_HOST_MAX]; /* under mu */
-    int port;
-    int reconfig;           /* host/port changed: reconnect (under mu) */
-    int64_t retry_at;       /* no connect before this (under mu) */
+    char host[FL_HOST_MAX];   /* under mu */
+    int port;                 /* under mu */
+    int reconfig;             /* host/port changed: reconnect (under mu) */
+    int64_t retry_at;         /* no connect before this (under mu) */
 
-    /* Owned by the fetch thread while it runs.  The link is DOWN, being
-     * set up (connect, TLS, ApiVersions, SASL; the thread polls it until
-     * its deadline), or READY: then idle, or with a Fetch in flight. */
+    /* The thread's.  The link is DOWN, being set up (connect, TLS,
+     * ApiVersions, SASL; the thread polls it until its deadline), or
+     * READY: then idle, or with a Fetch in flight. */
     pkc_link link;
     int link_inited;
-    int fetching;           /* a Fetch is in flight */
-    int16_t version;        /* the Fetch version of this connection */
-    int64_t fetch_deadline; /* no answer by then: the connection is dropped */
-    int answered;           /* answers since the last connect */
-    int64_t last_silent;    /* last silent reconnect */
-    int want_connect;
-    int want_send;          /* req[] holds a new request to send */
-    int want_step;          /* a re-authentication is due (KIP-368) */
-    char chost[FL_HOST_MAX];
-    int cport;
+    int fetching;             /* a Fetch is in flight */
+    int16_t version;          /* the Fetch version of this connection */
+    int64_t fetch_deadline;   /* no answer by then: the connection drops */
+    int answered;             /* answers since the last connect */
+    int64_t last_silent;      /* last silent reconnect */
+    /* What the plan asks of it this round (set by fl_plan). */
+    int want_connect;         /* to conn_host:conn_port */
+    int want_send;            /* req[] holds a new request to send */
+    int want_reauth;          /* a re-authentication is due (KIP-368) */
+    char conn_host[FL_HOST_MAX];
+    int conn_port;
     pkc_fetch_partition *req; /* the partitions of the request in flight */
     fl_req_origin *req_origin; /* where each came from */
     size_t req_n, req_cap;
-    size_t rr;              /* rotation of the partition order */
+    size_t rotation;          /* where the next request's order starts */
 } fl_broker;
 
+/* A partition (all under mu). */
 typedef struct {
     int32_t id;
-    int state;
-    fl_broker *leader;
+    int state;                /* PKC_FL_* */
+    fl_broker *leader;        /* NULL: none */
     int32_t leader_epoch;
     int64_t fetch_offset;
     int64_t last_consumed;
-    int64_t hw, lso, log_start;
-    uint32_t gen;
-    fl_broker *inflight;    /* broker with a Fetch naming it, or NULL */
-    int prio;               /* put first in the next request */
-    int64_t resume_at;
-    fl_chunk *head, *tail;
-    size_t queued;
+    int64_t high_watermark, last_stable_offset, log_start_offset;
+    uint32_t gen;             /* bumped when an answer in flight goes stale */
+    fl_broker *inflight;      /* broker with a Fetch naming it, or NULL */
+    int ask_first;            /* put first in the next request (KIP-74) */
+    int64_t resume_at;        /* not fetched (or re-posted) before this */
+    fl_chunk *head, *tail;    /* its queue */
+    size_t queued;            /* records in the queue */
     int ev_pending;
-    uint64_t ev_seq;
+    uint64_t ev_seq;          /* order of the pending event */
     pkc_fl_event ev;
-    long rnext, rprev;      /* ready ring (indices) */
+    long ring_next, ring_prev; /* the ring of partitions with records */
     int in_ring;
 } fl_part;
 
@@ -121,32 +124,32 @@ struct pkc_fl {
     char *client_id;
     char *topic;
     char *source_host;
-    char *software_version;  /* ApiVersions' ClientSoftwareVersion */
-    size_t arena_max;
-    size_t chunk_max;
-    pkc_bufpool *pool;           /* blocks reused across answers */
+    char *software_version;   /* ApiVersions' ClientSoftwareVersion */
+    size_t arena_max;         /* decompressed data held per answer */
+    size_t chunk_max;         /* records decoded per partition per answer */
+    pkc_bufpool *pool;        /* blocks reused across answers */
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;       /* consumers wait here */
+    pthread_cond_t cv;        /* consumers wait here */
     pthread_t thread;
     int thread_running;
-    int stop_in_progress;    /* a pkc_fl_stop call is under way (joining
-                                the thread, resetting the partitions):
-                                other stop and start calls wait on cv
-                                until it is 0 */
-    int stopping;            /* the thread must exit */
-    int stopped;             /* not running: waiters return -1 */
+    int stop_in_progress;     /* a pkc_fl_stop call is under way (joining
+                                 the thread, resetting the partitions):
+                                 other stop and start calls wait on cv
+                                 until it is 0 */
+    int stopping;             /* the thread must exit */
+    int stopped;              /* not running: waiters return -1 */
     unsigned interrupt_gen;
     int waiters;
 
-    pkc_security *security;  /* a reference, or NULL: plain TCP */
-    pkc_reactor reactor;     /* the thread's poll set and wake-up fd */
+    pkc_security *security;   /* a reference, or NULL: plain TCP */
+    pkc_reactor reactor;      /* the thread's poll set and wake-up fd */
     int reactor_ok;
     int wake_pending;
 
     fl_part *parts;
     size_t nparts, parts_cap;
-    long ready;              /* next partition to serve, -1: none */
+    long ready;               /* next partition to serve, -1: none */
 
     fl_broker **brokers;
     size_t nbrokers, brokers_cap;
@@ -155,9 +158,10 @@ struct pkc_fl {
     uint64_t ev_counter;
     pkc_fl_stats stats;
 
-    /* Scratch of the fetch thread. */
-    fl_broker **tb;
-    size_t ntb, tb_cap;
+    /* The thread's: the brokers of this round, copied by fl_plan under
+     * mu so the thread can walk them without it. */
+    fl_broker **round;
+    size_t n_round, round_cap;
 };
 
 /* ------------------------------------------------------------- locking */
