@@ -289,16 +289,16 @@ answer_apply(pkc_fl *fl, fl_broker *b, size_t k, const answer_job *job)
         answer_advance(fl, b, p, a, out);
 }
 
-/* Without mu: handle the answer to the Fetch in flight. */
-void
+/* Without mu: handle the answer to the Fetch in flight (the caller drops
+ * the connection when there was no memory to take it). */
+int
 fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
 {
     answer_job job;
 
     if (answer_init(fl, b, resp, &job) != PKC_OK) {
         answer_free(&job);
-        fl_broker_fail(fl, b, PKC_ERR_NOMEM, "out of memory for an answer");
-        return;
+        return PKC_ERR_NOMEM;
     }
     answer_decode(fl, b, &job);
 
@@ -312,4 +312,5 @@ fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp)
     b->answered++;
     b->fetching = 0;
     answer_free(&job);
+    return PKC_OK;
 }

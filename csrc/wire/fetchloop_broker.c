@@ -208,23 +208,6 @@ fl_link_step(pkc_fl *fl, fl_broker *b)
 
 /* ----------------------------------------------------------- the Fetch */
 
-/* The request in flight on broker `b` (b->req) as the codec sees it. */
-void
-fl_fetch_request(const pkc_fl *fl, const fl_broker *b,
-                 pkc_fetch_request *req)
-{
-    memset(req, 0, sizeof(*req));
-    req->topic = fl->topic;
-    req->topic_len = fl->cfg.topic_len;
-    req->max_wait_ms = fl->cfg.max_wait_ms;
-    req->min_bytes = fl->cfg.min_bytes;
-    req->max_bytes = fl->cfg.max_bytes;
-    req->partition_max_bytes = fl->cfg.partition_max_bytes;
-    req->isolation_level = fl->cfg.isolation_level;
-    req->parts = b->req;
-    req->n_parts = b->req_n;
-}
-
 /* Without mu: encode b's request behind its header and write what the
  * socket takes now (the rest goes out as it becomes writable). */
 static int
@@ -295,7 +278,8 @@ broker_on_readable(pkc_fl *fl, fl_broker *b)
         broker_link_failed(fl, b);
         return;
     }
-    fl_on_fetch(fl, b, &resp);
+    if (fl_on_fetch(fl, b, &resp) != PKC_OK)
+        fl_broker_fail(fl, b, PKC_ERR_NOMEM, "out of memory for an answer");
 }
 
 /* Without mu: write what is queued; read when there is something. */

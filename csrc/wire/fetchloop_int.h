@@ -35,6 +35,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "bufpool.h"
 #include "fetch_codec.h"
@@ -178,6 +179,25 @@ fl_unlock(pkc_fl *fl)
     pthread_mutex_unlock(&fl->mu);
 }
 
+/* --------------------------------------------------- the Fetch request */
+
+/* The request in flight on broker `b` (b->req) as the codec sees it. */
+static inline void
+fl_fetch_request(const pkc_fl *fl, const fl_broker *b,
+                 pkc_fetch_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->topic = fl->topic;
+    req->topic_len = fl->cfg.topic_len;
+    req->max_wait_ms = fl->cfg.max_wait_ms;
+    req->min_bytes = fl->cfg.min_bytes;
+    req->max_bytes = fl->cfg.max_bytes;
+    req->partition_max_bytes = fl->cfg.partition_max_bytes;
+    req->isolation_level = fl->cfg.isolation_level;
+    req->parts = b->req;
+    req->n_parts = b->req_n;
+}
+
 /* ------------------------------------------------- fetchloop.c: queues */
 
 /* Free a list of chunks, giving their record blocks back to the pool. */
@@ -209,10 +229,6 @@ void fl_broker_down(pkc_fl *fl, fl_broker *b, int status, const char *why,
 /* Without mu: a connection failure seen by the thread. */
 void fl_broker_fail(pkc_fl *fl, fl_broker *b, int status, const char *why);
 
-/* The request in flight on broker `b` (b->req) as the codec sees it. */
-void fl_fetch_request(const pkc_fl *fl, const fl_broker *b,
-                      pkc_fetch_request *req);
-
 /* Without mu: what the plan asked of a broker this round. */
 void fl_connect_start(pkc_fl *fl, fl_broker *b);
 void fl_send_fetch(pkc_fl *fl, fl_broker *b);
@@ -226,5 +242,6 @@ void fl_check_deadlines(pkc_fl *fl);
 
 /* ------------------------------------------------- fetchloop_answer.c */
 
-/* Without mu: handle the answer to the Fetch in flight on `b`. */
-void fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp);
+/* Without mu: handle the answer to the Fetch in flight on `b`.  PKC_OK,
+ * or PKC_ERR_NOMEM when there was no memory to take it (nothing done). */
+int fl_on_fetch(pkc_fl *fl, fl_broker *b, const pkc_response *resp);
