@@ -1,14 +1,14 @@
 /*
  * fetchloop.c - the consumer's fetch engine: lifecycle, the control,
- * consuming and inspection API, events, and the thread's loop.  The
- * planner, the broker links and the answers have files of their own
- * (fetchloop_int.h lists them).  See fetchloop.h for the contract.
+ * consuming and inspection API, and the thread's loop.  The planner, the
+ * broker links, the answers and the partitions' queues have files of
+ * their own (fetchloop_int.h lists them).  See fetchloop.h for the
+ * contract.
  */
 #include "fetchloop_int.h"
 
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,19 +17,7 @@
 #include "api_support.h"
 #include "kafka_errors.h"
 
-/* ------------------------------------------ partitions, queues, events */
-
-void
-fl_chunk_free_list(fl_chunk *c)
-{
-    while (c != NULL) {
-        fl_chunk *next = c->next;
-        pkc_bufpool_put(c->buf->pool, c->recs, c->recs_bytes);
-        pkc_answer_buf_release(c->buf);
-        free(c);
-        c = next;
-    }
-}
+/* ------------------------------------------------------------- helpers */
 
 /* Under mu: the index of partition `id`, or -1. */
 static long
@@ -50,89 +38,6 @@ fl_wake(pkc_fl *fl)
         fl->stats.wakeups++;
         pkc_reactor_wake(&fl->reactor);
     }
-}
-
-void
-fl_ring_insert(pkc_fl *fl, long i)
-{
-    fl_part *p = &fl->parts[i];
-
-    if (p->in_ring)
-        return;
-    if (fl->ready < 0) {
-        p->ring_next = p->ring_prev = i;
-        fl->ready = i;
-    }
-    else {
-        long last = fl->parts[fl->ready].ring_prev;
-        p->ring_next = fl->ready;
-        p->ring_prev = last;
-        fl->parts[last].ring_next = i;
-        fl->parts[fl->ready].ring_prev = i;
-    }
-    p->in_ring = 1;
-}
-
-/* Under mu: partition i has no records queued any more. */
-static void
-fl_ring_remove(pkc_fl *fl, long i)
-{
-    fl_part *p = &fl->parts[i];
-
-    if (!p->in_ring)
-        return;
-    if (p->ring_next == i) {
-        fl->ready = -1;
-    }
-    else {
-        fl->parts[p->ring_prev].ring_next = p->ring_next;
-        fl->parts[p->ring_next].ring_prev = p->ring_prev;
-        if (fl->ready == i)
-            fl->ready = p->ring_next;
-    }
-    p->ring_next = p->ring_prev = -1;
-    p->in_ring = 0;
-}
-
-/* Under mu: detach partition i's queue; the caller frees the list after
- * unlocking. */
-static fl_chunk *
-fl_detach_queue(pkc_fl *fl, long i)
-{
-    fl_part *p = &fl->parts[i];
-    fl_chunk *c = p->head;
-
-    p->head = p->tail = NULL;
-    p->queued = 0;
-    fl_ring_remove(fl, i);
-    return c;
-}
-
-/* Under mu: post an event for partition p; at most one is pending.
- * Returns 1 when the event was posted, 0 when one was pending already. */
-int
-fl_post(pkc_fl *fl, fl_part *p, int kind, int code, const char *fmt, ...)
-{
-    va_list va;
-
-    if (p->ev_pending)
-        return 0;
-    p->ev.partition = p->id;
-    p->ev.kind = kind;
-    p->ev.code = code;
-    p->ev.kafka_error = 0;
-    p->ev.node_id = p->leader ? p->leader->node_id : -1;
-    p->ev.offset = p->fetch_offset;
-    va_start(va, fmt);
-    vsnprintf(p->ev.msg, sizeof(p->ev.msg), fmt, va);
-    va_end(va);
-    p->ev_pending = 1;
-    p->ev_seq = ++fl->ev_counter;
-    atomic_fetch_add(&fl->n_events, 1);
-    fl->stats.events_posted++;
-    if (fl->waiters)
-        pthread_cond_broadcast(&fl->cv);
-    return 1;
 }
 
 /* ----------------------------------------------------------- lifecycle */
@@ -542,31 +447,6 @@ pkc_fl_post_event(pkc_fl *fl, const pkc_fl_event *ev)
 
 /* ------------------------------------------------------------ consuming */
 
-/* Under mu: take the next record of partition i.  Chunks emptied go to
- * *to_free; *need_wake is set when the partition became fetchable. */
-static void
-fl_take(pkc_fl *fl, long i, pkc_record *rec, pkc_answer_buf **buf,
-        fl_chunk **to_free, int *need_wake)
-{
-    fl_part *p = &fl->parts[i];
-    fl_chunk *c = p->head;
-
-    *rec = c->recs[c->pos++];
-    *buf = c->buf;
-    p->queued--;
-    p->last_consumed = rec->offset;
-    if (c->pos == c->n) {
-        p->head = c->next;
-        if (p->head == NULL)
-            p->tail = NULL;
-        c->next = *to_free;
-        *to_free = c;
-    }
-    if (p->queued == (size_t)fl->cfg.queued_max_messages - 1 &&
-        p->state == PKC_FL_ACTIVE && p->inflight == NULL)
-        *need_wake = 1;
-}
-
 int
 pkc_fl_pop(pkc_fl *fl, pkc_record *rec, int32_t *partition,
            pkc_answer_buf **buf)
@@ -581,7 +461,7 @@ pkc_fl_pop(pkc_fl *fl, pkc_record *rec, int32_t *partition,
         fl_unlock(fl);
         return 0;
     }
-    fl_take(fl, i, rec, buf, &to_free, &need_wake);
+    fl_take_record(fl, i, rec, buf, &to_free, &need_wake);
     pkc_answer_buf_ref(*buf);
     *partition = fl->parts[i].id;
     fl->ready = fl->parts[i].ring_next;
@@ -609,7 +489,7 @@ pkc_fl_pop_partition(pkc_fl *fl, int32_t partition, pkc_record *rec,
         fl_unlock(fl);
         return 0;
     }
-    fl_take(fl, i, rec, buf, &to_free, &need_wake);
+    fl_take_record(fl, i, rec, buf, &to_free, &need_wake);
     pkc_answer_buf_ref(*buf);
     if (fl->parts[i].queued == 0)
         fl_ring_remove(fl, i);
@@ -634,7 +514,7 @@ pkc_fl_pop_many(pkc_fl *fl, pkc_fl_popped *out, size_t max)
         long i = fl->ready;
         pkc_answer_buf *buf;
 
-        fl_take(fl, i, &out[n].rec, &buf, &to_free, &need_wake);
+        fl_take_record(fl, i, &out[n].rec, &buf, &to_free, &need_wake);
         out[n].partition = fl->parts[i].id;
         if (buf != last) {
             pkc_answer_buf_ref(buf);

@@ -107,20 +107,7 @@ answer_queue_piece(pkc_fl *fl, fl_broker *b, size_t k, fl_chunk *c,
         job->drop = c;
         return;
     }
-    if (p->tail)
-        p->tail->next = c;
-    else
-        p->head = c;
-    p->tail = c;
-    p->queued += c->n;
-    /* The position follows what is queued, so that consumed and fetched
-     * stay consistent even while the rest of the answer is decoded. */
-    if (c->recs[c->n - 1].offset + 1 > p->fetch_offset)
-        p->fetch_offset = c->recs[c->n - 1].offset + 1;
-    fl->stats.records_queued += c->n;
-    fl_ring_insert(fl, (long)o->part_index);
-    if (fl->waiters)
-        pthread_cond_broadcast(&fl->cv);
+    fl_enqueue(fl, (long)o->part_index, c);
     fl_unlock(fl);
 }
 

@@ -3,9 +3,9 @@
  * functions its files share.  Only fetchloop*.c include it; the engine's
  * contract is fetchloop.h.
  *
- * Files
+ * Files, each calling only those below it
  *   fetchloop.c         lifecycle, the control, consuming and inspection
- *                       API, events, and the thread's loop
+ *                       API, and the thread's loop
  *   fetchloop_plan.c    the planner: what each broker does next and which
  *                       partitions its next Fetch names
  *   fetchloop_broker.c  one broker's link as the thread drives it: set-up,
@@ -14,6 +14,8 @@
  *   fetchloop_answer.c  one answer: its records queued piece by piece,
  *                       then each partition's position, watermarks and
  *                       errors
+ *   fetchloop_part.c    a partition's queue, its place in the ring of
+ *                       partitions with records, and its event
  *
  * Locking (the one rule)
  *   fl->mu guards the partitions (state, positions, queues, events), the
@@ -26,8 +28,8 @@
  *   itself).  Consumers wait on fl->cv for records, events and stops.
  *
  * Names: functions shared by the engine's files are fl_*; a static
- * function carries its file's name (plan_*, broker_*, answer_*; fl_* in
- * fetchloop.c).
+ * function carries its file's name (plan_*, broker_*, answer_*, part_*;
+ * fl_* in fetchloop.c).
  */
 #pragma once
 
@@ -198,13 +200,22 @@ fl_fetch_request(const pkc_fl *fl, const fl_broker *b,
     req->n_parts = b->req_n;
 }
 
-/* ------------------------------------------------- fetchloop.c: queues */
+/* ------------------------------------------------- fetchloop_part.c */
 
-/* Free a list of chunks, giving their record blocks back to the pool. */
+/* Without mu: free a list of chunks, giving their record blocks back to
+ * the pool. */
 void fl_chunk_free_list(fl_chunk *c);
 
-/* Under mu: partition i has records queued: serve it in the pop rotation. */
-void fl_ring_insert(pkc_fl *fl, long i);
+/* Under mu: a partition's queue: append a chunk, detach the whole queue
+ * (to free without mu), take the next record. */
+void fl_enqueue(pkc_fl *fl, long i, fl_chunk *c);
+fl_chunk *fl_detach_queue(pkc_fl *fl, long i);
+void fl_take_record(pkc_fl *fl, long i, pkc_record *rec,
+                    pkc_answer_buf **buf, fl_chunk **to_free,
+                    int *need_wake);
+
+/* Under mu: partition i has no records queued any more. */
+void fl_ring_remove(pkc_fl *fl, long i);
 
 /* Under mu: post an event for partition p (at most one is pending).
  * Returns 1 when posted, 0 when one was pending already. */
