@@ -1,6 +1,7 @@
 """Build and run the plain-C tests of the fetch engine
-(tests/c/test_fetchloop.c: its answer parser, and its lifecycle under
-threads) with AddressSanitizer and UndefinedBehaviorSanitizer."""
+(tests/c/test_fetchloop.c: its lifecycle under threads) with
+AddressSanitizer and UndefinedBehaviorSanitizer.  Its answer decoding is
+tested with the Fetch codec (test_fetch_codec_c.py)."""
 
 import pytest
 

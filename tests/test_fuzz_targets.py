@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.unit, pytest.mark.slow]
 
 def test_there_are_fuzz_targets_for_the_decoders():
     # One target per decoder of the Python-free core.
-    for name in ("records", "decompress", "proto", "frame", "sasl"):
+    for name in ("records", "decompress", "proto", "frame", "sasl",
+                 "fetch_response"):
         assert name in TARGETS, TARGETS
 
 

@@ -1,9 +1,9 @@
 /*
- * fuzz_fetch_response.c - libFuzzer target for the fetch engine's answer
- * parser (pkc_fl_parse_fetch in fetchloop.c): the FetchResponse walk of
- * the proto tables with the engine's visitor, and the records decoding of
+ * fuzz_fetch_response.c - libFuzzer target for the Fetch codec's answer
+ * parser (pkc_fetch_parse in fetch_codec.c): the FetchResponse walk of
+ * the proto tables with the codec's visitor, and the records decoding of
  * every answered partition (CRC, decompression, control batches,
- * read_committed).
+ * read_committed), as the fetch engine decodes its answers.
  *
  * Input layout:
  *   byte 0   Fetch version, 4 + (b % 9): v4..v12
@@ -19,14 +19,14 @@
  * csrc/fuzz/corpus/fetch_response/).
  */
 #include "buf.h"
-#include "fetchloop.h"
+#include "fetch_codec.h"
 #include "records.h"
 
 #include <stdint.h>
 #include <string.h>
 
 static int
-touch(void *ctx, const pkc_fl_part_result *r)
+touch(void *ctx, const pkc_fetch_part_result *r)
 {
     volatile uint8_t sink = 0;
 
@@ -54,8 +54,8 @@ touch(void *ctx, const pkc_fl_part_result *r)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int32_t ids[4];
-    int64_t offs[4];
+    pkc_fetch_partition parts[4];
+    pkc_fetch_request req;
     char err[384];
     size_t n;
     int version;
@@ -66,12 +66,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n = 1 + (data[2] & 3);
     if (size < 3 + n)
         return 0;
+    memset(&req, 0, sizeof(req));
+    req.topic = "t";
+    req.topic_len = 1;
+    req.isolation_level = data[1] & 1;
     for (size_t i = 0; i < n; i++) {
-        ids[i] = (int32_t)i;
-        offs[i] = data[3 + i];
+        parts[i].partition = (int32_t)i;
+        parts[i].leader_epoch = -1;
+        parts[i].fetch_offset = data[3 + i];
     }
-    pkc_fl_parse_fetch(data + 3 + n, size - 3 - n, version, "t", 1, ids,
-                       offs, n, data[1] & 1, !(data[1] & 2), touch, NULL,
-                       err, sizeof(err));
+    req.parts = parts;
+    req.n_parts = n;
+    pkc_fetch_parse(&req, version, data + 3 + n, size - 3 - n,
+                    !(data[1] & 2), touch, NULL, err, sizeof(err));
     return 0;
 }

@@ -703,7 +703,7 @@ Fetcher_next_message(FetcherObject *self, int block, PyObject *unblock_event)
 
     for (;;) {
         pkc_record rec;
-        pkc_fl_buf *buf;
+        pkc_answer_buf *buf;
         int32_t pid;
 
         if (Fetcher_check_running(self, st) < 0)
@@ -713,7 +713,7 @@ Fetcher_next_message(FetcherObject *self, int block, PyObject *unblock_event)
             return NULL;
         if (pkc_fl_pop(self->fl, &rec, &pid, &buf)) {
             PyObject *m = Fetcher_make_message(self, st, &rec, pid);
-            pkc_fl_buf_release(buf);
+            pkc_answer_buf_release(buf);
             return m;
         }
         if (!block)
@@ -862,7 +862,7 @@ Fetcher_consume_batch(PyObject *op, PyObject *args, PyObject *kwds)
     /* Every record's bytes are copied: drop the buffer references (one
      * per run of records from the same answer). */
     for (size_t j = 0; j < n; j++)
-        pkc_fl_buf_release(pop[j].buf);
+        pkc_answer_buf_release(pop[j].buf);
     PyMem_Free(pop);
     return list;
 error:
@@ -880,7 +880,7 @@ Fetcher_consume_partition(PyObject *op, PyObject *arg)
     FetcherObject *self = Fetcher_CAST(op);
     pkc_state *st = Fetcher_state(self);
     pkc_record rec;
-    pkc_fl_buf *buf;
+    pkc_answer_buf *buf;
     PyObject *m;
     int pid;
 
@@ -889,7 +889,7 @@ Fetcher_consume_partition(PyObject *op, PyObject *arg)
     if (!pkc_fl_pop_partition(self->fl, pid, &rec, &buf))
         Py_RETURN_NONE;
     m = Fetcher_make_message(self, st, &rec, pid);
-    pkc_fl_buf_release(buf);
+    pkc_answer_buf_release(buf);
     return m;
 }
 

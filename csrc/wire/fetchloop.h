@@ -25,19 +25,20 @@
  *   whole batch goes first, so the "at least one batch" rule of KIP-74
  *   (which the broker applies to the first partition with data) lets a
  *   batch larger than partition_max_bytes through instead of stalling.
- *   Requests and responses go through the proto table walker; records are
- *   decoded with the records iterator (CRC checked, decompressed,
- *   control batches and, for read_committed, aborted transactions
- *   dropped).  The thread never touches Python objects.
+ *   Requests and responses go through the Fetch codec (fetch_codec.h);
+ *   records are decoded with the records iterator (CRC checked,
+ *   decompressed, control batches and, for read_committed, aborted
+ *   transactions dropped).  The thread never touches Python objects.
  *
  * Records and memory
  *   A response body is copied once out of the connection into a
- *   refcounted pkc_fl_buf (which also owns the arena of decompressed
- *   data).  Each partition's records of one response form a chunk (an
- *   array of pkc_record whose views point into the buf) appended to that
- *   partition's queue.  A record popped by the application comes with a
- *   reference to its buf, released with pkc_fl_buf_release() once the
- *   record's bytes have been copied out.
+ *   refcounted pkc_answer_buf (bufpool.h; it also owns the arena of
+ *   decompressed data).  Each partition's records of one response form
+ *   a chunk (an array of pkc_record whose views point into the buf)
+ *   appended to that partition's queue.  A record popped by the
+ *   application comes with a reference to its buf, released with
+ *   pkc_answer_buf_release() once the record's bytes have been copied
+ *   out.
  *
  * Positions
  *   Each partition has `fetch_offset` (next offset to fetch) and
@@ -72,11 +73,11 @@
 
 #include "api_support.h"
 #include "buf.h"
+#include "bufpool.h"
 #include "records.h"
 #include "security.h"
 
 typedef struct pkc_fl pkc_fl;
-typedef struct pkc_fl_buf pkc_fl_buf;
 
 /* The engine speaks Fetch PKC_VER_FETCH_MIN (RecordBatch v2, isolation
  * level) to PKC_VER_FETCH_MAX (the last with topic names); see
@@ -236,30 +237,30 @@ int pkc_fl_post_event(pkc_fl *fl, const pkc_fl_event *ev);
 
 /*
  * Pop the next record, serving partitions with queued records in round
- * robin.  Returns 1 with *rec, *partition and *buf set (release *buf with
- * pkc_fl_buf_release once the record's views are no longer needed), or 0
- * when nothing is queued.  Sets the partition's last_consumed.
+ * robin.  Returns 1 with *rec, *partition and *buf set (release *buf
+ * with pkc_answer_buf_release once the record's views are no longer
+ * needed), or 0 when nothing is queued.  Sets the partition's
+ * last_consumed.
  */
 int pkc_fl_pop(pkc_fl *fl, pkc_record *rec, int32_t *partition,
-               pkc_fl_buf **buf);
+               pkc_answer_buf **buf);
 
 /* Pop from one partition only (pykafka's OwnedPartition.consume). */
 int pkc_fl_pop_partition(pkc_fl *fl, int32_t partition, pkc_record *rec,
-                         pkc_fl_buf **buf);
+                         pkc_answer_buf **buf);
 
 /* One popped record for pkc_fl_pop_many. */
 typedef struct {
     pkc_record rec;
     int32_t partition;
-    pkc_fl_buf *buf;  /* a reference, or NULL when the previous entry's
-                         reference covers this record (same buf) */
+    pkc_answer_buf *buf; /* a reference, or NULL when the previous
+                            entry's reference covers this record (same
+                            buf) */
 } pkc_fl_popped;
 
 /* Pop up to `max` records under one lock; returns how many.  Release every
  * non-NULL `buf` of the entries. */
 size_t pkc_fl_pop_many(pkc_fl *fl, pkc_fl_popped *out, size_t max);
-
-void pkc_fl_buf_release(pkc_fl_buf *buf);
 
 /*
  * Wait until a record is queued, an event is pending, the engine is
@@ -287,36 +288,3 @@ int pkc_fl_partition_info_at(pkc_fl *fl, size_t i, pkc_fl_partinfo *out);
 int pkc_fl_partition_info(pkc_fl *fl, int32_t partition,
                           pkc_fl_partinfo *out);
 void pkc_fl_get_stats(pkc_fl *fl, pkc_fl_stats *out);
-
-/* ------------------------------------------------------------ decoding */
-
-/*
- * The Fetch answer parser on its own (for tests and fuzzing): decode a
- * Fetch response body of `version` whose requested partitions are
- * parts[0..n) (id and fetch offset), calling `on_part` for each answered
- * partition with its error code, high watermark and decoded records
- * (views valid during the call).  Returns PKC_OK or the decode status of
- * the answer as a whole; `rec_status` in the callback gives a partition's
- * record decode status.  `errbuf` receives a sentence on failure.
- */
-typedef struct {
-    int32_t partition;
-    int16_t error_code;
-    int64_t high_watermark;
-    int64_t last_stable_offset;
-    int64_t log_start_offset;
-    int64_t next_offset;   /* next fetch position after these records */
-    int truncated_empty;   /* no whole batch: only a partial one */
-    int rec_status;        /* PKC_OK or the records decode status */
-    const pkc_record *recs;
-    size_t n_recs;
-} pkc_fl_part_result;
-
-typedef int (*pkc_fl_part_cb)(void *ctx, const pkc_fl_part_result *res);
-
-int pkc_fl_parse_fetch(const uint8_t *body, size_t len, int version,
-                       const char *topic, size_t topic_len,
-                       const int32_t *part_ids, const int64_t *offsets,
-                       size_t n, int read_committed, int check_crcs,
-                       pkc_fl_part_cb cb, void *ctx, char *errbuf,
-                       size_t errlen);
