@@ -20,23 +20,10 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
-work=$(mktemp -d "${TMPDIR:-/tmp}/pkc-sanitize.XXXXXX")
-if [ "${KEEP:-0}" = 1 ]; then
-    echo "sanitize-tests.sh: keeping $work"
-else
-    trap 'rm -rf "$work"' EXIT
-fi
-
 . "$root/scripts/lib/sanitizer-copy.sh"
-sanitizer_copy "$root" "$work"
-cd "$work"
-sanitizer_build "$python" PKC_SANITIZE
+sanitizer_prepare "$root" "$python" PKC_SANITIZE
 
-asan_rt=$(gcc -print-file-name=libasan.so)
-if [ ! -e "$asan_rt" ]; then
-    echo "sanitize-tests.sh: gcc has no libasan.so (install libasan8 / gcc)" >&2
-    exit 1
-fi
+asan_rt=$(sanitizer_runtime libasan.so)
 
 if [ $# -eq 0 ]; then
     set -- -m "unit and not slow" -q -ra

@@ -30,23 +30,10 @@ python=${PYTHON:-python3}
 # The interpreter binary itself: a pyenv shim is a shell script, and bash
 # does not run under the preloaded runtime.
 python=$("$python" -c 'import sys; print(sys.executable)')
-work=$(mktemp -d "${TMPDIR:-/tmp}/pkc-tsan.XXXXXX")
-if [ "${KEEP:-0}" = 1 ]; then
-    echo "tsan-tests.sh: keeping $work"
-else
-    trap 'rm -rf "$work"' EXIT
-fi
-
 . "$root/scripts/lib/sanitizer-copy.sh"
-sanitizer_copy "$root" "$work"
-cd "$work"
-sanitizer_build "$python" PKC_TSAN
+sanitizer_prepare "$root" "$python" PKC_TSAN
 
-tsan_rt=$(gcc -print-file-name=libtsan.so)
-if [ ! -e "$tsan_rt" ]; then
-    echo "tsan-tests.sh: gcc has no libtsan.so (install libtsan2 / gcc)" >&2
-    exit 1
-fi
+tsan_rt=$(sanitizer_runtime libtsan.so)
 
 THREADED=(
     tests/test_fetchloop_c.py

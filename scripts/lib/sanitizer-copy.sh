@@ -8,6 +8,13 @@
 # sanitizer_build PYTHON FLAG: in the current directory, build the
 # extension in place with FLAG=1 and warnings as errors; prints the build
 # log and returns non-zero when the build fails.
+#
+# sanitizer_prepare ROOT PYTHON FLAG: all of it in a new temporary
+# directory (removed at exit unless KEEP=1), which becomes the current
+# directory; sets `work` to it.
+#
+# sanitizer_runtime LIB: the path of gcc's runtime LIB (libasan.so,
+# libtsan.so), or a message and a non-zero status when gcc has none.
 
 sanitizer_copy() {
     tar -C "$1" \
@@ -24,4 +31,26 @@ sanitizer_build() {
         echo "$0: the $2=1 build failed" >&2
         return 1
     }
+}
+
+sanitizer_prepare() {
+    work=$(mktemp -d "${TMPDIR:-/tmp}/pkc-$3.XXXXXX")
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "$0: keeping $work"
+    else
+        trap 'rm -rf "$work"' EXIT
+    fi
+    sanitizer_copy "$1" "$work"
+    cd "$work"
+    sanitizer_build "$2" "$3"
+}
+
+sanitizer_runtime() {
+    local path
+    path=$(gcc -print-file-name="$1")
+    if [ ! -e "$path" ]; then
+        echo "$0: gcc has no $1 (install gcc's libgcc-N-dev)" >&2
+        return 1
+    fi
+    echo "$path"
 }
