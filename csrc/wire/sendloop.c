@@ -21,7 +21,7 @@
 #include "compress.h"
 #include "kafka_errors.h"
 #include "link.h"
-#include "proto.h"
+#include "produce_codec.h"
 #include "reactor.h"
 
 /* Batches kept for reuse (each keeps its builder's buffers). */
@@ -99,23 +99,13 @@ typedef struct {
     int64_t leaderless_since; /* monotonic ms, -1 while it has a leader */
 } sl_part;
 
-/* Field rows of the messages the engine encodes and decodes. */
-typedef struct {
-    const pkc_proto_field *req_transactional_id, *req_acks, *req_timeout_ms,
-        *req_topic_data, *req_name, *req_partition_data, *req_index,
-        *req_records;
-    const pkc_proto_field *resp_responses, *resp_name,
-        *resp_partition_responses, *resp_index, *resp_error_code,
-        *resp_base_offset, *resp_log_append_time_ms, *resp_error_message;
-} sl_fields;
-
 struct pkc_sl {
     pkc_sl_config cfg;
     char *topic;
     size_t topic_len;
     char *client_id;
     size_t batch_max;          /* builder cap, bytes */
-    sl_fields fl;
+    pkc_produce_fields fields; /* Produce's field rows */
 
     pthread_mutex_t mu;
     pthread_cond_t space_cond; /* producers waiting for room */
@@ -147,6 +137,9 @@ struct pkc_sl {
     pkc_sl_batch *free_list;
     int nfree;
     int32_t finish_rr;         /* where finish_ahead starts looking */
+    /* Scratch of the sender: a request's partitions for the codec. */
+    pkc_produce_partition *encode_parts;
+    int32_t encode_parts_cap;
 
     /* Idempotence (all under mu). */
     int64_t pid;               /* producer id in use, -1: none */
@@ -503,64 +496,6 @@ attempt_failed(pkc_sl *sl, pkc_sl_batch *b, const pkc_sl_result *r,
 
 /* ------------------------------------------------------------- lifecycle */
 
-static int
-lookup_fields(sl_fields *fl, char *errbuf, size_t errlen)
-{
-    const pkc_proto_api *api;
-    const pkc_proto_struct *s, *td, *pd, *rs, *pr;
-
-#define FIELD(dst, st, name)                                              \
-    do {                                                                  \
-        (dst) = pkc_proto_struct_field((st), (name));                     \
-        if ((dst) == NULL) {                                              \
-            snprintf(errbuf, errlen, "protocol table lacks field %s",     \
-                     (name));                                             \
-            return PKC_ERR_INVALID;                                       \
-        }                                                                 \
-    } while (0)
-#define SUB(dst, f)                                                       \
-    do {                                                                  \
-        if ((f)->sub < 0) {                                               \
-            snprintf(errbuf, errlen, "protocol field %s is not a struct", \
-                     (f)->name);                                          \
-            return PKC_ERR_INVALID;                                       \
-        }                                                                 \
-        (dst) = pkc_proto_struct_at((size_t)(f)->sub);                    \
-    } while (0)
-
-    api = pkc_proto_api_find(PKC_API_PRODUCE);
-    if (api == NULL) {
-        snprintf(errbuf, errlen, "protocol table lacks Produce");
-        return PKC_ERR_INVALID;
-    }
-    s = pkc_proto_message(api, PKC_PROTO_REQUEST);
-    FIELD(fl->req_transactional_id, s, "transactional_id");
-    FIELD(fl->req_acks, s, "acks");
-    FIELD(fl->req_timeout_ms, s, "timeout_ms");
-    FIELD(fl->req_topic_data, s, "topic_data");
-    SUB(td, fl->req_topic_data);
-    FIELD(fl->req_name, td, "name");
-    FIELD(fl->req_partition_data, td, "partition_data");
-    SUB(pd, fl->req_partition_data);
-    FIELD(fl->req_index, pd, "index");
-    FIELD(fl->req_records, pd, "records");
-
-    s = pkc_proto_message(api, PKC_PROTO_RESPONSE);
-    FIELD(fl->resp_responses, s, "responses");
-    SUB(rs, fl->resp_responses);
-    FIELD(fl->resp_name, rs, "name");
-    FIELD(fl->resp_partition_responses, rs, "partition_responses");
-    SUB(pr, fl->resp_partition_responses);
-    FIELD(fl->resp_index, pr, "index");
-    FIELD(fl->resp_error_code, pr, "error_code");
-    FIELD(fl->resp_base_offset, pr, "base_offset");
-    FIELD(fl->resp_log_append_time_ms, pr, "log_append_time_ms");
-    FIELD(fl->resp_error_message, pr, "error_message");
-#undef FIELD
-#undef SUB
-    return PKC_OK;
-}
-
 int
 pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
            size_t errlen)
@@ -629,7 +564,8 @@ pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
     if (sl->batch_max > INT32_MAX)
         sl->batch_max = INT32_MAX;
 
-    if ((rc = lookup_fields(&sl->fl, errbuf, errlen)) != PKC_OK)
+    if ((rc = pkc_produce_fields_init(&sl->fields, errbuf, errlen)) !=
+        PKC_OK)
         goto error;
 
     if (pkc_reactor_init(&sl->reactor) != PKC_OK) {
@@ -983,193 +919,6 @@ pkc_sl_running(pkc_sl *sl)
     return r;
 }
 
-/* ------------------------------------------------------ encode / decode */
-
-typedef struct {
-    const sl_fields *fl;
-    pkc_sl *sl;
-    pkc_sl_req *req;
-    int32_t elem;
-} produce_src;
-
-static int
-ps_has(void *ctx, const pkc_proto_field *f)
-{
-    produce_src *s = ctx;
-    const sl_fields *fl = s->fl;
-
-    return f == fl->req_transactional_id || f == fl->req_acks ||
-           f == fl->req_timeout_ms || f == fl->req_topic_data ||
-           f == fl->req_name || f == fl->req_partition_data ||
-           f == fl->req_index || f == fl->req_records;
-}
-
-static int
-ps_get_int(void *ctx, const pkc_proto_field *f, int64_t *out)
-{
-    produce_src *s = ctx;
-
-    if (f == s->fl->req_acks)
-        *out = s->sl->cfg.acks;
-    else if (f == s->fl->req_timeout_ms)
-        *out = s->sl->cfg.ack_timeout_ms;
-    else if (f == s->fl->req_index)
-        *out = s->req->b[s->elem]->partition;
-    else
-        return PKC_PROTO_BADTYPE;
-    return 0;
-}
-
-static int
-ps_get_bytes(void *ctx, const pkc_proto_field *f, pkc_slice *out)
-{
-    produce_src *s = ctx;
-
-    if (f == s->fl->req_transactional_id) {
-        out->ptr = NULL;
-        out->len = -1;
-    }
-    else if (f == s->fl->req_name) {
-        out->ptr = (const uint8_t *)s->sl->topic;
-        out->len = (int32_t)s->sl->topic_len;
-    }
-    else if (f == s->fl->req_records) {
-        pkc_sl_batch *b = s->req->b[s->elem];
-
-        out->ptr = b->wire;
-        out->len = (int32_t)b->wire_len;
-    }
-    else {
-        return PKC_PROTO_BADTYPE;
-    }
-    return 0;
-}
-
-static int
-ps_enter_array(void *ctx, const pkc_proto_field *f, int32_t *count)
-{
-    produce_src *s = ctx;
-
-    if (f == s->fl->req_topic_data)
-        *count = 1;
-    else if (f == s->fl->req_partition_data)
-        *count = s->req->nb;
-    else
-        *count = 0;
-    return 0;
-}
-
-static int
-ps_enter_element(void *ctx, const pkc_proto_field *f, int32_t i)
-{
-    produce_src *s = ctx;
-
-    if (f == s->fl->req_partition_data)
-        s->elem = i;
-    return 0;
-}
-
-/* One partition's answer in a Produce response. */
-typedef struct {
-    int32_t index;
-    int16_t error_code;
-    int64_t base_offset;
-    int64_t log_append_time;
-    char message[160];
-} part_result;
-
-typedef struct {
-    const sl_fields *fl;
-    const char *topic;
-    size_t topic_len;
-    int topic_match;
-    part_result cur;
-    part_result *res;
-    size_t n, cap;
-    int nomem;
-} produce_vis;
-
-static int
-pv_begin_struct(void *ctx, const pkc_proto_field *f,
-                const pkc_proto_struct *s)
-{
-    produce_vis *v = ctx;
-
-    (void)s;
-    if (f == v->fl->resp_responses) {
-        v->topic_match = 0;
-    }
-    else if (f == v->fl->resp_partition_responses) {
-        memset(&v->cur, 0, sizeof(v->cur));
-        v->cur.base_offset = -1;
-        v->cur.log_append_time = -1;
-        v->cur.index = -1;
-    }
-    return 0;
-}
-
-static int
-pv_end_struct(void *ctx, const pkc_proto_field *f, const pkc_proto_struct *s)
-{
-    produce_vis *v = ctx;
-
-    (void)s;
-    if (f != v->fl->resp_partition_responses || !v->topic_match)
-        return 0;
-    if (v->n == v->cap) {
-        size_t ncap = v->cap ? v->cap * 2 : 16;
-        part_result *nr = realloc(v->res, ncap * sizeof(*nr));
-
-        if (nr == NULL) {
-            v->nomem = 1;
-            return PKC_ERR_NOMEM;
-        }
-        v->res = nr;
-        v->cap = ncap;
-    }
-    v->res[v->n++] = v->cur;
-    return 0;
-}
-
-static int
-pv_on_int(void *ctx, const pkc_proto_field *f, int64_t val)
-{
-    produce_vis *v = ctx;
-
-    if (f == v->fl->resp_index)
-        v->cur.index = (int32_t)val;
-    else if (f == v->fl->resp_error_code)
-        v->cur.error_code = (int16_t)val;
-    else if (f == v->fl->resp_base_offset)
-        v->cur.base_offset = val;
-    else if (f == v->fl->resp_log_append_time_ms)
-        v->cur.log_append_time = val;
-    return 0;
-}
-
-static int
-pv_on_string(void *ctx, const pkc_proto_field *f, pkc_slice s)
-{
-    produce_vis *v = ctx;
-
-    if (f == v->fl->resp_name) {
-        v->topic_match = s.len >= 0 && (size_t)s.len == v->topic_len &&
-                         memcmp(s.ptr, v->topic, v->topic_len) == 0;
-    }
-    else if (f == v->fl->resp_error_message && s.len > 0) {
-        size_t n = (size_t)s.len;
-
-        if (n >= sizeof(v->cur.message))
-            n = sizeof(v->cur.message) - 1;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t c = s.ptr[i];
-            v->cur.message[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-        }
-        v->cur.message[n] = '\0';
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------ the sender */
 
 /* Fail every request in flight on `b` (mu held) and close its socket. */
@@ -1322,6 +1071,22 @@ link_start(pkc_sl *sl, sl_broker *b, const char *host, int port)
 
 static void complete_written(pkc_sl *sl, sl_broker *b);
 
+/* Room for `n` partitions in the sender's encode scratch (sender only). */
+static int
+encode_parts_reserve(pkc_sl *sl, int32_t n)
+{
+    pkc_produce_partition *more;
+
+    if (n <= sl->encode_parts_cap)
+        return PKC_OK;
+    more = realloc(sl->encode_parts, (size_t)n * sizeof(*more));
+    if (more == NULL)
+        return PKC_ERR_NOMEM;
+    sl->encode_parts = more;
+    sl->encode_parts_cap = n;
+    return PKC_OK;
+}
+
 /*
  * Write request `q` to broker `b` (no lock held).  On failure the request
  * is failed under the lock and 0 returned; on success it is appended to
@@ -1334,8 +1099,7 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
     pkc_conn *conn = pkc_link_conn(&b->link);
     pkc_sl_result r;
     pkc_writer *w;
-    produce_src src;
-    pkc_proto_source ps;
+    pkc_produce_request pr;
     pkc_proto_error perr;
     int32_t corr = 0;
     int16_t epoch;
@@ -1447,24 +1211,26 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         return 0;
     }
 
-    flexible = pkc_proto_is_flexible(pkc_proto_api_find(PKC_API_PRODUCE),
-                                     b->produce_version);
-    rc = pkc_conn_request_begin(conn, PKC_API_PRODUCE, b->produce_version,
-                                flexible, &w);
+    flexible = pkc_produce_is_flexible(b->produce_version);
+    rc = encode_parts_reserve(sl, q->nb);
+    if (rc == PKC_OK)
+        rc = pkc_conn_request_begin(conn, PKC_API_PRODUCE,
+                                    b->produce_version, flexible, &w);
     if (rc == PKC_OK) {
-        memset(&src, 0, sizeof(src));
-        src.fl = &sl->fl;
-        src.sl = sl;
-        src.req = q;
-        memset(&ps, 0, sizeof(ps));
-        ps.ctx = &src;
-        ps.has = ps_has;
-        ps.get_int = ps_get_int;
-        ps.get_bytes = ps_get_bytes;
-        ps.enter_array = ps_enter_array;
-        ps.enter_element = ps_enter_element;
-        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, PKC_API_PRODUCE,
-                              b->produce_version, &ps, &perr);
+        memset(&pr, 0, sizeof(pr));
+        pr.acks = sl->cfg.acks;
+        pr.timeout_ms = sl->cfg.ack_timeout_ms;
+        pr.topic = sl->topic;
+        pr.topic_len = sl->topic_len;
+        pr.partitions = sl->encode_parts;
+        pr.n_partitions = q->nb;
+        for (int32_t i = 0; i < q->nb; i++) {
+            sl->encode_parts[i].index = q->b[i]->partition;
+            sl->encode_parts[i].records = q->b[i]->wire;
+            sl->encode_parts[i].records_len = q->b[i]->wire_len;
+        }
+        rc = pkc_produce_encode(w, &sl->fields, b->produce_version, &pr,
+                                &perr);
         if (rc == 0)
             rc = pkc_conn_request_end(conn, sl->cfg.acks != 0, &corr);
         else
@@ -1613,28 +1379,16 @@ static void
 handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                 const char *host, int port)
 {
-    produce_vis pv;
-    pkc_proto_visitor vis;
+    pkc_produce_response pv;
     pkc_proto_error perr;
-    pkc_reader rd;
     pkc_sl_result r;
     int rc;
 
-    memset(&pv, 0, sizeof(pv));
-    pv.fl = &sl->fl;
-    pv.topic = sl->topic;
-    pv.topic_len = sl->topic_len;
-    memset(&vis, 0, sizeof(vis));
-    vis.ctx = &pv;
-    vis.begin_struct = pv_begin_struct;
-    vis.end_struct = pv_end_struct;
-    vis.on_int = pv_on_int;
-    vis.on_string = pv_on_string;
-    pkc_reader_init(&rd, resp->body, resp->body_len);
-    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, PKC_API_PRODUCE,
-                          resp->api_version, &vis, &perr);
+    rc = pkc_produce_decode(&sl->fields, resp->api_version, resp->body,
+                            resp->body_len, sl->topic, sl->topic_len, &pv,
+                            &perr);
     if (rc != 0) {
-        if (pv.nomem || rc == PKC_ERR_NOMEM)
+        if (rc == PKC_ERR_NOMEM)
             set_result(&r, PKC_SL_LOCAL, 0, PKC_ERR_NOMEM,
                        "out of memory decoding a Produce response");
         else
@@ -1643,7 +1397,6 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                        "'%s' at byte %zu of %zu", host, port,
                        resp->api_version, pkc_status_str(rc), perr.path,
                        perr.offset, resp->body_len);
-        free(pv.res);
         pthread_mutex_lock(&sl->mu);
         req_fail(sl, q, &r, 1, 0);
         pthread_mutex_unlock(&sl->mu);
@@ -1652,17 +1405,12 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
 
     for (int32_t i = 0; i < q->nb; i++) {
         pkc_sl_batch *bt = q->b[i];
-        part_result *pr = NULL;
+        const pkc_produce_partition_result *pr =
+            pkc_produce_response_find(&pv, bt->partition);
         pkc_sl_batch *h1 = NULL, *h2 = NULL;
         int32_t part;
         int stamped;
 
-        for (size_t j = 0; j < pv.n; j++) {
-            if (pv.res[j].index == bt->partition) {
-                pr = &pv.res[j];
-                break;
-            }
-        }
         if (pr != NULL && (pr->error_code == PKC_KERR_MESSAGE_TOO_LARGE ||
                            pr->error_code == PKC_KERR_RECORD_LIST_TOO_LARGE) &&
             bt->count > 1) {
@@ -1759,7 +1507,7 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
         part_back(sl, part);
         pthread_mutex_unlock(&sl->mu);
     }
-    free(pv.res);
+    pkc_produce_response_free(&pv);
     free(q->b);
     free(q);
 }
@@ -2718,6 +2466,7 @@ pkc_sl_free(pkc_sl *sl)
     }
     free(sl->brokers);
     free(sl->parts);
+    free(sl->encode_parts);
     pthread_mutex_destroy(&sl->mu);
     pthread_cond_destroy(&sl->space_cond);
     pthread_cond_destroy(&sl->idle_cond);
