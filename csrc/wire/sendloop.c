@@ -40,14 +40,14 @@
 /* ------------------------------------------------------------ structures */
 
 /* One Produce request written to a connection and not finished yet. */
-typedef struct pkc_sl_req pkc_sl_req;
-struct pkc_sl_req {
-    pkc_sl_req *next;
+typedef struct sl_req sl_req;
+struct sl_req {
+    sl_req *next;
     int32_t correlation_id;
     int64_t deadline_ms;   /* no response by then: the connection is dropped */
-    int32_t nb;
+    int32_t n_batches;
     int32_t cap;
-    pkc_sl_batch **b;
+    pkc_sl_batch **batches; /* one per partition, in plan order */
 };
 
 typedef struct {
@@ -71,7 +71,7 @@ typedef struct {
     /* Under mu. */
     int16_t produce_version; /* -1 until the link is READY */
     int64_t connect_after; /* connect backoff (monotonic ms) */
-    pkc_sl_req *inflight_head, *inflight_tail;
+    sl_req *inflight_head, *inflight_tail;
     int n_inflight;
     /* Under mu. */
     int64_t unsent;        /* records in open/ready batches it leads */
@@ -81,7 +81,7 @@ typedef struct {
 typedef struct {
     int known;             /* listed by pkc_sl_set_leaders */
     int32_t leader;        /* node id, -1 none */
-    sl_broker *lb;         /* the leader's broker entry, NULL if unknown */
+    sl_broker *broker;         /* the leader's broker entry, NULL if unknown */
     pkc_sl_batch *open;
     pkc_sl_batch *ready_head, *ready_tail;
     /* Batches whose attempt failed while later batches of the partition
@@ -91,7 +91,7 @@ typedef struct {
     pkc_sl_batch *retry_head, *retry_tail;
     int64_t unsent;        /* records in open + ready + retry batches */
     int n_in_flight;       /* of its batches in requests */
-    sl_broker *inflight_lb; /* the broker they went to */
+    sl_broker *inflight_broker; /* the broker they went to */
     int32_t next_seq;      /* idempotent: sequence of the next batch */
     int gap;               /* a batch with sequences failed for good while
                               others were in flight (they will be refused
@@ -136,7 +136,7 @@ struct pkc_sl {
     pkc_sl_batch *done_head, *done_tail;
     pkc_sl_batch *free_list;
     int nfree;
-    int32_t finish_rr;         /* where finish_ahead starts looking */
+    int32_t finish_rr;         /* where sl_plan_finish_ahead starts looking */
     /* Scratch of the sender: a request's partitions for the codec. */
     pkc_produce_partition *encode_parts;
     int32_t encode_parts_cap;
@@ -152,18 +152,18 @@ struct pkc_sl {
     int16_t pending_epoch;
     int64_t inflight_batches;  /* batches in requests, all partitions */
 
-    pkc_sl_stats st;
+    pkc_sl_stats stats;
 };
 
 /* ---------------------------------------------------------------- helpers */
 
 static void
-set_result(pkc_sl_result *r, int kind, int16_t code, int status,
-           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+sl_set_result(pkc_sl_result *r, int kind, int16_t code, int status,
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
-set_result(pkc_sl_result *r, int kind, int16_t code, int status,
-           const char *fmt, ...)
+sl_set_result(pkc_sl_result *r, int kind, int16_t code, int status,
+              const char *fmt, ...)
 {
     va_list va;
 
@@ -176,7 +176,7 @@ set_result(pkc_sl_result *r, int kind, int16_t code, int status,
 }
 
 static void
-wake_sender(pkc_sl *sl)
+sl_wake_sender(pkc_sl *sl)
 {
     /* Called with mu held; the wake-up never blocks (an eventfd). */
     if (sl->wake_pending)
@@ -186,7 +186,7 @@ wake_sender(pkc_sl *sl)
 }
 
 static void
-cond_init_monotonic(pthread_cond_t *c)
+sl_cond_init_monotonic(pthread_cond_t *c)
 {
     pthread_condattr_t attr;
 
@@ -199,7 +199,7 @@ cond_init_monotonic(pthread_cond_t *c)
 /* Wait on `c` until signalled or `deadline` (monotonic ms).  Returns 0 on a
  * wake-up, ETIMEDOUT when the deadline passed. */
 static int
-cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline)
+sl_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline)
 {
     struct timespec ts;
 
@@ -214,18 +214,18 @@ cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline)
 
 /* Ask the glue for fresh metadata (mu held). */
 static void
-request_metadata(pkc_sl *sl)
+sl_request_metadata(pkc_sl *sl)
 {
     if (!sl->ev_metadata) {
         sl->ev_metadata = 1;
-        sl->st.metadata_requests++;
+        sl->stats.metadata_requests++;
         sl->last_metadata_ms = pkc_now_ms();
         pthread_cond_broadcast(&sl->ev_cond);
     }
 }
 
 static sl_broker *
-find_broker(pkc_sl *sl, int32_t node_id)
+sl_find_broker(pkc_sl *sl, int32_t node_id)
 {
     for (size_t i = 0; i < sl->nbrokers; i++)
         if (sl->brokers[i]->node_id == node_id)
@@ -235,169 +235,169 @@ find_broker(pkc_sl *sl, int32_t node_id)
 
 /* The broker entry for a leader id, or NULL unless it is in the table. */
 static sl_broker *
-leader_broker(pkc_sl *sl, int32_t leader)
+sl_leader_broker(pkc_sl *sl, int32_t leader)
 {
     sl_broker *b;
 
     if (leader < 0)
         return NULL;
-    b = find_broker(sl, leader);
+    b = sl_find_broker(sl, leader);
     return (b != NULL && b->present) ? b : NULL;
 }
 
 /* ---------------------------------------------------------------- batches */
 
 static pkc_sl_batch *
-batch_get(pkc_sl *sl, int32_t partition)
+sl_batch_get(pkc_sl *sl, int32_t partition)
 {
-    pkc_sl_batch *b = sl->free_list;
+    pkc_sl_batch *bt = sl->free_list;
 
-    if (b != NULL) {
-        sl->free_list = b->next;
+    if (bt != NULL) {
+        sl->free_list = bt->next;
         sl->nfree--;
-        pkc_batch_builder_reset(&b->bb);
+        pkc_batch_builder_reset(&bt->bb);
     }
     else {
-        b = calloc(1, sizeof(*b));
-        if (b == NULL)
+        bt = calloc(1, sizeof(*bt));
+        if (bt == NULL)
             return NULL;
-        if (pkc_batch_builder_init(&b->bb, sl->cfg.codec, sl->cfg.level,
+        if (pkc_batch_builder_init(&bt->bb, sl->cfg.codec, sl->cfg.level,
                                    sl->batch_max) != PKC_OK) {
-            pkc_batch_builder_free(&b->bb);
-            free(b);
+            pkc_batch_builder_free(&bt->bb);
+            free(bt);
             return NULL;
         }
     }
-    b->next = NULL;
-    b->partition = partition;
-    b->count = 0;
-    b->first_ms = -1;
-    b->created_ms = pkc_now_ms();
-    b->not_before_ms = 0;
-    b->attempts = 0;
-    b->stamp_gen = -1;
-    b->stamp_pid = -1;
-    b->base_seq = -1;
-    b->full = 0;
-    b->finish_tried = 0;
-    b->finished = 0;
-    b->wire = NULL;
-    b->wire_len = 0;
-    b->base_offset = -1;
-    b->log_append_time = -1;
-    memset(&b->result, 0, sizeof(b->result));
-    return b;
+    bt->next = NULL;
+    bt->partition = partition;
+    bt->count = 0;
+    bt->first_ms = -1;
+    bt->created_ms = pkc_now_ms();
+    bt->not_before_ms = 0;
+    bt->attempts = 0;
+    bt->stamp_gen = -1;
+    bt->stamp_pid = -1;
+    bt->base_seq = -1;
+    bt->full = 0;
+    bt->finish_tried = 0;
+    bt->finished = 0;
+    bt->wire = NULL;
+    bt->wire_len = 0;
+    bt->base_offset = -1;
+    bt->log_append_time = -1;
+    memset(&bt->result, 0, sizeof(bt->result));
+    return bt;
 }
 
 static void
-batch_destroy(pkc_sl_batch *b)
+sl_batch_destroy(pkc_sl_batch *bt)
 {
-    if (b == NULL)
+    if (bt == NULL)
         return;
-    pkc_batch_builder_free(&b->bb);
-    free(b->cookies);
-    free(b);
+    pkc_batch_builder_free(&bt->bb);
+    free(bt->cookies);
+    free(bt);
 }
 
 /* Return a batch to the free list (mu held). */
 static void
-batch_put(pkc_sl *sl, pkc_sl_batch *b)
+sl_batch_put(pkc_sl *sl, pkc_sl_batch *bt)
 {
     if (sl->nfree >= FREE_BATCHES_MAX) {
-        batch_destroy(b);
+        sl_batch_destroy(bt);
         return;
     }
-    b->count = 0;
-    b->next = sl->free_list;
-    sl->free_list = b;
+    bt->count = 0;
+    bt->next = sl->free_list;
+    sl->free_list = bt;
     sl->nfree++;
 }
 
 /* Make room for one more cookie (so an append never has to be undone). */
 static int
-batch_reserve_cookie(pkc_sl_batch *b)
+sl_batch_reserve_cookie(pkc_sl_batch *bt)
 {
-    if (b->count >= b->cookies_cap) {
-        int32_t ncap = b->cookies_cap ? b->cookies_cap * 2 : 256;
-        pkc_sl_cookie *n = realloc(b->cookies, (size_t)ncap * sizeof(*n));
+    if (bt->count >= bt->cookies_cap) {
+        int32_t ncap = bt->cookies_cap ? bt->cookies_cap * 2 : 256;
+        pkc_sl_cookie *n = realloc(bt->cookies, (size_t)ncap * sizeof(*n));
 
         if (n == NULL)
             return PKC_ERR_NOMEM;
-        b->cookies = n;
-        b->cookies_cap = ncap;
+        bt->cookies = n;
+        bt->cookies_cap = ncap;
     }
     return PKC_OK;
 }
 
 static int
-batch_add_cookie(pkc_sl_batch *b, const pkc_sl_cookie *c)
+sl_batch_add_cookie(pkc_sl_batch *bt, const pkc_sl_cookie *c)
 {
-    if (batch_reserve_cookie(b) != PKC_OK)
+    if (sl_batch_reserve_cookie(bt) != PKC_OK)
         return PKC_ERR_NOMEM;
-    b->cookies[b->count] = *c;
+    bt->cookies[bt->count] = *c;
     return PKC_OK;
 }
 
 /* File a finished batch (mu held): the done list, or straight back to the
  * free list when nobody needs to see it. */
 static void
-complete_batch(pkc_sl *sl, pkc_sl_batch *b)
+sl_batch_complete(pkc_sl *sl, pkc_sl_batch *bt)
 {
-    int failed = b->result.kind != PKC_SL_OK;
+    int failed = bt->result.kind != PKC_SL_OK;
 
-    sl->st.completed += b->count;
+    sl->stats.completed += bt->count;
     if (failed)
-        sl->st.failed += b->count;
+        sl->stats.failed += bt->count;
     if (!failed && !sl->cfg.keep_cookies) {
-        batch_put(sl, b);
+        sl_batch_put(sl, bt);
     }
     else {
-        b->next = NULL;
+        bt->next = NULL;
         if (sl->done_tail != NULL)
-            sl->done_tail->next = b;
+            sl->done_tail->next = bt;
         else
-            sl->done_head = b;
-        sl->done_tail = b;
+            sl->done_head = bt;
+        sl->done_tail = bt;
         pthread_cond_broadcast(&sl->ev_cond);
     }
-    if (sl->st.appended - sl->st.completed == 0)
+    if (sl->stats.appended - sl->stats.completed == 0)
         pthread_cond_broadcast(&sl->idle_cond);
 }
 
 static void
-fail_batch(pkc_sl *sl, pkc_sl_batch *b, const pkc_sl_result *r)
+sl_batch_fail(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r)
 {
-    b->result = *r;
-    b->base_offset = -1;
-    complete_batch(sl, b);
+    bt->result = *r;
+    bt->base_offset = -1;
+    sl_batch_complete(sl, bt);
 }
 
 /* Unsent accounting (mu held). */
 static void
-unsent_add(pkc_sl *sl, sl_part *p, int64_t n)
+sl_batch_unsent_add(pkc_sl *sl, sl_part *p, int64_t n)
 {
     p->unsent += n;
-    sl->st.unsent += n;
-    if (p->lb != NULL)
-        p->lb->unsent += n;
+    sl->stats.unsent += n;
+    if (p->broker != NULL)
+        p->broker->unsent += n;
     if (n < 0)
         pthread_cond_broadcast(&sl->space_cond);
 }
 
 /* Queue a batch for another attempt behind the partition's other failed
- * batches (mu held); part_back() moves them to the ready FIFO's head. */
+ * batches (mu held); sl_batch_landed() moves them to the ready FIFO's head. */
 static void
-retry_push(pkc_sl *sl, pkc_sl_batch *b)
+sl_batch_to_retry(pkc_sl *sl, pkc_sl_batch *bt)
 {
-    sl_part *p = &sl->parts[b->partition];
+    sl_part *p = &sl->parts[bt->partition];
 
-    b->next = NULL;
+    bt->next = NULL;
     if (p->retry_tail != NULL)
-        p->retry_tail->next = b;
+        p->retry_tail->next = bt;
     else
-        p->retry_head = b;
-    p->retry_tail = b;
-    unsent_add(sl, p, b->count);
+        p->retry_head = bt;
+    p->retry_tail = bt;
+    sl_batch_unsent_add(sl, p, bt->count);
 }
 
 /*
@@ -407,7 +407,7 @@ retry_push(pkc_sl *sl, pkc_sl_batch *b)
  * order.
  */
 static void
-part_back(pkc_sl *sl, int32_t partition)
+sl_batch_landed(pkc_sl *sl, int32_t partition)
 {
     sl_part *p = &sl->parts[partition];
 
@@ -417,7 +417,7 @@ part_back(pkc_sl *sl, int32_t partition)
     }
     if (p->n_in_flight > 0)
         return;
-    p->inflight_lb = NULL;
+    p->inflight_broker = NULL;
     p->gap = 0;
     if (p->retry_head != NULL) {
         p->retry_tail->next = p->ready_head;
@@ -425,7 +425,7 @@ part_back(pkc_sl *sl, int32_t partition)
             p->ready_tail = p->retry_tail;
         p->ready_head = p->retry_head;
         p->retry_head = p->retry_tail = NULL;
-        wake_sender(sl);
+        sl_wake_sender(sl);
     }
 }
 
@@ -435,31 +435,31 @@ part_back(pkc_sl *sl, int32_t partition)
  * and ask the glue for a new one (mu held; idempotent engines).
  */
 static void
-want_producer_id(pkc_sl *sl)
+sl_want_producer_id(pkc_sl *sl)
 {
     if (sl->pid >= 0) {
         sl->pid = -1;
         sl->epoch = -1;
         sl->pid_gen++;
-        sl->st.producer_id = -1;
+        sl->stats.producer_id = -1;
     }
     if (sl->pid_wanted || sl->have_pending || !sl->cfg.idempotent)
         return;
     sl->pid_wanted = 1;
     sl->ev_pid = 1;
-    sl->st.producer_id_requests++;
+    sl->stats.producer_id_requests++;
     pthread_cond_broadcast(&sl->ev_cond);
 }
 
 static void
-ready_push(sl_part *p, pkc_sl_batch *b)
+sl_batch_to_ready(sl_part *p, pkc_sl_batch *bt)
 {
-    b->next = NULL;
+    bt->next = NULL;
     if (p->ready_tail != NULL)
-        p->ready_tail->next = b;
+        p->ready_tail->next = bt;
     else
-        p->ready_head = b;
-    p->ready_tail = b;
+        p->ready_head = bt;
+    p->ready_tail = bt;
 }
 
 /*
@@ -468,30 +468,30 @@ ready_push(sl_part *p, pkc_sl_batch *b)
  * else complete it with the error.
  */
 static void
-attempt_failed(pkc_sl *sl, pkc_sl_batch *b, const pkc_sl_result *r,
-               int retriable, int needs_metadata)
+sl_attempt_failed(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r,
+                  int retriable, int needs_metadata)
 {
     if (needs_metadata)
-        request_metadata(sl);
-    if (retriable && b->attempts < sl->cfg.max_retries &&
+        sl_request_metadata(sl);
+    if (retriable && bt->attempts < sl->cfg.max_retries &&
         !sl->stop_now) {
-        b->attempts++;
-        b->result = *r; /* remembered in case the last attempt fails */
-        b->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
-        sl->st.retries++;
-        retry_push(sl, b);
-        wake_sender(sl);
+        bt->attempts++;
+        bt->result = *r; /* remembered in case the last attempt fails */
+        bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+        sl->stats.retries++;
+        sl_batch_to_retry(sl, bt);
+        sl_wake_sender(sl);
         return;
     }
-    b->attempts++;
+    bt->attempts++;
     /* A batch that used sequence numbers and will never be written leaves
      * a gap the broker would refuse every later batch for: start over
      * with a new producer id. */
-    if (b->stamp_pid >= 0) {
-        sl->parts[b->partition].gap = 1;
-        want_producer_id(sl);
+    if (bt->stamp_pid >= 0) {
+        sl->parts[bt->partition].gap = 1;
+        sl_want_producer_id(sl);
     }
-    fail_batch(sl, b, r);
+    sl_batch_fail(sl, bt, r);
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -575,19 +575,19 @@ pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
     }
     sl->reactor_ok = 1;
     pthread_mutex_init(&sl->mu, NULL);
-    cond_init_monotonic(&sl->space_cond);
-    cond_init_monotonic(&sl->idle_cond);
-    cond_init_monotonic(&sl->ev_cond);
+    sl_cond_init_monotonic(&sl->space_cond);
+    sl_cond_init_monotonic(&sl->idle_cond);
+    sl_cond_init_monotonic(&sl->ev_cond);
     sl->last_metadata_ms = -1;
     if (sl->cfg.acks == 0)
         sl->cfg.idempotent = 0; /* no answers, no sequence checks */
     sl->pid = -1;
     sl->epoch = -1;
-    sl->st.producer_id = -1;
+    sl->stats.producer_id = -1;
     if (sl->cfg.idempotent) {
         sl->pid_wanted = 1;
         sl->ev_pid = 1;
-        sl->st.producer_id_requests = 1;
+        sl->stats.producer_id_requests = 1;
     }
     *out = sl;
     return PKC_OK;
@@ -609,7 +609,7 @@ error:
 
 /* A broker's link, set up as the engine's config says. */
 static int
-sender_link_init(pkc_sl *sl, pkc_link *link)
+sl_link_init(pkc_sl *sl, pkc_link *link)
 {
     pkc_link_config lc;
 
@@ -633,7 +633,7 @@ pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *addrs, size_t n)
     for (size_t i = 0; i < sl->nbrokers; i++)
         sl->brokers[i]->present = 0;
     for (size_t i = 0; i < n; i++) {
-        sl_broker *b = find_broker(sl, addrs[i].node_id);
+        sl_broker *b = sl_find_broker(sl, addrs[i].node_id);
 
         if (addrs[i].host == NULL || strlen(addrs[i].host) >= 256) {
             rc = PKC_ERR_INVALID;
@@ -642,13 +642,13 @@ pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *addrs, size_t n)
         if (b == NULL) {
             if (sl->nbrokers == sl->cap_brokers) {
                 size_t ncap = sl->cap_brokers ? sl->cap_brokers * 2 : 8;
-                sl_broker **nb = realloc(sl->brokers, ncap * sizeof(*nb));
+                sl_broker **more = realloc(sl->brokers, ncap * sizeof(*more));
 
-                if (nb == NULL) {
+                if (more == NULL) {
                     rc = PKC_ERR_NOMEM;
                     break;
                 }
-                sl->brokers = nb;
+                sl->brokers = more;
                 sl->cap_brokers = ncap;
             }
             b = calloc(1, sizeof(*b));
@@ -656,7 +656,7 @@ pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *addrs, size_t n)
                 rc = PKC_ERR_NOMEM;
                 break;
             }
-            if (sender_link_init(sl, &b->link) != PKC_OK) {
+            if (sl_link_init(sl, &b->link) != PKC_OK) {
                 pkc_link_free(&b->link);
                 free(b);
                 rc = PKC_ERR_NOMEM;
@@ -678,24 +678,24 @@ pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *addrs, size_t n)
     /* Leaders may now resolve to (or lose) a broker entry. */
     for (int32_t id = 0; id < sl->nparts; id++) {
         sl_part *p = &sl->parts[id];
-        sl_broker *nb;
+        sl_broker *leader_b;
 
         if (!p->known)
             continue;
-        nb = leader_broker(sl, p->leader);
-        if (nb != p->lb) {
-            if (p->lb != NULL)
-                p->lb->unsent -= p->unsent;
-            if (nb != NULL)
-                nb->unsent += p->unsent;
-            p->lb = nb;
+        leader_b = sl_leader_broker(sl, p->leader);
+        if (leader_b != p->broker) {
+            if (p->broker != NULL)
+                p->broker->unsent -= p->unsent;
+            if (leader_b != NULL)
+                leader_b->unsent += p->unsent;
+            p->broker = leader_b;
         }
-        if (nb == NULL && p->leaderless_since < 0)
+        if (leader_b == NULL && p->leaderless_since < 0)
             p->leaderless_since = pkc_now_ms();
-        else if (nb != NULL)
+        else if (leader_b != NULL)
             p->leaderless_since = -1;
     }
-    wake_sender(sl);
+    sl_wake_sender(sl);
     pthread_mutex_unlock(&sl->mu);
     return rc;
 }
@@ -710,7 +710,7 @@ pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
     for (size_t i = 0; i < n; i++) {
         int32_t id = partitions[i];
         sl_part *p;
-        sl_broker *nb;
+        sl_broker *leader_b;
 
         if (id < 0 || id > PARTITION_ID_MAX) {
             rc = PKC_ERR_INVALID;
@@ -736,15 +736,15 @@ pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
         p = &sl->parts[id];
         p->known = 1;
         p->leader = leaders[i];
-        nb = leader_broker(sl, p->leader);
-        if (nb != p->lb) {
-            if (p->lb != NULL)
-                p->lb->unsent -= p->unsent;
-            if (nb != NULL)
-                nb->unsent += p->unsent;
-            p->lb = nb;
+        leader_b = sl_leader_broker(sl, p->leader);
+        if (leader_b != p->broker) {
+            if (p->broker != NULL)
+                p->broker->unsent -= p->unsent;
+            if (leader_b != NULL)
+                leader_b->unsent += p->unsent;
+            p->broker = leader_b;
         }
-        if (nb == NULL) {
+        if (leader_b == NULL) {
             if (p->leaderless_since < 0)
                 p->leaderless_since = pkc_now_ms();
         }
@@ -752,7 +752,7 @@ pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
             p->leaderless_since = -1;
         }
     }
-    wake_sender(sl);
+    sl_wake_sender(sl);
     pthread_mutex_unlock(&sl->mu);
     return rc;
 }
@@ -777,7 +777,7 @@ pkc_sl_set_producer_id(pkc_sl *sl, int64_t producer_id,
     sl->have_pending = 1;
     sl->pid_wanted = 0;
     sl->ev_pid = 0;
-    wake_sender(sl);
+    sl_wake_sender(sl);
     pthread_mutex_unlock(&sl->mu);
     return PKC_OK;
 }
@@ -792,7 +792,7 @@ pkc_sl_append(pkc_sl *sl, int32_t partition, int64_t timestamp,
 {
     static const pkc_sl_cookie no_cookie = {NULL, NULL};
     sl_part *p;
-    pkc_sl_batch *b;
+    pkc_sl_batch *bt;
     int rc;
     int fresh = 0;
 
@@ -808,87 +808,89 @@ pkc_sl_append(pkc_sl *sl, int32_t partition, int64_t timestamp,
         pthread_mutex_unlock(&sl->mu);
         return PKC_SL_APPEND_NOPART;
     }
-    if (sl->st.unsent >= sl->cfg.max_queued) {
+    if (sl->stats.unsent >= sl->cfg.max_queued) {
         pthread_mutex_unlock(&sl->mu);
         return PKC_SL_APPEND_FULL;
     }
     p = &sl->parts[partition];
 
     for (int round = 0;; round++) {
-        b = p->open;
-        if (b == NULL) {
-            b = batch_get(sl, partition);
-            if (b == NULL) {
+        bt = p->open;
+        if (bt == NULL) {
+            bt = sl_batch_get(sl, partition);
+            if (bt == NULL) {
                 pthread_mutex_unlock(&sl->mu);
                 return PKC_ERR_NOMEM;
             }
-            p->open = b;
+            p->open = bt;
             fresh = 1;
         }
-        if (sl->cfg.keep_cookies && batch_reserve_cookie(b) != PKC_OK) {
+        if (sl->cfg.keep_cookies && sl_batch_reserve_cookie(bt) != PKC_OK) {
             rc = PKC_ERR_NOMEM;
             break;
         }
-        rc = pkc_batch_builder_append(&b->bb, timestamp, key, key_len,
+        rc = pkc_batch_builder_append(&bt->bb, timestamp, key, key_len,
                                       value, value_len, headers, n_headers);
         if (rc != PKC_ERR_TOO_LARGE || round > 0)
             break;
-        if (b->count == 0)
+        if (bt->count == 0)
             break; /* even an empty batch cannot take it */
         /* The open batch is full: seal it and start another. */
-        b->full = 1;
+        bt->full = 1;
         p->open = NULL;
-        ready_push(p, b);
-        wake_sender(sl);
+        sl_batch_to_ready(p, bt);
+        sl_wake_sender(sl);
     }
     if (rc == PKC_ERR_TOO_LARGE) {
         /* Larger than max_request_size: it fails on its own, at once. */
-        pkc_sl_batch *tb = batch_get(sl, partition);
+        pkc_sl_batch *tb = sl_batch_get(sl, partition);
 
-        if (b->count == 0 && p->open == b) {
+        if (bt->count == 0 && p->open == bt) {
             p->open = NULL;
-            batch_put(sl, b);
+            sl_batch_put(sl, bt);
         }
         if (tb == NULL) {
             pthread_mutex_unlock(&sl->mu);
             return PKC_ERR_NOMEM;
         }
-        if (sl->cfg.keep_cookies && batch_add_cookie(tb, cookie) != PKC_OK) {
-            batch_put(sl, tb);
+        if (sl->cfg.keep_cookies &&
+            sl_batch_add_cookie(tb, cookie) != PKC_OK) {
+            sl_batch_put(sl, tb);
             pthread_mutex_unlock(&sl->mu);
             return PKC_ERR_NOMEM;
         }
         tb->count = 1;
-        sl->st.appended++;
-        set_result(&tb->result, PKC_SL_TOO_LARGE, PKC_KERR_MESSAGE_TOO_LARGE,
-                   PKC_ERR_TOO_LARGE,
-                   "a record of %zu bytes is larger than max_request_size "
-                   "(%zu)",
-                   (size_t)(key_len > 0 ? key_len : 0) +
-                       (size_t)(value_len > 0 ? value_len : 0),
-                   sl->cfg.max_request_size);
-        complete_batch(sl, tb);
+        sl->stats.appended++;
+        sl_set_result(&tb->result, PKC_SL_TOO_LARGE,
+                      PKC_KERR_MESSAGE_TOO_LARGE, PKC_ERR_TOO_LARGE,
+                      "a record of %zu bytes is larger than max_request_size "
+                      "(%zu)",
+                      (size_t)(key_len > 0 ? key_len : 0) +
+                          (size_t)(value_len > 0 ? value_len : 0),
+                      sl->cfg.max_request_size);
+        sl_batch_complete(sl, tb);
         pthread_mutex_unlock(&sl->mu);
         return PKC_SL_APPEND_OK;
     }
     if (rc != PKC_OK) {
-        if (b->count == 0 && p->open == b) {
+        if (bt->count == 0 && p->open == bt) {
             p->open = NULL;
-            batch_put(sl, b);
+            sl_batch_put(sl, bt);
         }
         pthread_mutex_unlock(&sl->mu);
         return rc;
     }
     if (sl->cfg.keep_cookies)
-        b->cookies[b->count] = *cookie; /* room reserved above */
-    b->count++;
-    if (b->first_ms < 0)
-        b->first_ms = pkc_now_ms();
-    sl->st.appended++;
-    unsent_add(sl, p, 1);
-    if (fresh || (p->lb != NULL && p->lb->unsent == sl->cfg.min_queued) ||
+        bt->cookies[bt->count] = *cookie; /* room reserved above */
+    bt->count++;
+    if (bt->first_ms < 0)
+        bt->first_ms = pkc_now_ms();
+    sl->stats.appended++;
+    sl_batch_unsent_add(sl, p, 1);
+    if (fresh ||
+        (p->broker != NULL && p->broker->unsent == sl->cfg.min_queued) ||
         sl->flushers > 0)
-        wake_sender(sl);
+        sl_wake_sender(sl);
     pthread_mutex_unlock(&sl->mu);
     return PKC_SL_APPEND_OK;
 }
@@ -899,11 +901,12 @@ pkc_sl_wait_space(pkc_sl *sl, int64_t deadline)
     int room;
 
     pthread_mutex_lock(&sl->mu);
-    while (sl->accepting && sl->st.unsent >= sl->cfg.max_queued) {
-        if (cond_wait_until(&sl->space_cond, &sl->mu, deadline) == ETIMEDOUT)
+    while (sl->accepting && sl->stats.unsent >= sl->cfg.max_queued) {
+        if (sl_cond_wait_until(&sl->space_cond, &sl->mu, deadline) ==
+            ETIMEDOUT)
             break;
     }
-    room = sl->accepting && sl->st.unsent < sl->cfg.max_queued;
+    room = sl->accepting && sl->stats.unsent < sl->cfg.max_queued;
     pthread_mutex_unlock(&sl->mu);
     return room;
 }
@@ -923,25 +926,25 @@ pkc_sl_running(pkc_sl *sl)
 
 /* Fail every request in flight on `b` (mu held) and close its socket. */
 static void
-broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r)
+sl_broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r)
 {
-    pkc_sl_req *q = b->inflight_head;
+    sl_req *req = b->inflight_head;
 
     b->inflight_head = b->inflight_tail = NULL;
     b->n_inflight = 0;
-    while (q != NULL) {
-        pkc_sl_req *next = q->next;
+    while (req != NULL) {
+        sl_req *next = req->next;
 
-        for (int32_t i = 0; i < q->nb; i++) {
-            pkc_sl_batch *bt = q->b[i];
+        for (int32_t i = 0; i < req->n_batches; i++) {
+            pkc_sl_batch *bt = req->batches[i];
             int32_t part = bt->partition;
 
-            attempt_failed(sl, bt, r, 1, 1);
-            part_back(sl, part);
+            sl_attempt_failed(sl, bt, r, 1, 1);
+            sl_batch_landed(sl, part);
         }
-        free(q->b);
-        free(q);
-        q = next;
+        free(req->batches);
+        free(req);
+        req = next;
     }
     pkc_link_close(&b->link);
     b->produce_version = -1;
@@ -949,35 +952,36 @@ broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r)
 
 /* Fail the batches of a request that never reached the wire (mu held). */
 static void
-req_fail(pkc_sl *sl, pkc_sl_req *q, const pkc_sl_result *r, int retriable,
-         int needs_metadata)
+sl_req_fail(pkc_sl *sl, sl_req *req, const pkc_sl_result *r, int retriable,
+            int needs_metadata)
 {
-    for (int32_t i = 0; i < q->nb; i++) {
-        pkc_sl_batch *bt = q->b[i];
+    for (int32_t i = 0; i < req->n_batches; i++) {
+        pkc_sl_batch *bt = req->batches[i];
         int32_t part = bt->partition;
 
-        attempt_failed(sl, bt, r, retriable, needs_metadata);
-        part_back(sl, part);
+        sl_attempt_failed(sl, bt, r, retriable, needs_metadata);
+        sl_batch_landed(sl, part);
     }
-    free(q->b);
-    free(q);
+    free(req->batches);
+    free(req);
 }
 
 /* ------------------------------------------------------------ links */
 
 /* The result for a link set-up that failed for good (TLS, SASL). */
 static void
-refusal_result(pkc_sl_result *r, const pkc_link *link)
+sl_link_refusal(pkc_sl_result *r, const pkc_link *link)
 {
-    set_result(r, PKC_SL_REFUSED, (int16_t)pkc_link_kafka_error(link),
-               pkc_link_status(link), "%s", pkc_link_error(link));
+    sl_set_result(r, PKC_SL_REFUSED, (int16_t)pkc_link_kafka_error(link),
+                  pkc_link_status(link), "%s", pkc_link_error(link));
 }
 
 /* Under mu: the set-up of `b` failed; the next plan fails one attempt of
  * what each of its partitions would send (as a failed request would),
  * retried after the backoff unless the failure is permanent. */
 static void
-link_refused(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r, int retriable)
+sl_link_refused(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r,
+                int retriable)
 {
     int64_t backoff = sl->cfg.retry_backoff_ms;
 
@@ -990,31 +994,31 @@ link_refused(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r, int retriable)
     b->produce_version = -1;
     b->connect_after = pkc_now_ms() + backoff;
     if (retriable)
-        request_metadata(sl);
-    wake_sender(sl);
+        sl_request_metadata(sl);
+    sl_wake_sender(sl);
 }
 
 /* The link of `b` failed and is DOWN (no lock held; sender only). */
 static void
-link_failed(pkc_sl *sl, sl_broker *b)
+sl_link_failed(pkc_sl *sl, sl_broker *b)
 {
     int permanent = pkc_link_failure_is_permanent(&b->link);
     pkc_sl_result r;
 
     if (permanent)
-        refusal_result(&r, &b->link);
+        sl_link_refusal(&r, &b->link);
     else
-        set_result(&r, PKC_SL_DISCONNECTED, 0, pkc_link_status(&b->link),
-                   "%s", pkc_link_error(&b->link));
+        sl_set_result(&r, PKC_SL_DISCONNECTED, 0, pkc_link_status(&b->link),
+                      "%s", pkc_link_error(&b->link));
     pthread_mutex_lock(&sl->mu);
-    link_refused(sl, b, &r, !permanent);
+    sl_link_refused(sl, b, &r, !permanent);
     pthread_mutex_unlock(&sl->mu);
 }
 
 /* The link of `b` became READY (no lock held; sender only): the highest
  * Produce version both sides speak. */
 static void
-link_ready(pkc_sl *sl, sl_broker *b)
+sl_link_ready(pkc_sl *sl, sl_broker *b)
 {
     pkc_api_range range = pkc_link_api_range(&b->link, PKC_API_PRODUCE);
     int16_t v = pkc_link_version(&b->link, PKC_API_PRODUCE,
@@ -1022,20 +1026,20 @@ link_ready(pkc_sl *sl, sl_broker *b)
     pkc_sl_result r;
 
     pthread_mutex_lock(&sl->mu);
-    sl->st.connects++;
+    sl->stats.connects++;
     if (v >= 0) {
         b->produce_version = v;
         pthread_mutex_unlock(&sl->mu);
         return;
     }
-    set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_VERSION,
-               PKC_ERR_UNSUPPORTED,
-               "%s:%d: the broker supports Produce v%d-v%d; pykafka_c needs "
-               "one of v%d-v%d", b->link.conn.host, b->link.conn.port,
-               (int)range.min, (int)range.max, PKC_VER_PRODUCE_MIN,
-               PKC_VER_PRODUCE_MAX);
+    sl_set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_VERSION,
+                  PKC_ERR_UNSUPPORTED,
+                  "%s:%d: the broker supports Produce v%d-v%d; pykafka_c "
+                  "needs one of v%d-v%d", b->link.conn.host, b->link.conn.port,
+                  (int)range.min, (int)range.max, PKC_VER_PRODUCE_MIN,
+                  PKC_VER_PRODUCE_MAX);
     pkc_link_close(&b->link);
-    link_refused(sl, b, &r, 0);
+    sl_link_refused(sl, b, &r, 0);
     pthread_mutex_unlock(&sl->mu);
 }
 
@@ -1043,37 +1047,38 @@ link_ready(pkc_sl *sl, sl_broker *b)
  * sender only).  A link READY again after a re-authentication keeps its
  * Produce version. */
 static void
-link_progress(pkc_sl *sl, sl_broker *b, int rc)
+sl_link_progress(pkc_sl *sl, sl_broker *b, int rc)
 {
     if (rc == PKC_IN_PROGRESS)
         return;
     if (rc == PKC_OK && b->link.authenticated) {
         pthread_mutex_lock(&sl->mu);
-        sl->st.authentications++;
+        sl->stats.authentications++;
         pthread_mutex_unlock(&sl->mu);
     }
     if (rc != PKC_OK)
-        link_failed(sl, b);
+        sl_link_failed(sl, b);
     else if (b->produce_version < 0)
-        link_ready(sl, b);
+        sl_link_ready(sl, b);
 }
 
 /* Start setting the connection of `b` up, without waiting (name
  * resolution still blocks).  No lock held; sender only. */
 static void
-link_start(pkc_sl *sl, sl_broker *b, const char *host, int port)
+sl_link_start(pkc_sl *sl, sl_broker *b, const char *host, int port)
 {
     pthread_mutex_lock(&sl->mu);
     b->produce_version = -1;
     pthread_mutex_unlock(&sl->mu);
-    link_progress(sl, b, pkc_link_start(&b->link, host, port, pkc_now_ms()));
+    sl_link_progress(sl, b,
+                     pkc_link_start(&b->link, host, port, pkc_now_ms()));
 }
 
-static void complete_written(pkc_sl *sl, sl_broker *b);
+static void sl_complete_written(pkc_sl *sl, sl_broker *b);
 
 /* Room for `n` partitions in the sender's encode scratch (sender only). */
 static int
-encode_parts_reserve(pkc_sl *sl, int32_t n)
+sl_encode_parts_reserve(pkc_sl *sl, int32_t n)
 {
     pkc_produce_partition *more;
 
@@ -1088,18 +1093,18 @@ encode_parts_reserve(pkc_sl *sl, int32_t n)
 }
 
 /*
- * Write request `q` to broker `b` (no lock held).  On failure the request
+ * Write request `req` to broker `b` (no lock held).  On failure the request
  * is failed under the lock and 0 returned; on success it is appended to
  * the broker's in-flight FIFO (under the lock) and 1 returned.
  */
 static int
-send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
-             int port)
+sl_send_request(pkc_sl *sl, sl_broker *b, sl_req *req, const char *host,
+                int port)
 {
     pkc_conn *conn = pkc_link_conn(&b->link);
     pkc_sl_result r;
     pkc_writer *w;
-    pkc_produce_request pr;
+    pkc_produce_request body;
     pkc_proto_error perr;
     int32_t corr = 0;
     int16_t epoch;
@@ -1109,12 +1114,13 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
     memset(&r, 0, sizeof(r));
     if (sl->cfg.codec == PKC_CODEC_ZSTD &&
         b->produce_version < PKC_VER_PRODUCE_ZSTD_MIN) {
-        set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_COMPRESSION_TYPE,
-                   PKC_ERR_UNSUPPORTED,
-                   "%s:%d: zstd needs Produce v%d, the broker speaks v%d",
-                   host, port, PKC_VER_PRODUCE_ZSTD_MIN, b->produce_version);
+        sl_set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_COMPRESSION_TYPE,
+                      PKC_ERR_UNSUPPORTED,
+                      "%s:%d: zstd needs Produce v%d, the broker speaks v%d",
+                      host, port, PKC_VER_PRODUCE_ZSTD_MIN,
+                      b->produce_version);
         pthread_mutex_lock(&sl->mu);
-        req_fail(sl, q, &r, 0, 0);
+        sl_req_fail(sl, req, &r, 0, 0);
         pthread_mutex_unlock(&sl->mu);
         return 0;
     }
@@ -1123,8 +1129,8 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
      * carry (the sequence counters change only in this thread), so that
      * the restamp below finds them right and computes no second CRC. */
     pthread_mutex_lock(&sl->mu);
-    for (int32_t i = 0; i < q->nb; i++) {
-        pkc_sl_batch *bt = q->b[i];
+    for (int32_t i = 0; i < req->n_batches; i++) {
+        pkc_sl_batch *bt = req->batches[i];
         int fresh = sl->pid >= 0 && bt->stamp_gen != sl->pid_gen;
 
         if (bt->finished)
@@ -1139,26 +1145,27 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
     pthread_mutex_unlock(&sl->mu);
 
     /* Finish (compress) the batches; drop the ones that cannot be. */
-    for (int32_t i = 0; i < q->nb;) {
-        pkc_sl_batch *bt = q->b[i];
+    for (int32_t i = 0; i < req->n_batches;) {
+        pkc_sl_batch *bt = req->batches[i];
 
         if (!bt->finished) {
             rc = pkc_batch_builder_finish(&bt->bb, &bt->wire, &bt->wire_len);
             if (rc != PKC_OK || bt->wire_len > INT32_MAX) {
-                set_result(&r, PKC_SL_LOCAL, 0, rc,
-                           "could not encode a batch of %d records with "
-                           "%s: %s", bt->count,
-                           pkc_codec_name(sl->cfg.codec),
-                           pkc_status_str(rc));
+                sl_set_result(&r, PKC_SL_LOCAL, 0, rc,
+                              "could not encode a batch of %d records with "
+                              "%s: %s", bt->count,
+                              pkc_codec_name(sl->cfg.codec),
+                              pkc_status_str(rc));
                 int32_t part = bt->partition;
 
                 pthread_mutex_lock(&sl->mu);
-                attempt_failed(sl, bt, &r, 0, 0);
-                part_back(sl, part);
+                sl_attempt_failed(sl, bt, &r, 0, 0);
+                sl_batch_landed(sl, part);
                 pthread_mutex_unlock(&sl->mu);
-                memmove(&q->b[i], &q->b[i + 1],
-                        (size_t)(q->nb - i - 1) * sizeof(q->b[0]));
-                q->nb--;
+                memmove(&req->batches[i], &req->batches[i + 1],
+                        (size_t)(req->n_batches - i - 1) *
+                            sizeof(req->batches[0]));
+                req->n_batches--;
                 continue;
             }
             bt->finished = 1;
@@ -1173,18 +1180,19 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
     pthread_mutex_lock(&sl->mu);
     pid = sl->pid;
     epoch = sl->epoch;
-    for (int32_t i = 0; i < q->nb;) {
-        pkc_sl_batch *bt = q->b[i];
+    for (int32_t i = 0; i < req->n_batches;) {
+        pkc_sl_batch *bt = req->batches[i];
         sl_part *p = &sl->parts[bt->partition];
 
         if (p->retry_head != NULL || p->gap) {
             int32_t part = bt->partition;
 
-            retry_push(sl, bt);
-            part_back(sl, part);
-            memmove(&q->b[i], &q->b[i + 1],
-                    (size_t)(q->nb - i - 1) * sizeof(q->b[0]));
-            q->nb--;
+            sl_batch_to_retry(sl, bt);
+            sl_batch_landed(sl, part);
+            memmove(&req->batches[i], &req->batches[i + 1],
+                    (size_t)(req->n_batches - i - 1) *
+                        sizeof(req->batches[0]));
+            req->n_batches--;
             continue;
         }
         if (pid >= 0 && bt->stamp_gen != sl->pid_gen) {
@@ -1197,39 +1205,39 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         i++;
     }
     pthread_mutex_unlock(&sl->mu);
-    for (int32_t i = 0; i < q->nb; i++) {
-        pkc_sl_batch *bt = q->b[i];
+    for (int32_t i = 0; i < req->n_batches; i++) {
+        pkc_sl_batch *bt = req->batches[i];
 
         if (pid >= 0)
             pkc_batch_builder_restamp(&bt->bb, pid, epoch, bt->base_seq);
         else
             pkc_batch_builder_restamp(&bt->bb, -1, -1, -1);
     }
-    if (q->nb == 0) {
-        free(q->b);
-        free(q);
+    if (req->n_batches == 0) {
+        free(req->batches);
+        free(req);
         return 0;
     }
 
     flexible = pkc_produce_is_flexible(b->produce_version);
-    rc = encode_parts_reserve(sl, q->nb);
+    rc = sl_encode_parts_reserve(sl, req->n_batches);
     if (rc == PKC_OK)
         rc = pkc_conn_request_begin(conn, PKC_API_PRODUCE,
                                     b->produce_version, flexible, &w);
     if (rc == PKC_OK) {
-        memset(&pr, 0, sizeof(pr));
-        pr.acks = sl->cfg.acks;
-        pr.timeout_ms = sl->cfg.ack_timeout_ms;
-        pr.topic = sl->topic;
-        pr.topic_len = sl->topic_len;
-        pr.partitions = sl->encode_parts;
-        pr.n_partitions = q->nb;
-        for (int32_t i = 0; i < q->nb; i++) {
-            sl->encode_parts[i].index = q->b[i]->partition;
-            sl->encode_parts[i].records = q->b[i]->wire;
-            sl->encode_parts[i].records_len = q->b[i]->wire_len;
+        memset(&body, 0, sizeof(body));
+        body.acks = sl->cfg.acks;
+        body.timeout_ms = sl->cfg.ack_timeout_ms;
+        body.topic = sl->topic;
+        body.topic_len = sl->topic_len;
+        body.partitions = sl->encode_parts;
+        body.n_partitions = req->n_batches;
+        for (int32_t i = 0; i < req->n_batches; i++) {
+            sl->encode_parts[i].index = req->batches[i]->partition;
+            sl->encode_parts[i].records = req->batches[i]->wire;
+            sl->encode_parts[i].records_len = req->batches[i]->wire_len;
         }
-        rc = pkc_produce_encode(w, &sl->fields, b->produce_version, &pr,
+        rc = pkc_produce_encode(w, &sl->fields, b->produce_version, &body,
                                 &perr);
         if (rc == 0)
             rc = pkc_conn_request_end(conn, sl->cfg.acks != 0, &corr);
@@ -1237,29 +1245,29 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
             pkc_conn_request_abort(conn);
     }
     if (rc != PKC_OK) {
-        set_result(&r, PKC_SL_LOCAL, 0, rc,
-                   "could not encode a Produce v%d request: %s",
-                   b->produce_version, pkc_status_str(rc));
+        sl_set_result(&r, PKC_SL_LOCAL, 0, rc,
+                      "could not encode a Produce v%d request: %s",
+                      b->produce_version, pkc_status_str(rc));
         pthread_mutex_lock(&sl->mu);
-        req_fail(sl, q, &r, 0, 0);
+        sl_req_fail(sl, req, &r, 0, 0);
         pthread_mutex_unlock(&sl->mu);
         return 0;
     }
 
     now = pkc_now_ms();
-    q->correlation_id = corr;
-    q->deadline_ms = now + sl->cfg.request_timeout_ms;
-    q->next = NULL;
+    req->correlation_id = corr;
+    req->deadline_ms = now + sl->cfg.request_timeout_ms;
+    req->next = NULL;
     pthread_mutex_lock(&sl->mu);
-    sl->st.requests++;
-    sl->st.batches_sent += q->nb;
-    for (int32_t i = 0; i < q->nb; i++)
-        sl->st.bytes_sent += (int64_t)q->b[i]->wire_len;
+    sl->stats.requests++;
+    sl->stats.batches_sent += req->n_batches;
+    for (int32_t i = 0; i < req->n_batches; i++)
+        sl->stats.bytes_sent += (int64_t)req->batches[i]->wire_len;
     if (b->inflight_tail != NULL)
-        b->inflight_tail->next = q;
+        b->inflight_tail->next = req;
     else
-        b->inflight_head = q;
-    b->inflight_tail = q;
+        b->inflight_head = req;
+    b->inflight_tail = req;
     b->n_inflight++;
     pthread_mutex_unlock(&sl->mu);
 
@@ -1268,16 +1276,16 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         rc = pkc_conn_flush(conn, 0);
     } while (rc == PKC_ERR_INTR);
     if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT) {
-        set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
-                   conn->errstr[0] ? conn->errstr : pkc_status_str(rc));
+        sl_set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
+                      conn->errstr[0] ? conn->errstr : pkc_status_str(rc));
         pthread_mutex_lock(&sl->mu);
-        broker_drop(sl, b, &r);
+        sl_broker_drop(sl, b, &r);
         b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
         pthread_mutex_unlock(&sl->mu);
         return 0;
     }
     if (sl->cfg.acks == 0)
-        complete_written(sl, b);
+        sl_complete_written(sl, b);
     return 1;
 }
 
@@ -1287,8 +1295,8 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
  * the records cannot be re-read), or a status.
  */
 static int
-split_batch(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch **first,
-            pkc_sl_batch **second)
+sl_batch_split(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch **first,
+               pkc_sl_batch **second)
 {
     pkc_records_iter it;
     pkc_record rec;
@@ -1300,8 +1308,8 @@ split_batch(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch **first,
 
     *first = *second = NULL;
     pthread_mutex_lock(&sl->mu);
-    halves[0] = batch_get(sl, bt->partition);
-    halves[1] = batch_get(sl, bt->partition);
+    halves[0] = sl_batch_get(sl, bt->partition);
+    halves[1] = sl_batch_get(sl, bt->partition);
     pthread_mutex_unlock(&sl->mu);
     if (halves[0] == NULL || halves[1] == NULL) {
         rc = PKC_ERR_NOMEM;
@@ -1341,7 +1349,7 @@ split_batch(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch **first,
         if (rc != PKC_OK)
             break;
         if (bt->cookies != NULL && idx < bt->count) {
-            rc = batch_add_cookie(h, &bt->cookies[idx]);
+            rc = sl_batch_add_cookie(h, &bt->cookies[idx]);
             if (rc != PKC_OK)
                 break;
         }
@@ -1369,44 +1377,44 @@ error:
     pthread_mutex_lock(&sl->mu);
     for (int i = 0; i < 2; i++)
         if (halves[i] != NULL)
-            batch_put(sl, halves[i]);
+            sl_batch_put(sl, halves[i]);
     pthread_mutex_unlock(&sl->mu);
     return rc != PKC_OK ? rc : PKC_ERR_INVALID;
 }
 
 /* Handle the response to the oldest request of `b` (no lock held). */
 static void
-handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
-                const char *host, int port)
+sl_handle_response(pkc_sl *sl, sl_req *req, const pkc_response *resp,
+                   const char *host, int port)
 {
-    pkc_produce_response pv;
+    pkc_produce_response results;
     pkc_proto_error perr;
     pkc_sl_result r;
     int rc;
 
     rc = pkc_produce_decode(&sl->fields, resp->api_version, resp->body,
-                            resp->body_len, sl->topic, sl->topic_len, &pv,
+                            resp->body_len, sl->topic, sl->topic_len, &results,
                             &perr);
     if (rc != 0) {
         if (rc == PKC_ERR_NOMEM)
-            set_result(&r, PKC_SL_LOCAL, 0, PKC_ERR_NOMEM,
-                       "out of memory decoding a Produce response");
+            sl_set_result(&r, PKC_SL_LOCAL, 0, PKC_ERR_NOMEM,
+                          "out of memory decoding a Produce response");
         else
-            set_result(&r, PKC_SL_DECODE, 0, rc,
-                       "%s:%d: malformed Produce v%d response: %s in field "
-                       "'%s' at byte %zu of %zu", host, port,
-                       resp->api_version, pkc_status_str(rc), perr.path,
-                       perr.offset, resp->body_len);
+            sl_set_result(&r, PKC_SL_DECODE, 0, rc,
+                          "%s:%d: malformed Produce v%d response: %s in field "
+                          "'%s' at byte %zu of %zu", host, port,
+                          resp->api_version, pkc_status_str(rc), perr.path,
+                          perr.offset, resp->body_len);
         pthread_mutex_lock(&sl->mu);
-        req_fail(sl, q, &r, 1, 0);
+        sl_req_fail(sl, req, &r, 1, 0);
         pthread_mutex_unlock(&sl->mu);
         return;
     }
 
-    for (int32_t i = 0; i < q->nb; i++) {
-        pkc_sl_batch *bt = q->b[i];
+    for (int32_t i = 0; i < req->n_batches; i++) {
+        pkc_sl_batch *bt = req->batches[i];
         const pkc_produce_partition_result *pr =
-            pkc_produce_response_find(&pv, bt->partition);
+            pkc_produce_response_find(&results, bt->partition);
         pkc_sl_batch *h1 = NULL, *h2 = NULL;
         int32_t part;
         int stamped;
@@ -1414,7 +1422,7 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
         if (pr != NULL && (pr->error_code == PKC_KERR_MESSAGE_TOO_LARGE ||
                            pr->error_code == PKC_KERR_RECORD_LIST_TOO_LARGE) &&
             bt->count > 1) {
-            if (split_batch(sl, bt, &h1, &h2) != PKC_OK)
+            if (sl_batch_split(sl, bt, &h1, &h2) != PKC_OK)
                 h1 = h2 = NULL;
         }
         pthread_mutex_lock(&sl->mu);
@@ -1422,10 +1430,10 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
         /* Sequence numbers were on this batch. */
         stamped = bt->stamp_pid >= 0;
         if (pr == NULL) {
-            set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
-                       "%s:%d: the Produce response has no result for "
-                       "partition %d", host, port, bt->partition);
-            attempt_failed(sl, bt, &r, 1, 0);
+            sl_set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
+                          "%s:%d: the Produce response has no result for "
+                          "partition %d", host, port, bt->partition);
+            sl_attempt_failed(sl, bt, &r, 1, 0);
         }
         else if (pr->error_code == PKC_KERR_NONE ||
                  (stamped &&
@@ -1433,16 +1441,16 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
             /* DUPLICATE_SEQUENCE_NUMBER: an earlier attempt of this very
              * batch was written; the offset may be unknown (-1). */
             if (pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)
-                sl->st.duplicates++;
+                sl->stats.duplicates++;
             bt->base_offset = pr->base_offset;
             bt->log_append_time = pr->log_append_time;
             memset(&bt->result, 0, sizeof(bt->result));
-            complete_batch(sl, bt);
+            sl_batch_complete(sl, bt);
         }
         else if (h1 != NULL) {
             /* Too large for the broker: send the halves instead, with the
              * parent's sequence numbers. */
-            sl->st.splits++;
+            sl->stats.splits++;
             if (bt->stamp_gen >= 0) {
                 h1->stamp_gen = h2->stamp_gen = bt->stamp_gen;
                 h1->stamp_pid = h2->stamp_pid = bt->stamp_pid;
@@ -1450,12 +1458,12 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
                 h2->base_seq = (int32_t)(((int64_t)bt->base_seq +
                                           h1->count) & INT32_MAX);
             }
-            retry_push(sl, h1);
-            retry_push(sl, h2);
+            sl_batch_to_retry(sl, h1);
+            sl_batch_to_retry(sl, h2);
             /* The cookies moved to the halves. */
             bt->count = 0;
-            batch_put(sl, bt);
-            wake_sender(sl);
+            sl_batch_put(sl, bt);
+            sl_wake_sender(sl);
         }
         else if (stamped &&
                  pr->error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER &&
@@ -1464,14 +1472,14 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
             /* OUT_OF_ORDER_SEQUENCE_NUMBER behind a batch of the same
              * partition that failed: it follows that one, and the attempt
              * does not count. */
-            set_result(&r, PKC_SL_KAFKA,
-                       PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 0,
-                       "Produce to %s:%d for partition %d failed: out of "
-                       "order sequence number", host, port, bt->partition);
+            sl_set_result(&r, PKC_SL_KAFKA,
+                          PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 0,
+                          "Produce to %s:%d for partition %d failed: out of "
+                          "order sequence number", host, port, bt->partition);
             bt->result = r;
             bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
-            sl->st.retries++;
-            retry_push(sl, bt);
+            sl->stats.retries++;
+            sl_batch_to_retry(sl, bt);
         }
         else if (stamped &&
                  (pr->error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ||
@@ -1484,58 +1492,58 @@ handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
              * under a new producer id. */
             int code = pr->error_code;
 
-            set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
-                       "Produce to %s:%d for partition %d failed%s%s",
-                       host, port, bt->partition,
-                       pr->message[0] ? ": " : "", pr->message);
-            want_producer_id(sl);
-            attempt_failed(sl, bt, &r, 1, 0);
+            sl_set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
+                          "Produce to %s:%d for partition %d failed%s%s",
+                          host, port, bt->partition,
+                          pr->message[0] ? ": " : "", pr->message);
+            sl_want_producer_id(sl);
+            sl_attempt_failed(sl, bt, &r, 1, 0);
         }
         else {
             int code = pr->error_code;
 
-            set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
-                       "Produce to %s:%d for partition %d failed%s%s",
-                       host, port, bt->partition,
-                       pr->message[0] ? ": " : "", pr->message);
+            sl_set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
+                          "Produce to %s:%d for partition %d failed%s%s",
+                          host, port, bt->partition,
+                          pr->message[0] ? ": " : "", pr->message);
             /* Kafka's classification, as the fetch loop uses it: the
              * producer needs no policy of its own here (the codes it
              * treats apart are handled above). */
-            attempt_failed(sl, bt, &r, pkc_kafka_error_retriable(code),
-                           pkc_kafka_error_refresh_metadata(code));
+            sl_attempt_failed(sl, bt, &r, pkc_kafka_error_retriable(code),
+                              pkc_kafka_error_refresh_metadata(code));
         }
-        part_back(sl, part);
+        sl_batch_landed(sl, part);
         pthread_mutex_unlock(&sl->mu);
     }
-    pkc_produce_response_free(&pv);
-    free(q->b);
-    free(q);
+    pkc_produce_response_free(&results);
+    free(req->batches);
+    free(req);
 }
 
 /* acks=0: the requests of `b` are done once fully written (no lock
  * held; sender only). */
 static void
-complete_written(pkc_sl *sl, sl_broker *b)
+sl_complete_written(pkc_sl *sl, sl_broker *b)
 {
     if (pkc_conn_unsent(pkc_link_conn(&b->link)) != 0)
         return;
     pthread_mutex_lock(&sl->mu);
     while (b->inflight_head != NULL) {
-        pkc_sl_req *q = b->inflight_head;
+        sl_req *req = b->inflight_head;
 
-        b->inflight_head = q->next;
+        b->inflight_head = req->next;
         b->n_inflight--;
-        for (int32_t i = 0; i < q->nb; i++) {
-            pkc_sl_batch *bt = q->b[i];
+        for (int32_t i = 0; i < req->n_batches; i++) {
+            pkc_sl_batch *bt = req->batches[i];
             int32_t part = bt->partition;
 
             bt->base_offset = -1;
             memset(&bt->result, 0, sizeof(bt->result));
-            complete_batch(sl, bt);
-            part_back(sl, part);
+            sl_batch_complete(sl, bt);
+            sl_batch_landed(sl, part);
         }
-        free(q->b);
-        free(q);
+        free(req->batches);
+        free(req);
     }
     b->inflight_tail = NULL;
     pthread_mutex_unlock(&sl->mu);
@@ -1544,24 +1552,24 @@ complete_written(pkc_sl *sl, sl_broker *b)
 /* The connection of `b` is gone with requests in flight, or could not
  * take a request (no lock held; sender only). */
 static void
-service_broken(pkc_sl *sl, sl_broker *b, int rc, const char *host, int port)
+sl_service_broken(pkc_sl *sl, sl_broker *b, int rc, const char *host, int port)
 {
     const char *why = b->link.state == PKC_LINK_DOWN
                           ? pkc_link_error(&b->link)
                           : pkc_link_conn(&b->link)->errstr;
     pkc_sl_result r;
 
-    set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
-               why[0] ? why : pkc_status_str(rc));
+    sl_set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
+                  why[0] ? why : pkc_status_str(rc));
     pthread_mutex_lock(&sl->mu);
-    broker_drop(sl, b, &r);
+    sl_broker_drop(sl, b, &r);
     b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
     pthread_mutex_unlock(&sl->mu);
 }
 
 /* Close an idle connection (no lock held; sender only). */
 static void
-service_close(pkc_sl *sl, sl_broker *b)
+sl_service_close(pkc_sl *sl, sl_broker *b)
 {
     pthread_mutex_lock(&sl->mu);
     pkc_link_close(&b->link);
@@ -1572,14 +1580,14 @@ service_close(pkc_sl *sl, sl_broker *b)
 /* Read the answers that are there, oldest request first (no lock held;
  * sender only). */
 static void
-service_answers(pkc_sl *sl, sl_broker *b, const char *host, int port)
+sl_service_answers(pkc_sl *sl, sl_broker *b, const char *host, int port)
 {
     pkc_response resp;
     pkc_sl_result r;
     int rc;
 
     while (b->inflight_head != NULL) {
-        pkc_sl_req *q;
+        sl_req *req;
 
         rc = pkc_link_recv_response(&b->link, 0, &resp);
         if (rc == PKC_ERR_INTR)
@@ -1587,36 +1595,37 @@ service_answers(pkc_sl *sl, sl_broker *b, const char *host, int port)
         if (rc == PKC_ERR_TIMEOUT)
             return;
         if (rc != PKC_OK) {
-            service_broken(sl, b, rc, host, port);
+            sl_service_broken(sl, b, rc, host, port);
             return;
         }
         pthread_mutex_lock(&sl->mu);
-        q = b->inflight_head;
-        b->inflight_head = q->next;
+        req = b->inflight_head;
+        b->inflight_head = req->next;
         if (b->inflight_head == NULL)
             b->inflight_tail = NULL;
         b->n_inflight--;
         pthread_mutex_unlock(&sl->mu);
-        if (resp.correlation_id != q->correlation_id) {
+        if (resp.correlation_id != req->correlation_id) {
             /* net.c checks this; a mismatch here is a bookkeeping bug. */
-            set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
-                       "%s:%d: response to correlation id %d, expected %d",
-                       host, port, resp.correlation_id, q->correlation_id);
+            sl_set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
+                          "%s:%d: response to correlation id %d, expected %d",
+                          host, port, resp.correlation_id,
+                          req->correlation_id);
             pthread_mutex_lock(&sl->mu);
-            req_fail(sl, q, &r, 1, 0);
-            broker_drop(sl, b, &r);
+            sl_req_fail(sl, req, &r, 1, 0);
+            sl_broker_drop(sl, b, &r);
             pthread_mutex_unlock(&sl->mu);
             return;
         }
-        handle_response(sl, q, &resp, host, port);
+        sl_handle_response(sl, req, &resp, host, port);
     }
 }
 
 /* The READY connection of broker `b` is ready for `revents`: write what
  * it can take and read what it has (no lock held; sender only). */
 static void
-service_broker(pkc_sl *sl, sl_broker *b, short revents, const char *host,
-               int port)
+sl_service_broker(pkc_sl *sl, sl_broker *b, short revents, const char *host,
+                  int port)
 {
     int rc;
 
@@ -1624,69 +1633,70 @@ service_broker(pkc_sl *sl, sl_broker *b, short revents, const char *host,
         rc = pkc_conn_flush(pkc_link_conn(&b->link), 0);
     } while (rc == PKC_ERR_INTR);
     if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT) {
-        service_broken(sl, b, rc, host, port);
+        sl_service_broken(sl, b, rc, host, port);
         return;
     }
     if (sl->cfg.acks == 0) {
         /* Fire and forget: done once written.  Anything the broker sends
          * on this connection is unexpected: EOF or garbage both end it. */
-        complete_written(sl, b);
+        sl_complete_written(sl, b);
         if ((revents & (POLLIN | POLLERR | POLLHUP)) &&
             b->inflight_head == NULL)
-            service_close(sl, b);
+            sl_service_close(sl, b);
         return;
     }
     if (b->inflight_head == NULL) {
         /* Readable with nothing in flight: the broker closed an idle
          * connection (or sent garbage).  Reconnect on the next send. */
         if (revents & (POLLIN | POLLERR | POLLHUP))
-            service_close(sl, b);
+            sl_service_close(sl, b);
         return;
     }
-    service_answers(sl, b, host, port);
+    sl_service_answers(sl, b, host, port);
 }
 
 /* What the sender does for a broker this round, planned under the lock
  * and carried out without it. */
 typedef enum {
-    PLAN_SEND,     /* write request q */
-    PLAN_CONNECT,  /* start setting its connection up */
-    PLAN_STEP      /* step its link (a due re-authentication) */
-} plan_action;
+    SL_PLAN_SEND,     /* write request req */
+    SL_PLAN_CONNECT,  /* start setting its connection up */
+    SL_PLAN_STEP      /* step its link (a due re-authentication) */
+} sl_plan_action;
 
 typedef struct {
-    plan_action action;
+    sl_plan_action action;
     sl_broker *b;
-    pkc_sl_req *q;       /* PLAN_SEND */
+    sl_req *req;       /* SL_PLAN_SEND */
     char host[256];
     int port;
-} plan_item;
+} sl_plan_item;
 
 static int
-req_add(pkc_sl_req *q, pkc_sl_batch *bt)
+sl_plan_req_add(sl_req *req, pkc_sl_batch *bt)
 {
-    if (q->nb == q->cap) {
-        int32_t ncap = q->cap ? q->cap * 2 : 8;
-        pkc_sl_batch **nb = realloc(q->b, (size_t)ncap * sizeof(*nb));
+    if (req->n_batches == req->cap) {
+        int32_t ncap = req->cap ? req->cap * 2 : 8;
+        pkc_sl_batch **more = realloc(req->batches,
+                                      (size_t)ncap * sizeof(*more));
 
-        if (nb == NULL)
+        if (more == NULL)
             return PKC_ERR_NOMEM;
-        q->b = nb;
-        q->cap = ncap;
+        req->batches = more;
+        req->cap = ncap;
     }
-    q->b[q->nb++] = bt;
+    req->batches[req->n_batches++] = bt;
     return PKC_OK;
 }
 
 /* Bytes a batch takes in a request (compressed once finished). */
 static size_t
-batch_size(const pkc_sl_batch *bt)
+sl_batch_size(const pkc_sl_batch *bt)
 {
     return bt->finished ? bt->wire_len : pkc_batch_builder_size(&bt->bb);
 }
 
 static void
-min_deadline(int64_t *at, int64_t t)
+sl_min_deadline(int64_t *at, int64_t t)
 {
     if (t < *at)
         *at = t;
@@ -1695,7 +1705,7 @@ min_deadline(int64_t *at, int64_t t)
 /* Move `bt` out of its partition's queue into a request to `b` (mu
  * held). */
 static void
-take_for_request(pkc_sl *sl, sl_part *p, sl_broker *b, pkc_sl_batch *bt)
+sl_batch_to_request(pkc_sl *sl, sl_part *p, sl_broker *b, pkc_sl_batch *bt)
 {
     if (bt == p->open) {
         p->open = NULL;
@@ -1707,11 +1717,11 @@ take_for_request(pkc_sl *sl, sl_part *p, sl_broker *b, pkc_sl_batch *bt)
     }
     bt->next = NULL;
     p->n_in_flight++;
-    p->inflight_lb = b;
+    p->inflight_broker = b;
     sl->inflight_batches++;
-    if (p->n_in_flight > sl->st.max_partition_in_flight)
-        sl->st.max_partition_in_flight = p->n_in_flight;
-    unsent_add(sl, p, -bt->count);
+    if (p->n_in_flight > sl->stats.max_partition_in_flight)
+        sl->stats.max_partition_in_flight = p->n_in_flight;
+    sl_batch_unsent_add(sl, p, -bt->count);
 }
 
 /*
@@ -1721,11 +1731,11 @@ take_for_request(pkc_sl *sl, sl_part *p, sl_broker *b, pkc_sl_batch *bt)
  * The batches count as in flight.  Returns the request, or NULL when
  * nothing is sendable; lowers *wake_at to when something becomes so.
  */
-static pkc_sl_req *
-plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
-                 int part_cap, int64_t *wake_at)
+static sl_req *
+sl_plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
+                    int part_cap, int64_t *wake_at)
 {
-    pkc_sl_req *q = NULL;
+    sl_req *req = NULL;
     size_t total = 0;
     int32_t n = sl->nparts;
 
@@ -1734,18 +1744,18 @@ plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
         sl_part *p = &sl->parts[id];
         pkc_sl_batch *bt = NULL;
 
-        if (!p->known || p->lb != b)
+        if (!p->known || p->broker != b)
             continue;
         /* More of its batches in flight only with sequence numbers, to
          * the same broker, and not while an earlier one waits for another
          * attempt. */
         if (p->n_in_flight > 0 &&
-            (p->n_in_flight >= part_cap || p->inflight_lb != b ||
+            (p->n_in_flight >= part_cap || p->inflight_broker != b ||
              p->retry_head != NULL || p->gap))
             continue;
         if (p->ready_head != NULL) {
             if (p->ready_head->not_before_ms > now) {
-                min_deadline(wake_at, p->ready_head->not_before_ms);
+                sl_min_deadline(wake_at, p->ready_head->not_before_ms);
                 continue;
             }
             bt = p->ready_head;
@@ -1754,7 +1764,7 @@ plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
             int64_t due = p->open->first_ms + sl->cfg.linger_ms;
 
             if (!send_now && due > now) {
-                min_deadline(wake_at, due);
+                sl_min_deadline(wake_at, due);
                 continue;
             }
             bt = p->open;
@@ -1762,33 +1772,34 @@ plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
         else {
             continue;
         }
-        if (q != NULL && total + batch_size(bt) > sl->cfg.max_request_size)
+        if (req != NULL &&
+            total + sl_batch_size(bt) > sl->cfg.max_request_size)
             continue;
-        if (q == NULL && (q = calloc(1, sizeof(*q))) == NULL)
+        if (req == NULL && (req = calloc(1, sizeof(*req))) == NULL)
             break;
-        if (req_add(q, bt) != PKC_OK)
+        if (sl_plan_req_add(req, bt) != PKC_OK)
             break;
-        take_for_request(sl, p, b, bt);
-        total += batch_size(bt);
+        sl_batch_to_request(sl, p, b, bt);
+        total += sl_batch_size(bt);
     }
-    if (q != NULL && q->nb == 0) {
-        free(q->b);
-        free(q);
-        q = NULL;
+    if (req != NULL && req->n_batches == 0) {
+        free(req->batches);
+        free(req);
+        req = NULL;
     }
-    if (q != NULL)
+    if (req != NULL)
         b->rr = (b->rr + 1) % (n > 0 ? n : 1);
-    return q;
+    return req;
 }
 
 /* Add an item for `b` to the plan (mu held). */
 static size_t
-plan_add(plan_item *plan, size_t np, plan_action action, sl_broker *b,
-         pkc_sl_req *q)
+sl_plan_add(sl_plan_item *plan, size_t np, sl_plan_action action, sl_broker *b,
+               sl_req *req)
 {
     plan[np].action = action;
     plan[np].b = b;
-    plan[np].q = q;
+    plan[np].req = req;
     memcpy(plan[np].host, b->host, sizeof(b->host));
     plan[np].port = b->port;
     return np + 1;
@@ -1797,30 +1808,30 @@ plan_add(plan_item *plan, size_t np, plan_action action, sl_broker *b,
 /* The broker's address changed: what is in flight on the old connection
  * is lost with it (mu held; the sender reconnects on the next plan). */
 static void
-retire_link(pkc_sl *sl, sl_broker *b)
+sl_plan_retire_link(pkc_sl *sl, sl_broker *b)
 {
     pkc_sl_result r;
 
     b->addr_changed = 0;
-    set_result(&r, PKC_SL_DISCONNECTED, 0, PKC_ERR_CLOSED,
-               "%s:%d: connection replaced (the broker moved)", b->host,
-               b->port);
-    broker_drop(sl, b, &r);
+    sl_set_result(&r, PKC_SL_DISCONNECTED, 0, PKC_ERR_CLOSED,
+                  "%s:%d: connection replaced (the broker moved)", b->host,
+                  b->port);
+    sl_broker_drop(sl, b, &r);
 }
 
 /* Its set-up failed: one request's worth of its batches fail an attempt,
  * as the request would have (mu held). */
 static void
-fail_refused(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
-             int64_t *wake_at)
+sl_plan_fail_refused(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
+                     int64_t *wake_at)
 {
-    pkc_sl_req *q;
+    sl_req *req;
 
     b->refused = 0;
-    q = plan_one_request(sl, b, now, 1, part_cap, wake_at);
-    if (q != NULL)
-        req_fail(sl, q, &b->refusal, b->refusal_retriable,
-                 b->refusal_retriable);
+    req = sl_plan_one_request(sl, b, now, 1, part_cap, wake_at);
+    if (req != NULL)
+        sl_req_fail(sl, req, &b->refusal, b->refusal_retriable,
+                    b->refusal_retriable);
 }
 
 /*
@@ -1829,44 +1840,44 @@ fail_refused(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
  * max_in_flight requests.  Returns the plan's new length.
  */
 static size_t
-plan_broker(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
-            plan_item *plan, size_t np, size_t cap, int64_t *wake_at)
+sl_plan_broker(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
+               sl_plan_item *plan, size_t np, size_t cap, int64_t *wake_at)
 {
     int send_now, planned = 0;
-    pkc_sl_req *q;
+    sl_req *req;
 
     if (b->addr_changed)
-        retire_link(sl, b);
+        sl_plan_retire_link(sl, b);
     if (b->present && pkc_link_is_ready(&b->link)) {
         if (pkc_link_reauth_due(&b->link, now))
             /* Also when idle: the session must not end under the next
              * request.  Only once what is in flight is answered. */
             return b->n_inflight == 0
-                       ? plan_add(plan, np, PLAN_STEP, b, NULL) : np;
+                       ? sl_plan_add(plan, np, SL_PLAN_STEP, b, NULL) : np;
         if (b->link.reauth_at > now) /* (past: waits for a new token) */
-            min_deadline(wake_at, b->link.reauth_at);
+            sl_min_deadline(wake_at, b->link.reauth_at);
     }
     if (!b->present || b->unsent <= 0) {
         b->refused = 0;
         return np;
     }
     if (b->refused)
-        fail_refused(sl, b, now, part_cap, wake_at);
+        sl_plan_fail_refused(sl, b, now, part_cap, wake_at);
     if (b->connect_after > now) {
-        min_deadline(wake_at, b->connect_after);
+        sl_min_deadline(wake_at, b->connect_after);
         return np;
     }
     if (b->link.state == PKC_LINK_DOWN)
-        return plan_add(plan, np, PLAN_CONNECT, b, NULL);
+        return sl_plan_add(plan, np, SL_PLAN_CONNECT, b, NULL);
     if (!pkc_link_is_ready(&b->link))
         return np; /* being set up: its readiness wakes the sender */
     send_now = !sl->accepting || sl->flushers > 0 ||
                b->unsent >= sl->cfg.min_queued;
     while (np < cap && b->n_inflight + planned < sl->cfg.max_in_flight) {
-        q = plan_one_request(sl, b, now, send_now, part_cap, wake_at);
-        if (q == NULL)
+        req = sl_plan_one_request(sl, b, now, send_now, part_cap, wake_at);
+        if (req == NULL)
             break;
-        np = plan_add(plan, np, PLAN_SEND, b, q);
+        np = sl_plan_add(plan, np, SL_PLAN_SEND, b, req);
         planned++;
     }
     return np;
@@ -1878,8 +1889,8 @@ plan_broker(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
  * lowers *wake_at to the next moment something becomes due.
  */
 static size_t
-plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
-              int64_t *wake_at)
+sl_plan_requests(pkc_sl *sl, int64_t now, sl_plan_item *plan, size_t cap,
+                 int64_t *wake_at)
 {
     size_t np = 0;
     int part_cap;
@@ -1888,7 +1899,7 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
     for (int32_t id = 0; id < sl->nparts; id++) {
         sl_part *p = &sl->parts[id];
 
-        if (!p->known || p->lb != NULL)
+        if (!p->known || p->broker != NULL)
             continue;
         if (p->open == NULL && p->ready_head == NULL)
             continue;
@@ -1897,35 +1908,36 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
         if (now - p->leaderless_since >= sl->cfg.leader_wait_ms) {
             pkc_sl_result r;
 
-            set_result(&r, PKC_SL_NO_LEADER, PKC_KERR_LEADER_NOT_AVAILABLE, 0,
-                       "partition %d of %s had no leader for %d ms", id,
-                       sl->topic, sl->cfg.leader_wait_ms);
+            sl_set_result(&r, PKC_SL_NO_LEADER,
+                          PKC_KERR_LEADER_NOT_AVAILABLE, 0,
+                          "partition %d of %s had no leader for %d ms", id,
+                          sl->topic, sl->cfg.leader_wait_ms);
             while (p->ready_head != NULL) {
                 pkc_sl_batch *bt = p->ready_head;
 
                 p->ready_head = bt->next;
-                unsent_add(sl, p, -bt->count);
-                fail_batch(sl, bt, &r);
+                sl_batch_unsent_add(sl, p, -bt->count);
+                sl_batch_fail(sl, bt, &r);
             }
             p->ready_tail = NULL;
             if (p->open != NULL && p->open->count > 0) {
                 pkc_sl_batch *bt = p->open;
 
                 p->open = NULL;
-                unsent_add(sl, p, -bt->count);
-                fail_batch(sl, bt, &r);
+                sl_batch_unsent_add(sl, p, -bt->count);
+                sl_batch_fail(sl, bt, &r);
             }
             p->leaderless_since = now;
         }
         else {
-            min_deadline(wake_at, p->leaderless_since +
-                                      sl->cfg.leader_wait_ms);
+            sl_min_deadline(wake_at, p->leaderless_since +
+                                         sl->cfg.leader_wait_ms);
             if (now - sl->last_metadata_ms >= sl->cfg.retry_backoff_ms ||
                 sl->last_metadata_ms < 0)
-                request_metadata(sl);
+                sl_request_metadata(sl);
             else
-                min_deadline(wake_at, sl->last_metadata_ms +
-                                          sl->cfg.retry_backoff_ms);
+                sl_min_deadline(wake_at, sl->last_metadata_ms +
+                                             sl->cfg.retry_backoff_ms);
         }
     }
 
@@ -1936,7 +1948,7 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
         sl->epoch = sl->pid >= 0 ? sl->pending_epoch : -1;
         sl->pid_gen++;
         sl->have_pending = 0;
-        sl->st.producer_id = sl->pid;
+        sl->stats.producer_id = sl->pid;
         for (int32_t id = 0; id < sl->nparts; id++)
             sl->parts[id].next_seq = 0;
     }
@@ -1945,20 +1957,21 @@ plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
     part_cap = sl->pid >= 0 ? PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT : 1;
 
     for (size_t bi = 0; bi < sl->nbrokers && np < cap; bi++)
-        np = plan_broker(sl, sl->brokers[bi], now, part_cap, plan, np, cap,
-                         wake_at);
+        np = sl_plan_broker(sl, sl->brokers[bi], now, part_cap, plan, np, cap,
+                            wake_at);
     return np;
 }
 
 /*
  * Seal the open batch of every partition that has a batch in flight and
  * nothing else ready, once that batch is due (linger_ms passed,
- * min_queued reached, or a flush), so that finish_ahead() can compress it
- * while the partition waits for its answer (mu held).  Full batches are
- * sealed by pkc_sl_append.  Lowers *wake_at to the next linger expiry.
+ * min_queued reached, or a flush), so that sl_plan_finish_ahead() can
+ * compress it while the partition waits for its answer (mu held).  Full
+ * batches are sealed by pkc_sl_append.  Lowers *wake_at to the next linger
+ * expiry.
  */
 static void
-seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at)
+sl_plan_seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at)
 {
     int flush_all = sl->flushers > 0 || !sl->accepting;
 
@@ -1967,16 +1980,17 @@ seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at)
         pkc_sl_batch *bt = p->open;
         int64_t due;
 
-        if (!p->known || p->lb == NULL || p->n_in_flight == 0 || bt == NULL ||
-            bt->count == 0 || p->ready_head != NULL)
+        if (!p->known || p->broker == NULL || p->n_in_flight == 0 ||
+            bt == NULL || bt->count == 0 || p->ready_head != NULL)
             continue;
         due = bt->first_ms + sl->cfg.linger_ms;
-        if (!flush_all && p->lb->unsent < sl->cfg.min_queued && due > now) {
-            min_deadline(wake_at, due);
+        if (!flush_all && p->broker->unsent < sl->cfg.min_queued &&
+            due > now) {
+            sl_min_deadline(wake_at, due);
             continue;
         }
         p->open = NULL;
-        ready_push(p, bt);
+        sl_batch_to_ready(p, bt);
     }
 }
 
@@ -1989,11 +2003,11 @@ seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at)
  * because only the sender takes batches out of ready FIFOs or reads their
  * wire form; producers only link new batches after the tail, which writes
  * the tail's `next` and nothing else.  A batch that fails to finish is
- * left alone: send_request finishes it again and fails it properly.
+ * left alone: sl_send_request finishes it again and fails it properly.
  * Returns 1 when a batch was finished (there may be more), else 0.
  */
 static int
-finish_ahead(pkc_sl *sl)
+sl_plan_finish_ahead(pkc_sl *sl)
 {
     pkc_sl_batch *bt = NULL;
     int best_depth = FINISH_AHEAD_DEPTH;
@@ -2028,7 +2042,7 @@ finish_ahead(pkc_sl *sl)
     pthread_mutex_lock(&sl->mu);
     if (rc == PKC_OK && bt->wire_len <= INT32_MAX) {
         bt->finished = 1;
-        sl->st.finished_ahead++;
+        sl->stats.finished_ahead++;
     }
     pthread_mutex_unlock(&sl->mu);
     return 1;
@@ -2036,21 +2050,21 @@ finish_ahead(pkc_sl *sl)
 
 /* Carry out the plan (no lock held). */
 static void
-run_plan(pkc_sl *sl, plan_item *plan, size_t np)
+sl_run_plan(pkc_sl *sl, sl_plan_item *plan, size_t np)
 {
     for (size_t i = 0; i < np; i++) {
-        plan_item *it = &plan[i];
+        sl_plan_item *it = &plan[i];
 
         switch (it->action) {
-        case PLAN_SEND:
-            send_request(sl, it->b, it->q, it->host, it->port);
+        case SL_PLAN_SEND:
+            sl_send_request(sl, it->b, it->req, it->host, it->port);
             break;
-        case PLAN_CONNECT:
-            link_start(sl, it->b, it->host, it->port);
+        case SL_PLAN_CONNECT:
+            sl_link_start(sl, it->b, it->host, it->port);
             break;
-        case PLAN_STEP:
-            link_progress(sl, it->b,
-                          pkc_link_step(&it->b->link, pkc_now_ms()));
+        case SL_PLAN_STEP:
+            sl_link_progress(sl, it->b,
+                             pkc_link_step(&it->b->link, pkc_now_ms()));
             break;
         }
     }
@@ -2059,7 +2073,7 @@ run_plan(pkc_sl *sl, plan_item *plan, size_t np)
 /* The poll set of this round (mu held): every broker whose connection is
  * up or being set up; lowers *wake_at to the set-ups' deadlines. */
 static int
-poll_set(pkc_sl *sl, int64_t *wake_at)
+sl_poll_set(pkc_sl *sl, int64_t *wake_at)
 {
     pkc_reactor_reset(&sl->reactor);
     for (size_t i = 0; i < sl->nbrokers; i++) {
@@ -2068,7 +2082,7 @@ poll_set(pkc_sl *sl, int64_t *wake_at)
         if (b->link.state == PKC_LINK_DOWN)
             continue;
         if (pkc_link_in_setup(&b->link))
-            min_deadline(wake_at, pkc_link_deadline(&b->link));
+            sl_min_deadline(wake_at, pkc_link_deadline(&b->link));
         /* POLLIN always: an idle connection the broker closes is seen. */
         if (pkc_reactor_add(&sl->reactor, pkc_link_fd(&b->link),
                             pkc_link_poll_events(&b->link, 1), b) != PKC_OK)
@@ -2079,7 +2093,7 @@ poll_set(pkc_sl *sl, int64_t *wake_at)
 
 /* Act on the descriptors poll() found ready (no lock held). */
 static void
-service_ready(pkc_sl *sl)
+sl_service_ready(pkc_sl *sl)
 {
     for (size_t i = 1; i < pkc_reactor_count(&sl->reactor); i++) {
         short revents = pkc_reactor_revents(&sl->reactor, i);
@@ -2090,7 +2104,7 @@ service_ready(pkc_sl *sl)
         if (revents == 0)
             continue;
         if (pkc_link_in_setup(&b->link)) {
-            link_progress(sl, b, pkc_link_step(&b->link, pkc_now_ms()));
+            sl_link_progress(sl, b, pkc_link_step(&b->link, pkc_now_ms()));
             continue;
         }
         if (!pkc_link_is_ready(&b->link))
@@ -2099,14 +2113,14 @@ service_ready(pkc_sl *sl)
         memcpy(host, b->host, sizeof(host));
         port = b->port;
         pthread_mutex_unlock(&sl->mu);
-        service_broker(sl, b, revents, host, port);
+        sl_service_broker(sl, b, revents, host, port);
     }
 }
 
 /* Set-ups whose deadline passed fail (no lock held; the broker table is
  * only appended to, and entries are never freed while the sender runs). */
 static void
-expire_setups(pkc_sl *sl)
+sl_expire_setups(pkc_sl *sl)
 {
     int64_t now = pkc_now_ms();
     size_t n;
@@ -2121,14 +2135,14 @@ expire_setups(pkc_sl *sl)
         b = sl->brokers[i];
         pthread_mutex_unlock(&sl->mu);
         if (pkc_link_in_setup(&b->link) && now >= pkc_link_deadline(&b->link))
-            link_progress(sl, b, pkc_link_step(&b->link, now));
+            sl_link_progress(sl, b, pkc_link_step(&b->link, now));
     }
 }
 
 /* Requests that outlived their deadline drop their connection; brokers
  * no longer in the table lose their idle connection (mu held). */
 static void
-expire_requests(pkc_sl *sl, int64_t now)
+sl_expire_requests(pkc_sl *sl, int64_t now)
 {
     for (size_t i = 0; i < sl->nbrokers; i++) {
         sl_broker *b = sl->brokers[i];
@@ -2137,11 +2151,11 @@ expire_requests(pkc_sl *sl, int64_t now)
             b->inflight_head->deadline_ms <= now) {
             pkc_sl_result r;
 
-            set_result(&r, PKC_SL_DISCONNECTED,
-                       PKC_KERR_REQUEST_TIMED_OUT, PKC_ERR_TIMEOUT,
-                       "%s:%d: no Produce response within %d ms",
-                       b->host, b->port, sl->cfg.request_timeout_ms);
-            broker_drop(sl, b, &r);
+            sl_set_result(&r, PKC_SL_DISCONNECTED,
+                          PKC_KERR_REQUEST_TIMED_OUT, PKC_ERR_TIMEOUT,
+                          "%s:%d: no Produce response within %d ms",
+                          b->host, b->port, sl->cfg.request_timeout_ms);
+            sl_broker_drop(sl, b, &r);
         }
         else if (!b->present && b->inflight_head == NULL &&
                  b->link.state != PKC_LINK_DOWN) {
@@ -2152,11 +2166,11 @@ expire_requests(pkc_sl *sl, int64_t now)
 }
 
 /* Room for a plan of every broker's requests and actions (mu held). */
-static plan_item *
-plan_reserve(pkc_sl *sl, plan_item *plan, size_t *cap)
+static sl_plan_item *
+sl_plan_reserve(pkc_sl *sl, sl_plan_item *plan, size_t *cap)
 {
     size_t want = sl->nbrokers * ((size_t)sl->cfg.max_in_flight + 1) + 1;
-    plan_item *bigger;
+    sl_plan_item *bigger;
 
     if (want <= *cap)
         return plan;
@@ -2168,11 +2182,11 @@ plan_reserve(pkc_sl *sl, plan_item *plan, size_t *cap)
 }
 
 static void *
-sender_main(void *arg)
+sl_sender_main(void *arg)
 {
     pkc_sl *sl = arg;
     sigset_t all;
-    plan_item *plan = NULL;
+    sl_plan_item *plan = NULL;
     size_t plan_cap = 0;
 
     /* Signals belong to the interpreter's main thread. */
@@ -2185,37 +2199,37 @@ sender_main(void *arg)
         size_t np = 0;
         int more, polled;
 
-        plan = plan_reserve(sl, plan, &plan_cap);
+        plan = sl_plan_reserve(sl, plan, &plan_cap);
         if (plan_cap > 0)
-            np = plan_requests(sl, now, plan, plan_cap, &wake_at);
-        seal_due(sl, now, &wake_at);
+            np = sl_plan_requests(sl, now, plan, plan_cap, &wake_at);
+        sl_plan_seal_due(sl, now, &wake_at);
         for (size_t i = 0; i < sl->nbrokers; i++)
             if (sl->brokers[i]->inflight_head != NULL && sl->cfg.acks != 0)
-                min_deadline(&wake_at,
-                             sl->brokers[i]->inflight_head->deadline_ms);
+                sl_min_deadline(&wake_at,
+                                sl->brokers[i]->inflight_head->deadline_ms);
         sl->wake_pending = 0;
         pthread_mutex_unlock(&sl->mu);
 
-        run_plan(sl, plan, np);
+        sl_run_plan(sl, plan, np);
         /* Compress the next batch while the broker works on this one. */
-        more = finish_ahead(sl);
+        more = sl_plan_finish_ahead(sl);
 
         pthread_mutex_lock(&sl->mu);
-        polled = poll_set(sl, &wake_at) == PKC_OK;
+        polled = sl_poll_set(sl, &wake_at) == PKC_OK;
         if (sl->wake_pending || more)
             wake_at = now; /* something happened meanwhile */
         pthread_mutex_unlock(&sl->mu);
         if (polled && pkc_reactor_wait(&sl->reactor, wake_at,
                                        MAX_POLL_MS) > 0)
-            service_ready(sl);
+            sl_service_ready(sl);
         else if (!polled) {
             struct timespec ts = {0, 10 * 1000000L};
 
             nanosleep(&ts, NULL);
         }
-        expire_setups(sl);
+        sl_expire_setups(sl);
         pthread_mutex_lock(&sl->mu);
-        expire_requests(sl, pkc_now_ms());
+        sl_expire_requests(sl, pkc_now_ms());
     }
     sl->sender_exited = 1;
     pthread_cond_broadcast(&sl->ev_cond);
@@ -2238,7 +2252,7 @@ pkc_sl_start(pkc_sl *sl)
     sl->sender_exited = 0;
     sl->accepting = 1;
     sl->thread_joined = 0;
-    rc = pthread_create(&sl->thread, NULL, sender_main, sl);
+    rc = pthread_create(&sl->thread, NULL, sl_sender_main, sl);
     if (rc != 0) {
         sl->accepting = 0;
         pthread_mutex_unlock(&sl->mu);
@@ -2258,14 +2272,14 @@ pkc_sl_flush(pkc_sl *sl, int64_t deadline)
 
     pthread_mutex_lock(&sl->mu);
     sl->flushers++;
-    wake_sender(sl);
-    while (sl->st.appended - sl->st.completed > 0 && !sl->sender_exited &&
-           sl->thread_started && !sl->thread_joined) {
-        if (cond_wait_until(&sl->idle_cond, &sl->mu, deadline) == ETIMEDOUT)
+    sl_wake_sender(sl);
+    while (sl->stats.appended - sl->stats.completed > 0 &&
+           !sl->sender_exited && sl->thread_started && !sl->thread_joined) {
+        if (sl_cond_wait_until(&sl->idle_cond, &sl->mu, deadline) == ETIMEDOUT)
             break;
     }
     sl->flushers--;
-    pending = sl->st.appended - sl->st.completed;
+    pending = sl->stats.appended - sl->stats.completed;
     pthread_mutex_unlock(&sl->mu);
     return pending;
 }
@@ -2282,16 +2296,16 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
     pthread_cond_broadcast(&sl->space_cond);
     if (sl->thread_started && !sl->thread_joined) {
         sl->flushers++;
-        wake_sender(sl);
-        while (sl->st.appended - sl->st.completed > 0 &&
+        sl_wake_sender(sl);
+        while (sl->stats.appended - sl->stats.completed > 0 &&
                !sl->sender_exited) {
-            if (cond_wait_until(&sl->idle_cond, &sl->mu, deadline) ==
-                ETIMEDOUT)
+            if (sl_cond_wait_until(&sl->idle_cond, &sl->mu, deadline) ==
+                   ETIMEDOUT)
                 break;
         }
         sl->flushers--;
         sl->stop_now = 1;
-        wake_sender(sl);
+        sl_wake_sender(sl);
         join = 1;
     }
     pthread_mutex_unlock(&sl->mu);
@@ -2303,25 +2317,25 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
     if (join)
         sl->thread_joined = 1;
     sl->stop_now = 1;
-    set_result(&r, PKC_SL_STOPPED, 0, 0,
-               "the producer was stopped before the broker acknowledged "
-               "the message");
+    sl_set_result(&r, PKC_SL_STOPPED, 0, 0,
+                  "the producer was stopped before the broker acknowledged "
+                  "the message");
     for (size_t i = 0; i < sl->nbrokers; i++) {
         sl_broker *b = sl->brokers[i];
-        pkc_sl_req *q = b->inflight_head;
+        sl_req *req = b->inflight_head;
 
         b->inflight_head = b->inflight_tail = NULL;
         b->n_inflight = 0;
-        while (q != NULL) {
-            pkc_sl_req *next = q->next;
+        while (req != NULL) {
+            sl_req *next = req->next;
 
-            for (int32_t k = 0; k < q->nb; k++) {
-                failed += q->b[k]->count;
-                fail_batch(sl, q->b[k], &r);
+            for (int32_t k = 0; k < req->n_batches; k++) {
+                failed += req->batches[k]->count;
+                sl_batch_fail(sl, req->batches[k], &r);
             }
-            free(q->b);
-            free(q);
-            q = next;
+            free(req->batches);
+            free(req);
+            req = next;
         }
         pkc_link_close(&b->link);
         b->produce_version = -1;
@@ -2334,18 +2348,18 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
             pkc_sl_batch *bt = p->retry_head;
 
             p->retry_head = bt->next;
-            unsent_add(sl, p, -bt->count);
+            sl_batch_unsent_add(sl, p, -bt->count);
             failed += bt->count;
-            fail_batch(sl, bt, &r);
+            sl_batch_fail(sl, bt, &r);
         }
         p->retry_tail = NULL;
         while (p->ready_head != NULL) {
             pkc_sl_batch *bt = p->ready_head;
 
             p->ready_head = bt->next;
-            unsent_add(sl, p, -bt->count);
+            sl_batch_unsent_add(sl, p, -bt->count);
             failed += bt->count;
-            fail_batch(sl, bt, &r);
+            sl_batch_fail(sl, bt, &r);
         }
         p->ready_tail = NULL;
         if (p->open != NULL) {
@@ -2353,16 +2367,16 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
 
             p->open = NULL;
             if (bt->count > 0) {
-                unsent_add(sl, p, -bt->count);
+                sl_batch_unsent_add(sl, p, -bt->count);
                 failed += bt->count;
-                fail_batch(sl, bt, &r);
+                sl_batch_fail(sl, bt, &r);
             }
             else {
-                batch_put(sl, bt);
+                sl_batch_put(sl, bt);
             }
         }
         p->n_in_flight = 0;
-        p->inflight_lb = NULL;
+        p->inflight_broker = NULL;
         p->gap = 0;
     }
     sl->inflight_batches = 0;
@@ -2391,7 +2405,7 @@ pkc_sl_wait_event(pkc_sl *sl, int64_t deadline)
             ev |= PKC_SL_EV_STOPPED;
         if (ev != 0)
             break;
-        if (cond_wait_until(&sl->ev_cond, &sl->mu, deadline) == ETIMEDOUT)
+        if (sl_cond_wait_until(&sl->ev_cond, &sl->mu, deadline) == ETIMEDOUT)
             break;
     }
     sl->ev_metadata = 0;
@@ -2413,10 +2427,10 @@ pkc_sl_take_done(pkc_sl *sl)
 }
 
 void
-pkc_sl_batch_release(pkc_sl *sl, pkc_sl_batch *b)
+pkc_sl_batch_release(pkc_sl *sl, pkc_sl_batch *bt)
 {
     pthread_mutex_lock(&sl->mu);
-    batch_put(sl, b);
+    sl_batch_put(sl, bt);
     pthread_mutex_unlock(&sl->mu);
 }
 
@@ -2424,8 +2438,8 @@ void
 pkc_sl_stats_get(pkc_sl *sl, pkc_sl_stats *out)
 {
     pthread_mutex_lock(&sl->mu);
-    *out = sl->st;
-    out->pending = sl->st.appended - sl->st.completed;
+    *out = sl->stats;
+    out->pending = sl->stats.appended - sl->stats.completed;
     pthread_mutex_unlock(&sl->mu);
 }
 
@@ -2436,7 +2450,7 @@ pkc_sl_produce_version(pkc_sl *sl, int32_t node_id)
     int v = -1;
 
     pthread_mutex_lock(&sl->mu);
-    b = find_broker(sl, node_id);
+    b = sl_find_broker(sl, node_id);
     if (b != NULL)
         v = b->produce_version;
     pthread_mutex_unlock(&sl->mu);
@@ -2446,18 +2460,18 @@ pkc_sl_produce_version(pkc_sl *sl, int32_t node_id)
 void
 pkc_sl_free(pkc_sl *sl)
 {
-    pkc_sl_batch *b;
+    pkc_sl_batch *bt;
 
     if (sl == NULL)
         return;
     pkc_sl_stop(sl, 0);
-    while ((b = sl->done_head) != NULL) {
-        sl->done_head = b->next;
-        batch_destroy(b);
+    while ((bt = sl->done_head) != NULL) {
+        sl->done_head = bt->next;
+        sl_batch_destroy(bt);
     }
-    while ((b = sl->free_list) != NULL) {
-        sl->free_list = b->next;
-        batch_destroy(b);
+    while ((bt = sl->free_list) != NULL) {
+        sl->free_list = bt->next;
+        sl_batch_destroy(bt);
     }
     for (size_t i = 0; i < sl->nbrokers; i++) {
         if (sl->brokers[i]->link_inited)

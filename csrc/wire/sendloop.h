@@ -342,7 +342,7 @@ int pkc_sl_wait_event(pkc_sl *sl, int64_t deadline);
 pkc_sl_batch *pkc_sl_take_done(pkc_sl *sl);
 
 /* Give a finished batch back (its buffers are reused). */
-void pkc_sl_batch_release(pkc_sl *sl, pkc_sl_batch *b);
+void pkc_sl_batch_release(pkc_sl *sl, pkc_sl_batch *bt);
 
 /* Counters, read under the lock. */
 void pkc_sl_stats_get(pkc_sl *sl, pkc_sl_stats *out);
