@@ -20,9 +20,7 @@
 #include "api_support.h"
 #include "compress.h"
 #include "kafka_errors.h"
-#include "link.h"
-#include "produce_codec.h"
-#include "reactor.h"
+#include "send_engine.h"
 
 /* Batches kept for reuse (each keeps its builder's buffers). */
 #define FREE_BATCHES_MAX 8
@@ -36,124 +34,6 @@
 /* Sealed batches finished ahead of their request, per partition (the
  * first few of its ready FIFO; bounds the work and the memory). */
 #define FINISH_AHEAD_DEPTH 4
-
-/* ------------------------------------------------------------ structures */
-
-/* One Produce request written to a connection and not finished yet. */
-typedef struct sl_req sl_req;
-struct sl_req {
-    sl_req *next;
-    int32_t correlation_id;
-    int64_t deadline_ms;   /* no response by then: the connection is dropped */
-    int32_t n_batches;
-    int32_t cap;
-    pkc_sl_batch **batches; /* one per partition, in plan order */
-};
-
-typedef struct {
-    int32_t node_id;
-    int present;           /* in the latest broker table */
-    /* Address, written under mu by pkc_sl_set_brokers. */
-    char host[256];
-    int port;
-    int addr_changed;      /* reconnect before the next request */
-    /* The connection (sender-only, and pkc_sl_stop after the join): DOWN,
-     * being set up (connect, TLS, ApiVersions, SASL: stepped by the
-     * sender's poll loop), or READY. */
-    pkc_link link;
-    int link_inited;
-    int want_connect;      /* start the link this round (planner) */
-    int want_step;         /* a due re-authentication can start (planner) */
-    int refused;           /* the last set-up failed: fail one attempt of
-                              each partition's head batch (planner) */
-    pkc_sl_result refusal; /* ... with this result */
-    int refusal_retriable;
-    /* Under mu. */
-    int16_t produce_version; /* -1 until the link is READY */
-    int64_t connect_after; /* connect backoff (monotonic ms) */
-    sl_req *inflight_head, *inflight_tail;
-    int n_inflight;
-    /* Under mu. */
-    int64_t unsent;        /* records in open/ready batches it leads */
-    int32_t rr;            /* round-robin start among its partitions */
-} sl_broker;
-
-typedef struct {
-    int known;             /* listed by pkc_sl_set_leaders */
-    int32_t leader;        /* node id, -1 none */
-    sl_broker *broker;         /* the leader's broker entry, NULL if unknown */
-    pkc_sl_batch *open;
-    pkc_sl_batch *ready_head, *ready_tail;
-    /* Batches whose attempt failed while later batches of the partition
-     * were still in flight: they wait here, in partition order, until the
-     * last of those is answered, then go back to the head of the ready
-     * FIFO (so the order survives any mix of answers). */
-    pkc_sl_batch *retry_head, *retry_tail;
-    int64_t unsent;        /* records in open + ready + retry batches */
-    int n_in_flight;       /* of its batches in requests */
-    sl_broker *inflight_broker; /* the broker they went to */
-    int32_t next_seq;      /* idempotent: sequence of the next batch */
-    int gap;               /* a batch with sequences failed for good while
-                              others were in flight (they will be refused
-                              as out of order: they follow it) */
-    int64_t leaderless_since; /* monotonic ms, -1 while it has a leader */
-} sl_part;
-
-struct pkc_sl {
-    pkc_sl_config cfg;
-    char *topic;
-    size_t topic_len;
-    char *client_id;
-    size_t batch_max;          /* builder cap, bytes */
-    pkc_produce_fields fields; /* Produce's field rows */
-
-    pthread_mutex_t mu;
-    pthread_cond_t space_cond; /* producers waiting for room */
-    pthread_cond_t idle_cond;  /* flush/stop waiting for pending == 0 */
-    pthread_cond_t ev_cond;    /* the glue's event waiter */
-    pkc_reactor reactor;       /* the sender's poll set and wake-up fd */
-    int reactor_ok;
-    int wake_pending;
-    pkc_security *security;    /* a reference, or NULL: plain TCP */
-    char *source_host;
-    char *software_version;
-
-    pthread_t thread;
-    int thread_started;
-    int thread_joined;
-    int accepting;
-    int stop_now;
-    int sender_exited;
-    int flushers;              /* > 0: send everything now */
-    int ev_metadata;
-    int64_t last_metadata_ms;
-
-    sl_part *parts;            /* indexed by partition id */
-    int32_t nparts;            /* allocated entries */
-    sl_broker **brokers;       /* never freed before pkc_sl_free */
-    size_t nbrokers, cap_brokers;
-
-    pkc_sl_batch *done_head, *done_tail;
-    pkc_sl_batch *free_list;
-    int nfree;
-    int32_t finish_rr;         /* where sl_plan_finish_ahead starts looking */
-    /* Scratch of the sender: a request's partitions for the codec. */
-    pkc_produce_partition *encode_parts;
-    int32_t encode_parts_cap;
-
-    /* Idempotence (all under mu). */
-    int64_t pid;               /* producer id in use, -1: none */
-    int16_t epoch;
-    int64_t pid_gen;           /* bumped whenever pid/epoch change */
-    int pid_wanted;            /* waiting for the glue's producer id */
-    int ev_pid;                /* PKC_SL_EV_PRODUCER_ID not yet seen */
-    int have_pending;          /* pending_pid waits for in-flight == 0 */
-    int64_t pending_pid;
-    int16_t pending_epoch;
-    int64_t inflight_batches;  /* batches in requests, all partitions */
-
-    pkc_sl_stats stats;
-};
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -178,7 +58,7 @@ sl_set_result(pkc_sl_result *r, int kind, int16_t code, int status,
 static void
 sl_wake_sender(pkc_sl *sl)
 {
-    /* Called with mu held; the wake-up never blocks (an eventfd). */
+    /* mu held; the wake-up never blocks (an eventfd). */
     if (sl->wake_pending)
         return;
     sl->wake_pending = 1;
@@ -573,7 +453,6 @@ pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
         rc = PKC_ERR_IO;
         goto error;
     }
-    sl->reactor_ok = 1;
     pthread_mutex_init(&sl->mu, NULL);
     sl_cond_init_monotonic(&sl->space_cond);
     sl_cond_init_monotonic(&sl->idle_cond);
@@ -976,7 +855,7 @@ sl_link_refusal(pkc_sl_result *r, const pkc_link *link)
                   pkc_link_status(link), "%s", pkc_link_error(link));
 }
 
-/* Under mu: the set-up of `b` failed; the next plan fails one attempt of
+/* mu held: the set-up of `b` failed; the next plan fails one attempt of
  * what each of its partitions would send (as a failed request would),
  * retried after the backoff unless the failure is permanent. */
 static void
@@ -998,7 +877,7 @@ sl_link_refused(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r,
     sl_wake_sender(sl);
 }
 
-/* The link of `b` failed and is DOWN (no lock held; sender only). */
+/* The link of `b` failed and is DOWN (sender, unlocked). */
 static void
 sl_link_failed(pkc_sl *sl, sl_broker *b)
 {
@@ -1015,7 +894,7 @@ sl_link_failed(pkc_sl *sl, sl_broker *b)
     pthread_mutex_unlock(&sl->mu);
 }
 
-/* The link of `b` became READY (no lock held; sender only): the highest
+/* The link of `b` became READY (sender, unlocked): the highest
  * Produce version both sides speak. */
 static void
 sl_link_ready(pkc_sl *sl, sl_broker *b)
@@ -1043,8 +922,8 @@ sl_link_ready(pkc_sl *sl, sl_broker *b)
     pthread_mutex_unlock(&sl->mu);
 }
 
-/* Act on what pkc_link_start / pkc_link_step returned (no lock held;
- * sender only).  A link READY again after a re-authentication keeps its
+/* Act on what pkc_link_start / pkc_link_step returned (sender,
+ * unlocked).  A link READY again after a re-authentication keeps its
  * Produce version. */
 static void
 sl_link_progress(pkc_sl *sl, sl_broker *b, int rc)
@@ -1063,7 +942,7 @@ sl_link_progress(pkc_sl *sl, sl_broker *b, int rc)
 }
 
 /* Start setting the connection of `b` up, without waiting (name
- * resolution still blocks).  No lock held; sender only. */
+ * resolution still blocks; sender, unlocked). */
 static void
 sl_link_start(pkc_sl *sl, sl_broker *b, const char *host, int port)
 {
@@ -1076,7 +955,7 @@ sl_link_start(pkc_sl *sl, sl_broker *b, const char *host, int port)
 
 static void sl_complete_written(pkc_sl *sl, sl_broker *b);
 
-/* Room for `n` partitions in the sender's encode scratch (sender only). */
+/* Room for `n` partitions in the sender's encode scratch (sender). */
 static int
 sl_encode_parts_reserve(pkc_sl *sl, int32_t n)
 {
@@ -1093,9 +972,9 @@ sl_encode_parts_reserve(pkc_sl *sl, int32_t n)
 }
 
 /*
- * Write request `req` to broker `b` (no lock held).  On failure the request
- * is failed under the lock and 0 returned; on success it is appended to
- * the broker's in-flight FIFO (under the lock) and 1 returned.
+ * Write request `req` to broker `b` (sender, unlocked).  On failure the
+ * request is failed and 0 returned; on success it is appended to the
+ * broker's in-flight FIFO and 1 returned.
  */
 static int
 sl_send_request(pkc_sl *sl, sl_broker *b, sl_req *req, const char *host,
@@ -1382,7 +1261,7 @@ error:
     return rc != PKC_OK ? rc : PKC_ERR_INVALID;
 }
 
-/* Handle the response to the oldest request of `b` (no lock held). */
+/* Handle the response to the oldest request of `b` (sender, unlocked). */
 static void
 sl_handle_response(pkc_sl *sl, sl_req *req, const pkc_response *resp,
                    const char *host, int port)
@@ -1520,8 +1399,8 @@ sl_handle_response(pkc_sl *sl, sl_req *req, const pkc_response *resp,
     free(req);
 }
 
-/* acks=0: the requests of `b` are done once fully written (no lock
- * held; sender only). */
+/* acks=0: the requests of `b` are done once fully written (sender,
+ * unlocked). */
 static void
 sl_complete_written(pkc_sl *sl, sl_broker *b)
 {
@@ -1550,7 +1429,7 @@ sl_complete_written(pkc_sl *sl, sl_broker *b)
 }
 
 /* The connection of `b` is gone with requests in flight, or could not
- * take a request (no lock held; sender only). */
+ * take a request (sender, unlocked). */
 static void
 sl_service_broken(pkc_sl *sl, sl_broker *b, int rc, const char *host, int port)
 {
@@ -1567,7 +1446,7 @@ sl_service_broken(pkc_sl *sl, sl_broker *b, int rc, const char *host, int port)
     pthread_mutex_unlock(&sl->mu);
 }
 
-/* Close an idle connection (no lock held; sender only). */
+/* Close an idle connection (sender, unlocked). */
 static void
 sl_service_close(pkc_sl *sl, sl_broker *b)
 {
@@ -1577,8 +1456,8 @@ sl_service_close(pkc_sl *sl, sl_broker *b)
     pthread_mutex_unlock(&sl->mu);
 }
 
-/* Read the answers that are there, oldest request first (no lock held;
- * sender only). */
+/* Read the answers that are there, oldest request first (sender,
+ * unlocked). */
 static void
 sl_service_answers(pkc_sl *sl, sl_broker *b, const char *host, int port)
 {
@@ -1622,7 +1501,7 @@ sl_service_answers(pkc_sl *sl, sl_broker *b, const char *host, int port)
 }
 
 /* The READY connection of broker `b` is ready for `revents`: write what
- * it can take and read what it has (no lock held; sender only). */
+ * it can take and read what it has (sender, unlocked). */
 static void
 sl_service_broker(pkc_sl *sl, sl_broker *b, short revents, const char *host,
                   int port)
@@ -2048,7 +1927,7 @@ sl_plan_finish_ahead(pkc_sl *sl)
     return 1;
 }
 
-/* Carry out the plan (no lock held). */
+/* Carry out the plan (sender, unlocked). */
 static void
 sl_run_plan(pkc_sl *sl, sl_plan_item *plan, size_t np)
 {
@@ -2091,7 +1970,7 @@ sl_poll_set(pkc_sl *sl, int64_t *wake_at)
     return PKC_OK;
 }
 
-/* Act on the descriptors poll() found ready (no lock held). */
+/* Act on the descriptors poll() found ready (sender, unlocked). */
 static void
 sl_service_ready(pkc_sl *sl)
 {
@@ -2117,8 +1996,7 @@ sl_service_ready(pkc_sl *sl)
     }
 }
 
-/* Set-ups whose deadline passed fail (no lock held; the broker table is
- * only appended to, and entries are never freed while the sender runs). */
+/* Set-ups whose deadline passed fail (sender, unlocked). */
 static void
 sl_expire_setups(pkc_sl *sl)
 {

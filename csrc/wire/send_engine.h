@@ -1,0 +1,172 @@
+/*
+ * send_engine.h - private to the send engine: included by sendloop.c,
+ * send_batch.c and send_plan.c only.  The glue and the tests use
+ * sendloop.h; nothing outside the engine may see these structs.
+ *
+ * The engine's files, one concern each:
+ *   sendloop.c    the engine's policy: lifecycle and config, the broker and
+ *                 leader tables, append, the producer-id handover, sending
+ *                 requests and answering their responses (retries), the
+ *                 broker links, flush/stop/events and the sender's loop.
+ *   send_batch.c  a batch's life: made, reused and freed, its cookies, its
+ *                 moves between its partition's queues (open, ready,
+ *                 retry, in a request), filed on the done list, split in
+ *                 two when the broker refuses it as too large.
+ *   send_plan.c   the planner: what the sender does for each broker this
+ *                 round (fail, connect, re-authenticate, or build
+ *                 requests), sealing due batches and finishing
+ *                 (compressing) them ahead of their request.
+ * The Produce bytes are produce_codec.c's, which knows none of this.
+ *
+ * Names.  Public functions are pkc_sl_* (sendloop.h).  Inside the engine
+ * a function's prefix names its file: sl_batch_* send_batch.c, sl_plan_*
+ * send_plan.c, any other sl_* sendloop.c.  One short name per type: bt a
+ * batch, b a broker, p a partition, req a request, r a result.
+ *
+ * Locking: the one discipline of the engine.
+ * - One mutex, sl->mu, guards every field below unless its comment says
+ *   otherwise ("fixed": set before the engine is shared, read-only after;
+ *   "sender": the sender thread's alone, no lock needed).
+ * - Each function states how it is called, in its comment: "mu held"
+ *   (never unlocks, never blocks, does no I/O; it may signal condition
+ *   variables and wake the sender) or "sender, unlocked" (called by the
+ *   sender thread without the lock; it takes mu for one short scope per
+ *   step and encodes, compresses and does socket I/O outside them).  The
+ *   public functions take mu themselves.  mu is not recursive.
+ * - What only the sender writes, it writes under mu (so that other
+ *   threads can read it under mu) and reads without: a broker's
+ *   produce_version, connect_after and in-flight FIFO.  A batch in a
+ *   request is the sender's until its result is filed.  Broker entries
+ *   are never freed before pkc_sl_free, so a broker pointer stays valid
+ *   without mu.  The one reader of shared data without mu is
+ *   sl_plan_finish_ahead, which says why that is safe.
+ * - Lock order: the glue may hold the GIL while it takes mu; the engine
+ *   never takes the GIL.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "link.h"
+#include "produce_codec.h"
+#include "reactor.h"
+#include "sendloop.h"
+
+/* One Produce request written to a connection and not finished yet. */
+typedef struct sl_req sl_req;
+struct sl_req {
+    sl_req *next;
+    int32_t correlation_id;
+    int64_t deadline_ms;    /* no response by then: the connection is
+                               dropped */
+    int32_t n_batches;
+    int32_t cap;
+    pkc_sl_batch **batches; /* one per partition, in plan order */
+};
+
+/* One broker of the cluster (an entry lives until pkc_sl_free). */
+typedef struct {
+    int32_t node_id;       /* fixed */
+    int present;           /* in the latest broker table */
+    char host[256];        /* address, from pkc_sl_set_brokers */
+    int port;
+    int addr_changed;      /* reconnect before the next request */
+    /* The connection (sender; pkc_sl_set_brokers makes it before the
+     * sender can see the entry, pkc_sl_stop and pkc_sl_free use it after
+     * the join): DOWN, being set up (connect, TLS, ApiVersions, SASL:
+     * stepped by the sender's poll loop), or READY. */
+    pkc_link link;
+    int link_inited;       /* fixed */
+    int refused;           /* the last set-up failed: fail one attempt of
+                              each partition's head batch (planner) */
+    pkc_sl_result refusal; /* ... with this result */
+    int refusal_retriable;
+    /* Written by the sender only (under mu). */
+    int16_t produce_version; /* -1 until the link is READY */
+    int64_t connect_after; /* connect backoff (monotonic ms) */
+    sl_req *inflight_head, *inflight_tail;
+    int n_inflight;
+    int64_t unsent;        /* records in open/ready batches it leads */
+    int32_t rr;            /* round-robin start among its partitions */
+} sl_broker;
+
+/* One partition of the topic. */
+typedef struct {
+    int known;             /* listed by pkc_sl_set_leaders */
+    int32_t leader;        /* node id, -1 none */
+    sl_broker *broker;     /* the leader's broker entry, NULL if unknown */
+    pkc_sl_batch *open;
+    pkc_sl_batch *ready_head, *ready_tail;
+    /* Batches whose attempt failed while later batches of the partition
+     * were still in flight: they wait here, in partition order, until the
+     * last of those is answered, then go back to the head of the ready
+     * FIFO (so the order survives any mix of answers). */
+    pkc_sl_batch *retry_head, *retry_tail;
+    int64_t unsent;        /* records in open + ready + retry batches */
+    int n_in_flight;       /* of its batches in requests */
+    sl_broker *inflight_broker; /* the broker they went to */
+    int32_t next_seq;      /* idempotent: sequence of the next batch */
+    int gap;               /* a batch with sequences failed for good while
+                              others were in flight (they will be refused
+                              as out of order: they follow it) */
+    int64_t leaderless_since; /* monotonic ms, -1 while it has a leader */
+} sl_part;
+
+struct pkc_sl {
+    pkc_sl_config cfg;         /* fixed, but cfg.idempotent (under mu) */
+    char *topic;               /* fixed */
+    size_t topic_len;          /* fixed */
+    char *client_id;           /* fixed */
+    size_t batch_max;          /* fixed: builder cap, bytes */
+    pkc_produce_fields fields; /* fixed: Produce's field rows */
+
+    pthread_mutex_t mu;
+    pthread_cond_t space_cond; /* producers waiting for room */
+    pthread_cond_t idle_cond;  /* flush/stop waiting for pending == 0 */
+    pthread_cond_t ev_cond;    /* the glue's event waiter */
+    pkc_reactor reactor;       /* sender: its poll set; any thread wakes
+                                  it (sl_wake_sender, mu held) */
+    int wake_pending;
+    pkc_security *security;    /* fixed: a reference, or NULL: plain TCP */
+    char *source_host;         /* fixed */
+    char *software_version;    /* fixed */
+
+    pthread_t thread;
+    int thread_started;
+    int thread_joined;
+    int accepting;
+    int stop_now;
+    int sender_exited;
+    int flushers;              /* > 0: send everything now */
+    int ev_metadata;
+    int64_t last_metadata_ms;
+
+    sl_part *parts;            /* indexed by partition id (reallocated:
+                                  no pointer into it outlives mu) */
+    int32_t nparts;            /* allocated entries */
+    sl_broker **brokers;       /* entries never freed before pkc_sl_free */
+    size_t nbrokers, cap_brokers;
+
+    pkc_sl_batch *done_head, *done_tail;
+    pkc_sl_batch *free_list;
+    int nfree;
+    int32_t finish_rr;         /* where sl_plan_finish_ahead starts */
+    /* Sender: a request's partitions for the codec. */
+    pkc_produce_partition *encode_parts;
+    int32_t encode_parts_cap;
+
+    /* Idempotence. */
+    int64_t pid;               /* producer id in use, -1: none */
+    int16_t epoch;
+    int64_t pid_gen;           /* bumped whenever pid/epoch change */
+    int pid_wanted;            /* waiting for the glue's producer id */
+    int ev_pid;                /* PKC_SL_EV_PRODUCER_ID not yet seen */
+    int have_pending;          /* pending_pid waits for in-flight == 0 */
+    int64_t pending_pid;
+    int16_t pending_epoch;
+    int64_t inflight_batches;  /* batches in requests, all partitions */
+
+    pkc_sl_stats stats;
+};
