@@ -170,3 +170,62 @@ struct pkc_sl {
 
     pkc_sl_stats stats;
 };
+
+/* ------------------------------------------------- sendloop.c, shared */
+
+/* Wake the sender's poll (mu held; never blocks). */
+void sl_wake_sender(pkc_sl *sl);
+
+/* ------------------------------------------- send_batch.c: a batch's life */
+
+/* A fresh batch of `partition`, from the free list or new; NULL when
+ * memory ran out (mu held). */
+pkc_sl_batch *sl_batch_get(pkc_sl *sl, int32_t partition);
+/* Return a batch to the free list, or free it when the list is full (mu
+ * held).  Its cookies must have been taken. */
+void sl_batch_put(pkc_sl *sl, pkc_sl_batch *bt);
+/* Free a batch and its buffers (NULL is fine; no lock needed: the batch
+ * is nobody else's). */
+void sl_batch_destroy(pkc_sl_batch *bt);
+/* Make room for one more cookie, so that an append never has to be
+ * undone.  PKC_OK or PKC_ERR_NOMEM. */
+int sl_batch_reserve_cookie(pkc_sl_batch *bt);
+/* Store cookie `c` for the record about to be counted (bt->count).
+ * PKC_OK or PKC_ERR_NOMEM. */
+int sl_batch_add_cookie(pkc_sl_batch *bt, const pkc_sl_cookie *c);
+
+/* Records of partition `p` that became unsent (n > 0) or left (n < 0):
+ * the partition's, its leader's and the engine's counts; wakes producers
+ * waiting for room (mu held). */
+void sl_batch_unsent_add(pkc_sl *sl, sl_part *p, int64_t n);
+/* Append `bt` to the partition's ready FIFO: it is sealed (mu held). */
+void sl_batch_to_ready(sl_part *p, pkc_sl_batch *bt);
+/* Move `bt`, the open batch or the ready FIFO's head, into a request to
+ * broker `b`: it is in flight (mu held). */
+void sl_batch_to_request(pkc_sl *sl, sl_part *p, sl_broker *b,
+                         pkc_sl_batch *bt);
+/* Queue `bt` for another attempt behind its partition's other failed
+ * batches; sl_batch_landed moves them to the ready FIFO's head (mu
+ * held). */
+void sl_batch_to_retry(pkc_sl *sl, pkc_sl_batch *bt);
+/* One batch of `partition` is no longer in flight (mu held; call after
+ * its result was filed).  When it was the partition's last, the batches
+ * waiting for another attempt go back to the head of the ready FIFO, in
+ * order, and the sender is woken. */
+void sl_batch_landed(pkc_sl *sl, int32_t partition);
+/* Bytes `bt` takes in a request (its wire form once finished). */
+size_t sl_batch_size(const pkc_sl_batch *bt);
+
+/* File a finished batch with its result: the done list, or straight back
+ * to the free list when nobody needs to see it; wakes the glue and the
+ * flushers (mu held). */
+void sl_batch_complete(pkc_sl *sl, pkc_sl_batch *bt);
+/* sl_batch_complete with failure `r` (mu held). */
+void sl_batch_fail(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r);
+
+/* Split `bt` (finished, in a request, answered MESSAGE_TOO_LARGE) into two
+ * halves that carry its records and cookies, its attempts and its first
+ * append time (sender, unlocked).  Returns PKC_OK with both halves set,
+ * or a status with neither (then `bt` is unchanged). */
+int sl_batch_split(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch **first,
+                   pkc_sl_batch **second);
