@@ -48,6 +48,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "link.h"
 #include "produce_codec.h"
@@ -171,10 +172,59 @@ struct pkc_sl {
     pkc_sl_stats stats;
 };
 
+/* What the sender does for a broker this round: planned under the lock
+ * (send_plan.c), carried out without it (sendloop.c). */
+typedef enum {
+    SL_PLAN_SEND,     /* write request req */
+    SL_PLAN_CONNECT,  /* start setting its connection up */
+    SL_PLAN_STEP      /* step its link (a due re-authentication) */
+} sl_plan_action;
+
+typedef struct {
+    sl_plan_action action;
+    sl_broker *b;
+    sl_req *req;      /* SL_PLAN_SEND */
+    char host[256];   /* b's address when planned */
+    int port;
+} sl_plan_item;
+
+/* Lower the deadline *at to t. */
+static inline void
+sl_min_deadline(int64_t *at, int64_t t)
+{
+    if (t < *at)
+        *at = t;
+}
+
+/* Free a request (not its batches). */
+static inline void
+sl_req_free(sl_req *req)
+{
+    free(req->batches);
+    free(req);
+}
+
 /* ------------------------------------------------- sendloop.c, shared */
 
+/* Fill a result: kind (PKC_SL_*), Kafka code, pkc_status, message. */
+void sl_set_result(pkc_sl_result *r, int kind, int16_t code, int status,
+                   const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Wake the sender's poll (mu held; never blocks). */
 void sl_wake_sender(pkc_sl *sl);
+/* Ask the glue for fresh metadata, once until it looks (mu held). */
+void sl_request_metadata(pkc_sl *sl);
+/* Fail every request in flight on `b`, one attempt of each of their
+ * batches, and close its connection (mu held). */
+void sl_broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r);
+/* Fail one attempt of each batch of a request that never reached the
+ * wire, and free it (mu held). */
+void sl_req_fail(pkc_sl *sl, sl_req *req, const pkc_sl_result *r,
+                 int retriable, int needs_metadata);
+/* Apply a producer id handed over by pkc_sl_set_producer_id once no
+ * batch is in flight, restarting every partition's sequence at 0 (mu
+ * held).  Returns 0 while one still waits, else 1. */
+int sl_apply_producer_id(pkc_sl *sl);
 
 /* ------------------------------------------- send_batch.c: a batch's life */
 
@@ -229,3 +279,32 @@ void sl_batch_fail(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r);
  * or a status with neither (then `bt` is unchanged). */
 int sl_batch_split(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch **first,
                    pkc_sl_batch **second);
+
+/* --------------------------------------------- send_plan.c: the planner */
+
+/* Grow `plan` to hold an item per broker and request in flight (mu held);
+ * returns the plan (the old one if growing failed), *cap its room. */
+sl_plan_item *sl_plan_reserve(pkc_sl *sl, sl_plan_item *plan, size_t *cap);
+/*
+ * Plan this round (mu held): fail the batches that waited too long for a
+ * leader, apply a waiting producer id, then per broker fail what a
+ * refused set-up leaves, connect, re-authenticate, or build up to
+ * max_in_flight requests (their batches count as in flight).  Fills
+ * `plan` (at most `cap` items), returns the count, and lowers *wake_at to
+ * the next moment something becomes due.
+ */
+size_t sl_plan_requests(pkc_sl *sl, int64_t now, sl_plan_item *plan,
+                        size_t cap, int64_t *wake_at);
+/*
+ * Seal the open batch of every partition that has a batch in flight and
+ * nothing else ready, once that batch is due (linger_ms passed,
+ * min_queued reached, or a flush), so that sl_plan_finish_ahead can
+ * compress it while the partition waits for its answer (mu held).  Full
+ * batches are sealed by pkc_sl_append.  Lowers *wake_at to the next
+ * linger expiry.
+ */
+void sl_plan_seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at);
+/* Finish (header, compression, CRC-32C) one sealed batch waiting in a
+ * ready FIFO (sender, unlocked).  Returns 1 when it finished one (there
+ * may be more), else 0. */
+int sl_plan_finish_ahead(pkc_sl *sl);
