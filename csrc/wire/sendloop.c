@@ -765,58 +765,46 @@ sl_link_start(pkc_sl *sl, sl_broker *b, const char *host, int port)
 
 static void sl_complete_written(pkc_sl *sl, sl_broker *b);
 
-/* Room for `n` partitions in the sender's encode scratch (sender). */
-static int
-sl_encode_parts_reserve(pkc_sl *sl, int32_t n)
+/* Take batch i out of a request (it was failed or goes back to its
+ * partition); the batches behind it move up. */
+static void
+sl_req_remove(sl_req *req, int32_t i)
 {
-    pkc_produce_partition *more;
+    memmove(&req->batches[i], &req->batches[i + 1],
+            (size_t)(req->n_batches - i - 1) * sizeof(req->batches[0]));
+    req->n_batches--;
+}
 
-    if (n <= sl->encode_parts_cap)
-        return PKC_OK;
-    more = realloc(sl->encode_parts, (size_t)n * sizeof(*more));
-    if (more == NULL)
-        return PKC_ERR_NOMEM;
-    sl->encode_parts = more;
-    sl->encode_parts_cap = n;
-    return PKC_OK;
+/* Sending, step 1: can the broker's Produce version carry the codec?
+ * Returns 1, or 0 with the request failed for good (sender, unlocked). */
+static int
+sl_send_check_codec(pkc_sl *sl, sl_broker *b, sl_req *req,
+                    const char *host, int port)
+{
+    pkc_sl_result r;
+
+    if (sl->cfg.codec != PKC_CODEC_ZSTD ||
+        b->produce_version >= PKC_VER_PRODUCE_ZSTD_MIN)
+        return 1;
+    sl_set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_COMPRESSION_TYPE,
+                  PKC_ERR_UNSUPPORTED,
+                  "%s:%d: zstd needs Produce v%d, the broker speaks v%d",
+                  host, port, PKC_VER_PRODUCE_ZSTD_MIN, b->produce_version);
+    pthread_mutex_lock(&sl->mu);
+    sl_req_fail(sl, req, &r, 0, 0);
+    pthread_mutex_unlock(&sl->mu);
+    return 0;
 }
 
 /*
- * Write request `req` to broker `b` (sender, unlocked).  On failure the
- * request is failed and 0 returned; on success it is appended to the
- * broker's in-flight FIFO and 1 returned.
+ * Sending, step 2: the producer fields the batches not finished yet will
+ * most likely carry (the sequence counters change only in this thread),
+ * so that step 4's restamp finds them right and computes no second CRC
+ * (sender, unlocked; one lock scope).
  */
-static int
-sl_send_request(pkc_sl *sl, sl_broker *b, sl_req *req, const char *host,
-                int port)
+static void
+sl_send_preset(pkc_sl *sl, sl_req *req)
 {
-    pkc_conn *conn = pkc_link_conn(&b->link);
-    pkc_sl_result r;
-    pkc_writer *w;
-    pkc_produce_request body;
-    pkc_proto_error perr;
-    int32_t corr = 0;
-    int16_t epoch;
-    int rc, flexible;
-    int64_t now, pid;
-
-    memset(&r, 0, sizeof(r));
-    if (sl->cfg.codec == PKC_CODEC_ZSTD &&
-        b->produce_version < PKC_VER_PRODUCE_ZSTD_MIN) {
-        sl_set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_COMPRESSION_TYPE,
-                      PKC_ERR_UNSUPPORTED,
-                      "%s:%d: zstd needs Produce v%d, the broker speaks v%d",
-                      host, port, PKC_VER_PRODUCE_ZSTD_MIN,
-                      b->produce_version);
-        pthread_mutex_lock(&sl->mu);
-        sl_req_fail(sl, req, &r, 0, 0);
-        pthread_mutex_unlock(&sl->mu);
-        return 0;
-    }
-
-    /* The producer fields the batches not finished yet will most likely
-     * carry (the sequence counters change only in this thread), so that
-     * the restamp below finds them right and computes no second CRC. */
     pthread_mutex_lock(&sl->mu);
     for (int32_t i = 0; i < req->n_batches; i++) {
         pkc_sl_batch *bt = req->batches[i];
@@ -832,40 +820,58 @@ sl_send_request(pkc_sl *sl, sl_broker *b, sl_req *req, const char *host,
                                  : bt->base_seq);
     }
     pthread_mutex_unlock(&sl->mu);
+}
 
-    /* Finish (compress) the batches; drop the ones that cannot be. */
+/* Sending, step 3: finish (compress) the batches not finished ahead; a
+ * batch that cannot be fails for good and leaves the request (sender,
+ * unlocked; the lock only to fail one). */
+static void
+sl_send_finish(pkc_sl *sl, sl_req *req)
+{
+    pkc_sl_result r;
+    int rc;
+
     for (int32_t i = 0; i < req->n_batches;) {
         pkc_sl_batch *bt = req->batches[i];
+        int32_t part = bt->partition;
 
-        if (!bt->finished) {
-            rc = pkc_batch_builder_finish(&bt->bb, &bt->wire, &bt->wire_len);
-            if (rc != PKC_OK || bt->wire_len > INT32_MAX) {
-                sl_set_result(&r, PKC_SL_LOCAL, 0, rc,
-                              "could not encode a batch of %d records with "
-                              "%s: %s", bt->count,
-                              pkc_codec_name(sl->cfg.codec),
-                              pkc_status_str(rc));
-                int32_t part = bt->partition;
-
-                pthread_mutex_lock(&sl->mu);
-                sl_attempt_failed(sl, bt, &r, 0, 0);
-                sl_batch_landed(sl, part);
-                pthread_mutex_unlock(&sl->mu);
-                memmove(&req->batches[i], &req->batches[i + 1],
-                        (size_t)(req->n_batches - i - 1) *
-                            sizeof(req->batches[0]));
-                req->n_batches--;
-                continue;
-            }
-            bt->finished = 1;
+        if (bt->finished) {
+            i++;
+            continue;
         }
-        i++;
+        rc = pkc_batch_builder_finish(&bt->bb, &bt->wire, &bt->wire_len);
+        if (rc == PKC_OK && bt->wire_len <= INT32_MAX) {
+            bt->finished = 1;
+            i++;
+            continue;
+        }
+        sl_set_result(&r, PKC_SL_LOCAL, 0, rc,
+                      "could not encode a batch of %d records with %s: %s",
+                      bt->count, pkc_codec_name(sl->cfg.codec),
+                      pkc_status_str(rc));
+        pthread_mutex_lock(&sl->mu);
+        sl_attempt_failed(sl, bt, &r, 0, 0);
+        sl_batch_landed(sl, part);
+        pthread_mutex_unlock(&sl->mu);
+        sl_req_remove(req, i);
     }
+}
 
-    /* Sequence numbers, in partition order (requests of a broker are
-     * written in plan order, one batch per partition each).  A batch whose
-     * partition has an earlier batch waiting for another attempt (its
-     * request failed before reaching the wire) follows that one. */
+/*
+ * Sending, step 4: sequence numbers, in partition order (requests of a
+ * broker are written in plan order, one batch per partition each), under
+ * one lock scope; then each batch's header is restamped with the
+ * producer id, epoch and base sequence it goes with (sender, unlocked).
+ * A batch whose partition has an earlier batch waiting for another
+ * attempt (its request failed before reaching the wire) leaves the
+ * request and follows that one.
+ */
+static void
+sl_send_sequence(pkc_sl *sl, sl_req *req)
+{
+    int64_t pid;
+    int16_t epoch;
+
     pthread_mutex_lock(&sl->mu);
     pid = sl->pid;
     epoch = sl->epoch;
@@ -878,10 +884,7 @@ sl_send_request(pkc_sl *sl, sl_broker *b, sl_req *req, const char *host,
 
             sl_batch_to_retry(sl, bt);
             sl_batch_landed(sl, part);
-            memmove(&req->batches[i], &req->batches[i + 1],
-                    (size_t)(req->n_batches - i - 1) *
-                        sizeof(req->batches[0]));
-            req->n_batches--;
+            sl_req_remove(req, i);
             continue;
         }
         if (pid >= 0 && bt->stamp_gen != sl->pid_gen) {
@@ -902,49 +905,87 @@ sl_send_request(pkc_sl *sl, sl_broker *b, sl_req *req, const char *host,
         else
             pkc_batch_builder_restamp(&bt->bb, -1, -1, -1);
     }
-    if (req->n_batches == 0) {
-        sl_req_free(req);
-        return 0;
-    }
+}
 
-    flexible = pkc_produce_is_flexible(b->produce_version);
+/* Room for `n` partitions in the sender's encode scratch (sender). */
+static int
+sl_encode_parts_reserve(pkc_sl *sl, int32_t n)
+{
+    pkc_produce_partition *more;
+
+    if (n <= sl->encode_parts_cap)
+        return PKC_OK;
+    more = realloc(sl->encode_parts, (size_t)n * sizeof(*more));
+    if (more == NULL)
+        return PKC_ERR_NOMEM;
+    sl->encode_parts = more;
+    sl->encode_parts_cap = n;
+    return PKC_OK;
+}
+
+/* Encode the Produce body of `req` into `w` (sender, unlocked). */
+static int
+sl_encode_body(pkc_sl *sl, int version, const sl_req *req, pkc_writer *w)
+{
+    pkc_produce_request body;
+    pkc_proto_error perr;
+
+    memset(&body, 0, sizeof(body));
+    body.acks = sl->cfg.acks;
+    body.timeout_ms = sl->cfg.ack_timeout_ms;
+    body.topic = sl->topic;
+    body.topic_len = sl->topic_len;
+    body.partitions = sl->encode_parts;
+    body.n_partitions = req->n_batches;
+    for (int32_t i = 0; i < req->n_batches; i++) {
+        sl->encode_parts[i].index = req->batches[i]->partition;
+        sl->encode_parts[i].records = req->batches[i]->wire;
+        sl->encode_parts[i].records_len = req->batches[i]->wire_len;
+    }
+    return pkc_produce_encode(w, &sl->fields, version, &body, &perr);
+}
+
+/* Sending, step 5: frame the request in the connection's output buffer.
+ * Returns 1 with *corr its correlation id, or 0 with the request failed
+ * for good (sender, unlocked). */
+static int
+sl_send_encode(pkc_sl *sl, sl_broker *b, sl_req *req, int32_t *corr)
+{
+    pkc_conn *conn = pkc_link_conn(&b->link);
+    int version = b->produce_version;
+    pkc_sl_result r;
+    pkc_writer *w;
+    int rc;
+
     rc = sl_encode_parts_reserve(sl, req->n_batches);
     if (rc == PKC_OK)
-        rc = pkc_conn_request_begin(conn, PKC_API_PRODUCE,
-                                    b->produce_version, flexible, &w);
+        rc = pkc_conn_request_begin(conn, PKC_API_PRODUCE, (int16_t)version,
+                                    pkc_produce_is_flexible(version), &w);
     if (rc == PKC_OK) {
-        memset(&body, 0, sizeof(body));
-        body.acks = sl->cfg.acks;
-        body.timeout_ms = sl->cfg.ack_timeout_ms;
-        body.topic = sl->topic;
-        body.topic_len = sl->topic_len;
-        body.partitions = sl->encode_parts;
-        body.n_partitions = req->n_batches;
-        for (int32_t i = 0; i < req->n_batches; i++) {
-            sl->encode_parts[i].index = req->batches[i]->partition;
-            sl->encode_parts[i].records = req->batches[i]->wire;
-            sl->encode_parts[i].records_len = req->batches[i]->wire_len;
-        }
-        rc = pkc_produce_encode(w, &sl->fields, b->produce_version, &body,
-                                &perr);
+        rc = sl_encode_body(sl, version, req, w);
         if (rc == 0)
-            rc = pkc_conn_request_end(conn, sl->cfg.acks != 0, &corr);
+            rc = pkc_conn_request_end(conn, sl->cfg.acks != 0, corr);
         else
             pkc_conn_request_abort(conn);
     }
-    if (rc != PKC_OK) {
-        sl_set_result(&r, PKC_SL_LOCAL, 0, rc,
-                      "could not encode a Produce v%d request: %s",
-                      b->produce_version, pkc_status_str(rc));
-        pthread_mutex_lock(&sl->mu);
-        sl_req_fail(sl, req, &r, 0, 0);
-        pthread_mutex_unlock(&sl->mu);
-        return 0;
-    }
+    if (rc == PKC_OK)
+        return 1;
+    sl_set_result(&r, PKC_SL_LOCAL, 0, rc,
+                  "could not encode a Produce v%d request: %s", version,
+                  pkc_status_str(rc));
+    pthread_mutex_lock(&sl->mu);
+    sl_req_fail(sl, req, &r, 0, 0);
+    pthread_mutex_unlock(&sl->mu);
+    return 0;
+}
 
-    now = pkc_now_ms();
+/* Sending, step 6: the request is in flight: counted, and at the tail of
+ * the broker's in-flight FIFO (sender, unlocked; one lock scope). */
+static void
+sl_send_enqueue(pkc_sl *sl, sl_broker *b, sl_req *req, int32_t corr)
+{
     req->correlation_id = corr;
-    req->deadline_ms = now + sl->cfg.request_timeout_ms;
+    req->deadline_ms = pkc_now_ms() + sl->cfg.request_timeout_ms;
     req->next = NULL;
     pthread_mutex_lock(&sl->mu);
     sl->stats.requests++;
@@ -958,155 +999,248 @@ sl_send_request(pkc_sl *sl, sl_broker *b, sl_req *req, const char *host,
     b->inflight_tail = req;
     b->n_inflight++;
     pthread_mutex_unlock(&sl->mu);
+}
 
-    /* Write what the socket takes now; poll() does the rest. */
+/* Sending, step 7: write what the socket takes now (poll() does the
+ * rest).  Returns 1, or 0 when the connection broke: then every request
+ * in flight on it failed an attempt (sender, unlocked). */
+static int
+sl_send_flush(pkc_sl *sl, sl_broker *b, const char *host, int port)
+{
+    pkc_conn *conn = pkc_link_conn(&b->link);
+    pkc_sl_result r;
+    int rc;
+
     do {
         rc = pkc_conn_flush(conn, 0);
     } while (rc == PKC_ERR_INTR);
-    if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT) {
-        sl_set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
-                      conn->errstr[0] ? conn->errstr : pkc_status_str(rc));
-        pthread_mutex_lock(&sl->mu);
-        sl_broker_drop(sl, b, &r);
-        b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
-        pthread_mutex_unlock(&sl->mu);
+    if (rc == PKC_OK || rc == PKC_ERR_TIMEOUT)
+        return 1;
+    sl_set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
+                  conn->errstr[0] ? conn->errstr : pkc_status_str(rc));
+    pthread_mutex_lock(&sl->mu);
+    sl_broker_drop(sl, b, &r);
+    b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+    pthread_mutex_unlock(&sl->mu);
+    return 0;
+}
+
+/*
+ * Write request `req` to broker `b`, step by step, each step under its
+ * own lock scope (sender, unlocked).  Returns 1 when the request is in
+ * flight (with acks=0 it may be done already), else 0: the request was
+ * failed, or nothing of it was left to send.
+ */
+static int
+sl_send_request(pkc_sl *sl, sl_broker *b, sl_req *req, const char *host,
+                int port)
+{
+    int32_t corr = 0;
+
+    if (!sl_send_check_codec(sl, b, req, host, port))
+        return 0;
+    sl_send_preset(sl, req);
+    sl_send_finish(sl, req);
+    sl_send_sequence(sl, req);
+    if (req->n_batches == 0) {
+        sl_req_free(req);
         return 0;
     }
+    if (!sl_send_encode(sl, b, req, &corr))
+        return 0;
+    sl_send_enqueue(sl, b, req, corr);
+    if (!sl_send_flush(sl, b, host, port))
+        return 0;
     if (sl->cfg.acks == 0)
         sl_complete_written(sl, b);
     return 1;
 }
 
-/* Handle the response to the oldest request of `b` (sender, unlocked). */
+/* Answering, a success: NONE, or DUPLICATE_SEQUENCE_NUMBER for a batch
+ * with sequences (an earlier attempt of this very batch was written; the
+ * offset may be unknown, -1).  mu held. */
 static void
-sl_handle_response(pkc_sl *sl, sl_req *req, const pkc_response *resp,
-                   const char *host, int port)
+sl_answer_written(pkc_sl *sl, pkc_sl_batch *bt,
+                  const pkc_produce_partition_result *pr)
 {
-    pkc_produce_response results;
+    if (pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)
+        sl->stats.duplicates++;
+    bt->base_offset = pr->base_offset;
+    bt->log_append_time = pr->log_append_time;
+    memset(&bt->result, 0, sizeof(bt->result));
+    sl_batch_complete(sl, bt);
+}
+
+/* Answering, too large for the broker: the halves go instead, with the
+ * parent's sequence numbers; the parent goes back to the free list (its
+ * cookies moved to the halves).  No attempt counted.  mu held. */
+static void
+sl_answer_split(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch *h1,
+                pkc_sl_batch *h2)
+{
+    sl->stats.splits++;
+    if (bt->stamp_gen >= 0) {
+        h1->stamp_gen = h2->stamp_gen = bt->stamp_gen;
+        h1->stamp_pid = h2->stamp_pid = bt->stamp_pid;
+        h1->base_seq = bt->base_seq;
+        h2->base_seq =
+            (int32_t)(((int64_t)bt->base_seq + h1->count) & INT32_MAX);
+    }
+    sl_batch_to_retry(sl, h1);
+    sl_batch_to_retry(sl, h2);
+    bt->count = 0;
+    sl_batch_put(sl, bt);
+    sl_wake_sender(sl);
+}
+
+/* Answering, OUT_OF_ORDER_SEQUENCE_NUMBER behind a batch of the same
+ * partition that failed: it follows that one, and the attempt does not
+ * count.  mu held. */
+static void
+sl_answer_behind_gap(pkc_sl *sl, pkc_sl_batch *bt, const char *host,
+                     int port)
+{
+    sl_set_result(&bt->result, PKC_SL_KAFKA,
+                  PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 0,
+                  "Produce to %s:%d for partition %d failed: out of "
+                  "order sequence number", host, port, bt->partition);
+    bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+    sl->stats.retries++;
+    sl_batch_to_retry(sl, bt);
+}
+
+/* Answering, any other error code: Kafka's classification, as the fetch
+ * loop uses it (the codes the producer treats apart are handled by the
+ * functions above).  With `new_producer_id` (OUT_OF_ORDER_SEQUENCE_NUMBER
+ * first of its partition, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID on
+ * a batch with sequences: the broker's state of this producer does not
+ * match ours, as when acks=1 data was lost in a leader change or the
+ * producer's state expired) the attempt is retried under a new producer
+ * id.  mu held. */
+static void
+sl_answer_error(pkc_sl *sl, pkc_sl_batch *bt,
+                const pkc_produce_partition_result *pr, int new_producer_id,
+                const char *host, int port)
+{
+    int code = pr->error_code;
+    pkc_sl_result r;
+
+    sl_set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
+                  "Produce to %s:%d for partition %d failed%s%s", host,
+                  port, bt->partition, pr->message[0] ? ": " : "",
+                  pr->message);
+    if (new_producer_id) {
+        sl_want_producer_id(sl);
+        sl_attempt_failed(sl, bt, &r, 1, 0);
+        return;
+    }
+    sl_attempt_failed(sl, bt, &r, pkc_kafka_error_retriable(code),
+                      pkc_kafka_error_refresh_metadata(code));
+}
+
+/* Answering one batch of a request: its partition's result `pr` (NULL
+ * when the response has none), and the halves it was split into, if it
+ * was (mu held; the caller then lands it). */
+static void
+sl_answer_batch(pkc_sl *sl, pkc_sl_batch *bt,
+                const pkc_produce_partition_result *pr, pkc_sl_batch *h1,
+                pkc_sl_batch *h2, const char *host, int port)
+{
+    sl_part *p = &sl->parts[bt->partition];
+    int stamped = bt->stamp_pid >= 0; /* sequence numbers were on it */
+    int code = pr != NULL ? pr->error_code : PKC_KERR_NONE;
+    pkc_sl_result r;
+
+    if (pr == NULL) {
+        sl_set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
+                      "%s:%d: the Produce response has no result for "
+                      "partition %d", host, port, bt->partition);
+        sl_attempt_failed(sl, bt, &r, 1, 0);
+    }
+    else if (code == PKC_KERR_NONE ||
+             (stamped && code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER))
+        sl_answer_written(sl, bt, pr);
+    else if (h1 != NULL)
+        sl_answer_split(sl, bt, h1, h2);
+    else if (stamped && code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER &&
+             (p->retry_head != NULL || p->gap))
+        sl_answer_behind_gap(sl, bt, host, port);
+    else
+        sl_answer_error(sl, bt, pr,
+                        stamped &&
+                            (code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ||
+                             code == PKC_KERR_INVALID_PRODUCER_EPOCH ||
+                             code == PKC_KERR_UNKNOWN_PRODUCER_ID),
+                        host, port);
+}
+
+/* A batch of several records refused as too large (MESSAGE_TOO_LARGE,
+ * RECORD_LIST_TOO_LARGE) is split in two, without the lock; *h1 and *h2
+ * are the halves, or NULL (sender, unlocked). */
+static void
+sl_answer_split_if_too_large(pkc_sl *sl, pkc_sl_batch *bt,
+                             const pkc_produce_partition_result *pr,
+                             pkc_sl_batch **h1, pkc_sl_batch **h2)
+{
+    *h1 = *h2 = NULL;
+    if (pr == NULL || bt->count <= 1 ||
+        (pr->error_code != PKC_KERR_MESSAGE_TOO_LARGE &&
+         pr->error_code != PKC_KERR_RECORD_LIST_TOO_LARGE))
+        return;
+    if (sl_batch_split(sl, bt, h1, h2) != PKC_OK)
+        *h1 = *h2 = NULL;
+}
+
+/* Decode the response to `req` into *results.  Returns 1, or 0 with
+ * every batch of the request failed an attempt (sender, unlocked). */
+static int
+sl_answer_decode(pkc_sl *sl, sl_req *req, const pkc_response *resp,
+                 pkc_produce_response *results, const char *host, int port)
+{
     pkc_proto_error perr;
     pkc_sl_result r;
     int rc;
 
     rc = pkc_produce_decode(&sl->fields, resp->api_version, resp->body,
-                            resp->body_len, sl->topic, sl->topic_len, &results,
-                            &perr);
-    if (rc != 0) {
-        if (rc == PKC_ERR_NOMEM)
-            sl_set_result(&r, PKC_SL_LOCAL, 0, PKC_ERR_NOMEM,
-                          "out of memory decoding a Produce response");
-        else
-            sl_set_result(&r, PKC_SL_DECODE, 0, rc,
-                          "%s:%d: malformed Produce v%d response: %s in field "
-                          "'%s' at byte %zu of %zu", host, port,
-                          resp->api_version, pkc_status_str(rc), perr.path,
-                          perr.offset, resp->body_len);
-        pthread_mutex_lock(&sl->mu);
-        sl_req_fail(sl, req, &r, 1, 0);
-        pthread_mutex_unlock(&sl->mu);
-        return;
-    }
+                            resp->body_len, sl->topic, sl->topic_len,
+                            results, &perr);
+    if (rc == 0)
+        return 1;
+    if (rc == PKC_ERR_NOMEM)
+        sl_set_result(&r, PKC_SL_LOCAL, 0, PKC_ERR_NOMEM,
+                      "out of memory decoding a Produce response");
+    else
+        sl_set_result(&r, PKC_SL_DECODE, 0, rc,
+                      "%s:%d: malformed Produce v%d response: %s in field "
+                      "'%s' at byte %zu of %zu", host, port,
+                      resp->api_version, pkc_status_str(rc), perr.path,
+                      perr.offset, resp->body_len);
+    pthread_mutex_lock(&sl->mu);
+    sl_req_fail(sl, req, &r, 1, 0);
+    pthread_mutex_unlock(&sl->mu);
+    return 0;
+}
 
+/* Handle the response to `req`, the oldest request of its broker: each
+ * batch answered under its own lock scope (sender, unlocked). */
+static void
+sl_handle_response(pkc_sl *sl, sl_req *req, const pkc_response *resp,
+                   const char *host, int port)
+{
+    pkc_produce_response results;
+
+    if (!sl_answer_decode(sl, req, resp, &results, host, port))
+        return;
     for (int32_t i = 0; i < req->n_batches; i++) {
         pkc_sl_batch *bt = req->batches[i];
+        int32_t part = bt->partition;
         const pkc_produce_partition_result *pr =
-            pkc_produce_response_find(&results, bt->partition);
-        pkc_sl_batch *h1 = NULL, *h2 = NULL;
-        int32_t part;
-        int stamped;
+            pkc_produce_response_find(&results, part);
+        pkc_sl_batch *h1, *h2;
 
-        if (pr != NULL && (pr->error_code == PKC_KERR_MESSAGE_TOO_LARGE ||
-                           pr->error_code == PKC_KERR_RECORD_LIST_TOO_LARGE) &&
-            bt->count > 1) {
-            if (sl_batch_split(sl, bt, &h1, &h2) != PKC_OK)
-                h1 = h2 = NULL;
-        }
+        sl_answer_split_if_too_large(sl, bt, pr, &h1, &h2);
         pthread_mutex_lock(&sl->mu);
-        part = bt->partition;
-        /* Sequence numbers were on this batch. */
-        stamped = bt->stamp_pid >= 0;
-        if (pr == NULL) {
-            sl_set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
-                          "%s:%d: the Produce response has no result for "
-                          "partition %d", host, port, bt->partition);
-            sl_attempt_failed(sl, bt, &r, 1, 0);
-        }
-        else if (pr->error_code == PKC_KERR_NONE ||
-                 (stamped &&
-                  pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)) {
-            /* DUPLICATE_SEQUENCE_NUMBER: an earlier attempt of this very
-             * batch was written; the offset may be unknown (-1). */
-            if (pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)
-                sl->stats.duplicates++;
-            bt->base_offset = pr->base_offset;
-            bt->log_append_time = pr->log_append_time;
-            memset(&bt->result, 0, sizeof(bt->result));
-            sl_batch_complete(sl, bt);
-        }
-        else if (h1 != NULL) {
-            /* Too large for the broker: send the halves instead, with the
-             * parent's sequence numbers. */
-            sl->stats.splits++;
-            if (bt->stamp_gen >= 0) {
-                h1->stamp_gen = h2->stamp_gen = bt->stamp_gen;
-                h1->stamp_pid = h2->stamp_pid = bt->stamp_pid;
-                h1->base_seq = bt->base_seq;
-                h2->base_seq = (int32_t)(((int64_t)bt->base_seq +
-                                          h1->count) & INT32_MAX);
-            }
-            sl_batch_to_retry(sl, h1);
-            sl_batch_to_retry(sl, h2);
-            /* The cookies moved to the halves. */
-            bt->count = 0;
-            sl_batch_put(sl, bt);
-            sl_wake_sender(sl);
-        }
-        else if (stamped &&
-                 pr->error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER &&
-                 (sl->parts[part].retry_head != NULL ||
-                  sl->parts[part].gap)) {
-            /* OUT_OF_ORDER_SEQUENCE_NUMBER behind a batch of the same
-             * partition that failed: it follows that one, and the attempt
-             * does not count. */
-            sl_set_result(&r, PKC_SL_KAFKA,
-                          PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 0,
-                          "Produce to %s:%d for partition %d failed: out of "
-                          "order sequence number", host, port, bt->partition);
-            bt->result = r;
-            bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
-            sl->stats.retries++;
-            sl_batch_to_retry(sl, bt);
-        }
-        else if (stamped &&
-                 (pr->error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ||
-                  pr->error_code == PKC_KERR_INVALID_PRODUCER_EPOCH ||
-                  pr->error_code == PKC_KERR_UNKNOWN_PRODUCER_ID)) {
-            /* OUT_OF_ORDER_SEQUENCE_NUMBER (first of its partition),
-             * INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID: the broker's
-             * state of this producer does not match ours (acks=1 data lost
-             * in a leader change, or the producer's state expired).  Retry
-             * under a new producer id. */
-            int code = pr->error_code;
-
-            sl_set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
-                          "Produce to %s:%d for partition %d failed%s%s",
-                          host, port, bt->partition,
-                          pr->message[0] ? ": " : "", pr->message);
-            sl_want_producer_id(sl);
-            sl_attempt_failed(sl, bt, &r, 1, 0);
-        }
-        else {
-            int code = pr->error_code;
-
-            sl_set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
-                          "Produce to %s:%d for partition %d failed%s%s",
-                          host, port, bt->partition,
-                          pr->message[0] ? ": " : "", pr->message);
-            /* Kafka's classification, as the fetch loop uses it: the
-             * producer needs no policy of its own here (the codes it
-             * treats apart are handled above). */
-            sl_attempt_failed(sl, bt, &r, pkc_kafka_error_retriable(code),
-                              pkc_kafka_error_refresh_metadata(code));
-        }
+        sl_answer_batch(sl, bt, pr, h1, h2, host, port);
         sl_batch_landed(sl, part);
         pthread_mutex_unlock(&sl->mu);
     }
