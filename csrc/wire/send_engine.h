@@ -1,27 +1,32 @@
 /*
- * send_engine.h - private to the send engine: included by sendloop.c,
- * send_batch.c and send_plan.c only.  The glue and the tests use
- * sendloop.h; nothing outside the engine may see these structs.
+ * send_engine.h - private to the send engine: included by its files
+ * only (below).  The glue and the tests use sendloop.h; nothing outside
+ * the engine may see these structs.
  *
  * The engine's files, one concern each:
- *   sendloop.c    the engine's policy: lifecycle and config, the broker and
- *                 leader tables, append, the producer-id handover, sending
- *                 requests and answering their responses (retries), the
- *                 broker links, flush/stop/events and the sender's loop.
- *   send_batch.c  a batch's life: made, reused and freed, its cookies, its
- *                 moves between its partition's queues (open, ready,
- *                 retry, in a request), filed on the done list, split in
- *                 two when the broker refuses it as too large.
- *   send_plan.c   the planner: what the sender does for each broker this
- *                 round (fail, connect, re-authenticate, or build
- *                 requests), sealing due batches and finishing
- *                 (compressing) them ahead of their request.
+ *   sendloop.c      the engine's policy: lifecycle and config, append,
+ *                   the producer-id handover, sending requests and
+ *                   answering their responses (retries), the broker links,
+ *                   flush/stop/events and the sender's loop.
+ *   send_brokers.c  the broker and leader tables: the brokers the glue
+ *                   listed, each with its link, and each partition's
+ *                   leader resolved to its broker entry.
+ *   send_batch.c    a batch's life: made, reused and freed, its cookies,
+ *                   its moves between its partition's queues (open, ready,
+ *                   retry, in a request), filed on the done list, split in
+ *                   two when the broker refuses it as too large.
+ *   send_plan.c     the planner: what the sender does for each broker this
+ *                   round (fail, connect, re-authenticate, or build
+ *                   requests), sealing due batches and finishing
+ *                   (compressing) them ahead of their request.
  * The Produce bytes are produce_codec.c's, which knows none of this.
  *
- * Names.  Public functions are pkc_sl_* (sendloop.h).  Inside the engine
- * a function's prefix names its file: sl_batch_* send_batch.c, sl_plan_*
- * send_plan.c, any other sl_* sendloop.c.  One short name per type: bt a
- * batch, b a broker, p a partition, req a request, r a result.
+ * Names.  Public functions are pkc_sl_* (sendloop.h; pkc_sl_set_brokers
+ * and pkc_sl_set_leaders are send_brokers.c's).  Inside the engine a
+ * function's prefix names its file: sl_brokers_* send_brokers.c,
+ * sl_batch_* send_batch.c, sl_plan_* send_plan.c, any other sl_*
+ * sendloop.c.  One short name per type: bt a batch, b a
+ * broker, p a partition, req a request, r a result.
  *
  * Locking: the one discipline of the engine.
  * - One mutex, sl->mu, guards every field below unless its comment says
@@ -225,6 +230,12 @@ void sl_req_fail(pkc_sl *sl, sl_req *req, const pkc_sl_result *r,
  * batch is in flight, restarting every partition's sequence at 0 (mu
  * held).  Returns 0 while one still waits, else 1. */
 int sl_apply_producer_id(pkc_sl *sl);
+
+/* ------------------------- send_brokers.c: the broker and leader tables */
+
+/* The broker entry of `node_id`, listed or not any more, or NULL when it
+ * never was (mu held). */
+sl_broker *sl_brokers_find(pkc_sl *sl, int32_t node_id);
 
 /* ------------------------------------------- send_batch.c: a batch's life */
 

@@ -22,10 +22,6 @@
 #include "kafka_errors.h"
 #include "send_engine.h"
 
-/* Batches kept for reuse (each keeps its builder's buffers). */
-#define FREE_BATCHES_MAX 8
-/* Partition ids above this are refused (metadata sanity). */
-#define PARTITION_ID_MAX (1 << 20)
 /* A broker that refused our connection for good (TLS, SASL, no Produce
  * version) is not asked again sooner than this. */
 #define REFUSED_BACKOFF_MS 5000
@@ -94,27 +90,6 @@ sl_request_metadata(pkc_sl *sl)
         sl->last_metadata_ms = pkc_now_ms();
         pthread_cond_broadcast(&sl->ev_cond);
     }
-}
-
-static sl_broker *
-sl_find_broker(pkc_sl *sl, int32_t node_id)
-{
-    for (size_t i = 0; i < sl->nbrokers; i++)
-        if (sl->brokers[i]->node_id == node_id)
-            return sl->brokers[i];
-    return NULL;
-}
-
-/* The broker entry for a leader id, or NULL unless it is in the table. */
-static sl_broker *
-sl_leader_broker(pkc_sl *sl, int32_t leader)
-{
-    sl_broker *b;
-
-    if (leader < 0)
-        return NULL;
-    b = sl_find_broker(sl, leader);
-    return (b != NULL && b->present) ? b : NULL;
 }
 
 /* ------------------------------------------------------- failed attempts */
@@ -283,157 +258,7 @@ error:
     return rc;
 }
 
-/* ------------------------------------------------------------ the tables */
-
-/* A broker's link, set up as the engine's config says. */
-static int
-sl_link_init(pkc_sl *sl, pkc_link *link)
-{
-    pkc_link_config lc;
-
-    memset(&lc, 0, sizeof(lc));
-    lc.client_id = sl->client_id;
-    lc.source_host = sl->source_host;
-    lc.source_port = sl->cfg.source_port;
-    lc.setup_timeout_ms = sl->cfg.connect_timeout_ms;
-    lc.security = sl->security;
-    lc.software_name = "pykafka-c";
-    lc.software_version = sl->software_version;
-    return pkc_link_init(link, &lc);
-}
-
-int
-pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *addrs, size_t n)
-{
-    int rc = PKC_OK;
-
-    pthread_mutex_lock(&sl->mu);
-    for (size_t i = 0; i < sl->nbrokers; i++)
-        sl->brokers[i]->present = 0;
-    for (size_t i = 0; i < n; i++) {
-        sl_broker *b = sl_find_broker(sl, addrs[i].node_id);
-
-        if (addrs[i].host == NULL || strlen(addrs[i].host) >= 256) {
-            rc = PKC_ERR_INVALID;
-            continue;
-        }
-        if (b == NULL) {
-            if (sl->nbrokers == sl->cap_brokers) {
-                size_t ncap = sl->cap_brokers ? sl->cap_brokers * 2 : 8;
-                sl_broker **more = realloc(sl->brokers, ncap * sizeof(*more));
-
-                if (more == NULL) {
-                    rc = PKC_ERR_NOMEM;
-                    break;
-                }
-                sl->brokers = more;
-                sl->cap_brokers = ncap;
-            }
-            b = calloc(1, sizeof(*b));
-            if (b == NULL) {
-                rc = PKC_ERR_NOMEM;
-                break;
-            }
-            if (sl_link_init(sl, &b->link) != PKC_OK) {
-                pkc_link_free(&b->link);
-                free(b);
-                rc = PKC_ERR_NOMEM;
-                break;
-            }
-            b->link_inited = 1;
-            b->node_id = addrs[i].node_id;
-            b->produce_version = -1;
-            sl->brokers[sl->nbrokers++] = b;
-        }
-        else if (strcmp(b->host, addrs[i].host) != 0 ||
-                 b->port != addrs[i].port) {
-            b->addr_changed = 1;
-        }
-        snprintf(b->host, sizeof(b->host), "%s", addrs[i].host);
-        b->port = addrs[i].port;
-        b->present = 1;
-    }
-    /* Leaders may now resolve to (or lose) a broker entry. */
-    for (int32_t id = 0; id < sl->nparts; id++) {
-        sl_part *p = &sl->parts[id];
-        sl_broker *leader_b;
-
-        if (!p->known)
-            continue;
-        leader_b = sl_leader_broker(sl, p->leader);
-        if (leader_b != p->broker) {
-            if (p->broker != NULL)
-                p->broker->unsent -= p->unsent;
-            if (leader_b != NULL)
-                leader_b->unsent += p->unsent;
-            p->broker = leader_b;
-        }
-        if (leader_b == NULL && p->leaderless_since < 0)
-            p->leaderless_since = pkc_now_ms();
-        else if (leader_b != NULL)
-            p->leaderless_since = -1;
-    }
-    sl_wake_sender(sl);
-    pthread_mutex_unlock(&sl->mu);
-    return rc;
-}
-
-int
-pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
-                   const int32_t *leaders, size_t n)
-{
-    int rc = PKC_OK;
-
-    pthread_mutex_lock(&sl->mu);
-    for (size_t i = 0; i < n; i++) {
-        int32_t id = partitions[i];
-        sl_part *p;
-        sl_broker *leader_b;
-
-        if (id < 0 || id > PARTITION_ID_MAX) {
-            rc = PKC_ERR_INVALID;
-            continue;
-        }
-        if (id >= sl->nparts) {
-            int32_t ncount = id + 1;
-            sl_part *np = realloc(sl->parts, (size_t)ncount * sizeof(*np));
-
-            if (np == NULL) {
-                rc = PKC_ERR_NOMEM;
-                break;
-            }
-            memset(np + sl->nparts, 0,
-                   (size_t)(ncount - sl->nparts) * sizeof(*np));
-            for (int32_t j = sl->nparts; j < ncount; j++) {
-                np[j].leader = -1;
-                np[j].leaderless_since = -1;
-            }
-            sl->parts = np;
-            sl->nparts = ncount;
-        }
-        p = &sl->parts[id];
-        p->known = 1;
-        p->leader = leaders[i];
-        leader_b = sl_leader_broker(sl, p->leader);
-        if (leader_b != p->broker) {
-            if (p->broker != NULL)
-                p->broker->unsent -= p->unsent;
-            if (leader_b != NULL)
-                leader_b->unsent += p->unsent;
-            p->broker = leader_b;
-        }
-        if (leader_b == NULL) {
-            if (p->leaderless_since < 0)
-                p->leaderless_since = pkc_now_ms();
-        }
-        else {
-            p->leaderless_since = -1;
-        }
-    }
-    sl_wake_sender(sl);
-    pthread_mutex_unlock(&sl->mu);
-    return rc;
-}
+/* --------------------------------------------- the producer-id handover */
 
 int
 sl_apply_producer_id(pkc_sl *sl)
@@ -1759,7 +1584,7 @@ pkc_sl_produce_version(pkc_sl *sl, int32_t node_id)
     int v = -1;
 
     pthread_mutex_lock(&sl->mu);
-    b = sl_find_broker(sl, node_id);
+    b = sl_brokers_find(sl, node_id);
     if (b != NULL)
         v = b->produce_version;
     pthread_mutex_unlock(&sl->mu);
