@@ -4,10 +4,13 @@
  * the engine may see these structs.
  *
  * The engine's files, one concern each:
- *   sendloop.c      the engine's policy: lifecycle and config, append,
- *                   the producer-id handover, sending requests and
- *                   answering their responses (retries), the broker links,
- *                   flush/stop/events and the sender's loop.
+ *   sendloop.c      the engine's policy: append, the producer-id handover,
+ *                   sending requests and answering their responses
+ *                   (retries), the broker links, flush/stop/events and the
+ *                   sender's loop.
+ *   send_engine.c   making and freeing an engine: the config checked and
+ *                   copied with its defaults, the largest batch, the lock,
+ *                   condition variables and reactor.
  *   send_brokers.c  the broker and leader tables: the brokers the glue
  *                   listed, each with its link, and each partition's
  *                   leader resolved to its broker entry.
@@ -21,11 +24,12 @@
  *                   (compressing) them ahead of their request.
  * The Produce bytes are produce_codec.c's, which knows none of this.
  *
- * Names.  Public functions are pkc_sl_* (sendloop.h; pkc_sl_set_brokers
- * and pkc_sl_set_leaders are send_brokers.c's).  Inside the engine a
- * function's prefix names its file: sl_brokers_* send_brokers.c,
- * sl_batch_* send_batch.c, sl_plan_* send_plan.c, any other sl_*
- * sendloop.c.  One short name per type: bt a batch, b a
+ * Names.  Public functions are pkc_sl_* (sendloop.h; pkc_sl_new and
+ * pkc_sl_free are send_engine.c's, pkc_sl_set_brokers and
+ * pkc_sl_set_leaders send_brokers.c's).  Inside the engine a function's
+ * prefix names its file: sl_engine_* send_engine.c, sl_brokers_*
+ * send_brokers.c, sl_batch_* send_batch.c, sl_plan_* send_plan.c, any
+ * other sl_* sendloop.c.  One short name per type: bt a batch, b a
  * broker, p a partition, req a request, r a result.
  *
  * Locking: the one discipline of the engine.

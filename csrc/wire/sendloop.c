@@ -54,17 +54,6 @@ sl_wake_sender(pkc_sl *sl)
     pkc_reactor_wake(&sl->reactor);
 }
 
-static void
-sl_cond_init_monotonic(pthread_cond_t *c)
-{
-    pthread_condattr_t attr;
-
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &attr);
-    pthread_condattr_destroy(&attr);
-}
-
 /* Wait on `c` until signalled or `deadline` (monotonic ms).  Returns 0 on a
  * wake-up, ETIMEDOUT when the deadline passed. */
 static int
@@ -146,116 +135,6 @@ sl_attempt_failed(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r,
         sl_want_producer_id(sl);
     }
     sl_batch_fail(sl, bt, r);
-}
-
-/* ------------------------------------------------------------- lifecycle */
-
-int
-pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
-           size_t errlen)
-{
-    pkc_sl *sl = NULL;
-    size_t overhead;
-    int rc;
-
-    *out = NULL;
-    if (errlen > 0)
-        errbuf[0] = '\0';
-    if (cfg->topic == NULL || cfg->topic[0] == '\0' ||
-        strlen(cfg->topic) > 32767) {
-        snprintf(errbuf, errlen, "invalid topic name");
-        return PKC_ERR_INVALID;
-    }
-    if (!pkc_codec_available(cfg->codec)) {
-        snprintf(errbuf, errlen, "compression codec %s is not available "
-                 "in this build", pkc_codec_name(cfg->codec));
-        return PKC_ERR_CODEC;
-    }
-    if (cfg->max_retries < 0 || cfg->retry_backoff_ms < 0 ||
-        cfg->linger_ms < 0 || cfg->min_queued < 1 ||
-        cfg->max_request_size < 1 || cfg->max_in_flight < 1) {
-        snprintf(errbuf, errlen, "invalid producer configuration");
-        return PKC_ERR_INVALID;
-    }
-
-    sl = calloc(1, sizeof(*sl));
-    if (sl == NULL)
-        return PKC_ERR_NOMEM;
-    sl->reactor.wake_fd = -1;
-    sl->cfg = *cfg;
-    sl->topic = strdup(cfg->topic);
-    sl->client_id = strdup(cfg->client_id ? cfg->client_id : "pykafka_c");
-    sl->source_host = strdup(cfg->source_host ? cfg->source_host : "");
-    sl->software_version = strdup(cfg->software_version
-                                      ? cfg->software_version : "0");
-    sl->security = pkc_security_ref(cfg->security);
-    if (sl->topic == NULL || sl->client_id == NULL ||
-        sl->source_host == NULL || sl->software_version == NULL) {
-        rc = PKC_ERR_NOMEM;
-        goto error;
-    }
-    sl->cfg.topic = sl->topic;
-    sl->cfg.client_id = sl->client_id;
-    sl->cfg.source_host = sl->source_host;
-    sl->cfg.software_version = sl->software_version;
-    sl->topic_len = strlen(sl->topic);
-    if (sl->cfg.max_queued < 1)
-        sl->cfg.max_queued = 1;
-    if (sl->cfg.connect_timeout_ms <= 0)
-        sl->cfg.connect_timeout_ms = 10000;
-    if (sl->cfg.request_timeout_ms <= 0)
-        sl->cfg.request_timeout_ms = 30000;
-    if (sl->cfg.leader_wait_ms <= 0)
-        sl->cfg.leader_wait_ms = 10000;
-
-    /* A batch must fit in one request with its framing. */
-    overhead = PKC_SL_REQUEST_OVERHEAD + sl->topic_len +
-               PKC_SL_PARTITION_OVERHEAD + strlen(sl->client_id);
-    if (cfg->max_request_size > overhead + PKC_BATCH_HEADER_SIZE + 16)
-        sl->batch_max = cfg->max_request_size - overhead;
-    else
-        sl->batch_max = PKC_BATCH_HEADER_SIZE + 16;
-    if (sl->batch_max > INT32_MAX)
-        sl->batch_max = INT32_MAX;
-
-    if ((rc = pkc_produce_fields_init(&sl->fields, errbuf, errlen)) !=
-        PKC_OK)
-        goto error;
-
-    if (pkc_reactor_init(&sl->reactor) != PKC_OK) {
-        snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
-        rc = PKC_ERR_IO;
-        goto error;
-    }
-    pthread_mutex_init(&sl->mu, NULL);
-    sl_cond_init_monotonic(&sl->space_cond);
-    sl_cond_init_monotonic(&sl->idle_cond);
-    sl_cond_init_monotonic(&sl->ev_cond);
-    sl->last_metadata_ms = -1;
-    if (sl->cfg.acks == 0)
-        sl->cfg.idempotent = 0; /* no answers, no sequence checks */
-    sl->pid = -1;
-    sl->epoch = -1;
-    sl->stats.producer_id = -1;
-    if (sl->cfg.idempotent) {
-        sl->pid_wanted = 1;
-        sl->ev_pid = 1;
-        sl->stats.producer_id_requests = 1;
-    }
-    *out = sl;
-    return PKC_OK;
-
-error:
-    if (sl != NULL) {
-        pkc_reactor_free(&sl->reactor);
-        pkc_security_unref(sl->security);
-        free(sl->topic);
-        free(sl->client_id);
-        free(sl->source_host);
-        free(sl->software_version);
-        free(sl);
-    }
-    return rc;
 }
 
 /* --------------------------------------------- the producer-id handover */
@@ -1589,41 +1468,4 @@ pkc_sl_produce_version(pkc_sl *sl, int32_t node_id)
         v = b->produce_version;
     pthread_mutex_unlock(&sl->mu);
     return v;
-}
-
-void
-pkc_sl_free(pkc_sl *sl)
-{
-    pkc_sl_batch *bt;
-
-    if (sl == NULL)
-        return;
-    pkc_sl_stop(sl, 0);
-    while ((bt = sl->done_head) != NULL) {
-        sl->done_head = bt->next;
-        sl_batch_destroy(bt);
-    }
-    while ((bt = sl->free_list) != NULL) {
-        sl->free_list = bt->next;
-        sl_batch_destroy(bt);
-    }
-    for (size_t i = 0; i < sl->nbrokers; i++) {
-        if (sl->brokers[i]->link_inited)
-            pkc_link_free(&sl->brokers[i]->link);
-        free(sl->brokers[i]);
-    }
-    free(sl->brokers);
-    free(sl->parts);
-    free(sl->encode_parts);
-    pthread_mutex_destroy(&sl->mu);
-    pthread_cond_destroy(&sl->space_cond);
-    pthread_cond_destroy(&sl->idle_cond);
-    pthread_cond_destroy(&sl->ev_cond);
-    pkc_reactor_free(&sl->reactor);
-    pkc_security_unref(sl->security);
-    free(sl->topic);
-    free(sl->client_id);
-    free(sl->source_host);
-    free(sl->software_version);
-    free(sl);
 }
