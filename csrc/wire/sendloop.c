@@ -20,157 +20,19 @@
 #include "api_support.h"
 #include "compress.h"
 #include "kafka_errors.h"
-#include "link.h"
-#include "proto.h"
-#include "reactor.h"
+#include "send_engine.h"
 
-/* Batches kept for reuse (each keeps its builder's buffers). */
-#define FREE_BATCHES_MAX 8
-/* Partition ids above this are refused (metadata sanity). */
-#define PARTITION_ID_MAX (1 << 20)
 /* A broker that refused our connection for good (TLS, SASL, no Produce
  * version) is not asked again sooner than this. */
 #define REFUSED_BACKOFF_MS 5000
 /* The sender never sleeps longer than this (it re-plans on wake-up). */
 #define MAX_POLL_MS 1000
-/* Sealed batches finished ahead of their request, per partition (the
- * first few of its ready FIFO; bounds the work and the memory). */
-#define FINISH_AHEAD_DEPTH 4
-
-/* ------------------------------------------------------------ structures */
-
-/* One Produce request written to a connection and not finished yet. */
-typedef struct pkc_sl_req pkc_sl_req;
-struct pkc_sl_req {
-    pkc_sl_req *next;
-    int32_t correlation_id;
-    int64_t deadline_ms;   /* no response by then: the connection is dropped */
-    int32_t nb;
-    int32_t cap;
-    pkc_sl_batch **b;
-};
-
-typedef struct {
-    int32_t node_id;
-    int present;           /* in the latest broker table */
-    /* Address, written under mu by pkc_sl_set_brokers. */
-    char host[256];
-    int port;
-    int addr_changed;      /* reconnect before the next request */
-    /* The connection (sender-only, and pkc_sl_stop after the join): DOWN,
-     * being set up (connect, TLS, ApiVersions, SASL: stepped by the
-     * sender's poll loop), or READY. */
-    pkc_link link;
-    int link_inited;
-    int want_connect;      /* start the link this round (planner) */
-    int want_step;         /* a due re-authentication can start (planner) */
-    int refused;           /* the last set-up failed: fail one attempt of
-                              each partition's head batch (planner) */
-    pkc_sl_result refusal; /* ... with this result */
-    int refusal_retriable;
-    /* Under mu. */
-    int16_t produce_version; /* -1 until the link is READY */
-    int64_t connect_after; /* connect backoff (monotonic ms) */
-    pkc_sl_req *inflight_head, *inflight_tail;
-    int n_inflight;
-    /* Under mu. */
-    int64_t unsent;        /* records in open/ready batches it leads */
-    int32_t rr;            /* round-robin start among its partitions */
-} sl_broker;
-
-typedef struct {
-    int known;             /* listed by pkc_sl_set_leaders */
-    int32_t leader;        /* node id, -1 none */
-    sl_broker *lb;         /* the leader's broker entry, NULL if unknown */
-    pkc_sl_batch *open;
-    pkc_sl_batch *ready_head, *ready_tail;
-    /* Batches whose attempt failed while later batches of the partition
-     * were still in flight: they wait here, in partition order, until the
-     * last of those is answered, then go back to the head of the ready
-     * FIFO (so the order survives any mix of answers). */
-    pkc_sl_batch *retry_head, *retry_tail;
-    int64_t unsent;        /* records in open + ready + retry batches */
-    int n_in_flight;       /* of its batches in requests */
-    sl_broker *inflight_lb; /* the broker they went to */
-    int32_t next_seq;      /* idempotent: sequence of the next batch */
-    int gap;               /* a batch with sequences failed for good while
-                              others were in flight (they will be refused
-                              as out of order: they follow it) */
-    int64_t leaderless_since; /* monotonic ms, -1 while it has a leader */
-} sl_part;
-
-/* Field rows of the messages the engine encodes and decodes. */
-typedef struct {
-    const pkc_proto_field *req_transactional_id, *req_acks, *req_timeout_ms,
-        *req_topic_data, *req_name, *req_partition_data, *req_index,
-        *req_records;
-    const pkc_proto_field *resp_responses, *resp_name,
-        *resp_partition_responses, *resp_index, *resp_error_code,
-        *resp_base_offset, *resp_log_append_time_ms, *resp_error_message;
-} sl_fields;
-
-struct pkc_sl {
-    pkc_sl_config cfg;
-    char *topic;
-    size_t topic_len;
-    char *client_id;
-    size_t batch_max;          /* builder cap, bytes */
-    sl_fields fl;
-
-    pthread_mutex_t mu;
-    pthread_cond_t space_cond; /* producers waiting for room */
-    pthread_cond_t idle_cond;  /* flush/stop waiting for pending == 0 */
-    pthread_cond_t ev_cond;    /* the glue's event waiter */
-    pkc_reactor reactor;       /* the sender's poll set and wake-up fd */
-    int reactor_ok;
-    int wake_pending;
-    pkc_security *security;    /* a reference, or NULL: plain TCP */
-    char *source_host;
-    char *software_version;
-
-    pthread_t thread;
-    int thread_started;
-    int thread_joined;
-    int accepting;
-    int stop_now;
-    int sender_exited;
-    int flushers;              /* > 0: send everything now */
-    int ev_metadata;
-    int64_t last_metadata_ms;
-
-    sl_part *parts;            /* indexed by partition id */
-    int32_t nparts;            /* allocated entries */
-    sl_broker **brokers;       /* never freed before pkc_sl_free */
-    size_t nbrokers, cap_brokers;
-
-    pkc_sl_batch *done_head, *done_tail;
-    pkc_sl_batch *free_list;
-    int nfree;
-    int32_t finish_rr;         /* where finish_ahead starts looking */
-
-    /* Idempotence (all under mu). */
-    int64_t pid;               /* producer id in use, -1: none */
-    int16_t epoch;
-    int64_t pid_gen;           /* bumped whenever pid/epoch change */
-    int pid_wanted;            /* waiting for the glue's producer id */
-    int ev_pid;                /* PKC_SL_EV_PRODUCER_ID not yet seen */
-    int have_pending;          /* pending_pid waits for in-flight == 0 */
-    int64_t pending_pid;
-    int16_t pending_epoch;
-    int64_t inflight_batches;  /* batches in requests, all partitions */
-
-    pkc_sl_stats st;
-};
 
 /* ---------------------------------------------------------------- helpers */
 
-static void
-set_result(pkc_sl_result *r, int kind, int16_t code, int status,
-           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void
-set_result(pkc_sl_result *r, int kind, int16_t code, int status,
-           const char *fmt, ...)
+void
+sl_set_result(pkc_sl_result *r, int kind, int16_t code, int status,
+              const char *fmt, ...)
 {
     va_list va;
 
@@ -182,31 +44,20 @@ set_result(pkc_sl_result *r, int kind, int16_t code, int status,
     va_end(va);
 }
 
-static void
-wake_sender(pkc_sl *sl)
+void
+sl_wake_sender(pkc_sl *sl)
 {
-    /* Called with mu held; the wake-up never blocks (an eventfd). */
+    /* mu held; the wake-up never blocks (an eventfd). */
     if (sl->wake_pending)
         return;
     sl->wake_pending = 1;
     pkc_reactor_wake(&sl->reactor);
 }
 
-static void
-cond_init_monotonic(pthread_cond_t *c)
-{
-    pthread_condattr_t attr;
-
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &attr);
-    pthread_condattr_destroy(&attr);
-}
-
 /* Wait on `c` until signalled or `deadline` (monotonic ms).  Returns 0 on a
  * wake-up, ETIMEDOUT when the deadline passed. */
 static int
-cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline)
+sl_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline)
 {
     struct timespec ts;
 
@@ -219,222 +70,18 @@ cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline)
     return pthread_cond_timedwait(c, mu, &ts);
 }
 
-/* Ask the glue for fresh metadata (mu held). */
-static void
-request_metadata(pkc_sl *sl)
+void
+sl_request_metadata(pkc_sl *sl)
 {
     if (!sl->ev_metadata) {
         sl->ev_metadata = 1;
-        sl->st.metadata_requests++;
+        sl->stats.metadata_requests++;
         sl->last_metadata_ms = pkc_now_ms();
         pthread_cond_broadcast(&sl->ev_cond);
     }
 }
 
-static sl_broker *
-find_broker(pkc_sl *sl, int32_t node_id)
-{
-    for (size_t i = 0; i < sl->nbrokers; i++)
-        if (sl->brokers[i]->node_id == node_id)
-            return sl->brokers[i];
-    return NULL;
-}
-
-/* The broker entry for a leader id, or NULL unless it is in the table. */
-static sl_broker *
-leader_broker(pkc_sl *sl, int32_t leader)
-{
-    sl_broker *b;
-
-    if (leader < 0)
-        return NULL;
-    b = find_broker(sl, leader);
-    return (b != NULL && b->present) ? b : NULL;
-}
-
-/* ---------------------------------------------------------------- batches */
-
-static pkc_sl_batch *
-batch_get(pkc_sl *sl, int32_t partition)
-{
-    pkc_sl_batch *b = sl->free_list;
-
-    if (b != NULL) {
-        sl->free_list = b->next;
-        sl->nfree--;
-        pkc_batch_builder_reset(&b->bb);
-    }
-    else {
-        b = calloc(1, sizeof(*b));
-        if (b == NULL)
-            return NULL;
-        if (pkc_batch_builder_init(&b->bb, sl->cfg.codec, sl->cfg.level,
-                                   sl->batch_max) != PKC_OK) {
-            pkc_batch_builder_free(&b->bb);
-            free(b);
-            return NULL;
-        }
-    }
-    b->next = NULL;
-    b->partition = partition;
-    b->count = 0;
-    b->first_ms = -1;
-    b->created_ms = pkc_now_ms();
-    b->not_before_ms = 0;
-    b->attempts = 0;
-    b->stamp_gen = -1;
-    b->stamp_pid = -1;
-    b->base_seq = -1;
-    b->full = 0;
-    b->finish_tried = 0;
-    b->finished = 0;
-    b->wire = NULL;
-    b->wire_len = 0;
-    b->base_offset = -1;
-    b->log_append_time = -1;
-    memset(&b->result, 0, sizeof(b->result));
-    return b;
-}
-
-static void
-batch_destroy(pkc_sl_batch *b)
-{
-    if (b == NULL)
-        return;
-    pkc_batch_builder_free(&b->bb);
-    free(b->cookies);
-    free(b);
-}
-
-/* Return a batch to the free list (mu held). */
-static void
-batch_put(pkc_sl *sl, pkc_sl_batch *b)
-{
-    if (sl->nfree >= FREE_BATCHES_MAX) {
-        batch_destroy(b);
-        return;
-    }
-    b->count = 0;
-    b->next = sl->free_list;
-    sl->free_list = b;
-    sl->nfree++;
-}
-
-/* Make room for one more cookie (so an append never has to be undone). */
-static int
-batch_reserve_cookie(pkc_sl_batch *b)
-{
-    if (b->count >= b->cookies_cap) {
-        int32_t ncap = b->cookies_cap ? b->cookies_cap * 2 : 256;
-        pkc_sl_cookie *n = realloc(b->cookies, (size_t)ncap * sizeof(*n));
-
-        if (n == NULL)
-            return PKC_ERR_NOMEM;
-        b->cookies = n;
-        b->cookies_cap = ncap;
-    }
-    return PKC_OK;
-}
-
-static int
-batch_add_cookie(pkc_sl_batch *b, const pkc_sl_cookie *c)
-{
-    if (batch_reserve_cookie(b) != PKC_OK)
-        return PKC_ERR_NOMEM;
-    b->cookies[b->count] = *c;
-    return PKC_OK;
-}
-
-/* File a finished batch (mu held): the done list, or straight back to the
- * free list when nobody needs to see it. */
-static void
-complete_batch(pkc_sl *sl, pkc_sl_batch *b)
-{
-    int failed = b->result.kind != PKC_SL_OK;
-
-    sl->st.completed += b->count;
-    if (failed)
-        sl->st.failed += b->count;
-    if (!failed && !sl->cfg.keep_cookies) {
-        batch_put(sl, b);
-    }
-    else {
-        b->next = NULL;
-        if (sl->done_tail != NULL)
-            sl->done_tail->next = b;
-        else
-            sl->done_head = b;
-        sl->done_tail = b;
-        pthread_cond_broadcast(&sl->ev_cond);
-    }
-    if (sl->st.appended - sl->st.completed == 0)
-        pthread_cond_broadcast(&sl->idle_cond);
-}
-
-static void
-fail_batch(pkc_sl *sl, pkc_sl_batch *b, const pkc_sl_result *r)
-{
-    b->result = *r;
-    b->base_offset = -1;
-    complete_batch(sl, b);
-}
-
-/* Unsent accounting (mu held). */
-static void
-unsent_add(pkc_sl *sl, sl_part *p, int64_t n)
-{
-    p->unsent += n;
-    sl->st.unsent += n;
-    if (p->lb != NULL)
-        p->lb->unsent += n;
-    if (n < 0)
-        pthread_cond_broadcast(&sl->space_cond);
-}
-
-/* Queue a batch for another attempt behind the partition's other failed
- * batches (mu held); part_back() moves them to the ready FIFO's head. */
-static void
-retry_push(pkc_sl *sl, pkc_sl_batch *b)
-{
-    sl_part *p = &sl->parts[b->partition];
-
-    b->next = NULL;
-    if (p->retry_tail != NULL)
-        p->retry_tail->next = b;
-    else
-        p->retry_head = b;
-    p->retry_tail = b;
-    unsent_add(sl, p, b->count);
-}
-
-/*
- * One batch of `partition` is no longer in flight (mu held; call after
- * its result was filed).  When it was the partition's last, the batches
- * waiting for another attempt go back to the head of the ready FIFO, in
- * order.
- */
-static void
-part_back(pkc_sl *sl, int32_t partition)
-{
-    sl_part *p = &sl->parts[partition];
-
-    if (p->n_in_flight > 0) {
-        p->n_in_flight--;
-        sl->inflight_batches--;
-    }
-    if (p->n_in_flight > 0)
-        return;
-    p->inflight_lb = NULL;
-    p->gap = 0;
-    if (p->retry_head != NULL) {
-        p->retry_tail->next = p->ready_head;
-        if (p->ready_head == NULL)
-            p->ready_tail = p->retry_tail;
-        p->ready_head = p->retry_head;
-        p->retry_head = p->retry_tail = NULL;
-        wake_sender(sl);
-    }
-}
+/* ------------------------------------------------------- failed attempts */
 
 /*
  * The broker refused our producer state: drop the producer id (batches go
@@ -442,31 +89,20 @@ part_back(pkc_sl *sl, int32_t partition)
  * and ask the glue for a new one (mu held; idempotent engines).
  */
 static void
-want_producer_id(pkc_sl *sl)
+sl_want_producer_id(pkc_sl *sl)
 {
     if (sl->pid >= 0) {
         sl->pid = -1;
         sl->epoch = -1;
         sl->pid_gen++;
-        sl->st.producer_id = -1;
+        sl->stats.producer_id = -1;
     }
     if (sl->pid_wanted || sl->have_pending || !sl->cfg.idempotent)
         return;
     sl->pid_wanted = 1;
     sl->ev_pid = 1;
-    sl->st.producer_id_requests++;
+    sl->stats.producer_id_requests++;
     pthread_cond_broadcast(&sl->ev_cond);
-}
-
-static void
-ready_push(sl_part *p, pkc_sl_batch *b)
-{
-    b->next = NULL;
-    if (p->ready_tail != NULL)
-        p->ready_tail->next = b;
-    else
-        p->ready_head = b;
-    p->ready_tail = b;
 }
 
 /*
@@ -475,350 +111,47 @@ ready_push(sl_part *p, pkc_sl_batch *b)
  * else complete it with the error.
  */
 static void
-attempt_failed(pkc_sl *sl, pkc_sl_batch *b, const pkc_sl_result *r,
-               int retriable, int needs_metadata)
+sl_attempt_failed(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r,
+                  int retriable, int needs_metadata)
 {
     if (needs_metadata)
-        request_metadata(sl);
-    if (retriable && b->attempts < sl->cfg.max_retries &&
+        sl_request_metadata(sl);
+    if (retriable && bt->attempts < sl->cfg.max_retries &&
         !sl->stop_now) {
-        b->attempts++;
-        b->result = *r; /* remembered in case the last attempt fails */
-        b->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
-        sl->st.retries++;
-        retry_push(sl, b);
-        wake_sender(sl);
+        bt->attempts++;
+        bt->result = *r; /* remembered in case the last attempt fails */
+        bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+        sl->stats.retries++;
+        sl_batch_to_retry(sl, bt);
+        sl_wake_sender(sl);
         return;
     }
-    b->attempts++;
+    bt->attempts++;
     /* A batch that used sequence numbers and will never be written leaves
      * a gap the broker would refuse every later batch for: start over
      * with a new producer id. */
-    if (b->stamp_pid >= 0) {
-        sl->parts[b->partition].gap = 1;
-        want_producer_id(sl);
+    if (bt->stamp_pid >= 0) {
+        sl->parts[bt->partition].gap = 1;
+        sl_want_producer_id(sl);
     }
-    fail_batch(sl, b, r);
+    sl_batch_fail(sl, bt, r);
 }
 
-/* ------------------------------------------------------------- lifecycle */
-
-static int
-lookup_fields(sl_fields *fl, char *errbuf, size_t errlen)
-{
-    const pkc_proto_api *api;
-    const pkc_proto_struct *s, *td, *pd, *rs, *pr;
-
-#define FIELD(dst, st, name)                                              \
-    do {                                                                  \
-        (dst) = pkc_proto_struct_field((st), (name));                     \
-        if ((dst) == NULL) {                                              \
-            snprintf(errbuf, errlen, "protocol table lacks field %s",     \
-                     (name));                                             \
-            return PKC_ERR_INVALID;                                       \
-        }                                                                 \
-    } while (0)
-#define SUB(dst, f)                                                       \
-    do {                                                                  \
-        if ((f)->sub < 0) {                                               \
-            snprintf(errbuf, errlen, "protocol field %s is not a struct", \
-                     (f)->name);                                          \
-            return PKC_ERR_INVALID;                                       \
-        }                                                                 \
-        (dst) = pkc_proto_struct_at((size_t)(f)->sub);                    \
-    } while (0)
-
-    api = pkc_proto_api_find(PKC_API_PRODUCE);
-    if (api == NULL) {
-        snprintf(errbuf, errlen, "protocol table lacks Produce");
-        return PKC_ERR_INVALID;
-    }
-    s = pkc_proto_message(api, PKC_PROTO_REQUEST);
-    FIELD(fl->req_transactional_id, s, "transactional_id");
-    FIELD(fl->req_acks, s, "acks");
-    FIELD(fl->req_timeout_ms, s, "timeout_ms");
-    FIELD(fl->req_topic_data, s, "topic_data");
-    SUB(td, fl->req_topic_data);
-    FIELD(fl->req_name, td, "name");
-    FIELD(fl->req_partition_data, td, "partition_data");
-    SUB(pd, fl->req_partition_data);
-    FIELD(fl->req_index, pd, "index");
-    FIELD(fl->req_records, pd, "records");
-
-    s = pkc_proto_message(api, PKC_PROTO_RESPONSE);
-    FIELD(fl->resp_responses, s, "responses");
-    SUB(rs, fl->resp_responses);
-    FIELD(fl->resp_name, rs, "name");
-    FIELD(fl->resp_partition_responses, rs, "partition_responses");
-    SUB(pr, fl->resp_partition_responses);
-    FIELD(fl->resp_index, pr, "index");
-    FIELD(fl->resp_error_code, pr, "error_code");
-    FIELD(fl->resp_base_offset, pr, "base_offset");
-    FIELD(fl->resp_log_append_time_ms, pr, "log_append_time_ms");
-    FIELD(fl->resp_error_message, pr, "error_message");
-#undef FIELD
-#undef SUB
-    return PKC_OK;
-}
+/* --------------------------------------------- the producer-id handover */
 
 int
-pkc_sl_new(pkc_sl **out, const pkc_sl_config *cfg, char *errbuf,
-           size_t errlen)
+sl_apply_producer_id(pkc_sl *sl)
 {
-    pkc_sl *sl = NULL;
-    size_t overhead;
-    int rc;
-
-    *out = NULL;
-    if (errlen > 0)
-        errbuf[0] = '\0';
-    if (cfg->topic == NULL || cfg->topic[0] == '\0' ||
-        strlen(cfg->topic) > 32767) {
-        snprintf(errbuf, errlen, "invalid topic name");
-        return PKC_ERR_INVALID;
+    if (sl->have_pending && sl->inflight_batches == 0) {
+        sl->pid = sl->pending_pid;
+        sl->epoch = sl->pid >= 0 ? sl->pending_epoch : -1;
+        sl->pid_gen++;
+        sl->have_pending = 0;
+        sl->stats.producer_id = sl->pid;
+        for (int32_t id = 0; id < sl->nparts; id++)
+            sl->parts[id].next_seq = 0;
     }
-    if (!pkc_codec_available(cfg->codec)) {
-        snprintf(errbuf, errlen, "compression codec %s is not available "
-                 "in this build", pkc_codec_name(cfg->codec));
-        return PKC_ERR_CODEC;
-    }
-    if (cfg->max_retries < 0 || cfg->retry_backoff_ms < 0 ||
-        cfg->linger_ms < 0 || cfg->min_queued < 1 ||
-        cfg->max_request_size < 1 || cfg->max_in_flight < 1) {
-        snprintf(errbuf, errlen, "invalid producer configuration");
-        return PKC_ERR_INVALID;
-    }
-
-    sl = calloc(1, sizeof(*sl));
-    if (sl == NULL)
-        return PKC_ERR_NOMEM;
-    sl->reactor.wake_fd = -1;
-    sl->cfg = *cfg;
-    sl->topic = strdup(cfg->topic);
-    sl->client_id = strdup(cfg->client_id ? cfg->client_id : "pykafka_c");
-    sl->source_host = strdup(cfg->source_host ? cfg->source_host : "");
-    sl->software_version = strdup(cfg->software_version
-                                      ? cfg->software_version : "0");
-    sl->security = pkc_security_ref(cfg->security);
-    if (sl->topic == NULL || sl->client_id == NULL ||
-        sl->source_host == NULL || sl->software_version == NULL) {
-        rc = PKC_ERR_NOMEM;
-        goto error;
-    }
-    sl->cfg.topic = sl->topic;
-    sl->cfg.client_id = sl->client_id;
-    sl->cfg.source_host = sl->source_host;
-    sl->cfg.software_version = sl->software_version;
-    sl->topic_len = strlen(sl->topic);
-    if (sl->cfg.max_queued < 1)
-        sl->cfg.max_queued = 1;
-    if (sl->cfg.connect_timeout_ms <= 0)
-        sl->cfg.connect_timeout_ms = 10000;
-    if (sl->cfg.request_timeout_ms <= 0)
-        sl->cfg.request_timeout_ms = 30000;
-    if (sl->cfg.leader_wait_ms <= 0)
-        sl->cfg.leader_wait_ms = 10000;
-
-    /* A batch must fit in one request with its framing. */
-    overhead = PKC_SL_REQUEST_OVERHEAD + sl->topic_len +
-               PKC_SL_PARTITION_OVERHEAD + strlen(sl->client_id);
-    if (cfg->max_request_size > overhead + PKC_BATCH_HEADER_SIZE + 16)
-        sl->batch_max = cfg->max_request_size - overhead;
-    else
-        sl->batch_max = PKC_BATCH_HEADER_SIZE + 16;
-    if (sl->batch_max > INT32_MAX)
-        sl->batch_max = INT32_MAX;
-
-    if ((rc = lookup_fields(&sl->fl, errbuf, errlen)) != PKC_OK)
-        goto error;
-
-    if (pkc_reactor_init(&sl->reactor) != PKC_OK) {
-        snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
-        rc = PKC_ERR_IO;
-        goto error;
-    }
-    sl->reactor_ok = 1;
-    pthread_mutex_init(&sl->mu, NULL);
-    cond_init_monotonic(&sl->space_cond);
-    cond_init_monotonic(&sl->idle_cond);
-    cond_init_monotonic(&sl->ev_cond);
-    sl->last_metadata_ms = -1;
-    if (sl->cfg.acks == 0)
-        sl->cfg.idempotent = 0; /* no answers, no sequence checks */
-    sl->pid = -1;
-    sl->epoch = -1;
-    sl->st.producer_id = -1;
-    if (sl->cfg.idempotent) {
-        sl->pid_wanted = 1;
-        sl->ev_pid = 1;
-        sl->st.producer_id_requests = 1;
-    }
-    *out = sl;
-    return PKC_OK;
-
-error:
-    if (sl != NULL) {
-        pkc_reactor_free(&sl->reactor);
-        pkc_security_unref(sl->security);
-        free(sl->topic);
-        free(sl->client_id);
-        free(sl->source_host);
-        free(sl->software_version);
-        free(sl);
-    }
-    return rc;
-}
-
-/* ------------------------------------------------------------ the tables */
-
-/* A broker's link, set up as the engine's config says. */
-static int
-sender_link_init(pkc_sl *sl, pkc_link *link)
-{
-    pkc_link_config lc;
-
-    memset(&lc, 0, sizeof(lc));
-    lc.client_id = sl->client_id;
-    lc.source_host = sl->source_host;
-    lc.source_port = sl->cfg.source_port;
-    lc.setup_timeout_ms = sl->cfg.connect_timeout_ms;
-    lc.security = sl->security;
-    lc.software_name = "pykafka-c";
-    lc.software_version = sl->software_version;
-    return pkc_link_init(link, &lc);
-}
-
-int
-pkc_sl_set_brokers(pkc_sl *sl, const pkc_sl_broker_addr *addrs, size_t n)
-{
-    int rc = PKC_OK;
-
-    pthread_mutex_lock(&sl->mu);
-    for (size_t i = 0; i < sl->nbrokers; i++)
-        sl->brokers[i]->present = 0;
-    for (size_t i = 0; i < n; i++) {
-        sl_broker *b = find_broker(sl, addrs[i].node_id);
-
-        if (addrs[i].host == NULL || strlen(addrs[i].host) >= 256) {
-            rc = PKC_ERR_INVALID;
-            continue;
-        }
-        if (b == NULL) {
-            if (sl->nbrokers == sl->cap_brokers) {
-                size_t ncap = sl->cap_brokers ? sl->cap_brokers * 2 : 8;
-                sl_broker **nb = realloc(sl->brokers, ncap * sizeof(*nb));
-
-                if (nb == NULL) {
-                    rc = PKC_ERR_NOMEM;
-                    break;
-                }
-                sl->brokers = nb;
-                sl->cap_brokers = ncap;
-            }
-            b = calloc(1, sizeof(*b));
-            if (b == NULL) {
-                rc = PKC_ERR_NOMEM;
-                break;
-            }
-            if (sender_link_init(sl, &b->link) != PKC_OK) {
-                pkc_link_free(&b->link);
-                free(b);
-                rc = PKC_ERR_NOMEM;
-                break;
-            }
-            b->link_inited = 1;
-            b->node_id = addrs[i].node_id;
-            b->produce_version = -1;
-            sl->brokers[sl->nbrokers++] = b;
-        }
-        else if (strcmp(b->host, addrs[i].host) != 0 ||
-                 b->port != addrs[i].port) {
-            b->addr_changed = 1;
-        }
-        snprintf(b->host, sizeof(b->host), "%s", addrs[i].host);
-        b->port = addrs[i].port;
-        b->present = 1;
-    }
-    /* Leaders may now resolve to (or lose) a broker entry. */
-    for (int32_t id = 0; id < sl->nparts; id++) {
-        sl_part *p = &sl->parts[id];
-        sl_broker *nb;
-
-        if (!p->known)
-            continue;
-        nb = leader_broker(sl, p->leader);
-        if (nb != p->lb) {
-            if (p->lb != NULL)
-                p->lb->unsent -= p->unsent;
-            if (nb != NULL)
-                nb->unsent += p->unsent;
-            p->lb = nb;
-        }
-        if (nb == NULL && p->leaderless_since < 0)
-            p->leaderless_since = pkc_now_ms();
-        else if (nb != NULL)
-            p->leaderless_since = -1;
-    }
-    wake_sender(sl);
-    pthread_mutex_unlock(&sl->mu);
-    return rc;
-}
-
-int
-pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
-                   const int32_t *leaders, size_t n)
-{
-    int rc = PKC_OK;
-
-    pthread_mutex_lock(&sl->mu);
-    for (size_t i = 0; i < n; i++) {
-        int32_t id = partitions[i];
-        sl_part *p;
-        sl_broker *nb;
-
-        if (id < 0 || id > PARTITION_ID_MAX) {
-            rc = PKC_ERR_INVALID;
-            continue;
-        }
-        if (id >= sl->nparts) {
-            int32_t ncount = id + 1;
-            sl_part *np = realloc(sl->parts, (size_t)ncount * sizeof(*np));
-
-            if (np == NULL) {
-                rc = PKC_ERR_NOMEM;
-                break;
-            }
-            memset(np + sl->nparts, 0,
-                   (size_t)(ncount - sl->nparts) * sizeof(*np));
-            for (int32_t j = sl->nparts; j < ncount; j++) {
-                np[j].leader = -1;
-                np[j].leaderless_since = -1;
-            }
-            sl->parts = np;
-            sl->nparts = ncount;
-        }
-        p = &sl->parts[id];
-        p->known = 1;
-        p->leader = leaders[i];
-        nb = leader_broker(sl, p->leader);
-        if (nb != p->lb) {
-            if (p->lb != NULL)
-                p->lb->unsent -= p->unsent;
-            if (nb != NULL)
-                nb->unsent += p->unsent;
-            p->lb = nb;
-        }
-        if (nb == NULL) {
-            if (p->leaderless_since < 0)
-                p->leaderless_since = pkc_now_ms();
-        }
-        else {
-            p->leaderless_since = -1;
-        }
-    }
-    wake_sender(sl);
-    pthread_mutex_unlock(&sl->mu);
-    return rc;
+    return !sl->have_pending;
 }
 
 int
@@ -841,7 +174,7 @@ pkc_sl_set_producer_id(pkc_sl *sl, int64_t producer_id,
     sl->have_pending = 1;
     sl->pid_wanted = 0;
     sl->ev_pid = 0;
-    wake_sender(sl);
+    sl_wake_sender(sl);
     pthread_mutex_unlock(&sl->mu);
     return PKC_OK;
 }
@@ -856,7 +189,7 @@ pkc_sl_append(pkc_sl *sl, int32_t partition, int64_t timestamp,
 {
     static const pkc_sl_cookie no_cookie = {NULL, NULL};
     sl_part *p;
-    pkc_sl_batch *b;
+    pkc_sl_batch *bt;
     int rc;
     int fresh = 0;
 
@@ -872,87 +205,89 @@ pkc_sl_append(pkc_sl *sl, int32_t partition, int64_t timestamp,
         pthread_mutex_unlock(&sl->mu);
         return PKC_SL_APPEND_NOPART;
     }
-    if (sl->st.unsent >= sl->cfg.max_queued) {
+    if (sl->stats.unsent >= sl->cfg.max_queued) {
         pthread_mutex_unlock(&sl->mu);
         return PKC_SL_APPEND_FULL;
     }
     p = &sl->parts[partition];
 
     for (int round = 0;; round++) {
-        b = p->open;
-        if (b == NULL) {
-            b = batch_get(sl, partition);
-            if (b == NULL) {
+        bt = p->open;
+        if (bt == NULL) {
+            bt = sl_batch_get(sl, partition);
+            if (bt == NULL) {
                 pthread_mutex_unlock(&sl->mu);
                 return PKC_ERR_NOMEM;
             }
-            p->open = b;
+            p->open = bt;
             fresh = 1;
         }
-        if (sl->cfg.keep_cookies && batch_reserve_cookie(b) != PKC_OK) {
+        if (sl->cfg.keep_cookies && sl_batch_reserve_cookie(bt) != PKC_OK) {
             rc = PKC_ERR_NOMEM;
             break;
         }
-        rc = pkc_batch_builder_append(&b->bb, timestamp, key, key_len,
+        rc = pkc_batch_builder_append(&bt->bb, timestamp, key, key_len,
                                       value, value_len, headers, n_headers);
         if (rc != PKC_ERR_TOO_LARGE || round > 0)
             break;
-        if (b->count == 0)
+        if (bt->count == 0)
             break; /* even an empty batch cannot take it */
         /* The open batch is full: seal it and start another. */
-        b->full = 1;
+        bt->full = 1;
         p->open = NULL;
-        ready_push(p, b);
-        wake_sender(sl);
+        sl_batch_to_ready(p, bt);
+        sl_wake_sender(sl);
     }
     if (rc == PKC_ERR_TOO_LARGE) {
         /* Larger than max_request_size: it fails on its own, at once. */
-        pkc_sl_batch *tb = batch_get(sl, partition);
+        pkc_sl_batch *tb = sl_batch_get(sl, partition);
 
-        if (b->count == 0 && p->open == b) {
+        if (bt->count == 0 && p->open == bt) {
             p->open = NULL;
-            batch_put(sl, b);
+            sl_batch_put(sl, bt);
         }
         if (tb == NULL) {
             pthread_mutex_unlock(&sl->mu);
             return PKC_ERR_NOMEM;
         }
-        if (sl->cfg.keep_cookies && batch_add_cookie(tb, cookie) != PKC_OK) {
-            batch_put(sl, tb);
+        if (sl->cfg.keep_cookies &&
+            sl_batch_add_cookie(tb, cookie) != PKC_OK) {
+            sl_batch_put(sl, tb);
             pthread_mutex_unlock(&sl->mu);
             return PKC_ERR_NOMEM;
         }
         tb->count = 1;
-        sl->st.appended++;
-        set_result(&tb->result, PKC_SL_TOO_LARGE, PKC_KERR_MESSAGE_TOO_LARGE,
-                   PKC_ERR_TOO_LARGE,
-                   "a record of %zu bytes is larger than max_request_size "
-                   "(%zu)",
-                   (size_t)(key_len > 0 ? key_len : 0) +
-                       (size_t)(value_len > 0 ? value_len : 0),
-                   sl->cfg.max_request_size);
-        complete_batch(sl, tb);
+        sl->stats.appended++;
+        sl_set_result(&tb->result, PKC_SL_TOO_LARGE,
+                      PKC_KERR_MESSAGE_TOO_LARGE, PKC_ERR_TOO_LARGE,
+                      "a record of %zu bytes is larger than max_request_size "
+                      "(%zu)",
+                      (size_t)(key_len > 0 ? key_len : 0) +
+                          (size_t)(value_len > 0 ? value_len : 0),
+                      sl->cfg.max_request_size);
+        sl_batch_complete(sl, tb);
         pthread_mutex_unlock(&sl->mu);
         return PKC_SL_APPEND_OK;
     }
     if (rc != PKC_OK) {
-        if (b->count == 0 && p->open == b) {
+        if (bt->count == 0 && p->open == bt) {
             p->open = NULL;
-            batch_put(sl, b);
+            sl_batch_put(sl, bt);
         }
         pthread_mutex_unlock(&sl->mu);
         return rc;
     }
     if (sl->cfg.keep_cookies)
-        b->cookies[b->count] = *cookie; /* room reserved above */
-    b->count++;
-    if (b->first_ms < 0)
-        b->first_ms = pkc_now_ms();
-    sl->st.appended++;
-    unsent_add(sl, p, 1);
-    if (fresh || (p->lb != NULL && p->lb->unsent == sl->cfg.min_queued) ||
+        bt->cookies[bt->count] = *cookie; /* room reserved above */
+    bt->count++;
+    if (bt->first_ms < 0)
+        bt->first_ms = pkc_now_ms();
+    sl->stats.appended++;
+    sl_batch_unsent_add(sl, p, 1);
+    if (fresh ||
+        (p->broker != NULL && p->broker->unsent == sl->cfg.min_queued) ||
         sl->flushers > 0)
-        wake_sender(sl);
+        sl_wake_sender(sl);
     pthread_mutex_unlock(&sl->mu);
     return PKC_SL_APPEND_OK;
 }
@@ -963,11 +298,12 @@ pkc_sl_wait_space(pkc_sl *sl, int64_t deadline)
     int room;
 
     pthread_mutex_lock(&sl->mu);
-    while (sl->accepting && sl->st.unsent >= sl->cfg.max_queued) {
-        if (cond_wait_until(&sl->space_cond, &sl->mu, deadline) == ETIMEDOUT)
+    while (sl->accepting && sl->stats.unsent >= sl->cfg.max_queued) {
+        if (sl_cond_wait_until(&sl->space_cond, &sl->mu, deadline) ==
+            ETIMEDOUT)
             break;
     }
-    room = sl->accepting && sl->st.unsent < sl->cfg.max_queued;
+    room = sl->accepting && sl->stats.unsent < sl->cfg.max_queued;
     pthread_mutex_unlock(&sl->mu);
     return room;
 }
@@ -983,252 +319,62 @@ pkc_sl_running(pkc_sl *sl)
     return r;
 }
 
-/* ------------------------------------------------------ encode / decode */
-
-typedef struct {
-    const sl_fields *fl;
-    pkc_sl *sl;
-    pkc_sl_req *req;
-    int32_t elem;
-} produce_src;
-
-static int
-ps_has(void *ctx, const pkc_proto_field *f)
-{
-    produce_src *s = ctx;
-    const sl_fields *fl = s->fl;
-
-    return f == fl->req_transactional_id || f == fl->req_acks ||
-           f == fl->req_timeout_ms || f == fl->req_topic_data ||
-           f == fl->req_name || f == fl->req_partition_data ||
-           f == fl->req_index || f == fl->req_records;
-}
-
-static int
-ps_get_int(void *ctx, const pkc_proto_field *f, int64_t *out)
-{
-    produce_src *s = ctx;
-
-    if (f == s->fl->req_acks)
-        *out = s->sl->cfg.acks;
-    else if (f == s->fl->req_timeout_ms)
-        *out = s->sl->cfg.ack_timeout_ms;
-    else if (f == s->fl->req_index)
-        *out = s->req->b[s->elem]->partition;
-    else
-        return PKC_PROTO_BADTYPE;
-    return 0;
-}
-
-static int
-ps_get_bytes(void *ctx, const pkc_proto_field *f, pkc_slice *out)
-{
-    produce_src *s = ctx;
-
-    if (f == s->fl->req_transactional_id) {
-        out->ptr = NULL;
-        out->len = -1;
-    }
-    else if (f == s->fl->req_name) {
-        out->ptr = (const uint8_t *)s->sl->topic;
-        out->len = (int32_t)s->sl->topic_len;
-    }
-    else if (f == s->fl->req_records) {
-        pkc_sl_batch *b = s->req->b[s->elem];
-
-        out->ptr = b->wire;
-        out->len = (int32_t)b->wire_len;
-    }
-    else {
-        return PKC_PROTO_BADTYPE;
-    }
-    return 0;
-}
-
-static int
-ps_enter_array(void *ctx, const pkc_proto_field *f, int32_t *count)
-{
-    produce_src *s = ctx;
-
-    if (f == s->fl->req_topic_data)
-        *count = 1;
-    else if (f == s->fl->req_partition_data)
-        *count = s->req->nb;
-    else
-        *count = 0;
-    return 0;
-}
-
-static int
-ps_enter_element(void *ctx, const pkc_proto_field *f, int32_t i)
-{
-    produce_src *s = ctx;
-
-    if (f == s->fl->req_partition_data)
-        s->elem = i;
-    return 0;
-}
-
-/* One partition's answer in a Produce response. */
-typedef struct {
-    int32_t index;
-    int16_t error_code;
-    int64_t base_offset;
-    int64_t log_append_time;
-    char message[160];
-} part_result;
-
-typedef struct {
-    const sl_fields *fl;
-    const char *topic;
-    size_t topic_len;
-    int topic_match;
-    part_result cur;
-    part_result *res;
-    size_t n, cap;
-    int nomem;
-} produce_vis;
-
-static int
-pv_begin_struct(void *ctx, const pkc_proto_field *f,
-                const pkc_proto_struct *s)
-{
-    produce_vis *v = ctx;
-
-    (void)s;
-    if (f == v->fl->resp_responses) {
-        v->topic_match = 0;
-    }
-    else if (f == v->fl->resp_partition_responses) {
-        memset(&v->cur, 0, sizeof(v->cur));
-        v->cur.base_offset = -1;
-        v->cur.log_append_time = -1;
-        v->cur.index = -1;
-    }
-    return 0;
-}
-
-static int
-pv_end_struct(void *ctx, const pkc_proto_field *f, const pkc_proto_struct *s)
-{
-    produce_vis *v = ctx;
-
-    (void)s;
-    if (f != v->fl->resp_partition_responses || !v->topic_match)
-        return 0;
-    if (v->n == v->cap) {
-        size_t ncap = v->cap ? v->cap * 2 : 16;
-        part_result *nr = realloc(v->res, ncap * sizeof(*nr));
-
-        if (nr == NULL) {
-            v->nomem = 1;
-            return PKC_ERR_NOMEM;
-        }
-        v->res = nr;
-        v->cap = ncap;
-    }
-    v->res[v->n++] = v->cur;
-    return 0;
-}
-
-static int
-pv_on_int(void *ctx, const pkc_proto_field *f, int64_t val)
-{
-    produce_vis *v = ctx;
-
-    if (f == v->fl->resp_index)
-        v->cur.index = (int32_t)val;
-    else if (f == v->fl->resp_error_code)
-        v->cur.error_code = (int16_t)val;
-    else if (f == v->fl->resp_base_offset)
-        v->cur.base_offset = val;
-    else if (f == v->fl->resp_log_append_time_ms)
-        v->cur.log_append_time = val;
-    return 0;
-}
-
-static int
-pv_on_string(void *ctx, const pkc_proto_field *f, pkc_slice s)
-{
-    produce_vis *v = ctx;
-
-    if (f == v->fl->resp_name) {
-        v->topic_match = s.len >= 0 && (size_t)s.len == v->topic_len &&
-                         memcmp(s.ptr, v->topic, v->topic_len) == 0;
-    }
-    else if (f == v->fl->resp_error_message && s.len > 0) {
-        size_t n = (size_t)s.len;
-
-        if (n >= sizeof(v->cur.message))
-            n = sizeof(v->cur.message) - 1;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t c = s.ptr[i];
-            v->cur.message[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-        }
-        v->cur.message[n] = '\0';
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------ the sender */
 
-/* Fail every request in flight on `b` (mu held) and close its socket. */
-static void
-broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r)
+void
+sl_broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r)
 {
-    pkc_sl_req *q = b->inflight_head;
+    sl_req *req = b->inflight_head;
 
     b->inflight_head = b->inflight_tail = NULL;
     b->n_inflight = 0;
-    while (q != NULL) {
-        pkc_sl_req *next = q->next;
+    while (req != NULL) {
+        sl_req *next = req->next;
 
-        for (int32_t i = 0; i < q->nb; i++) {
-            pkc_sl_batch *bt = q->b[i];
+        for (int32_t i = 0; i < req->n_batches; i++) {
+            pkc_sl_batch *bt = req->batches[i];
             int32_t part = bt->partition;
 
-            attempt_failed(sl, bt, r, 1, 1);
-            part_back(sl, part);
+            sl_attempt_failed(sl, bt, r, 1, 1);
+            sl_batch_landed(sl, part);
         }
-        free(q->b);
-        free(q);
-        q = next;
+        sl_req_free(req);
+        req = next;
     }
     pkc_link_close(&b->link);
     b->produce_version = -1;
 }
 
-/* Fail the batches of a request that never reached the wire (mu held). */
-static void
-req_fail(pkc_sl *sl, pkc_sl_req *q, const pkc_sl_result *r, int retriable,
-         int needs_metadata)
+void
+sl_req_fail(pkc_sl *sl, sl_req *req, const pkc_sl_result *r, int retriable,
+            int needs_metadata)
 {
-    for (int32_t i = 0; i < q->nb; i++) {
-        pkc_sl_batch *bt = q->b[i];
+    for (int32_t i = 0; i < req->n_batches; i++) {
+        pkc_sl_batch *bt = req->batches[i];
         int32_t part = bt->partition;
 
-        attempt_failed(sl, bt, r, retriable, needs_metadata);
-        part_back(sl, part);
+        sl_attempt_failed(sl, bt, r, retriable, needs_metadata);
+        sl_batch_landed(sl, part);
     }
-    free(q->b);
-    free(q);
+    sl_req_free(req);
 }
 
 /* ------------------------------------------------------------ links */
 
 /* The result for a link set-up that failed for good (TLS, SASL). */
 static void
-refusal_result(pkc_sl_result *r, const pkc_link *link)
+sl_link_refusal(pkc_sl_result *r, const pkc_link *link)
 {
-    set_result(r, PKC_SL_REFUSED, (int16_t)pkc_link_kafka_error(link),
-               pkc_link_status(link), "%s", pkc_link_error(link));
+    sl_set_result(r, PKC_SL_REFUSED, (int16_t)pkc_link_kafka_error(link),
+                  pkc_link_status(link), "%s", pkc_link_error(link));
 }
 
-/* Under mu: the set-up of `b` failed; the next plan fails one attempt of
+/* mu held: the set-up of `b` failed; the next plan fails one attempt of
  * what each of its partitions would send (as a failed request would),
  * retried after the backoff unless the failure is permanent. */
 static void
-link_refused(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r, int retriable)
+sl_link_refused(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r,
+                int retriable)
 {
     int64_t backoff = sl->cfg.retry_backoff_ms;
 
@@ -1241,31 +387,31 @@ link_refused(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r, int retriable)
     b->produce_version = -1;
     b->connect_after = pkc_now_ms() + backoff;
     if (retriable)
-        request_metadata(sl);
-    wake_sender(sl);
+        sl_request_metadata(sl);
+    sl_wake_sender(sl);
 }
 
-/* The link of `b` failed and is DOWN (no lock held; sender only). */
+/* The link of `b` failed and is DOWN (sender, unlocked). */
 static void
-link_failed(pkc_sl *sl, sl_broker *b)
+sl_link_failed(pkc_sl *sl, sl_broker *b)
 {
     int permanent = pkc_link_failure_is_permanent(&b->link);
     pkc_sl_result r;
 
     if (permanent)
-        refusal_result(&r, &b->link);
+        sl_link_refusal(&r, &b->link);
     else
-        set_result(&r, PKC_SL_DISCONNECTED, 0, pkc_link_status(&b->link),
-                   "%s", pkc_link_error(&b->link));
+        sl_set_result(&r, PKC_SL_DISCONNECTED, 0, pkc_link_status(&b->link),
+                      "%s", pkc_link_error(&b->link));
     pthread_mutex_lock(&sl->mu);
-    link_refused(sl, b, &r, !permanent);
+    sl_link_refused(sl, b, &r, !permanent);
     pthread_mutex_unlock(&sl->mu);
 }
 
-/* The link of `b` became READY (no lock held; sender only): the highest
+/* The link of `b` became READY (sender, unlocked): the highest
  * Produce version both sides speak. */
 static void
-link_ready(pkc_sl *sl, sl_broker *b)
+sl_link_ready(pkc_sl *sl, sl_broker *b)
 {
     pkc_api_range range = pkc_link_api_range(&b->link, PKC_API_PRODUCE);
     int16_t v = pkc_link_version(&b->link, PKC_API_PRODUCE,
@@ -1273,94 +419,99 @@ link_ready(pkc_sl *sl, sl_broker *b)
     pkc_sl_result r;
 
     pthread_mutex_lock(&sl->mu);
-    sl->st.connects++;
+    sl->stats.connects++;
     if (v >= 0) {
         b->produce_version = v;
         pthread_mutex_unlock(&sl->mu);
         return;
     }
-    set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_VERSION,
-               PKC_ERR_UNSUPPORTED,
-               "%s:%d: the broker supports Produce v%d-v%d; pykafka_c needs "
-               "one of v%d-v%d", b->link.conn.host, b->link.conn.port,
-               (int)range.min, (int)range.max, PKC_VER_PRODUCE_MIN,
-               PKC_VER_PRODUCE_MAX);
+    sl_set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_VERSION,
+                  PKC_ERR_UNSUPPORTED,
+                  "%s:%d: the broker supports Produce v%d-v%d; pykafka_c "
+                  "needs one of v%d-v%d", b->link.conn.host, b->link.conn.port,
+                  (int)range.min, (int)range.max, PKC_VER_PRODUCE_MIN,
+                  PKC_VER_PRODUCE_MAX);
     pkc_link_close(&b->link);
-    link_refused(sl, b, &r, 0);
+    sl_link_refused(sl, b, &r, 0);
     pthread_mutex_unlock(&sl->mu);
 }
 
-/* Act on what pkc_link_start / pkc_link_step returned (no lock held;
- * sender only).  A link READY again after a re-authentication keeps its
+/* Act on what pkc_link_start / pkc_link_step returned (sender,
+ * unlocked).  A link READY again after a re-authentication keeps its
  * Produce version. */
 static void
-link_progress(pkc_sl *sl, sl_broker *b, int rc)
+sl_link_progress(pkc_sl *sl, sl_broker *b, int rc)
 {
     if (rc == PKC_IN_PROGRESS)
         return;
     if (rc == PKC_OK && b->link.authenticated) {
         pthread_mutex_lock(&sl->mu);
-        sl->st.authentications++;
+        sl->stats.authentications++;
         pthread_mutex_unlock(&sl->mu);
     }
     if (rc != PKC_OK)
-        link_failed(sl, b);
+        sl_link_failed(sl, b);
     else if (b->produce_version < 0)
-        link_ready(sl, b);
+        sl_link_ready(sl, b);
 }
 
 /* Start setting the connection of `b` up, without waiting (name
- * resolution still blocks).  No lock held; sender only. */
+ * resolution still blocks; sender, unlocked). */
 static void
-link_start(pkc_sl *sl, sl_broker *b, const char *host, int port)
+sl_link_start(pkc_sl *sl, sl_broker *b, const char *host, int port)
 {
     pthread_mutex_lock(&sl->mu);
     b->produce_version = -1;
     pthread_mutex_unlock(&sl->mu);
-    link_progress(sl, b, pkc_link_start(&b->link, host, port, pkc_now_ms()));
+    sl_link_progress(sl, b,
+                     pkc_link_start(&b->link, host, port, pkc_now_ms()));
 }
 
-static void complete_written(pkc_sl *sl, sl_broker *b);
+static void sl_complete_written(pkc_sl *sl, sl_broker *b);
+
+/* Take batch i out of a request (it was failed or goes back to its
+ * partition); the batches behind it move up. */
+static void
+sl_req_remove(sl_req *req, int32_t i)
+{
+    memmove(&req->batches[i], &req->batches[i + 1],
+            (size_t)(req->n_batches - i - 1) * sizeof(req->batches[0]));
+    req->n_batches--;
+}
+
+/* Sending, step 1: can the broker's Produce version carry the codec?
+ * Returns 1, or 0 with the request failed for good (sender, unlocked). */
+static int
+sl_send_check_codec(pkc_sl *sl, sl_broker *b, sl_req *req,
+                    const char *host, int port)
+{
+    pkc_sl_result r;
+
+    if (sl->cfg.codec != PKC_CODEC_ZSTD ||
+        b->produce_version >= PKC_VER_PRODUCE_ZSTD_MIN)
+        return 1;
+    sl_set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_COMPRESSION_TYPE,
+                  PKC_ERR_UNSUPPORTED,
+                  "%s:%d: zstd needs Produce v%d, the broker speaks v%d",
+                  host, port, PKC_VER_PRODUCE_ZSTD_MIN, b->produce_version);
+    pthread_mutex_lock(&sl->mu);
+    sl_req_fail(sl, req, &r, 0, 0);
+    pthread_mutex_unlock(&sl->mu);
+    return 0;
+}
 
 /*
- * Write request `q` to broker `b` (no lock held).  On failure the request
- * is failed under the lock and 0 returned; on success it is appended to
- * the broker's in-flight FIFO (under the lock) and 1 returned.
+ * Sending, step 2: the producer fields the batches not finished yet will
+ * most likely carry (the sequence counters change only in this thread),
+ * so that step 4's restamp finds them right and computes no second CRC
+ * (sender, unlocked; one lock scope).
  */
-static int
-send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
-             int port)
+static void
+sl_send_preset(pkc_sl *sl, sl_req *req)
 {
-    pkc_conn *conn = pkc_link_conn(&b->link);
-    pkc_sl_result r;
-    pkc_writer *w;
-    produce_src src;
-    pkc_proto_source ps;
-    pkc_proto_error perr;
-    int32_t corr = 0;
-    int16_t epoch;
-    int rc, flexible;
-    int64_t now, pid;
-
-    memset(&r, 0, sizeof(r));
-    if (sl->cfg.codec == PKC_CODEC_ZSTD &&
-        b->produce_version < PKC_VER_PRODUCE_ZSTD_MIN) {
-        set_result(&r, PKC_SL_KAFKA, PKC_KERR_UNSUPPORTED_COMPRESSION_TYPE,
-                   PKC_ERR_UNSUPPORTED,
-                   "%s:%d: zstd needs Produce v%d, the broker speaks v%d",
-                   host, port, PKC_VER_PRODUCE_ZSTD_MIN, b->produce_version);
-        pthread_mutex_lock(&sl->mu);
-        req_fail(sl, q, &r, 0, 0);
-        pthread_mutex_unlock(&sl->mu);
-        return 0;
-    }
-
-    /* The producer fields the batches not finished yet will most likely
-     * carry (the sequence counters change only in this thread), so that
-     * the restamp below finds them right and computes no second CRC. */
     pthread_mutex_lock(&sl->mu);
-    for (int32_t i = 0; i < q->nb; i++) {
-        pkc_sl_batch *bt = q->b[i];
+    for (int32_t i = 0; i < req->n_batches; i++) {
+        pkc_sl_batch *bt = req->batches[i];
         int fresh = sl->pid >= 0 && bt->stamp_gen != sl->pid_gen;
 
         if (bt->finished)
@@ -1373,54 +524,71 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
                                  : bt->base_seq);
     }
     pthread_mutex_unlock(&sl->mu);
+}
 
-    /* Finish (compress) the batches; drop the ones that cannot be. */
-    for (int32_t i = 0; i < q->nb;) {
-        pkc_sl_batch *bt = q->b[i];
+/* Sending, step 3: finish (compress) the batches not finished ahead; a
+ * batch that cannot be fails for good and leaves the request (sender,
+ * unlocked; the lock only to fail one). */
+static void
+sl_send_finish(pkc_sl *sl, sl_req *req)
+{
+    pkc_sl_result r;
+    int rc;
 
-        if (!bt->finished) {
-            rc = pkc_batch_builder_finish(&bt->bb, &bt->wire, &bt->wire_len);
-            if (rc != PKC_OK || bt->wire_len > INT32_MAX) {
-                set_result(&r, PKC_SL_LOCAL, 0, rc,
-                           "could not encode a batch of %d records with "
-                           "%s: %s", bt->count,
-                           pkc_codec_name(sl->cfg.codec),
-                           pkc_status_str(rc));
-                int32_t part = bt->partition;
+    for (int32_t i = 0; i < req->n_batches;) {
+        pkc_sl_batch *bt = req->batches[i];
+        int32_t part = bt->partition;
 
-                pthread_mutex_lock(&sl->mu);
-                attempt_failed(sl, bt, &r, 0, 0);
-                part_back(sl, part);
-                pthread_mutex_unlock(&sl->mu);
-                memmove(&q->b[i], &q->b[i + 1],
-                        (size_t)(q->nb - i - 1) * sizeof(q->b[0]));
-                q->nb--;
-                continue;
-            }
-            bt->finished = 1;
+        if (bt->finished) {
+            i++;
+            continue;
         }
-        i++;
+        rc = pkc_batch_builder_finish(&bt->bb, &bt->wire, &bt->wire_len);
+        if (rc == PKC_OK && bt->wire_len <= INT32_MAX) {
+            bt->finished = 1;
+            i++;
+            continue;
+        }
+        sl_set_result(&r, PKC_SL_LOCAL, 0, rc,
+                      "could not encode a batch of %d records with %s: %s",
+                      bt->count, pkc_codec_name(sl->cfg.codec),
+                      pkc_status_str(rc));
+        pthread_mutex_lock(&sl->mu);
+        sl_attempt_failed(sl, bt, &r, 0, 0);
+        sl_batch_landed(sl, part);
+        pthread_mutex_unlock(&sl->mu);
+        sl_req_remove(req, i);
     }
+}
 
-    /* Sequence numbers, in partition order (requests of a broker are
-     * written in plan order, one batch per partition each).  A batch whose
-     * partition has an earlier batch waiting for another attempt (its
-     * request failed before reaching the wire) follows that one. */
+/*
+ * Sending, step 4: sequence numbers, in partition order (requests of a
+ * broker are written in plan order, one batch per partition each), under
+ * one lock scope; then each batch's header is restamped with the
+ * producer id, epoch and base sequence it goes with (sender, unlocked).
+ * A batch whose partition has an earlier batch waiting for another
+ * attempt (its request failed before reaching the wire) leaves the
+ * request and follows that one.
+ */
+static void
+sl_send_sequence(pkc_sl *sl, sl_req *req)
+{
+    int64_t pid;
+    int16_t epoch;
+
     pthread_mutex_lock(&sl->mu);
     pid = sl->pid;
     epoch = sl->epoch;
-    for (int32_t i = 0; i < q->nb;) {
-        pkc_sl_batch *bt = q->b[i];
+    for (int32_t i = 0; i < req->n_batches;) {
+        pkc_sl_batch *bt = req->batches[i];
         sl_part *p = &sl->parts[bt->partition];
 
         if (p->retry_head != NULL || p->gap) {
             int32_t part = bt->partition;
 
-            retry_push(sl, bt);
-            part_back(sl, part);
-            memmove(&q->b[i], &q->b[i + 1],
-                    (size_t)(q->nb - i - 1) * sizeof(q->b[0]));
-            q->nb--;
+            sl_batch_to_retry(sl, bt);
+            sl_batch_landed(sl, part);
+            sl_req_remove(req, i);
             continue;
         }
         if (pid >= 0 && bt->stamp_gen != sl->pid_gen) {
@@ -1433,387 +601,406 @@ send_request(pkc_sl *sl, sl_broker *b, pkc_sl_req *q, const char *host,
         i++;
     }
     pthread_mutex_unlock(&sl->mu);
-    for (int32_t i = 0; i < q->nb; i++) {
-        pkc_sl_batch *bt = q->b[i];
+    for (int32_t i = 0; i < req->n_batches; i++) {
+        pkc_sl_batch *bt = req->batches[i];
 
         if (pid >= 0)
             pkc_batch_builder_restamp(&bt->bb, pid, epoch, bt->base_seq);
         else
             pkc_batch_builder_restamp(&bt->bb, -1, -1, -1);
     }
-    if (q->nb == 0) {
-        free(q->b);
-        free(q);
-        return 0;
-    }
+}
 
-    flexible = pkc_proto_is_flexible(pkc_proto_api_find(PKC_API_PRODUCE),
-                                     b->produce_version);
-    rc = pkc_conn_request_begin(conn, PKC_API_PRODUCE, b->produce_version,
-                                flexible, &w);
+/* Room for `n` partitions in the sender's encode scratch (sender). */
+static int
+sl_encode_parts_reserve(pkc_sl *sl, int32_t n)
+{
+    pkc_produce_partition *more;
+
+    if (n <= sl->encode_parts_cap)
+        return PKC_OK;
+    more = realloc(sl->encode_parts, (size_t)n * sizeof(*more));
+    if (more == NULL)
+        return PKC_ERR_NOMEM;
+    sl->encode_parts = more;
+    sl->encode_parts_cap = n;
+    return PKC_OK;
+}
+
+/* Encode the Produce body of `req` into `w` (sender, unlocked). */
+static int
+sl_encode_body(pkc_sl *sl, int version, const sl_req *req, pkc_writer *w)
+{
+    pkc_produce_request body;
+    pkc_proto_error perr;
+
+    memset(&body, 0, sizeof(body));
+    body.acks = sl->cfg.acks;
+    body.timeout_ms = sl->cfg.ack_timeout_ms;
+    body.topic = sl->topic;
+    body.topic_len = sl->topic_len;
+    body.partitions = sl->encode_parts;
+    body.n_partitions = req->n_batches;
+    for (int32_t i = 0; i < req->n_batches; i++) {
+        sl->encode_parts[i].index = req->batches[i]->partition;
+        sl->encode_parts[i].records = req->batches[i]->wire;
+        sl->encode_parts[i].records_len = req->batches[i]->wire_len;
+    }
+    return pkc_produce_encode(w, &sl->fields, version, &body, &perr);
+}
+
+/* Sending, step 5: frame the request in the connection's output buffer.
+ * Returns 1 with *corr its correlation id, or 0 with the request failed
+ * for good (sender, unlocked). */
+static int
+sl_send_encode(pkc_sl *sl, sl_broker *b, sl_req *req, int32_t *corr)
+{
+    pkc_conn *conn = pkc_link_conn(&b->link);
+    int version = b->produce_version;
+    pkc_sl_result r;
+    pkc_writer *w;
+    int rc;
+
+    rc = sl_encode_parts_reserve(sl, req->n_batches);
+    if (rc == PKC_OK)
+        rc = pkc_conn_request_begin(conn, PKC_API_PRODUCE, (int16_t)version,
+                                    pkc_produce_is_flexible(version), &w);
     if (rc == PKC_OK) {
-        memset(&src, 0, sizeof(src));
-        src.fl = &sl->fl;
-        src.sl = sl;
-        src.req = q;
-        memset(&ps, 0, sizeof(ps));
-        ps.ctx = &src;
-        ps.has = ps_has;
-        ps.get_int = ps_get_int;
-        ps.get_bytes = ps_get_bytes;
-        ps.enter_array = ps_enter_array;
-        ps.enter_element = ps_enter_element;
-        rc = pkc_proto_encode(w, PKC_PROTO_REQUEST, PKC_API_PRODUCE,
-                              b->produce_version, &ps, &perr);
+        rc = sl_encode_body(sl, version, req, w);
         if (rc == 0)
-            rc = pkc_conn_request_end(conn, sl->cfg.acks != 0, &corr);
+            rc = pkc_conn_request_end(conn, sl->cfg.acks != 0, corr);
         else
             pkc_conn_request_abort(conn);
     }
-    if (rc != PKC_OK) {
-        set_result(&r, PKC_SL_LOCAL, 0, rc,
-                   "could not encode a Produce v%d request: %s",
-                   b->produce_version, pkc_status_str(rc));
-        pthread_mutex_lock(&sl->mu);
-        req_fail(sl, q, &r, 0, 0);
-        pthread_mutex_unlock(&sl->mu);
-        return 0;
-    }
-
-    now = pkc_now_ms();
-    q->correlation_id = corr;
-    q->deadline_ms = now + sl->cfg.request_timeout_ms;
-    q->next = NULL;
+    if (rc == PKC_OK)
+        return 1;
+    sl_set_result(&r, PKC_SL_LOCAL, 0, rc,
+                  "could not encode a Produce v%d request: %s", version,
+                  pkc_status_str(rc));
     pthread_mutex_lock(&sl->mu);
-    sl->st.requests++;
-    sl->st.batches_sent += q->nb;
-    for (int32_t i = 0; i < q->nb; i++)
-        sl->st.bytes_sent += (int64_t)q->b[i]->wire_len;
+    sl_req_fail(sl, req, &r, 0, 0);
+    pthread_mutex_unlock(&sl->mu);
+    return 0;
+}
+
+/* Sending, step 6: the request is in flight: counted, and at the tail of
+ * the broker's in-flight FIFO (sender, unlocked; one lock scope). */
+static void
+sl_send_enqueue(pkc_sl *sl, sl_broker *b, sl_req *req, int32_t corr)
+{
+    req->correlation_id = corr;
+    req->deadline_ms = pkc_now_ms() + sl->cfg.request_timeout_ms;
+    req->next = NULL;
+    pthread_mutex_lock(&sl->mu);
+    sl->stats.requests++;
+    sl->stats.batches_sent += req->n_batches;
+    for (int32_t i = 0; i < req->n_batches; i++)
+        sl->stats.bytes_sent += (int64_t)req->batches[i]->wire_len;
     if (b->inflight_tail != NULL)
-        b->inflight_tail->next = q;
+        b->inflight_tail->next = req;
     else
-        b->inflight_head = q;
-    b->inflight_tail = q;
+        b->inflight_head = req;
+    b->inflight_tail = req;
     b->n_inflight++;
     pthread_mutex_unlock(&sl->mu);
-
-    /* Write what the socket takes now; poll() does the rest. */
-    do {
-        rc = pkc_conn_flush(conn, 0);
-    } while (rc == PKC_ERR_INTR);
-    if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT) {
-        set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
-                   conn->errstr[0] ? conn->errstr : pkc_status_str(rc));
-        pthread_mutex_lock(&sl->mu);
-        broker_drop(sl, b, &r);
-        b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
-        pthread_mutex_unlock(&sl->mu);
-        return 0;
-    }
-    if (sl->cfg.acks == 0)
-        complete_written(sl, b);
-    return 1;
 }
 
-/*
- * Split a batch answered with MESSAGE_TOO_LARGE into two halves (no lock
- * held).  Returns PKC_OK with *first, *second set (second may be NULL when
- * the records cannot be re-read), or a status.
- */
+/* Sending, step 7: write what the socket takes now (poll() does the
+ * rest).  Returns 1, or 0 when the connection broke: then every request
+ * in flight on it failed an attempt (sender, unlocked). */
 static int
-split_batch(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch **first,
-            pkc_sl_batch **second)
+sl_send_flush(pkc_sl *sl, sl_broker *b, const char *host, int port)
 {
-    pkc_records_iter it;
-    pkc_record rec;
-    pkc_sl_batch *halves[2] = {NULL, NULL};
-    pkc_header *hdrs = NULL;
-    int32_t hcap = 0;
-    int32_t half = bt->count / 2, idx = 0;
-    int rc, step;
-
-    *first = *second = NULL;
-    pthread_mutex_lock(&sl->mu);
-    halves[0] = batch_get(sl, bt->partition);
-    halves[1] = batch_get(sl, bt->partition);
-    pthread_mutex_unlock(&sl->mu);
-    if (halves[0] == NULL || halves[1] == NULL) {
-        rc = PKC_ERR_NOMEM;
-        goto error;
-    }
-    rc = pkc_records_iter_init(&it, bt->wire, bt->wire_len, NULL);
-    if (rc != PKC_OK) {
-        pkc_records_iter_free(&it);
-        goto error;
-    }
-    while ((step = pkc_records_next(&it, &rec)) == 1) {
-        pkc_sl_batch *h = halves[idx < half ? 0 : 1];
-        pkc_header_iter hi;
-        pkc_slice hk, hv;
-        int32_t nh = 0;
-
-        if (rec.header_count > hcap) {
-            pkc_header *nhd = realloc(hdrs, (size_t)rec.header_count *
-                                                sizeof(*nhd));
-            if (nhd == NULL) {
-                rc = PKC_ERR_NOMEM;
-                break;
-            }
-            hdrs = nhd;
-            hcap = rec.header_count;
-        }
-        pkc_record_headers_init(&hi, &rec);
-        while (nh < rec.header_count &&
-               pkc_record_headers_next(&hi, &hk, &hv) == 1) {
-            hdrs[nh].key = hk;
-            hdrs[nh].value = hv;
-            nh++;
-        }
-        rc = pkc_batch_builder_append(&h->bb, rec.timestamp, rec.key.ptr,
-                                      rec.key.len, rec.value.ptr,
-                                      rec.value.len, hdrs, nh);
-        if (rc != PKC_OK)
-            break;
-        if (bt->cookies != NULL && idx < bt->count) {
-            rc = batch_add_cookie(h, &bt->cookies[idx]);
-            if (rc != PKC_OK)
-                break;
-        }
-        h->count++;
-        idx++;
-    }
-    if (step < 0)
-        rc = step;
-    pkc_records_iter_free(&it);
-    free(hdrs);
-    hdrs = NULL;
-    if (rc != PKC_OK || idx != bt->count)
-        goto error;
-    for (int i = 0; i < 2; i++) {
-        halves[i]->attempts = bt->attempts;
-        halves[i]->first_ms = bt->first_ms;
-        halves[i]->created_ms = bt->created_ms;
-    }
-    *first = halves[0];
-    *second = halves[1];
-    return PKC_OK;
-
-error:
-    free(hdrs);
-    pthread_mutex_lock(&sl->mu);
-    for (int i = 0; i < 2; i++)
-        if (halves[i] != NULL)
-            batch_put(sl, halves[i]);
-    pthread_mutex_unlock(&sl->mu);
-    return rc != PKC_OK ? rc : PKC_ERR_INVALID;
-}
-
-/* Handle the response to the oldest request of `b` (no lock held). */
-static void
-handle_response(pkc_sl *sl, pkc_sl_req *q, const pkc_response *resp,
-                const char *host, int port)
-{
-    produce_vis pv;
-    pkc_proto_visitor vis;
-    pkc_proto_error perr;
-    pkc_reader rd;
+    pkc_conn *conn = pkc_link_conn(&b->link);
     pkc_sl_result r;
     int rc;
 
-    memset(&pv, 0, sizeof(pv));
-    pv.fl = &sl->fl;
-    pv.topic = sl->topic;
-    pv.topic_len = sl->topic_len;
-    memset(&vis, 0, sizeof(vis));
-    vis.ctx = &pv;
-    vis.begin_struct = pv_begin_struct;
-    vis.end_struct = pv_end_struct;
-    vis.on_int = pv_on_int;
-    vis.on_string = pv_on_string;
-    pkc_reader_init(&rd, resp->body, resp->body_len);
-    rc = pkc_proto_decode(&rd, PKC_PROTO_RESPONSE, PKC_API_PRODUCE,
-                          resp->api_version, &vis, &perr);
-    if (rc != 0) {
-        if (pv.nomem || rc == PKC_ERR_NOMEM)
-            set_result(&r, PKC_SL_LOCAL, 0, PKC_ERR_NOMEM,
-                       "out of memory decoding a Produce response");
-        else
-            set_result(&r, PKC_SL_DECODE, 0, rc,
-                       "%s:%d: malformed Produce v%d response: %s in field "
-                       "'%s' at byte %zu of %zu", host, port,
-                       resp->api_version, pkc_status_str(rc), perr.path,
-                       perr.offset, resp->body_len);
-        free(pv.res);
-        pthread_mutex_lock(&sl->mu);
-        req_fail(sl, q, &r, 1, 0);
-        pthread_mutex_unlock(&sl->mu);
-        return;
-    }
-
-    for (int32_t i = 0; i < q->nb; i++) {
-        pkc_sl_batch *bt = q->b[i];
-        part_result *pr = NULL;
-        pkc_sl_batch *h1 = NULL, *h2 = NULL;
-        int32_t part;
-        int stamped;
-
-        for (size_t j = 0; j < pv.n; j++) {
-            if (pv.res[j].index == bt->partition) {
-                pr = &pv.res[j];
-                break;
-            }
-        }
-        if (pr != NULL && (pr->error_code == PKC_KERR_MESSAGE_TOO_LARGE ||
-                           pr->error_code == PKC_KERR_RECORD_LIST_TOO_LARGE) &&
-            bt->count > 1) {
-            if (split_batch(sl, bt, &h1, &h2) != PKC_OK)
-                h1 = h2 = NULL;
-        }
-        pthread_mutex_lock(&sl->mu);
-        part = bt->partition;
-        /* Sequence numbers were on this batch. */
-        stamped = bt->stamp_pid >= 0;
-        if (pr == NULL) {
-            set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
-                       "%s:%d: the Produce response has no result for "
-                       "partition %d", host, port, bt->partition);
-            attempt_failed(sl, bt, &r, 1, 0);
-        }
-        else if (pr->error_code == PKC_KERR_NONE ||
-                 (stamped &&
-                  pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)) {
-            /* DUPLICATE_SEQUENCE_NUMBER: an earlier attempt of this very
-             * batch was written; the offset may be unknown (-1). */
-            if (pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)
-                sl->st.duplicates++;
-            bt->base_offset = pr->base_offset;
-            bt->log_append_time = pr->log_append_time;
-            memset(&bt->result, 0, sizeof(bt->result));
-            complete_batch(sl, bt);
-        }
-        else if (h1 != NULL) {
-            /* Too large for the broker: send the halves instead, with the
-             * parent's sequence numbers. */
-            sl->st.splits++;
-            if (bt->stamp_gen >= 0) {
-                h1->stamp_gen = h2->stamp_gen = bt->stamp_gen;
-                h1->stamp_pid = h2->stamp_pid = bt->stamp_pid;
-                h1->base_seq = bt->base_seq;
-                h2->base_seq = (int32_t)(((int64_t)bt->base_seq +
-                                          h1->count) & INT32_MAX);
-            }
-            retry_push(sl, h1);
-            retry_push(sl, h2);
-            /* The cookies moved to the halves. */
-            bt->count = 0;
-            batch_put(sl, bt);
-            wake_sender(sl);
-        }
-        else if (stamped &&
-                 pr->error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER &&
-                 (sl->parts[part].retry_head != NULL ||
-                  sl->parts[part].gap)) {
-            /* OUT_OF_ORDER_SEQUENCE_NUMBER behind a batch of the same
-             * partition that failed: it follows that one, and the attempt
-             * does not count. */
-            set_result(&r, PKC_SL_KAFKA,
-                       PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 0,
-                       "Produce to %s:%d for partition %d failed: out of "
-                       "order sequence number", host, port, bt->partition);
-            bt->result = r;
-            bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
-            sl->st.retries++;
-            retry_push(sl, bt);
-        }
-        else if (stamped &&
-                 (pr->error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ||
-                  pr->error_code == PKC_KERR_INVALID_PRODUCER_EPOCH ||
-                  pr->error_code == PKC_KERR_UNKNOWN_PRODUCER_ID)) {
-            /* OUT_OF_ORDER_SEQUENCE_NUMBER (first of its partition),
-             * INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID: the broker's
-             * state of this producer does not match ours (acks=1 data lost
-             * in a leader change, or the producer's state expired).  Retry
-             * under a new producer id. */
-            int code = pr->error_code;
-
-            set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
-                       "Produce to %s:%d for partition %d failed%s%s",
-                       host, port, bt->partition,
-                       pr->message[0] ? ": " : "", pr->message);
-            want_producer_id(sl);
-            attempt_failed(sl, bt, &r, 1, 0);
-        }
-        else {
-            int code = pr->error_code;
-
-            set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
-                       "Produce to %s:%d for partition %d failed%s%s",
-                       host, port, bt->partition,
-                       pr->message[0] ? ": " : "", pr->message);
-            /* Kafka's classification, as the fetch loop uses it: the
-             * producer needs no policy of its own here (the codes it
-             * treats apart are handled above). */
-            attempt_failed(sl, bt, &r, pkc_kafka_error_retriable(code),
-                           pkc_kafka_error_refresh_metadata(code));
-        }
-        part_back(sl, part);
-        pthread_mutex_unlock(&sl->mu);
-    }
-    free(pv.res);
-    free(q->b);
-    free(q);
+    do {
+        rc = pkc_conn_flush(conn, 0);
+    } while (rc == PKC_ERR_INTR);
+    if (rc == PKC_OK || rc == PKC_ERR_TIMEOUT)
+        return 1;
+    sl_set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
+                  conn->errstr[0] ? conn->errstr : pkc_status_str(rc));
+    pthread_mutex_lock(&sl->mu);
+    sl_broker_drop(sl, b, &r);
+    b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+    pthread_mutex_unlock(&sl->mu);
+    return 0;
 }
 
-/* acks=0: the requests of `b` are done once fully written (no lock
- * held; sender only). */
+/*
+ * Write request `req` to broker `b`, step by step, each step under its
+ * own lock scope (sender, unlocked).  Returns 1 when the request is in
+ * flight (with acks=0 it may be done already), else 0: the request was
+ * failed, or nothing of it was left to send.
+ */
+static int
+sl_send_request(pkc_sl *sl, sl_broker *b, sl_req *req, const char *host,
+                int port)
+{
+    int32_t corr = 0;
+
+    if (!sl_send_check_codec(sl, b, req, host, port))
+        return 0;
+    sl_send_preset(sl, req);
+    sl_send_finish(sl, req);
+    sl_send_sequence(sl, req);
+    if (req->n_batches == 0) {
+        sl_req_free(req);
+        return 0;
+    }
+    if (!sl_send_encode(sl, b, req, &corr))
+        return 0;
+    sl_send_enqueue(sl, b, req, corr);
+    if (!sl_send_flush(sl, b, host, port))
+        return 0;
+    if (sl->cfg.acks == 0)
+        sl_complete_written(sl, b);
+    return 1;
+}
+
+/* Answering, a success: NONE, or DUPLICATE_SEQUENCE_NUMBER for a batch
+ * with sequences (an earlier attempt of this very batch was written; the
+ * offset may be unknown, -1).  mu held. */
 static void
-complete_written(pkc_sl *sl, sl_broker *b)
+sl_answer_written(pkc_sl *sl, pkc_sl_batch *bt,
+                  const pkc_produce_partition_result *pr)
+{
+    if (pr->error_code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER)
+        sl->stats.duplicates++;
+    bt->base_offset = pr->base_offset;
+    bt->log_append_time = pr->log_append_time;
+    memset(&bt->result, 0, sizeof(bt->result));
+    sl_batch_complete(sl, bt);
+}
+
+/* Answering, too large for the broker: the halves go instead, with the
+ * parent's sequence numbers; the parent goes back to the free list (its
+ * cookies moved to the halves).  No attempt counted.  mu held. */
+static void
+sl_answer_split(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch *h1,
+                pkc_sl_batch *h2)
+{
+    sl->stats.splits++;
+    if (bt->stamp_gen >= 0) {
+        h1->stamp_gen = h2->stamp_gen = bt->stamp_gen;
+        h1->stamp_pid = h2->stamp_pid = bt->stamp_pid;
+        h1->base_seq = bt->base_seq;
+        h2->base_seq =
+            (int32_t)(((int64_t)bt->base_seq + h1->count) & INT32_MAX);
+    }
+    sl_batch_to_retry(sl, h1);
+    sl_batch_to_retry(sl, h2);
+    bt->count = 0;
+    sl_batch_put(sl, bt);
+    sl_wake_sender(sl);
+}
+
+/* Answering, OUT_OF_ORDER_SEQUENCE_NUMBER behind a batch of the same
+ * partition that failed: it follows that one, and the attempt does not
+ * count.  mu held. */
+static void
+sl_answer_behind_gap(pkc_sl *sl, pkc_sl_batch *bt, const char *host,
+                     int port)
+{
+    sl_set_result(&bt->result, PKC_SL_KAFKA,
+                  PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 0,
+                  "Produce to %s:%d for partition %d failed: out of "
+                  "order sequence number", host, port, bt->partition);
+    bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+    sl->stats.retries++;
+    sl_batch_to_retry(sl, bt);
+}
+
+/* Answering, any other error code: Kafka's classification, as the fetch
+ * loop uses it (the codes the producer treats apart are handled by the
+ * functions above).  With `new_producer_id` (OUT_OF_ORDER_SEQUENCE_NUMBER
+ * first of its partition, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID on
+ * a batch with sequences: the broker's state of this producer does not
+ * match ours, as when acks=1 data was lost in a leader change or the
+ * producer's state expired) the attempt is retried under a new producer
+ * id.  mu held. */
+static void
+sl_answer_error(pkc_sl *sl, pkc_sl_batch *bt,
+                const pkc_produce_partition_result *pr, int new_producer_id,
+                const char *host, int port)
+{
+    int code = pr->error_code;
+    pkc_sl_result r;
+
+    sl_set_result(&r, PKC_SL_KAFKA, (int16_t)code, 0,
+                  "Produce to %s:%d for partition %d failed%s%s", host,
+                  port, bt->partition, pr->message[0] ? ": " : "",
+                  pr->message);
+    if (new_producer_id) {
+        sl_want_producer_id(sl);
+        sl_attempt_failed(sl, bt, &r, 1, 0);
+        return;
+    }
+    sl_attempt_failed(sl, bt, &r, pkc_kafka_error_retriable(code),
+                      pkc_kafka_error_refresh_metadata(code));
+}
+
+/* Answering one batch of a request: its partition's result `pr` (NULL
+ * when the response has none), and the halves it was split into, if it
+ * was (mu held; the caller then lands it). */
+static void
+sl_answer_batch(pkc_sl *sl, pkc_sl_batch *bt,
+                const pkc_produce_partition_result *pr, pkc_sl_batch *h1,
+                pkc_sl_batch *h2, const char *host, int port)
+{
+    sl_part *p = &sl->parts[bt->partition];
+    int stamped = bt->stamp_pid >= 0; /* sequence numbers were on it */
+    int code = pr != NULL ? pr->error_code : PKC_KERR_NONE;
+    pkc_sl_result r;
+
+    if (pr == NULL) {
+        sl_set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
+                      "%s:%d: the Produce response has no result for "
+                      "partition %d", host, port, bt->partition);
+        sl_attempt_failed(sl, bt, &r, 1, 0);
+    }
+    else if (code == PKC_KERR_NONE ||
+             (stamped && code == PKC_KERR_DUPLICATE_SEQUENCE_NUMBER))
+        sl_answer_written(sl, bt, pr);
+    else if (h1 != NULL)
+        sl_answer_split(sl, bt, h1, h2);
+    else if (stamped && code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER &&
+             (p->retry_head != NULL || p->gap))
+        sl_answer_behind_gap(sl, bt, host, port);
+    else
+        sl_answer_error(sl, bt, pr,
+                        stamped &&
+                            (code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ||
+                             code == PKC_KERR_INVALID_PRODUCER_EPOCH ||
+                             code == PKC_KERR_UNKNOWN_PRODUCER_ID),
+                        host, port);
+}
+
+/* A batch of several records refused as too large (MESSAGE_TOO_LARGE,
+ * RECORD_LIST_TOO_LARGE) is split in two, without the lock; *h1 and *h2
+ * are the halves, or NULL (sender, unlocked). */
+static void
+sl_answer_split_if_too_large(pkc_sl *sl, pkc_sl_batch *bt,
+                             const pkc_produce_partition_result *pr,
+                             pkc_sl_batch **h1, pkc_sl_batch **h2)
+{
+    *h1 = *h2 = NULL;
+    if (pr == NULL || bt->count <= 1 ||
+        (pr->error_code != PKC_KERR_MESSAGE_TOO_LARGE &&
+         pr->error_code != PKC_KERR_RECORD_LIST_TOO_LARGE))
+        return;
+    if (sl_batch_split(sl, bt, h1, h2) != PKC_OK)
+        *h1 = *h2 = NULL;
+}
+
+/* Decode the response to `req` into *results.  Returns 1, or 0 with
+ * every batch of the request failed an attempt (sender, unlocked). */
+static int
+sl_answer_decode(pkc_sl *sl, sl_req *req, const pkc_response *resp,
+                 pkc_produce_response *results, const char *host, int port)
+{
+    pkc_proto_error perr;
+    pkc_sl_result r;
+    int rc;
+
+    rc = pkc_produce_decode(&sl->fields, resp->api_version, resp->body,
+                            resp->body_len, sl->topic, sl->topic_len,
+                            results, &perr);
+    if (rc == 0)
+        return 1;
+    if (rc == PKC_ERR_NOMEM)
+        sl_set_result(&r, PKC_SL_LOCAL, 0, PKC_ERR_NOMEM,
+                      "out of memory decoding a Produce response");
+    else
+        sl_set_result(&r, PKC_SL_DECODE, 0, rc,
+                      "%s:%d: malformed Produce v%d response: %s in field "
+                      "'%s' at byte %zu of %zu", host, port,
+                      resp->api_version, pkc_status_str(rc), perr.path,
+                      perr.offset, resp->body_len);
+    pthread_mutex_lock(&sl->mu);
+    sl_req_fail(sl, req, &r, 1, 0);
+    pthread_mutex_unlock(&sl->mu);
+    return 0;
+}
+
+/* Handle the response to `req`, the oldest request of its broker: each
+ * batch answered under its own lock scope (sender, unlocked). */
+static void
+sl_handle_response(pkc_sl *sl, sl_req *req, const pkc_response *resp,
+                   const char *host, int port)
+{
+    pkc_produce_response results;
+
+    if (!sl_answer_decode(sl, req, resp, &results, host, port))
+        return;
+    for (int32_t i = 0; i < req->n_batches; i++) {
+        pkc_sl_batch *bt = req->batches[i];
+        int32_t part = bt->partition;
+        const pkc_produce_partition_result *pr =
+            pkc_produce_response_find(&results, part);
+        pkc_sl_batch *h1, *h2;
+
+        sl_answer_split_if_too_large(sl, bt, pr, &h1, &h2);
+        pthread_mutex_lock(&sl->mu);
+        sl_answer_batch(sl, bt, pr, h1, h2, host, port);
+        sl_batch_landed(sl, part);
+        pthread_mutex_unlock(&sl->mu);
+    }
+    pkc_produce_response_free(&results);
+    sl_req_free(req);
+}
+
+/* acks=0: the requests of `b` are done once fully written (sender,
+ * unlocked). */
+static void
+sl_complete_written(pkc_sl *sl, sl_broker *b)
 {
     if (pkc_conn_unsent(pkc_link_conn(&b->link)) != 0)
         return;
     pthread_mutex_lock(&sl->mu);
     while (b->inflight_head != NULL) {
-        pkc_sl_req *q = b->inflight_head;
+        sl_req *req = b->inflight_head;
 
-        b->inflight_head = q->next;
+        b->inflight_head = req->next;
         b->n_inflight--;
-        for (int32_t i = 0; i < q->nb; i++) {
-            pkc_sl_batch *bt = q->b[i];
+        for (int32_t i = 0; i < req->n_batches; i++) {
+            pkc_sl_batch *bt = req->batches[i];
             int32_t part = bt->partition;
 
             bt->base_offset = -1;
             memset(&bt->result, 0, sizeof(bt->result));
-            complete_batch(sl, bt);
-            part_back(sl, part);
+            sl_batch_complete(sl, bt);
+            sl_batch_landed(sl, part);
         }
-        free(q->b);
-        free(q);
+        sl_req_free(req);
     }
     b->inflight_tail = NULL;
     pthread_mutex_unlock(&sl->mu);
 }
 
 /* The connection of `b` is gone with requests in flight, or could not
- * take a request (no lock held; sender only). */
+ * take a request (sender, unlocked). */
 static void
-service_broken(pkc_sl *sl, sl_broker *b, int rc, const char *host, int port)
+sl_service_broken(pkc_sl *sl, sl_broker *b, int rc, const char *host, int port)
 {
     const char *why = b->link.state == PKC_LINK_DOWN
                           ? pkc_link_error(&b->link)
                           : pkc_link_conn(&b->link)->errstr;
     pkc_sl_result r;
 
-    set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
-               why[0] ? why : pkc_status_str(rc));
+    sl_set_result(&r, PKC_SL_DISCONNECTED, 0, rc, "%s:%d: %s", host, port,
+                  why[0] ? why : pkc_status_str(rc));
     pthread_mutex_lock(&sl->mu);
-    broker_drop(sl, b, &r);
+    sl_broker_drop(sl, b, &r);
     b->connect_after = pkc_now_ms() + sl->cfg.retry_backoff_ms;
     pthread_mutex_unlock(&sl->mu);
 }
 
-/* Close an idle connection (no lock held; sender only). */
+/* Close an idle connection (sender, unlocked). */
 static void
-service_close(pkc_sl *sl, sl_broker *b)
+sl_service_close(pkc_sl *sl, sl_broker *b)
 {
     pthread_mutex_lock(&sl->mu);
     pkc_link_close(&b->link);
@@ -1821,17 +1008,17 @@ service_close(pkc_sl *sl, sl_broker *b)
     pthread_mutex_unlock(&sl->mu);
 }
 
-/* Read the answers that are there, oldest request first (no lock held;
- * sender only). */
+/* Read the answers that are there, oldest request first (sender,
+ * unlocked). */
 static void
-service_answers(pkc_sl *sl, sl_broker *b, const char *host, int port)
+sl_service_answers(pkc_sl *sl, sl_broker *b, const char *host, int port)
 {
     pkc_response resp;
     pkc_sl_result r;
     int rc;
 
     while (b->inflight_head != NULL) {
-        pkc_sl_req *q;
+        sl_req *req;
 
         rc = pkc_link_recv_response(&b->link, 0, &resp);
         if (rc == PKC_ERR_INTR)
@@ -1839,36 +1026,37 @@ service_answers(pkc_sl *sl, sl_broker *b, const char *host, int port)
         if (rc == PKC_ERR_TIMEOUT)
             return;
         if (rc != PKC_OK) {
-            service_broken(sl, b, rc, host, port);
+            sl_service_broken(sl, b, rc, host, port);
             return;
         }
         pthread_mutex_lock(&sl->mu);
-        q = b->inflight_head;
-        b->inflight_head = q->next;
+        req = b->inflight_head;
+        b->inflight_head = req->next;
         if (b->inflight_head == NULL)
             b->inflight_tail = NULL;
         b->n_inflight--;
         pthread_mutex_unlock(&sl->mu);
-        if (resp.correlation_id != q->correlation_id) {
+        if (resp.correlation_id != req->correlation_id) {
             /* net.c checks this; a mismatch here is a bookkeeping bug. */
-            set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
-                       "%s:%d: response to correlation id %d, expected %d",
-                       host, port, resp.correlation_id, q->correlation_id);
+            sl_set_result(&r, PKC_SL_DECODE, 0, PKC_ERR_INVALID,
+                          "%s:%d: response to correlation id %d, expected %d",
+                          host, port, resp.correlation_id,
+                          req->correlation_id);
             pthread_mutex_lock(&sl->mu);
-            req_fail(sl, q, &r, 1, 0);
-            broker_drop(sl, b, &r);
+            sl_req_fail(sl, req, &r, 1, 0);
+            sl_broker_drop(sl, b, &r);
             pthread_mutex_unlock(&sl->mu);
             return;
         }
-        handle_response(sl, q, &resp, host, port);
+        sl_handle_response(sl, req, &resp, host, port);
     }
 }
 
 /* The READY connection of broker `b` is ready for `revents`: write what
- * it can take and read what it has (no lock held; sender only). */
+ * it can take and read what it has (sender, unlocked). */
 static void
-service_broker(pkc_sl *sl, sl_broker *b, short revents, const char *host,
-               int port)
+sl_service_broker(pkc_sl *sl, sl_broker *b, short revents, const char *host,
+                  int port)
 {
     int rc;
 
@@ -1876,433 +1064,46 @@ service_broker(pkc_sl *sl, sl_broker *b, short revents, const char *host,
         rc = pkc_conn_flush(pkc_link_conn(&b->link), 0);
     } while (rc == PKC_ERR_INTR);
     if (rc != PKC_OK && rc != PKC_ERR_TIMEOUT) {
-        service_broken(sl, b, rc, host, port);
+        sl_service_broken(sl, b, rc, host, port);
         return;
     }
     if (sl->cfg.acks == 0) {
         /* Fire and forget: done once written.  Anything the broker sends
          * on this connection is unexpected: EOF or garbage both end it. */
-        complete_written(sl, b);
+        sl_complete_written(sl, b);
         if ((revents & (POLLIN | POLLERR | POLLHUP)) &&
             b->inflight_head == NULL)
-            service_close(sl, b);
+            sl_service_close(sl, b);
         return;
     }
     if (b->inflight_head == NULL) {
         /* Readable with nothing in flight: the broker closed an idle
          * connection (or sent garbage).  Reconnect on the next send. */
         if (revents & (POLLIN | POLLERR | POLLHUP))
-            service_close(sl, b);
+            sl_service_close(sl, b);
         return;
     }
-    service_answers(sl, b, host, port);
+    sl_service_answers(sl, b, host, port);
 }
 
-/* What the sender does for a broker this round, planned under the lock
- * and carried out without it. */
-typedef enum {
-    PLAN_SEND,     /* write request q */
-    PLAN_CONNECT,  /* start setting its connection up */
-    PLAN_STEP      /* step its link (a due re-authentication) */
-} plan_action;
 
-typedef struct {
-    plan_action action;
-    sl_broker *b;
-    pkc_sl_req *q;       /* PLAN_SEND */
-    char host[256];
-    int port;
-} plan_item;
-
-static int
-req_add(pkc_sl_req *q, pkc_sl_batch *bt)
-{
-    if (q->nb == q->cap) {
-        int32_t ncap = q->cap ? q->cap * 2 : 8;
-        pkc_sl_batch **nb = realloc(q->b, (size_t)ncap * sizeof(*nb));
-
-        if (nb == NULL)
-            return PKC_ERR_NOMEM;
-        q->b = nb;
-        q->cap = ncap;
-    }
-    q->b[q->nb++] = bt;
-    return PKC_OK;
-}
-
-/* Bytes a batch takes in a request (compressed once finished). */
-static size_t
-batch_size(const pkc_sl_batch *bt)
-{
-    return bt->finished ? bt->wire_len : pkc_batch_builder_size(&bt->bb);
-}
-
+/* Carry out the plan (sender, unlocked). */
 static void
-min_deadline(int64_t *at, int64_t t)
-{
-    if (t < *at)
-        *at = t;
-}
-
-/* Move `bt` out of its partition's queue into a request to `b` (mu
- * held). */
-static void
-take_for_request(pkc_sl *sl, sl_part *p, sl_broker *b, pkc_sl_batch *bt)
-{
-    if (bt == p->open) {
-        p->open = NULL;
-    }
-    else {
-        p->ready_head = bt->next;
-        if (p->ready_head == NULL)
-            p->ready_tail = NULL;
-    }
-    bt->next = NULL;
-    p->n_in_flight++;
-    p->inflight_lb = b;
-    sl->inflight_batches++;
-    if (p->n_in_flight > sl->st.max_partition_in_flight)
-        sl->st.max_partition_in_flight = p->n_in_flight;
-    unsent_add(sl, p, -bt->count);
-}
-
-/*
- * Build one request of the batches broker `b` leads (mu held): the next
- * sendable batch of each of its partitions, in turn, up to
- * max_request_size; open batches only when due (`send_now`: at once).
- * The batches count as in flight.  Returns the request, or NULL when
- * nothing is sendable; lowers *wake_at to when something becomes so.
- */
-static pkc_sl_req *
-plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
-                 int part_cap, int64_t *wake_at)
-{
-    pkc_sl_req *q = NULL;
-    size_t total = 0;
-    int32_t n = sl->nparts;
-
-    for (int32_t k = 0; k < n; k++) {
-        int32_t id = (b->rr + k) % n;
-        sl_part *p = &sl->parts[id];
-        pkc_sl_batch *bt = NULL;
-
-        if (!p->known || p->lb != b)
-            continue;
-        /* More of its batches in flight only with sequence numbers, to
-         * the same broker, and not while an earlier one waits for another
-         * attempt. */
-        if (p->n_in_flight > 0 &&
-            (p->n_in_flight >= part_cap || p->inflight_lb != b ||
-             p->retry_head != NULL || p->gap))
-            continue;
-        if (p->ready_head != NULL) {
-            if (p->ready_head->not_before_ms > now) {
-                min_deadline(wake_at, p->ready_head->not_before_ms);
-                continue;
-            }
-            bt = p->ready_head;
-        }
-        else if (p->open != NULL && p->open->count > 0) {
-            int64_t due = p->open->first_ms + sl->cfg.linger_ms;
-
-            if (!send_now && due > now) {
-                min_deadline(wake_at, due);
-                continue;
-            }
-            bt = p->open;
-        }
-        else {
-            continue;
-        }
-        if (q != NULL && total + batch_size(bt) > sl->cfg.max_request_size)
-            continue;
-        if (q == NULL && (q = calloc(1, sizeof(*q))) == NULL)
-            break;
-        if (req_add(q, bt) != PKC_OK)
-            break;
-        take_for_request(sl, p, b, bt);
-        total += batch_size(bt);
-    }
-    if (q != NULL && q->nb == 0) {
-        free(q->b);
-        free(q);
-        q = NULL;
-    }
-    if (q != NULL)
-        b->rr = (b->rr + 1) % (n > 0 ? n : 1);
-    return q;
-}
-
-/* Add an item for `b` to the plan (mu held). */
-static size_t
-plan_add(plan_item *plan, size_t np, plan_action action, sl_broker *b,
-         pkc_sl_req *q)
-{
-    plan[np].action = action;
-    plan[np].b = b;
-    plan[np].q = q;
-    memcpy(plan[np].host, b->host, sizeof(b->host));
-    plan[np].port = b->port;
-    return np + 1;
-}
-
-/* The broker's address changed: what is in flight on the old connection
- * is lost with it (mu held; the sender reconnects on the next plan). */
-static void
-retire_link(pkc_sl *sl, sl_broker *b)
-{
-    pkc_sl_result r;
-
-    b->addr_changed = 0;
-    set_result(&r, PKC_SL_DISCONNECTED, 0, PKC_ERR_CLOSED,
-               "%s:%d: connection replaced (the broker moved)", b->host,
-               b->port);
-    broker_drop(sl, b, &r);
-}
-
-/* Its set-up failed: one request's worth of its batches fail an attempt,
- * as the request would have (mu held). */
-static void
-fail_refused(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
-             int64_t *wake_at)
-{
-    pkc_sl_req *q;
-
-    b->refused = 0;
-    q = plan_one_request(sl, b, now, 1, part_cap, wake_at);
-    if (q != NULL)
-        req_fail(sl, q, &b->refusal, b->refusal_retriable,
-                 b->refusal_retriable);
-}
-
-/*
- * Plan what the sender does for broker `b` this round (mu held): fail
- * what a refused set-up leaves, connect, re-authenticate, or send up to
- * max_in_flight requests.  Returns the plan's new length.
- */
-static size_t
-plan_broker(pkc_sl *sl, sl_broker *b, int64_t now, int part_cap,
-            plan_item *plan, size_t np, size_t cap, int64_t *wake_at)
-{
-    int send_now, planned = 0;
-    pkc_sl_req *q;
-
-    if (b->addr_changed)
-        retire_link(sl, b);
-    if (b->present && pkc_link_is_ready(&b->link)) {
-        if (pkc_link_reauth_due(&b->link, now))
-            /* Also when idle: the session must not end under the next
-             * request.  Only once what is in flight is answered. */
-            return b->n_inflight == 0
-                       ? plan_add(plan, np, PLAN_STEP, b, NULL) : np;
-        if (b->link.reauth_at > now) /* (past: waits for a new token) */
-            min_deadline(wake_at, b->link.reauth_at);
-    }
-    if (!b->present || b->unsent <= 0) {
-        b->refused = 0;
-        return np;
-    }
-    if (b->refused)
-        fail_refused(sl, b, now, part_cap, wake_at);
-    if (b->connect_after > now) {
-        min_deadline(wake_at, b->connect_after);
-        return np;
-    }
-    if (b->link.state == PKC_LINK_DOWN)
-        return plan_add(plan, np, PLAN_CONNECT, b, NULL);
-    if (!pkc_link_is_ready(&b->link))
-        return np; /* being set up: its readiness wakes the sender */
-    send_now = !sl->accepting || sl->flushers > 0 ||
-               b->unsent >= sl->cfg.min_queued;
-    while (np < cap && b->n_inflight + planned < sl->cfg.max_in_flight) {
-        q = plan_one_request(sl, b, now, send_now, part_cap, wake_at);
-        if (q == NULL)
-            break;
-        np = plan_add(plan, np, PLAN_SEND, b, q);
-        planned++;
-    }
-    return np;
-}
-
-/*
- * Expire batches that waited too long for a leader, and plan requests
- * (mu held).  Fills `plan` (at most `cap` items), returns the count, and
- * lowers *wake_at to the next moment something becomes due.
- */
-static size_t
-plan_requests(pkc_sl *sl, int64_t now, plan_item *plan, size_t cap,
-              int64_t *wake_at)
-{
-    size_t np = 0;
-    int part_cap;
-
-    /* Partitions without a usable leader. */
-    for (int32_t id = 0; id < sl->nparts; id++) {
-        sl_part *p = &sl->parts[id];
-
-        if (!p->known || p->lb != NULL)
-            continue;
-        if (p->open == NULL && p->ready_head == NULL)
-            continue;
-        if (p->leaderless_since < 0)
-            p->leaderless_since = now;
-        if (now - p->leaderless_since >= sl->cfg.leader_wait_ms) {
-            pkc_sl_result r;
-
-            set_result(&r, PKC_SL_NO_LEADER, PKC_KERR_LEADER_NOT_AVAILABLE, 0,
-                       "partition %d of %s had no leader for %d ms", id,
-                       sl->topic, sl->cfg.leader_wait_ms);
-            while (p->ready_head != NULL) {
-                pkc_sl_batch *bt = p->ready_head;
-
-                p->ready_head = bt->next;
-                unsent_add(sl, p, -bt->count);
-                fail_batch(sl, bt, &r);
-            }
-            p->ready_tail = NULL;
-            if (p->open != NULL && p->open->count > 0) {
-                pkc_sl_batch *bt = p->open;
-
-                p->open = NULL;
-                unsent_add(sl, p, -bt->count);
-                fail_batch(sl, bt, &r);
-            }
-            p->leaderless_since = now;
-        }
-        else {
-            min_deadline(wake_at, p->leaderless_since +
-                                      sl->cfg.leader_wait_ms);
-            if (now - sl->last_metadata_ms >= sl->cfg.retry_backoff_ms ||
-                sl->last_metadata_ms < 0)
-                request_metadata(sl);
-            else
-                min_deadline(wake_at, sl->last_metadata_ms +
-                                          sl->cfg.retry_backoff_ms);
-        }
-    }
-
-    /* A new producer id is applied once nothing is in flight; until then
-     * nothing new is sent (its batches would need the new id). */
-    if (sl->have_pending && sl->inflight_batches == 0) {
-        sl->pid = sl->pending_pid;
-        sl->epoch = sl->pid >= 0 ? sl->pending_epoch : -1;
-        sl->pid_gen++;
-        sl->have_pending = 0;
-        sl->st.producer_id = sl->pid;
-        for (int32_t id = 0; id < sl->nparts; id++)
-            sl->parts[id].next_seq = 0;
-    }
-    if (sl->have_pending)
-        return np;
-    part_cap = sl->pid >= 0 ? PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT : 1;
-
-    for (size_t bi = 0; bi < sl->nbrokers && np < cap; bi++)
-        np = plan_broker(sl, sl->brokers[bi], now, part_cap, plan, np, cap,
-                         wake_at);
-    return np;
-}
-
-/*
- * Seal the open batch of every partition that has a batch in flight and
- * nothing else ready, once that batch is due (linger_ms passed,
- * min_queued reached, or a flush), so that finish_ahead() can compress it
- * while the partition waits for its answer (mu held).  Full batches are
- * sealed by pkc_sl_append.  Lowers *wake_at to the next linger expiry.
- */
-static void
-seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at)
-{
-    int flush_all = sl->flushers > 0 || !sl->accepting;
-
-    for (int32_t id = 0; id < sl->nparts; id++) {
-        sl_part *p = &sl->parts[id];
-        pkc_sl_batch *bt = p->open;
-        int64_t due;
-
-        if (!p->known || p->lb == NULL || p->n_in_flight == 0 || bt == NULL ||
-            bt->count == 0 || p->ready_head != NULL)
-            continue;
-        due = bt->first_ms + sl->cfg.linger_ms;
-        if (!flush_all && p->lb->unsent < sl->cfg.min_queued && due > now) {
-            min_deadline(wake_at, due);
-            continue;
-        }
-        p->open = NULL;
-        ready_push(p, bt);
-    }
-}
-
-/*
- * Finish (header, compression, CRC-32C) one sealed batch that waits in a
- * ready FIFO, without the lock, so that compression overlaps the broker's
- * work on the requests in flight instead of following it.  Picks, among
- * the first FINISH_AHEAD_DEPTH batches of each partition's FIFO, the one
- * nearest to its FIFO's head (partitions in turn).  Safe without the lock
- * because only the sender takes batches out of ready FIFOs or reads their
- * wire form; producers only link new batches after the tail, which writes
- * the tail's `next` and nothing else.  A batch that fails to finish is
- * left alone: send_request finishes it again and fails it properly.
- * Returns 1 when a batch was finished (there may be more), else 0.
- */
-static int
-finish_ahead(pkc_sl *sl)
-{
-    pkc_sl_batch *bt = NULL;
-    int best_depth = FINISH_AHEAD_DEPTH;
-    int32_t best_id = -1;
-    int rc;
-
-    pthread_mutex_lock(&sl->mu);
-    for (int32_t k = 0; k < sl->nparts; k++) {
-        int32_t id = (int32_t)(((int64_t)sl->finish_rr + k) % sl->nparts);
-        pkc_sl_batch *c = sl->parts[id].ready_head;
-
-        for (int depth = 0; c != NULL && depth < best_depth;
-             depth++, c = c->next) {
-            if (!c->finished && !c->finish_tried) {
-                bt = c;
-                best_depth = depth;
-                best_id = id;
-                break;
-            }
-        }
-        if (best_depth == 0)
-            break;
-    }
-    if (bt != NULL) {
-        bt->finish_tried = 1;
-        sl->finish_rr = best_id + 1 < sl->nparts ? best_id + 1 : 0;
-    }
-    pthread_mutex_unlock(&sl->mu);
-    if (bt == NULL)
-        return 0;
-    rc = pkc_batch_builder_finish(&bt->bb, &bt->wire, &bt->wire_len);
-    pthread_mutex_lock(&sl->mu);
-    if (rc == PKC_OK && bt->wire_len <= INT32_MAX) {
-        bt->finished = 1;
-        sl->st.finished_ahead++;
-    }
-    pthread_mutex_unlock(&sl->mu);
-    return 1;
-}
-
-/* Carry out the plan (no lock held). */
-static void
-run_plan(pkc_sl *sl, plan_item *plan, size_t np)
+sl_run_plan(pkc_sl *sl, sl_plan_item *plan, size_t np)
 {
     for (size_t i = 0; i < np; i++) {
-        plan_item *it = &plan[i];
+        sl_plan_item *it = &plan[i];
 
         switch (it->action) {
-        case PLAN_SEND:
-            send_request(sl, it->b, it->q, it->host, it->port);
+        case SL_PLAN_SEND:
+            sl_send_request(sl, it->b, it->req, it->host, it->port);
             break;
-        case PLAN_CONNECT:
-            link_start(sl, it->b, it->host, it->port);
+        case SL_PLAN_CONNECT:
+            sl_link_start(sl, it->b, it->host, it->port);
             break;
-        case PLAN_STEP:
-            link_progress(sl, it->b,
-                          pkc_link_step(&it->b->link, pkc_now_ms()));
+        case SL_PLAN_STEP:
+            sl_link_progress(sl, it->b,
+                             pkc_link_step(&it->b->link, pkc_now_ms()));
             break;
         }
     }
@@ -2311,7 +1112,7 @@ run_plan(pkc_sl *sl, plan_item *plan, size_t np)
 /* The poll set of this round (mu held): every broker whose connection is
  * up or being set up; lowers *wake_at to the set-ups' deadlines. */
 static int
-poll_set(pkc_sl *sl, int64_t *wake_at)
+sl_poll_set(pkc_sl *sl, int64_t *wake_at)
 {
     pkc_reactor_reset(&sl->reactor);
     for (size_t i = 0; i < sl->nbrokers; i++) {
@@ -2320,7 +1121,7 @@ poll_set(pkc_sl *sl, int64_t *wake_at)
         if (b->link.state == PKC_LINK_DOWN)
             continue;
         if (pkc_link_in_setup(&b->link))
-            min_deadline(wake_at, pkc_link_deadline(&b->link));
+            sl_min_deadline(wake_at, pkc_link_deadline(&b->link));
         /* POLLIN always: an idle connection the broker closes is seen. */
         if (pkc_reactor_add(&sl->reactor, pkc_link_fd(&b->link),
                             pkc_link_poll_events(&b->link, 1), b) != PKC_OK)
@@ -2329,9 +1130,9 @@ poll_set(pkc_sl *sl, int64_t *wake_at)
     return PKC_OK;
 }
 
-/* Act on the descriptors poll() found ready (no lock held). */
+/* Act on the descriptors poll() found ready (sender, unlocked). */
 static void
-service_ready(pkc_sl *sl)
+sl_service_ready(pkc_sl *sl)
 {
     for (size_t i = 1; i < pkc_reactor_count(&sl->reactor); i++) {
         short revents = pkc_reactor_revents(&sl->reactor, i);
@@ -2342,7 +1143,7 @@ service_ready(pkc_sl *sl)
         if (revents == 0)
             continue;
         if (pkc_link_in_setup(&b->link)) {
-            link_progress(sl, b, pkc_link_step(&b->link, pkc_now_ms()));
+            sl_link_progress(sl, b, pkc_link_step(&b->link, pkc_now_ms()));
             continue;
         }
         if (!pkc_link_is_ready(&b->link))
@@ -2351,14 +1152,13 @@ service_ready(pkc_sl *sl)
         memcpy(host, b->host, sizeof(host));
         port = b->port;
         pthread_mutex_unlock(&sl->mu);
-        service_broker(sl, b, revents, host, port);
+        sl_service_broker(sl, b, revents, host, port);
     }
 }
 
-/* Set-ups whose deadline passed fail (no lock held; the broker table is
- * only appended to, and entries are never freed while the sender runs). */
+/* Set-ups whose deadline passed fail (sender, unlocked). */
 static void
-expire_setups(pkc_sl *sl)
+sl_expire_setups(pkc_sl *sl)
 {
     int64_t now = pkc_now_ms();
     size_t n;
@@ -2373,14 +1173,14 @@ expire_setups(pkc_sl *sl)
         b = sl->brokers[i];
         pthread_mutex_unlock(&sl->mu);
         if (pkc_link_in_setup(&b->link) && now >= pkc_link_deadline(&b->link))
-            link_progress(sl, b, pkc_link_step(&b->link, now));
+            sl_link_progress(sl, b, pkc_link_step(&b->link, now));
     }
 }
 
 /* Requests that outlived their deadline drop their connection; brokers
  * no longer in the table lose their idle connection (mu held). */
 static void
-expire_requests(pkc_sl *sl, int64_t now)
+sl_expire_requests(pkc_sl *sl, int64_t now)
 {
     for (size_t i = 0; i < sl->nbrokers; i++) {
         sl_broker *b = sl->brokers[i];
@@ -2389,11 +1189,11 @@ expire_requests(pkc_sl *sl, int64_t now)
             b->inflight_head->deadline_ms <= now) {
             pkc_sl_result r;
 
-            set_result(&r, PKC_SL_DISCONNECTED,
-                       PKC_KERR_REQUEST_TIMED_OUT, PKC_ERR_TIMEOUT,
-                       "%s:%d: no Produce response within %d ms",
-                       b->host, b->port, sl->cfg.request_timeout_ms);
-            broker_drop(sl, b, &r);
+            sl_set_result(&r, PKC_SL_DISCONNECTED,
+                          PKC_KERR_REQUEST_TIMED_OUT, PKC_ERR_TIMEOUT,
+                          "%s:%d: no Produce response within %d ms",
+                          b->host, b->port, sl->cfg.request_timeout_ms);
+            sl_broker_drop(sl, b, &r);
         }
         else if (!b->present && b->inflight_head == NULL &&
                  b->link.state != PKC_LINK_DOWN) {
@@ -2403,28 +1203,12 @@ expire_requests(pkc_sl *sl, int64_t now)
     }
 }
 
-/* Room for a plan of every broker's requests and actions (mu held). */
-static plan_item *
-plan_reserve(pkc_sl *sl, plan_item *plan, size_t *cap)
-{
-    size_t want = sl->nbrokers * ((size_t)sl->cfg.max_in_flight + 1) + 1;
-    plan_item *bigger;
-
-    if (want <= *cap)
-        return plan;
-    bigger = realloc(plan, want * sizeof(*bigger));
-    if (bigger == NULL)
-        return plan;
-    *cap = want;
-    return bigger;
-}
-
 static void *
-sender_main(void *arg)
+sl_sender_main(void *arg)
 {
     pkc_sl *sl = arg;
     sigset_t all;
-    plan_item *plan = NULL;
+    sl_plan_item *plan = NULL;
     size_t plan_cap = 0;
 
     /* Signals belong to the interpreter's main thread. */
@@ -2437,37 +1221,37 @@ sender_main(void *arg)
         size_t np = 0;
         int more, polled;
 
-        plan = plan_reserve(sl, plan, &plan_cap);
+        plan = sl_plan_reserve(sl, plan, &plan_cap);
         if (plan_cap > 0)
-            np = plan_requests(sl, now, plan, plan_cap, &wake_at);
-        seal_due(sl, now, &wake_at);
+            np = sl_plan_requests(sl, now, plan, plan_cap, &wake_at);
+        sl_plan_seal_due(sl, now, &wake_at);
         for (size_t i = 0; i < sl->nbrokers; i++)
             if (sl->brokers[i]->inflight_head != NULL && sl->cfg.acks != 0)
-                min_deadline(&wake_at,
-                             sl->brokers[i]->inflight_head->deadline_ms);
+                sl_min_deadline(&wake_at,
+                                sl->brokers[i]->inflight_head->deadline_ms);
         sl->wake_pending = 0;
         pthread_mutex_unlock(&sl->mu);
 
-        run_plan(sl, plan, np);
+        sl_run_plan(sl, plan, np);
         /* Compress the next batch while the broker works on this one. */
-        more = finish_ahead(sl);
+        more = sl_plan_finish_ahead(sl);
 
         pthread_mutex_lock(&sl->mu);
-        polled = poll_set(sl, &wake_at) == PKC_OK;
+        polled = sl_poll_set(sl, &wake_at) == PKC_OK;
         if (sl->wake_pending || more)
             wake_at = now; /* something happened meanwhile */
         pthread_mutex_unlock(&sl->mu);
         if (polled && pkc_reactor_wait(&sl->reactor, wake_at,
                                        MAX_POLL_MS) > 0)
-            service_ready(sl);
+            sl_service_ready(sl);
         else if (!polled) {
             struct timespec ts = {0, 10 * 1000000L};
 
             nanosleep(&ts, NULL);
         }
-        expire_setups(sl);
+        sl_expire_setups(sl);
         pthread_mutex_lock(&sl->mu);
-        expire_requests(sl, pkc_now_ms());
+        sl_expire_requests(sl, pkc_now_ms());
     }
     sl->sender_exited = 1;
     pthread_cond_broadcast(&sl->ev_cond);
@@ -2490,7 +1274,7 @@ pkc_sl_start(pkc_sl *sl)
     sl->sender_exited = 0;
     sl->accepting = 1;
     sl->thread_joined = 0;
-    rc = pthread_create(&sl->thread, NULL, sender_main, sl);
+    rc = pthread_create(&sl->thread, NULL, sl_sender_main, sl);
     if (rc != 0) {
         sl->accepting = 0;
         pthread_mutex_unlock(&sl->mu);
@@ -2510,14 +1294,14 @@ pkc_sl_flush(pkc_sl *sl, int64_t deadline)
 
     pthread_mutex_lock(&sl->mu);
     sl->flushers++;
-    wake_sender(sl);
-    while (sl->st.appended - sl->st.completed > 0 && !sl->sender_exited &&
-           sl->thread_started && !sl->thread_joined) {
-        if (cond_wait_until(&sl->idle_cond, &sl->mu, deadline) == ETIMEDOUT)
+    sl_wake_sender(sl);
+    while (sl->stats.appended - sl->stats.completed > 0 &&
+           !sl->sender_exited && sl->thread_started && !sl->thread_joined) {
+        if (sl_cond_wait_until(&sl->idle_cond, &sl->mu, deadline) == ETIMEDOUT)
             break;
     }
     sl->flushers--;
-    pending = sl->st.appended - sl->st.completed;
+    pending = sl->stats.appended - sl->stats.completed;
     pthread_mutex_unlock(&sl->mu);
     return pending;
 }
@@ -2534,16 +1318,16 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
     pthread_cond_broadcast(&sl->space_cond);
     if (sl->thread_started && !sl->thread_joined) {
         sl->flushers++;
-        wake_sender(sl);
-        while (sl->st.appended - sl->st.completed > 0 &&
+        sl_wake_sender(sl);
+        while (sl->stats.appended - sl->stats.completed > 0 &&
                !sl->sender_exited) {
-            if (cond_wait_until(&sl->idle_cond, &sl->mu, deadline) ==
-                ETIMEDOUT)
+            if (sl_cond_wait_until(&sl->idle_cond, &sl->mu, deadline) ==
+                   ETIMEDOUT)
                 break;
         }
         sl->flushers--;
         sl->stop_now = 1;
-        wake_sender(sl);
+        sl_wake_sender(sl);
         join = 1;
     }
     pthread_mutex_unlock(&sl->mu);
@@ -2555,25 +1339,24 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
     if (join)
         sl->thread_joined = 1;
     sl->stop_now = 1;
-    set_result(&r, PKC_SL_STOPPED, 0, 0,
-               "the producer was stopped before the broker acknowledged "
-               "the message");
+    sl_set_result(&r, PKC_SL_STOPPED, 0, 0,
+                  "the producer was stopped before the broker acknowledged "
+                  "the message");
     for (size_t i = 0; i < sl->nbrokers; i++) {
         sl_broker *b = sl->brokers[i];
-        pkc_sl_req *q = b->inflight_head;
+        sl_req *req = b->inflight_head;
 
         b->inflight_head = b->inflight_tail = NULL;
         b->n_inflight = 0;
-        while (q != NULL) {
-            pkc_sl_req *next = q->next;
+        while (req != NULL) {
+            sl_req *next = req->next;
 
-            for (int32_t k = 0; k < q->nb; k++) {
-                failed += q->b[k]->count;
-                fail_batch(sl, q->b[k], &r);
+            for (int32_t k = 0; k < req->n_batches; k++) {
+                failed += req->batches[k]->count;
+                sl_batch_fail(sl, req->batches[k], &r);
             }
-            free(q->b);
-            free(q);
-            q = next;
+            sl_req_free(req);
+            req = next;
         }
         pkc_link_close(&b->link);
         b->produce_version = -1;
@@ -2586,18 +1369,18 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
             pkc_sl_batch *bt = p->retry_head;
 
             p->retry_head = bt->next;
-            unsent_add(sl, p, -bt->count);
+            sl_batch_unsent_add(sl, p, -bt->count);
             failed += bt->count;
-            fail_batch(sl, bt, &r);
+            sl_batch_fail(sl, bt, &r);
         }
         p->retry_tail = NULL;
         while (p->ready_head != NULL) {
             pkc_sl_batch *bt = p->ready_head;
 
             p->ready_head = bt->next;
-            unsent_add(sl, p, -bt->count);
+            sl_batch_unsent_add(sl, p, -bt->count);
             failed += bt->count;
-            fail_batch(sl, bt, &r);
+            sl_batch_fail(sl, bt, &r);
         }
         p->ready_tail = NULL;
         if (p->open != NULL) {
@@ -2605,16 +1388,16 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
 
             p->open = NULL;
             if (bt->count > 0) {
-                unsent_add(sl, p, -bt->count);
+                sl_batch_unsent_add(sl, p, -bt->count);
                 failed += bt->count;
-                fail_batch(sl, bt, &r);
+                sl_batch_fail(sl, bt, &r);
             }
             else {
-                batch_put(sl, bt);
+                sl_batch_put(sl, bt);
             }
         }
         p->n_in_flight = 0;
-        p->inflight_lb = NULL;
+        p->inflight_broker = NULL;
         p->gap = 0;
     }
     sl->inflight_batches = 0;
@@ -2643,7 +1426,7 @@ pkc_sl_wait_event(pkc_sl *sl, int64_t deadline)
             ev |= PKC_SL_EV_STOPPED;
         if (ev != 0)
             break;
-        if (cond_wait_until(&sl->ev_cond, &sl->mu, deadline) == ETIMEDOUT)
+        if (sl_cond_wait_until(&sl->ev_cond, &sl->mu, deadline) == ETIMEDOUT)
             break;
     }
     sl->ev_metadata = 0;
@@ -2665,19 +1448,11 @@ pkc_sl_take_done(pkc_sl *sl)
 }
 
 void
-pkc_sl_batch_release(pkc_sl *sl, pkc_sl_batch *b)
-{
-    pthread_mutex_lock(&sl->mu);
-    batch_put(sl, b);
-    pthread_mutex_unlock(&sl->mu);
-}
-
-void
 pkc_sl_stats_get(pkc_sl *sl, pkc_sl_stats *out)
 {
     pthread_mutex_lock(&sl->mu);
-    *out = sl->st;
-    out->pending = sl->st.appended - sl->st.completed;
+    *out = sl->stats;
+    out->pending = sl->stats.appended - sl->stats.completed;
     pthread_mutex_unlock(&sl->mu);
 }
 
@@ -2688,45 +1463,9 @@ pkc_sl_produce_version(pkc_sl *sl, int32_t node_id)
     int v = -1;
 
     pthread_mutex_lock(&sl->mu);
-    b = find_broker(sl, node_id);
+    b = sl_brokers_find(sl, node_id);
     if (b != NULL)
         v = b->produce_version;
     pthread_mutex_unlock(&sl->mu);
     return v;
-}
-
-void
-pkc_sl_free(pkc_sl *sl)
-{
-    pkc_sl_batch *b;
-
-    if (sl == NULL)
-        return;
-    pkc_sl_stop(sl, 0);
-    while ((b = sl->done_head) != NULL) {
-        sl->done_head = b->next;
-        batch_destroy(b);
-    }
-    while ((b = sl->free_list) != NULL) {
-        sl->free_list = b->next;
-        batch_destroy(b);
-    }
-    for (size_t i = 0; i < sl->nbrokers; i++) {
-        if (sl->brokers[i]->link_inited)
-            pkc_link_free(&sl->brokers[i]->link);
-        free(sl->brokers[i]);
-    }
-    free(sl->brokers);
-    free(sl->parts);
-    pthread_mutex_destroy(&sl->mu);
-    pthread_cond_destroy(&sl->space_cond);
-    pthread_cond_destroy(&sl->idle_cond);
-    pthread_cond_destroy(&sl->ev_cond);
-    pkc_reactor_free(&sl->reactor);
-    pkc_security_unref(sl->security);
-    free(sl->topic);
-    free(sl->client_id);
-    free(sl->source_host);
-    free(sl->software_version);
-    free(sl);
 }

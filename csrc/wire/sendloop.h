@@ -8,16 +8,15 @@
  * what failed retriably and hands every finished batch back to the glue.
  * Nothing here touches Python, so the sender never needs the GIL.
  *
- * Threads and locking.  One mutex (sl->mu) guards the partitions, batch
- * queues, counters and the completion list.  Producing threads take it for
- * the few hundred nanoseconds of an append; the sender takes it to plan
- * and to file results, and does all encoding, compression and socket I/O
- * without it.  A batch is owned by the partition while it is open or
- * waiting in the partition's ready queue, by the sender from the moment
- * it is put into a request until its result is filed, and by the glue
- * once it is on the completion list.  The Python glue may hold the GIL
- * while it takes sl->mu; the sender never takes the GIL, so this order
- * cannot deadlock.
+ * Threads and locking.  Every function below but pkc_sl_new and
+ * pkc_sl_free is thread-safe: it takes the engine's one lock for a short
+ * while (producing threads hold it for the few hundred nanoseconds of an
+ * append; the sender encodes, compresses and does socket I/O without
+ * it).  The glue may hold the GIL while it calls any of them, as the
+ * sender never takes the GIL; the ones that wait say "call without the
+ * GIL".  A batch is the engine's until pkc_sl_take_done hands it to the
+ * glue, which owns it until pkc_sl_batch_release.  The engine's own
+ * rules are in send_engine.h.
  *
  * Opaque per-record cookies.  Each appended record may carry a
  * pkc_sl_cookie (two pointers the engine never dereferences; the glue
@@ -342,7 +341,7 @@ int pkc_sl_wait_event(pkc_sl *sl, int64_t deadline);
 pkc_sl_batch *pkc_sl_take_done(pkc_sl *sl);
 
 /* Give a finished batch back (its buffers are reused). */
-void pkc_sl_batch_release(pkc_sl *sl, pkc_sl_batch *b);
+void pkc_sl_batch_release(pkc_sl *sl, pkc_sl_batch *bt);
 
 /* Counters, read under the lock. */
 void pkc_sl_stats_get(pkc_sl *sl, pkc_sl_stats *out);
