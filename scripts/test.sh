@@ -8,7 +8,10 @@
 #   4. the WHOLE pytest suite: unit and integration tests on real Kafka 4.x
 #      and 3.9 brokers (the harness fetches the Kafka jars from Maven Central
 #      on first use and caches them in $PKC_CACHE_DIR or ~/.cache/pykafka_c)
-#   5. scripts/sanitize-tests.sh, when it exists (ASan/UBSan run)
+#   5. scripts/test-pythons.sh: the broker-free tests on every other CPython
+#      of the machine (3.10, 3.12, 3.13 required; pip install . and an
+#      in-place build for each; PKC_SKIP_PYTHONS=1 leaves this step out)
+#   6. scripts/sanitize-tests.sh, when it exists (ASan/UBSan run)
 #
 # Exits non-zero on any failure.  PYTHON (default python3) picks the
 # interpreter; PKC_PYTEST_TIMEOUT (seconds, default 4200) bounds the pytest
@@ -48,6 +51,11 @@ timeout --signal=TERM --kill-after=120 "${PKC_PYTEST_TIMEOUT:-4200}" \
 if [ "$rc" -ne 0 ]; then
     phase "pytest failed (exit $rc)"
     exit "$rc"
+fi
+
+if [ -z "${PKC_SKIP_PYTHONS:-}" ]; then
+    phase "unit tests on the other CPythons (scripts/test-pythons.sh)"
+    bash scripts/test-pythons.sh --require 3.10,3.11,3.12,3.13 --except "$PYTHON"
 fi
 
 if [ -f scripts/sanitize-tests.sh ]; then
