@@ -140,8 +140,12 @@ echo "=== test-pythons: report ($((SECONDS - T0)) s)"
 for r in "${results[@]}"; do echo "  ran:     $r"; done
 for r in "${report[@]}"; do echo "  not run: $r"; done
 if [ ${#order[@]} -eq 0 ]; then
-    echo "test-pythons: no CPython 3.10+ to run on was found" >&2
-    failed=1
+    if [ -n "$except_key" ] && [ "${chosen[$except_key]:-}" = except ]; then
+        echo "test-pythons: no CPython 3.10+ other than the main Python was found"
+    else
+        echo "test-pythons: no CPython 3.10+ to run on was found" >&2
+        failed=1
+    fi
 fi
 if [ ${#missing[@]} -ne 0 ]; then
     echo "test-pythons: required Python versions not found: ${missing[*]}" \
