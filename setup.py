@@ -14,6 +14,10 @@ Environment switches (read at build time):
   codec even when its library is installed (to test the "codec missing" error).
 * ``PKC_NO_OPENSSL=1``  build without TLS and SCRAM even when OpenSSL is
   installed (to test the "TLS missing" error).
+* ``PKC_WITH=snappy,lz4,zstd,openssl``  link exactly the optional libraries
+  named, without looking for their headers (wheel builds,
+  ``scripts/build-wheels.sh``: a missing header then fails the build instead
+  of leaving that codec out of a wheel).  Overrides the ``PKC_NO_*`` switches.
 
 Optional libraries are linked when their headers are found: libsnappy
 (``snappy-c.h``), liblz4 (``lz4frame.h``), libzstd (``zstd.h``), and the
@@ -77,10 +81,23 @@ def _extension():
         ("openssl", "openssl/ssl.h", "ssl crypto", "PKC_HAVE_OPENSSL",
          "PKC_NO_OPENSSL"),
     ]
-    for _name, header, libs, macro, off in codecs:
-        if not _flag(off) and _have_header(header):
-            define_macros.append((macro, "1"))
-            libraries.extend(libs.split())
+    wanted = None
+    if os.environ.get("PKC_WITH", "").strip():
+        wanted = {w.strip() for w in os.environ["PKC_WITH"].split(",")
+                  if w.strip()}
+        unknown = wanted - {c[0] for c in codecs}
+        if unknown:
+            raise SystemExit("PKC_WITH: unknown %s (known: %s)" % (
+                ", ".join(sorted(unknown)),
+                ", ".join(c[0] for c in codecs)))
+    for name, header, libs, macro, off in codecs:
+        if wanted is not None:
+            if name not in wanted:
+                continue
+        elif _flag(off) or not _have_header(header):
+            continue
+        define_macros.append((macro, "1"))
+        libraries.extend(libs.split())
     if _flag("PKC_WERROR"):
         extra_compile_args.append("-Werror")
     if _flag("PKC_SANITIZE") and _flag("PKC_TSAN"):

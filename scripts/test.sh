@@ -8,8 +8,12 @@
 #   4. the WHOLE pytest suite: unit and integration tests on real Kafka 4.x
 #      and 3.9 brokers (the harness fetches the Kafka jars from Maven Central
 #      on first use and caches them in $PKC_CACHE_DIR or ~/.cache/pykafka_c)
-#   5. scripts/sanitize-tests.sh (ASan/UBSan run)
-#   6. scripts/tsan-tests.sh (ThreadSanitizer run of the threaded tests)
+#   5. scripts/test-pythons.sh: the broker-free tests on every other CPython
+#      3.10+ of the machine (pip install -e . for each, an in-place build;
+#      with CI=true, as .ci/run sets it, 3.10 to 3.13 are required;
+#      PKC_SKIP_PYTHONS=1 leaves this step out)
+#   6. scripts/sanitize-tests.sh (ASan/UBSan run)
+#   7. scripts/tsan-tests.sh (ThreadSanitizer run of the threaded tests)
 #
 # Exits non-zero on any failure.  PYTHON (default python3) picks the
 # interpreter; PKC_PYTEST_TIMEOUT (seconds, default 4200) bounds the pytest
@@ -49,6 +53,15 @@ timeout --signal=TERM --kill-after=120 "${PKC_PYTEST_TIMEOUT:-4200}" \
 if [ "$rc" -ne 0 ]; then
     phase "pytest failed (exit $rc)"
     exit "$rc"
+fi
+
+if [ -z "${PKC_SKIP_PYTHONS:-}" ]; then
+    phase "unit tests on the other CPythons (scripts/test-pythons.sh)"
+    # CI (.ci/run sets CI=true) must not pass with a version silently
+    # missing; elsewhere, a machine with one Python runs the suite on it.
+    require=()
+    [ "${CI:-}" = true ] && require=(--require 3.10,3.11,3.12,3.13)
+    bash scripts/test-pythons.sh "${require[@]}" --except "$PYTHON"
 fi
 
 phase "sanitizer run (scripts/sanitize-tests.sh)"

@@ -214,6 +214,13 @@ static PyModuleDef_Slot pkc_slots[] = {
 #ifdef Py_mod_multiple_interpreters
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
+#ifdef Py_mod_gil
+    /* Said out loud (it is the default): _core's Python objects rely on
+     * the GIL (no per-object critical sections yet), so a free-threaded
+     * interpreter (3.13t, 3.14t) turns the GIL back on when it imports
+     * _core.  See README, "Python versions". */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
     {0, NULL}
 };
 

@@ -9,6 +9,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "pkc_compat.h"
+
 #include "buf.h"
 #include "records.h"
 

@@ -137,6 +137,18 @@ def fetch_consumer_lag(client, topic, consumer_group):
     return out
 
 
+def _output_file(path):
+    """``--outfile``: opened for writing while the arguments are parsed, as
+    pykafka's ``argparse.FileType("w")`` did ("-" is stdout).  FileType
+    itself is deprecated from Python 3.14 (a PendingDeprecationWarning)."""
+    if path == "-":
+        return sys.stdout
+    try:
+        return open(path, "w")
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"can't open '{path}': {e}") from None
+
+
 # ----------------------------------------------------------------- commands
 
 def consume_topic(client, args):
@@ -386,7 +398,7 @@ def _get_arg_parser():
     p.add_argument("-l", "--limit", type=int, default=10,
                    help="Number of messages to consume (default: "
                    "%(default)s)")
-    p.add_argument("-o", "--outfile", type=argparse.FileType("w"),
+    p.add_argument("-o", "--outfile", type=_output_file,
                    default=sys.stdout,
                    help="output file (defaults to stdout)")
 
