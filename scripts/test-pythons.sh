@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the broker-free tests (pytest -m "unit and not slow") on every CPython
+# Run the broker-free tests (pytest -m "unit and not slow and not
+# cprogram") on every CPython
 # this machine has, one interpreter per minor version, and report which ran.
 #
 #   scripts/test-pythons.sh [--require 3.10,3.11,...] [--except PYTHON]
@@ -14,7 +15,9 @@
 #      build of the extension for that Python, in place (each Python's .so
 #      has its own name, so they sit side by side in pykafka_c/), through
 #      pip's isolated PEP 517 build;
-#   2. runs pytest -m "unit and not slow" from the repository root.
+#   2. runs pytest -m "unit and not slow and not cprogram" from the
+#      repository root (the plain-C test programs do not depend on the
+#      Python; the main Python's run has them).
 # Interpreters older than 3.10 are reported and not run (pykafka_c needs
 # 3.10+); so are free-threaded builds (python3.13t): _core does not declare
 # itself safe without the GIL (README, "Python versions").
@@ -126,7 +129,7 @@ for entry in "${order[@]}"; do
         PKC_WERROR=1 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
     } >"$log" 2>&1 || status="failed to install or build (see $log)"
     if [ "$status" = passed ]; then
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "unit and not slow" tests \
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "unit and not slow and not cprogram" tests \
             >>"$log" 2>&1 || status="FAILED (see $log)"
         summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$log" | tail -n1 | sed 's/=//g; s/^ *//; s/ *$//')
     else

@@ -713,6 +713,7 @@ def build_c_test(tmp_path, with_codecs):
 
 
 @pytest.mark.unit
+@pytest.mark.cprogram
 @pytest.mark.parametrize("with_codecs", [True, False], ids=["all-codecs", "gzip-only"])
 def test_c_unit_tests(tmp_path, with_codecs):
     exe = build_c_test(tmp_path, with_codecs)

@@ -130,6 +130,7 @@ def test_fetcher_takes_its_range_from_the_table():
     _core.Fetcher(b"t", max_version=hi)
 
 
+@pytest.mark.cprogram
 def test_c_predicates_agree_with_the_table(tmp_path):
     """pkc_kafka_error_* and pkc_api_support_find, in plain C."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

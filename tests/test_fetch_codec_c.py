@@ -7,7 +7,7 @@ import pytest
 
 from cbuild import build, run
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.cprogram]
 
 
 def test_fetch_codec_c(tmp_path):

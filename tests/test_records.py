@@ -152,6 +152,7 @@ records_st = st.lists(record, min_size=1, max_size=25)
 # ------------------------------------------------------------ C unit tests
 
 
+@pytest.mark.cprogram
 def test_c_unit_tests(tmp_path):
     """Compile tests/c/test_records.c with -Werror and run it."""
     out = cbuild.run(cbuild.build("test_records", tmp_path, sanitize=False),

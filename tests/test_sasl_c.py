@@ -20,7 +20,7 @@ import pytest
 
 from cbuild import ROOT, build, run
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.cprogram]
 
 
 @pytest.fixture(scope="module")

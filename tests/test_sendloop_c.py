@@ -6,7 +6,7 @@ import pytest
 
 from cbuild import build, run
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.cprogram]
 
 
 def test_sendloop_c(tmp_path):
