@@ -59,6 +59,8 @@ PEERS = ("confluent", "kafka-python", "pykafka")
 TRANSPORTS = ("plaintext", "tls")
 #: Clients that have TLS rows (the TLS comparison of issue 10).
 TLS_CLIENTS = ("pykafka_c", "confluent")
+#: What a TLS row's workload label ends with ("consume 100 B p1 TLS").
+TLS_SUFFIX = " TLS"
 
 
 class Row:
@@ -96,7 +98,7 @@ class Row:
         if self.kind == "produce":
             w += " " + self.codec
         if self.transport == "tls":
-            w += " TLS"
+            w += TLS_SUFFIX
         return w
 
     @property
@@ -558,15 +560,30 @@ def summarize(row):
         "n_runs": len(runs)}
 
 
+def _measured(r):
+    return bool(r.result) and "summary" in r.result
+
+
 def add_ratios(rows):
     """ratio = pykafka_c msg/s / this row's msg/s, against the pykafka_c row
     of the same workload and broker with the same kind of API (per-message
     against per-message, batch against batch; Kafka's tools and the
-    producers against pykafka_c's consume() / produce())."""
+    producers against pykafka_c's consume() / produce()).  A TLS row also
+    gets its rate as a fraction of the same client and API over plaintext
+    (``tls_ratio``), when that row was measured."""
     index = {}
+    plain = {}
     for r in rows:
-        if r.client == "pykafka_c" and r.result and "summary" in r.result:
+        if r.client == "pykafka_c" and _measured(r):
             index[(r.workload, r.broker, r.op)] = r
+        if r.transport == "plaintext" and _measured(r):
+            plain[r.plaintext_twin()] = r
+    for r in rows:
+        twin = plain.get(r.plaintext_twin()) if r.transport == "tls" and _measured(r) else None
+        if twin is not None:
+            r.result["summary"]["tls_ratio"] = (r.result["summary"]["msgs_per_s"]
+                                                / twin.result["summary"]["msgs_per_s"])
+            r.result["summary"]["tls_ratio_against"] = twin.id
     for r in rows:
         if r.client == "pykafka_c" or not r.result or "summary" not in r.result:
             continue
@@ -586,10 +603,14 @@ def targets(rows):
             # several rows of one client and API (other settings): its best one
             by[key] = max(by.get(key, 0.0), r.result["summary"]["msgs_per_s"])
     out = []
-    workloads = sorted({(r.workload, r.broker, r.kind) for r in rows if r.kind != "decode"})
-    for wl, broker, kind in workloads:
+    workloads = sorted({(r.workload, r.broker, r.kind, r.transport) for r in rows
+                        if r.kind != "decode"})
+    for wl, broker, kind, transport in workloads:
         pkc = by.get((wl, broker, "pykafka_c", kind))
         if pkc is None:
+            continue
+        if transport == "tls":
+            out += _tls_targets(by, wl, broker, kind, pkc)
             continue
         if kind == "consume":
             conf = [by.get((wl, broker, "confluent", op)) for op in ("consume", "consume_batch")]
@@ -616,13 +637,31 @@ def targets(rows):
             ns = r.result["summary"]["ns_per_msg"]
             out.append({"target": "decode <= 100 ns per 100-byte message", "workload": r.workload,
                         "broker": None, "value": ns, "goal": 100.0, "unit": "ns",
-                        "met": ns <= 100.0})
+                        "met": ns <= 100.0, "issue": 7})
     return out
 
 
-def _target(name, wl, broker, value, goal):
+def _tls_targets(by, wl, broker, kind, pkc):
+    """Issue 10's targets for one TLS workload: pykafka_c ahead of
+    confluent-kafka over TLS (consume(): against confluent's best API), and
+    pykafka_c over TLS at >= 80 % of its own plaintext rate."""
+    api = "consume()" if kind == "consume" else "produce"
+    ops = ("consume", "consume_batch") if kind == "consume" else ("produce",)
+    out = []
+    conf = [c for c in (by.get((wl, broker, "confluent", op)) for op in ops) if c]
+    if conf:
+        out.append(_target("over TLS: %s ahead of confluent's best API" % api, wl, broker,
+                           pkc / max(conf), 1.0, issue=10))
+    plain = by.get((wl[:-len(TLS_SUFFIX)], broker, "pykafka_c", kind))
+    if plain:
+        out.append(_target("%s over TLS >= 0.8x its plaintext rate" % api, wl, broker,
+                           pkc / plain, 0.8, issue=10))
+    return out
+
+
+def _target(name, wl, broker, value, goal, issue=7):
     return {"target": name, "workload": wl, "broker": broker, "value": value, "goal": goal,
-            "unit": "x", "met": value >= goal}
+            "unit": "x", "met": value >= goal, "issue": issue}
 
 
 # ----------------------------------------------------------------- the run
