@@ -69,11 +69,14 @@ def markdown(doc):
     b = doc.get("brokers") or {}
     lines.append("Measured %s (%s mode) on %d cores (%s), %s GiB RAM, Linux %s, Python %s; "
                  "load average %.1f at start, %.1f at end (other work shared the machine). "
-                 "Brokers: %s, one node each, on loopback. pykafka_c %s%s."
+                 "Brokers: %s, one node each, on loopback%s. pykafka_c %s%s."
                  % (doc["generated"], doc["mode"], m["cores"], m["cpu_model"],
                     m["memory_gib"], m["kernel"], m["python"], m["loadavg_start"][0],
                     m["loadavg_end"][0],
                     ", ".join("Kafka %s" % v["version"] for v in b.values()) or "none",
+                    "" if not any(r.get("transport") == "tls" for r in doc["rows"]) else
+                    "; TLS rows: the same broker's SSL listener (the broker's "
+                    "certificate chain and host name verified against the harness's CA)",
                     m["pykafka_c_commit"],
                     "" if not (doc["clients"].get("peers")) else "; peers: " + ", ".join(
                         "%s %s" % (k, v) for k, v in doc["clients"]["peers"].items()
@@ -132,17 +135,18 @@ def markdown(doc):
                             d["ns_per_msg"], _fmt_rate(1e9 / d["ns_per_msg"]),
                             d["ns_per_msg_records_only"], d["ns_per_bytes_object"],
                             d["msgs_per_response"]))
+    lines += _tls_table(doc["rows"])
     tg = doc.get("targets") or []
     if tg:
         lines.append("")
-        lines.append("| Target (issue 7) | Workload | Kafka | Measured | Met |")
-        lines.append("|---|---|---|---|---|")
+        lines.append("| Target | Issue | Workload | Kafka | Measured | Met |")
+        lines.append("|---|---|---|---|---|---|")
         for t in tg:
             val = ("%.0f ns" % t["value"]) if t.get("unit", "ns" if "decode" in t["target"]
                                                     else "x") == "ns" else "%.2fx" % t["value"]
-            lines.append("| %s | %s | %s | %s | %s |" % (t["target"], t["workload"],
-                                                      t["broker"] or "-", val,
-                                                      "yes" if t["met"] else "**no**"))
+            lines.append("| %s | %s | %s | %s | %s | %s |"
+                         % (t["target"], t.get("issue", 7), t["workload"], t["broker"] or "-",
+                            val, "yes" if t["met"] else "**no**"))
     lines.append("")
     st = doc["settings"]
     lines.append("Method: %s. Consumers: %s. Producers: %s. Checks: %s. CPU: %s. %s. "
@@ -152,6 +156,30 @@ def markdown(doc):
                  % (st["runs"], st["consumers"], st["producers"], st["checks"], st["cpu"],
                     st["mb"]))
     return "\n".join(lines) + "\n"
+
+
+def _tls_table(rows):
+    """Each TLS row beside the same client and API over plaintext on the
+    same broker: the cost of TLS per client (issue 10)."""
+    tls = [r for r in rows if r.get("transport") == "tls"]
+    if not tls:
+        return []
+    by_id = {r["id"]: r for r in rows}
+    lines = ["", "| Over TLS | Kafka | Client | API | plaintext msg/s | TLS msg/s "
+             "| TLS ÷ plaintext | CPU s / M msgs, plaintext → TLS |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in tls:
+        s = r.get("summary") or {}
+        twin = by_id.get(s.get("tls_ratio_against")) or {}
+        ts = twin.get("summary") or {}
+        ratio = s.get("tls_ratio")
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s → %s |"
+                     % (r["workload"], r["broker"], CLIENT_NAMES.get(r["client"], r["client"]),
+                        r["api"], _fmt_rate(ts.get("msgs_per_s")),
+                        _fmt_rate(s.get("msgs_per_s")) if s else "FAILED",
+                        "-" if ratio is None else "%.2f" % ratio,
+                        _fmt(ts.get("cpu_s_per_M"), "%.2f"), _fmt(s.get("cpu_s_per_M"), "%.2f")))
+    return lines
 
 
 def write_all(doc, out_dir, venv_py, log):

@@ -26,6 +26,11 @@ REPO = env.REPO
 #: Messages per workload: (value size, count).
 FULL_SIZES = ((100, 1000000), (1024, 200000))
 QUICK_SIZES = ((100, 20000), (1024, 4000))
+#: Workloads that also run over TLS: (size, partitions) of the consumers,
+#: (size, partitions, codec) of the producers; 100 B at the full count is
+#: issue 10's 1M x 100 B.
+TLS_CONSUME = ((100, 1),)
+TLS_PRODUCE = ((100, 1, "none"),)
 #: Pure-Python peers read and write this fraction of the counts (from topics
 #: of their own with that many messages), so that a full run fits in well
 #: under an hour; the table shows every row's count.  --full-counts: 1.
@@ -49,13 +54,20 @@ APIS = {
     ("pykafka_c", "decode"): "decode_records",
 }
 PEERS = ("confluent", "kafka-python", "pykafka")
+#: How a client reaches the broker: the harness's PLAINTEXT listener, or its
+#: SSL listener (server authentication, the harness's own CA; issue 10).
+TRANSPORTS = ("plaintext", "tls")
+#: Clients that have TLS rows (the TLS comparison of issue 10).
+TLS_CLIENTS = ("pykafka_c", "confluent")
+#: What a TLS row's workload label ends with ("consume 100 B p1 TLS").
+TLS_SUFFIX = " TLS"
 
 
 class Row:
     """One client and API on one workload."""
 
     def __init__(self, kind, client, op, size, count, partitions=None, codec=None,
-                 broker=None, batch=None, params=None):
+                 broker=None, batch=None, params=None, transport="plaintext"):
         self.kind = kind              # consume | produce | decode
         self.client = client
         self.op = op
@@ -65,6 +77,11 @@ class Row:
         self.codec = codec
         self.broker = broker          # Kafka version string, None for decode
         self.batch = batch
+        if transport not in TRANSPORTS:
+            raise ValueError("unknown transport %r" % (transport,))
+        if transport != "plaintext" and client not in TLS_CLIENTS:
+            raise ValueError("%s has no %s rows" % (client, transport))
+        self.transport = transport
         api = APIS[(client, op)]
         self.api = api % batch if "%d" in api else api
         self.params = dict(params or {})
@@ -80,6 +97,8 @@ class Row:
         w = "%s %s p%d" % (self.kind, sz, self.partitions)
         if self.kind == "produce":
             w += " " + self.codec
+        if self.transport == "tls":
+            w += TLS_SUFFIX
         return w
 
     @property
@@ -90,7 +109,14 @@ class Row:
         return {"kind": self.kind, "client": self.client, "op": self.op, "api": self.api,
                 "size": self.size, "count": self.count, "partitions": self.partitions,
                 "codec": self.codec, "broker": self.broker, "batch_size": self.batch,
-                "params": self.params, "workload": self.workload}
+                "params": self.params, "workload": self.workload,
+                "transport": self.transport}
+
+    def plaintext_twin(self):
+        """Identity of the same row over plaintext (the row a TLS row is
+        compared with)."""
+        return (self.kind, self.client, self.op, self.size, self.count, self.partitions,
+                self.codec, self.broker, self.batch, tuple(sorted(self.params.items())))
 
 
 def build_plan(args, k4, k39):
@@ -103,6 +129,21 @@ def build_plan(args, k4, k39):
 
     def n_for(client, n):
         return max(1000, int(n * scale.get(client, 1.0)))
+
+    def tls_rows(kind, size, n, p, codec=None):
+        """The TLS rows of one workload (issue 10): pykafka_c and
+        confluent-kafka on the same broker's SSL listener, with the same
+        data, beside their plaintext rows."""
+        ops = (("consume", None), ("consume_batch", batch)) if kind == "consume" \
+            else (("produce", None),)
+        out = []
+        for client in TLS_CLIENTS:
+            if client != "pykafka_c" and not peers:
+                continue
+            for op, b in ops:
+                out.append(Row(kind, client, op, size, n, p, codec, broker=k4, batch=b,
+                               transport="tls"))
+        return out
 
     for size, n in sizes:
         rows.append(Row("decode", "pykafka_c", "decode", size, n if not args.quick
@@ -132,6 +173,8 @@ def build_plan(args, k4, k39):
                                 n_for("kafka-python", n), p, broker=k4))
             if java:
                 rows.append(Row("consume", "java", "consume", size, n, p, broker=k4))
+            if (size, p) in TLS_CONSUME:
+                rows += tls_rows("consume", size, n, p)
             if k39 and not args.quick:
                 rows.append(Row("consume", "pykafka_c", "consume", size, n, p, broker=k39))
                 if peers:
@@ -151,6 +194,8 @@ def build_plan(args, k4, k39):
                 # not its best; this row is the ceiling with big batches.
                 rows.append(Row("produce", "java", "produce", size, n, p, codec, broker=k4,
                                 params={"batch.size": 1048576, "linger.ms": 20}))
+        if (size, p, codec) in TLS_PRODUCE:
+            rows += tls_rows("produce", size, n, p, codec)
     if k39:
         for size, p, codec in produce39:
             n = counts[size]
@@ -166,6 +211,9 @@ def build_plan(args, k4, k39):
                     rows.append(Row("produce", "pykafka", "produce", size,
                                     n_for("pykafka", n), p, codec, broker=k39,
                                     params={"linger_ms": 5}))
+    if args.tls_only:
+        twins = {r.plaintext_twin() for r in rows if r.transport == "tls"}
+        rows = [r for r in rows if r.transport == "tls" or r.plaintext_twin() in twins]
     if args.only:
         rx = re.compile(args.only)
         rows = [r for r in rows if rx.search(r.id)]
@@ -256,11 +304,26 @@ def _median(xs):
 
 
 class Context:
-    def __init__(self, cluster, bpid, kafka_version):
+    """One running broker: ``cluster`` (a KcatCluster on its PLAINTEXT
+    listener, which fills and checks the topics), and ``tls``, the bootstrap
+    string of its SSL listener and the CA file that signed its certificate
+    (None when the broker has no TLS listener)."""
+
+    def __init__(self, cluster, bpid, kafka_version, tls=None):
         self.cluster = cluster
         self.broker_pid = bpid
         self.kafka_version = kafka_version
+        self.tls = tls
         self.filled = {}
+
+    def connection(self, transport):
+        """Worker spec entries that reach this broker over ``transport``."""
+        if transport == "plaintext":
+            return {"brokers": self.cluster.brokers}
+        if self.tls is None:
+            raise BenchError("the Kafka %s broker has no TLS listener" % self.kafka_version)
+        brokers, cafile = self.tls
+        return {"brokers": brokers, "ssl_cafile": cafile}
 
     def consume_topic(self, size, partitions, count):
         """Name of the topic holding values 0..count-1, made and filled on
@@ -286,7 +349,7 @@ class Context:
 
 def run_python_row(row, ctx, runner, args):
     base = row.spec()
-    base.update(brokers=ctx.cluster.brokers, broker_pid=ctx.broker_pid,
+    base.update(ctx.connection(row.transport), broker_pid=ctx.broker_pid,
                 timeout_s=args.stall_timeout)
     tmo = args.run_timeout
     verified = {}
@@ -497,15 +560,30 @@ def summarize(row):
         "n_runs": len(runs)}
 
 
+def _measured(r):
+    return bool(r.result) and "summary" in r.result
+
+
 def add_ratios(rows):
     """ratio = pykafka_c msg/s / this row's msg/s, against the pykafka_c row
     of the same workload and broker with the same kind of API (per-message
     against per-message, batch against batch; Kafka's tools and the
-    producers against pykafka_c's consume() / produce())."""
+    producers against pykafka_c's consume() / produce()).  A TLS row also
+    gets its rate as a fraction of the same client and API over plaintext
+    (``tls_ratio``), when that row was measured."""
     index = {}
+    plain = {}
     for r in rows:
-        if r.client == "pykafka_c" and r.result and "summary" in r.result:
+        if r.client == "pykafka_c" and _measured(r):
             index[(r.workload, r.broker, r.op)] = r
+        if r.transport == "plaintext" and _measured(r):
+            plain[r.plaintext_twin()] = r
+    for r in rows:
+        twin = plain.get(r.plaintext_twin()) if r.transport == "tls" and _measured(r) else None
+        if twin is not None:
+            r.result["summary"]["tls_ratio"] = (r.result["summary"]["msgs_per_s"]
+                                                / twin.result["summary"]["msgs_per_s"])
+            r.result["summary"]["tls_ratio_against"] = twin.id
     for r in rows:
         if r.client == "pykafka_c" or not r.result or "summary" not in r.result:
             continue
@@ -525,10 +603,14 @@ def targets(rows):
             # several rows of one client and API (other settings): its best one
             by[key] = max(by.get(key, 0.0), r.result["summary"]["msgs_per_s"])
     out = []
-    workloads = sorted({(r.workload, r.broker, r.kind) for r in rows if r.kind != "decode"})
-    for wl, broker, kind in workloads:
+    workloads = sorted({(r.workload, r.broker, r.kind, r.transport) for r in rows
+                        if r.kind != "decode"})
+    for wl, broker, kind, transport in workloads:
         pkc = by.get((wl, broker, "pykafka_c", kind))
         if pkc is None:
+            continue
+        if transport == "tls":
+            out += _tls_targets(by, wl, broker, kind, pkc)
             continue
         if kind == "consume":
             conf = [by.get((wl, broker, "confluent", op)) for op in ("consume", "consume_batch")]
@@ -555,13 +637,31 @@ def targets(rows):
             ns = r.result["summary"]["ns_per_msg"]
             out.append({"target": "decode <= 100 ns per 100-byte message", "workload": r.workload,
                         "broker": None, "value": ns, "goal": 100.0, "unit": "ns",
-                        "met": ns <= 100.0})
+                        "met": ns <= 100.0, "issue": 7})
     return out
 
 
-def _target(name, wl, broker, value, goal):
+def _tls_targets(by, wl, broker, kind, pkc):
+    """Issue 10's targets for one TLS workload: pykafka_c ahead of
+    confluent-kafka over TLS (consume(): against confluent's best API), and
+    pykafka_c over TLS at >= 80 % of its own plaintext rate."""
+    api = "consume()" if kind == "consume" else "produce"
+    ops = ("consume", "consume_batch") if kind == "consume" else ("produce",)
+    out = []
+    conf = [c for c in (by.get((wl, broker, "confluent", op)) for op in ops) if c]
+    if conf:
+        out.append(_target("over TLS: %s ahead of confluent's best API" % api, wl, broker,
+                           pkc / max(conf), 1.0, issue=10))
+    plain = by.get((wl[:-len(TLS_SUFFIX)], broker, "pykafka_c", kind))
+    if plain:
+        out.append(_target("%s over TLS >= 0.8x its plaintext rate" % api, wl, broker,
+                           pkc / plain, 0.8, issue=10))
+    return out
+
+
+def _target(name, wl, broker, value, goal, issue=7):
     return {"target": name, "workload": wl, "broker": broker, "value": value, "goal": goal,
-            "unit": "x", "met": value >= goal}
+            "unit": "x", "met": value >= goal, "issue": issue}
 
 
 # ----------------------------------------------------------------- the run
@@ -588,11 +688,16 @@ def execute(rows, args, runner, log, checkpoint=None):
         try:
             if version is not None:
                 inst = start_broker(version, args)
-                ctx = Context(KcatCluster(inst.brokers), broker_pid(inst), version)
+                tls = ((inst.brokers_ssl, inst.certs.root_cert) if inst.brokers_ssl
+                       else None)
+                ctx = Context(KcatCluster(inst.brokers), broker_pid(inst), version, tls)
                 brokers_info[version] = {"version": inst.broker_version() or version,
                                          "heap": args.broker_heap, "brokers": 1,
                                          "replication_factor": 1,
                                          "startup_s": round(inst.startup_seconds or 0, 1),
+                                         "tls_listener": ("SSL (TLS, server authentication "
+                                                          "by the harness's own CA)"
+                                                          if tls else None),
                                          "settings": "pykafka_c.test.kafka_instance defaults "
                                                      "(KRaft combined node, "
                                                      "num.network.threads=2, "
@@ -654,6 +759,9 @@ def parse_args(argv):
                     help="messages per call of the batch APIs (default 1000)")
     ap.add_argument("--only", metavar="REGEX", default=None,
                     help="run only the rows whose id matches, e.g. 'consume 100 B'")
+    ap.add_argument("--tls-only", action="store_true",
+                    help="run only the TLS rows (pykafka_c and confluent-kafka on the "
+                         "broker's SSL listener) and the same rows over plaintext")
     ap.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION)
     ap.add_argument("--kafka39-version", default=KAFKA_39_VERSION)
     ap.add_argument("--broker-heap", default="1g")

@@ -198,6 +198,85 @@ def test_ratios_and_targets():
     assert t["consume() >= 0.8x Kafka's Java tool"]["met"] is True
 
 
+@pytest.mark.unit
+def test_tls_rows_sit_beside_their_plaintext_twins():
+    rows = suite.build_plan(suite.parse_args(["--tls-only"]), "4.4.0", "3.9.2")
+    ids = [r.id for r in rows]
+    assert ids == [
+        "consume 100 B p1|4.4.0|pykafka_c|consume()",
+        "consume 100 B p1|4.4.0|pykafka_c|consume_batch(1000)",
+        "consume 100 B p1|4.4.0|confluent|poll()",
+        "consume 100 B p1|4.4.0|confluent|consume(1000)",
+        "consume 100 B p1 TLS|4.4.0|pykafka_c|consume()",
+        "consume 100 B p1 TLS|4.4.0|pykafka_c|consume_batch(1000)",
+        "consume 100 B p1 TLS|4.4.0|confluent|poll()",
+        "consume 100 B p1 TLS|4.4.0|confluent|consume(1000)",
+        "produce 100 B p1 none|4.4.0|pykafka_c|produce()+flush()",
+        "produce 100 B p1 none|4.4.0|confluent|produce()+flush()",
+        "produce 100 B p1 none TLS|4.4.0|pykafka_c|produce()+flush()",
+        "produce 100 B p1 none TLS|4.4.0|confluent|produce()+flush()",
+    ]
+    assert all(r.count == 1000000 for r in rows)
+    # the full plan has the same TLS rows, and no others over TLS
+    full = suite.build_plan(suite.parse_args([]), "4.4.0", "3.9.2")
+    assert [r.id for r in full if r.transport == "tls"] == [i for i in ids if " TLS|" in i]
+    quick = suite.build_plan(suite.parse_args(["--quick"]), "4.4.0", "3.9.2")
+    assert {r.id for r in quick if r.transport == "tls"} == {
+        "consume 100 B p1 TLS|4.4.0|pykafka_c|consume()",
+        "consume 100 B p1 TLS|4.4.0|pykafka_c|consume_batch(1000)",
+        "produce 100 B p1 none TLS|4.4.0|pykafka_c|produce()+flush()"}
+    with pytest.raises(ValueError):
+        suite.Row("consume", "kafka-python", "consume", 100, 10, 1, broker="4.4.0",
+                  transport="tls")
+
+
+@pytest.mark.unit
+def test_tls_row_gets_the_ssl_listener_and_the_ca():
+    row = suite.Row("consume", "pykafka_c", "consume", 100, 2000, 1, broker="4.4.0",
+                    transport="tls")
+    want = payloads.expected_consume(2000, 100)
+    runner = _FakeRunner([dict(want, elapsed=1.0, cpu=0.5)] * 3)
+    ctx = suite.Context(_FakeCluster(), None, "4.4.0", tls=("127.0.0.1:2", "/certs/ca.pem"))
+    suite.run_python_row(row, ctx, runner, _Args())
+    for spec in runner.specs:
+        assert spec["brokers"] == "127.0.0.1:2" and spec["ssl_cafile"] == "/certs/ca.pem"
+        assert spec["transport"] == "tls"
+    with pytest.raises(BenchError, match="no TLS listener"):
+        suite.run_python_row(row, _ctx(_FakeCluster()), runner, _Args())
+
+
+@pytest.mark.unit
+def test_tls_ratios_targets_and_table():
+    from bench import report
+    rows = []
+    for transport, client, op, rate in (
+            ("plaintext", "pykafka_c", "produce", 1000.0),
+            ("plaintext", "confluent", "produce", 500.0),
+            ("tls", "pykafka_c", "produce", 850.0),
+            ("tls", "confluent", "produce", 400.0)):
+        r = suite.Row("produce", client, op, 100, 10, 1, "none", broker="4.4.0",
+                      transport=transport)
+        r.result = {"summary": {"msgs_per_s": rate, "n_runs": 1, "mb_per_s": 0.1,
+                                "peak_rss_mib": 1.0, "cpu_s_per_M": 1.0}}
+        rows.append(r)
+    suite.add_ratios(rows)
+    assert rows[2].result["summary"]["tls_ratio"] == pytest.approx(0.85)
+    assert rows[3].result["summary"]["tls_ratio"] == pytest.approx(0.8)
+    assert rows[3].result["summary"]["pkc_ratio"] == pytest.approx(850.0 / 400.0)
+    assert "tls_ratio" not in rows[0].result["summary"]
+    t = {(x["target"], x["workload"]): x for x in suite.targets(rows)}
+    ahead = t[("over TLS: produce ahead of confluent's best API", "produce 100 B p1 none TLS")]
+    assert ahead["value"] == pytest.approx(850.0 / 400.0) and ahead["met"] and ahead["issue"] == 10
+    own = t[("produce over TLS >= 0.8x its plaintext rate", "produce 100 B p1 none TLS")]
+    assert own["value"] == pytest.approx(0.85) and own["met"]
+    # the plaintext workload keeps issue 7's target, the TLS one does not get it
+    assert ("produce >= 1.5x confluent", "produce 100 B p1 none") in t
+    assert ("produce >= 1.5x confluent", "produce 100 B p1 none TLS") not in t
+    table = report._tls_table([dict(r.spec(), id=r.id, **r.result) for r in rows])
+    assert ("| produce 100 B p1 none TLS | 4.4.0 | pykafka_c | produce()+flush() | 1 k "
+            "| 850 | 0.85 | 1.00 → 1.00 |") in table
+
+
 # ------------------------------------------------------------ the quick run
 
 @pytest.mark.integration
@@ -222,6 +301,9 @@ def test_quick_suite_runs_and_checks_every_row(tmp_path):
         "produce 100 B p1 none|4.4.0|pykafka_c|produce()+flush()",
         "produce 100 B p1 zstd|4.4.0|pykafka_c|produce()+flush()",
         "produce 1 KiB p6 lz4|4.4.0|pykafka_c|produce()+flush()",
+        "consume 100 B p1 TLS|4.4.0|pykafka_c|consume()",
+        "consume 100 B p1 TLS|4.4.0|pykafka_c|consume_batch(1000)",
+        "produce 100 B p1 none TLS|4.4.0|pykafka_c|produce()+flush()",
         "decode 100 B|-|pykafka_c|decode_records",
         "decode 1 KiB|-|pykafka_c|decode_records",
     }
@@ -248,6 +330,12 @@ def test_quick_suite_runs_and_checks_every_row(tmp_path):
         assert m[key], key
     assert doc["brokers"]["4.4.0"]["version"].startswith("4.")
     assert "| consume 100 B p1 | 4.4.0 | pykafka_c | consume() |" in stdout
+    assert "| consume 100 B p1 TLS | 4.4.0 | pykafka_c | consume() |" in stdout
+    for rid in ("consume 100 B p1 TLS|4.4.0|pykafka_c|consume()",
+                "produce 100 B p1 none TLS|4.4.0|pykafka_c|produce()+flush()"):
+        assert rows[rid]["transport"] == "tls"
+        assert rows[rid]["summary"]["tls_ratio"] > 0
+    assert "| Over TLS |" in stdout
     assert (out / "results.md").read_text() in stdout
     if doc["chart"]:
         assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,11 +1,22 @@
 """confluent-kafka (librdkafka): Consumer.poll() / Consumer.consume(n) and
-Producer.produce() + flush().  Consumers assign every partition at the
-beginning (no group membership); producers use librdkafka's defaults
-except acks=1 and the codec."""
+Producer.produce() + flush(), over plaintext or TLS.  Consumers assign
+every partition at the beginning (no group membership); producers use
+librdkafka's defaults except acks=1 and the codec."""
 
 import zlib
 
 from . import MASK, Deadline, Stall
+
+
+def _connection(spec):
+    """bootstrap.servers, and TLS settings for the TLS rows: the broker's
+    chain checked against the harness's CA and its host name verified, as
+    pykafka_c's SslConfig does by default."""
+    conf = {"bootstrap.servers": spec["brokers"]}
+    if spec.get("transport") == "tls":
+        conf.update({"security.protocol": "ssl", "ssl.ca.location": spec["ssl_cafile"],
+                     "ssl.endpoint.identification.algorithm": "https"})
+    return conf
 
 
 def _consume(spec, timer):
@@ -13,9 +24,10 @@ def _consume(spec, timer):
     n = spec["count"]
     want_crc = spec.get("checksum", False)
     timeout_s = float(spec.get("timeout_s", 120))
-    conf = {"bootstrap.servers": spec["brokers"], "group.id": "bench-%s" % spec["topic"],
-            "enable.auto.commit": False, "enable.partition.eof": False,
-            "auto.offset.reset": "earliest"}
+    conf = _connection(spec)
+    conf.update({"group.id": "bench-%s" % spec["topic"],
+                 "enable.auto.commit": False, "enable.partition.eof": False,
+                 "auto.offset.reset": "earliest"})
     conf.update(spec.get("params") or {})
     timer.start()
     c = Consumer(conf)
@@ -88,9 +100,9 @@ def _produce(spec, timer):
         if err is not None:
             errors.append(str(err))
 
-    conf = {"bootstrap.servers": spec["brokers"], "acks": 1,
-            "compression.type": spec["codec"],
-            "delivery.report.only.error": True, "on_delivery": on_error_report}
+    conf = _connection(spec)
+    conf.update({"acks": 1, "compression.type": spec["codec"],
+                 "delivery.report.only.error": True, "on_delivery": on_error_report})
     conf.update(spec.get("params") or {})
     p = Producer(conf)
     topic = spec["topic"]

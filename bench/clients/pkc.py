@@ -1,4 +1,5 @@
-"""pykafka_c: SimpleConsumer.consume() / consume_batch() and Producer."""
+"""pykafka_c: SimpleConsumer.consume() / consume_batch() and Producer, over
+plaintext or TLS (``spec["transport"]``)."""
 
 import zlib
 
@@ -7,7 +8,12 @@ from . import MASK, Deadline
 
 def _client(spec):
     from pykafka_c import KafkaClient
-    client = KafkaClient(hosts=spec["brokers"])
+    kwargs = {}
+    if spec.get("transport") == "tls":
+        # pykafka's SslConfig; the broker's chain and host name are verified.
+        from pykafka_c import SslConfig
+        kwargs["ssl_config"] = SslConfig(cafile=spec["ssl_cafile"])
+    client = KafkaClient(hosts=spec["brokers"], **kwargs)
     return client, client.topics[spec["topic"]]
 
 
