@@ -27,9 +27,13 @@ thread never does either.
 
 Delivery semantics.  Retriable errors (leader changes, NOT_ENOUGH_REPLICAS,
 timeouts, disconnects, UNKNOWN_TOPIC_OR_PARTITION) refresh the metadata and
-retry the batch after ``retry_backoff_ms``, up to ``max_retries`` times;
-MESSAGE_TOO_LARGE on a batch of several messages splits it; other errors
-fail at once.  Every message produced gets exactly one delivery report:
+retry the batch after ``retry_backoff_ms`` until ``delivery_timeout_ms``
+(120 s, as KIP-91's default) has passed since its first message, however
+many attempts that takes, and a partition without a leader keeps its
+messages as long; with ``delivery_timeout_ms=0``, pykafka's rule: up to
+``max_retries`` times, and ``max(ack_timeout_ms, 5000)`` ms without a
+leader.  MESSAGE_TOO_LARGE on a batch of several messages splits it;
+other errors fail at once.  Every message produced gets exactly one delivery report:
 success with its offset, or the typed exception - also when every broker
 is down, and for messages still pending when ``stop()`` gives up (those
 are also counted in a WARNING).  With delivery reports off, failures are
@@ -48,6 +52,8 @@ Differences from pykafka, each deliberate:
 * The default ``RandomPartitioner`` (round robin from index 1, as pykafka)
   runs in C; its ``idx`` attribute is read at start but not written back.
 * ``flush(timeout=None)`` exists.
+* ``delivery_timeout_ms=120000`` (see "Delivery semantics"): a leader
+  election no longer fails messages after ``max_retries`` quick retries.
 * ``enable_idempotence=True`` (Kafka's idempotent producer, see above).
   Kafka formally guarantees idempotence only with ``required_acks=-1``;
   with ``required_acks=1`` the sequence numbers still keep retries from
@@ -145,7 +151,8 @@ class Producer(object):
                  queue_empty_timeout_ms=0, block_on_queue_full=True,
                  max_request_size=1000012, sync=False,
                  delivery_reports=False, pending_timeout_ms=5 * 1000,
-                 auto_start=True, serializer=None, enable_idempotence=True):
+                 auto_start=True, serializer=None, enable_idempotence=True,
+                 delivery_timeout_ms=120 * 1000):
         self._cluster = cluster
         self._topic = topic
         self._partitioner = partitioner or RandomPartitioner()
@@ -157,6 +164,8 @@ class Producer(object):
                                        allow_zero=True)
         self._retry_backoff_ms = _valid_int("retry_backoff_ms",
                                             retry_backoff_ms)
+        self._delivery_timeout_ms = _valid_int(
+            "delivery_timeout_ms", delivery_timeout_ms, allow_zero=True)
         self._required_acks = _valid_int("required_acks", required_acks,
                                          allow_zero=True,
                                          allow_negative=True)
@@ -200,6 +209,7 @@ class Producer(object):
             ack_timeout_ms=self._ack_timeout_ms,
             max_retries=self._max_retries,
             retry_backoff_ms=self._retry_backoff_ms,
+            delivery_timeout_ms=self._delivery_timeout_ms,
             max_queued_messages=self._max_queued_messages,
             min_queued_messages=self._min_queued_messages,
             linger_ms=self._linger_ms,

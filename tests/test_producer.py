@@ -566,38 +566,75 @@ def test_console_consumer_reads_headers_and_zstd(kafka, topic_name, client):
     assert lines == ["hk:hv%d|k%d|java-%d" % (i, i, i) for i in range(10)]
 
 
+def replicated_topic(cluster, client, topic_name, partitions):
+    """A topic with replication factor 3 and min.insync.replicas 2, every
+    replica in sync: (client, topic, the node id leading partition 0)."""
+    cluster.create_topic(topic_name, num_partitions=partitions,
+                         replication_factor=3,
+                         configs={"min.insync.replicas": "2"})
+    cluster.wait_in_sync([topic_name])
+    c = client(cluster)
+    topic = c.topics[topic_name]
+    return c, topic, topic.partitions[0].leader.id
+
+
+class KillRun(object):
+    """What produce_through_a_kill saw."""
+    sent = ()          # the produced Messages, in order
+    killed_at = None   # len(sent) when the victim was killed
+    restarted_at = None
+    reports = ()       # [(Message, exception or None)]
+    stats = None       # the engine's counters before stop()
+    flushed = None     # flush()'s result
+
+
+def produce_through_a_kill(cluster, p, victim, value, seconds, min_count=0,
+                           pause=0.004, restart_after=None, timeout=120):
+    """Produce ``value(i)`` every ``pause`` s for ``seconds`` (and at least
+    ``min_count`` messages); SIGKILL broker ``victim`` after 3 s, and
+    start it again after ``restart_after`` s if given.  Then flush, collect
+    every delivery report and stop the producer.  The victim is running
+    again when this returns."""
+    run = KillRun()
+    run.sent = []
+    try:
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < seconds or i < min_count:
+            run.sent.append(p.produce(value(i)))
+            i += 1
+            now = time.monotonic() - t0
+            if run.killed_at is None and now > 3:
+                cluster.stop_broker(victim)
+                run.killed_at = len(run.sent)
+            elif (restart_after is not None and run.restarted_at is None
+                  and run.killed_at is not None and now > restart_after):
+                cluster.start_broker(victim)
+                run.restarted_at = len(run.sent)
+            time.sleep(pause)
+        run.flushed = p.flush(timeout)
+        run.reports = drain(p, len(run.sent), timeout=timeout)
+        run.stats = p._core.stats()
+        p.stop()
+    finally:
+        if not cluster.is_running(victim):
+            cluster.start_broker(victim)
+    return run
+
+
 def test_leader_killed_mid_produce(kafka_cluster3, topic_name, client):
     """RF 3, min.insync.replicas 2, acks=-1; the partition leader is
     SIGKILLed while producing.  Every message gets exactly one report;
     every success is in the log afterwards; the producer carries on with
     the new leader."""
     cluster = kafka_cluster3
-    cluster.create_topic(topic_name, num_partitions=1, replication_factor=3,
-                         configs={"min.insync.replicas": "2"})
-    cluster.wait_in_sync([topic_name])
-    c = client(cluster)
-    topic = c.topics[topic_name]
-    victim = topic.partitions[0].leader.id
+    c, topic, victim = replicated_topic(cluster, client, topic_name, 1)
     p = topic.get_producer(required_acks=-1, delivery_reports=True,
                            linger_ms=10, max_retries=30,
                            retry_backoff_ms=300, min_queued_messages=50)
-    sent, killed_at = [], None
-    try:
-        t0 = time.monotonic()
-        i = 0
-        while time.monotonic() - t0 < 14 or i < 1500:
-            sent.append(p.produce(b"m%06d" % i))
-            i += 1
-            if killed_at is None and time.monotonic() - t0 > 3:
-                cluster.stop_broker(victim)
-                killed_at = len(sent)
-            time.sleep(0.004)
-        p.flush(120)
-        reports = drain(p, len(sent), timeout=120)
-        p.stop()
-    finally:
-        if not cluster.is_running(victim):
-            cluster.start_broker(victim)
+    run = produce_through_a_kill(cluster, p, victim,
+                                 lambda i: b"m%06d" % i, 14, min_count=1500)
+    sent, killed_at, reports = run.sent, run.killed_at, run.reports
     assert killed_at is not None
     assert {id(m) for m, _ in reports} == {id(m) for m in sent}
     ok = [m for m, exc in reports if exc is None]
@@ -614,6 +651,60 @@ def test_leader_killed_mid_produce(kafka_cluster3, topic_name, client):
     after_kill = {id(m) for m in sent[killed_at:]}
     assert any(id(m) in after_kill for m in ok), \
         "no message produced after the kill was delivered"
+
+
+def test_leader_killed_with_default_settings_fails_nothing(
+        kafka_cluster3, topic_name, client):
+    """The same leader kill with every retry setting at pykafka's default
+    (max_retries=3, retry_backoff_ms=100, linger_ms=5000) and the
+    delivery timeout at its default: no message fails (the election is
+    ridden out), and the partition's log holds every message exactly once,
+    in produce order.  Only acks=-1 (so that an acknowledged message
+    survives the kill at all) and delivery reports (to see each outcome)
+    are set."""
+    cluster = kafka_cluster3
+    c, topic, victim = replicated_topic(cluster, client, topic_name, 1)
+    p = topic.get_producer(required_acks=-1, delivery_reports=True)
+    run = produce_through_a_kill(cluster, p, victim,
+                                 lambda i: b"d%06d" % i, 12, timeout=150)
+    sent, reports = run.sent, run.reports
+    print("default-settings leader kill: %d sent, killed at %s; stats %s"
+          % (len(sent), run.killed_at, run.stats))
+    assert run.killed_at is not None and run.flushed == 0
+    assert {id(m) for m, _ in reports} == {id(m) for m in sent}
+    failed = [(m.value, exc) for m, exc in reports if exc is not None]
+    assert failed == []
+    stored, _ = fetch_partition(c, topic_name, 0, timeout=60)
+    assert [m.value for m in stored] == [m.value for m in sent]
+
+
+def test_all_brokers_down_every_message_fails_once_at_the_delivery_timeout(
+        kafka, topic_name, client):
+    """Every broker down: each message produced meanwhile gets exactly one
+    report, a typed failure that names the delivery timeout, and not
+    before the timeout has passed."""
+    kafka.create_topic(topic_name)
+    c = client(kafka)
+    p = c.topics[topic_name].get_producer(delivery_reports=True,
+                                          linger_ms=0,
+                                          delivery_timeout_ms=4000)
+    p.produce(b"before")
+    assert drain(p, 1)[0][1] is None
+    kafka.stop_broker(0)
+    try:
+        t0 = time.monotonic()
+        sent = [p.produce(b"down-%d" % i) for i in range(50)]
+        reports = [p.get_delivery_report(True, 90)]
+        first_after = time.monotonic() - t0
+        reports += drain(p, len(sent) - 1, timeout=90)
+        p.stop()
+    finally:
+        kafka.start_broker(0)
+    assert {id(m) for m, _ in reports} == {id(m) for m in sent}
+    for m, exc in reports:
+        assert isinstance(exc, KafkaException), exc
+        assert "delivery_timeout_ms=4000 passed" in str(exc), str(exc)
+    assert first_after >= 3.9, first_after
 
 
 def test_interpreter_exit_flushes_a_running_producer(kafka, topic_name,
@@ -709,42 +800,21 @@ def test_idempotent_producer_survives_a_broker_kill_and_restart(
     message exactly once, in produce order, and the reported offsets are
     where the messages are."""
     cluster = kafka_cluster3
-    cluster.create_topic(topic_name, num_partitions=2, replication_factor=3,
-                         configs={"min.insync.replicas": "2"})
-    cluster.wait_in_sync([topic_name])
-    c = client(cluster)
-    topic = c.topics[topic_name]
-    victim = topic.partitions[0].leader.id
+    c, topic, victim = replicated_topic(cluster, client, topic_name, 2)
     p = topic.get_producer(required_acks=-1, delivery_reports=True,
                            linger_ms=5, max_retries=60,
                            retry_backoff_ms=250, min_queued_messages=100,
                            max_request_size=30000)
     pad = b"x" * 1000
-    sent, killed_at, restarted_at = [], None, None
-    try:
-        t0 = time.monotonic()
-        i = 0
-        while time.monotonic() - t0 < 16 or i < 4000:
-            sent.append(p.produce(b"m%06d" % i + pad))
-            i += 1
-            now = time.monotonic() - t0
-            if killed_at is None and now > 3:
-                cluster.stop_broker(victim)
-                killed_at = len(sent)
-            elif restarted_at is None and killed_at is not None and now > 9:
-                cluster.start_broker(victim)
-                restarted_at = len(sent)
-            time.sleep(0.002)
-        assert p.flush(180) == 0
-        reports = drain(p, len(sent), timeout=180)
-        stats = p._core.stats()
-        p.stop()
-    finally:
-        if not cluster.is_running(victim):
-            cluster.start_broker(victim)
+    run = produce_through_a_kill(cluster, p, victim,
+                                 lambda i: b"m%06d" % i + pad, 16,
+                                 min_count=4000, pause=0.002,
+                                 restart_after=9, timeout=180)
+    sent, reports, stats = run.sent, run.reports, run.stats
     print("kill/restart: %d sent, killed at %s, restarted at %s; stats %s"
-          % (len(sent), killed_at, restarted_at, stats))
-    assert killed_at is not None and restarted_at is not None
+          % (len(sent), run.killed_at, run.restarted_at, stats))
+    assert run.killed_at is not None and run.restarted_at is not None
+    assert run.flushed == 0
     assert {id(m) for m, _ in reports} == {id(m) for m in sent}
     failed = [(m.value[:7], exc) for m, exc in reports if exc is not None]
     assert failed == []

@@ -21,7 +21,8 @@ import pytest
 
 from pykafka_c import _core
 from pykafka_c.cluster import Cluster
-from pykafka_c.exceptions import (InvalidRecord, MessageSizeTooLarge,
+from pykafka_c.exceptions import (InvalidRecord, LeaderNotAvailable,
+                                  MessageSizeTooLarge,
                                   NotLeaderForPartition, ProduceFailureError,
                                   ProtocolDecodeError, ERROR_CODES,
                                   SocketDisconnectedError, UnknownError)
@@ -71,6 +72,8 @@ class FakeKafka(object):
         # {partition: (host, port)} led by node 1 at that address instead
         # of node 0 (this fake).
         self.other_leaders = dict(other_leaders or {})
+        # Partitions the metadata gives no leader (leader_id -1).
+        self.leaderless = set()
         self.produce_peers = set()
         # InitProducerId (api 22): advertised and answered only when a
         # handler is set: init_pid(fk, client, corr, version, request).
@@ -162,6 +165,8 @@ class FakeKafka(object):
                             "rack": None})
         leader = {p: 1 if p in self.other_leaders else 0
                   for p in range(self.partitions)}
+        for p in self.leaderless:
+            leader[p] = -1
         return {
             "brokers": brokers,
             "cluster_id": "fake", "controller_id": 0,
@@ -240,6 +245,9 @@ def make_producer(fk, socket_timeout_ms=3000, source_address="", **kwargs):
     kwargs.setdefault("delivery_reports", True)
     kwargs.setdefault("linger_ms", 0)
     kwargs.setdefault("retry_backoff_ms", 20)
+    # Most tests here count attempts: pykafka's max_retries rule, unless a
+    # test sets a delivery timeout.
+    kwargs.setdefault("delivery_timeout_ms", 0)
     return cluster, Producer(cluster, topic, **kwargs)
 
 
@@ -260,6 +268,22 @@ def drain(producer, n, timeout=20.0):
     with pytest.raises(queue.Empty):
         producer.get_delivery_report(block=False)
     return got
+
+
+def produce_one(answer, **kwargs):
+    """Produce one message to a FakeKafka answering Produce with
+    ``answer``: (the message, its report's exception, the fake, seconds
+    from produce() to the report)."""
+    with FakeKafka(produce=answer) as fk:
+        cluster, p = make_producer(fk, **kwargs)
+        t0 = time.monotonic()
+        msg = p.produce(b"x")
+        (m, exc), = drain(p, 1)
+        waited = time.monotonic() - t0
+        p.stop()
+        cluster.disconnect()
+    assert m is msg
+    return m, exc, fk, waited
 
 
 def test_success_reports_offsets_and_headers():
@@ -358,14 +382,87 @@ def test_retries_exhausted_gives_the_kafka_exception():
     def always(fk, client, corr, version, req):
         fk.answer(client, corr, version, req, errors={0: 6})
 
-    with FakeKafka(produce=always) as fk:
-        cluster, p = make_producer(fk, max_retries=2)
-        p.produce(b"x")
-        (m, exc), = drain(p, 1)
-        p.stop()
-        cluster.disconnect()
+    m, exc, fk, _ = produce_one(always, max_retries=2)
     assert type(exc) is NotLeaderForPartition
     assert len(fk.produce_requests) == 3
+
+
+def test_delivery_timeout_retries_beyond_max_retries_until_it_passes():
+    """A retriable error that never ends: with a delivery timeout the batch
+    is retried past max_retries, and fails once the timeout has passed
+    since the message was produced, with the last error's class and a
+    message that says why it was given up."""
+    def always(fk, client, corr, version, req):
+        fk.answer(client, corr, version, req, errors={0: 6})
+
+    m, exc, fk, waited = produce_one(always, max_retries=1,
+                                     retry_backoff_ms=50,
+                                     delivery_timeout_ms=1500)
+    assert type(exc) is NotLeaderForPartition
+    assert "delivery_timeout_ms=1500 passed" in str(exc), str(exc)
+    assert len(fk.produce_requests) > 2  # more than max_retries + 1
+    assert m.produce_attempt == len(fk.produce_requests)
+    assert 1.4 <= waited < 15, waited
+
+
+def test_delivery_timeout_rides_through_a_long_run_of_errors():
+    """More retriable errors in a row than max_retries allows, then
+    success: delivered once, in the log once."""
+    calls = []
+
+    def flaky(fk, client, corr, version, req):
+        calls.append(1)
+        fk.answer(client, corr, version, req,
+                  errors={0: 6} if len(calls) <= 6 else None)
+
+    m, exc, fk, _ = produce_one(flaky, max_retries=2, retry_backoff_ms=20,
+                                delivery_timeout_ms=30000)
+    assert exc is None and m.offset == 0
+    assert m.produce_attempt == 6
+    assert [x.value for x in fk.log[0]] == [b"x"]
+
+
+@pytest.mark.parametrize("code,exc_type", [(87, InvalidRecord),
+                                           (10, MessageSizeTooLarge)])
+def test_permanent_error_fails_at_once_within_the_delivery_timeout(
+        code, exc_type):
+    def refuse(fk, client, corr, version, req):
+        fk.answer(client, corr, version, req, errors={0: code})
+
+    m, exc, fk, _ = produce_one(refuse, delivery_timeout_ms=120000)
+    assert type(exc) is exc_type
+    assert len(fk.produce_requests) == 1
+
+
+def test_delivery_timeout_bounds_the_wait_for_a_leader():
+    """A partition that loses its leader keeps its messages until their
+    delivery timeout (not leader_wait_ms), asking for metadata meanwhile;
+    then each fails with LeaderNotAvailable saying why."""
+    def deposed(fk, client, corr, version, req):
+        # Once partition 0 has no leader, this broker no longer leads it.
+        fk.answer(client, corr, version, req,
+                  errors={0: 6} if 0 in fk.leaderless else None)
+
+    with FakeKafka(partitions=2, produce=deposed) as fk:
+        cluster, p = make_producer(fk, delivery_timeout_ms=1500,
+                                   partitioner=lambda parts, key: parts[0])
+        p.produce(b"first")
+        assert drain(p, 1)[0][1] is None
+        fk.leaderless.add(0)
+        before = fk.metadata_requests
+        t0 = time.monotonic()
+        msgs = [p.produce(b"x%d" % i) for i in range(3)]
+        reports = drain(p, 3)
+        waited = time.monotonic() - t0
+        p.stop()
+        cluster.disconnect()
+    assert {id(m) for m, _ in reports} == {id(m) for m in msgs}
+    for m, exc in reports:
+        assert type(exc) is LeaderNotAvailable, exc
+        assert "delivery_timeout_ms=1500 passed" in str(exc), str(exc)
+        assert "has had no leader" in str(exc), str(exc)
+    assert fk.metadata_requests > before + 1
+    assert 1.4 <= waited < 15, waited
 
 
 def test_non_retriable_error_fails_at_once():

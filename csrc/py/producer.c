@@ -1101,7 +1101,7 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     PyObject *tlocal = NULL, *factory = NULL, *excs = NULL;
     long long codec, acks, ack_timeout, retries, backoff, maxq, minq, linger,
         maxreq, reports, block, rr, connect_to, request_to, leader_wait,
-        inflight, idem, source_port;
+        inflight, idem, source_port, delivery_timeout;
     const char *source_host = NULL, *software_version = NULL;
     pkc_security *security = NULL;
     pkc_sl_config cfg;
@@ -1111,7 +1111,8 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     static const char *const known[] = {
         "partitioner", "serializer", "thread_local", "queue_factory",
         "exceptions", "compression", "required_acks", "ack_timeout_ms",
-        "max_retries", "retry_backoff_ms", "max_queued_messages",
+        "max_retries", "retry_backoff_ms", "delivery_timeout_ms",
+        "max_queued_messages",
         "min_queued_messages", "linger_ms", "max_request_size",
         "delivery_reports", "block_on_queue_full", "round_robin",
         "connect_timeout_ms", "request_timeout_ms", "leader_wait_ms",
@@ -1159,6 +1160,8 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
                    &ack_timeout) < 0 ||
         get_int_kw(kw, "max_retries", 3, 0, 1000000, &retries) < 0 ||
         get_int_kw(kw, "retry_backoff_ms", 100, 0, INT32_MAX, &backoff) < 0 ||
+        get_int_kw(kw, "delivery_timeout_ms", 0, 0, INT32_MAX,
+                   &delivery_timeout) < 0 ||
         get_int_kw(kw, "max_queued_messages", 100000, 0, INT64_MAX / 2,
                    &maxq) < 0 ||
         get_int_kw(kw, "min_queued_messages", 70000, 1, INT64_MAX / 2,
@@ -1255,6 +1258,7 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     cfg.ack_timeout_ms = (int32_t)ack_timeout;
     cfg.max_retries = (int)retries;
     cfg.retry_backoff_ms = (int)backoff;
+    cfg.delivery_timeout_ms = (int)delivery_timeout;
     cfg.max_queued = maxq;
     cfg.min_queued = minq;
     cfg.linger_ms = (int)linger;
@@ -1397,6 +1401,7 @@ PyDoc_STRVAR(ProducerCore_doc,
 "ProducerCore(topic, /, **config)\n--\n\n"
 "The C send engine of one pykafka_c.Producer (private).\n\n"
 "config: compression, required_acks, ack_timeout_ms, max_retries,\n"
+"delivery_timeout_ms (0: max_retries decides),\n"
 "retry_backoff_ms, max_queued_messages, min_queued_messages, linger_ms,\n"
 "max_request_size, delivery_reports, block_on_queue_full, partitioner,\n"
 "round_robin, serializer, connect_timeout_ms, request_timeout_ms,\n"

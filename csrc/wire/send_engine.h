@@ -287,6 +287,18 @@ size_t sl_batch_size(const pkc_sl_batch *bt);
 void sl_batch_complete(pkc_sl *sl, pkc_sl_batch *bt);
 /* sl_batch_complete with failure `r` (mu held). */
 void sl_batch_fail(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r);
+/* `bt` will never be sent again: sl_batch_fail, and when it carried
+ * sequence numbers, start over under a new producer id (the broker would
+ * refuse the gap it leaves; sendloop.c, mu held). */
+void sl_batch_given_up(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r);
+/* With cfg.delivery_timeout_ms: the moment `bt` (holding records) stops
+ * being retried, delivery_timeout_ms after its first record. */
+int64_t sl_delivery_deadline(const pkc_sl *sl, const pkc_sl_batch *bt);
+/* `last` (the batch's last failure, or why it waits), saying that the
+ * delivery timeout passed at `now`, into *out. */
+void sl_expired_result(const pkc_sl *sl, const pkc_sl_batch *bt,
+                       const pkc_sl_result *last, int64_t now,
+                       pkc_sl_result *out);
 
 /* Split `bt` (finished, in a request, answered MESSAGE_TOO_LARGE) into two
  * halves that carry its records and cookies, its attempts and its first

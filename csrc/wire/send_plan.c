@@ -206,6 +206,100 @@ sl_plan_reserve(pkc_sl *sl, sl_plan_item *plan, size_t *cap)
     return bigger;
 }
 
+/* ------------------------------------------- partitions without a leader */
+
+/* Ask for metadata, at most once per retry backoff (mu held). */
+static void
+sl_want_leader(pkc_sl *sl, int64_t now, int64_t *wake_at)
+{
+    if (sl->last_metadata_ms < 0 ||
+        now - sl->last_metadata_ms >= sl->cfg.retry_backoff_ms)
+        sl_request_metadata(sl);
+    else
+        sl_min_deadline(wake_at,
+                        sl->last_metadata_ms + sl->cfg.retry_backoff_ms);
+}
+
+/* Take the sealed batch at the head of `p`'s ready FIFO, or its open
+ * batch when none is sealed, out of the partition (mu held). */
+static pkc_sl_batch *
+sl_take_unsent(pkc_sl *sl, sl_part *p)
+{
+    pkc_sl_batch *bt = p->ready_head;
+
+    if (bt != NULL) {
+        p->ready_head = bt->next;
+        if (p->ready_head == NULL)
+            p->ready_tail = NULL;
+    }
+    else if (p->open != NULL && p->open->count > 0) {
+        bt = p->open;
+        p->open = NULL;
+    }
+    if (bt != NULL)
+        sl_batch_unsent_add(sl, p, -bt->count);
+    return bt;
+}
+
+/* The oldest unsent batch of `p` holding records, or NULL (mu held). */
+static pkc_sl_batch *
+sl_oldest_unsent(sl_part *p)
+{
+    if (p->ready_head != NULL)
+        return p->ready_head;
+    if (p->open != NULL && p->open->count > 0)
+        return p->open;
+    return NULL;
+}
+
+/* pykafka's rule: once partition `id` has had no leader for
+ * leader_wait_ms, all its unsent batches fail (mu held). */
+static void
+sl_fail_leaderless(pkc_sl *sl, int32_t id, int64_t now, int64_t *wake_at)
+{
+    sl_part *p = &sl->parts[id];
+    pkc_sl_result r;
+    pkc_sl_batch *bt;
+
+    if (now - p->leaderless_since < sl->cfg.leader_wait_ms) {
+        sl_min_deadline(wake_at,
+                        p->leaderless_since + sl->cfg.leader_wait_ms);
+        return;
+    }
+    sl_set_result(&r, PKC_SL_NO_LEADER, PKC_KERR_LEADER_NOT_AVAILABLE, 0,
+                  "partition %d of %s had no leader for %d ms", id,
+                  sl->topic, sl->cfg.leader_wait_ms);
+    while ((bt = sl_take_unsent(sl, p)) != NULL)
+        sl_batch_given_up(sl, bt, &r);
+    p->leaderless_since = now;
+}
+
+/* With a delivery timeout: the unsent batches of leaderless partition
+ * `id` whose delivery timeout passed fail, oldest first; the others wait
+ * for a leader (mu held). */
+static void
+sl_expire_leaderless(pkc_sl *sl, int32_t id, int64_t now, int64_t *wake_at)
+{
+    sl_part *p = &sl->parts[id];
+    pkc_sl_batch *bt;
+
+    while ((bt = sl_oldest_unsent(p)) != NULL) {
+        pkc_sl_result waited, expired;
+
+        if (now < sl_delivery_deadline(sl, bt)) {
+            sl_min_deadline(wake_at, sl_delivery_deadline(sl, bt));
+            return;
+        }
+        bt = sl_take_unsent(sl, p);
+        sl_set_result(&waited, PKC_SL_NO_LEADER,
+                      PKC_KERR_LEADER_NOT_AVAILABLE, 0,
+                      "partition %d of %s has had no leader for %lld ms",
+                      id, sl->topic, (long long)(now - p->leaderless_since));
+        sl_expired_result(sl, bt, &waited, now, &expired);
+        sl_batch_given_up(sl, bt, &expired);
+    }
+}
+
 size_t
 sl_plan_requests(pkc_sl *sl, int64_t now, sl_plan_item *plan, size_t cap,
                  int64_t *wake_at)
@@ -223,40 +317,12 @@ sl_plan_requests(pkc_sl *sl, int64_t now, sl_plan_item *plan, size_t cap,
             continue;
         if (p->leaderless_since < 0)
             p->leaderless_since = now;
-        if (now - p->leaderless_since >= sl->cfg.leader_wait_ms) {
-            pkc_sl_result r;
-
-            sl_set_result(&r, PKC_SL_NO_LEADER,
-                          PKC_KERR_LEADER_NOT_AVAILABLE, 0,
-                          "partition %d of %s had no leader for %d ms", id,
-                          sl->topic, sl->cfg.leader_wait_ms);
-            while (p->ready_head != NULL) {
-                pkc_sl_batch *bt = p->ready_head;
-
-                p->ready_head = bt->next;
-                sl_batch_unsent_add(sl, p, -bt->count);
-                sl_batch_fail(sl, bt, &r);
-            }
-            p->ready_tail = NULL;
-            if (p->open != NULL && p->open->count > 0) {
-                pkc_sl_batch *bt = p->open;
-
-                p->open = NULL;
-                sl_batch_unsent_add(sl, p, -bt->count);
-                sl_batch_fail(sl, bt, &r);
-            }
-            p->leaderless_since = now;
-        }
-        else {
-            sl_min_deadline(wake_at, p->leaderless_since +
-                                         sl->cfg.leader_wait_ms);
-            if (now - sl->last_metadata_ms >= sl->cfg.retry_backoff_ms ||
-                sl->last_metadata_ms < 0)
-                sl_request_metadata(sl);
-            else
-                sl_min_deadline(wake_at, sl->last_metadata_ms +
-                                             sl->cfg.retry_backoff_ms);
-        }
+        if (sl->cfg.delivery_timeout_ms > 0)
+            sl_expire_leaderless(sl, id, now, wake_at);
+        else
+            sl_fail_leaderless(sl, id, now, wake_at);
+        if (p->open != NULL || p->ready_head != NULL)
+            sl_want_leader(sl, now, wake_at);
     }
 
     /* Nothing new is sent while a new producer id waits (its batches

@@ -106,27 +106,55 @@ sl_want_producer_id(pkc_sl *sl)
 }
 
 /*
+ * May a batch whose attempt failed with a retriable error be sent again?
+ * With a delivery timeout, until it has passed (however many attempts
+ * that takes); without one, while attempts are left.
+ */
+static int
+sl_may_retry(const pkc_sl *sl, const pkc_sl_batch *bt, int64_t now)
+{
+    if (sl->cfg.delivery_timeout_ms > 0)
+        return now < sl_delivery_deadline(sl, bt);
+    return bt->attempts < sl->cfg.max_retries;
+}
+
+/*
  * A send attempt of `b` failed with `r` (mu held, b owned by the caller).
- * Retry it after the backoff if the error allows and attempts are left,
- * else complete it with the error.
+ * Retry it after the backoff if the error allows and sl_may_retry says
+ * so, else complete it with the error.
  */
 static void
 sl_attempt_failed(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r,
                   int retriable, int needs_metadata)
 {
+    int64_t now = pkc_now_ms();
+
     if (needs_metadata)
         sl_request_metadata(sl);
-    if (retriable && bt->attempts < sl->cfg.max_retries &&
-        !sl->stop_now) {
+    if (retriable && sl_may_retry(sl, bt, now) && !sl->stop_now) {
         bt->attempts++;
         bt->result = *r; /* remembered in case the last attempt fails */
-        bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
+        bt->not_before_ms = now + sl->cfg.retry_backoff_ms;
         sl->stats.retries++;
         sl_batch_to_retry(sl, bt);
         sl_wake_sender(sl);
         return;
     }
     bt->attempts++;
+    if (retriable && !sl->stop_now && sl->cfg.delivery_timeout_ms > 0) {
+        pkc_sl_result expired;
+
+        sl_expired_result(sl, bt, r, now, &expired);
+        sl_batch_given_up(sl, bt, &expired);
+        return;
+    }
+    sl_batch_given_up(sl, bt, r);
+}
+
+/* `bt` will never be sent again: complete it with `r` (mu held). */
+void
+sl_batch_given_up(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r)
+{
     /* A batch that used sequence numbers and will never be written leaves
      * a gap the broker would refuse every later batch for: start over
      * with a new producer id. */

@@ -169,8 +169,15 @@ typedef struct {
     int level;                /* codec level, -1 default */
     int16_t acks;             /* 0, 1, -1 (or n) */
     int32_t ack_timeout_ms;   /* Produce TimeoutMs */
-    int max_retries;          /* a batch is sent at most max_retries+1 times */
+    int max_retries;          /* without a delivery timeout, a batch is
+                                 sent at most max_retries+1 times */
     int retry_backoff_ms;
+    int delivery_timeout_ms;  /* > 0: a batch failing with a retriable
+                                 error is retried, whatever max_retries
+                                 says, and a batch waits for a leader,
+                                 until this long after its first record
+                                 (KIP-91); 0: max_retries and
+                                 leader_wait_ms decide */
     int64_t max_queued;       /* cap on unsent records (<= 0 means 1) */
     int64_t min_queued;       /* unsent records per leader that trigger a
                                  send (>= 1) */
@@ -180,8 +187,9 @@ typedef struct {
     int keep_cookies;
     int connect_timeout_ms;
     int request_timeout_ms;   /* no response within this: disconnect */
-    int leader_wait_ms;       /* a sealed batch whose partition has no
-                                 leader fails after this long */
+    int leader_wait_ms;       /* without a delivery timeout, a sealed
+                                 batch whose partition has no leader fails
+                                 after this long */
     int max_in_flight;        /* requests per broker connection (>= 1) */
     int idempotent;           /* use a producer id and sequences (ignored
                                  with acks=0); until the glue hands one
