@@ -732,6 +732,10 @@ Message_reduce(PyObject *op, PyObject *Py_UNUSED(ignored))
                          m->protocol_version, ts, headers);
 }
 
+PyDoc_STRVAR(Message_setstate_doc,
+"__setstate__($self, state, /)\n--\n\n"
+"Pickle support: `state` is (headers,), as __reduce__ gives it.");
+
 static PyObject *
 Message_setstate(PyObject *op, PyObject *state)
 {
@@ -748,7 +752,7 @@ static PyMethodDef Message_methods[] = {
     {"set_timestamp", Message_set_timestamp_meth, METH_O,
      Message_set_timestamp_doc},
     {"__reduce__", Message_reduce, METH_NOARGS, Message_reduce_doc},
-    {"__setstate__", Message_setstate, METH_O, NULL},
+    {"__setstate__", Message_setstate, METH_O, Message_setstate_doc},
     {"pack_into", PKC_CFUNC(Message_pack_into), METH_FASTCALL,
      Message_pack_into_doc},
     {"decode", PKC_CFUNC(Message_decode),
