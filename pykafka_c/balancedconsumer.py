@@ -63,6 +63,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import _display
 from ._constants import KafkaError as _KafkaError
 from ._responses import PartitionOffsetCommitRequest
 from .common import OffsetType
@@ -354,12 +355,21 @@ class BalancedConsumer(object):
         except Exception:
             pass
 
+    @_display.safe_repr
     def __repr__(self) -> str:
-        return "<{module}.{name} at {id_} (consumer_group={group})>".format(
-            module=self.__class__.__module__,
-            name=self.__class__.__name__,
-            id_=hex(id(self)),
-            group=self._consumer_group.decode("ascii"))
+        return _display.fields(self, [
+            ("topic", self._topic.name),
+            ("consumer_group", self._consumer_group),
+            ("member_id", self._consumer_id),
+            ("generation_id", self._generation_id),
+            ("partitions", _display.id_list(self.partitions)),
+            ("running", self._running)])
+
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the group membership, then each owned
+        partition's held offset, latest offset, lag and queued messages."""
+        return _display.balanced_html(self)
 
     # -- properties ----------------------------------------------------------
 

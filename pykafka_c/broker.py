@@ -32,6 +32,7 @@ from . import _core
 # FindCoordinator forms, ...) come from the C core's tables, which the
 # engines use too: csrc/wire/proto_api.h (generated from Kafka's specs)
 # and csrc/wire/api_support.def.
+from . import _display
 from ._constants import SUPPORTED_VERSIONS, ApiKey
 from ._constants import KafkaError as _KafkaError
 from ._security import make_security
@@ -176,10 +177,12 @@ class Broker(object):
         if connect:
             self.connect()
 
+    @_display.safe_repr
     def __repr__(self) -> str:
-        return "<%s.%s at 0x%x (host=%s, port=%d, id=%d)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self._host, self._port, self._id)
+        return _display.fields(self, [
+            ("id", self._id),
+            ("address", _display.raw("%s:%d" % (self._host, self._port))),
+            ("connected", self.connected)])
 
     def __hash__(self) -> int:
         return hash((self._id, self._host, self._port))

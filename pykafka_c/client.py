@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from . import _display
 from .cluster import Cluster
 from .handlers import ThreadingHandler
 
@@ -97,10 +98,16 @@ class KafkaClient(object):
         #: The topics by name: ``client.topics[name]`` gives a Topic.
         self.topics: TopicDict = self.cluster.topics
 
+    @_display.safe_repr
     def __repr__(self) -> str:
-        return "<%s.%s at 0x%x (hosts=%s)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self._seed_hosts)
+        return _display.cluster_repr(self, self.cluster)
+
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the brokers (id, address, TLS, the API
+        versions negotiated with each) and the topics."""
+        return _display.cluster_html(self.cluster, "KafkaClient",
+                                     self._seed_hosts)
 
     def update_cluster(self) -> None:
         """Re-read metadata (brokers, topics, partitions)."""

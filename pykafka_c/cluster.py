@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from . import _display
 from ._constants import KafkaError as _KafkaError
 from ._security import TokenRefresher, make_security
 from .broker import Broker
@@ -269,12 +270,20 @@ class Cluster(object):
         self._topics = TopicDict(self, exclude_internal_topics)
         self.controller_broker: Broker | None = None
         self.cluster_id: str | None = None
+        # (name, partitions, replication factor, error) of every topic in
+        # the last full metadata, and when it came: for the displays.
+        self._topic_summary: list[tuple[bytes, int, int, int]] | None = None
+        self._metadata_time = 0.0
         self.update()
 
+    @_display.safe_repr
     def __repr__(self) -> str:
-        return "<%s.%s at 0x%x (hosts=%s)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self._seed_hosts)
+        return _display.cluster_repr(self, self)
+
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: brokers and topics, as KafkaClient's."""
+        return _display.cluster_html(self, "Cluster", str(self._seed_hosts))
 
     @property
     def brokers(self) -> dict[int, Broker]:
@@ -387,6 +396,11 @@ class Cluster(object):
         for attempt in range(self._max_connection_retries):
             meta = self._get_metadata()
             self.cluster_id = meta.get("cluster_id")
+            self._topic_summary = [
+                (t["name"].encode("ascii", "replace"), len(t["partitions"]),
+                 max([len(p["replica_nodes"]) for p in t["partitions"]]
+                     or [0]), t["error_code"]) for t in meta["topics"]]
+            self._metadata_time = time.time()
             self._update_brokers(meta["brokers"],
                                  meta.get("controller_id", -1))
             try:

@@ -8,6 +8,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, cast
 
+from . import _display
 from ._constants import KafkaError as _KafkaError
 from ._responses import PartitionOffsetRequest
 from .common import EPOCH, OffsetType
@@ -64,10 +65,21 @@ class Partition(object):
         self._leader_epoch = leader_epoch
         self._topic = weakref.ref(topic)
 
+    @_display.safe_repr
     def __repr__(self) -> str:
-        return "<%s.%s at 0x%x (id=%d)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self._id)
+        topic = self._topic()
+        leader = self._leader
+        return _display.fields(self, [
+            ("topic", topic.name if topic is not None else None),
+            ("id", self._id),
+            ("leader", leader.id if leader is not None else None),
+            ("replicas", _display.id_list(r.id for r in self._replicas)),
+            ("isr", _display.id_list(r.id for r in self._isr))])
+
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the partition's row of its topic's table."""
+        return _display.topic_html(self.topic, [self])
 
     def __lt__(self, other: Partition) -> bool:
         return self._id < other._id

@@ -68,7 +68,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from . import __version__ as _PKC_VERSION
-from . import _core
+from . import _core, _display
 from ._security import security_of
 from ._constants import ApiKey as _ApiKey
 from ._constants import KafkaError as _KafkaError
@@ -249,10 +249,19 @@ class Producer(object):
         if self._auto_start:
             self.start()
 
+    @_display.safe_repr
     def __repr__(self) -> str:
-        return "<{module}.{name} at {id_}>".format(
-            module=self.__class__.__module__, name=self.__class__.__name__,
-            id_=hex(id(self)))
+        counts = _display.producer_counts(self)
+        return _display.fields(self, [
+            ("topic", self._topic.name), ("running", self._running)]
+            + [(name, counts[name]) for name in
+               ("produced", "queued", "delivered", "failed")])
+
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: messages produced, queued, delivered and
+        failed, and the settings behind them."""
+        return _display.producer_html(self)
 
     def __del__(self) -> None:
         try:

@@ -58,7 +58,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import __version__ as _PKC_VERSION
-from . import _constants, _core
+from . import _constants, _core, _display
 from ._security import security_of
 from ._constants import KafkaError as _KafkaError
 from ._responses import (OffsetFetchPartitionResponse, PartitionFetchRequest,
@@ -399,12 +399,16 @@ class SimpleConsumer(object):
             out[pid] = OffsetType.EARLIEST if last == -1 else last
         return out
 
+    @_display.safe_repr
     def __repr__(self) -> str:
-        return "<{module}.{name} at {id_} (consumer_group={group!r})>".format(
-            module=self.__class__.__module__,
-            name=self.__class__.__name__,
-            id_=hex(id(self)),
-            group=self._consumer_group)
+        return _display.consumer_repr(self)
+
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: each partition's held offset, latest offset
+        (asked of its leader, with a short deadline), lag and queued
+        messages."""
+        return _display.consumer_html(self)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -988,10 +992,13 @@ class OwnedPartition(object):
         self.fetch_lock = threading.RLock()
         self.set_consumer_id(consumer_id)
 
+    @_display.safe_repr
     def __repr__(self) -> str:
-        return "<%s.%s at 0x%x (partition=%r)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self.partition)
+        return _display.fields(self, [
+            ("partition", self.partition.id),
+            ("last_offset_consumed", self.last_offset_consumed),
+            ("next_offset", self.next_offset),
+            ("queued", self.message_count)])
 
     def set_consumer_id(self, value: bytes) -> None:
         """Set the consumer id written into commit metadata."""

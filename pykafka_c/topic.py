@@ -9,6 +9,7 @@ from collections import defaultdict
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from . import _display
 from ._responses import OffsetPartitionResponse, PartitionOffsetRequest
 from .common import OffsetType
 from .exceptions import LeaderNotFoundError
@@ -48,10 +49,18 @@ class Topic(object):
         self._topic_id: bytes | None = topic_metadata.get("topic_id")
         self.update(topic_metadata)
 
+    @_display.safe_repr
     def __repr__(self) -> str:
-        return "<%s.%s at 0x%x (name=%s)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self._name)
+        return _display.fields(self, [
+            ("name", self._name),
+            ("partitions", _display.id_list(self._partitions))])
+
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: each partition's leader, replicas, in-sync
+        replicas, earliest and latest offsets (asked of the leaders, with
+        a short deadline)."""
+        return _display.topic_html(self)
 
     @property
     def name(self) -> bytes:
