@@ -9,7 +9,6 @@ offsets and lag, a producer's counts.  (No secret in any of them:
 tests/test_security.py; the notebook's tables: tests/test_notebook.py.)
 """
 
-import html
 import re
 import socket
 import time
@@ -23,16 +22,7 @@ from pykafka_c.broker import Broker
 from pykafka_c.common import OffsetType
 from pykafka_c.topic import Topic
 
-
-def _rows(table_html):
-    """The cell texts of every body row of the first table in ``table_html``."""
-    body = table_html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
-    return [[html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
-            for row in re.findall(r"<tr>(.*?)</tr>", body)]
-
-
-def _tables(text):
-    return text.split("<table>")[1:]
+from htmltables import rows as _rows, tables as _tables
 
 
 # ------------------------------------------------------------- no broker
