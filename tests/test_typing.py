@@ -1,5 +1,5 @@
 """pykafka_c's types: ``mypy --strict`` on the package, the README's
-examples and pykafka's usage-guide patterns (examples/
+and docs/usage.rst's examples and pykafka's usage-guide patterns (examples/
 usage_guide_patterns.py), and mypy's stubtest on the stubs of the modules
 whose names exist only at run time: the C extension ``pykafka_c._core``
 and the two modules built from its tables (``_constants``,
@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -54,19 +55,36 @@ def readme_examples():
         return re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M)
 
 
+def docs_examples():
+    """The ``.. code-block:: python`` blocks of docs/usage.rst, dedented."""
+    with open(os.path.join(ROOT, "docs", "usage.rst")) as f:
+        text = f.read()
+    blocks = re.findall(r"^\.\. code-block:: python\n\n((?:(?:   .*)?\n)+)",
+                        text, re.M)
+    return [textwrap.dedent(b) for b in blocks]
+
+
 def test_readme_has_examples_to_check():
     blocks = readme_examples()
     assert len(blocks) >= 3, "the README's python examples were not found"
     assert any("KafkaClient" in b for b in blocks)
+    blocks = docs_examples()
+    assert len(blocks) >= 3, "docs/usage.rst's python examples were not found"
+    assert any("headers=" in b for b in blocks)
 
 
 def test_mypy_strict(tmp_path):
-    """The package, the README's examples and the usage-guide patterns
-    pass ``mypy --strict`` (pyproject.toml's [tool.mypy] settings)."""
+    """The package, the README's examples, docs/usage.rst's and the
+    usage-guide patterns pass ``mypy --strict`` (pyproject.toml's
+    [tool.mypy] settings)."""
     _require_mypy()
     files = []
     for i, block in enumerate(readme_examples()):
         path = tmp_path / ("readme_example_%d.py" % i)
+        path.write_text(block)
+        files.append(str(path))
+    for i, block in enumerate(docs_examples()):
+        path = tmp_path / ("docs_example_%d.py" % i)
         path.write_text(block)
         files.append(str(path))
     proc = _run(["-m", "mypy", "--strict", "--config-file", CONFIG,
