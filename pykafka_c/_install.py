@@ -5,10 +5,15 @@ matching ``pykafka_c`` module (the same module object, so ``isinstance``
 checks and exception classes agree between both names).
 """
 
+from __future__ import annotations
+
 import importlib
 import importlib.abc
 import importlib.util
 import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 __all__ = ["install_as_pykafka"]
 
@@ -17,16 +22,16 @@ _TARGET = "pykafka_c"
 
 
 class _AliasLoader(importlib.abc.Loader):
-    def __init__(self, target):
+    def __init__(self, target: str) -> None:
         self._target = target
-        self._real_spec = None
+        self._real_spec: ModuleSpec | None = None
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
         module = importlib.import_module(self._target)
         self._real_spec = module.__spec__
         return module
 
-    def exec_module(self, module):
+    def exec_module(self, module: ModuleType) -> None:
         # The module is already executed under its real name.  The import
         # system has just pointed its __spec__ at the alias; put the real
         # one back so that reload() and tools reading __spec__ see
@@ -36,7 +41,9 @@ class _AliasLoader(importlib.abc.Loader):
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(self, fullname: str,
+                  path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
         if fullname != _ALIAS and not fullname.startswith(_ALIAS + "."):
             return None
         real = _TARGET + fullname[len(_ALIAS):]
@@ -48,7 +55,7 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
 _finder = _AliasFinder()
 
 
-def install_as_pykafka(force=False):
+def install_as_pykafka(force: bool = False) -> ModuleType:
     """Register pykafka_c under the name ``pykafka``.
 
     After this, ``import pykafka``, ``from pykafka import KafkaClient`` and

@@ -4,7 +4,10 @@ They are namedtuples with pykafka's field names, re-exported by
 :mod:`pykafka_c.protocol`.
 """
 
+from __future__ import annotations
+
 from collections import namedtuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "OffsetPartitionResponse",
@@ -19,22 +22,48 @@ __all__ = [
     "GroupMembershipResponse",
 ]
 
-#: ListOffsets result for one partition: ``offset`` is a list of ints.
-OffsetPartitionResponse = namedtuple("OffsetPartitionResponse",
-                                     ["offset", "err"])
-#: OffsetFetch result for one partition.
-OffsetFetchPartitionResponse = namedtuple("OffsetFetchPartitionResponse",
-                                          ["offset", "metadata", "err"])
-OffsetCommitPartitionResponse = namedtuple("OffsetCommitPartitionResponse",
-                                           ["err"])
-PartitionOffsetRequest = namedtuple(
-    "PartitionOffsetRequest",
-    ["topic_name", "partition_id", "offsets_before", "max_offsets"])
-PartitionOffsetCommitRequest = namedtuple(
-    "PartitionOffsetCommitRequest",
-    ["topic_name", "partition_id", "offset", "timestamp", "metadata"])
-PartitionOffsetFetchRequest = namedtuple("PartitionOffsetFetchRequest",
-                                         ["topic_name", "partition_id"])
+class OffsetPartitionResponse(NamedTuple):
+    """ListOffsets result for one partition: ``offset`` is a list of
+    ints (empty when there is none), ``err`` the Kafka error code."""
+    offset: list[int]
+    err: int
+
+
+class OffsetFetchPartitionResponse(NamedTuple):
+    """OffsetFetch result for one partition."""
+    offset: int
+    metadata: bytes | None
+    err: int
+
+
+class OffsetCommitPartitionResponse(NamedTuple):
+    """OffsetCommit result for one partition."""
+    err: int
+
+
+class PartitionOffsetRequest(NamedTuple):
+    """A ListOffsets request for one partition."""
+    topic_name: bytes
+    partition_id: int
+    offsets_before: int
+    max_offsets: int
+
+
+class PartitionOffsetCommitRequest(NamedTuple):
+    """An OffsetCommit request for one partition."""
+    topic_name: bytes
+    partition_id: int
+    offset: int
+    timestamp: int
+    metadata: bytes | str | None
+
+
+class PartitionOffsetFetchRequest(NamedTuple):
+    """An OffsetFetch request for one partition."""
+    topic_name: bytes
+    partition_id: int
+
+
 class PartitionFetchRequest(namedtuple(
         "PartitionFetchRequest",
         ["topic_name", "partition_id", "offset", "max_bytes"])):
@@ -44,12 +73,36 @@ class PartitionFetchRequest(namedtuple(
 
     __slots__ = ()
 
-    def __new__(cls, topic, partition, offset, max_bytes=1024 * 1024):
+    topic_name: bytes
+    partition_id: int
+    offset: int
+    max_bytes: int
+
+    def __new__(cls, topic: bytes, partition: int, offset: int,
+                max_bytes: int = 1024 * 1024) -> PartitionFetchRequest:
         return super(PartitionFetchRequest, cls).__new__(
             cls, topic, partition, offset, max_bytes)
-FetchPartitionResponse = namedtuple("FetchPartitionResponse",
-                                    ["max_offset", "messages", "err"])
-ApiVersionsSpec = namedtuple("ApiVersionsSpec", ["key", "min", "max"])
-GroupMembershipResponse = namedtuple(
-    "GroupMembershipResponse",
-    ["error_code", "generation_id", "leader_id", "member_id", "members"])
+
+
+class FetchPartitionResponse(NamedTuple):
+    """pykafka's Fetch result for one partition: the high watermark,
+    the decoded messages and the Kafka error code."""
+    max_offset: int
+    messages: list[Any]
+    err: int
+
+
+class ApiVersionsSpec(NamedTuple):
+    """One API's version range."""
+    key: int
+    min: int
+    max: int
+
+
+class GroupMembershipResponse(NamedTuple):
+    """A JoinGroup/SyncGroup summary."""
+    error_code: int
+    generation_id: int
+    leader_id: Any
+    member_id: Any
+    members: Any

@@ -11,6 +11,8 @@ No secret (password, key password, token) is ever logged or put into an
 exception text or a repr here.
 """
 
+from __future__ import annotations
+
 import base64
 import binascii
 import json
@@ -18,8 +20,17 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from . import _core
+
+if TYPE_CHECKING:
+    from .connection import SslConfig
+
+#: What an OAUTHBEARER token provider returns: the token, or the token and
+#: its expiry in seconds since the epoch.
+TokenProvider = Callable[[], "str | bytes | tuple[str | bytes, float | None]"]
 
 __all__ = ["SASL_MECHANISMS", "make_security", "security_of",
            "TokenRefresher"]
@@ -35,7 +46,7 @@ DEFAULT_TOKEN_REFRESH_S = 3600.0
 TOKEN_RETRY_S = 10.0
 
 
-def _tls_settings(ssl_config):
+def _tls_settings(ssl_config: SslConfig) -> dict[str, Any]:
     """The Security keywords of an SslConfig (pykafka's four attributes
     plus pykafka_c's trailing ones)."""
     from .connection import SslConfig
@@ -54,7 +65,7 @@ def _tls_settings(ssl_config):
             "check_hostname": bool(ssl_config.check_hostname)}
 
 
-def _sasl_mechanism(name):
+def _sasl_mechanism(name: str | bytes | None) -> str | None:
     if name is None:
         return None
     if isinstance(name, bytes):
@@ -65,7 +76,9 @@ def _sasl_mechanism(name):
     return name.upper()
 
 
-def _check_sasl(mechanism, username, password, token_provider):
+def _check_sasl(mechanism: str | None, username: str | None,
+                password: str | None,
+                token_provider: TokenProvider | None) -> None:
     if mechanism is None:
         if username is not None or password is not None or \
                 token_provider is not None:
@@ -90,8 +103,12 @@ def _check_sasl(mechanism, username, password, token_provider):
                          "sasl_password" % mechanism)
 
 
-def make_security(ssl_config=None, sasl_mechanism=None, sasl_username=None,
-                  sasl_password=None, sasl_oauth_token_provider=None):
+def make_security(ssl_config: SslConfig | None = None,
+                  sasl_mechanism: str | None = None,
+                  sasl_username: str | None = None,
+                  sasl_password: str | None = None,
+                  sasl_oauth_token_provider: TokenProvider | None = None
+                  ) -> _core.Security | None:
     """A ``_core.Security`` for these settings, or None for plain TCP
     without SASL.  Certificate files are loaded here, so a missing file or
     a wrong key password raises ``SslError`` at once; a build without
@@ -101,21 +118,22 @@ def make_security(ssl_config=None, sasl_mechanism=None, sasl_username=None,
                 sasl_oauth_token_provider)
     if ssl_config is None and mechanism is None:
         return None
-    kwargs = _tls_settings(ssl_config) if ssl_config is not None else {}
+    kwargs: dict[str, Any] = (_tls_settings(ssl_config)
+                              if ssl_config is not None else {})
     if mechanism is not None:
         kwargs.update(sasl_mechanism=mechanism, sasl_username=sasl_username,
                       sasl_password=sasl_password)
     return _core.Security(**kwargs)
 
 
-def security_of(cluster):
+def security_of(cluster: object) -> _core.Security | None:
     """The cluster's ``_core.Security`` for an engine: None for plain TCP,
     or for a stand-in cluster (a test's mock) that has none."""
     security = getattr(cluster, "_security", None)
     return security if isinstance(security, _core.Security) else None
 
 
-def _jwt_expiry(token):
+def _jwt_expiry(token: str) -> float | None:
     """The ``exp`` claim (seconds since the epoch) of a JWT, or None."""
     parts = token.split(".")
     if len(parts) < 2:
@@ -129,10 +147,10 @@ def _jwt_expiry(token):
     return float(exp) if isinstance(exp, (int, float)) else None
 
 
-def _call_provider(provider):
+def _call_provider(provider: TokenProvider) -> tuple[str, float | None]:
     """(token str, expiry in seconds since the epoch or None)."""
-    result = provider()
-    expiry = None
+    result: object = provider()
+    expiry: object = None
     if isinstance(result, tuple):
         if len(result) != 2:
             raise TypeError("the token provider must return a token or "
@@ -144,12 +162,12 @@ def _call_provider(provider):
         raise TypeError("the token provider must return the token as str "
                         "or bytes, not %s" % type(result).__name__)
     if expiry is None:
-        expiry = _jwt_expiry(result)
-    elif not isinstance(expiry, (int, float)):
+        return result, _jwt_expiry(result)
+    if not isinstance(expiry, (int, float)):
         raise TypeError("the token's expiry must be seconds since the "
                         "epoch (int or float), not %s"
                         % type(expiry).__name__)
-    return result, expiry
+    return result, float(expiry)
 
 
 class TokenRefresher(object):
@@ -164,11 +182,12 @@ class TokenRefresher(object):
     (and re-authenticate, KIP-368, when the broker's session ends).
     """
 
-    def __init__(self, security, provider):
+    def __init__(self, security: _core.Security,
+                 provider: TokenProvider) -> None:
         self._security = security
         self._provider = provider
         self._stop = threading.Event()
-        self._expiry = None
+        self._expiry: float | None = None
         self.refresh()
         # The thread holds only a weak reference, so a client that is
         # dropped without close() takes its refresher with it.
@@ -176,28 +195,29 @@ class TokenRefresher(object):
                          args=(weakref.ref(self), self._stop), daemon=True,
                          name="pykafka_c.oauthbearer-refresh").start()
 
-    def refresh(self):
+    def refresh(self) -> None:
         """Fetch a token now and hand it to the C core."""
         token, expiry = _call_provider(self._provider)
         self._security.set_token(token)
         self._expiry = expiry
 
-    def next_refresh_s(self):
+    def next_refresh_s(self) -> float:
         """Seconds until the next refresh is due."""
         if self._expiry is None:
             return DEFAULT_TOKEN_REFRESH_S
         return max(1.0, 0.8 * (self._expiry - time.time()))
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
 
-    def __del__(self):
+    def __del__(self) -> None:
         self._stop.set()
 
 
-def _refresh_loop(ref, stop):
+def _refresh_loop(ref: weakref.ref[TokenRefresher],
+                  stop: threading.Event) -> None:
     refresher = ref()
-    wait = refresher.next_refresh_s() if refresher is not None else 0
+    wait = refresher.next_refresh_s() if refresher is not None else 0.0
     refresher = None
     while not stop.wait(wait):
         refresher = ref()

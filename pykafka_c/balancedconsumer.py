@@ -49,6 +49,8 @@ timeout, as JoinGroup v0 implied); ``BalancedConsumer`` also accepts
 ``heartbeat_interval_ms``.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import socket
@@ -58,7 +60,10 @@ import time
 import uuid
 import warnings
 import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
+from . import _display
 from ._constants import KafkaError as _KafkaError
 from ._responses import PartitionOffsetCommitRequest
 from .common import OffsetType
@@ -73,6 +78,22 @@ from .membershipprotocol import (ASSIGNMENT_VERSION, CONSUMER_PROTOCOL_TYPE,
                                  compute_assignments)
 from .simpleconsumer import _offset_reset_value
 from .utils.error_handlers import valid_int
+
+if TYPE_CHECKING:
+    from ._typing import Decoded, Deserializer, OffsetsBefore
+    from .broker import Broker
+    from .cluster import Cluster
+    from .membershipprotocol import GroupMembershipProtocol
+    from .partition import Partition
+    from .protocol import Message
+    from .simpleconsumer import SimpleConsumer, _ExcInfo
+    from .topic import Topic
+
+    #: ``post_rebalance_callback(consumer, old_offsets, new_offsets)``,
+    #: which may return ``{partition id: offset}`` to reset to.
+    RebalanceCallback = Callable[
+        ["BalancedConsumer", dict[int, int] | None, dict[int, int]],
+        dict[int, OffsetsBefore] | None]
 
 __all__ = ["BalancedConsumer"]
 
@@ -110,7 +131,7 @@ _ZOOKEEPER_DEFAULTS = {
 }
 
 
-def _group_bytes(consumer_group):
+def _group_bytes(consumer_group: object) -> bytes:
     if isinstance(consumer_group, (bytes, bytearray)):
         try:
             text = bytes(consumer_group).decode("utf-8")
@@ -130,13 +151,13 @@ def _group_bytes(consumer_group):
                                "characters".format(consumer_group))
 
 
-def _to_str(value):
+def _to_str(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8")
     return value or ""
 
 
-def _to_bytes(value):
+def _to_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     return value or b""
@@ -158,39 +179,40 @@ class BalancedConsumer(object):
     """
 
     def __init__(self,
-                 topic,
-                 cluster,
-                 consumer_group,
-                 fetch_message_max_bytes=1024 * 1024,
-                 num_consumer_fetchers=1,
-                 auto_commit_enable=False,
-                 auto_commit_interval_ms=60 * 1000,
-                 queued_max_messages=2000,
-                 fetch_min_bytes=1,
-                 fetch_error_backoff_ms=500,
-                 fetch_wait_max_ms=100,
-                 offsets_channel_backoff_ms=1000,
-                 offsets_commit_max_retries=5,
-                 auto_offset_reset=OffsetType.EARLIEST,
-                 consumer_timeout_ms=-1,
-                 rebalance_max_retries=5,
-                 rebalance_backoff_ms=2 * 1000,
-                 zookeeper_connection_timeout_ms=6 * 1000,
-                 zookeeper_connect=None,
-                 zookeeper_hosts='127.0.0.1:2181',
-                 zookeeper=None,
-                 auto_start=True,
-                 reset_offset_on_start=False,
-                 post_rebalance_callback=None,
-                 use_rdkafka=False,
-                 compacted_topic=False,
-                 membership_protocol=RangeProtocol,
-                 deserializer=None,
-                 reset_offset_on_fetch=True,
+                 topic: Topic,
+                 cluster: Cluster,
+                 consumer_group: bytes | str,
+                 fetch_message_max_bytes: int = 1024 * 1024,
+                 num_consumer_fetchers: int = 1,
+                 auto_commit_enable: bool = False,
+                 auto_commit_interval_ms: int = 60 * 1000,
+                 queued_max_messages: int = 2000,
+                 fetch_min_bytes: int = 1,
+                 fetch_error_backoff_ms: int = 500,
+                 fetch_wait_max_ms: int = 100,
+                 offsets_channel_backoff_ms: int = 1000,
+                 offsets_commit_max_retries: int = 5,
+                 auto_offset_reset: int | str = OffsetType.EARLIEST,
+                 consumer_timeout_ms: int = -1,
+                 rebalance_max_retries: int = 5,
+                 rebalance_backoff_ms: int = 2 * 1000,
+                 zookeeper_connection_timeout_ms: int = 6 * 1000,
+                 zookeeper_connect: str | None = None,
+                 zookeeper_hosts: str = '127.0.0.1:2181',
+                 zookeeper: Any = None,
+                 auto_start: bool = True,
+                 reset_offset_on_start: bool = False,
+                 post_rebalance_callback: RebalanceCallback | None = None,
+                 use_rdkafka: bool = False,
+                 compacted_topic: bool = False,
+                 membership_protocol: GroupMembershipProtocol
+                 = RangeProtocol,
+                 deserializer: Deserializer | None = None,
+                 reset_offset_on_fetch: bool = True,
                  *,
-                 heartbeat_interval_ms=3000,
-                 session_timeout_ms=30 * 1000,
-                 rebalance_timeout_ms=None):
+                 heartbeat_interval_ms: int = 3000,
+                 session_timeout_ms: int = 30 * 1000,
+                 rebalance_timeout_ms: int | None = None) -> None:
         given = {"zookeeper_connection_timeout_ms":
                  zookeeper_connection_timeout_ms,
                  "zookeeper_connect": zookeeper_connect,
@@ -205,7 +227,7 @@ class BalancedConsumer(object):
                 "no ZooKeeper); the ZooKeeper settings are ignored"
                 % ", ".join(changed), UserWarning, stacklevel=2)
         self._zookeeper_connect = zookeeper_connect or zookeeper_hosts
-        self._zookeeper_connection_timeout_ms = _valid_int(
+        self._zookeeper_connection_timeout_ms: int = _valid_int(
             zookeeper_connection_timeout_ms, allow_zero=True)
         self._zookeeper = zookeeper
         # use_rdkafka is accepted: pykafka_c's consumer core is C anyway.
@@ -240,51 +262,56 @@ class BalancedConsumer(object):
 
     # -- construction --------------------------------------------------------
 
-    def _setup(self, topic, cluster, consumer_group, fetch_message_max_bytes,
-               num_consumer_fetchers, auto_commit_enable,
-               auto_commit_interval_ms, queued_max_messages, fetch_min_bytes,
-               fetch_error_backoff_ms, fetch_wait_max_ms,
-               offsets_channel_backoff_ms, offsets_commit_max_retries,
-               auto_offset_reset, consumer_timeout_ms, rebalance_max_retries,
-               rebalance_backoff_ms, reset_offset_on_start,
-               post_rebalance_callback, use_rdkafka, compacted_topic,
-               heartbeat_interval_ms, membership_protocol, deserializer,
-               reset_offset_on_fetch, session_timeout_ms,
-               rebalance_timeout_ms):
+    def _setup(self, topic: Topic, cluster: Cluster,
+               consumer_group: bytes | str, fetch_message_max_bytes: int,
+               num_consumer_fetchers: int, auto_commit_enable: bool,
+               auto_commit_interval_ms: int, queued_max_messages: int,
+               fetch_min_bytes: int, fetch_error_backoff_ms: int,
+               fetch_wait_max_ms: int, offsets_channel_backoff_ms: int,
+               offsets_commit_max_retries: int, auto_offset_reset: int | str,
+               consumer_timeout_ms: int, rebalance_max_retries: int,
+               rebalance_backoff_ms: int, reset_offset_on_start: bool,
+               post_rebalance_callback: RebalanceCallback | None,
+               use_rdkafka: bool, compacted_topic: bool,
+               heartbeat_interval_ms: int,
+               membership_protocol: GroupMembershipProtocol,
+               deserializer: Deserializer | None,
+               reset_offset_on_fetch: bool, session_timeout_ms: int,
+               rebalance_timeout_ms: int | None) -> None:
         """Validate and store the settings; no network I/O."""
         self._cluster = cluster
         self._consumer_group = _group_bytes(consumer_group)
         self._topic = topic
 
         self._auto_commit_enable = auto_commit_enable
-        self._auto_commit_interval_ms = _valid_int(auto_commit_interval_ms)
-        self._fetch_message_max_bytes = _valid_int(fetch_message_max_bytes)
-        self._fetch_min_bytes = _valid_int(fetch_min_bytes)
-        self._num_consumer_fetchers = _valid_int(num_consumer_fetchers)
-        self._queued_max_messages = _valid_int(queued_max_messages)
-        self._fetch_error_backoff_ms = _valid_int(fetch_error_backoff_ms,
+        self._auto_commit_interval_ms: int = _valid_int(auto_commit_interval_ms)
+        self._fetch_message_max_bytes: int = _valid_int(fetch_message_max_bytes)
+        self._fetch_min_bytes: int = _valid_int(fetch_min_bytes)
+        self._num_consumer_fetchers: int = _valid_int(num_consumer_fetchers)
+        self._queued_max_messages: int = _valid_int(queued_max_messages)
+        self._fetch_error_backoff_ms: int = _valid_int(fetch_error_backoff_ms,
                                                   allow_zero=True)
-        self._fetch_wait_max_ms = _valid_int(fetch_wait_max_ms,
+        self._fetch_wait_max_ms: int = _valid_int(fetch_wait_max_ms,
                                              allow_zero=True)
-        self._consumer_timeout_ms = _valid_int(consumer_timeout_ms,
+        self._consumer_timeout_ms: int = _valid_int(consumer_timeout_ms,
                                                allow_zero=True,
                                                allow_negative=True)
-        self._offsets_channel_backoff_ms = _valid_int(
+        self._offsets_channel_backoff_ms: int = _valid_int(
             offsets_channel_backoff_ms)
-        self._offsets_commit_max_retries = _valid_int(
+        self._offsets_commit_max_retries: int = _valid_int(
             offsets_commit_max_retries, allow_zero=True)
         self._auto_offset_reset = _offset_reset_value(auto_offset_reset)
         self._reset_offset_on_start = reset_offset_on_start
-        self._rebalance_max_retries = _valid_int(rebalance_max_retries,
+        self._rebalance_max_retries: int = _valid_int(rebalance_max_retries,
                                                  allow_zero=True)
-        self._rebalance_backoff_ms = _valid_int(rebalance_backoff_ms)
+        self._rebalance_backoff_ms: int = _valid_int(rebalance_backoff_ms)
         self._post_rebalance_callback = post_rebalance_callback
         self._is_compacted_topic = compacted_topic
-        self._heartbeat_interval_ms = _valid_int(heartbeat_interval_ms)
-        self._session_timeout_ms = _valid_int(session_timeout_ms)
+        self._heartbeat_interval_ms: int = _valid_int(heartbeat_interval_ms)
+        self._session_timeout_ms: int = _valid_int(session_timeout_ms)
         if rebalance_timeout_ms is None:
             rebalance_timeout_ms = session_timeout_ms
-        self._rebalance_timeout_ms = _valid_int(rebalance_timeout_ms)
+        self._rebalance_timeout_ms: int = _valid_int(rebalance_timeout_ms)
         # Never mutated: each join builds this member's own subscription
         # from a copy of membership_protocol.metadata (pykafka assigned
         # topic_names on the shared module-level object).
@@ -297,17 +324,17 @@ class BalancedConsumer(object):
         self._consumer_id = b''
         self._is_leader = False
         # The leader's view of the partitions it assigned: {topic: ids}.
-        self._assigned_topics = None
+        self._assigned_topics: dict[bytes, frozenset[int]] | None = None
         self._metadata_check_interval_s = _METADATA_CHECK_S
-        self._group_coordinator = None
+        self._group_coordinator: Broker | None = None
         # Group requests of this consumer use their own broker connections.
         self._connection_id = uuid.uuid4()
-        self._consumer = None
+        self._consumer: SimpleConsumer | None = None
         self._running = False
-        self._worker_exception = None
-        self._start_exception = None
+        self._worker_exception: _ExcInfo | None = None
+        self._start_exception: Exception | None = None
         self._first_internal_consumer = True
-        self._assigned_ids = None
+        self._assigned_ids: frozenset[int] | None = None
 
         self._rebalancing_lock = threading.RLock()
         self._rebalancing_in_progress = threading.Event()
@@ -317,49 +344,58 @@ class BalancedConsumer(object):
         self._state_cond = threading.Condition()
         self._rejoin_needed = threading.Event()
         self._wakeup = threading.Event()
-        self._worker_thread = None
+        self._worker_thread: threading.Thread | None = None
         self._stop_lock = threading.Lock()
         self._last_message_time = time.time()
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             if self._running:
                 self.stop()
         except Exception:
             pass
 
-    def __repr__(self):
-        return "<{module}.{name} at {id_} (consumer_group={group})>".format(
-            module=self.__class__.__module__,
-            name=self.__class__.__name__,
-            id_=hex(id(self)),
-            group=self._consumer_group.decode("ascii"))
+    @_display.safe_repr
+    def __repr__(self) -> str:
+        return _display.fields(self, [
+            ("topic", self._topic.name),
+            ("consumer_group", self._consumer_group),
+            ("member_id", self._consumer_id),
+            ("generation_id", self._generation_id),
+            ("partitions", _display.id_list(self.partitions)),
+            ("running", self._running)])
+
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the group membership, then each owned
+        partition's held offset, latest offset, lag and queued messages."""
+        return _display.balanced_html(self)
 
     # -- properties ----------------------------------------------------------
 
-    def _raise_worker_exceptions(self):
+    def _raise_worker_exceptions(self) -> None:
         """Raise an exception stored by the background thread."""
         exc = self._worker_exception
         if exc is not None:
             raise exc[1].with_traceback(exc[2])
 
     @property
-    def topic(self):
+    def topic(self) -> Topic:
         """The topic this consumer consumes."""
         return self._topic
 
     @property
-    def partitions(self):
+    def partitions(self) -> dict[int, Partition]:
         """``{partition_id: Partition}`` this member owns now."""
         return self._consumer.partitions if self._consumer else dict()
 
     @property
-    def _partitions(self):
+    def _partitions(self) -> set[Partition]:
         """The set of Partitions this member owns now."""
         return set(self.partitions.values())
 
     @property
-    def held_offsets(self):
+    def held_offsets(self) -> dict[int, int] | None:
         """``{partition_id: last consumed offset}`` of the owned partitions
         (``None`` before the first assignment; ``{}`` for a running member
         that owns nothing)."""
@@ -369,18 +405,18 @@ class BalancedConsumer(object):
         return self._consumer.held_offsets
 
     @property
-    def consumer_id(self):
+    def consumer_id(self) -> bytes:
         """The member id the coordinator gave this consumer (bytes)."""
         return self._consumer_id
 
     @property
-    def generation_id(self):
+    def generation_id(self) -> int:
         """The group generation of the current assignment."""
         return self._generation_id
 
     # -- life cycle ----------------------------------------------------------
 
-    def start(self):
+    def start(self) -> None:
         """start() --
 
         Find the group coordinator, join the group, take the assigned
@@ -406,7 +442,7 @@ class BalancedConsumer(object):
             self._start_exception = exc
             self.stop()
 
-    def stop(self):
+    def stop(self) -> None:
         """stop() --
 
         Stop consuming: commit offsets when auto-commit is on, leave the
@@ -459,7 +495,7 @@ class BalancedConsumer(object):
             self._close_group_channels()
             self._notify_state()
 
-    def _leave_group(self):
+    def _leave_group(self) -> None:
         member_id = self._consumer_id
         coordinator = self._group_coordinator
         self._consumer_id = b''
@@ -481,10 +517,10 @@ class BalancedConsumer(object):
         except Exception as exc:
             log.info("LeaveGroup for member %s failed: %s", member_id, exc)
 
-    def _leave_connection_id(self):
+    def _leave_connection_id(self) -> str:
         return "%s-leave" % (self._connection_id,)
 
-    def _close_group_channels(self):
+    def _close_group_channels(self) -> None:
         coordinator = self._group_coordinator
         if coordinator is None:
             return
@@ -497,13 +533,13 @@ class BalancedConsumer(object):
             except Exception:
                 pass
 
-    def _notify_state(self):
+    def _notify_state(self) -> None:
         with self._state_cond:
             self._state_cond.notify_all()
 
     # -- the background thread -------------------------------------------------
 
-    def _setup_heartbeat_worker(self):
+    def _setup_heartbeat_worker(self) -> threading.Thread:
         """Start the thread that heartbeats, auto-commits and rejoins."""
         ref = weakref.ref(self)
         wakeup = self._wakeup
@@ -521,7 +557,7 @@ class BalancedConsumer(object):
         thread.start()
         return thread
 
-    def _worker_step(self):
+    def _worker_step(self) -> float:
         """One round of the background thread; returns how long to sleep."""
         now = time.monotonic()
         if self._rejoin_needed.is_set():
@@ -566,7 +602,7 @@ class BalancedConsumer(object):
             wait = min(wait, self._next_metadata_check - now)
         return max(0.0, wait)
 
-    def _check_partition_counts(self):
+    def _check_partition_counts(self) -> None:
         """Leader: rebalance when a subscribed topic's partitions changed
         (pykafka's ZooKeeper consumer watched the topics for this)."""
         assigned = self._assigned_topics
@@ -593,7 +629,7 @@ class BalancedConsumer(object):
                                      % (name, len(ids), len(current)))
                 return
 
-    def _send_heartbeat(self):
+    def _send_heartbeat(self) -> float:
         """Heartbeat once; returns the delay until the next heartbeat."""
         interval = self._heartbeat_interval_ms / 1000.0
         if not self._consumer_id or self._generation_id < 0:
@@ -628,7 +664,7 @@ class BalancedConsumer(object):
         raise error_for_code(err, "Heartbeat of member %s of group %s"
                              % (self._consumer_id, self._consumer_group))
 
-    def _request_rejoin(self, why, reset_member=False):
+    def _request_rejoin(self, why: str, reset_member: bool = False) -> None:
         log.info("Consumer %s of group %s rejoins: %s", self._consumer_id,
                  self._consumer_group, why)
         if reset_member:
@@ -637,7 +673,7 @@ class BalancedConsumer(object):
         self._rejoin_needed.set()
         self._wakeup.set()
 
-    def _auto_commit(self):
+    def _auto_commit(self) -> None:
         cns = self._consumer
         if cns is None or not self._running:
             return
@@ -651,7 +687,7 @@ class BalancedConsumer(object):
 
     # -- coordinator -----------------------------------------------------------
 
-    def _ensure_coordinator(self):
+    def _ensure_coordinator(self) -> Broker:
         coordinator = self._group_coordinator
         if coordinator is None:
             coordinator = self._cluster.get_group_coordinator(
@@ -661,7 +697,7 @@ class BalancedConsumer(object):
 
     # -- rebalancing -------------------------------------------------------------
 
-    def _rebalance(self):
+    def _rebalance(self) -> None:
         """Commit the owned partitions' positions, join, sync and take the
         assignment (pykafka committed before every rebalance, also with
         auto-commit off, so the next owner of a partition goes on where
@@ -689,7 +725,7 @@ class BalancedConsumer(object):
             self._rebalancing_in_progress.clear()
             self._notify_state()
 
-    def _update_member_assignment(self):
+    def _update_member_assignment(self) -> None:
         """Join and sync (retrying with backoff) and apply the assignment."""
         attempts = max(1, self._rebalance_max_retries)
         for i in range(attempts):
@@ -716,10 +752,10 @@ class BalancedConsumer(object):
                          exc)
         self._raise_worker_exceptions()
 
-    def _subscription(self):
+    def _subscription(self) -> ConsumerGroupProtocolMetadata:
         """This member's own subscription metadata (a fresh object)."""
         base = self._membership_protocol.metadata
-        owned = []
+        owned: list[tuple[Any, list[int]]] = []
         if self._assigned_ids:
             owned = [(self._topic.name, sorted(self._assigned_ids))]
         if isinstance(base, ConsumerGroupProtocolMetadata):
@@ -735,7 +771,7 @@ class BalancedConsumer(object):
                 owned_partitions=owned, generation_id=self._generation_id)
         return meta
 
-    def _join_and_sync(self):
+    def _join_and_sync(self) -> list[int]:
         """One JoinGroup + SyncGroup round; returns the assigned partition
         ids of this consumer's topic.  Raises on failures that need a
         backoff (coordinator moved or loading, disconnects)."""
@@ -755,7 +791,8 @@ class BalancedConsumer(object):
                              "join attempts" % (self._consumer_group,
                                                 _MAX_JOIN_ROUND_TRIPS))
 
-    def _group_request(self, fn, *args, **kwargs):
+    def _group_request(self, fn: Callable[..., Any], *args: Any,
+                       **kwargs: Any) -> Any:
         coordinator = self._ensure_coordinator()
         try:
             return fn(coordinator, *args, **kwargs)
@@ -763,7 +800,7 @@ class BalancedConsumer(object):
             self._group_coordinator = None
             raise
 
-    def _check_group_error(self, err, what):
+    def _check_group_error(self, err: int, what: str) -> None:
         if err == 0:
             return
         if err in _COORDINATOR_MOVED:
@@ -778,7 +815,8 @@ class BalancedConsumer(object):
         raise error_for_code(err, "%s for group %s" % (what,
                                                         self._consumer_group))
 
-    def _join_and_sync_once(self, protocol, protocol_type):
+    def _join_and_sync_once(self, protocol: GroupMembershipProtocol,
+                            protocol_type: str) -> list[int]:
         metadata = self._subscription().get_bytes()
         join = self._group_request(
             lambda b: b.join_group(
@@ -806,7 +844,7 @@ class BalancedConsumer(object):
                                  % (protocol_name, protocol.protocol_name))
         is_leader = _to_str(join["leader"]) == _to_str(self._consumer_id)
         self._is_leader = is_leader
-        assignments = []
+        assignments: list[Decoded] = []
         if is_leader and not join.get("skip_assignment"):
             assignments = self._assign(join["members"])
         log.info("Consumer %s joined group %s generation %d%s",
@@ -823,16 +861,16 @@ class BalancedConsumer(object):
         assignment = MemberAssignment.from_bytestring(sync["assignment"])
         return assignment.partitions_for(self._topic.name)
 
-    def _assign(self, members):
+    def _assign(self, members: Iterable[Decoded]) -> list[Decoded]:
         """The leader's job: every member's assignment, as SyncGroup
         entries."""
-        subscriptions = {}
+        subscriptions: dict[bytes, list[Any]] = {}
         for m in members:
             mid = _to_bytes(m["member_id"])
             try:
                 sub = ConsumerGroupProtocolMetadata.from_bytestring(
                     m["metadata"] or b"")
-                topics = sub.topic_names
+                topics: list[Any] = sub.topic_names
             except ProtocolDecodeError as exc:
                 log.warning("Member %s of group %s sent an unreadable "
                             "subscription (%s); it gets no partitions",
@@ -844,7 +882,7 @@ class BalancedConsumer(object):
             self._cluster.update()
         except Exception as exc:
             log.info("Metadata refresh before assigning failed: %s", exc)
-        topic_partitions = {}
+        topic_partitions: dict[bytes, dict[int, Partition]] = {}
         for name in wanted:
             if name == self._topic.name:
                 topic_partitions[name] = self._topic.partitions
@@ -875,23 +913,26 @@ class BalancedConsumer(object):
 
     # -- the internal consumer -----------------------------------------------
 
-    def _setup_internal_consumer(self, partition_ids=None, start=True):
+    def _setup_internal_consumer(self,
+                                 partition_ids: Iterable[Any] | None = None,
+                                 start: bool = True) -> bool:
         """Use a SimpleConsumer for ``partition_ids`` (ids or Partitions;
         the current one is kept when the set did not change)."""
-        ids = set(getattr(p, "id", p) for p in (partition_ids or ()))
-        unknown = [i for i in ids if i not in self._topic.partitions]
+        wanted: set[int] = set(getattr(p, "id", p)
+                               for p in (partition_ids or ()))
+        unknown = [i for i in wanted if i not in self._topic.partitions]
         if unknown:
             try:
                 self._cluster.update()
             except Exception as exc:
                 log.info("Metadata refresh failed: %s", exc)
-            unknown = [i for i in ids if i not in self._topic.partitions]
+            unknown = [i for i in wanted if i not in self._topic.partitions]
             if unknown:
                 log.warning("Assigned partitions %s of %r are not known to "
                             "this client; skipping them", unknown,
                             self._topic.name)
-                ids -= set(unknown)
-        ids = frozenset(ids)
+                wanted -= set(unknown)
+        ids = frozenset(wanted)
         self._assigned_ids = ids
         old = self._consumer
         if old is not None and ids == frozenset(old.partitions) and \
@@ -917,7 +958,8 @@ class BalancedConsumer(object):
                                                       new_offsets)
             except Exception:
                 log.exception("post rebalance callback threw an exception")
-                self._worker_exception = sys.exc_info()
+                self._worker_exception = \
+                    sys.exc_info()  # type: ignore[assignment]
                 ok = False
                 reset = None
             if reset and cns is not None:
@@ -931,7 +973,9 @@ class BalancedConsumer(object):
             self._internal_consumer_running.clear()
         return ok
 
-    def _get_internal_consumer(self, partitions=None, start=True):
+    def _get_internal_consumer(self,
+                               partitions: Iterable[Partition] | None = None,
+                               start: bool = True) -> SimpleConsumer:
         """A SimpleConsumer for ``partitions`` with this member's settings.
 
         Auto-commit is done by this consumer's background thread (so it
@@ -971,8 +1015,11 @@ class BalancedConsumer(object):
 
     # -- offsets -------------------------------------------------------------
 
-    def _commit(self, cns, partition_offsets, rejoin_on_error=True,
-                retries=None, for_user=False):
+    def _commit(self, cns: SimpleConsumer,
+                partition_offsets: Iterable[tuple[Any, int]] | None,
+                rejoin_on_error: bool = True,
+                retries: int | None = None,
+                for_user: bool = False) -> bool:
         """OffsetCommit for ``cns``'s partitions (``partition_offsets``:
         ``[(Partition, offset)]``, default: next offset to read of each)
         with this member's generation and id.
@@ -1007,7 +1054,7 @@ class BalancedConsumer(object):
         if retries is None:
             retries = self._offsets_commit_max_retries
         retries = max(1, retries)
-        last_exc = None
+        last_exc: Exception | None = None
         for i in range(retries):
             if i:
                 time.sleep(i * self._offsets_channel_backoff_ms / 1000.0)
@@ -1027,7 +1074,7 @@ class BalancedConsumer(object):
                 log.info("Offset commit for group %s failed: %s",
                          self._consumer_group, exc)
                 continue
-            errors = {}
+            errors: dict[int, int] = {}
             for t in resp["topics"]:
                 for part in t["partitions"]:
                     if part["error_code"]:
@@ -1068,7 +1115,10 @@ class BalancedConsumer(object):
             raise last_exc
         return False
 
-    def reset_offsets(self, partition_offsets=None):
+    def reset_offsets(
+            self,
+            partition_offsets: Iterable[tuple[Partition, OffsetsBefore]]
+            | None = None) -> None:
         """reset_offsets(partition_offsets=None) --
 
         Reset offsets of owned partitions: ``[(Partition, value)]`` where
@@ -1080,7 +1130,7 @@ class BalancedConsumer(object):
         self._raise_if_stopped("reset offsets")
         self._consumer.reset_offsets(partition_offsets=partition_offsets)
 
-    def _raise_if_stopped(self, what):
+    def _raise_if_stopped(self, what: str) -> None:
         """ConsumerStoppedException when ``stop()`` ran after a start: the
         member left the group and owns nothing, so there is nothing to
         commit or reset (pykafka retried the coordinator's refusals for
@@ -1091,7 +1141,10 @@ class BalancedConsumer(object):
                 "the group (commit before stop(), or let auto_commit_enable "
                 "commit on stop)" % (what, _to_str(self._consumer_group)))
 
-    def commit_offsets(self, partition_offsets=None):
+    def commit_offsets(
+            self,
+            partition_offsets: Iterable[tuple[Partition, int]] | None = None
+            ) -> None:
         """commit_offsets(partition_offsets=None) --
 
         Commit the next offset to read of every owned partition, or the
@@ -1112,7 +1165,7 @@ class BalancedConsumer(object):
 
     # -- consuming -----------------------------------------------------------
 
-    def consume(self, block=True):
+    def consume(self, block: bool = True) -> Message | None:
         """consume(block=True) -> Message or None --
 
         One message from the owned partitions.  With ``block`` it waits
@@ -1173,6 +1226,7 @@ class BalancedConsumer(object):
                 if not block:
                     return None
                 continue
+            stale: SimpleConsumer | None
             try:
                 cns = self._consumer
                 if cns is None or self._rebalancing_in_progress.is_set():
@@ -1205,7 +1259,7 @@ class BalancedConsumer(object):
             if not block:
                 return None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Message]:
         """Yield messages until ``consume()`` returns None (only with a
         positive ``consumer_timeout_ms``)."""
         while True:
@@ -1219,7 +1273,7 @@ _NON_FATAL = (SocketDisconnectedError, NoBrokersAvailableError,
               ConsumerStoppedException, _RejoinNow)
 
 
-def _is_fatal(exc):
+def _is_fatal(exc: BaseException) -> bool:
     """True for errors that retrying cannot fix."""
     if isinstance(exc, _NON_FATAL):
         return False
@@ -1235,7 +1289,8 @@ def _is_fatal(exc):
     return True
 
 
-def _worker_main(ref, wakeup):
+def _worker_main(ref: weakref.ref[BalancedConsumer],
+                 wakeup: threading.Event) -> None:
     """Body of the background thread; holds only a weak reference to the
     consumer so that an abandoned consumer can be collected."""
     while True:
@@ -1248,7 +1303,8 @@ def _worker_main(ref, wakeup):
             if self._running:
                 log.exception("Background thread of consumer %s stops on "
                               "error", self._consumer_id)
-                self._worker_exception = sys.exc_info()
+                self._worker_exception = \
+                    sys.exc_info()  # type: ignore[assignment]
                 self._notify_state()
             del exc
             break

@@ -15,9 +15,13 @@ helpers return pykafka's response classes from :mod:`pykafka_c.protocol`,
 which are those dicts with pykafka's attributes added.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from . import _core
 # ApiKey (Kafka's API keys: ApiKey.FETCH == 1) and SUPPORTED_VERSIONS
@@ -28,11 +32,36 @@ from . import _core
 # FindCoordinator forms, ...) come from the C core's tables, which the
 # engines use too: csrc/wire/proto_api.h (generated from Kafka's specs)
 # and csrc/wire/api_support.def.
+from . import _display
 from ._constants import SUPPORTED_VERSIONS, ApiKey
 from ._constants import KafkaError as _KafkaError
 from ._security import make_security
+from ._typing import Decoded
 from .exceptions import (_SECURITY_ERRORS, SocketDisconnectedError,
                          UnsupportedApiVersionError)
+
+if TYPE_CHECKING:
+    from ._responses import (PartitionFetchRequest,
+                             PartitionOffsetCommitRequest,
+                             PartitionOffsetFetchRequest,
+                             PartitionOffsetRequest)
+    from .connection import SslConfig
+    from .handlers import Handler
+    from .protocol import (ApiVersionsResponse, CreateTopicsResponse,
+                           DeleteTopicsResponse, DescribeGroupsResponse,
+                           FetchResponse, GroupCoordinatorResponse,
+                           HeartbeatResponse, JoinGroupResponse,
+                           LeaveGroupResponse, ListGroupsResponse,
+                           ListOffsetResponse, MetadataResponse,
+                           OffsetCommitResponse, OffsetFetchResponse,
+                           ProduceRequest, ProduceResponse,
+                           SyncGroupResponse)
+    from .protocol.base import Request, Response
+
+_R = TypeVar("_R", bound="Response")
+
+#: A connection of a Broker: "main", "offsets", or ("group", id).
+_ChannelKey = Union[str, tuple[str, Any]]
 
 __all__ = ["Broker", "ApiKey", "SUPPORTED_VERSIONS"]
 
@@ -42,10 +71,10 @@ CLIENT_ID = "pykafka_c"
 CLIENT_SOFTWARE_NAME = "pykafka-c"
 
 
-_API_TABLE = None
+_API_TABLE: dict[int, tuple[str, int, int, int | None]] | None = None
 
 
-def _api_table():
+def _api_table() -> dict[int, tuple[str, int, int, int | None]]:
     """``{api_key: (name, min, max, flexible_from)}`` of the C codec."""
     global _API_TABLE
     if _API_TABLE is None:
@@ -53,18 +82,18 @@ def _api_table():
     return _API_TABLE
 
 
-def api_name(api_key):
+def api_name(api_key: int) -> str:
     entry = _api_table().get(api_key)
     return entry[0] if entry else "ApiKey%d" % api_key
 
 
-def is_flexible(api_key, version):
+def is_flexible(api_key: int, version: int) -> bool:
     entry = _api_table()[api_key]
     flex = entry[3]
     return flex is not None and flex >= 0 and version >= flex
 
 
-def negotiate(api_key, broker_range):
+def negotiate(api_key: int, broker_range: tuple[int, int] | None) -> int:
     """Highest version both sides support; ``broker_range`` is (min, max)
     from ApiVersions or None when the broker does not list the API."""
     name = api_name(api_key)
@@ -94,12 +123,14 @@ class _Channel(object):
     __slots__ = ("conn", "lock", "versions", "broker_ranges",
                  "api_versions_response", "api_versions_version")
 
-    def __init__(self, conn, broker_ranges, api_versions_response=None,
-                 api_versions_version=0):
+    def __init__(self, conn: _core.Connection,
+                 broker_ranges: dict[int, tuple[int, int]],
+                 api_versions_response: Decoded | None = None,
+                 api_versions_version: int = 0) -> None:
         self.conn = conn
         self.lock = threading.Lock()
         self.broker_ranges = broker_ranges
-        self.versions = {}
+        self.versions: dict[int, int] = {}
         self.api_versions_response = api_versions_response
         self.api_versions_version = api_versions_version
 
@@ -113,12 +144,15 @@ class Broker(object):
     maximum frame size, and ApiVersions negotiation decides every version.
     """
 
-    def __init__(self, id_, host, port, handler=None,
-                 socket_timeout_ms=30 * 1000,
-                 offsets_channel_socket_timeout_ms=10 * 1000,
-                 buffer_size=1024 * 1024, source_host='', source_port=0,
-                 ssl_config=None, broker_version="0.9.0",
-                 api_versions=None, connect=True, security=None):
+    def __init__(self, id_: int, host: str, port: int,
+                 handler: Handler | None = None,
+                 socket_timeout_ms: int = 30 * 1000,
+                 offsets_channel_socket_timeout_ms: int = 10 * 1000,
+                 buffer_size: int = 1024 * 1024, source_host: str = '',
+                 source_port: int = 0, ssl_config: SslConfig | None = None,
+                 broker_version: str = "0.9.0", api_versions: Any = None,
+                 connect: bool = True,
+                 security: _core.Security | None = None) -> None:
         self._id = int(id_)
         self._host = host
         self._port = int(port)
@@ -132,7 +166,7 @@ class Broker(object):
         self._ssl_config = ssl_config
         self._broker_version = broker_version
         self._api_versions = api_versions
-        self._channels = {}
+        self._channels: dict[_ChannelKey, _Channel] = {}
         self._channels_lock = threading.Lock()
         # The ApiVersions version the last exchange with this broker ended
         # on: later connections start there instead of being refused again.
@@ -143,35 +177,40 @@ class Broker(object):
         if connect:
             self.connect()
 
-    def __repr__(self):
-        return "<%s.%s at 0x%x (host=%s, port=%d, id=%d)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self._host, self._port, self._id)
+    @_display.safe_repr
+    def __repr__(self) -> str:
+        return _display.fields(self, [
+            ("id", self._id),
+            ("address", _display.raw("%s:%d" % (self._host, self._port))),
+            ("connected", self.connected)])
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self._id, self._host, self._port))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Broker):
             return NotImplemented
         return (self._id, self._host, self._port) == \
             (other._id, other._host, other._port)
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         eq = self.__eq__(other)
         return eq if eq is NotImplemented else not eq
 
     @classmethod
-    def from_metadata(cls, metadata, handler=None, socket_timeout_ms=30000,
-                      offsets_channel_socket_timeout_ms=10000,
-                      buffer_size=64 * 1024, source_host='', source_port=0,
-                      ssl_config=None, broker_version="0.9.0",
-                      api_versions=None, security=None):
+    def from_metadata(cls, metadata: Any, handler: Handler | None = None,
+                      socket_timeout_ms: int = 30000,
+                      offsets_channel_socket_timeout_ms: int = 10000,
+                      buffer_size: int = 64 * 1024, source_host: str = '',
+                      source_port: int = 0,
+                      ssl_config: SslConfig | None = None,
+                      broker_version: str = "0.9.0", api_versions: Any = None,
+                      security: _core.Security | None = None) -> Broker:
         """Make a Broker from one entry of a Metadata response: a decoded
         dict or pykafka's BrokerMetadata (``id``, ``host``, ``port``)."""
         if isinstance(metadata, tuple):
-            node_id, host, port = (metadata.id, _as_str(metadata.host),
-                                   metadata.port)
+            meta: Any = metadata
+            node_id, host, port = (meta.id, _as_str(meta.host), meta.port)
         else:
             node_id, host, port = (metadata["node_id"], metadata["host"],
                                    metadata["port"])
@@ -186,34 +225,34 @@ class Broker(object):
     # -- properties -------------------------------------------------------
 
     @property
-    def id(self):
+    def id(self) -> int:
         return self._id
 
     @property
-    def host(self):
+    def host(self) -> str:
         return self._host
 
     @property
-    def port(self):
+    def port(self) -> int:
         return self._port
 
     @property
-    def handler(self):
+    def handler(self) -> Handler | None:
         return self._handler
 
     @property
-    def connected(self):
+    def connected(self) -> bool:
         ch = self._channels.get("main")
         return ch is not None and ch.conn.connected
 
     @property
-    def offsets_channel_handler(self):
+    def offsets_channel_handler(self) -> Handler | None:
         """pykafka's handler of the offsets channel: the same ``handler``
         (pykafka_c's channels need no request-handler thread)."""
         return self._handler
 
     @property
-    def _connection(self):
+    def _connection(self) -> _core.Connection | None:
         """pykafka's name for the main connection: its
         :class:`~pykafka_c.connection.BrokerConnection` (``connected``,
         ``disconnect()``), or None while none is open.  The consumers' and
@@ -222,12 +261,12 @@ class Broker(object):
         return ch.conn if ch is not None else None
 
     @property
-    def offsets_channel_connected(self):
+    def offsets_channel_connected(self) -> bool:
         ch = self._channels.get("offsets")
         return ch is not None and ch.conn.connected
 
     @property
-    def api_versions(self):
+    def api_versions(self) -> dict[int, tuple[int, int]]:
         """``{api_key: (min, max)}`` as the broker advertised them."""
         ch = self._channels.get("main")
         if ch is None:
@@ -236,12 +275,12 @@ class Broker(object):
 
     # -- connections ------------------------------------------------------
 
-    def _timeout_for(self, channel):
+    def _timeout_for(self, channel: _ChannelKey) -> int:
         if channel == "offsets":
             return self._offsets_channel_socket_timeout_ms
         return self._socket_timeout_ms
 
-    def _open_channel(self, channel):
+    def _open_channel(self, channel: _ChannelKey) -> _Channel:
         """Connect (TCP, TLS and SASL as the client's security says) and
         negotiate: the C link asks ApiVersions (v3, falling back to the
         broker's own range, or v0 for brokers before 2.4)."""
@@ -255,8 +294,12 @@ class Broker(object):
                                 software_version=_client_version())
         try:
             version = conn.api_versions_version
-            resp = _core.decode_response(ApiKey.API_VERSIONS, version,
-                                         conn.api_versions_response)
+            raw = conn.api_versions_response
+            if raw is None:  # not after negotiate=True; never trusted
+                raise SocketDisconnectedError(
+                    "%s:%d gave no ApiVersions answer" % (self._host,
+                                                          self._port))
+            resp = _core.decode_response(ApiKey.API_VERSIONS, version, raw)
         except BaseException:
             conn.close()
             raise
@@ -264,7 +307,7 @@ class Broker(object):
         self._api_versions_version = version
         return _Channel(conn, conn.api_versions, resp, version)
 
-    def _channel(self, channel):
+    def _channel(self, channel: _ChannelKey) -> _Channel:
         ch = self._channels.get(channel)
         if ch is not None and ch.conn.connected:
             return ch
@@ -276,15 +319,15 @@ class Broker(object):
             self._channels[channel] = ch
             return ch
 
-    def connect(self, attempts=3):
+    def connect(self, attempts: int = 3) -> bool:
         """Open the main connection; failures are logged, as in pykafka."""
         return self._connect_channel("main", attempts)
 
-    def connect_offsets_channel(self, attempts=3):
+    def connect_offsets_channel(self, attempts: int = 3) -> bool:
         """Open the offsets-channel connection."""
         return self._connect_channel("offsets", attempts)
 
-    def _connect_channel(self, channel, attempts):
+    def _connect_channel(self, channel: _ChannelKey, attempts: int) -> bool:
         for attempt in range(max(1, attempts)):
             try:
                 self._channel(channel)
@@ -300,7 +343,7 @@ class Broker(object):
                     self._host, self._port)
         return False
 
-    def disconnect(self):
+    def disconnect(self) -> None:
         """Close every connection of this broker."""
         with self._channels_lock:
             channels, self._channels = self._channels, {}
@@ -309,7 +352,7 @@ class Broker(object):
 
     close = disconnect
 
-    def close_channel(self, channel):
+    def close_channel(self, channel: _ChannelKey) -> None:
         """Close one connection of this broker (e.g. ``("group", id)`` of a
         stopped balanced consumer); harmless if it is not open."""
         with self._channels_lock:
@@ -319,7 +362,7 @@ class Broker(object):
 
     # -- requests ---------------------------------------------------------
 
-    def api_version(self, api_key, channel="main"):
+    def api_version(self, api_key: int, channel: _ChannelKey = "main") -> int:
         """The negotiated version of ``api_key`` (connects if needed)."""
         ch = self._channel(channel)
         v = ch.versions.get(api_key)
@@ -328,8 +371,11 @@ class Broker(object):
             ch.versions[api_key] = v
         return v
 
-    def request(self, api_key, fields, channel="main", version=None,
-                expect_response=True, timeout_ms=None):
+    def request(self, api_key: int,
+                fields: Decoded | Callable[[int], Decoded],
+                channel: _ChannelKey = "main", version: int | None = None,
+                expect_response: bool = True,
+                timeout_ms: int | None = None) -> Decoded | None:
         """Send one request and return the decoded response dict.
 
         ``fields`` maps snake_case field names to values; missing fields take
@@ -339,8 +385,12 @@ class Broker(object):
         return self._request(api_key, fields, channel, version,
                              expect_response, timeout_ms)[1]
 
-    def _request(self, api_key, fields, channel="main", version=None,
-                 expect_response=True, timeout_ms=None):
+    def _request(self, api_key: int,
+                 fields: Decoded | Callable[[int], Decoded],
+                 channel: _ChannelKey = "main", version: int | None = None,
+                 expect_response: bool = True,
+                 timeout_ms: int | None = None
+                 ) -> tuple[int, Decoded | None]:
         """``request()``, returning ``(version used, decoded dict or
         None)``.  ``fields`` may be a callable of the version."""
         ch = self._channel(channel)
@@ -369,8 +419,9 @@ class Broker(object):
                 raise
         return version, _core.decode_response(api_key, version, raw)
 
-    def _send(self, req, response_cls, channel="main", timeout_ms=None,
-              raise_errors=None, **kwargs):
+    def _send(self, req: Request, response_cls: type[_R],
+              channel: _ChannelKey = "main", timeout_ms: int | None = None,
+              raise_errors: bool | None = None, **kwargs: Any) -> _R:
         """Encode the protocol request object ``req`` at the negotiated
         version (``req._fields(version, **kwargs)``) and return the
         response as ``response_cls``'s class for that version."""
@@ -380,7 +431,10 @@ class Broker(object):
         return response_cls.for_version(version)(
             decoded, version, raise_errors=raise_errors)
 
-    def fetch_messages(self, partition_requests, timeout=30000, min_bytes=1):
+    def fetch_messages(self,
+                       partition_requests: Iterable[PartitionFetchRequest],
+                       timeout: int = 30000,
+                       min_bytes: int = 1) -> FetchResponse:
         """Fetch of PartitionFetchRequest(topic_name, partition_id, offset,
         max_bytes) entries, waiting up to ``timeout`` ms for ``min_bytes``.
 
@@ -398,7 +452,8 @@ class Broker(object):
             decoded, version=version, broker_version=self._broker_version,
             fetch_offsets=req._fetch_offsets())
 
-    def produce_messages(self, produce_request):
+    def produce_messages(self, produce_request: ProduceRequest
+                         ) -> ProduceResponse | None:
         """Send a :class:`~pykafka_c.protocol.ProduceRequest`: each
         partition's messages as one RecordBatch v2 (compressed with the
         request's compression type).  Returns a ProduceResponse, or None
@@ -414,7 +469,9 @@ class Broker(object):
             return None
         return ProduceResponse.for_version(version)(decoded, version)
 
-    def request_metadata(self, topics=None, allow_auto_topic_creation=False):
+    def request_metadata(self, topics: Iterable[bytes | str] | None = None,
+                         allow_auto_topic_creation: bool = False
+                         ) -> MetadataResponse:
         """Metadata for ``topics`` (names, str or bytes) or for all topics,
         as a :class:`~pykafka_c.protocol.MetadataResponse`.
 
@@ -424,8 +481,9 @@ class Broker(object):
         req = MetadataRequestV4(topics, allow_auto_topic_creation)
         return self._send(req, MetadataResponse)
 
-    def request_offset_limits(self, partition_requests,
-                              isolation_level=0):
+    def request_offset_limits(
+            self, partition_requests: Iterable[PartitionOffsetRequest],
+            isolation_level: int = 0) -> ListOffsetResponse:
         """ListOffsets.  ``partition_requests`` is an iterable of
         PartitionOffsetRequest(topic_name, partition_id, offsets_before,
         max_offsets); returns a :class:`~pykafka_c.protocol.ListOffsetResponse`
@@ -438,7 +496,8 @@ class Broker(object):
         # pykafka used its v0 shape (a list of offsets) for every version
         return ListOffsetResponse(decoded, version)
 
-    def find_coordinator(self, key, key_type=0):
+    def find_coordinator(self, key: bytes | str,
+                         key_type: int = 0) -> GroupCoordinatorResponse:
         """FindCoordinator for a group (``key_type`` 0) id; a
         :class:`~pykafka_c.protocol.GroupCoordinatorResponse` that does not
         raise on errors (see its ``error_code``)."""
@@ -448,10 +507,11 @@ class Broker(object):
             {"key": _as_str(key), "key_type": key_type})
         return GroupCoordinatorResponse(decoded, version, raise_errors=False)
 
-    def commit_consumer_group_offsets(self, consumer_group,
-                                      consumer_group_generation_id,
-                                      consumer_id, preqs,
-                                      group_instance_id=None):
+    def commit_consumer_group_offsets(
+            self, consumer_group: bytes | str,
+            consumer_group_generation_id: int, consumer_id: bytes | str,
+            preqs: Iterable[PartitionOffsetCommitRequest],
+            group_instance_id: str | None = None) -> OffsetCommitResponse:
         """OffsetCommit of PartitionOffsetCommitRequest tuples; an
         :class:`~pykafka_c.protocol.OffsetCommitResponse`."""
         from .protocol import OffsetCommitRequest, OffsetCommitResponse
@@ -461,8 +521,10 @@ class Broker(object):
         return self._send(req, OffsetCommitResponse, channel="offsets",
                           group_instance_id=group_instance_id)
 
-    def fetch_consumer_group_offsets(self, consumer_group, preqs,
-                                     require_stable=False):
+    def fetch_consumer_group_offsets(
+            self, consumer_group: bytes | str,
+            preqs: Iterable[PartitionOffsetFetchRequest] | None,
+            require_stable: bool = False) -> OffsetFetchResponse:
         """OffsetFetch of PartitionOffsetFetchRequest tuples (``preqs`` None
         means all topics); an :class:`~pykafka_c.protocol.OffsetFetchResponse`."""
         from .protocol import OffsetFetchRequest, OffsetFetchResponse
@@ -471,18 +533,23 @@ class Broker(object):
                           require_stable=require_stable,
                           all_topics=preqs is None)
 
-    def join_group(self, connection_id, consumer_group, member_id,
-                   topic_name=None, membership_protocol=None,
-                   session_timeout_ms=30000, rebalance_timeout_ms=None,
-                   protocols=None, protocol_type="consumer",
-                   group_instance_id=None, reason=None):
+    def join_group(self, connection_id: Any, consumer_group: bytes | str,
+                   member_id: bytes | str | None,
+                   topic_name: bytes | str | None = None,
+                   membership_protocol: Any = None,
+                   session_timeout_ms: int = 30000,
+                   rebalance_timeout_ms: int | None = None,
+                   protocols: list[Decoded] | None = None,
+                   protocol_type: str = "consumer",
+                   group_instance_id: str | None = None,
+                   reason: str | None = None) -> JoinGroupResponse:
         """JoinGroup on the group connection ``connection_id``; a
         :class:`~pykafka_c.protocol.JoinGroupResponse`."""
         from .protocol import JoinGroupResponse
         if protocols is None:
             protocols = [{"name": _as_str(membership_protocol.protocol_name),
                           "metadata": membership_protocol.metadata.get_bytes()}]
-        fields = {"group_id": _as_str(consumer_group),
+        fields: Decoded = {"group_id": _as_str(consumer_group),
                   "session_timeout_ms": session_timeout_ms,
                   "rebalance_timeout_ms": (rebalance_timeout_ms
                                            if rebalance_timeout_ms is not None
@@ -499,16 +566,19 @@ class Broker(object):
                                          timeout_ms=timeout)
         return JoinGroupResponse(decoded, version)
 
-    def sync_group(self, connection_id, consumer_group, generation_id,
-                   member_id, group_assignment, protocol_type="consumer",
-                   protocol_name=None, group_instance_id=None,
-                   timeout_ms=None):
+    def sync_group(self, connection_id: Any, consumer_group: bytes | str,
+                   generation_id: int, member_id: bytes | str,
+                   group_assignment: Iterable[Any],
+                   protocol_type: str = "consumer",
+                   protocol_name: str | None = None,
+                   group_instance_id: str | None = None,
+                   timeout_ms: int | None = None) -> SyncGroupResponse:
         """SyncGroup; ``group_assignment`` is a list of
         ``{"member_id": str, "assignment": bytes}`` or of pykafka's
         ``(member_id, MemberAssignment)`` pairs.  A
         :class:`~pykafka_c.protocol.SyncGroupResponse`."""
         from .protocol import SyncGroupResponse
-        assignments = []
+        assignments: list[Decoded] = []
         for entry in group_assignment:
             if not isinstance(entry, dict):
                 mid, assignment = entry
@@ -527,8 +597,9 @@ class Broker(object):
                                          timeout_ms=timeout_ms)
         return SyncGroupResponse(decoded, version)
 
-    def heartbeat(self, connection_id, consumer_group, generation_id,
-                  member_id, group_instance_id=None):
+    def heartbeat(self, connection_id: Any, consumer_group: bytes | str,
+                  generation_id: int, member_id: bytes | str,
+                  group_instance_id: str | None = None) -> HeartbeatResponse:
         """Heartbeat on the group connection ``connection_id``; a
         :class:`~pykafka_c.protocol.HeartbeatResponse`."""
         from .protocol import HeartbeatResponse
@@ -540,8 +611,9 @@ class Broker(object):
                                          channel=("group", connection_id))
         return HeartbeatResponse(decoded, version)
 
-    def leave_group(self, connection_id, consumer_group, member_id,
-                    reason=None):
+    def leave_group(self, connection_id: Any, consumer_group: bytes | str,
+                    member_id: bytes | str,
+                    reason: str | None = None) -> LeaveGroupResponse:
         """LeaveGroup for one member; a
         :class:`~pykafka_c.protocol.LeaveGroupResponse`."""
         from .protocol import LeaveGroupRequest, LeaveGroupResponse
@@ -549,20 +621,22 @@ class Broker(object):
         return self._send(req, LeaveGroupResponse,
                           channel=("group", connection_id), reason=reason)
 
-    def list_groups(self):
+    def list_groups(self) -> ListGroupsResponse:
         """ListGroups on this broker; a
         :class:`~pykafka_c.protocol.ListGroupsResponse`."""
         from .protocol import ListGroupsRequest, ListGroupsResponse
         return self._send(ListGroupsRequest(), ListGroupsResponse)
 
-    def describe_groups(self, group_ids):
+    def describe_groups(self, group_ids: Iterable[bytes | str]
+                        ) -> DescribeGroupsResponse:
         """DescribeGroups for ``group_ids``; a
         :class:`~pykafka_c.protocol.DescribeGroupsResponse`."""
         from .protocol import DescribeGroupsRequest, DescribeGroupsResponse
         return self._send(DescribeGroupsRequest(group_ids),
                           DescribeGroupsResponse)
 
-    def create_topics(self, topic_reqs, timeout=0):
+    def create_topics(self, topic_reqs: Iterable[Any],
+                      timeout: int = 0) -> CreateTopicsResponse:
         """CreateTopics; ``topic_reqs`` are CreateTopicRequest tuples, or
         dicts with ``name``, ``num_partitions``, ``replication_factor`` and
         optional ``configs`` (a dict), or objects with those attributes.
@@ -574,7 +648,8 @@ class Broker(object):
                           timeout_ms=max(self._socket_timeout_ms,
                                          timeout + 5000))
 
-    def delete_topics(self, topics, timeout=0):
+    def delete_topics(self, topics: Iterable[bytes | str],
+                      timeout: int = 0) -> DeleteTopicsResponse:
         """DeleteTopics by name; a
         :class:`~pykafka_c.protocol.DeleteTopicsResponse`; as in pykafka, a
         topic's error raises its exception."""
@@ -584,7 +659,7 @@ class Broker(object):
                           timeout_ms=max(self._socket_timeout_ms,
                                          timeout + 5000))
 
-    def fetch_api_versions(self):
+    def fetch_api_versions(self) -> ApiVersionsResponse:
         """The broker's ApiVersions answer (from the main connection's
         negotiation), an :class:`~pykafka_c.protocol.ApiVersionsResponse`:
         ``api_versions`` is ``{api_key: ApiVersionsSpec(key, min, max)}``."""
@@ -594,17 +669,17 @@ class Broker(object):
             ch.api_versions_response, ch.api_versions_version)
 
 
-def _kafka_error(code, context=""):
+def _kafka_error(code: int, context: str = "") -> Exception:
     from .exceptions import error_for_code
     return error_for_code(code, context)
 
 
-def _as_str(value):
+def _as_str(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8")
     return value
 
 
-def _client_version():
+def _client_version() -> str:
     from . import __version__
     return __version__

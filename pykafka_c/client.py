@@ -1,9 +1,19 @@
 """``KafkaClient``: the entry point, as in pykafka."""
 
-import logging
+from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
+from . import _display
 from .cluster import Cluster
 from .handlers import ThreadingHandler
+
+if TYPE_CHECKING:
+    from ._security import TokenProvider
+    from .broker import Broker
+    from .cluster import TopicDict
+    from .connection import SslConfig
 
 __all__ = ["KafkaClient"]
 
@@ -41,14 +51,20 @@ class KafkaClient(object):
     raises ``SslError``.
     """
 
-    def __init__(self, hosts='127.0.0.1:9092', zookeeper_hosts=None,
-                 socket_timeout_ms=30 * 1000,
-                 offsets_channel_socket_timeout_ms=10 * 1000,
-                 use_greenlets=False, exclude_internal_topics=True,
-                 source_address='', ssl_config=None,
-                 broker_version='0.9.0', sasl_mechanism=None,
-                 sasl_username=None, sasl_password=None,
-                 sasl_oauth_token_provider=None):
+    def __init__(self, hosts: str = '127.0.0.1:9092',
+                 zookeeper_hosts: str | None = None,
+                 socket_timeout_ms: int = 30 * 1000,
+                 offsets_channel_socket_timeout_ms: int = 10 * 1000,
+                 use_greenlets: bool = False,
+                 exclude_internal_topics: bool = True,
+                 source_address: str = '',
+                 ssl_config: SslConfig | None = None,
+                 broker_version: str = '0.9.0',
+                 sasl_mechanism: str | None = None,
+                 sasl_username: str | None = None,
+                 sasl_password: str | None = None,
+                 sasl_oauth_token_provider: TokenProvider | None = None
+                 ) -> None:
         if use_greenlets:
             raise ImportError("pykafka_c does not support gevent "
                               "(use_greenlets=True): its I/O runs in C "
@@ -77,24 +93,32 @@ class KafkaClient(object):
             sasl_username=sasl_username,
             sasl_password=sasl_password,
             sasl_oauth_token_provider=sasl_oauth_token_provider)
-        self.brokers = self.cluster.brokers
-        self.topics = self.cluster.topics
+        #: ``{node id: Broker}``, the cluster's (the same dict).
+        self.brokers: dict[int, Broker] = self.cluster.brokers
+        #: The topics by name: ``client.topics[name]`` gives a Topic.
+        self.topics: TopicDict = self.cluster.topics
 
-    def __repr__(self):
-        return "<%s.%s at 0x%x (hosts=%s)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self._seed_hosts)
+    @_display.safe_repr
+    def __repr__(self) -> str:
+        return _display.cluster_repr(self, self.cluster)
 
-    def update_cluster(self):
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the brokers (id, address, TLS, the API
+        versions negotiated with each) and the topics."""
+        return _display.cluster_html(self.cluster, "KafkaClient",
+                                     self._seed_hosts)
+
+    def update_cluster(self) -> None:
         """Re-read metadata (brokers, topics, partitions)."""
         self.cluster.update()
 
-    def close(self):
+    def close(self) -> None:
         """Close every connection (pykafka_c addition)."""
         self.cluster.disconnect()
 
-    def __enter__(self):
+    def __enter__(self) -> KafkaClient:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()

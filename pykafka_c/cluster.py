@@ -12,13 +12,18 @@ Differences from pykafka, each deliberate:
   have no ZooKeeper; brokers are found from ``hosts``.
 """
 
+from __future__ import annotations
+
 import logging
 import random
 import threading
 import time
 import warnings
 import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
+from . import _display
 from ._constants import KafkaError as _KafkaError
 from ._security import TokenRefresher, make_security
 from .broker import Broker
@@ -29,12 +34,19 @@ from .exceptions import (_SECURITY_ERRORS, LeaderNotAvailable,
                          KafkaException, error_for_code)
 from .topic import Topic
 
+if TYPE_CHECKING:
+    from ._security import TokenProvider
+    from ._typing import Decoded
+    from .connection import SslConfig
+    from .handlers import Handler
+    from .protocol import ApiVersionsResponse, MetadataResponse
+
 __all__ = ["Cluster", "TopicDict"]
 
 log = logging.getLogger(__name__)
 
 
-def _topic_key(key):
+def _topic_key(key: object) -> bytes:
     """pykafka's key rule: str or bytes, ASCII only, stored as bytes."""
     if isinstance(key, bytes):
         raw = key
@@ -54,21 +66,22 @@ def _topic_key(key):
     return raw
 
 
-class TopicDict(dict):
+class TopicDict(dict[bytes, "weakref.ref[Topic] | None"]):
     """Topics by name (bytes keys).  Values are weak references to live
     :class:`Topic` objects, or None for topics not looked up yet."""
 
-    def __init__(self, cluster, exclude_internal_topics, *args, **kwargs):
+    def __init__(self, cluster: Cluster, exclude_internal_topics: bool,
+                 *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cluster = weakref.ref(cluster)
         self._exclude_internal_topics = exclude_internal_topics
         self._lock = threading.RLock()
 
-    def _should_exclude(self, key):
+    def _should_exclude(self, key: bytes) -> bool:
         return self._exclude_internal_topics and key.startswith(b"__")
 
-    def __getitem__(self, key):
-        key = _topic_key(key)
+    def __getitem__(self, name: bytes | str) -> Topic:  # type: ignore[override]
+        key = _topic_key(name)
         if self._should_exclude(key):
             raise KeyError("You have configured KafkaClient/Cluster to hide "
                            "internal topics (exclude_internal_topics); %r is "
@@ -83,37 +96,40 @@ class TopicDict(dict):
                 return self.__missing__(key)
             return self._create_topic(key)
 
-    def __contains__(self, key):
+    def __contains__(self, name: object) -> bool:
         try:
-            key = _topic_key(key)
+            key = _topic_key(name)
         except (UnicodeException, TypeError):
             return False
         if self._should_exclude(key):
             return False
         return dict.__contains__(self, key)
 
-    def get(self, key, default=None):
+    def get(self, name: bytes | str, default: Any = None) -> Any:
+        """The Topic called ``name`` (made on first use, as ``[name]``),
+        or ``default`` when there is no such topic."""
         try:
-            return self[key]
+            return self[name]
         except KeyError:
             return default
 
-    def values(self):
+    def values(self) -> list[Topic]:  # type: ignore[override]
+        """Every topic, each made on first use (as pykafka)."""
         return [self[key] for key in self.keys()]
 
-    def _cluster_or_raise(self):
+    def _cluster_or_raise(self) -> Cluster:
         cluster = self._cluster()
         if cluster is None:
             raise KafkaException("The cluster of this TopicDict is gone")
         return cluster
 
-    def _create_topic(self, key):
+    def _create_topic(self, key: bytes) -> Topic:
         cluster = self._cluster_or_raise()
-        last_exc = None
+        last_exc: Exception | None = None
         for attempt in range(3):
             meta = cluster._get_metadata([key])
             tmeta = _find_topic(meta, key)
-            err = tmeta["error_code"] if tmeta is not None \
+            err: int = tmeta["error_code"] if tmeta is not None \
                 else _KafkaError.UNKNOWN_TOPIC_OR_PARTITION
             if err == _KafkaError.UNKNOWN_TOPIC_OR_PARTITION:
                 raise error_for_code(err, "topic %r does not exist" % (key,))
@@ -122,6 +138,7 @@ class TopicDict(dict):
             try:
                 cluster._update_brokers(meta["brokers"],
                                         meta.get("controller_id", -1))
+                assert tmeta is not None
                 topic = Topic(cluster, tmeta)
             except (LeaderNotFoundError, LeaderNotAvailable) as exc:
                 last_exc = exc
@@ -130,9 +147,10 @@ class TopicDict(dict):
                 continue
             dict.__setitem__(self, key, weakref.ref(topic))
             return topic
+        assert last_exc is not None
         raise last_exc
 
-    def __missing__(self, key):
+    def __missing__(self, key: bytes) -> Topic:
         """Look the topic up, asking the broker to create it when its
         ``auto.create.topics.enable`` allows; wait a bounded time
         (``socket_timeout_ms``) for the new topic to get leaders."""
@@ -144,7 +162,7 @@ class TopicDict(dict):
             tmeta = _find_topic(meta, key)
             err = tmeta["error_code"] if tmeta is not None \
                 else _KafkaError.UNKNOWN_TOPIC_OR_PARTITION
-            if err == 0 and tmeta["partitions"] and \
+            if err == 0 and tmeta is not None and tmeta["partitions"] and \
                     all(p["leader_id"] >= 0 for p in tmeta["partitions"]):
                 cluster.update()
                 with self._lock:
@@ -167,7 +185,7 @@ class TopicDict(dict):
                     % (key, cluster._socket_timeout_ms))
             time.sleep(0.1)
 
-    def _update_topics(self, metadata_topics):
+    def _update_topics(self, metadata_topics: Iterable[Decoded]) -> None:
         """Bring the dict in line with a full Metadata response."""
         with self._lock:
             names = set()
@@ -193,11 +211,12 @@ class TopicDict(dict):
 _UNKNOWN_TOPIC_GRACE_S = 2.0
 
 
-def _find_topic(meta, key):
+def _find_topic(meta: Decoded, key: bytes) -> Decoded | None:
     name = key.decode("ascii")
     for t in meta["topics"]:
         if t["name"] == name:
-            return t
+            found: Decoded = t
+            return found
     return None
 
 
@@ -205,13 +224,19 @@ class Cluster(object):
     """A Kafka cluster: its brokers and topics, kept up to date from
     Metadata responses."""
 
-    def __init__(self, hosts, handler=None, socket_timeout_ms=30 * 1000,
-                 offsets_channel_socket_timeout_ms=10 * 1000,
-                 exclude_internal_topics=True, source_address='',
-                 zookeeper_hosts=None, ssl_config=None,
-                 broker_version='0.9.0', sasl_mechanism=None,
-                 sasl_username=None, sasl_password=None,
-                 sasl_oauth_token_provider=None):
+    def __init__(self, hosts: str, handler: Handler | None = None,
+                 socket_timeout_ms: int = 30 * 1000,
+                 offsets_channel_socket_timeout_ms: int = 10 * 1000,
+                 exclude_internal_topics: bool = True,
+                 source_address: str = '',
+                 zookeeper_hosts: str | None = None,
+                 ssl_config: SslConfig | None = None,
+                 broker_version: str = '0.9.0',
+                 sasl_mechanism: str | None = None,
+                 sasl_username: str | None = None,
+                 sasl_password: str | None = None,
+                 sasl_oauth_token_provider: TokenProvider | None = None
+                 ) -> None:
         self._seed_hosts = hosts
         self._zookeeper_connect = zookeeper_hosts
         if zookeeper_hosts is not None:
@@ -230,40 +255,52 @@ class Cluster(object):
         self._security = make_security(
             ssl_config, sasl_mechanism, sasl_username, sasl_password,
             sasl_oauth_token_provider)
-        self._token_refresher = None
-        if sasl_oauth_token_provider is not None:
+        self._token_refresher: TokenRefresher | None = None
+        if sasl_oauth_token_provider is not None \
+                and self._security is not None:
             self._token_refresher = TokenRefresher(
                 self._security, sasl_oauth_token_provider)
         self._broker_version = broker_version
-        self._api_versions = None
+        self._api_versions: Any = None
         self._max_connection_retries = 3
         self._max_connection_retries_offset_mgr = 8
-        self._brokers = {}
-        self._seed_brokers = {}
+        self._brokers: dict[int, Broker] = {}
+        self._seed_brokers: dict[tuple[str, int], Broker] = {}
         self._lock = threading.RLock()
         self._topics = TopicDict(self, exclude_internal_topics)
-        self.controller_broker = None
-        self.cluster_id = None
+        self.controller_broker: Broker | None = None
+        self.cluster_id: str | None = None
+        # (name, partitions, replication factor, error) of every topic in
+        # the last full metadata, and when it came: for the displays.
+        self._topic_summary: list[tuple[bytes, int, int, int]] | None = None
+        self._metadata_time = 0.0
         self.update()
 
-    def __repr__(self):
-        return "<%s.%s at 0x%x (hosts=%s)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self._seed_hosts)
+    @_display.safe_repr
+    def __repr__(self) -> str:
+        return _display.cluster_repr(self, self)
+
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: brokers and topics, as KafkaClient's."""
+        return _display.cluster_html(self, "Cluster", str(self._seed_hosts))
 
     @property
-    def brokers(self):
+    def brokers(self) -> dict[int, Broker]:
+        """``{node id: Broker}`` of the brokers in the cluster's metadata."""
         return self._brokers
 
     @property
-    def topics(self):
+    def topics(self) -> TopicDict:
+        """The topics by name (``cluster.topics[name]`` gives a Topic)."""
         return self._topics
 
     @property
-    def handler(self):
+    def handler(self) -> Handler | None:
+        """pykafka's handler object (unused by pykafka_c's I/O)."""
         return self._handler
 
-    def _make_broker(self, id_, host, port):
+    def _make_broker(self, id_: int, host: str, port: int) -> Broker:
         return Broker(id_, host, port, self._handler,
                       self._socket_timeout_ms,
                       self._offsets_channel_socket_timeout_ms,
@@ -274,7 +311,7 @@ class Cluster(object):
                       broker_version=self._broker_version,
                       connect=False, security=self._security)
 
-    def _seed_list(self):
+    def _seed_list(self) -> list[tuple[str, int]]:
         seeds = []
         for entry in str(self._seed_hosts).split(","):
             entry = entry.strip()
@@ -293,7 +330,7 @@ class Cluster(object):
                              % (self._seed_hosts,))
         return seeds
 
-    def _candidates(self):
+    def _candidates(self) -> list[Broker]:
         live = [b for b in self._brokers.values() if b.connected]
         others = [b for b in self._brokers.values() if not b.connected]
         random.shuffle(live)
@@ -307,12 +344,14 @@ class Cluster(object):
             seeds.append(b)
         return live + others + seeds
 
-    def _get_metadata(self, topics=None, allow_auto_topic_creation=False):
+    def _get_metadata(self, topics: Iterable[bytes | str] | None = None,
+                      allow_auto_topic_creation: bool = False
+                      ) -> MetadataResponse:
         """A Metadata response from the first broker that answers.  When
         none does and one refused our TLS or SASL, that typed error is
         raised (it says what to fix), else NoBrokersAvailableError."""
-        errors = []
-        refused = None
+        errors: list[str] = []
+        refused: Exception | None = None
         for broker in self._candidates():
             try:
                 return broker.request_metadata(
@@ -330,7 +369,8 @@ class Cluster(object):
             "Unable to fetch metadata from any broker (tried %s)"
             % "; ".join(errors))
 
-    def _update_brokers(self, broker_metadata, controller_id):
+    def _update_brokers(self, broker_metadata: Iterable[Decoded],
+                        controller_id: int) -> None:
         with self._lock:
             seen = set()
             for meta in broker_metadata:
@@ -351,11 +391,16 @@ class Cluster(object):
                     self._brokers.pop(node_id).disconnect()
             self.controller_broker = self._brokers.get(controller_id)
 
-    def update(self):
+    def update(self) -> None:
         """Re-read metadata: brokers, topics and partitions of live topics."""
         for attempt in range(self._max_connection_retries):
             meta = self._get_metadata()
             self.cluster_id = meta.get("cluster_id")
+            self._topic_summary = [
+                (t["name"].encode("ascii", "replace"), len(t["partitions"]),
+                 max([len(p["replica_nodes"]) for p in t["partitions"]]
+                     or [0]), t["error_code"]) for t in meta["topics"]]
+            self._metadata_time = time.time()
             self._update_brokers(meta["brokers"],
                                  meta.get("controller_id", -1))
             try:
@@ -366,10 +411,10 @@ class Cluster(object):
                     raise
                 time.sleep(0.5 * (attempt + 1))
 
-    def get_group_coordinator(self, consumer_group):
+    def get_group_coordinator(self, consumer_group: bytes | str) -> Broker:
         """The Broker coordinating ``consumer_group`` (FindCoordinator)."""
         from .exceptions import GroupCoordinatorNotAvailable
-        last = None
+        last: Exception | None = None
         for attempt in range(self._max_connection_retries_offset_mgr):
             for broker in self._candidates():
                 try:
@@ -405,9 +450,9 @@ class Cluster(object):
 
     get_offset_manager = get_group_coordinator
 
-    def get_managed_group_descriptions(self):
+    def get_managed_group_descriptions(self) -> dict[str, Decoded]:
         """``{group_id: description}`` of every classic consumer group."""
-        groups = {}
+        groups: dict[str, Decoded] = {}
         for broker in list(self._brokers.values()):
             resp = broker.list_groups()
             ids = [g["group_id"] for g in resp["groups"]]
@@ -418,7 +463,7 @@ class Cluster(object):
                 groups[g["group_id"]] = g
         return groups
 
-    def fetch_api_versions(self):
+    def fetch_api_versions(self) -> ApiVersionsResponse:
         """The API ranges advertised by a live broker."""
         for broker in self._candidates():
             try:
@@ -427,7 +472,7 @@ class Cluster(object):
                 continue
         raise SocketDisconnectedError("No broker answered ApiVersions")
 
-    def disconnect(self):
+    def disconnect(self) -> None:
         """Close every broker connection (the OAUTHBEARER token refresher,
         if any, goes on: connections reopen on the next request)."""
         for b in list(self._brokers.values()) + \
@@ -435,7 +480,7 @@ class Cluster(object):
             b.disconnect()
 
 
-def _parse_source(source_address):
+def _parse_source(source_address: str) -> tuple[str, int]:
     if not source_address:
         return "", 0
     host, _, port = source_address.partition(":")

@@ -1,6 +1,9 @@
 """Constants shared across pykafka_c, as in ``pykafka.common``."""
 
+from __future__ import annotations
+
 import datetime as _dt
+from typing import Final
 
 __all__ = ["Message", "CompressionType", "OffsetType", "EPOCH"]
 
@@ -28,4 +31,4 @@ class OffsetType(object):
 
 
 #: The Unix epoch as a naive UTC datetime, as in pykafka.
-EPOCH = _dt.datetime(1970, 1, 1)
+EPOCH: Final = _dt.datetime(1970, 1, 1)

@@ -7,9 +7,16 @@ files in C (``_core.Security``), so ``wrap_socket`` exists only for code
 that calls it directly on a Python socket.
 """
 
+from __future__ import annotations
+
+import socket
 import ssl
+from collections.abc import Callable
 
 from . import _core
+
+#: A key password: bytes, str, or a callable that returns one.
+_Password = bytes | str | Callable[[], "bytes | str"]
 
 __all__ = ["SslConfig", "BrokerConnection"]
 
@@ -31,8 +38,10 @@ class SslConfig(object):
     behave as it did).
     """
 
-    def __init__(self, cafile, certfile=None, keyfile=None, password=None,
-                 capath=None, crlfile=None, check_hostname=True):
+    def __init__(self, cafile: str | None, certfile: str | None = None,
+                 keyfile: str | None = None, password: _Password | None = None,
+                 capath: str | None = None, crlfile: str | None = None,
+                 check_hostname: bool = True) -> None:
         self.cafile = cafile
         self.certfile = certfile
         self.keyfile = keyfile
@@ -40,14 +49,15 @@ class SslConfig(object):
         self.capath = capath
         self.crlfile = crlfile
         self.check_hostname = check_hostname
-        self._wrap_socket = None
+        self._wrap_socket: Callable[[socket.socket], ssl.SSLSocket] | None \
+            = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<%s.%s cafile=%r certfile=%r check_hostname=%r>" % (
             self.__class__.__module__, self.__class__.__name__,
             self.cafile, self.certfile, self.check_hostname)
 
-    def _build_context(self):
+    def _build_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.cafile,
                                          capath=self.capath)
         ctx.check_hostname = False
@@ -55,7 +65,7 @@ class SslConfig(object):
             ctx.load_cert_chain(self.certfile, self.keyfile, self.password)
         return ctx
 
-    def wrap_socket(self, sock):
+    def wrap_socket(self, sock: socket.socket) -> ssl.SSLSocket:
         """Wrap a Python socket as pykafka did (kept for code that calls it
         directly; pykafka_c's own connections do TLS in C)."""
         if self._wrap_socket is None:

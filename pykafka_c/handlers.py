@@ -10,12 +10,16 @@ written against pykafka: ``KafkaClient`` gives its ``Cluster`` a
 ``request(request)`` / ``response()`` methods from a worker thread.
 """
 
+from __future__ import annotations
+
 import logging
 import socket as _pysocket
 import sys as _sys
 import threading
 import time
 from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
 
 from .utils.compat import Empty, Queue, Semaphore
 
@@ -26,7 +30,7 @@ try:
     import gevent.queue
     import gevent.socket as _gsocket
 except ImportError:
-    gevent = None
+    gevent = None  # type: ignore[assignment, unused-ignore]
 
 __all__ = ["ResponseFuture", "Handler", "ThreadingHandler", "RequestHandler"]
 if gevent is not None:
@@ -39,29 +43,31 @@ class ResponseFuture(object):
     """A response that a worker fills in later: ``set_response`` or
     ``set_error`` wakes whoever waits in ``get``."""
 
-    def __init__(self, handler):
+    def __init__(self, handler: Handler) -> None:
         """ResponseFuture(handler) --
 
         ``handler`` supplies the ``Event`` type (a :class:`Handler`)."""
         self.handler = handler
-        self.error = False
+        self.error: Any = False
         self._ready = handler.Event()
 
-    def set_response(self, response):
+    def set_response(self, response: Any) -> None:
         """set_response(response) --
 
         Store the response and wake ``get``."""
         self.response = response
         self._ready.set()
 
-    def set_error(self, error):
+    def set_error(self, error: BaseException | type[BaseException]
+                  ) -> None:
         """set_error(error) --
 
         Store an exception (instance or class) for ``get`` to raise."""
         self.error = error
         self._ready.set()
 
-    def get(self, response_cls=None, timeout=None, **response_kwargs):
+    def get(self, response_cls: Callable[..., Any] | None = None,
+            timeout: float | None = None, **response_kwargs: Any) -> Any:
         """get(response_cls=None, timeout=None, **response_kwargs) --
 
         Wait (up to ``timeout`` seconds; None: forever) for the result.
@@ -86,7 +92,11 @@ class Handler(object):
     """Base of the handlers: a family of concurrency primitives plus
     ``spawn``."""
 
-    def spawn(self, target, *args, **kwargs):
+    Event: Any
+    Queue: Any
+
+    def spawn(self, target: Callable[..., Any], *args: Any,
+              **kwargs: Any) -> Any:
         """spawn(target, *args, **kwargs) --
 
         Start a worker running ``target``."""
@@ -108,11 +118,12 @@ class ThreadingHandler(Handler):
     GaiError = _pysocket.gaierror
     _workers_spawned = 0
 
-    def sleep(self, seconds=0):
+    def sleep(self, seconds: float = 0) -> None:
         """sleep(seconds=0) --"""
         time.sleep(seconds)
 
-    def spawn(self, target, *args, **kwargs):
+    def spawn(self, target: Callable[..., Any], *args: Any,
+              **kwargs: Any) -> threading.Thread:
         """spawn(target, *args, **kwargs) -> threading.Thread --
 
         Start a daemon thread; the arguments are ``threading.Thread``'s
@@ -121,7 +132,8 @@ class ThreadingHandler(Handler):
         if "name" in kwargs:
             kwargs["name"] = "{}: {}".format(
                 ThreadingHandler._workers_spawned, kwargs["name"])
-        thread = threading.Thread(*args, target=target, **kwargs)
+        thread = threading.Thread(*args, target=target,
+                                  **kwargs)  # type: ignore[misc]
         thread.daemon = True
         thread.start()
         ThreadingHandler._workers_spawned += 1
@@ -143,11 +155,12 @@ if gevent is not None:
         SockErr = _gsocket.error
         GaiError = _gsocket.gaierror
 
-        def sleep(self, seconds=0):
+        def sleep(self, seconds: float = 0) -> None:
             """sleep(seconds=0) --"""
             gevent.sleep(seconds)
 
-        def spawn(self, target, *args, **kwargs):
+        def spawn(self, target: Callable[..., Any], *args: Any,
+                  **kwargs: Any) -> Any:
             """spawn(target, *args, **kwargs) -> Greenlet --"""
             kwargs.pop("name", None)  # greenlets have no names
             return gevent.spawn(target, *args, **kwargs)
@@ -163,23 +176,24 @@ class RequestHandler(object):
     Task = namedtuple("Task", ["request", "future"])
     Shared = namedtuple("Shared", ["connection", "requests", "ending"])
 
-    def __init__(self, handler, connection):
+    def __init__(self, handler: Handler, connection: Any) -> None:
         """RequestHandler(handler, connection) --"""
         self.handler = handler
         # The worker keeps only this tuple, not self, so dropping the
         # RequestHandler lets __del__ stop the worker.
-        self.shared = self.Shared(connection=connection,
+        self.shared: Any = self.Shared(connection=connection,
                                   requests=handler.Queue(),
                                   ending=handler.Event())
-        self.t = None
+        self.t: Any = None
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.stop()
         except Exception:
             pass
 
-    def request(self, request, has_response=True):
+    def request(self, request: Any, has_response: bool = True
+                ) -> ResponseFuture | None:
         """request(request, has_response=True) -> ResponseFuture or None --
 
         Queue ``request`` for the worker."""
@@ -187,13 +201,13 @@ class RequestHandler(object):
         self.shared.requests.put(self.Task(request, future))
         return future
 
-    def start(self):
+    def start(self) -> None:
         """start() --
 
         Spawn the worker."""
         self.t = self._start_thread()
 
-    def stop(self):
+    def stop(self) -> None:
         """stop() --
 
         Wait until every queued request was served, then end the worker."""
@@ -202,10 +216,10 @@ class RequestHandler(object):
             shared.requests.join()
             shared.ending.set()
 
-    def _start_thread(self):
+    def _start_thread(self) -> Any:
         shared = self.shared
 
-        def worker():
+        def worker() -> None:
             try:
                 while not shared.ending.is_set():
                     try:

@@ -17,9 +17,20 @@ default pykafka's 30000); a member the coordinator expired rejoins with a
 fresh member id; a moved coordinator is found again without user action.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .balancedconsumer import BalancedConsumer
 from .common import OffsetType
 from .membershipprotocol import RangeProtocol
+
+if TYPE_CHECKING:
+    from ._typing import Deserializer
+    from .balancedconsumer import RebalanceCallback
+    from .cluster import Cluster
+    from .membershipprotocol import GroupMembershipProtocol
+    from .topic import Topic
 
 __all__ = ["ManagedBalancedConsumer"]
 
@@ -31,35 +42,36 @@ class ManagedBalancedConsumer(BalancedConsumer):
     leader assigned to this member."""
 
     def __init__(self,
-                 topic,
-                 cluster,
-                 consumer_group,
-                 fetch_message_max_bytes=1024 * 1024,
-                 num_consumer_fetchers=1,
-                 auto_commit_enable=False,
-                 auto_commit_interval_ms=60 * 1000,
-                 queued_max_messages=2000,
-                 fetch_min_bytes=1,
-                 fetch_error_backoff_ms=500,
-                 fetch_wait_max_ms=100,
-                 offsets_channel_backoff_ms=1000,
-                 offsets_commit_max_retries=5,
-                 auto_offset_reset=OffsetType.EARLIEST,
-                 consumer_timeout_ms=-1,
-                 rebalance_max_retries=5,
-                 rebalance_backoff_ms=2 * 1000,
-                 auto_start=True,
-                 reset_offset_on_start=False,
-                 post_rebalance_callback=None,
-                 use_rdkafka=False,
-                 compacted_topic=True,
-                 heartbeat_interval_ms=3000,
-                 membership_protocol=RangeProtocol,
-                 deserializer=None,
-                 reset_offset_on_fetch=True,
+                 topic: Topic,
+                 cluster: Cluster,
+                 consumer_group: bytes | str,
+                 fetch_message_max_bytes: int = 1024 * 1024,
+                 num_consumer_fetchers: int = 1,
+                 auto_commit_enable: bool = False,
+                 auto_commit_interval_ms: int = 60 * 1000,
+                 queued_max_messages: int = 2000,
+                 fetch_min_bytes: int = 1,
+                 fetch_error_backoff_ms: int = 500,
+                 fetch_wait_max_ms: int = 100,
+                 offsets_channel_backoff_ms: int = 1000,
+                 offsets_commit_max_retries: int = 5,
+                 auto_offset_reset: int | str = OffsetType.EARLIEST,
+                 consumer_timeout_ms: int = -1,
+                 rebalance_max_retries: int = 5,
+                 rebalance_backoff_ms: int = 2 * 1000,
+                 auto_start: bool = True,
+                 reset_offset_on_start: bool = False,
+                 post_rebalance_callback: RebalanceCallback | None = None,
+                 use_rdkafka: bool = False,
+                 compacted_topic: bool = True,
+                 heartbeat_interval_ms: int = 3000,
+                 membership_protocol: GroupMembershipProtocol
+                 = RangeProtocol,
+                 deserializer: Deserializer | None = None,
+                 reset_offset_on_fetch: bool = True,
                  *,
-                 session_timeout_ms=30 * 1000,
-                 rebalance_timeout_ms=None):
+                 session_timeout_ms: int = 30 * 1000,
+                 rebalance_timeout_ms: int | None = None) -> None:
         if use_rdkafka is True:
             raise ImportError("use_rdkafka is not available for {}".format(
                 self.__class__.__name__))

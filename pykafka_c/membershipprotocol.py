@@ -32,12 +32,23 @@ Differences from pykafka, each deliberate:
   raising ``AttributeError``.
 """
 
+from __future__ import annotations
+
 import itertools
 import logging
 import struct
-from collections import namedtuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from .exceptions import ProtocolDecodeError
+
+if TYPE_CHECKING:
+    from .partition import Partition
+
+#: ``decide_partitions(participants, partitions, consumer_id) -> set``
+_DecidePartitions = Callable[[Sequence[bytes], Any, bytes], "set[Partition]"]
+#: ``[(topic, [partition ids]), ...]``
+_TopicPartitions = list[tuple[Any, list[int]]]
 
 __all__ = [
     "GroupMembershipProtocol",
@@ -62,16 +73,19 @@ SUBSCRIPTION_VERSION = 3
 #: The newest ConsumerProtocolAssignment version (same fields since v0).
 ASSIGNMENT_VERSION = 3
 
-GroupMembershipProtocol = namedtuple(
-    'GroupMembershipProtocol', ['protocol_type',
-                                'protocol_name',
-                                'metadata',
-                                'decide_partitions'])
+class GroupMembershipProtocol(NamedTuple):
+    """An assignment strategy: the protocol type and name sent in
+    JoinGroup, the subscription metadata, and the rule that decides a
+    member's partitions."""
+    protocol_type: bytes
+    protocol_name: bytes
+    metadata: ConsumerGroupProtocolMetadata
+    decide_partitions: _DecidePartitions
 
 
 # --- encoding helpers --------------------------------------------------------
 
-def _as_bytes(value):
+def _as_bytes(value: object) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):
@@ -81,7 +95,7 @@ def _as_bytes(value):
     raise TypeError("expected str or bytes, not %s" % type(value).__name__)
 
 
-def _put_string(out, value):
+def _put_string(out: bytearray, value: object) -> None:
     raw = _as_bytes(value)
     if len(raw) > 0x7fff:
         raise ValueError("string of %d bytes is too long for the consumer "
@@ -90,14 +104,14 @@ def _put_string(out, value):
     out += raw
 
 
-def _put_nullable_string(out, value):
+def _put_nullable_string(out: bytearray, value: object) -> None:
     if value is None:
         out += struct.pack(">h", -1)
     else:
         _put_string(out, value)
 
 
-def _put_nullable_bytes(out, value):
+def _put_nullable_bytes(out: bytearray, value: object) -> None:
     if value is None:
         out += struct.pack(">i", -1)
     else:
@@ -106,14 +120,16 @@ def _put_nullable_bytes(out, value):
         out += raw
 
 
-def _put_topic_partitions(out, topic_partitions):
+def _put_topic_partitions(out: bytearray,
+                          topic_partitions: Sequence[tuple[Any, Iterable[int]]]
+                          ) -> None:
     out += struct.pack(">i", len(topic_partitions))
     for topic, partitions in topic_partitions:
         _put_string(out, topic)
-        partitions = list(partitions)
-        out += struct.pack(">i", len(partitions))
-        if partitions:
-            out += struct.pack(">%di" % len(partitions), *partitions)
+        ids = list(partitions)
+        out += struct.pack(">i", len(ids))
+        if ids:
+            out += struct.pack(">%di" % len(ids), *ids)
 
 
 class _Reader(object):
@@ -124,21 +140,21 @@ class _Reader(object):
 
     __slots__ = ("_buf", "_pos", "_what")
 
-    def __init__(self, buf, what):
+    def __init__(self, buf: object, what: str) -> None:
         self._buf = memoryview(_as_bytes(buf))
         self._pos = 0
         self._what = what
 
     @property
-    def remaining(self):
+    def remaining(self) -> int:
         return len(self._buf) - self._pos
 
-    def _fail(self, why):
+    def _fail(self, why: str) -> NoReturn:
         raise ProtocolDecodeError("%s: %s at byte %d of %d"
                                   % (self._what, why, self._pos,
                                      len(self._buf)))
 
-    def _take(self, n):
+    def _take(self, n: int) -> memoryview:
         if n > self.remaining:
             self._fail("truncated (need %d bytes, %d left)"
                        % (n, self.remaining))
@@ -146,31 +162,33 @@ class _Reader(object):
         self._pos += n
         return self._buf[start:self._pos]
 
-    def int16(self):
-        return struct.unpack(">h", self._take(2))[0]
+    def int16(self) -> int:
+        value: int = struct.unpack(">h", self._take(2))[0]
+        return value
 
-    def int32(self):
-        return struct.unpack(">i", self._take(4))[0]
+    def int32(self) -> int:
+        value: int = struct.unpack(">i", self._take(4))[0]
+        return value
 
-    def string(self):
+    def string(self) -> bytes:
         n = self.int16()
         if n < 0:
             self._fail("null where a string is required")
         return bytes(self._take(n))
 
-    def nullable_string(self):
+    def nullable_string(self) -> bytes | None:
         n = self.int16()
         if n < 0:
             return None
         return bytes(self._take(n))
 
-    def nullable_bytes(self):
+    def nullable_bytes(self) -> bytes | None:
         n = self.int32()
         if n < 0:
             return None
         return bytes(self._take(n))
 
-    def count(self, min_item_size):
+    def count(self, min_item_size: int) -> int:
         n = self.int32()
         if n < 0:
             self._fail("negative array length %d" % n)
@@ -179,20 +197,21 @@ class _Reader(object):
                        % (n, self.remaining))
         return n
 
-    def int32_array(self):
+    def int32_array(self) -> list[int]:
         n = self.count(4)
         if n == 0:
             return []
         return list(struct.unpack(">%di" % n, self._take(4 * n)))
 
-    def topic_partitions(self):
+    def topic_partitions(self) -> list[tuple[bytes, list[int]]]:
         n = self.count(2 + 4)
         return [(self.string(), self.int32_array()) for _ in range(n)]
 
 
 #: MemberAssignment's default: no UserData field at all (pykafka's bytes).
-_NO_USER_DATA = type("_NoUserData", (), {"__repr__": lambda self: "<none>",
-                                         "__slots__": ()})()
+_NO_USER_DATA: Any = type("_NoUserData", (),
+                          {"__repr__": lambda self: "<none>",
+                           "__slots__": ()})()
 
 
 # --- subscription --------------------------------------------------------------
@@ -216,54 +235,59 @@ class ConsumerGroupProtocolMetadata(object):
     subscription at version 3 with their topic.
     """
 
-    def __init__(self, version=0, topic_names=None,
-                 user_data=b"testuserdata", owned_partitions=None,
-                 generation_id=-1, rack_id=None):
+    def __init__(self, version: int = 0,
+                 topic_names: Iterable[bytes | str] | None = None,
+                 user_data: bytes | None = b"testuserdata",
+                 owned_partitions: Iterable[tuple[Any, list[int]]] | None
+                 = None, generation_id: int = -1,
+                 rack_id: bytes | str | None = None) -> None:
         self.version = version
-        self.topic_names = (list(topic_names) if topic_names is not None
-                            else [b"dummytopic"])
+        self.topic_names: list[bytes | str] = (
+            list(topic_names) if topic_names is not None
+            else [b"dummytopic"])
         self.user_data = user_data
-        self.owned_partitions = list(owned_partitions or [])
+        self.owned_partitions: _TopicPartitions = list(owned_partitions or [])
         self.generation_id = generation_id
         self.rack_id = rack_id
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return ("ConsumerGroupProtocolMetadata(version=%r, topic_names=%r, "
                 "user_data=%r, owned_partitions=%r, generation_id=%r, "
                 "rack_id=%r)" % (self.version, self.topic_names,
                                  self.user_data, self.owned_partitions,
                                  self.generation_id, self.rack_id))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, ConsumerGroupProtocolMetadata):
             return NotImplemented
         return self._key() == other._key()
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         eq = self.__eq__(other)
         return eq if eq is NotImplemented else not eq
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]
 
-    def _key(self):
+    def _key(self) -> tuple[Any, ...]:
         return (self.version, [_as_bytes(t) for t in self.topic_names],
                 self.user_data,
                 [(_as_bytes(t), list(p)) for t, p in self.owned_partitions],
                 self.generation_id, self.rack_id)
 
-    def copy(self, **changes):
+    def copy(self, **changes: Any) -> ConsumerGroupProtocolMetadata:
         """A new object with the same fields, some replaced by ``changes``."""
-        fields = dict(version=self.version, topic_names=self.topic_names,
+        fields: dict[str, Any] = dict(
+                      version=self.version, topic_names=self.topic_names,
                       user_data=self.user_data,
                       owned_partitions=self.owned_partitions,
                       generation_id=self.generation_id, rack_id=self.rack_id)
         fields.update(changes)
         return ConsumerGroupProtocolMetadata(**fields)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.get_bytes())
 
-    def get_bytes(self):
+    def get_bytes(self) -> bytes:
         """get_bytes() -> bytes --
 
         The subscription as Kafka's consumer encodes it."""
@@ -284,7 +308,8 @@ class ConsumerGroupProtocolMetadata(object):
         return bytes(out)
 
     @classmethod
-    def from_bytestring(cls, buff):
+    def from_bytestring(cls, buff: bytes | bytearray | memoryview
+                        ) -> ConsumerGroupProtocolMetadata:
         """from_bytestring(buff) -> ConsumerGroupProtocolMetadata --
 
         Decode a subscription written by any Kafka client.  Empty bytes give
@@ -298,7 +323,9 @@ class ConsumerGroupProtocolMetadata(object):
         n = r.count(2)
         topics = [r.string() for _ in range(n)]
         user_data = r.nullable_bytes()
-        owned, generation_id, rack_id = [], -1, None
+        owned: list[tuple[bytes, list[int]]] = []
+        generation_id: int = -1
+        rack_id: bytes | None = None
         # Later-version fields are "ignorable": a writer may stop early.
         if version >= 1 and r.remaining:
             owned = r.topic_partitions()
@@ -330,47 +357,49 @@ class MemberAssignment(object):
     UserData field, as balanced consumers send them.
     """
 
-    def __init__(self, partition_assignment, version=1,
-                 user_data=_NO_USER_DATA, member_id=None):
+    def __init__(self, partition_assignment: Iterable[tuple[Any,
+                                                         Iterable[int]]],
+                 version: int = 1, user_data: Any = _NO_USER_DATA,
+                 member_id: Any = None) -> None:
         self.version = version
-        self.partition_assignment = [(t, list(p))
+        self.partition_assignment: _TopicPartitions = [(t, list(p))
                                      for t, p in partition_assignment]
         self.user_data = user_data
         self.member_id = member_id
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return ("MemberAssignment(%r, version=%r, user_data=%r)"
                 % (self.partition_assignment, self.version, self.user_data))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, MemberAssignment):
             return NotImplemented
         return self._key() == other._key()
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         eq = self.__eq__(other)
         return eq if eq is NotImplemented else not eq
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]
 
-    def _key(self):
+    def _key(self) -> tuple[Any, ...]:
         return (self.version,
                 [(_as_bytes(t), list(p)) for t, p in self.partition_assignment],
                 self.user_data)
 
-    def partitions_for(self, topic_name):
+    def partitions_for(self, topic_name: bytes | str) -> list[int]:
         """The partition ids assigned for ``topic_name`` (all entries)."""
         name = _as_bytes(topic_name)
-        ids = []
+        ids: list[int] = []
         for t, parts in self.partition_assignment:
             if _as_bytes(t) == name:
                 ids.extend(parts)
         return ids
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.get_bytes())
 
-    def get_bytes(self):
+    def get_bytes(self) -> bytes:
         """get_bytes() -> bytes --
 
         The assignment as Kafka's consumer encodes it (with UserData)."""
@@ -384,7 +413,8 @@ class MemberAssignment(object):
         return bytes(out)
 
     @classmethod
-    def from_bytestring(cls, buff):
+    def from_bytestring(cls, buff: bytes | bytearray | memoryview
+                        ) -> MemberAssignment:
         """from_bytestring(buff) -> MemberAssignment --
 
         Decode an assignment written by any Kafka client (or by pykafka,
@@ -402,7 +432,7 @@ class MemberAssignment(object):
 
 # --- assignment strategies --------------------------------------------------------
 
-def _partition_sort_key(p):
+def _partition_sort_key(p: Partition) -> str:
     """pykafka's ordering key: the string "{topic}-{leader id}-{partition}".
 
     ``str`` of a bytes topic name gives ``"b'name'"`` on Python 3, exactly as
@@ -412,13 +442,14 @@ def _partition_sort_key(p):
     return '-'.join([str(p.topic.name), str(leader_id), str(p.id)])
 
 
-def _partition_values(partitions):
+def _partition_values(partitions: Any) -> list[Partition]:
     if hasattr(partitions, "values"):
         return list(partitions.values())
     return list(partitions)
 
 
-def decide_partitions_range(participants, partitions, consumer_id):
+def decide_partitions_range(participants: Iterable[bytes], partitions: Any,
+                            consumer_id: bytes) -> set[Partition]:
     """decide_partitions_range(participants, partitions, consumer_id) -> set --
 
     pykafka's range rule: the partitions (sorted by "topic-leader-id"
@@ -432,10 +463,10 @@ def decide_partitions_range(participants, partitions, consumer_id):
     member to decide for.  Returns a set of Partitions.
     """
     all_parts = sorted(_partition_values(partitions), key=_partition_sort_key)
-    participants = sorted(participants)
-    idx = participants.index(consumer_id)
-    parts_per_consumer = len(all_parts) // len(participants)
-    remainder_ppc = len(all_parts) % len(participants)
+    members = sorted(participants)
+    idx = members.index(consumer_id)
+    parts_per_consumer = len(all_parts) // len(members)
+    remainder_ppc = len(all_parts) % len(members)
 
     start = parts_per_consumer * idx + min(idx, remainder_ppc)
     num_parts = parts_per_consumer + (0 if (idx + 1 > remainder_ppc) else 1)
@@ -443,12 +474,14 @@ def decide_partitions_range(participants, partitions, consumer_id):
     new_partitions = set(itertools.islice(all_parts, start,
                                           start + num_parts))
     log.debug('%s: range over %i participants and %i partitions: owning %i',
-              consumer_id, len(participants), len(all_parts),
+              consumer_id, len(members), len(all_parts),
               len(new_partitions))
     return new_partitions
 
 
-def decide_partitions_roundrobin(participants, partitions, consumer_id):
+def decide_partitions_roundrobin(participants: Iterable[bytes],
+                                 partitions: Any,
+                                 consumer_id: bytes) -> set[Partition]:
     """decide_partitions_roundrobin(participants, partitions, consumer_id) -> set --
 
     pykafka's round-robin rule: sorted partition k (by "topic-leader-id"
@@ -456,11 +489,11 @@ def decide_partitions_roundrobin(participants, partitions, consumer_id):
     as for :func:`decide_partitions_range`.
     """
     all_parts = sorted(_partition_values(partitions), key=_partition_sort_key)
-    participants = sorted(participants)
-    idx = participants.index(consumer_id)
-    new_partitions = set(all_parts[idx::len(participants)])
+    members = sorted(participants)
+    idx = members.index(consumer_id)
+    new_partitions = set(all_parts[idx::len(members)])
     log.debug('%s: round-robin over %i participants and %i partitions: '
-              'owning %i', consumer_id, len(participants), len(all_parts),
+              'owning %i', consumer_id, len(members), len(all_parts),
               len(new_partitions))
     return new_partitions
 
@@ -476,7 +509,10 @@ RoundRobinProtocol = GroupMembershipProtocol(CONSUMER_PROTOCOL_TYPE,
                                              decide_partitions_roundrobin)
 
 
-def compute_assignments(decide_partitions, subscriptions, topic_partitions):
+def compute_assignments(decide_partitions: _DecidePartitions,
+                        subscriptions: Mapping[bytes, Iterable[Any]],
+                        topic_partitions: Mapping[bytes, Any]
+                        ) -> dict[bytes, list[tuple[bytes, list[int]]]]:
     """compute_assignments(decide_partitions, subscriptions, topic_partitions) -> dict --
 
     The group leader's job: for every topic some member subscribes to, the
@@ -489,8 +525,9 @@ def compute_assignments(decide_partitions, subscriptions, topic_partitions):
     Returns ``{member_id: [(topic, sorted partition ids), ...]}`` with an
     entry (maybe empty) for every member.
     """
-    result = {m: [] for m in subscriptions}
-    by_topic = {}
+    result: dict[bytes, list[tuple[bytes, list[int]]]] = {
+        m: [] for m in subscriptions}
+    by_topic: dict[bytes, list[bytes]] = {}
     for member, topics in subscriptions.items():
         for t in set(_as_bytes(t) for t in topics):
             by_topic.setdefault(t, []).append(member)

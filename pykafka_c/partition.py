@@ -1,14 +1,23 @@
 """``Partition``: one partition of a topic, with its leader and replicas."""
 
+from __future__ import annotations
+
 import datetime as _dt
 import logging
 import time
 import weakref
+from typing import TYPE_CHECKING, cast
 
+from . import _display
 from ._constants import KafkaError as _KafkaError
 from ._responses import PartitionOffsetRequest
 from .common import EPOCH, OffsetType
+from ._typing import Decoded, OffsetsBefore
 from .exceptions import LeaderNotFoundError, error_for_code
+
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .topic import Topic
 
 #: ListOffsets errors answered while leadership is moving or still being
 #: set up (a topic just created).  Offset lookups refresh the metadata and
@@ -25,7 +34,7 @@ __all__ = ["Partition"]
 log = logging.getLogger(__name__)
 
 
-def offsets_before_to_ms(offsets_before):
+def offsets_before_to_ms(offsets_before: OffsetsBefore) -> int:
     """pykafka's ``offsets_before``: OffsetType.EARLIEST/LATEST, an int of
     epoch milliseconds, or a naive UTC datetime."""
     if isinstance(offsets_before, _dt.datetime):
@@ -46,7 +55,9 @@ class Partition(object):
     """A partition: ``id``, ``leader`` (a Broker), ``replicas`` and ``isr``
     (lists of Brokers), and its ``topic``."""
 
-    def __init__(self, topic, id_, leader, replicas, isr, leader_epoch=-1):
+    def __init__(self, topic: Topic, id_: int, leader: Broker | None,
+                 replicas: list[Broker], isr: list[Broker],
+                 leader_epoch: int = -1) -> None:
         self._id = id_
         self._leader = leader
         self._replicas = replicas
@@ -54,51 +65,70 @@ class Partition(object):
         self._leader_epoch = leader_epoch
         self._topic = weakref.ref(topic)
 
-    def __repr__(self):
-        return "<%s.%s at 0x%x (id=%d)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self._id)
+    @_display.safe_repr
+    def __repr__(self) -> str:
+        topic = self._topic()
+        leader = self._leader
+        return _display.fields(self, [
+            ("topic", topic.name if topic is not None else None),
+            ("id", self._id),
+            ("leader", leader.id if leader is not None else None),
+            ("replicas", _display.id_list(r.id for r in self._replicas)),
+            ("isr", _display.id_list(r.id for r in self._isr))])
 
-    def __lt__(self, other):
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the partition's row of its topic's table."""
+        return _display.topic_html(self.topic, [self])
+
+    def __lt__(self, other: Partition) -> bool:
         return self._id < other._id
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.topic, self._id))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Partition):
             return NotImplemented
         return hash(self) == hash(other)
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         eq = self.__eq__(other)
         return eq if eq is NotImplemented else not eq
 
     @property
-    def id(self):
+    def id(self) -> int:
+        """The partition id."""
         return self._id
 
     @property
-    def leader(self):
+    def leader(self) -> Broker | None:
+        """The Broker leading this partition (None while there is none)."""
         return self._leader
 
     @property
-    def replicas(self):
+    def replicas(self) -> list[Broker]:
+        """The Brokers holding a replica."""
         return self._replicas
 
     @property
-    def isr(self):
+    def isr(self) -> list[Broker]:
+        """The in-sync replicas."""
         return self._isr
 
     @property
-    def leader_epoch(self):
+    def leader_epoch(self) -> int:
+        """The leader's epoch from the last metadata (-1: unknown)."""
         return self._leader_epoch
 
     @property
-    def topic(self):
-        return self._topic()
+    def topic(self) -> Topic:
+        """The Topic, held weakly as in pykafka: None once nothing else
+        holds it (consumers and producers do)."""
+        return cast("Topic", self._topic())
 
-    def fetch_offset_limit(self, offsets_before, max_offsets=1):
+    def fetch_offset_limit(self, offsets_before: OffsetsBefore,
+                           max_offsets: int = 1) -> list[int]:
         """ListOffsets for this partition: a list with one offset.
 
         EARLIEST gives ``[log start offset]``, LATEST ``[next offset to be
@@ -119,9 +149,9 @@ class Partition(object):
                                                          self.topic.name))
             resp = leader.request_offset_limits([req])
             part = resp["topics"][0]["partitions"][0]
-            err = part["error_code"]
+            err: int = part["error_code"]
             if err == 0:
-                offset = part["offset"]
+                offset: int = part["offset"]
                 return [] if offset < 0 else [offset]
             if attempt == OFFSET_LOOKUP_ATTEMPTS - 1 or \
                     err not in RETRIABLE_OFFSET_ERRORS:
@@ -131,15 +161,15 @@ class Partition(object):
             self.topic._cluster.update()
         return []
 
-    def latest_available_offset(self):
+    def latest_available_offset(self) -> int:
         """The next offset to be written (the high watermark)."""
         return self.fetch_offset_limit(OffsetType.LATEST)[0]
 
-    def earliest_available_offset(self):
+    def earliest_available_offset(self) -> int:
         """The oldest offset still in the log."""
         return self.fetch_offset_limit(OffsetType.EARLIEST)[0]
 
-    def update(self, brokers, metadata):
+    def update(self, brokers: dict[int, Broker], metadata: Decoded) -> None:
         """Update leader, replicas and ISR from a partition's metadata."""
         leader_id = metadata["leader_id"]
         if leader_id >= 0 and leader_id not in brokers:

@@ -63,15 +63,18 @@ Differences from pykafka, each deliberate:
   producer continues under a new producer id.
 """
 
+from __future__ import annotations
+
 import atexit
 import logging
 import queue
 import threading
 import time
 import weakref
+from typing import TYPE_CHECKING, Any
 
 from . import __version__ as _PKC_VERSION
-from . import _core
+from . import _core, _display
 from ._security import security_of
 from ._constants import ApiKey as _ApiKey
 from ._constants import KafkaError as _KafkaError
@@ -80,6 +83,12 @@ from .exceptions import (KafkaException, ProduceFailureError,
                          ProducerQueueFullError, ProducerStoppedException,
                          SocketDisconnectedError)
 from .partitioners import RandomPartitioner
+
+if TYPE_CHECKING:
+    from ._typing import HeadersIn, PartitionerFunc, Serializer, Timestamp
+    from .cluster import Cluster
+    from .protocol import Message
+    from .topic import Topic
 
 __all__ = ["Producer", "OwnedBroker"]
 
@@ -109,7 +118,8 @@ _CODECS = (CompressionType.NONE, CompressionType.GZIP,
            CompressionType.ZSTD)
 
 
-def _valid_int(name, value, allow_zero=False, allow_negative=False):
+def _valid_int(name: str, value: Any, allow_zero: bool = False,
+               allow_negative: bool = False) -> int:
     """pykafka's ``valid_int`` (permissive type check, then sign checks)."""
     try:
         value + 1
@@ -125,11 +135,11 @@ def _valid_int(name, value, allow_zero=False, allow_negative=False):
     return int(value)
 
 
-_live_producers = weakref.WeakSet()
+_live_producers: weakref.WeakSet[Producer] = weakref.WeakSet()
 
 
 @atexit.register
-def _stop_live_producers():
+def _stop_live_producers() -> None:
     """At interpreter exit, send what is queued at once (no lingering) and
     stop every producer still running, waiting up to pending_timeout_ms for
     the acknowledgements."""
@@ -143,19 +153,27 @@ def _stop_live_producers():
 class Producer(object):
     """Produce messages to one topic (see the module docstring)."""
 
-    def __init__(self, cluster, topic, partitioner=None,
-                 compression=CompressionType.NONE, max_retries=3,
-                 retry_backoff_ms=100, required_acks=1,
-                 ack_timeout_ms=10 * 1000, max_queued_messages=100000,
-                 min_queued_messages=70000, linger_ms=5 * 1000,
-                 queue_empty_timeout_ms=0, block_on_queue_full=True,
-                 max_request_size=1000012, sync=False,
-                 delivery_reports=False, pending_timeout_ms=5 * 1000,
-                 auto_start=True, serializer=None, enable_idempotence=True,
-                 delivery_timeout_ms=120 * 1000):
+    def __init__(self, cluster: Cluster, topic: Topic,
+                 partitioner: PartitionerFunc | None = None,
+                 compression: int = CompressionType.NONE,
+                 max_retries: int = 3, retry_backoff_ms: int = 100,
+                 required_acks: int = 1, ack_timeout_ms: int = 10 * 1000,
+                 max_queued_messages: int = 100000,
+                 min_queued_messages: int = 70000,
+                 linger_ms: int = 5 * 1000,
+                 queue_empty_timeout_ms: int = 0,
+                 block_on_queue_full: bool = True,
+                 max_request_size: int = 1000012, sync: bool = False,
+                 delivery_reports: bool = False,
+                 pending_timeout_ms: int | None = 5 * 1000,
+                 auto_start: bool = True,
+                 serializer: Serializer | None = None,
+                 enable_idempotence: bool = True,
+                 delivery_timeout_ms: int = 120 * 1000) -> None:
         self._cluster = cluster
         self._topic = topic
-        self._partitioner = partitioner or RandomPartitioner()
+        self._partitioner: PartitionerFunc = \
+            partitioner or RandomPartitioner()
         if compression not in _CODECS:
             raise ValueError("compression must be one of CompressionType's "
                              "values, not %r" % (compression,))
@@ -195,7 +213,7 @@ class Producer(object):
             raise TypeError("partitioner must be callable")
         self._running = False
         self._lock = threading.RLock()
-        self._control = None
+        self._control: threading.Thread | None = None
         self._control_stop = False
         self._last_update = 0.0
         self._pid_done = False
@@ -226,7 +244,7 @@ class Producer(object):
             # Several requests per broker keep its partitions busy; a
             # partition has up to 5 batches in flight when idempotent, else 1.
             max_in_flight=5,
-            idempotent=int(self._idempotent),
+            idempotent=self._idempotent,
             source_host=getattr(cluster, "_source_host", "") or "",
             source_port=int(getattr(cluster, "_source_port", 0) or 0),
             security=security_of(cluster),
@@ -241,30 +259,40 @@ class Producer(object):
         if self._auto_start:
             self.start()
 
-    def __repr__(self):
-        return "<{module}.{name} at {id_}>".format(
-            module=self.__class__.__module__, name=self.__class__.__name__,
-            id_=hex(id(self)))
+    @_display.safe_repr
+    def __repr__(self) -> str:
+        counts = _display.producer_counts(self)
+        return _display.fields(self, [
+            ("topic", self._topic.name), ("running", self._running)]
+            + [(name, counts[name]) for name in
+               ("produced", "queued", "delivered", "failed")])
 
-    def __del__(self):
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: messages produced, queued, delivered and
+        failed, and the settings behind them."""
+        return _display.producer_html(self)
+
+    def __del__(self) -> None:
         try:
             # Nobody can produce to it any more: send at once, no lingering.
             self._stop(linger=False)
         except Exception:  # pragma: no cover - finalizer
             pass
 
-    def __enter__(self):
+    def __enter__(self) -> Producer:
         """Context manager entry point: returns the producer (pykafka does
         not start it here either)."""
         return self
 
-    def __exit__(self, exc_type, exc_value, traceback):
+    def __exit__(self, exc_type: object, exc_value: object,
+                 traceback: object) -> None:
         """Context manager exit point: stop (flushing what is queued)."""
         self.stop()
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self):
+    def start(self) -> None:
         """Read the topic's leaders, start the sender and the control
         thread.  A no-op while running."""
         with self._lock:
@@ -286,10 +314,10 @@ class Producer(object):
             self._control.start()
             if not self._synchronous:
                 # The hot path: produce() is the C method itself.
-                self.produce = self._core.produce
+                self.produce = self._core.produce  # type: ignore[method-assign]
             _live_producers.add(self)
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop accepting messages and wait until every message produced is
         acknowledged, as pykafka's ``stop()`` (and so leaving a ``with``
         block) does: queued messages go out on their usual schedule, when
@@ -303,7 +331,7 @@ class Producer(object):
         once."""
         self._stop(linger=True)
 
-    def _stop(self, linger):
+    def _stop(self, linger: bool) -> None:
         with self._lock:
             if not getattr(self, "_running", False):
                 return
@@ -327,7 +355,7 @@ class Producer(object):
         if control is not None and control is not threading.current_thread():
             control.join()
 
-    def _linger_before_stop(self):
+    def _linger_before_stop(self) -> None:
         """Wait until nothing is pending or ``linger_ms`` has passed: every
         batch still open was opened before now, so by then the sender has
         sent it (pykafka's stop() likewise waited for its workers to send
@@ -340,7 +368,7 @@ class Producer(object):
                 break
             time.sleep(min(_STOP_POLL_S, left))
 
-    def flush(self, timeout=None):
+    def flush(self, timeout: float | None = None) -> int:
         """Send everything queued now and wait until every message produced
         so far is acknowledged or failed, or ``timeout`` seconds pass
         (None: no limit).  Delivery reports are posted before it returns.
@@ -353,8 +381,9 @@ class Producer(object):
 
     # ------------------------------------------------------------ producing
 
-    def produce(self, message, partition_key=None, timestamp=None,
-                headers=None):
+    def produce(self, message: Any, partition_key: Any = None,
+                timestamp: Timestamp | None = None,
+                headers: HeadersIn | None = None) -> Message:
         """Produce a message; returns the queued
         :class:`pykafka_c.protocol.Message`.
 
@@ -369,12 +398,13 @@ class Producer(object):
             self._wait_report(msg)
         return msg
 
-    def _wait_report(self, msg):
+    def _wait_report(self, msg: Message) -> None:
         q = self._core.report_queue()
         timeout = self._pending_timeout_ms
         deadline = (None if timeout is None or timeout < 0
                     else time.monotonic() + timeout / 1000.0)
-        reported, exc = None, None
+        reported: Message | None = None
+        exc: BaseException | None = None
         while True:
             self._dispatch()
             wait = 1.0 if deadline is None else min(
@@ -392,7 +422,9 @@ class Producer(object):
         if exc is not None:
             raise exc
 
-    def get_delivery_report(self, block=True, timeout=None):
+    def get_delivery_report(self, block: bool = True,
+                            timeout: float | None = None
+                            ) -> tuple[Message, BaseException | None]:
         """The next delivery report of a message produced by the calling
         thread: ``(message, None)`` on success, ``(message, exception)`` on
         failure.  Raises ``queue.Empty`` when there is none (after
@@ -424,7 +456,7 @@ class Producer(object):
 
     # ------------------------------------------------------------- internals
 
-    def _dispatch(self):
+    def _dispatch(self) -> None:
         failures = self._core.dispatch()
         if not failures:
             return
@@ -439,7 +471,7 @@ class Producer(object):
                 log.info("%d message(s) to topic %s failed: %s: %s", count,
                          _topic_name(self._topic), type(exc).__name__, exc)
 
-    def _push_metadata(self):
+    def _push_metadata(self) -> None:
         """Hand brokers, partitions and leaders to the C core."""
         brokers = [(b.id, b.host, b.port)
                    for b in list(self._cluster.brokers.values())]
@@ -450,7 +482,7 @@ class Producer(object):
         self._core.set_partitions(partitions)
         self._core.set_leaders(leaders)
 
-    def _init_producer_id(self):
+    def _init_producer_id(self) -> bool:
         """Ask the brokers for a producer id (InitProducerId, no
         transactional id) and hand it to the C core.  Returns True when the
         core got an answer (a producer id, or -1 when the brokers cannot
@@ -469,9 +501,11 @@ class Producer(object):
                 # Not supported, or a malformed answer: do without.
                 return self._give_up_idempotence(
                     "%s: %s" % (type(exc).__name__, exc))
-            code = resp.get("error_code", _KafkaError.UNKNOWN_SERVER_ERROR)
-            pid = resp.get("producer_id", -1)
-            epoch = resp.get("producer_epoch", -1)
+            assert resp is not None
+            code: int = resp.get("error_code",
+                                 _KafkaError.UNKNOWN_SERVER_ERROR)
+            pid: int = resp.get("producer_id", -1)
+            epoch: int = resp.get("producer_epoch", -1)
             if code in _PID_RETRIABLE:
                 log.info("InitProducerId to broker %s: error %d", broker.id,
                          code)
@@ -484,14 +518,14 @@ class Producer(object):
             return True
         return False
 
-    def _give_up_idempotence(self, why):
+    def _give_up_idempotence(self, why: str) -> bool:
         log.warning("Producer for topic %s continues without idempotence "
                     "(one batch per partition in flight): %s",
                     _topic_name(self._topic), why)
         self._core.set_producer_id(-1, -1)
         return True
 
-    def _update(self):
+    def _update(self) -> None:
         """Refresh the cluster metadata (called by the control thread when
         the sender saw stale leaders)."""
         self._last_update = time.monotonic()
@@ -518,18 +552,20 @@ class OwnedBroker(object):
     NotImplementedError.
     """
 
-    def __init__(self, producer, broker, auto_start=True):
+    def __init__(self, producer: Producer, broker: Any,
+                 auto_start: bool = True) -> None:
         raise NotImplementedError(
             "pykafka_c's producer keeps its per-broker queues in C and has no "
             "OwnedBroker; produce() with the Producer itself")
 
 
-def _topic_name(topic):
+def _topic_name(topic: Topic) -> str:
     name = topic.name
     return name.decode("ascii") if isinstance(name, bytes) else name
 
 
-def _control_loop(producer_ref, core):
+def _control_loop(producer_ref: weakref.ref[Producer],
+                  core: _core.ProducerCore) -> None:
     """Post delivery reports and refresh metadata until the producer stops.
 
     Holds only a weak reference to the Producer so that dropping it runs

@@ -9,13 +9,18 @@ produces messages with ``topic.get_producer()``, reads them back with
 and reports what it did and how fast.
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
 import time
 import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
-def _run(hosts, messages, partitions, size, out):
+def _run(hosts: str, messages: int, partitions: int, size: int,
+         out: Callable[[str], None]) -> int:
     import pykafka_c as pykafka
     from pykafka_c.common import OffsetType
 
@@ -62,7 +67,7 @@ def _run(hosts, messages, partitions, size, out):
     total = 0
     for message in consumer:
         count += 1
-        total += len(message.value)
+        total += len(message.value or b"")
         if count == messages:
             break
     consume_s = time.perf_counter() - t0
@@ -81,7 +86,7 @@ def _run(hosts, messages, partitions, size, out):
     return 0 if ok else 1
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pykafka_c.quickstart",
         description="Produce and consume with pykafka_c (pykafka's API).")
@@ -95,14 +100,14 @@ def main(argv=None):
                         help="Kafka version for the local broker")
     args = parser.parse_args(argv)
 
-    def out(line):
+    def out(line: str) -> None:
         print(line, flush=True)
 
     if args.hosts:
         return _run(args.hosts, args.messages, args.partitions, args.size,
                     out)
     from pykafka_c.test.kafka_instance import KafkaInstance
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if args.kafka_version:
         kwargs["kafka_version"] = args.kafka_version
     out("starting a local Kafka broker (first run downloads it from Maven "

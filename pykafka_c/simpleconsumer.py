@@ -41,6 +41,8 @@ Deliberate differences from pykafka, each documented where it applies:
 * ``consume_batch(max_messages, timeout_ms)`` is a pykafka_c extra.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import itertools
 import json
@@ -51,9 +53,12 @@ import threading
 import time
 import weakref
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from . import __version__ as _PKC_VERSION
-from . import _constants, _core
+from . import _constants, _core, _display
 from ._security import security_of
 from ._constants import KafkaError as _KafkaError
 from ._responses import (OffsetFetchPartitionResponse, PartitionFetchRequest,
@@ -65,6 +70,18 @@ from .exceptions import (KafkaException, LeaderNotFoundError,
                          OffsetRequestFailedError, ProtocolClientError,
                          SocketDisconnectedError, UnicodeException,
                          UnknownTopicOrPartition, error_for_code)
+
+if TYPE_CHECKING:
+    from ._core import _FetchEvent
+    from ._typing import Deserializer, OffsetsBefore
+    from .broker import Broker
+    from .cluster import Cluster
+    from .partition import Partition
+    from .protocol import Message
+    from .topic import Topic
+
+#: ``sys.exc_info()`` of an exception met by a worker thread.
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 # valid_int moved to utils.error_handlers (where pykafka has it); the name
 # stays importable from here.
@@ -96,19 +113,19 @@ _COORDINATOR_CODES = frozenset([
 _FETCH_MAX_BYTES = 52428800
 
 
-def _get_string(value):
+def _get_string(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8")
     return value
 
 
-def _get_bytes(value):
+def _get_bytes(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8")
     return value
 
 
-def _offset_reset_value(value):
+def _offset_reset_value(value: object) -> int:
     """``auto_offset_reset`` as OffsetType.EARLIEST or OffsetType.LATEST.
 
     Accepts those two values (pykafka's) and Kafka's names for them,
@@ -130,12 +147,12 @@ def _offset_reset_value(value):
         "got %r" % (value,))
 
 
-def _events_callback(consumer):
+def _events_callback(consumer: SimpleConsumer) -> Callable[[], None]:
     """The Fetcher's on_events hook, holding the consumer weakly (so a
     dropped consumer is collected and its __del__ stops the thread)."""
     ref = weakref.ref(consumer)
 
-    def on_events():
+    def on_events() -> None:
         c = ref()
         if c is not None:
             c._handle_fetch_events()
@@ -146,30 +163,30 @@ class SimpleConsumer(object):
     """A non-balancing consumer for Kafka."""
 
     def __init__(self,
-                 topic,
-                 cluster,
-                 consumer_group=None,
-                 partitions=None,
-                 fetch_message_max_bytes=1024 * 1024,
-                 num_consumer_fetchers=1,
-                 auto_commit_enable=False,
-                 auto_commit_interval_ms=60 * 1000,
-                 queued_max_messages=2000,
-                 fetch_min_bytes=1,
-                 fetch_error_backoff_ms=500,
-                 fetch_wait_max_ms=100,
-                 offsets_channel_backoff_ms=1000,
-                 offsets_commit_max_retries=5,
-                 auto_offset_reset=OffsetType.EARLIEST,
-                 consumer_timeout_ms=-1,
-                 auto_start=True,
-                 reset_offset_on_start=False,
-                 compacted_topic=False,
-                 generation_id=-1,
-                 consumer_id=b'',
-                 deserializer=None,
-                 reset_offset_on_fetch=True,
-                 isolation_level=0):
+                 topic: Topic,
+                 cluster: Cluster,
+                 consumer_group: bytes | str | None = None,
+                 partitions: Iterable[Partition] | None = None,
+                 fetch_message_max_bytes: int = 1024 * 1024,
+                 num_consumer_fetchers: int = 1,
+                 auto_commit_enable: bool = False,
+                 auto_commit_interval_ms: int = 60 * 1000,
+                 queued_max_messages: int = 2000,
+                 fetch_min_bytes: int = 1,
+                 fetch_error_backoff_ms: int = 500,
+                 fetch_wait_max_ms: int = 100,
+                 offsets_channel_backoff_ms: int = 1000,
+                 offsets_commit_max_retries: int = 5,
+                 auto_offset_reset: int | str = OffsetType.EARLIEST,
+                 consumer_timeout_ms: int = -1,
+                 auto_start: bool = True,
+                 reset_offset_on_start: bool = False,
+                 compacted_topic: bool = False,
+                 generation_id: int = -1,
+                 consumer_id: bytes = b'',
+                 deserializer: Deserializer | None = None,
+                 reset_offset_on_fetch: bool = True,
+                 isolation_level: int = 0) -> None:
         """Create a SimpleConsumer.
 
         :param topic: The topic this consumer should consume
@@ -220,19 +237,18 @@ class SimpleConsumer(object):
             (default), 1 read_committed.
         """
         self._running = False
-        self._fetcher = None
-        self._autocommit_stop = None
-        self._autocommit_worker_thread = None
+        self._autocommit_stop: threading.Event | None = None
+        self._autocommit_worker_thread: threading.Thread | None = None
         self._cluster = cluster
-        self._consumer_group = None
+        self._consumer_group: bytes | None = None
         if consumer_group:
             try:
                 self._consumer_group = _get_string(consumer_group).encode(
                     "ascii")
             except UnicodeEncodeError:
-                raise UnicodeException("Consumer group name '{}' contains "
-                                       "non-ascii characters".format(
-                                           consumer_group))
+                raise UnicodeException(
+                    "Consumer group name '{}' contains non-ascii "
+                    "characters".format(consumer_group))
         self._topic = topic
         self._fetch_message_max_bytes = valid_int(fetch_message_max_bytes)
         self._fetch_min_bytes = valid_int(fetch_min_bytes)
@@ -267,9 +283,9 @@ class SimpleConsumer(object):
         self._auto_commit_enable = auto_commit_enable
         self._auto_commit_interval_ms = valid_int(auto_commit_interval_ms)
         self._last_auto_commit = time.time()
-        self._worker_exception = None
+        self._worker_exception: _ExcInfo | None = None
         self._update_lock = threading.RLock()
-        self._group_coordinator = None
+        self._group_coordinator: Broker | None = None
 
         self._discover_group_coordinator()
 
@@ -304,13 +320,13 @@ class SimpleConsumer(object):
             # has this method's signature and behaviour, and binding it here
             # saves a Python frame per message.  Subclasses that override
             # consume() keep their own.
-            self.consume = self._fetcher.consume
+            self.consume = self._fetcher.consume  # type: ignore[method-assign]
 
         if partitions is not None:
             parts = list(partitions)
         else:
             parts = [topic.partitions[k] for k in sorted(topic.partitions)]
-        self._partitions = {}
+        self._partitions: dict[Partition, OwnedPartition] = {}
         for p in sorted(parts, key=lambda p: p.id):
             self._fetcher.add_partition(p.id, p)
             self._partitions[p] = OwnedPartition(
@@ -327,30 +343,34 @@ class SimpleConsumer(object):
     # -- properties ---------------------------------------------------------
 
     @property
-    def consumer_id(self):
+    def consumer_id(self) -> bytes:
+        """The member id written into offset commits (b'' by default)."""
         return self._consumer_id
 
     @consumer_id.setter
-    def consumer_id(self, value):
+    def consumer_id(self, value: bytes) -> None:
         self._consumer_id = value
         for op in self._partitions.values():
             op.set_consumer_id(self._consumer_id)
 
     @property
-    def generation_id(self):
+    def generation_id(self) -> int:
+        """The group generation written into offset commits (-1 by
+        default)."""
         return self._generation_id
 
     @generation_id.setter
-    def generation_id(self, value):
+    def generation_id(self, value: int) -> None:
         self._generation_id = valid_int(value, allow_zero=True,
                                         allow_negative=True)
 
     @property
-    def _consumer_timeout_ms(self):
-        return self.__dict__.get("_consumer_timeout_ms_value", -1)
+    def _consumer_timeout_ms(self) -> int:
+        value: int = self.__dict__.get("_consumer_timeout_ms_value", -1)
+        return value
 
     @_consumer_timeout_ms.setter
-    def _consumer_timeout_ms(self, value):
+    def _consumer_timeout_ms(self, value: int) -> None:
         # Kept in step with the C fetcher, which applies it in consume().
         self.__dict__["_consumer_timeout_ms_value"] = value
         fetcher = self.__dict__.get("_fetcher")
@@ -358,48 +378,54 @@ class SimpleConsumer(object):
             fetcher.consumer_timeout_ms = value
 
     @property
-    def topic(self):
+    def topic(self) -> Topic:
         """The topic this consumer consumes"""
         return self._topic
 
     @property
-    def partitions(self):
+    def partitions(self) -> dict[int, Partition]:
         """``{partition_id: Partition}`` of the partitions consumed"""
         return {id_: op.partition
                 for id_, op in self._partitions_by_id.items()}
 
     @property
-    def held_offsets(self):
+    def held_offsets(self) -> dict[int, int]:
         """``{partition_id: last offset consumed}``; -1 (nothing consumed)
         is reported as -2 (OffsetType.EARLIEST), as in pykafka."""
         positions = self._fetcher.positions()
-        out = {}
+        out: dict[int, int] = {}
         for pid in self._partitions_by_id:
             last = positions[pid][0]
             out[pid] = OffsetType.EARLIEST if last == -1 else last
         return out
 
-    def __repr__(self):
-        return "<{module}.{name} at {id_} (consumer_group={group})>".format(
-            module=self.__class__.__module__,
-            name=self.__class__.__name__,
-            id_=hex(id(self)),
-            group=self._consumer_group)
+    @_display.safe_repr
+    def __repr__(self) -> str:
+        return _display.consumer_repr(self)
+
+    @_display.safe_html
+    def _repr_html_(self) -> str:
+        """Jupyter's display: each partition's held offset, latest offset
+        (asked of its leader, with a short deadline), lag and queued
+        messages."""
+        return _display.consumer_html(self)
 
     # -- lifecycle ----------------------------------------------------------
 
-    def _raise_worker_exceptions(self):
+    def _raise_worker_exceptions(self) -> None:
         """Raise an exception met by a worker thread (the auto-committer)."""
         if self._worker_exception is not None:
             exc = self._worker_exception[1]
             raise exc.with_traceback(self._worker_exception[2])
 
-    def _setup_partitions_by_leader(self):
-        self._partitions_by_leader = defaultdict(list)
+    def _setup_partitions_by_leader(self) -> None:
+        self._partitions_by_leader: defaultdict[Broker | None,
+                                                list[OwnedPartition]] = \
+            defaultdict(list)
         for op in self._partitions.values():
             self._partitions_by_leader[op.partition.leader].append(op)
 
-    def _assign_leaders(self):
+    def _assign_leaders(self) -> None:
         """Tell the fetch thread each partition's current leader."""
         for pid, op in sorted(self._partitions_by_id.items()):
             p = op.partition
@@ -411,7 +437,7 @@ class SimpleConsumer(object):
                                          leader.port,
                                          getattr(p, "leader_epoch", -1))
 
-    def _update(self):
+    def _update(self) -> None:
         """Refresh cluster metadata and re-point the fetch thread at the
         partitions' current leaders."""
         with self._update_lock:
@@ -419,13 +445,13 @@ class SimpleConsumer(object):
             self._setup_partitions_by_leader()
             self._assign_leaders()
 
-    def _discover_group_coordinator(self):
+    def _discover_group_coordinator(self) -> None:
         """Find the group coordinator (nothing without a group)."""
         if self._consumer_group is not None:
             self._group_coordinator = self._cluster.get_group_coordinator(
                 self._consumer_group)
 
-    def start(self):
+    def start(self) -> None:
         """Begin communicating with Kafka: choose starting offsets, start
         the fetch thread and the auto-committer.
 
@@ -450,7 +476,7 @@ class SimpleConsumer(object):
             self._autocommit_worker_thread = self._setup_autocommit_worker()
         self._raise_worker_exceptions()
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop the fetch thread (joined; its sockets closed) and the
         auto-committer; with auto commit and a group, commit the offsets
         consumed.  consume() raises ConsumerStoppedException afterwards;
@@ -463,12 +489,13 @@ class SimpleConsumer(object):
         if t is not None and t is not threading.current_thread():
             t.join(5.0)
         self._autocommit_worker_thread = None
-        if self._fetcher is not None:
-            self._fetcher.stop()
+        fetcher = self.__dict__.get("_fetcher")  # absent if __init__ failed
+        if fetcher is not None:
+            fetcher.stop()
         if self._auto_commit_enable and self._consumer_group is not None:
             self.commit_offsets()
 
-    def __del__(self):
+    def __del__(self) -> None:
         """Stop consumption and workers when the object is deleted."""
         try:
             if getattr(self, "_running", False):
@@ -476,12 +503,12 @@ class SimpleConsumer(object):
         except Exception:
             log.debug("Stopping %r in __del__ failed", self, exc_info=True)
 
-    def cleanup(self):
+    def cleanup(self) -> None:
         """Kept for compatibility; nothing to clean up."""
 
     # -- auto commit --------------------------------------------------------
 
-    def _setup_autocommit_worker(self):
+    def _setup_autocommit_worker(self) -> threading.Thread:
         """Start the auto-commit thread (it never touches the message
         path: it reads positions from the fetcher and commits them)."""
         ref = weakref.ref(self)
@@ -489,7 +516,7 @@ class SimpleConsumer(object):
         self._autocommit_stop = stop_event
         interval = self._auto_commit_interval_ms / 1000.0
 
-        def autocommitter():
+        def autocommitter() -> None:
             while not stop_event.wait(interval):
                 consumer = ref()
                 if consumer is None or not consumer._running:
@@ -497,7 +524,8 @@ class SimpleConsumer(object):
                 try:
                     consumer._auto_commit()
                 except Exception as exc:
-                    consumer._worker_exception = sys.exc_info()
+                    consumer._worker_exception = \
+                        sys.exc_info()  # type: ignore[assignment]
                     consumer._fetcher.set_error(exc)
                     break
                 finally:
@@ -510,7 +538,7 @@ class SimpleConsumer(object):
         t.start()
         return t
 
-    def _auto_commit(self):
+    def _auto_commit(self) -> None:
         """Commit offsets if auto commit is on and the interval passed."""
         if not self._auto_commit_enable or self._auto_commit_interval_ms == 0:
             return
@@ -524,7 +552,9 @@ class SimpleConsumer(object):
 
     # -- consuming ----------------------------------------------------------
 
-    def consume(self, block=True, unblock_event=None):
+    def consume(self, block: bool = True,
+                unblock_event: threading.Event | None = None
+                ) -> Message | None:
         """Get one message from the consumer.
 
         :param block: Whether to block while waiting for a message
@@ -538,7 +568,8 @@ class SimpleConsumer(object):
         """
         return self._fetcher.consume(block, unblock_event)
 
-    def consume_batch(self, max_messages=1000, timeout_ms=0):
+    def consume_batch(self, max_messages: int = 1000,
+                      timeout_ms: int = 0) -> list[Message]:
         """consume_batch(max_messages=1000, timeout_ms=0) -> list --
 
         pykafka_c extra: up to ``max_messages`` queued messages at once.
@@ -546,7 +577,7 @@ class SimpleConsumer(object):
         blocking consume() does); [] when none came."""
         return self._fetcher.consume_batch(max_messages, timeout_ms)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Message]:
         """Yield messages until consume(block=True) returns None (only with
         consumer_timeout_ms > 0, or when stopped: ConsumerStoppedException)."""
         if type(self).consume is SimpleConsumer.consume:
@@ -554,26 +585,28 @@ class SimpleConsumer(object):
             return self._fetcher
         return self._iter_consume()
 
-    def _iter_consume(self):
+    def _iter_consume(self) -> Iterator[Message]:
         while True:
             message = self.consume(block=True)
             if not message:
                 return
             yield message
 
-    def fetch(self):
+    def fetch(self) -> None:
         """Kept for compatibility.  Fetching runs continuously in a C
         thread; this handles any pending fetch errors (resetting offsets,
         refreshing metadata or raising, as consume() would) and returns
         None."""
         self._handle_fetch_events()
 
-    def _handle_fetch_events(self):
+    def _handle_fetch_events(self) -> None:
         """Act on errors reported by the fetch thread (runs in consume())."""
         events = self._fetcher.take_events()
         if not events:
             return
-        reset, update, fatal = [], [], []
+        reset: list[_FetchEvent] = []
+        update: list[_FetchEvent] = []
+        fatal: list[_FetchEvent] = []
         for ev in events:
             pid, kind, code, offset, node, exc = ev
             if kind == _core.FETCH_EV_KAFKA and \
@@ -617,7 +650,8 @@ class SimpleConsumer(object):
             gone = [ev for ev in update if ev[0] not in self._topic.partitions]
             if gone:
                 for ev in gone:
-                    self._fetcher.post_event(*ev[:5], str(ev[5]))
+                    self._fetcher.post_event(ev[0], ev[1], ev[2], ev[3],
+                                             ev[4], str(ev[5]))
                 raise UnknownTopicOrPartition(
                     "Partitions %s of %r are gone" % (
                         sorted(ev[0] for ev in gone), self._topic.name))
@@ -631,9 +665,11 @@ class SimpleConsumer(object):
                 self._repost(reset, exc)
                 raise
         if fatal:
-            raise fatal[0][5]
+            first = fatal[0][5]
+            raise first if first is not None else KafkaException(
+                "partition %d paused" % fatal[0][0])
 
-    def _repost(self, events, exc):
+    def _repost(self, events: list[_FetchEvent], exc: BaseException) -> None:
         for pid, kind, code, offset, node, ev_exc in events:
             try:
                 self._fetcher.post_event(pid, kind, code, offset, node,
@@ -645,12 +681,17 @@ class SimpleConsumer(object):
 
     # -- offsets ------------------------------------------------------------
 
-    def _coordinator(self):
+    def _coordinator(self) -> Broker:
         if self._group_coordinator is None:
             self._discover_group_coordinator()
+        if self._group_coordinator is None:
+            raise KafkaException("consumer group must be specified")
         return self._group_coordinator
 
-    def commit_offsets(self, partition_offsets=None):
+    def commit_offsets(
+            self,
+            partition_offsets: Iterable[tuple[Partition, int | None]] | None
+            = None) -> None:
         """Commit offsets for this consumer's partitions (OffsetCommit to the
         group coordinator).
 
@@ -666,8 +707,9 @@ class SimpleConsumer(object):
         if partition_offsets is None:
             partition_offsets = [(p, None) for p in self._partitions.keys()]
         try:
-            owned = {self._partitions[p]: offset
-                     for p, offset in partition_offsets}
+            owned: dict[OwnedPartition, int | None] = {
+                self._partitions[p]: offset
+                for p, offset in partition_offsets}
         except KeyError as e:
             raise KafkaException("Unknown partition supplied to "
                                  "commit_offsets\n%s" % (e,))
@@ -695,7 +737,7 @@ class SimpleConsumer(object):
                 except Exception:
                     log.debug("Cluster update failed", exc_info=True)
                 continue
-            errored = {}
+            errored: dict[int, int] = {}
             for t in response["topics"]:
                 for part in t["partitions"]:
                     if part["error_code"] != 0:
@@ -719,7 +761,8 @@ class SimpleConsumer(object):
             reqs = [op.build_offset_commit_request(offset=owned[op])
                     for op in owned if op.partition.id in errored]
 
-    def fetch_offsets(self):
+    def fetch_offsets(self
+                      ) -> list[tuple[int, OffsetFetchPartitionResponse]]:
         """Fetch the committed offsets of this consumer's partitions
         (OffsetFetch from the group coordinator).
 
@@ -738,8 +781,8 @@ class SimpleConsumer(object):
             return []
         reqs = [op.build_offset_fetch_request()
                 for op in self._partitions.values()]
-        success = []
-        errors = {}
+        success: list[tuple[int, OffsetFetchPartitionResponse]] = []
+        errors: dict[int, int] = {}
         retries = max(1, self._offsets_fetch_max_retries)
         for i in range(retries):
             if i > 0:
@@ -764,7 +807,7 @@ class SimpleConsumer(object):
                 continue
             errors = {}
             success = []
-            to_reset = []
+            to_reset: list[tuple[Partition, OffsetsBefore]] = []
             for t in res["topics"]:
                 for part in t["partitions"]:
                     pid = part["partition_index"]
@@ -811,7 +854,10 @@ class SimpleConsumer(object):
         raise KafkaException("OffsetFetch for %r failed after %d attempts: "
                              "%s" % (self._topic.name, retries, errors))
 
-    def reset_offsets(self, partition_offsets=None):
+    def reset_offsets(
+            self,
+            partition_offsets: Iterable[tuple[Partition, OffsetsBefore]]
+            | None = None) -> None:
         """Reset offsets for the specified partitions.
 
         ``partition_offsets`` is ``[(Partition, value), ...]`` (default:
@@ -828,8 +874,9 @@ class SimpleConsumer(object):
             partition_offsets = [(p, self._auto_offset_reset)
                                  for p in self._partitions.keys()]
         try:
-            owned = {self._partitions[p]: offset
-                     for p, offset in partition_offsets}
+            owned: dict[OwnedPartition, OffsetsBefore] = {
+                self._partitions[p]: offset
+                for p, offset in partition_offsets}
         except KeyError as e:
             raise KafkaException("Unknown partition supplied to "
                                  "reset_offsets\n%s" % (e,))
@@ -843,7 +890,10 @@ class SimpleConsumer(object):
             retries = max(1, self._offsets_reset_max_retries)
             for i in range(retries):
                 need_update = False
-                by_leader = defaultdict(list)
+                by_leader: defaultdict[
+                    Broker | None,
+                    list[tuple[OwnedPartition, OffsetsBefore]]] = \
+                    defaultdict(list)
                 for op, ts in lookups.items():
                     by_leader[op.partition.leader].append((op, ts))
                 for broker, items in by_leader.items():
@@ -860,10 +910,11 @@ class SimpleConsumer(object):
                         continue
                     for t in response["topics"]:
                         for part in t["partitions"]:
-                            op = self._partitions_by_id.get(
+                            found = self._partitions_by_id.get(
                                 part["partition_index"])
-                            if op is None or op not in lookups:
+                            if found is None or found not in lookups:
                                 continue
+                            op = found
                             err = part["error_code"]
                             if err == 0:
                                 offset = part["offset"]
@@ -926,25 +977,30 @@ class OwnedPartition(object):
     ``consume()`` empties.
     """
 
-    def __init__(self, partition, handler=None, semaphore=None,
-                 compacted_topic=False, consumer_id=b'', fetcher=None):
+    def __init__(self, partition: Partition, handler: Any = None,
+                 semaphore: threading.Semaphore | None = None,
+                 compacted_topic: bool = False, consumer_id: bytes = b'',
+                 fetcher: _core.Fetcher | None = None) -> None:
         self.partition = partition
         self._fetcher = fetcher
         self._is_compacted_topic = compacted_topic
         self._last_offset_consumed = -1
         self._next_offset = 0
         # The stand-alone queue (unused with a fetcher).
-        self._messages = deque()
+        self._messages: deque[Message] = deque()
         self._messages_arrived = semaphore
         self.fetch_lock = threading.RLock()
         self.set_consumer_id(consumer_id)
 
-    def __repr__(self):
-        return "<%s.%s at 0x%x (partition=%r)>" % (
-            self.__class__.__module__, self.__class__.__name__, id(self),
-            self.partition)
+    @_display.safe_repr
+    def __repr__(self) -> str:
+        return _display.fields(self, [
+            ("partition", self.partition.id),
+            ("last_offset_consumed", self.last_offset_consumed),
+            ("next_offset", self.next_offset),
+            ("queued", self.message_count)])
 
-    def set_consumer_id(self, value):
+    def set_consumer_id(self, value: bytes) -> None:
         """Set the consumer id written into commit metadata."""
         self._consumer_id = value
         self._offset_metadata = {
@@ -954,39 +1010,41 @@ class OwnedPartition(object):
         self._offset_metadata_json = json.dumps(self._offset_metadata)
 
     @property
-    def last_offset_consumed(self):
+    def last_offset_consumed(self) -> int:
+        """The offset of the last message consume() returned (-1: none)."""
         if self._fetcher is None:
             return self._last_offset_consumed
         return self._fetcher.position(self.partition.id)[0]
 
     @last_offset_consumed.setter
-    def last_offset_consumed(self, value):
+    def last_offset_consumed(self, value: int) -> None:
         if self._fetcher is None:
             self._last_offset_consumed = value
         else:
             self.set_offset(value)
 
     @property
-    def next_offset(self):
+    def next_offset(self) -> int:
+        """The next offset to fetch."""
         if self._fetcher is None:
             return self._next_offset
         return self._fetcher.position(self.partition.id)[1]
 
     @next_offset.setter
-    def next_offset(self, value):
+    def next_offset(self, value: int) -> None:
         if self._fetcher is None:
             self._next_offset = value
         else:
             self._fetcher.seek(self.partition.id, value)
 
     @property
-    def message_count(self):
+    def message_count(self) -> int:
         """Messages currently queued for this partition."""
         if self._fetcher is None:
             return len(self._messages)
         return self._fetcher.position(self.partition.id)[2]
 
-    def flush(self):
+    def flush(self) -> None:
         """Drop the queued messages (fetching goes on after the last
         message consumed)."""
         if self._fetcher is not None:
@@ -999,7 +1057,7 @@ class OwnedPartition(object):
                     self._messages_arrived.acquire(blocking=False)
         log.info("Flushed queue for partition %d", self.partition.id)
 
-    def set_offset(self, last_offset_consumed):
+    def set_offset(self, last_offset_consumed: int) -> None:
         """Set the position: the next message read is
         ``last_offset_consumed + 1``."""
         if self._fetcher is None:
@@ -1008,7 +1066,8 @@ class OwnedPartition(object):
         else:
             self._fetcher.seek(self.partition.id, last_offset_consumed + 1)
 
-    def build_offset_request(self, offsets_before):
+    def build_offset_request(self, offsets_before: OffsetsBefore
+                             ) -> PartitionOffsetRequest:
         """A PartitionOffsetRequest (ListOffsets) for this partition."""
         if isinstance(offsets_before, dt.datetime):
             offsets_before = round(
@@ -1019,14 +1078,15 @@ class OwnedPartition(object):
         return PartitionOffsetRequest(self.partition.topic.name,
                                       self.partition.id, offsets_before, 1)
 
-    def build_fetch_request(self, max_bytes):
+    def build_fetch_request(self, max_bytes: int) -> PartitionFetchRequest:
         """A PartitionFetchRequest for this partition (informational: the
         C fetch loop builds its own requests)."""
         return PartitionFetchRequest(self.partition.topic.name,
                                      self.partition.id, self.next_offset,
                                      max_bytes)
 
-    def build_offset_commit_request(self, offset=None):
+    def build_offset_commit_request(self, offset: int | None = None
+                                    ) -> PartitionOffsetCommitRequest:
         """A PartitionOffsetCommitRequest; ``offset`` defaults to
         last_offset_consumed + 1."""
         return PartitionOffsetCommitRequest(
@@ -1036,12 +1096,12 @@ class OwnedPartition(object):
             int(time.time() * 1000),
             _get_bytes("{}".format(self._offset_metadata_json)))
 
-    def build_offset_fetch_request(self):
+    def build_offset_fetch_request(self) -> PartitionOffsetFetchRequest:
         """A PartitionOffsetFetchRequest for this partition."""
         return PartitionOffsetFetchRequest(self.partition.topic.name,
                                            self.partition.id)
 
-    def consume(self):
+    def consume(self) -> Message | None:
         """The next queued message of this partition, or None."""
         if self._fetcher is None:
             try:
@@ -1052,7 +1112,7 @@ class OwnedPartition(object):
             return message
         return self._fetcher.consume_partition(self.partition.id)
 
-    def enqueue_messages(self, messages):
+    def enqueue_messages(self, messages: Iterable[Message]) -> None:
         """Queue messages on a stand-alone OwnedPartition, with pykafka's
         rule: a message is taken only at ``next_offset`` (at or after it for
         a compacted topic), which then moves past it.  A consumer's

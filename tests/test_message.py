@@ -368,3 +368,68 @@ def test_decoded_messages():
     # the lazily made timestamp and headers are stable objects
     (m,) = _core.decode_records(data)
     assert m.headers is m.headers and m.timestamp is m.timestamp
+
+
+# ----------------------------------------------------------------- repr
+
+def test_repr_shows_where_what_and_when():
+    m = _decoded([("h", b"v"), ("n", None)])
+    text = repr(m)
+    assert text.startswith("<pykafka_c.protocol.Message partition=")
+    assert "offset=0" in text and "key=b'key'" in text
+    assert "value=b'value'" in text and "headers=2" in text
+    m = Message(b"v", partition_key=b"k", offset=42, partition_id=3,
+                timestamp=1714564800123, protocol_version=1)
+    assert repr(m) == ("<pykafka_c.protocol.Message partition=3, offset=42, "
+                       "key=b'k', value=b'v', "
+                       "timestamp=2024-05-01T12:00:00.123Z, headers=0>")
+
+
+def test_repr_previews_long_and_odd_values():
+    text = repr(Message(b"x" * 1000, partition_key=b"k" * 100))
+    assert "value=b'%s'... (1000 bytes)" % ("x" * 40) in text
+    assert "key=b'%s'... (100 bytes)" % ("k" * 24) in text
+    assert len(text) < 250
+    assert "value='%s'... (50 characters)" % ("é" * 40) in repr(
+        Message("é" * 50))
+    assert "value=<dict of 2 items>" in repr(Message({"a": 1, "b": 2}))
+    assert "value=<list of 1 item>" in repr(Message([1]))
+    assert "value=<object>" in repr(Message(object()))
+    assert "value=None, timestamp=None" in repr(Message(None))
+    # whatever a deserializer or the application stored, repr never fails
+    m = Message(b"v")
+    m.timestamp = -1
+    assert "timestamp=-1" in repr(m)
+    m.value = m
+    assert "value=<pykafka_c.protocol.Message>" in repr(m)
+
+    class BadRepr:
+        def __repr__(self):
+            raise RuntimeError("no")
+    m.timestamp = BadRepr()
+    assert "timestamp=<BadRepr>" in repr(m)
+
+    class BadPartition:
+        @property
+        def topic(self):
+            raise RuntimeError("no")
+    m.partition = BadPartition()
+    assert repr(m).startswith("<pykafka_c.protocol.Message partition=-1")
+
+
+def test_repr_names_the_topic_of_consumed_messages():
+    class Topic:
+        name = b"orders"
+
+    class Partition:
+        topic = Topic()
+    m = _decoded()
+    m.partition = Partition()
+    assert repr(m).startswith(
+        "<pykafka_c.protocol.Message topic=b'orders', partition=")
+
+
+def test_repr_keeps_decoded_messages_out_of_the_collector():
+    m = _decoded([("h", b"v")])
+    repr(m)
+    assert not gc.is_tracked(m)

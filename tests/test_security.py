@@ -364,7 +364,8 @@ def test_crl_refuses_a_revoked_broker_certificate(kafka, tmp_path):
 
 def test_no_secret_in_logs_or_reprs(kafka, topic_name, caplog):
     """A session with every secret in play (SCRAM password, key password,
-    a token) and a refused one log nothing that holds them."""
+    a token) and a refused one log nothing that holds them, nor does any
+    repr or Jupyter table (_repr_html_) of its objects."""
     caplog.set_level(logging.DEBUG)
     secrets = all_secrets(kafka)
     u = kafka.sasl_users["SCRAM-SHA-512"][0]
@@ -383,10 +384,26 @@ def test_no_secret_in_logs_or_reprs(kafka, topic_name, caplog):
         topic = client.topics[topic_name]
         with topic.get_sync_producer() as p:
             p.produce(b"x")
+            producer_texts = [repr(p), p._repr_html_()]
         c = topic.get_simple_consumer(consumer_timeout_ms=5000)
         assert consume_all(c, 1)
-        texts = [repr(client), repr(client.cluster), repr(topic), repr(c),
-                 repr(settings["ssl_config"]), repr(client.cluster._security)]
+        b = topic.get_balanced_consumer(b"g-" + uuid.uuid4().hex[:8].encode(),
+                                        managed=True, consumer_timeout_ms=500,
+                                        **FAST_GROUP)
+        partition = topic.partitions[0]
+        # every repr and every Jupyter table (those that asked the brokers
+        # for versions and offsets over this listener included)
+        texts = producer_texts + [
+            repr(client), repr(client.cluster), repr(topic), repr(c),
+            repr(b), repr(partition), repr(partition.leader),
+            repr(c._partitions[partition]),
+            repr(settings["ssl_config"]), repr(client.cluster._security),
+            client._repr_html_(), client.cluster._repr_html_(),
+            topic._repr_html_(), partition._repr_html_(), c._repr_html_(),
+            b._repr_html_()]
+        assert "negotiated API versions" in texts[-6]
+        assert "SASL <b>%s</b>" % settings["sasl_mechanism"] in texts[-6]
+        b.stop()
         c.stop()
         client.close()
         for text in texts:

@@ -732,6 +732,10 @@ Message_reduce(PyObject *op, PyObject *Py_UNUSED(ignored))
                          m->protocol_version, ts, headers);
 }
 
+PyDoc_STRVAR(Message_setstate_doc,
+"__setstate__($self, state, /)\n--\n\n"
+"Pickle support: `state` is (headers,), as __reduce__ gives it.");
+
 static PyObject *
 Message_setstate(PyObject *op, PyObject *state)
 {
@@ -744,11 +748,182 @@ Message_setstate(PyObject *op, PyObject *state)
     Py_RETURN_NONE;
 }
 
+/* ---------------------------------------------------------------- repr */
+
+/* Longest key and value shown by repr() before "..." cuts them. */
+#define REPR_KEY_MAX 24
+#define REPR_VALUE_MAX 40
+
+/* repr(obj), or "<type name>" when it fails (repr() never raises for
+ * what a message holds).  New reference; NULL only on memory errors. */
+static PyObject *
+repr_or_type(PyObject *obj)
+{
+    PyObject *r = PyObject_Repr(obj);
+
+    if (r != NULL || PyErr_ExceptionMatches(PyExc_MemoryError))
+        return r;
+    PyErr_Clear();
+    return PyUnicode_FromFormat("<%s>", Py_TYPE(obj)->tp_name);
+}
+
+/* A short text for a key or value: bytes and str cut to `limit` (with
+ * "..." and their size), None, numbers; other objects by type and, for
+ * the built-in containers, size.  Never runs code of the object's class
+ * but its __repr__ for small scalars.  New reference. */
+static PyObject *
+repr_preview(PyObject *obj, Py_ssize_t limit)
+{
+    PyObject *head, *r;
+    Py_ssize_t n;
+    const char *unit;
+
+    if (obj == NULL)
+        return PyUnicode_FromString("<deleted>");
+    if (obj == Py_None || PyLong_CheckExact(obj) || PyFloat_CheckExact(obj) ||
+        PyBool_Check(obj))
+        return repr_or_type(obj);
+    if (PyBytes_Check(obj)) {
+        n = PyBytes_GET_SIZE(obj);
+        if (n <= limit)
+            return repr_or_type(obj);
+        head = PyBytes_FromStringAndSize(PyBytes_AS_STRING(obj), limit);
+        unit = "bytes";
+    }
+    else if (PyUnicode_Check(obj)) {
+        n = PyUnicode_GET_LENGTH(obj);
+        if (n <= limit)
+            return repr_or_type(obj);
+        head = PyUnicode_Substring(obj, 0, limit);
+        unit = "characters";
+    }
+    else if (PyByteArray_Check(obj) || PyMemoryView_Check(obj)) {
+        n = PyObject_Length(obj);
+        if (n < 0)
+            PyErr_Clear();
+        return PyUnicode_FromFormat("<%s of %zd bytes>",
+                                    Py_TYPE(obj)->tp_name, n);
+    }
+    else if (PyList_CheckExact(obj) || PyTuple_CheckExact(obj) ||
+             PyDict_CheckExact(obj) || PyAnySet_CheckExact(obj)) {
+        n = PyObject_Length(obj);
+        return PyUnicode_FromFormat("<%s of %zd item%s>",
+                                    Py_TYPE(obj)->tp_name, n,
+                                    n == 1 ? "" : "s");
+    }
+    else {
+        return PyUnicode_FromFormat("<%s>", Py_TYPE(obj)->tp_name);
+    }
+    if (head == NULL)
+        return NULL;
+    r = PyUnicode_FromFormat("%R... (%zd %s)", head, n, unit);
+    Py_DECREF(head);
+    return r;
+}
+
+/* The timestamp as ISO 8601 UTC with milliseconds when it is a time
+ * (>= 0), else as it is (-1: the record had none).  New reference. */
+static PyObject *
+repr_timestamp(pkc_message *m)
+{
+    int64_t ms = m->ts_ms, secs;
+    PyObject *ts = m->timestamp;
+    struct tm tm;
+    time_t t;
+
+    if (ts != NULL) {
+        if (!PyLong_CheckExact(ts))
+            return repr_or_type(ts); /* None, a float, ... as set */
+        ms = PyLong_AsLongLong(ts);
+        if (ms == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return repr_or_type(ts);
+        }
+    }
+    /* year 10000 and later do not fit the format */
+    if (ms < 0 || ms >= INT64_C(253402300800000))
+        return PyUnicode_FromFormat("%lld", (long long)ms);
+    secs = ms / 1000;
+    t = (time_t)secs;
+    if (gmtime_r(&t, &tm) == NULL)
+        return PyUnicode_FromFormat("%lld", (long long)ms);
+    return PyUnicode_FromFormat("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                                tm.tm_hour, tm.tm_min, tm.tm_sec,
+                                (int)(ms % 1000));
+}
+
+/* "topic=b'name', " when the message knows its Partition and that its
+ * Topic, else "".  Reads two attributes; any error is cleared.  New
+ * reference. */
+static PyObject *
+repr_topic(pkc_message *m)
+{
+    PyObject *topic = NULL, *name = NULL, *r = NULL;
+
+    if (m->partition == NULL || m->partition == Py_None)
+        return PyUnicode_FromString("");
+    topic = PyObject_GetAttrString(m->partition, "topic");
+    if (topic != NULL && topic != Py_None)
+        name = PyObject_GetAttrString(topic, "name");
+    if (name != NULL && (PyBytes_Check(name) || PyUnicode_Check(name)))
+        r = PyUnicode_FromFormat("topic=%R, ", name);
+    Py_XDECREF(topic);
+    Py_XDECREF(name);
+    if (r == NULL) {
+        if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_MemoryError))
+            return NULL;
+        PyErr_Clear();
+        r = PyUnicode_FromString("");
+    }
+    return r;
+}
+
+/* repr(): where the message is, its key, a preview of its value, its
+ * time and how many headers it has, e.g.
+ *   <pykafka_c.protocol.Message topic=b'orders', partition=0,
+ *    offset=42, key=b'k', value=b'{"id": 1...' (120 bytes),
+ *    timestamp=2024-05-01T12:00:00.123Z, headers=2>
+ * Built only when asked for: nothing is added to the consume path. */
+static PyObject *
+Message_repr(PyObject *op)
+{
+    pkc_message *m = pkc_message_CAST(op);
+    PyObject *topic = NULL, *key = NULL, *value = NULL, *ts = NULL;
+    PyObject *r = NULL;
+    Py_ssize_t nh = 0;
+
+    if (Py_ReprEnter(op) != 0) /* a message inside its own value */
+        return PyUnicode_FromFormat("<%s ...>", Py_TYPE(op)->tp_name);
+    if (m->headers != NULL) {
+        nh = PyList_Check(m->headers) ? PyList_GET_SIZE(m->headers)
+                                      : PyObject_Length(m->headers);
+        if (nh < 0)
+            PyErr_Clear();
+    }
+    topic = repr_topic(m);
+    key = topic ? repr_preview(m->partition_key, REPR_KEY_MAX) : NULL;
+    value = key ? repr_preview(m->value, REPR_VALUE_MAX) : NULL;
+    ts = value ? repr_timestamp(m) : NULL;
+    if (ts != NULL)
+        r = PyUnicode_FromFormat(
+            "<%s %Upartition=%d, offset=%lld, key=%U, value=%U, "
+            "timestamp=%U, headers=%zd>",
+            Py_TYPE(op)->tp_name, topic, (int)m->partition_id,
+            (long long)m->offset, key, value, ts, nh);
+    Py_XDECREF(topic);
+    Py_XDECREF(key);
+    Py_XDECREF(value);
+    Py_XDECREF(ts);
+    Py_ReprLeave(op);
+    return r;
+}
+
 static PyMethodDef Message_methods[] = {
     {"set_timestamp", Message_set_timestamp_meth, METH_O,
      Message_set_timestamp_doc},
     {"__reduce__", Message_reduce, METH_NOARGS, Message_reduce_doc},
-    {"__setstate__", Message_setstate, METH_O, NULL},
+    {"__setstate__", Message_setstate, METH_O, Message_setstate_doc},
     {"pack_into", PKC_CFUNC(Message_pack_into), METH_FASTCALL,
      Message_pack_into_doc},
     {"decode", PKC_CFUNC(Message_decode),
@@ -898,6 +1073,7 @@ static PyType_Slot Message_slots[] = {
     {Py_tp_new, Message_new},
     {Py_tp_init, Message_init},
     {Py_tp_dealloc, Message_dealloc},
+    {Py_tp_repr, Message_repr},
     {Py_tp_traverse, Message_traverse},
     {Py_tp_setattro, Message_setattro},
     {Py_tp_clear, Message_clear},

@@ -1398,15 +1398,23 @@ static PyGetSetDef ProducerCore_getset[] = {
 };
 
 PyDoc_STRVAR(ProducerCore_doc,
-"ProducerCore(topic, /, **config)\n--\n\n"
-"The C send engine of one pykafka_c.Producer (private).\n\n"
-"config: compression, required_acks, ack_timeout_ms, max_retries,\n"
-"delivery_timeout_ms (0: max_retries decides),\n"
-"retry_backoff_ms, max_queued_messages, min_queued_messages, linger_ms,\n"
-"max_request_size, delivery_reports, block_on_queue_full, partitioner,\n"
-"round_robin, serializer, connect_timeout_ms, request_timeout_ms,\n"
-"leader_wait_ms, max_in_flight, idempotent, and the required thread_local,\n"
-"queue_factory and exceptions.");
+"ProducerCore(topic, /, *, thread_local, queue_factory, exceptions,\n"
+"             partitioner=None, serializer=None, compression=0,\n"
+"             required_acks=1, ack_timeout_ms=10000, max_retries=3,\n"
+"             retry_backoff_ms=100, delivery_timeout_ms=0,\n"
+"             max_queued_messages=100000,\n"
+"             min_queued_messages=70000, linger_ms=5000,\n"
+"             max_request_size=1000012, delivery_reports=False,\n"
+"             block_on_queue_full=True, round_robin=False,\n"
+"             connect_timeout_ms=10000, request_timeout_ms=30000,\n"
+"             leader_wait_ms=10000, max_in_flight=5, idempotent=False,\n"
+"             source_host=None, source_port=0, security=None,\n"
+"             software_version=None)\n"
+"--\n\n"
+"The C send engine of one pykafka_c.Producer (private).  Keywords only;\n"
+"None for any of them means its default.  thread_local, queue_factory\n"
+"and exceptions (a dict of the producer's exception classes by name) are\n"
+"required.");
 
 static PyType_Slot ProducerCore_slots[] = {
     {Py_tp_doc, (void *)ProducerCore_doc},

@@ -37,19 +37,32 @@ Differences from pykafka, each deliberate:
   of a traceback.
 """
 
+from __future__ import annotations
+
 import argparse
 import calendar
 import datetime as dt
 import json
 import sys
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .._constants import KafkaError as _KafkaError
+
+if TYPE_CHECKING:
+    from .._responses import OffsetPartitionResponse
+    from ..broker import Broker
+    from ..client import KafkaClient
+    from ..topic import Topic
+
+#: A row of _table's input.
+_Row = Sequence[Any]
 
 __all__ = ["main", "fetch_offsets", "fetch_consumer_lag"]
 
 
-def _table(rows, headers):
+def _table(rows: Sequence[_Row], headers: Sequence[str]) -> str:
     """Rows as text in tabulate's "simple" layout (numbers right-aligned)."""
     cells = [[str(h) for h in headers]]
     cells += [["" if v is None else str(v) for v in row] for row in rows]
@@ -57,7 +70,7 @@ def _table(rows, headers):
                for i in range(len(headers))]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
-    def line(row):
+    def line(row: list[str]) -> str:
         out = []
         for i, text in enumerate(row):
             out.append(text.rjust(widths[i]) if numeric[i]
@@ -69,16 +82,16 @@ def _table(rows, headers):
     return "\n".join(lines)
 
 
-def _topic_str(name):
+def _topic_str(name: bytes | str) -> str:
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
 
 
-def _version_tuple(text):
+def _version_tuple(text: str) -> tuple[int, ...]:
     from ..utils import _version_tuple as parse
     return parse(text)
 
 
-def _require_topic(client, args):
+def _require_topic(client: KafkaClient, args: argparse.Namespace) -> Topic:
     # Never auto-create a topic by looking it up.
     if args.topic not in client.topics:
         raise ValueError("Topic {} does not exist.".format(
@@ -86,7 +99,7 @@ def _require_topic(client, args):
     return client.topics[args.topic]
 
 
-def _raise_for(code, context):
+def _raise_for(code: int, context: str) -> None:
     if code:
         from ..exceptions import error_for_code
         raise error_for_code(code, context)
@@ -94,7 +107,8 @@ def _raise_for(code, context):
 
 # ------------------------------------------------------------------ helpers
 
-def fetch_offsets(client, topic, offset):
+def fetch_offsets(client: KafkaClient | None, topic: Topic,
+                  offset: str) -> dict[int, OffsetPartitionResponse]:
     """fetch_offsets(client, topic, offset) -> dict --
 
     ``{partition_id: OffsetPartitionResponse}`` for ``offset``: "earliest",
@@ -108,7 +122,9 @@ def fetch_offsets(client, topic, offset):
         int(calendar.timegm(when.utctimetuple()) * 1000))
 
 
-def fetch_consumer_lag(client, topic, consumer_group):
+def fetch_consumer_lag(client: KafkaClient | None, topic: Topic,
+                       consumer_group: bytes | str
+                       ) -> dict[int, tuple[int, int, Any, Any]]:
     """fetch_consumer_lag(client, topic, consumer_group) -> dict --
 
     ``{partition_id: (latest_offset, committed_offset, consumer_id,
@@ -122,9 +138,10 @@ def fetch_consumer_lag(client, topic, consumer_group):
         committed = consumer.fetch_offsets()
     finally:
         consumer.stop()
-    out = {}
+    out: dict[int, tuple[int, int, Any, Any]] = {}
     for pid, res in committed:
-        consumer_id = hostname = None
+        consumer_id: Any = None
+        hostname: Any = None
         if res.metadata:
             try:
                 info = json.loads(res.metadata.decode("utf-8"))
@@ -137,7 +154,7 @@ def fetch_consumer_lag(client, topic, consumer_group):
     return out
 
 
-def _output_file(path):
+def _output_file(path: str) -> TextIO:
     """``--outfile``: opened for writing while the arguments are parsed, as
     pykafka's ``argparse.FileType("w")`` did ("-" is stdout).  FileType
     itself is deprecated from Python 3.14 (a PendingDeprecationWarning)."""
@@ -151,7 +168,7 @@ def _output_file(path):
 
 # ----------------------------------------------------------------- commands
 
-def consume_topic(client, args):
+def consume_topic(client: KafkaClient, args: argparse.Namespace) -> None:
     """Print ``--limit`` new messages of a topic (one per line)."""
     from ..common import OffsetType
     topic = _require_topic(client, args)
@@ -174,22 +191,24 @@ def consume_topic(client, args):
             args.outfile.close()
 
 
-def desc_topic(client, args):
+def desc_topic(client: KafkaClient, args: argparse.Namespace) -> None:
     """Partitions, leaders, replicas and in-sync replicas of a topic."""
     topic = _require_topic(client, args)
     parts = [topic.partitions[k] for k in sorted(topic.partitions)]
     print("Topic: {}".format(_topic_str(topic.name)))
     print("Partitions: {}".format(len(parts)))
     print("Replicas: {}".format(len(parts[0].replicas) if parts else 0))
-    print(_table([(p.id, p.leader.id, [r.id for r in p.replicas],
+    print(_table([(p.id, p.leader.id if p.leader is not None else -1,
+                   [r.id for r in p.replicas],
                    [r.id for r in p.isr]) for p in parts],
                  ["Partition", "Leader", "Replicas", "ISR"]))
 
 
-def _groups_for_topic(client, topic_name):
+def _groups_for_topic(client: KafkaClient, topic_name: bytes | str
+                      ) -> dict[str, Any]:
     from ..membershipprotocol import ConsumerGroupProtocolMetadata
     wanted = _topic_str(topic_name)
-    found = {}
+    found: dict[str, Any] = {}
     for broker in list(client.brokers.values()):
         listed = [g["group_id"] for g in broker.list_groups()["groups"]]
         if not listed:
@@ -214,7 +233,7 @@ def _groups_for_topic(client, topic_name):
     return found
 
 
-def _has_commits(coordinator, group_id, topic_name):
+def _has_commits(coordinator: Broker, group_id: str, topic_name: str) -> bool:
     resp = coordinator.fetch_consumer_group_offsets(group_id, None)
     for group in resp.get("groups") or [resp]:
         for topic in group.get("topics") or []:
@@ -227,7 +246,7 @@ def _has_commits(coordinator, group_id, topic_name):
     return False
 
 
-def print_managed_consumer_groups(client, args):
+def print_managed_consumer_groups(client: KafkaClient, args: argparse.Namespace) -> None:
     """Consumer groups (coordinated by Kafka) that use a topic."""
     _require_topic(client, args)
     groups = _groups_for_topic(client, args.topic)
@@ -238,11 +257,11 @@ def print_managed_consumer_groups(client, args):
                  ["GroupId", "State", "Protocol", "ProtocolType"]))
 
 
-def print_consumer_lag(client, args):
+def print_consumer_lag(client: KafkaClient, args: argparse.Namespace) -> None:
     """Lag of a consumer group on every partition of a topic."""
     topic = _require_topic(client, args)
     lag = fetch_consumer_lag(client, topic, args.consumer_group)
-    rows = []
+    rows: list[_Row] = []
     total = 0
     for pid in sorted(lag):
         latest, current, consumer_id, hostname = lag[pid]
@@ -255,7 +274,7 @@ def print_consumer_lag(client, args):
     print("\n Total lag: {:,} messages.".format(total))
 
 
-def print_offsets(client, args):
+def print_offsets(client: KafkaClient, args: argparse.Namespace) -> None:
     """Offsets of a topic's partitions: earliest, latest or at a time."""
     topic = _require_topic(client, args)
     offsets = fetch_offsets(client, topic, args.offset)
@@ -264,9 +283,9 @@ def print_offsets(client, args):
                  ["Partition", "Offset"]))
 
 
-def print_topics(client, args):
+def print_topics(client: KafkaClient, args: argparse.Namespace) -> None:
     """Every topic with its partition count and replication factor."""
-    rows = []
+    rows: list[tuple[str, int, int]] = []
     for topic in client.topics.values():
         parts = list(topic.partitions.values())
         rows.append((_topic_str(topic.name), len(parts),
@@ -274,7 +293,7 @@ def print_topics(client, args):
     print(_table(sorted(rows), ["Topic", "Partitions", "Replication"]))
 
 
-def reset_offsets(client, args):
+def reset_offsets(client: KafkaClient, args: argparse.Namespace) -> None:
     """Commit a group's offsets of a topic to earliest, latest or a time."""
     from .._responses import PartitionOffsetCommitRequest
     topic = _require_topic(client, args)
@@ -310,7 +329,7 @@ _COORDINATOR_RETRY = frozenset([_KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
 _COMMIT_ATTEMPTS = 20
 
 
-def _check_admin_version(args, what):
+def _check_admin_version(args: argparse.Namespace, what: str) -> None:
     if args.broker_version is not None and \
             _version_tuple(args.broker_version) < (0, 10, 1):
         raise ValueError("The topic {} API is not usable on brokers older "
@@ -318,12 +337,12 @@ def _check_admin_version(args, what):
                          "version".format(what))
 
 
-def _controller(client):
+def _controller(client: KafkaClient) -> Broker:
     return client.cluster.controller_broker or \
         next(iter(client.brokers.values()))
 
 
-def create_topic(client, args):
+def create_topic(client: KafkaClient, args: argparse.Namespace) -> None:
     """Create a topic (CreateTopics at the controller)."""
     _check_admin_version(args, "creation")
     req = {"name": args.topic, "num_partitions": args.num_partitions,
@@ -336,7 +355,7 @@ def create_topic(client, args):
             t["name"], t.get("error_message") or ""))
 
 
-def delete_topic(client, args):
+def delete_topic(client: KafkaClient, args: argparse.Namespace) -> None:
     """Delete a topic (DeleteTopics at the controller)."""
     _check_admin_version(args, "deletion")
     resp = _controller(client).delete_topics([args.topic], args.timeout)
@@ -347,11 +366,11 @@ def delete_topic(client, args):
 
 # ------------------------------------------------------------------ parser
 
-def _encode_utf8(text):
+def _encode_utf8(text: str) -> bytes:
     return text.encode("utf-8", "replace")
 
 
-def _json_object(text):
+def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except ValueError as exc:
@@ -361,7 +380,7 @@ def _json_object(text):
     return value
 
 
-def _get_arg_parser():
+def _get_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kafka-tools",
                                      description="Tools for Kafka.")
     parser.add_argument("-b", "--broker", default="localhost:9092",
@@ -373,20 +392,20 @@ def _get_arg_parser():
                         "API versions are negotiated)")
     sub = parser.add_subparsers(help="Commands", dest="command")
 
-    def topic(p):
+    def topic(p: argparse.ArgumentParser) -> None:
         p.add_argument("topic", metavar="TOPIC", help="Topic name.",
                        type=_encode_utf8)
 
-    def group(p):
+    def group(p: argparse.ArgumentParser) -> None:
         p.add_argument("consumer_group", metavar="CONSUMER_GROUP",
                        help="Consumer group name.", type=_encode_utf8)
 
-    def offset(p):
+    def offset(p: argparse.ArgumentParser) -> None:
         p.add_argument("offset", metavar="OFFSET", type=str,
                        help="Offset to fetch. Can be EARLIEST, LATEST, or a "
                        "datetime in the format YYYY-MM-DDTHH:MM:SS.")
 
-    def timeout(p):
+    def timeout(p: argparse.ArgumentParser) -> None:
         p.add_argument("-t", "--timeout", type=int, default=5000,
                        help="Time in ms to wait for the operation to "
                        "complete (default: %(default)s)")
@@ -458,7 +477,7 @@ def _get_arg_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """main(argv=None) -> int --
 
     Run the command line (``argv`` defaults to ``sys.argv[1:]``); returns
@@ -470,7 +489,7 @@ def main(argv=None):
         return 0
     from ..client import KafkaClient
     from ..exceptions import KafkaException
-    client = None
+    client: KafkaClient | None = None
     try:
         client = KafkaClient(hosts=args.host,
                              broker_version=args.broker_version or "0.9.0")

@@ -11,6 +11,8 @@ response, Kafka's snake_case field names) with pykafka's attributes.  See
 :mod:`pykafka_c.protocol.base`.
 """
 
+from __future__ import annotations
+
 from .admin import (ApiVersionsRequest, ApiVersionsResponse,
                     ApiVersionsResponseV1, CreateTopicRequest,
                     CreateTopicsRequest, CreateTopicsResponse,

@@ -1,11 +1,16 @@
 """Administrative APIs: ListGroups, DescribeGroups, CreateTopics,
 DeleteTopics, ApiVersions (``pykafka.protocol.admin``)."""
 
+from __future__ import annotations
+
 from collections import namedtuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 from .._constants import ApiKey as _ApiKey
 from .base import (ApiVersionsSpec, ConsumerGroupProtocolMetadata,
                    MemberAssignment, Request, Response, _b, _s)
+from .._typing import Decoded
 from .group_membership import _decode_consumer
 
 __all__ = ["ListGroupsRequest", "ListGroupsResponse", "GroupListing",
@@ -16,14 +21,30 @@ __all__ = ["ListGroupsRequest", "ListGroupsResponse", "GroupListing",
            "ApiVersionsRequest", "ApiVersionsResponse",
            "ApiVersionsResponseV1", "ApiVersionsSpec"]
 
-GroupListing = namedtuple("GroupListing", ["group_id", "protocol_type"])
-GroupMember = namedtuple("GroupMember",
-                         ["member_id", "client_id", "client_host",
-                          "member_metadata", "member_assignment"])
-DescribeGroupResponse = namedtuple(
-    "DescribeGroupResponse",
-    ["error_code", "group_id", "state", "protocol_type", "protocol",
-     "members"])
+class GroupListing(NamedTuple):
+    """A group ListGroups found."""
+    group_id: bytes
+    protocol_type: bytes
+
+
+class GroupMember(NamedTuple):
+    """A member of a described group (metadata and assignment decoded for
+    consumer groups, raw bytes otherwise)."""
+    member_id: bytes
+    client_id: bytes
+    client_host: bytes
+    member_metadata: Any
+    member_assignment: Any
+
+
+class DescribeGroupResponse(NamedTuple):
+    """One group of a DescribeGroups answer."""
+    error_code: int
+    group_id: bytes
+    state: bytes
+    protocol_type: bytes
+    protocol: bytes
+    members: dict[bytes, GroupMember]
 
 
 class ListGroupsRequest(Request):
@@ -31,7 +52,7 @@ class ListGroupsRequest(Request):
 
     API_KEY = _ApiKey.LIST_GROUPS
 
-    def _fields(self, version):
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
         return {"states_filter": []}
 
 
@@ -42,9 +63,9 @@ class ListGroupsResponse(Response):
     API_KEY = _ApiKey.LIST_GROUPS
     API_VERSION = 0
 
-    def _populate(self):
-        self.error = self.get("error_code", 0)
-        self.groups = {}
+    def _populate(self) -> None:
+        self.error: int = self.get("error_code", 0)
+        self.groups: dict[bytes, GroupListing] = {}
         for g in self.get("groups") or []:
             listing = GroupListing(_b(g["group_id"]), _b(g["protocol_type"]))
             self.groups[listing.group_id] = listing
@@ -55,10 +76,10 @@ class DescribeGroupsRequest(Request):
 
     API_KEY = _ApiKey.DESCRIBE_GROUPS
 
-    def __init__(self, group_ids):
+    def __init__(self, group_ids: Iterable[bytes | str]) -> None:
         self.group_ids = group_ids
 
-    def _fields(self, version):
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
         return {"groups": [_s(g) for g in self.group_ids],
                 "include_authorized_operations": False}
 
@@ -75,11 +96,11 @@ class DescribeGroupsResponse(Response):
     API_KEY = _ApiKey.DESCRIBE_GROUPS
     API_VERSION = 0
 
-    def _populate(self):
-        self.groups = {}
+    def _populate(self) -> None:
+        self.groups: dict[bytes, DescribeGroupResponse] = {}
         for g in self.get("groups") or []:
             consumer = g.get("protocol_type") == "consumer"
-            members = {}
+            members: dict[bytes, GroupMember] = {}
             for m in g.get("members") or []:
                 meta = m.get("member_metadata")
                 assign = m.get("member_assignment")
@@ -96,7 +117,7 @@ class DescribeGroupsResponse(Response):
             self.groups[group.group_id] = group
 
 
-_CreateTopicRequest = namedtuple(
+_CreateTopicRequest = namedtuple(  # type: ignore[name-match]
     "CreateTopicRequest",
     ["topic_name", "num_partitions", "replication_factor",
      "replica_assignment", "config_entries"])
@@ -112,14 +133,18 @@ class CreateTopicRequest(_CreateTopicRequest):
 
     __slots__ = ()
 
-    def __new__(cls, topic_name, num_partitions, replication_factor,
-                replica_assignment, config_entries):
+    def __new__(cls, topic_name: bytes | str, num_partitions: int,
+                replication_factor: int,
+                replica_assignment: Iterable[tuple[int, Iterable[int]]]
+                | None,
+                config_entries: Iterable[tuple[Any, Any]] | None
+                ) -> CreateTopicRequest:
         return super(CreateTopicRequest, cls).__new__(
             cls, topic_name, num_partitions, replication_factor,
             replica_assignment, config_entries)
 
 
-def _topic_fields(req):
+def _topic_fields(req: Any) -> Decoded:
     """CreatableTopic fields for a CreateTopicRequest, a dict with ``name``,
     ``num_partitions``, ``replication_factor`` and optional ``configs`` (a
     dict or (name, value) pairs) and ``replica_assignment`` (``{partition
@@ -135,10 +160,11 @@ def _topic_fields(req):
                 "assignments": assignments,
                 "configs": [{"name": _s(k), "value": _s(v)}
                             for k, v in (req.config_entries or [])]}
+    get: Callable[..., Any]
     if isinstance(req, dict):
         get = req.get
     else:
-        def get(key, default=None):
+        def get(key: str, default: Any = None) -> Any:
             return getattr(req, key, default)
     configs = get("configs") or {}
     if not isinstance(configs, dict):
@@ -165,16 +191,18 @@ class CreateTopicsRequest(Request):
 
     API_KEY = _ApiKey.CREATE_TOPICS
 
-    def __init__(self, topic_requests, timeout=0):
+    def __init__(self, topic_requests: Iterable[Any],
+                 timeout: int = 0) -> None:
         self.topic_requests = topic_requests
         self.timeout = timeout
 
-    def _fields(self, version, validate_only=False):
+    def _fields(self, version: int, validate_only: bool = False,
+                **kwargs: Any) -> Decoded:
         return {"topics": [_topic_fields(r) for r in self.topic_requests],
                 "timeout_ms": self.timeout, "validate_only": validate_only}
 
 
-def _first_error(entries):
+def _first_error(entries: Iterable[Decoded] | None) -> Decoded | None:
     for entry in entries or []:
         if entry.get("error_code"):
             return entry
@@ -190,7 +218,7 @@ class CreateTopicsResponse(Response):
     API_VERSION = 2
     RAISES = True
 
-    def _raise_errors(self):
+    def _raise_errors(self) -> None:
         bad = _first_error(self.get("topics"))
         if bad is not None:
             self.raise_error(bad["error_code"], dict(self))
@@ -201,11 +229,12 @@ class DeleteTopicsRequest(Request):
 
     API_KEY = _ApiKey.DELETE_TOPICS
 
-    def __init__(self, topics, timeout=0):
+    def __init__(self, topics: Iterable[bytes | str],
+                 timeout: int = 0) -> None:
         self.topics = topics
         self.timeout = timeout
 
-    def _fields(self, version):
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
         return {"topic_names": [_s(t) for t in self.topics],
                 "timeout_ms": self.timeout}
 
@@ -219,7 +248,7 @@ class DeleteTopicsResponse(Response):
     API_VERSION = 1
     RAISES = True
 
-    def _raise_errors(self):
+    def _raise_errors(self) -> None:
         bad = _first_error(self.get("responses"))
         if bad is not None:
             self.raise_error(bad["error_code"], dict(self))
@@ -230,7 +259,7 @@ class ApiVersionsRequest(Request):
 
     API_KEY = _ApiKey.API_VERSIONS
 
-    def _fields(self, version):
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
         return {}
 
 
@@ -242,17 +271,17 @@ class ApiVersionsResponse(Response):
     API_VERSION = 0
 
     @classmethod
-    def get_versions(cls):
+    def get_versions(cls) -> dict[int, type]:
         return {0: ApiVersionsResponse, 1: ApiVersionsResponseV1}
 
-    def _populate(self):
-        self.api_versions = {}
+    def _populate(self) -> None:
+        self.api_versions: dict[int, ApiVersionsSpec] = {}
         for k in self.get("api_keys") or []:
             spec = ApiVersionsSpec(k["api_key"], k["min_version"],
                                    k["max_version"])
             self.api_versions[spec.key] = spec
         if self.api_version >= 1:
-            self.throttle_time = self.get("throttle_time_ms", 0)
+            self.throttle_time: int = self.get("throttle_time_ms", 0)
 
 
 class ApiVersionsResponseV1(ApiVersionsResponse):

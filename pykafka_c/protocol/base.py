@@ -18,27 +18,28 @@ from a decoded dict or, as in pykafka, from the response body bytes, which
 are decoded at the class's ``API_VERSION`` (or ``version=``).
 """
 
+from __future__ import annotations
+
 import struct
-from collections import namedtuple
+from typing import Any, ClassVar, NoReturn, Self, cast
 
 from .. import _core
 from .._constants import ApiKey as _ApiKey
 from ..exceptions import error_for_code
 from ..membershipprotocol import ConsumerGroupProtocolMetadata, MemberAssignment
+from .._responses import ApiVersionsSpec
+from .._typing import Decoded
 from ..utils import ApiVersionAware
 
 __all__ = ["Request", "Response", "ApiVersionsSpec", "API_VERSIONS_080",
            "API_VERSIONS_090", "MemberAssignment",
            "ConsumerGroupProtocolMetadata"]
 
-#: One API's version range, as pykafka's ``ApiVersionsSpec``.
-ApiVersionsSpec = namedtuple("ApiVersionsSpec", ["key", "min", "max"])
-
 #: pykafka's hard-coded tables for brokers older than 0.10 (kept for
 #: compatibility; pykafka_c always negotiates with ApiVersions).
 #: Every key 0-16 at max 0 except OffsetCommit and OffsetFetch at max 1;
 #: 0.9 adds Fetch at max 1.
-API_VERSIONS_080 = {
+API_VERSIONS_080: dict[int, ApiVersionsSpec] = {
     i: ApiVersionsSpec(i, 0, 1 if i in (_ApiKey.OFFSET_COMMIT,
                                          _ApiKey.OFFSET_FETCH) else 0)
     for i in range(_ApiKey.LIST_GROUPS + 1)}
@@ -46,7 +47,7 @@ API_VERSIONS_090 = dict(API_VERSIONS_080)
 API_VERSIONS_090[_ApiKey.FETCH] = ApiVersionsSpec(_ApiKey.FETCH, 0, 1)
 
 
-def _b(value):
+def _b(value: Any) -> Any:
     """``str`` -> UTF-8 ``bytes`` (pykafka's decoded strings); bytes and
     None unchanged."""
     if isinstance(value, str):
@@ -54,7 +55,7 @@ def _b(value):
     return value
 
 
-def _s(value):
+def _s(value: Any) -> Any:
     """``bytes`` -> ``str`` for the C encoder; str and None unchanged."""
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8")
@@ -67,21 +68,21 @@ class _VersionAware(ApiVersionAware):
     cached process-wide in ``utils.VERSIONS_CACHE``) plus
     ``for_version``."""
 
-    API_KEY = -1
-    API_VERSION = 0
+    API_KEY: ClassVar[int] = -1
+    API_VERSION: ClassVar[int] = 0
 
     @classmethod
-    def get_versions(cls):
+    def get_versions(cls) -> dict[int, type]:
         return {}
 
     @classmethod
-    def for_version(cls, version):
+    def for_version(cls, version: int) -> type[Self]:
         """The class of the highest implemented version <= ``version``."""
         versions = cls.get_versions()
         best = [v for v in versions if v <= version]
         if not best:
             return cls
-        return versions[max(best)]
+        return cast("type[Self]", versions[max(best)])
 
 
 class Request(_VersionAware):
@@ -90,7 +91,7 @@ class Request(_VersionAware):
     HEADER_LEN = 21
     CLIENT_ID = b"pykafka"
 
-    def get_bytes(self):
+    def get_bytes(self) -> bytearray:
         """get_bytes() -> bytearray --
 
         The request as pykafka wrote it: the size, a request header (API
@@ -115,25 +116,25 @@ class Request(_VersionAware):
         size = len(header) + len(body)
         return bytearray(struct.pack("!i", size) + header + body)
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Size of :meth:`get_bytes`."""
         return len(self.get_bytes())
 
-    def pack_into(self, buff, offset):
+    def pack_into(self, buff: bytearray, offset: int) -> None:
         """pack_into(buff, offset) --
 
         Write :meth:`get_bytes` into ``buff`` at ``offset``."""
         raw = self.get_bytes()
         buff[offset:offset + len(raw)] = raw
 
-    def _fields(self, version):
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
         """The request body as the dict the C codec encodes at
         ``version``."""
         raise NotImplementedError(
             "%s has no body description" % type(self).__name__)
 
 
-class Response(dict, _VersionAware):
+class Response(dict[str, Any], _VersionAware):
     """Base class of responses: the decoded response dict plus pykafka's
     attributes.
 
@@ -145,13 +146,14 @@ class Response(dict, _VersionAware):
 
     #: Whether a non-zero error code raises from the constructor (pykafka's
     #: GroupCoordinator, CreateTopics and DeleteTopics responses did).
-    RAISES = False
+    RAISES: ClassVar[bool] = False
 
-    def __init__(self, buff=None, version=None, raise_errors=None):
+    def __init__(self, buff: Any = None, version: int | None = None,
+                 raise_errors: bool | None = None) -> None:
         if version is None:
             version = self.API_VERSION
         if buff is None:
-            decoded = {}
+            decoded: Decoded = {}
         elif isinstance(buff, dict):
             decoded = buff
         else:
@@ -164,27 +166,27 @@ class Response(dict, _VersionAware):
         if self.RAISES if raise_errors is None else raise_errors:
             self._raise_errors()
 
-    def _populate(self):
+    def _populate(self) -> None:
         pass
 
-    def _raise_errors(self):
+    def _raise_errors(self) -> None:
         pass
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "%s(%s)" % (type(self).__name__, dict.__repr__(self))
 
     # dicts compare by content; responses also by type
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, Response) and type(other) is not type(self):
             return False
         return dict.__eq__(self, other)
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    def raise_error(self, err_code, response):
+    def raise_error(self, err_code: int, response: Any) -> NoReturn:
         """raise_error(err_code, response) --
 
         Raise the pykafka exception for Kafka error code ``err_code`` (its

@@ -1,10 +1,15 @@
 """Fetch (``pykafka.protocol.fetch``)."""
 
+from __future__ import annotations
+
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
 
 from .. import _core
 from .._constants import ApiKey as _ApiKey
 from .._responses import FetchPartitionResponse, PartitionFetchRequest
+from .._typing import Decoded
 from .base import Request, Response, _b, _s
 
 __all__ = ["PartitionFetchRequest", "FetchRequest", "FetchPartitionResponse",
@@ -23,19 +28,22 @@ class FetchRequest(Request):
     API_KEY = _ApiKey.FETCH
 
     @classmethod
-    def get_versions(cls):
+    def get_versions(cls) -> dict[int, type]:
         return {0: FetchRequest, 1: FetchRequest}
 
-    def __init__(self, partition_requests=[], timeout=1000, min_bytes=1024,
-                 api_version=0):
+    def __init__(self,
+                 partition_requests: Iterable[PartitionFetchRequest] = [],
+                 timeout: int = 1000, min_bytes: int = 1024,
+                 api_version: int = 0) -> None:
         self.timeout = timeout
         self.min_bytes = min_bytes
         self.api_version = api_version
-        self._reqs = defaultdict(dict)
+        self._reqs: defaultdict[bytes, dict[int, tuple[int, int]]] = \
+            defaultdict(dict)
         for req in partition_requests:
             self.add_request(req)
 
-    def add_request(self, partition_request):
+    def add_request(self, partition_request: PartitionFetchRequest) -> None:
         """add_request(partition_request) --
 
         Add a PartitionFetchRequest (a later one for the same partition
@@ -44,7 +52,7 @@ class FetchRequest(Request):
         self._reqs[pr.topic_name][pr.partition_id] = (pr.offset,
                                                       pr.max_bytes)
 
-    def _fields(self, version):
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
         topics = []
         total = 0
         for topic, parts in self._reqs.items():
@@ -63,7 +71,7 @@ class FetchRequest(Request):
                 "topics": topics, "forgotten_topics_data": [],
                 "rack_id": ""}
 
-    def _fetch_offsets(self):
+    def _fetch_offsets(self) -> dict[tuple[bytes, int], int]:
         return {(_b(t), pid): off for t, parts in self._reqs.items()
                 for pid, (off, _) in parts.items()}
 
@@ -85,11 +93,14 @@ class FetchResponse(Response):
     API_VERSION = 4
 
     @classmethod
-    def get_versions(cls):
+    def get_versions(cls) -> dict[int, type]:
         return {0: FetchResponse, 1: FetchResponseV1, 2: FetchResponseV2}
 
-    def __init__(self, buff=None, offset=0, broker_version="0.9.0",
-                 fetch_offsets=None, version=None, raise_errors=None):
+    def __init__(self, buff: Any = None, offset: int = 0,
+                 broker_version: str = "0.9.0",
+                 fetch_offsets: dict[tuple[bytes, int], int] | None = None,
+                 version: int | None = None,
+                 raise_errors: bool | None = None) -> None:
         # pykafka's signature: the response starts at ``offset`` in buff.
         if offset and buff is not None and not isinstance(buff, dict):
             buff = memoryview(buff)[offset:]
@@ -97,9 +108,10 @@ class FetchResponse(Response):
         super(FetchResponse, self).__init__(buff, version,
                                             raise_errors=raise_errors)
 
-    def _populate(self):
-        self.throttle_time = self.get("throttle_time_ms", 0)
-        self.topics = defaultdict(dict)
+    def _populate(self) -> None:
+        self.throttle_time: int = self.get("throttle_time_ms", 0)
+        self.topics: defaultdict[bytes, dict[int, FetchPartitionResponse]] \
+            = defaultdict(dict)
         for t in self.get("responses") or []:
             name = _b(t.get("topic"))
             for p in t.get("partitions") or []:

@@ -1,7 +1,12 @@
 """Group membership: JoinGroup, SyncGroup, Heartbeat, LeaveGroup
 (``pykafka.protocol.group_membership``)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from .._constants import ApiKey as _ApiKey
+from .._typing import Decoded
 from ..exceptions import ProtocolDecodeError
 from ..membershipprotocol import ConsumerGroupProtocolMetadata, MemberAssignment
 from .base import Request, Response, _b, _s
@@ -12,7 +17,7 @@ __all__ = ["JoinGroupRequest", "JoinGroupResponse", "SyncGroupRequest",
            "ConsumerGroupProtocolMetadata", "MemberAssignment"]
 
 
-def _decode_consumer(cls, data):
+def _decode_consumer(cls: Any, data: Any) -> Any:
     """``cls.from_bytestring(data)``, or the raw bytes when they are not
     the consumer protocol's (another protocol type's members)."""
     if data is None:
@@ -29,19 +34,21 @@ class JoinGroupRequest(Request):
 
     API_KEY = _ApiKey.JOIN_GROUP
 
-    def __init__(self, group_id, member_id, topic_name, membership_protocol,
-                 session_timeout=30000):
+    def __init__(self, group_id: bytes | str, member_id: bytes | str,
+                 topic_name: bytes | str, membership_protocol: Any,
+                 session_timeout: int = 30000) -> None:
         self.protocol = membership_protocol
         self.group_id = group_id
         self.session_timeout = session_timeout
         self.member_id = member_id
         self.topic_name = topic_name
         self.protocol_type = membership_protocol.protocol_type
-        self.group_protocols = [(membership_protocol.protocol_name,
+        self.group_protocols: list[tuple[bytes, bytes]] = [(membership_protocol.protocol_name,
                                  bytes(membership_protocol.metadata
                                        .get_bytes()))]
 
-    def _fields(self, version, rebalance_timeout_ms=None):
+    def _fields(self, version: int, rebalance_timeout_ms: int | None = None,
+                **kwargs: Any) -> Decoded:
         return {"group_id": _s(self.group_id),
                 "session_timeout_ms": self.session_timeout,
                 "rebalance_timeout_ms": (self.session_timeout
@@ -64,13 +71,13 @@ class JoinGroupResponse(Response):
     API_KEY = _ApiKey.JOIN_GROUP
     API_VERSION = 0
 
-    def _populate(self):
-        self.error_code = self.get("error_code", 0)
-        self.generation_id = self.get("generation_id", -1)
-        self.group_protocol = _b(self.get("protocol_name"))
-        self.leader_id = _b(self.get("leader"))
-        self.member_id = _b(self.get("member_id"))
-        self.members = {
+    def _populate(self) -> None:
+        self.error_code: int = self.get("error_code", 0)
+        self.generation_id: int = self.get("generation_id", -1)
+        self.group_protocol: bytes | None = _b(self.get("protocol_name"))
+        self.leader_id: bytes | None = _b(self.get("leader"))
+        self.member_id: bytes | None = _b(self.get("member_id"))
+        self.members: dict[bytes, Any] = {
             _b(m["member_id"]): _decode_consumer(
                 ConsumerGroupProtocolMetadata, m.get("metadata"))
             for m in self.get("members") or []}
@@ -85,14 +92,17 @@ class SyncGroupRequest(Request):
 
     API_KEY = _ApiKey.SYNC_GROUP
 
-    def __init__(self, group_id, generation_id, member_id,
-                 group_assignment):
+    def __init__(self, group_id: bytes | str, generation_id: int,
+                 member_id: bytes | str,
+                 group_assignment: list[tuple[Any, MemberAssignment]]
+                 ) -> None:
         self.group_id = group_id
         self.generation_id = generation_id
         self.member_id = member_id
         self.group_assignment = group_assignment
 
-    def _fields(self, version, protocol_type="consumer", protocol_name=None):
+    def _fields(self, version: int, protocol_type: str = "consumer",
+                protocol_name: str | None = None, **kwargs: Any) -> Decoded:
         return {"group_id": _s(self.group_id),
                 "generation_id": self.generation_id,
                 "member_id": _s(self.member_id),
@@ -111,9 +121,9 @@ class SyncGroupResponse(Response):
     API_KEY = _ApiKey.SYNC_GROUP
     API_VERSION = 0
 
-    def _populate(self):
-        self.error_code = self.get("error_code", 0)
-        self.member_assignment = _decode_consumer(
+    def _populate(self) -> None:
+        self.error_code: int = self.get("error_code", 0)
+        self.member_assignment: Any = _decode_consumer(
             MemberAssignment, self.get("assignment") or b"")
 
 
@@ -122,12 +132,13 @@ class HeartbeatRequest(Request):
 
     API_KEY = _ApiKey.HEARTBEAT
 
-    def __init__(self, group_id, generation_id, member_id):
+    def __init__(self, group_id: bytes | str, generation_id: int,
+                 member_id: bytes | str) -> None:
         self.group_id = group_id
         self.generation_id = generation_id
         self.member_id = member_id
 
-    def _fields(self, version):
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
         return {"group_id": _s(self.group_id),
                 "generation_id": self.generation_id,
                 "member_id": _s(self.member_id), "group_instance_id": None}
@@ -139,8 +150,8 @@ class HeartbeatResponse(Response):
     API_KEY = _ApiKey.HEARTBEAT
     API_VERSION = 0
 
-    def _populate(self):
-        self.error_code = self.get("error_code", 0)
+    def _populate(self) -> None:
+        self.error_code: int = self.get("error_code", 0)
 
 
 class LeaveGroupRequest(Request):
@@ -148,12 +159,14 @@ class LeaveGroupRequest(Request):
 
     API_KEY = _ApiKey.LEAVE_GROUP
 
-    def __init__(self, group_id, member_id):
+    def __init__(self, group_id: bytes | str,
+                 member_id: bytes | str) -> None:
         self.group_id = group_id
         self.member_id = member_id
 
-    def _fields(self, version, reason=None):
-        fields = {"group_id": _s(self.group_id)}
+    def _fields(self, version: int, reason: str | None = None,
+                **kwargs: Any) -> Decoded:
+        fields: Decoded = {"group_id": _s(self.group_id)}
         # v0-2 name the member at the top level, v3+ in a Members array
         if version < 3:
             fields["member_id"] = _s(self.member_id)
@@ -171,8 +184,8 @@ class LeaveGroupResponse(Response):
     API_KEY = _ApiKey.LEAVE_GROUP
     API_VERSION = 0
 
-    def _populate(self):
-        err = self.get("error_code", 0)
+    def _populate(self) -> None:
+        err: int = self.get("error_code", 0)
         if not err:
             for m in self.get("members") or []:
                 if m.get("error_code"):

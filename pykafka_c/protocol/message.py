@@ -8,11 +8,15 @@ Produce requests sent by pykafka_c carry RecordBatch v2, not MessageSets;
 a MessageSet is for code that works with the legacy format itself.
 """
 
+from __future__ import annotations
+
 import struct
+from typing import Any
 
 from .. import _core
 from .._core import Message
 from ..common import CompressionType
+from .._typing import BytesLike
 from ..exceptions import MessageSetDecodeFailure
 from ..utils import Serializable
 
@@ -33,27 +37,28 @@ class MessageSet(Serializable):
     speak to).
     """
 
-    def __init__(self, compression_type=CompressionType.NONE, messages=None,
-                 broker_version="0.9.0"):
+    def __init__(self, compression_type: int = CompressionType.NONE,
+                 messages: list[Message] | None = None,
+                 broker_version: str = "0.9.0") -> None:
         self.compression_type = compression_type
-        self._messages = messages or []
-        self._compressed = None
+        self._messages: list[Message] = messages or []
+        self._compressed: Message | None = None
         self._broker_version = broker_version
 
     @property
-    def messages(self):
+    def messages(self) -> list[Message]:
         # the caller may change the list: forget the compressed wrapper
         self._compressed = None
         return self._messages
 
-    def _entries(self):
+    def _entries(self) -> list[Message]:
         if self.compression_type == CompressionType.NONE:
             return self._messages
         if self._compressed is None:
             self._compressed = self._get_compressed()
         return [self._compressed]
 
-    def _get_compressed(self):
+    def _get_compressed(self) -> Message:
         plain = MessageSet(messages=self._messages)
         buff = bytearray(len(plain))
         plain.pack_into(buff, 0)
@@ -62,13 +67,13 @@ class MessageSet(Serializable):
         return Message(value, compression_type=self.compression_type,
                        protocol_version=version)
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Encoded size, without the int32 MessageSetSize that precedes a
         message set in requests."""
         entries = self._entries()
         return _ENTRY.size * len(entries) + sum(len(m) for m in entries)
 
-    def pack_into(self, buff, offset):
+    def pack_into(self, buff: bytearray, offset: int) -> None:
         """pack_into(buff, offset) --
 
         Write the set into ``buff`` at ``offset`` (offsets written as -1,
@@ -81,7 +86,7 @@ class MessageSet(Serializable):
             offset += size
 
     @classmethod
-    def decode(cls, buff, partition_id=-1):
+    def decode(cls, buff: BytesLike, partition_id: int = -1) -> MessageSet:
         """decode(buff, partition_id=-1) -> MessageSet --
 
         Decode a legacy message set.  A truncated trailing entry is
@@ -92,7 +97,7 @@ class MessageSet(Serializable):
         them.  Malformed messages raise ProtocolDecodeError, CRC
         mismatches CorruptRecordError."""
         view = memoryview(buff).cast("B")
-        messages = []
+        messages: list[Message] = []
         pos, end = 0, len(view)
         size = 0
         attempted = False

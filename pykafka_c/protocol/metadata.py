@@ -1,8 +1,12 @@
 """Metadata (``pykafka.protocol.metadata``)."""
 
-from collections import namedtuple
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from .._constants import ApiKey as _ApiKey
+from .._typing import Decoded
 from .base import Request, Response, _b, _s
 
 __all__ = ["MetadataRequest", "MetadataRequestV1", "MetadataRequestV2",
@@ -22,17 +26,18 @@ class MetadataRequest(Request):
     API_VERSION = 0
 
     @classmethod
-    def get_versions(cls):
+    def get_versions(cls) -> dict[int, type]:
         return {0: MetadataRequest, 1: MetadataRequestV1,
                 2: MetadataRequestV2, 3: MetadataRequestV3,
                 4: MetadataRequestV4, 5: MetadataRequestV5}
 
-    def __init__(self, topics=None, *kwargs):
-        self.topics = topics or []
+    def __init__(self, topics: Iterable[bytes | str] | None = None,
+                 *kwargs: Any) -> None:
+        self.topics = list(topics or [])
 
-    def _fields(self, version):
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
         """The request as fields for the C encoder at ``version``."""
-        fields = {}
+        fields: Decoded = {}
         if self.topics:
             fields["topics"] = [{"name": _s(t)} for t in self.topics]
         else:
@@ -61,7 +66,8 @@ class MetadataRequestV4(MetadataRequestV3):
 
     API_VERSION = 4
 
-    def __init__(self, topics=None, allow_topic_autocreation=True):
+    def __init__(self, topics: Iterable[bytes | str] | None = None,
+                 allow_topic_autocreation: bool = True) -> None:
         super(MetadataRequestV4, self).__init__(topics=topics)
         self.allow_topic_autocreation = allow_topic_autocreation
 
@@ -70,17 +76,53 @@ class MetadataRequestV5(MetadataRequestV4):
     API_VERSION = 5
 
 
-BrokerMetadata = namedtuple("BrokerMetadata", ["id", "host", "port"])
-BrokerMetadataV1 = namedtuple("BrokerMetadataV1",
-                              ["id", "host", "port", "rack"])
-TopicMetadata = namedtuple("TopicMetadata", ["name", "partitions", "err"])
-TopicMetadataV1 = namedtuple("TopicMetadataV1",
-                             ["name", "is_internal", "partitions", "err"])
-PartitionMetadata = namedtuple("PartitionMetadata",
-                               ["id", "leader", "replicas", "isr", "err"])
-PartitionMetadataV5 = namedtuple(
-    "PartitionMetadataV5",
-    ["id", "leader", "replicas", "isr", "offline_replicas", "err"])
+class BrokerMetadata(NamedTuple):
+    """A broker of a Metadata answer (v0)."""
+    id: int
+    host: bytes
+    port: int
+
+
+class BrokerMetadataV1(NamedTuple):
+    """A broker of a Metadata answer (v1+)."""
+    id: int
+    host: bytes
+    port: int
+    rack: bytes | None
+
+
+class PartitionMetadata(NamedTuple):
+    """A partition of a Metadata answer (v0-v4)."""
+    id: int
+    leader: int
+    replicas: list[int]
+    isr: list[int]
+    err: int
+
+
+class PartitionMetadataV5(NamedTuple):
+    """A partition of a Metadata answer (v5+)."""
+    id: int
+    leader: int
+    replicas: list[int]
+    isr: list[int]
+    offline_replicas: list[int]
+    err: int
+
+
+class TopicMetadata(NamedTuple):
+    """A topic of a Metadata answer (v0)."""
+    name: bytes
+    partitions: dict[int, Any]
+    err: int
+
+
+class TopicMetadataV1(NamedTuple):
+    """A topic of a Metadata answer (v1+)."""
+    name: bytes
+    is_internal: bool
+    partitions: dict[int, Any]
+    err: int
 
 
 class MetadataResponse(Response):
@@ -99,29 +141,32 @@ class MetadataResponse(Response):
     API_VERSION = 0
 
     @classmethod
-    def get_versions(cls):
+    def get_versions(cls) -> dict[int, type]:
         return {0: MetadataResponse, 1: MetadataResponseV1,
                 2: MetadataResponseV2, 3: MetadataResponseV3,
                 4: MetadataResponseV4, 5: MetadataResponseV5}
 
-    def _populate(self):
+    def _populate(self) -> None:
         v = self.api_version
-        self.throttle_time_ms = self.get("throttle_time_ms", 0) if v >= 3 \
-            else 0
-        self.controller_id = self.get("controller_id") if v >= 1 else None
-        self.cluster_id = _b(self.get("cluster_id")) if v >= 2 else None
-        self.brokers = {}
+        self.throttle_time_ms: int = self.get("throttle_time_ms", 0) \
+            if v >= 3 else 0
+        self.controller_id: int | None = self.get("controller_id") \
+            if v >= 1 else None
+        self.cluster_id: bytes | None = _b(self.get("cluster_id")) \
+            if v >= 2 else None
+        self.brokers: dict[int, BrokerMetadata | BrokerMetadataV1] = {}
         for b in self.get("brokers") or []:
+            meta: BrokerMetadata | BrokerMetadataV1
             if v >= 1:
                 meta = BrokerMetadataV1(b["node_id"], _b(b["host"]),
                                         b["port"], _b(b.get("rack")))
             else:
                 meta = BrokerMetadata(b["node_id"], _b(b["host"]), b["port"])
             self.brokers[meta.id] = meta
-        self.topics = {}
+        self.topics: dict[bytes, TopicMetadata | TopicMetadataV1] = {}
         for t in self.get("topics") or []:
             name = _b(t.get("name"))
-            parts = {}
+            parts: dict[int, PartitionMetadata | PartitionMetadataV5] = {}
             for p in t.get("partitions") or []:
                 pid = p["partition_index"]
                 if v >= 5:

@@ -1,9 +1,14 @@
 """ListOffsets (``pykafka.protocol.offset``)."""
 
-from collections import defaultdict, namedtuple
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from .._constants import ApiKey as _ApiKey
 from .._responses import OffsetPartitionResponse, PartitionOffsetRequest
+from .._typing import Decoded
 from .base import Request, Response, _b, _s
 
 __all__ = ["PartitionOffsetRequest", "ListOffsetRequest",
@@ -11,8 +16,11 @@ __all__ = ["PartitionOffsetRequest", "ListOffsetRequest",
            "OffsetPartitionResponseV1", "ListOffsetResponse",
            "ListOffsetResponseV1"]
 
-OffsetPartitionResponseV1 = namedtuple("OffsetPartitionResponseV1",
-                                       ["offset", "timestamp", "err"])
+class OffsetPartitionResponseV1(NamedTuple):
+    """ListOffsets v1 result for one partition: one offset."""
+    offset: int
+    timestamp: int
+    err: int
 
 
 class ListOffsetRequest(Request):
@@ -27,16 +35,19 @@ class ListOffsetRequest(Request):
     API_VERSION = 0
 
     @classmethod
-    def get_versions(cls):
+    def get_versions(cls) -> dict[int, type]:
         return {0: ListOffsetRequest, 1: ListOffsetRequest}
 
-    def __init__(self, partition_requests):
-        self._reqs = defaultdict(dict)
+    def __init__(self, partition_requests: Iterable[PartitionOffsetRequest]
+                 ) -> None:
+        self._reqs: defaultdict[bytes, dict[int, tuple[int, int]]] = \
+            defaultdict(dict)
         for t in partition_requests:
             self._reqs[t.topic_name][t.partition_id] = (t.offsets_before,
                                                         t.max_offsets)
 
-    def _fields(self, version, isolation_level=0):
+    def _fields(self, version: int, isolation_level: int = 0,
+                **kwargs: Any) -> Decoded:
         return {"replica_id": -1, "isolation_level": isolation_level,
                 "topics": [{"name": _s(t), "partitions": [
                     {"partition_index": pid, "timestamp": int(before),
@@ -50,7 +61,8 @@ class ListOffsetRequestV1(ListOffsetRequest):
 
     API_VERSION = 1
 
-    def __init__(self, partition_requests):
+    def __init__(self, partition_requests: Iterable[PartitionOffsetRequest]
+                 ) -> None:
         self._reqs = defaultdict(dict)
         for t in partition_requests:
             self._reqs[t.topic_name][t.partition_id] = (t.offsets_before,
@@ -66,23 +78,23 @@ class ListOffsetResponse(Response):
     API_VERSION = 1
 
     @classmethod
-    def get_versions(cls):
+    def get_versions(cls) -> dict[int, type]:
         return {0: ListOffsetResponse, 1: ListOffsetResponse}
 
-    def _offsets(self, p):
+    def _offsets(self, p: Decoded) -> list[int]:
         if "old_style_offsets" in p and p.get("old_style_offsets") is not None \
                 and self.api_version == 0:
             return list(p["old_style_offsets"])
         return [p["offset"]] if "offset" in p else []
 
-    def _populate(self):
-        self.topics = {}
+    def _populate(self) -> None:
+        self.topics: dict[bytes, dict[int, Any]] = {}
         for t in self.get("topics") or []:
             parts = self.topics.setdefault(_b(t["name"]), {})
             for p in t.get("partitions") or []:
                 parts[p["partition_index"]] = self._partition(p)
 
-    def _partition(self, p):
+    def _partition(self, p: Decoded) -> Any:
         return OffsetPartitionResponse(self._offsets(p), p["error_code"])
 
 
@@ -92,7 +104,7 @@ class ListOffsetResponseV1(ListOffsetResponse):
 
     API_VERSION = 1
 
-    def _partition(self, p):
+    def _partition(self, p: Decoded) -> Any:
         return OffsetPartitionResponseV1(p.get("offset", -1),
                                          p.get("timestamp", -1),
                                          p["error_code"])

@@ -1,13 +1,18 @@
 """Group coordinator lookup, OffsetCommit and OffsetFetch
 (``pykafka.protocol.offset_commit``)."""
 
+from __future__ import annotations
+
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
 
 from .._constants import ApiKey as _ApiKey
 from .._responses import (OffsetCommitPartitionResponse,
                           OffsetFetchPartitionResponse,
                           PartitionOffsetCommitRequest,
                           PartitionOffsetFetchRequest)
+from .._typing import Decoded
 from .base import Request, Response, _b, _s
 
 __all__ = ["GroupCoordinatorRequest", "GroupCoordinatorResponse",
@@ -26,10 +31,10 @@ class GroupCoordinatorRequest(Request):
 
     API_KEY = _ApiKey.FIND_COORDINATOR
 
-    def __init__(self, consumer_group):
+    def __init__(self, consumer_group: bytes | str) -> None:
         self.consumer_group = consumer_group
 
-    def _fields(self, version):
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
         return {"key": _s(self.consumer_group), "key_type": 0}
 
 
@@ -44,13 +49,13 @@ class GroupCoordinatorResponse(Response):
     API_VERSION = 0
     RAISES = True
 
-    def _populate(self):
-        self.error_code = self.get("error_code", 0)
-        self.coordinator_id = self.get("node_id")
-        self.coordinator_host = _b(self.get("host"))
-        self.coordinator_port = self.get("port")
+    def _populate(self) -> None:
+        self.error_code: int = self.get("error_code", 0)
+        self.coordinator_id: int | None = self.get("node_id")
+        self.coordinator_host: bytes | None = _b(self.get("host"))
+        self.coordinator_port: int | None = self.get("port")
 
-    def _raise_errors(self):
+    def _raise_errors(self) -> None:
         if self.error_code:
             self.raise_error(self.error_code, dict(self))
 
@@ -65,18 +70,23 @@ class OffsetCommitRequest(Request):
 
     API_KEY = _ApiKey.OFFSET_COMMIT
 
-    def __init__(self, consumer_group, consumer_group_generation_id,
-                 consumer_id, partition_requests=[]):
+    def __init__(self, consumer_group: bytes | str,
+                 consumer_group_generation_id: int,
+                 consumer_id: bytes | str,
+                 partition_requests: Iterable[PartitionOffsetCommitRequest]
+                 = []) -> None:
         self.consumer_group = consumer_group
         self.consumer_group_generation_id = consumer_group_generation_id
         self.consumer_id = consumer_id
-        self._reqs = defaultdict(dict)
+        self._reqs: defaultdict[bytes, dict[int, tuple[int, int, Any]]] = \
+            defaultdict(dict)
         for t in partition_requests:
             self._reqs[t.topic_name][t.partition_id] = (t.offset,
                                                         t.timestamp,
                                                         t.metadata)
 
-    def _fields(self, version, group_instance_id=None):
+    def _fields(self, version: int, group_instance_id: str | None = None,
+                **kwargs: Any) -> Decoded:
         topics = []
         for t, parts in self._reqs.items():
             plist = []
@@ -103,8 +113,9 @@ class OffsetCommitResponse(Response):
     API_KEY = _ApiKey.OFFSET_COMMIT
     API_VERSION = 2
 
-    def _populate(self):
-        self.topics = {}
+    def _populate(self) -> None:
+        self.topics: dict[bytes, dict[int, OffsetCommitPartitionResponse]] \
+            = {}
         for t in self.get("topics") or []:
             parts = self.topics.setdefault(_b(t["name"]), {})
             for p in t.get("partitions") or []:
@@ -123,17 +134,20 @@ class OffsetFetchRequest(Request):
     API_VERSION = 0
 
     @classmethod
-    def get_versions(cls):
+    def get_versions(cls) -> dict[int, type]:
         return {0: OffsetFetchRequest, 1: OffsetFetchRequestV1,
                 2: OffsetFetchRequestV2}
 
-    def __init__(self, consumer_group, partition_requests=[]):
+    def __init__(self, consumer_group: bytes | str,
+                 partition_requests: Iterable[PartitionOffsetFetchRequest]
+                 = []) -> None:
         self.consumer_group = consumer_group
-        self._reqs = defaultdict(list)
+        self._reqs: defaultdict[bytes, list[int]] = defaultdict(list)
         for t in partition_requests:
             self._reqs[t.topic_name].append(t.partition_id)
 
-    def _fields(self, version, require_stable=False, all_topics=None):
+    def _fields(self, version: int, require_stable: bool = False,
+                all_topics: bool | None = None, **kwargs: Any) -> Decoded:
         """``all_topics`` None: pykafka's rule (no partitions means every
         topic from v2, when the null array exists); True / False force
         it."""
@@ -163,12 +177,13 @@ class OffsetFetchResponse(Response):
     API_VERSION = 1
 
     @classmethod
-    def get_versions(cls):
+    def get_versions(cls) -> dict[int, type]:
         return {0: OffsetFetchResponse, 1: OffsetFetchResponseV1,
                 2: OffsetFetchResponseV2}
 
-    def _populate(self):
-        self.topics = {}
+    def _populate(self) -> None:
+        self.topics: dict[bytes, dict[int, OffsetFetchPartitionResponse]] \
+            = {}
         for t in self.get("topics") or []:
             parts = self.topics.setdefault(_b(t["name"]), {})
             for p in t.get("partitions") or []:
@@ -176,7 +191,7 @@ class OffsetFetchResponse(Response):
                     p["committed_offset"], _b(p.get("metadata")),
                     p["error_code"])
         if self.api_version >= 2:
-            self.err = self.get("error_code", 0)
+            self.err: int = self.get("error_code", 0)
 
 
 class OffsetFetchResponseV1(OffsetFetchResponse):

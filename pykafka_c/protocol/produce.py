@@ -1,18 +1,26 @@
 """Produce (``pykafka.protocol.produce``)."""
 
+from __future__ import annotations
+
 import itertools
-from collections import defaultdict, namedtuple
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 from .. import _core
 from .._constants import ApiKey as _ApiKey
 from ..common import CompressionType
+from .._typing import Decoded
 from .base import Request, Response, _b, _s
-from .message import MessageSet
+from .message import Message, MessageSet
 
 __all__ = ["ProduceRequest", "ProduceResponse", "ProducePartitionResponse"]
 
-ProducePartitionResponse = namedtuple("ProducePartitionResponse",
-                                      ["err", "offset"])
+class ProducePartitionResponse(NamedTuple):
+    """Produce result for one partition: the error code and the base
+    offset of the batch."""
+    err: int
+    offset: int
 
 
 class ProduceRequest(Request):
@@ -26,9 +34,11 @@ class ProduceRequest(Request):
 
     API_KEY = _ApiKey.PRODUCE
 
-    def __init__(self, compression_type=CompressionType.NONE,
-                 required_acks=1, timeout=10000, broker_version="0.9.0"):
-        self.msets = defaultdict(lambda: defaultdict(
+    def __init__(self, compression_type: int = CompressionType.NONE,
+                 required_acks: int = 1, timeout: int = 10000,
+                 broker_version: str = "0.9.0") -> None:
+        self.msets: defaultdict[bytes, defaultdict[int, MessageSet]] = \
+            defaultdict(lambda: defaultdict(
             lambda: MessageSet(compression_type=compression_type,
                                broker_version=broker_version)))
         self.compression_type = compression_type
@@ -37,26 +47,27 @@ class ProduceRequest(Request):
         self._message_count = 0
 
     @property
-    def messages(self):
+    def messages(self) -> Iterator[Message]:
         """Every message of the request."""
         return itertools.chain.from_iterable(
             mset.messages for parts in self.msets.values()
             for mset in parts.values())
 
-    def add_message(self, message, topic_name, partition_id):
+    def add_message(self, message: Message, topic_name: bytes,
+                    partition_id: int) -> None:
         """add_message(message, topic_name, partition_id) --
 
         Queue ``message`` (a Message) for ``topic_name`` / ``partition_id``."""
         self.msets[topic_name][partition_id].messages.append(message)
         self._message_count += 1
 
-    def message_count(self):
+    def message_count(self) -> int:
         """message_count() --
 
         The number of messages in the request."""
         return self._message_count
 
-    def _fields(self, version):
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
         topic_data = []
         for topic, parts in self.msets.items():
             pdata = []
@@ -77,9 +88,9 @@ class ProduceResponse(Response):
     API_KEY = _ApiKey.PRODUCE
     API_VERSION = 3
 
-    def _populate(self):
-        self.throttle_time_ms = self.get("throttle_time_ms", 0)
-        self.topics = {}
+    def _populate(self) -> None:
+        self.throttle_time_ms: int = self.get("throttle_time_ms", 0)
+        self.topics: dict[bytes, dict[int, ProducePartitionResponse]] = {}
         for t in self.get("responses") or []:
             parts = self.topics.setdefault(_b(t["name"]), {})
             for p in t.get("partition_responses") or []:

@@ -11,4 +11,4 @@ check succeeds.  librdkafka itself is not used: the binding's handle types
 ``_wait_destroyed``) are not here.
 """
 
-__all__ = []
+__all__: list[str] = []

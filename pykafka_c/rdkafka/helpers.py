@@ -1,10 +1,14 @@
 """``rdk_ssl_config``: pykafka's mapping of a cluster's ``SslConfig`` to
 librdkafka configuration keys, kept for code that calls it."""
 
+from __future__ import annotations
+
+from typing import Any
+
 __all__ = ["rdk_ssl_config"]
 
 
-def rdk_ssl_config(cluster):
+def rdk_ssl_config(cluster: Any) -> dict[str, Any]:
     """rdk_ssl_config(cluster) -> dict --
 
     librdkafka's TLS settings for ``cluster._ssl_config``: {} for plaintext,

@@ -1,8 +1,17 @@
 """``RdKafkaProducer``: pykafka's librdkafka-backed Producer, as a thin
 subclass of pykafka_c's C Producer."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ..common import CompressionType
 from ..producer import Producer
+
+if TYPE_CHECKING:
+    from .._typing import PartitionerFunc, Serializer
+    from ..cluster import Cluster
+    from ..topic import Topic
 
 __all__ = ["RdKafkaProducer"]
 
@@ -36,13 +45,17 @@ class RdKafkaProducer(Producer):
       negotiated with ApiVersions.
     """
 
-    def __init__(self, cluster, topic, partitioner=None,
-                 compression=CompressionType.NONE, max_retries=3,
-                 retry_backoff_ms=100, required_acks=1,
-                 ack_timeout_ms=10 * 1000, max_queued_messages=100000,
-                 min_queued_messages=2000,  # differs from Producer
-                 linger_ms=5 * 1000, max_request_size=1000012, sync=False,
-                 delivery_reports=False, auto_start=True, serializer=None):
+    def __init__(self, cluster: Cluster, topic: Topic,
+                 partitioner: PartitionerFunc | None = None,
+                 compression: int = CompressionType.NONE,
+                 max_retries: int = 3, retry_backoff_ms: int = 100,
+                 required_acks: int = 1, ack_timeout_ms: int = 10 * 1000,
+                 max_queued_messages: int = 100000,
+                 min_queued_messages: int = 2000,  # differs from Producer
+                 linger_ms: int = 5 * 1000, max_request_size: int = 1000012,
+                 sync: bool = False, delivery_reports: bool = False,
+                 auto_start: bool = True,
+                 serializer: Serializer | None = None) -> None:
         message_timeout_ms = int(1.2 * max_retries
                                  * (ack_timeout_ms + retry_backoff_ms))
         super(RdKafkaProducer, self).__init__(

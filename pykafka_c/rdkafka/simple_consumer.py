@@ -1,8 +1,21 @@
 """``RdKafkaSimpleConsumer``: pykafka's librdkafka-backed SimpleConsumer,
 as a thin subclass of pykafka_c's C SimpleConsumer."""
 
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from ..common import OffsetType
 from ..simpleconsumer import SimpleConsumer
+
+if TYPE_CHECKING:
+    from .._typing import Deserializer
+    from ..cluster import Cluster
+    from ..partition import Partition
+    from ..protocol import Message
+    from ..topic import Topic
 
 __all__ = ["RdKafkaSimpleConsumer"]
 
@@ -31,19 +44,25 @@ class RdKafkaSimpleConsumer(SimpleConsumer):
       negotiated with ApiVersions.
     """
 
-    def __init__(self, topic, cluster, consumer_group=None, partitions=None,
-                 fetch_message_max_bytes=1024 * 1024,
-                 num_consumer_fetchers=1, auto_commit_enable=False,
-                 auto_commit_interval_ms=60 * 1000,
-                 queued_max_messages=10 ** 5,  # differs from SimpleConsumer
-                 fetch_min_bytes=1, fetch_error_backoff_ms=500,
-                 fetch_wait_max_ms=100, offsets_channel_backoff_ms=1000,
-                 offsets_commit_max_retries=5,
-                 auto_offset_reset=OffsetType.EARLIEST,
-                 consumer_timeout_ms=-1, auto_start=True,
-                 reset_offset_on_start=False, compacted_topic=False,
-                 generation_id=-1, consumer_id=b'', deserializer=None,
-                 reset_offset_on_fetch=True):
+    def __init__(self, topic: Topic, cluster: Cluster,
+                 consumer_group: bytes | str | None = None,
+                 partitions: Iterable[Partition] | None = None,
+                 fetch_message_max_bytes: int = 1024 * 1024,
+                 num_consumer_fetchers: int = 1,
+                 auto_commit_enable: bool = False,
+                 auto_commit_interval_ms: int = 60 * 1000,
+                 queued_max_messages: int = 10 ** 5,  # differs
+                 fetch_min_bytes: int = 1, fetch_error_backoff_ms: int = 500,
+                 fetch_wait_max_ms: int = 100,
+                 offsets_channel_backoff_ms: int = 1000,
+                 offsets_commit_max_retries: int = 5,
+                 auto_offset_reset: int | str = OffsetType.EARLIEST,
+                 consumer_timeout_ms: int = -1, auto_start: bool = True,
+                 reset_offset_on_start: bool = False,
+                 compacted_topic: bool = False, generation_id: int = -1,
+                 consumer_id: bytes = b'',
+                 deserializer: Deserializer | None = None,
+                 reset_offset_on_fetch: bool = True) -> None:
         super(RdKafkaSimpleConsumer, self).__init__(
             topic, cluster, consumer_group=consumer_group,
             partitions=partitions,
@@ -64,7 +83,9 @@ class RdKafkaSimpleConsumer(SimpleConsumer):
             consumer_id=consumer_id, deserializer=deserializer,
             reset_offset_on_fetch=reset_offset_on_fetch)
 
-    def consume(self, block=True, unblock_event=None):
+    def consume(self, block: bool = True,
+                unblock_event: threading.Event | None = None
+                ) -> Message | None:
         """consume(block=True, unblock_event=None) -> Message or None --
 
         As :meth:`SimpleConsumer.consume`, except that with

@@ -47,6 +47,8 @@ producer/consumer performance) run through :func:`run_kafka_tool`; their
 larger classpath is resolved separately, only when first used.
 """
 
+from __future__ import annotations
+
 import argparse
 import base64
 import contextlib
@@ -64,6 +66,8 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 from . import _wire
 from . import security
@@ -164,12 +168,12 @@ def _parse_version(kafka_version):
     return parts
 
 
-def uses_zookeeper(kafka_version):
+def uses_zookeeper(kafka_version: str) -> bool:
     """True for the versions run in ZooKeeper mode (older than 3.3)."""
     return _parse_version(kafka_version) < FIRST_KRAFT_VERSION
 
 
-def scala_binary_version(kafka_version):
+def scala_binary_version(kafka_version: str) -> str:
     """Scala build of the broker artifact: ``kafka_2.13`` exists from 2.4 on,
     older releases are taken as ``kafka_2.12``."""
     return "2.12" if _parse_version(kafka_version) < (2, 4, 0) else "2.13"
@@ -188,7 +192,7 @@ def _log_config_flag(kafka_version, tools):
     return "-Dlog4j.configuration=file:" + os.path.join(_HERE, name)
 
 
-def tool_class(name, kafka_version=DEFAULT_KAFKA_VERSION):
+def tool_class(name: str, kafka_version: str = DEFAULT_KAFKA_VERSION) -> str:
     """Main class of a tool given by short name (see :data:`TOOLS`) or by class."""
     if name not in TOOLS:
         return name
@@ -201,7 +205,7 @@ def tool_class(name, kafka_version=DEFAULT_KAFKA_VERSION):
 
 # ------------------------------------------------------------ environment
 
-def cache_dir(download_dir=None):
+def cache_dir(download_dir: str | None = None) -> str:
     """Folder holding the resolved jars: ``download_dir``, else
     ``$PKC_CACHE_DIR``, else ``~/.cache/pykafka_c``."""
     d = download_dir or os.environ.get("PKC_CACHE_DIR") or os.path.join(
@@ -209,17 +213,17 @@ def cache_dir(download_dir=None):
     return os.path.abspath(d)
 
 
-_java_checked = {}
+_java_checked: dict[str, int] = {}
 
 
-def find_java():
+def find_java() -> str | None:
     home = os.environ.get("JAVA_HOME")
     if home and os.access(os.path.join(home, "bin", "java"), os.X_OK):
         return os.path.join(home, "bin", "java")
     return shutil.which("java")
 
 
-def check_java():
+def check_java() -> str:
     """Path of a ``java`` of version 17 or newer; :class:`HarnessError` naming
     what is missing otherwise."""
     java = find_java()
@@ -272,7 +276,8 @@ def _profiles(kafka_version, kind):
     return profiles + [_logging_flavour(kafka_version)]
 
 
-def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", download_dir=None):
+def resolve_classpath(kafka_version: str = DEFAULT_KAFKA_VERSION, kind: str = "broker",
+                      download_dir: str | None = None) -> str:
     """Return a java ``-cp`` value (``<dir>/*``) with the jars for a broker
     (``kind="broker"``) or for Kafka's command line tools (``kind="tools"``).
 
@@ -292,7 +297,8 @@ def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", downlo
             return os.path.join(libs, "*")
         mvn = _check_mvn()
         shutil.copyfile(os.path.join(_HERE, "pom.xml"), os.path.join(vdir, "pom.xml"))
-        tmp = tempfile.mkdtemp(prefix=kind + ".tmp-", dir=vdir)
+        made = tempfile.mkdtemp(prefix=kind + ".tmp-", dir=vdir)
+        tmp: str | None = made
         try:
             # -U: retry artifacts whose earlier download failed (Maven caches
             # "not found" in ~/.m2 otherwise); plain output for error messages.
@@ -300,7 +306,7 @@ def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", downlo
                    "-f", os.path.join(vdir, "pom.xml"),
                    "-P", ",".join(_profiles(kafka_version, kind)),
                    "dependency:copy-dependencies", "-DincludeScope=runtime",
-                   "-DoutputDirectory=" + tmp, "-Dkafka.version=" + kafka_version,
+                   "-DoutputDirectory=" + made, "-Dkafka.version=" + kafka_version,
                    "-Dkafka.scala=" + scala_binary_version(kafka_version),
                    "-Dlog4j2.version=" + _LOG4J2_VERSIONS.get(kafka_version, _LOG4J2_DEFAULT)]
             t0 = time.monotonic()
@@ -311,7 +317,7 @@ def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", downlo
                 raise HarnessError("Maven did not finish resolving Kafka %s within %d s"
                                    % (kafka_version, MVN_TIMEOUT)) from None
             out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout.decode("utf-8", "replace"))
-            jars = sorted(f for f in os.listdir(tmp) if f.endswith(".jar"))
+            jars = sorted(f for f in os.listdir(made) if f.endswith(".jar"))
             needed = "kafka_%s-%s.jar" % (scala_binary_version(kafka_version), kafka_version) \
                 if kind == "broker" else "kafka-tools-%s.jar" % kafka_version
             if proc.returncode != 0 or needed not in jars:
@@ -321,7 +327,7 @@ def resolve_classpath(kafka_version=DEFAULT_KAFKA_VERSION, kind="broker", downlo
                     % (kafka_version, kind, proc.returncode, " ".join(cmd), _tail(out, 40)))
             if os.path.isdir(libs):
                 shutil.rmtree(libs)
-            os.rename(tmp, libs)
+            os.rename(made, libs)
             tmp = None
             with open(marker + ".tmp", "w") as f:
                 f.write("\n".join(jars) + "\n")
@@ -350,8 +356,10 @@ def _tail(text, lines):
 
 # ------------------------------------------------------------------ tools
 
-def kafka_tool_command(main_class, args=(), kafka_version=DEFAULT_KAFKA_VERSION,
-                       heap="256m", download_dir=None, jvm_opts=(), fast_start=None):
+def kafka_tool_command(main_class: str, args: Iterable[object] = (),
+                       kafka_version: str = DEFAULT_KAFKA_VERSION, heap: str = "256m",
+                       download_dir: str | None = None, jvm_opts: Iterable[str] = (),
+                       fast_start: bool | None = None) -> list[str]:
     """argv that runs one of Kafka's command line tools (a short name from
     :data:`TOOLS` or a main class) with the tools classpath, for ``Popen``.
     Tool logging goes to stderr at WARN, so stdout carries only the output.
@@ -369,9 +377,12 @@ def kafka_tool_command(main_class, args=(), kafka_version=DEFAULT_KAFKA_VERSION,
             + list(jvm_opts) + ["-cp", cp, cls] + [str(a) for a in args])
 
 
-def run_kafka_tool(main_class, args=(), kafka_version=DEFAULT_KAFKA_VERSION, input=None,
-                   timeout=120.0, check=True, text=True, heap="256m", download_dir=None,
-                   jvm_opts=(), fast_start=None):
+def run_kafka_tool(main_class: str, args: Iterable[object] = (),
+                   kafka_version: str = DEFAULT_KAFKA_VERSION,
+                   input: str | bytes | None = None, timeout: float = 120.0,
+                   check: bool = True, text: bool = True, heap: str = "256m",
+                   download_dir: str | None = None, jvm_opts: Iterable[str] = (),
+                   fast_start: bool | None = None) -> subprocess.CompletedProcess[Any]:
     """Run a Kafka command line tool to completion and return its
     ``subprocess.CompletedProcess`` (stdout and stderr captured).
 
@@ -381,6 +392,7 @@ def run_kafka_tool(main_class, args=(), kafka_version=DEFAULT_KAFKA_VERSION, inp
                              fast_start)
     if text and isinstance(input, bytes):
         input = input.decode("utf-8")
+    err: Any
     try:
         proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               stdin=None if input is not None else subprocess.DEVNULL,
@@ -402,7 +414,7 @@ def run_kafka_tool(main_class, args=(), kafka_version=DEFAULT_KAFKA_VERSION, inp
 
 # ------------------------------------------------------------------ ports
 
-_handed_out = set()
+_handed_out: set[int] = set()
 _ports_lock = threading.Lock()
 
 
@@ -417,7 +429,7 @@ def _port_is_free(port):
         s.close()
 
 
-def _free_ports(n):
+def _free_ports(n: int) -> list[int]:
     """n free loopback ports below the kernel's ephemeral range, so that no
     outgoing connection takes one while a broker is down for a restart."""
     lo, hi = 20000, 32000
@@ -430,7 +442,7 @@ def _free_ports(n):
     if hi - lo < 1000:
         lo, hi = 10000, max(hi, 11000)
     rng = random.SystemRandom()
-    out = []
+    out: list[int] = []
     with _ports_lock:
         for _ in range(10000):
             if len(out) == n:
@@ -540,18 +552,31 @@ def _topic_name(name):
     return name
 
 
-def listener_env_name(listener):
+def listener_env_name(listener: str) -> str:
     """Environment variable (and ``--export-hosts`` line) of a listener's
     bootstrap string: ``BROKERS`` for PLAINTEXT, else ``BROKERS_<NAME>``
     (``BROKERS_SSL`` is pykafka's)."""
     return "BROKERS" if listener == "PLAINTEXT" else "BROKERS_" + listener
 
 
-def _bootstrap_property(listener):
-    def get(self):
-        return self.listeners.get(listener)
-    return property(get, doc="Bootstrap string of the %s listener, or None when the "
-                             "cluster has none." % listener)
+class _Bootstrap:
+    """A cluster's attribute giving the bootstrap string of one listener,
+    or None when the cluster has none."""
+
+    def __init__(self, listener: str) -> None:
+        self.listener = listener
+        self.__doc__ = ("Bootstrap string of the %s listener, or None when the "
+                        "cluster has none." % listener)
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Bootstrap: ...
+    @overload
+    def __get__(self, obj: ClusterAdmin, owner: type) -> str | None: ...
+
+    def __get__(self, obj: ClusterAdmin | None, owner: type) -> _Bootstrap | str | None:
+        if obj is None:
+            return self
+        return obj.listeners.get(self.listener)
 
 
 class ClusterAdmin:
@@ -567,21 +592,45 @@ class ClusterAdmin:
     ``certs`` is the cluster's :class:`CertManager` and ``sasl_users`` its
     SASL users (:data:`SASL_USERS`), both None without such listeners."""
 
-    download_dir = None
-    certs = None
-    sasl_users = None
-    brokers_ssl = _bootstrap_property("SSL")             # pykafka's name
-    brokers_sasl_plaintext = _bootstrap_property("SASL_PLAINTEXT")
-    brokers_sasl_ssl = _bootstrap_property("SASL_SSL")
-    brokers_mtls = _bootstrap_property("MTLS")
-    brokers_expired = _bootstrap_property("EXPIRED")
-    brokers_nosan = _bootstrap_property("NOSAN")
-    brokers_mismatch = _bootstrap_property("MISMATCH")
+    download_dir: str | None = None
+    certs: CertManager | None = None
+    sasl_users: dict[str, tuple[SaslUser, ...]] | None = None
+    kafka_version: str | None
+    zookeeper: str | None
 
-    def _connect(self, addr, timeout=30.0):
+    if TYPE_CHECKING:
+        # What the subclasses provide (see the class docstring).
+        @property
+        def brokers(self) -> str:
+            """Bootstrap string of the PLAINTEXT listener."""
+        @property
+        def listeners(self) -> dict[str, str]:
+            """{listener name: bootstrap string}."""
+        @property
+        def num_instances(self) -> int:
+            """The number of brokers."""
+        def _addresses(self) -> list[tuple[int, str, int]]: ...
+        def _address_of(self, i: int) -> tuple[int, str, int]: ...
+        def broker_version(self, i: int = 0) -> str | None: ...
+        def log_tails(self, lines: int = 50,
+                      which: Iterable[int] | None = None) -> str: ...
+        def stop_broker(self, i: int) -> None: ...
+        def start_broker(self, i: int, timeout: float | None = None) -> None: ...
+        def terminate(self) -> None: ...
+
+    brokers_ssl = _Bootstrap("SSL")                    # pykafka's name
+    brokers_sasl_plaintext = _Bootstrap("SASL_PLAINTEXT")
+    brokers_sasl_ssl = _Bootstrap("SASL_SSL")
+    brokers_mtls = _Bootstrap("MTLS")
+    brokers_expired = _Bootstrap("EXPIRED")
+    brokers_nosan = _Bootstrap("NOSAN")
+    brokers_mismatch = _Bootstrap("MISMATCH")
+
+    def _connect(self, addr: tuple[int, str, int],
+                 timeout: float = 30.0) -> _wire.Connection:
         return _wire.Connection(addr[1], addr[2], timeout=timeout)
 
-    def metadata(self, i=None):
+    def metadata(self, i: int | None = None) -> Any:
         """Cluster metadata (all topics) as seen by broker ``i`` (default: the
         first reachable one): a ``ClusterMetadata`` with ``brokers`` {node id:
         (host, port)}, ``controller_id``, ``cluster_id`` and ``topics`` {name:
@@ -591,14 +640,15 @@ class ClusterAdmin:
         with self._connect(addr) as conn:
             return conn.metadata()
 
-    def api_versions(self, i=None):
+    def api_versions(self, i: int | None = None) -> dict[int, tuple[int, int]]:
         """{api_key: (min, max)} advertised by broker ``i`` (ApiVersions v0)."""
         addr = self._address_of(i) if i is not None else self._addresses()[0]
         with self._connect(addr) as conn:
             return conn.api_versions()
 
     @property
-    def node_ids(self):
+    def node_ids(self) -> list[int]:
+        """The node ids of the brokers."""
         return sorted(self.metadata().brokers)
 
     def _wait(self, what, check, timeout):
@@ -639,8 +689,10 @@ class ClusterAdmin:
                     raise
             time.sleep(0.5)
 
-    def create_topic(self, name, num_partitions=1, replication_factor=1, configs=None,
-                     timeout=60.0):
+    def create_topic(self, name: str | bytes, num_partitions: int = 1,
+                     replication_factor: int = 1,
+                     configs: Mapping[str, str] | None = None,
+                     timeout: float = 60.0) -> None:
         """Create a topic (CreateTopics; ``configs`` is a dict of topic
         settings) and wait until every reachable broker's metadata shows a
         leader for each of its partitions and every leader answers
@@ -652,7 +704,7 @@ class ClusterAdmin:
             name, num_partitions, replication_factor, configs,
             timeout_ms=int(timeout * 1000)))
 
-        def check():
+        def check() -> str | None:
             for node, md in self._each_broker_metadata():
                 t = md.topics.get(name)
                 if t is None or t.error != 0:
@@ -667,7 +719,7 @@ class ClusterAdmin:
             # Metadata can name a leader a moment before that broker serves
             # the partition (it answers NOT_LEADER_OR_FOLLOWER meanwhile):
             # ready means every leader answers ListOffsets without error.
-            by_leader = {}
+            by_leader: dict[int, list[int]] = {}
             for p in t.partitions.values():
                 by_leader.setdefault(p.leader, []).append(p.id)
             for leader, pids in sorted(by_leader.items()):
@@ -685,7 +737,7 @@ class ClusterAdmin:
         self._wait("topic %r to have a serving leader for every partition" % name, check,
                    timeout)
 
-    def delete_topic(self, name, timeout=60.0):
+    def delete_topic(self, name: str | bytes, timeout: float = 60.0) -> None:
         """Delete a topic (str or bytes name) and wait until no reachable
         broker lists it."""
         name = _topic_name(name)
@@ -700,20 +752,20 @@ class ClusterAdmin:
 
         self._wait("topic %r to disappear" % name, check, timeout)
 
-    def list_topics(self, include_internal=False):
+    def list_topics(self, include_internal: bool = False) -> list[str]:
         md = self.metadata()
         return sorted(n for n, t in md.topics.items() if include_internal or not t.internal)
 
-    def wait_in_sync(self, topics=None, timeout=60.0):
+    def wait_in_sync(self, topics: Iterable[str | bytes] | None = None,
+                     timeout: float = 60.0) -> None:
         """Wait until every partition of ``topics`` (default: all non-internal
         topics) has a leader and all its replicas in the ISR, as every
         reachable broker sees it."""
-        if topics is not None:
-            topics = [_topic_name(t) for t in topics]
+        names_given = None if topics is None else [_topic_name(t) for t in topics]
 
         def check():
             for node, md in self._each_broker_metadata():
-                names = topics if topics is not None else [
+                names = names_given if names_given is not None else [
                     n for n, t in md.topics.items() if not t.internal]
                 for n in names:
                     t = md.topics.get(n)
@@ -727,7 +779,9 @@ class ClusterAdmin:
 
         self._wait("all replicas in sync", check, timeout)
 
-    def produce_messages(self, topic_name, messages, timeout=120.0):
+    def produce_messages(self, topic_name: str | bytes,
+                         messages: Iterable[str | bytes],
+                         timeout: float = 120.0) -> None:
         """Write ``messages`` (str or bytes, one record each, no newlines) to a
         topic with Kafka's console producer (acks=all), like pykafka's helper."""
         topic_name = _topic_name(topic_name)
@@ -788,10 +842,17 @@ class KafkaInstance(ClusterAdmin):
     JVM flags (after the defaults).
     """
 
-    def __init__(self, num_instances=1, kafka_version=DEFAULT_KAFKA_VERSION,
-                 download_dir=None, name="kafka", heap="512m", start_timeout=None,
-                 server_properties=None, jvm_opts=(), scala_version=None, bin_dir=None,
-                 use_gevent=False, secure_listeners=True):
+    num_instances: int
+    kafka_version: str
+
+    def __init__(self, num_instances: int = 1,
+                 kafka_version: str = DEFAULT_KAFKA_VERSION,
+                 download_dir: str | None = None, name: str = "kafka",
+                 heap: str = "512m", start_timeout: float | None = None,
+                 server_properties: Mapping[str, object] | None = None,
+                 jvm_opts: Iterable[str] = (), scala_version: str | None = None,
+                 bin_dir: str | None = None, use_gevent: bool = False,
+                 secure_listeners: bool = True) -> None:
         # scala_version, bin_dir and use_gevent are pykafka's parameters: one
         # Scala build is used per Kafka version (2.12 before 2.4, else 2.13;
         # None picks it), bin_dir is taken as the download (cache) folder, and
@@ -815,14 +876,14 @@ class KafkaInstance(ClusterAdmin):
         self._extra_props = dict(server_properties or {})
         self._jvm_opts = list(jvm_opts)
         self.zookeeper = None          # pykafka's attribute: ZooKeeper's host:port, if any
-        self._zk = None
+        self._zk: _ZooKeeper | None = None
         self.certs = None
         self.sasl_users = SASL_USERS if self.secure_listeners else None
-        self.cluster_id = None
-        self.tmpdir = None
-        self._brokers = []
-        self._finalizer = None
-        self.startup_seconds = None
+        self.cluster_id: str | None = None
+        self.tmpdir: str | None = None
+        self._brokers: list[_Broker] = []
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self.startup_seconds: float | None = None
         # Everything that can fail without side effects happens first.
         self._java = check_java()
         self._classpath = resolve_classpath(self.kafka_version, "broker", download_dir)
@@ -833,33 +894,36 @@ class KafkaInstance(ClusterAdmin):
     # ---------------------------------------------------------- properties
 
     @property
-    def brokers(self):
+    def brokers(self) -> str:
+        """Bootstrap string of the PLAINTEXT listener."""
         return ",".join("127.0.0.1:%d" % b.port for b in self._brokers)
 
     @property
-    def listeners(self):
+    def listeners(self) -> dict[str, str]:
         """{listener name: bootstrap string} of every client listener."""
         names = self._brokers[0].ports if self._brokers else {}
         return {name: ",".join("127.0.0.1:%d" % b.ports[name] for b in self._brokers)
                 for name in names}
 
     @property
-    def broker_ports(self):
+    def broker_ports(self) -> list[int]:
+        """The PLAINTEXT port of each broker."""
         return [b.port for b in self._brokers]
 
     @property
-    def node_ids(self):
+    def node_ids(self) -> list[int]:
+        """The node id of each broker."""
         return [b.node_id for b in self._brokers]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<KafkaInstance %s x%d %s%s>" % (
             self.kafka_version, self.num_instances, self.brokers,
             " zookeeper=%s" % self.zookeeper if self.zookeeper else "")
 
-    def __enter__(self):
+    def __enter__(self) -> KafkaInstance:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.terminate()
 
     # ------------------------------------------------------------- startup
@@ -1204,7 +1268,7 @@ class KafkaInstance(ClusterAdmin):
         _cleanup(self._brokers, self.tmpdir, STOP_GRACE, keep, self._zk)
         self._finalizer = None
 
-    def terminate(self):
+    def terminate(self) -> None:
         """Stop every broker (SIGTERM to all at once, a short grace, then
         SIGKILL), then ZooKeeper if there is one, and remove the cluster's
         data and logs.  Idempotent."""
@@ -1215,10 +1279,10 @@ class KafkaInstance(ClusterAdmin):
             raise IndexError("no broker %r in a cluster of %d" % (i, len(self._brokers)))
         return self._brokers[i]
 
-    def is_running(self, i):
+    def is_running(self, i: int) -> bool:
         return self._broker(i).running()
 
-    def stop_broker(self, i):
+    def stop_broker(self, i: int) -> None:
         """Kill broker ``i`` with SIGKILL (a crash) and wait until it is gone."""
         b = self._broker(i)
         if b.proc is not None:
@@ -1229,7 +1293,7 @@ class KafkaInstance(ClusterAdmin):
             log.write(("=== pykafka_c.test: broker %d killed (SIGKILL) at %s ===\n"
                        % (i, time.strftime("%Y-%m-%d %H:%M:%S"))).encode())
 
-    def start_broker(self, i, timeout=None):
+    def start_broker(self, i: int, timeout: float | None = None) -> None:
         """Restart broker ``i`` on the same ports and data, and wait until it
         is ready and every other running broker lists it again."""
         b = self._broker(i)
@@ -1248,17 +1312,17 @@ class KafkaInstance(ClusterAdmin):
 
     # ------------------------------------------------------------- queries
 
-    def _addresses(self):
+    def _addresses(self) -> list[tuple[int, str, int]]:
         running = [b for b in self._brokers if b.running()]
         if not running:
             raise HarnessError("no broker of the cluster is running")
         return [(b.node_id, "127.0.0.1", b.port) for b in running]
 
-    def _address_of(self, i):
+    def _address_of(self, i: int) -> tuple[int, str, int]:
         b = self._broker(i)
         return b.node_id, "127.0.0.1", b.port
 
-    def broker_version(self, i=0):
+    def broker_version(self, i: int = 0) -> str | None:
         """Kafka version broker ``i`` reported in its log ("Kafka version: X")."""
         # "Kafka version: X" (3.x, 4.x) or "Kafka version : X" (2.x)
         m = re.findall(r"Kafka version ?: (\S+)", self.broker_logs(i))
@@ -1266,10 +1330,10 @@ class KafkaInstance(ClusterAdmin):
 
     # ---------------------------------------------------------------- logs
 
-    def broker_log_path(self, i):
+    def broker_log_path(self, i: int) -> str:
         return self._broker(i).log_path
 
-    def broker_logs(self, i=None, tail=None):
+    def broker_logs(self, i: int | None = None, tail: int | None = None) -> str:
         """Text of broker ``i``'s log (all brokers, each under a header, when
         ``i`` is None); only the last ``tail`` lines when given."""
         if i is None:
@@ -1293,7 +1357,7 @@ class KafkaInstance(ClusterAdmin):
                 b.log_path, text)
         return text
 
-    def log_tails(self, lines=50, which=None):
+    def log_tails(self, lines: int = 50, which: Iterable[int] | None = None) -> str:
         """Last ``lines`` lines of the logs of the brokers in ``which`` (default
         all), each under a header: what a failing test should print."""
         idx = range(len(self._brokers)) if which is None else which
@@ -1320,7 +1384,7 @@ def _on_signal(signum, frame):
     raise _Stop(signum)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pykafka_c.test.kafka_instance",
         description="Start a local Apache Kafka cluster for tests (KRaft from 3.3, "
@@ -1386,7 +1450,7 @@ def main(argv=None):
             cluster.terminate()
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # pykafka keeps KafkaConnection in this module; here it lives in
     # pykafka_c.test.utils (which imports this module), loaded on first use.
     if name == "KafkaConnection":

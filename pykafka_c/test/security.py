@@ -24,6 +24,8 @@ parallel; the whole set takes about half a second.  A process makes it once
 (:func:`shared_certs`) and each cluster copies it into its own folder.
 """
 
+from __future__ import annotations
+
 import atexit
 import base64
 import collections
@@ -35,6 +37,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 from ._errors import HarnessError
 
@@ -104,7 +108,13 @@ commonName = supplied
 #: One SASL user: ``iterations`` is the SCRAM iteration count (None for
 #: PLAIN and OAUTHBEARER); OAUTHBEARER users have no password (they are the
 #: ``sub`` of an :func:`unsecured_jwt` token).
-SaslUser = collections.namedtuple("SaslUser", "name password iterations")
+class SaslUser(NamedTuple):
+    """A SASL user of the test brokers (``password`` None for OAUTHBEARER,
+    ``iterations`` only for SCRAM)."""
+    name: str
+    password: str | None
+    iterations: int | None
+
 
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 SCRAM_DEFAULT_ITERATIONS = 4096
@@ -116,7 +126,7 @@ SCRAM_DEFAULT_ITERATIONS = 4096
 #: of the default 4096.  Passwords differ per mechanism, so a client that
 #: sends the wrong mechanism's password fails.  The unsecured OAUTHBEARER
 #: validator accepts any principal; alice and bob are just the names to use.
-SASL_USERS = {
+SASL_USERS: dict[str, tuple[SaslUser, ...]] = {
     "PLAIN": (SaslUser("alice", "alice-plain-secret", None),
               SaslUser("bob", "bob-plain-secret", None)),
     "SCRAM-SHA-256": (SaslUser("alice", "alice-sha256-secret", SCRAM_DEFAULT_ITERATIONS),
@@ -129,13 +139,15 @@ SASL_USERS = {
 }
 
 
-def plain_jaas_users(users=SASL_USERS):
+def plain_jaas_users(users: Mapping[str, Iterable[SaslUser]] = SASL_USERS
+                     ) -> str:
     """The ``user_<name>="<password>"`` options of the brokers' PLAIN JAAS
     config."""
     return " ".join('user_%s="%s"' % (u.name, u.password) for u in users["PLAIN"])
 
 
-def scram_format_args(users=SASL_USERS):
+def scram_format_args(users: Mapping[str, Iterable[SaslUser]] = SASL_USERS
+                      ) -> list[str]:
     """``--add-scram`` arguments for Kafka's StorageTool (Kafka 3.5+): one
     per SCRAM user and mechanism, iterations given only when not the
     default."""
@@ -143,13 +155,13 @@ def scram_format_args(users=SASL_USERS):
     for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
         for u in users[mech]:
             spec = "name=%s" % u.name
-            if u.iterations != SCRAM_DEFAULT_ITERATIONS:
+            if u.iterations is not None and u.iterations != SCRAM_DEFAULT_ITERATIONS:
                 spec += ",iterations=%d" % u.iterations
             args += ["--add-scram", "%s=[%s,password=%s]" % (mech, spec, u.password)]
     return args
 
 
-def _b64url_json(obj):
+def _b64url_json(obj: object) -> str:
     """base64url (no padding) of compact ASCII JSON, free of '-' and '_'.
 
     base64url writes '-' or '_' for a 6-bit group of value 62 or 63.  For
@@ -165,7 +177,9 @@ def _b64url_json(obj):
     return base64.urlsafe_b64encode(text.encode("ascii")).rstrip(b"=").decode("ascii")
 
 
-def unsecured_jwt(sub="alice", lifetime=3600.0, iat=None, scope=None, claims=None):
+def unsecured_jwt(sub: str = "alice", lifetime: float = 3600.0,
+                  iat: float | None = None, scope: Iterable[str] | None = None,
+                  claims: Mapping[str, Any] | None = None) -> str:
     """An unsecured OAUTHBEARER token (RFC 7515 appendix A.5, what Kafka's
     default ``OAuthBearerUnsecuredValidatorCallbackHandler`` checks):
     ``base64url({"alg":"none"}) "." base64url(claims) "."`` with ``sub``,
@@ -178,7 +192,7 @@ def unsecured_jwt(sub="alice", lifetime=3600.0, iat=None, scope=None, claims=Non
     reject such tokens (KAFKA-17089), so the same token works on every
     tested version."""
     now = time.time() if iat is None else float(iat)
-    body = {"sub": sub, "iat": int(now), "exp": int(now + lifetime)}
+    body: dict[str, Any] = {"sub": sub, "iat": int(now), "exp": int(now + lifetime)}
     if scope is not None:
         body["scope"] = list(scope)
     body.update(claims or {})
@@ -188,14 +202,15 @@ def unsecured_jwt(sub="alice", lifetime=3600.0, iat=None, scope=None, claims=Non
     return token
 
 
-def oauthbearer_client_first(token, extensions=None):
+def oauthbearer_client_first(token: str,
+                             extensions: Mapping[str, str] | None = None) -> bytes:
     """The OAUTHBEARER client's first message (RFC 7628, KIP-255):
     ``n,,\\x01auth=Bearer <token>[\\x01key=value...]\\x01\\x01``."""
     parts = ["auth=Bearer " + token] + ["%s=%s" % kv for kv in sorted((extensions or {}).items())]
     return ("n,,\x01" + "\x01".join(parts) + "\x01\x01").encode("utf-8")
 
 
-def plain_client_first(user, password):
+def plain_client_first(user: str, password: str) -> bytes:
     """The PLAIN client's one message (RFC 4616), empty authzid."""
     return b"\x00" + user.encode("utf-8") + b"\x00" + password.encode("utf-8")
 
@@ -382,14 +397,37 @@ class CertManager:
     root_pass = None
     broker_pass = None
 
-    def __init__(self, root_dir):
+    # the files (absolute paths), set from _FILES by _read()
+    root_cert: str
+    root_key: str
+    truststore: str
+    keystore: str
+    broker_cert: str
+    broker_key: str
+    client_cert: str
+    client_key: str
+    other_ca_cert: str
+    other_ca_key: str
+    other_client_cert: str
+    expired_cert: str
+    expired_keystore: str
+    nosan_cert: str
+    nosan_keystore: str
+    mismatch_cert: str
+    mismatch_keystore: str
+    cert_dir: str
+    credentials_file: str
+    client_pass: str
+    sasl_users: dict[str, tuple[SaslUser, ...]]
+
+    def __init__(self, root_dir: str) -> None:
         cert_dir = os.path.join(os.path.abspath(root_dir), "test-certs")
         if not self._complete(cert_dir):
             _generate(cert_dir)
         self._read(cert_dir)
 
     @classmethod
-    def load(cls, cert_dir):
+    def load(cls, cert_dir: str) -> CertManager:
         """The certificates in ``cert_dir`` (a folder made by this class, such
         as the ``PKC_TEST_CERTS`` that ``python -m
         pykafka_c.test.kafka_instance`` prints); :class:`HarnessError` when it
@@ -422,21 +460,21 @@ class CertManager:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise HarnessError("cannot read %s: %s" % (self.credentials_file, exc)) from None
 
-    def copy_to(self, root_dir):
+    def copy_to(self, root_dir: str) -> CertManager:
         """A copy of this set in ``<root_dir>/test-certs``, as a new
         CertManager (a cluster keeps its own copy in its data folder)."""
         shutil.copytree(self.cert_dir, os.path.join(root_dir, "test-certs"))
         return CertManager.load(os.path.join(root_dir, "test-certs"))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<CertManager %s>" % self.cert_dir
 
 
-_shared = None
+_shared: CertManager | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_certs():
+def shared_certs() -> CertManager:
     """This process's set of test certificates, made on first use in a
     temporary folder that is removed at exit.  Clusters copy it
     (:meth:`CertManager.copy_to`), so a process pays for the keys once."""

@@ -10,13 +10,19 @@
 * :func:`retry` -- call an assertion until it passes or time runs out.
 """
 
+from __future__ import annotations
+
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from . import _wire
 from .kafka_instance import (CERTS_ENV, SECURITY_LISTENERS, ClusterAdmin, DEFAULT_KAFKA_VERSION,
                              HarnessError, KafkaInstance, listener_env_name)
 from .security import SASL_USERS, CertManager
+
+_T = TypeVar("_T")
 
 __all__ = ["get_cluster", "stop_cluster", "retry", "ExternalCluster",
            "KafkaConnection"]
@@ -51,7 +57,12 @@ class ExternalCluster(ClusterAdmin):
     the variables ``python -m pykafka_c.test.kafka_instance --export-hosts``
     writes."""
 
-    def __init__(self, brokers, kafka_version=None, listeners=None, certs=None):
+    brokers: str
+    listeners: dict[str, str]
+
+    def __init__(self, brokers: str, kafka_version: str | None = None,
+                 listeners: Mapping[str, str] | None = None,
+                 certs: CertManager | None = None) -> None:
         self.brokers = brokers
         self.kafka_version = kafka_version
         self.zookeeper = None
@@ -60,10 +71,10 @@ class ExternalCluster(ClusterAdmin):
         if any(name.startswith("SASL_") for name in self.listeners):
             self.sasl_users = certs.sasl_users if certs is not None else SASL_USERS
         self._hosts = _parse_hosts(brokers)
-        self.created_topics = []
+        self.created_topics: list[str | bytes] = []
 
     @classmethod
-    def from_environment(cls):
+    def from_environment(cls) -> ExternalCluster:
         """The cluster of ``$BROKERS`` (required), with ``$KAFKA_VERSION``,
         the listeners of ``$BROKERS_<NAME>`` (``$BROKERS_SSL``,
         ``$BROKERS_SASL_SSL``, ...: see :func:`listener_env_name`) and the
@@ -83,13 +94,13 @@ class ExternalCluster(ClusterAdmin):
                 % ("/".join(listener_env_name(n) for n in sorted(listeners)), CERTS_ENV))
         return cls(env["BROKERS"], env.get("KAFKA_VERSION") or None, listeners, certs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<ExternalCluster %s>" % self.brokers
 
-    def __enter__(self):
+    def __enter__(self) -> ExternalCluster:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.terminate()
 
     def _bootstrap_metadata(self):
@@ -102,44 +113,47 @@ class ExternalCluster(ClusterAdmin):
                 last = exc
         raise HarnessError("no broker of %s answers: %s" % (self.brokers, last))
 
-    def _addresses(self):
+    def _addresses(self) -> list[tuple[int, str, int]]:
         return [(node, host, port) for node, (host, port)
                 in sorted(self._bootstrap_metadata().brokers.items())]
 
-    def _address_of(self, i):
+    def _address_of(self, i: int) -> tuple[int, str, int]:
         brokers = self._bootstrap_metadata().brokers
         if i not in brokers:
             raise IndexError("no broker with node id %r in %s" % (i, sorted(brokers)))
-        return (i,) + tuple(brokers[i])
+        host, port = brokers[i]
+        return i, host, port
 
     @property
-    def num_instances(self):
+    def num_instances(self) -> int:
         return len(self._bootstrap_metadata().brokers)
 
-    def broker_version(self, i=0):
+    def broker_version(self, i: int = 0) -> str | None:
         """Unknown: an external cluster's logs are not readable here."""
         return None
 
-    def create_topic(self, name, num_partitions=1, replication_factor=1, configs=None,
-                     timeout=60.0):
+    def create_topic(self, name: str | bytes, num_partitions: int = 1,
+                     replication_factor: int = 1,
+                     configs: Mapping[str, str] | None = None,
+                     timeout: float = 60.0) -> None:
         super().create_topic(name, num_partitions, replication_factor, configs, timeout)
         self.created_topics.append(name)
 
-    def delete_topic(self, name, timeout=60.0):
+    def delete_topic(self, name: str | bytes, timeout: float = 60.0) -> None:
         super().delete_topic(name, timeout)
         if name in self.created_topics:
             self.created_topics.remove(name)
 
-    def log_tails(self, lines=50, which=None):
+    def log_tails(self, lines: int = 50, which: Iterable[int] | None = None) -> str:
         return "(external cluster %s: its broker logs are not available here)" % self.brokers
 
-    def stop_broker(self, i):
+    def stop_broker(self, i: int) -> None:
         raise HarnessError("cannot stop a broker of an external cluster (%s)" % self.brokers)
 
-    def start_broker(self, i, timeout=None):
+    def start_broker(self, i: int, timeout: float | None = None) -> None:
         raise HarnessError("cannot start a broker of an external cluster (%s)" % self.brokers)
 
-    def terminate(self):
+    def terminate(self) -> None:
         """Delete the topics created through this object; the cluster stays up."""
         for name in list(self.created_topics):
             try:
@@ -160,8 +174,9 @@ class KafkaConnection(ExternalCluster):
     ``$PKC_TEST_CERTS``, else of ``<bin_dir>/test-certs`` (where pykafka kept
     them); :class:`HarnessError` when neither holds a set."""
 
-    def __init__(self, bin_dir, brokers, zookeeper, brokers_ssl=None,
-                 kafka_version=None):
+    def __init__(self, bin_dir: str, brokers: str, zookeeper: str | None,
+                 brokers_ssl: str | None = None,
+                 kafka_version: str | None = None) -> None:
         certs = None
         if brokers_ssl is not None:
             cert_dir = os.environ.get(CERTS_ENV) or os.path.join(bin_dir, "test-certs")
@@ -177,17 +192,18 @@ class KafkaConnection(ExternalCluster):
         self._bin_dir = bin_dir
         self.zookeeper = zookeeper
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<KafkaConnection %s>" % self.brokers
 
-    def flush(self):
+    def flush(self) -> None:
         """Delete every topic of the cluster except the internal ones (as
         pykafka's ``flush``)."""
         for name in self.list_topics():
             self.delete_topic(name)
 
 
-def get_cluster(num_instances=3, kafka_version=DEFAULT_KAFKA_VERSION, **kwargs):
+def get_cluster(num_instances: int = 3, kafka_version: str = DEFAULT_KAFKA_VERSION,
+                **kwargs: Any) -> KafkaInstance | ExternalCluster:
     """The cluster named by ``$BROKERS`` (``host:port,...``; its version from
     ``$KAFKA_VERSION``, its other listeners from ``$BROKERS_SSL`` (as in
     pykafka) and the other ``$BROKERS_<NAME>``, its certificates from
@@ -200,15 +216,17 @@ def get_cluster(num_instances=3, kafka_version=DEFAULT_KAFKA_VERSION, **kwargs):
     return KafkaInstance(num_instances=num_instances, kafka_version=kafka_version, **kwargs)
 
 
-def stop_cluster(cluster):
+def stop_cluster(cluster: ClusterAdmin) -> None:
     """Terminate a cluster from :func:`get_cluster`: a started one is stopped
     and its data removed; an external one only loses the topics created
     through it."""
     cluster.terminate()
 
 
-def retry(assertion_callable, retry_time=10, wait_between_tries=0.1,
-          exception_to_retry=AssertionError):
+def retry(assertion_callable: Callable[[], _T], retry_time: float = 10,
+          wait_between_tries: float = 0.1,
+          exception_to_retry: type[BaseException] | tuple[type[BaseException], ...]
+          = AssertionError) -> _T:
     """Call ``assertion_callable`` until it returns without raising
     ``exception_to_retry``; re-raise the last such exception once
     ``retry_time`` seconds have passed.  Returns the callable's result."""

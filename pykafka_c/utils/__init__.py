@@ -7,6 +7,10 @@ they are kept so code written against pykafka (custom request classes,
 isinstance checks) keeps importing and behaving the same.
 """
 
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
 __all__ = ["Serializable", "ApiVersionAware", "serialize_utf8",
            "deserialize_utf8", "msg_protocol_version", "VERSIONS_CACHE"]
 
@@ -16,18 +20,19 @@ class Serializable(object):
     and ``pack_into(buff, offset)`` writes the encoding; subclasses
     implement both."""
 
-    __slots__ = []
+    __slots__: list[str] = []
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Length of the bytes that will be sent to the Kafka server."""
         raise NotImplementedError()
 
-    def pack_into(self, buff, offset):
+    def pack_into(self, buff: bytearray, offset: int) -> None:
         """Write the encoding into ``buff`` starting at ``offset``."""
         raise NotImplementedError()
 
 
-def serialize_utf8(value, partition_key):
+def serialize_utf8(value: Any, partition_key: Any
+                   ) -> tuple[bytes | None, bytes | None]:
     """serialize_utf8(value, partition_key) -> (bytes, bytes) --
 
     A producer ``serializer``: encode str value and key as UTF-8."""
@@ -38,31 +43,29 @@ def serialize_utf8(value, partition_key):
     return value, partition_key
 
 
-def deserialize_utf8(value, partition_key):
+def deserialize_utf8(value: bytes | None, partition_key: bytes | None
+                     ) -> tuple[str | None, str | None]:
     """deserialize_utf8(value, partition_key) -> (str, str) --
 
     A consumer ``deserializer``: decode bytes value and key as UTF-8."""
-    if value is not None:
-        value = value.decode("utf-8")
-    if partition_key is not None:
-        partition_key = partition_key.decode("utf-8")
-    return value, partition_key
+    return (None if value is None else value.decode("utf-8"),
+            None if partition_key is None else partition_key.decode("utf-8"))
 
 
 #: ``{class: chosen version class}`` filled by
 #: :meth:`ApiVersionAware.get_version_impl`.  As in pykafka it is
 #: process-wide: the first broker's answer is kept for every later call.
-VERSIONS_CACHE = {}
+VERSIONS_CACHE: dict[type, type] = {}
 
 
-def _broker_max(api_versions, api_key):
+def _broker_max(api_versions: Any, api_key: int) -> int:
     if not api_versions:
         return 0
     spec = api_versions[api_key]
     # pykafka passes ApiVersionsSpec(key, min, max); pykafka_c's
     # Broker.api_versions holds (min, max) tuples.
     top = getattr(spec, "max", None)
-    return spec[1] if top is None else top
+    return int(spec[1] if top is None else top)
 
 
 class ApiVersionAware(object):
@@ -71,8 +74,10 @@ class ApiVersionAware(object):
     A subclass defines ``API_KEY`` and a classmethod ``get_versions()``
     returning ``{version: implementing class}``."""
 
+    API_KEY: ClassVar[int]
+
     @classmethod
-    def get_version_impl(cls, api_versions):
+    def get_version_impl(cls, api_versions: Any) -> type | None:
         """get_version_impl(api_versions) -> class --
 
         The class of the highest version in ``cls.get_versions()`` that the
@@ -86,7 +91,7 @@ class ApiVersionAware(object):
         cached = VERSIONS_CACHE.get(cls)
         if cached:
             return cached
-        versions = cls.get_versions()
+        versions: dict[int, type] = getattr(cls, "get_versions")()
         top = _broker_max(api_versions, cls.API_KEY)
         usable = [v for v in versions if v <= top]
         if not usable:
@@ -96,7 +101,7 @@ class ApiVersionAware(object):
         return impl
 
 
-def _version_tuple(text):
+def _version_tuple(text: object) -> tuple[int, ...]:
     parts = []
     for piece in str(text).split("."):
         digits = ""
@@ -112,7 +117,8 @@ def _version_tuple(text):
     return tuple(parts)
 
 
-def msg_protocol_version(broker_version):
+def msg_protocol_version(broker_version: str) -> int:
+
     """msg_protocol_version(broker_version) -> int --
 
     The message-set magic pykafka used for a ``broker_version`` string: 1

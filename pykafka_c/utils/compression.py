@@ -16,9 +16,12 @@ Differences from pykafka, all on the lenient side:
   rather than each library's own exception type.
 """
 
+from __future__ import annotations
+
 import struct
 
 from .. import _core
+from .._typing import BytesLike
 
 __all__ = ["encode_gzip", "decode_gzip", "encode_snappy", "decode_snappy",
            "encode_lz4", "decode_lz4", "decode_lz4f", "encode_lz4_old_kafka",
@@ -41,21 +44,22 @@ _LZ4_MAGIC = b"\x04\x22\x4d\x18"
 _LZ4_FLG_CONTENT_SIZE = 0x08
 
 
-def encode_gzip(buff):
+def encode_gzip(buff: BytesLike) -> bytes:
     """encode_gzip(buff) -> bytes --
 
     gzip ``buff`` (one RFC 1952 member, level 9 as pykafka's GzipFile)."""
     return _core.compress(_GZIP, buff, _GZIP_LEVEL)
 
 
-def decode_gzip(buff):
+def decode_gzip(buff: BytesLike) -> bytes:
     """decode_gzip(buff) -> bytes --
 
     Decompress gzip data (concatenated members too)."""
     return _core.decompress(_GZIP, buff, MAX_DECOMPRESSED_SIZE)
 
 
-def encode_snappy(buff, xerial_compatible=False, xerial_blocksize=32 * 1024):
+def encode_snappy(buff: BytesLike, xerial_compatible: bool = False,
+                  xerial_blocksize: int = 32 * 1024) -> bytes:
     """encode_snappy(buff, xerial_compatible=False, xerial_blocksize=32768) -> bytes --
 
     Snappy-compress ``buff``.  By default one raw snappy block (what
@@ -77,7 +81,7 @@ def encode_snappy(buff, xerial_compatible=False, xerial_blocksize=32 * 1024):
     return b"".join(parts)
 
 
-def decode_snappy(buff):
+def decode_snappy(buff: BytesLike) -> bytes:
     """decode_snappy(buff) -> bytes --
 
     Decompress snappy data, raw or xerial-framed (detected by the xerial
@@ -85,7 +89,7 @@ def decode_snappy(buff):
     return _core.decompress(_SNAPPY, buff, MAX_DECOMPRESSED_SIZE)
 
 
-def encode_lz4(buff):
+def encode_lz4(buff: BytesLike) -> bytes:
     """encode_lz4(buff) -> bytes --
 
     One LZ4 frame with independent blocks (Kafka refuses linked ones),
@@ -93,14 +97,14 @@ def encode_lz4(buff):
     return _core.compress(_LZ4, buff)
 
 
-def decode_lz4(buff):
+def decode_lz4(buff: BytesLike) -> bytes:
     """decode_lz4(buff) -> bytes --
 
     Decompress LZ4 frame data (one or several frames)."""
     return _core.decompress(_LZ4, buff, MAX_DECOMPRESSED_SIZE)
 
 
-def decode_lz4f(buff):
+def decode_lz4f(buff: BytesLike) -> bytes:
     """decode_lz4f(buff) -> bytes --
 
     pykafka's decoder through the lz4f package; here the same as
@@ -117,11 +121,11 @@ _P1, _P2, _P3, _P4, _P5 = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F,
 _M32 = 0xFFFFFFFF
 
 
-def _rotl(x, r):
+def _rotl(x: int, r: int) -> int:
     return ((x << r) | (x >> (32 - r))) & _M32
 
 
-def _xxh32(data):
+def _xxh32(data: BytesLike) -> int:
     data = bytes(data)
     n = len(data)
     pos = 0
@@ -152,7 +156,7 @@ def _xxh32(data):
     return h
 
 
-def _descriptor_end(frame):
+def _descriptor_end(frame: BytesLike) -> int:
     """Offset of the header checksum byte of an LZ4 frame."""
     if len(frame) < 7 or bytes(frame[:4]) != _LZ4_MAGIC:
         from ..exceptions import CompressionError
@@ -166,7 +170,7 @@ def _descriptor_end(frame):
     return end
 
 
-def encode_lz4_old_kafka(buff):
+def encode_lz4_old_kafka(buff: BytesLike) -> bytes:
     """encode_lz4_old_kafka(buff) -> bytes --
 
     An LZ4 frame as Kafka before 0.10 (message format v0) reads and writes
@@ -182,7 +186,7 @@ def encode_lz4_old_kafka(buff):
     return bytes(frame)
 
 
-def decode_lz4_old_kafka(buff):
+def decode_lz4_old_kafka(buff: BytesLike) -> bytes:
     """decode_lz4_old_kafka(buff) -> bytes --
 
     Decompress an LZ4 frame written by old Kafka (header checksum over the

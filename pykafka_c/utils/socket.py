@@ -3,12 +3,17 @@
 pykafka_c's own connections read in C (csrc/wire/net.c); this is kept for
 code that used pykafka's helper with its own sockets."""
 
+from __future__ import annotations
+
+import socket as _socket
+
 from ..exceptions import SocketDisconnectedError
 
 __all__ = ["recvall_into"]
 
 
-def recvall_into(socket, bytea, size):
+def recvall_into(socket: _socket.socket, bytea: bytearray,
+                 size: int) -> bytearray:
     """recvall_into(socket, bytea, size) -> bytearray --
 
     Read exactly ``size`` bytes from ``socket`` into ``bytea[0:size]``
@@ -17,6 +22,7 @@ def recvall_into(socket, bytea, size):
     ``SocketDisconnectedError``, as in pykafka."""
     got = 0
     while got < size:
+        chunk: bytes | None
         try:
             chunk = socket.recv(size - got)
         except OSError:

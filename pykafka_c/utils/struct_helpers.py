@@ -15,18 +15,27 @@ gives an empty list.  Truncated input raises ``struct.error``.  This is
 Python (no hot path uses it; pykafka_c decodes the protocol in C).
 """
 
+from __future__ import annotations
+
 import struct
+from typing import Any, Union
+
+from .._typing import BytesLike
 
 __all__ = ["unpack_from"]
 
 _I16 = struct.Struct("!h")
 _I32 = struct.Struct("!i")
 
+#: A parsed format: letters, and ("[", inner tokens, inner format) arrays.
+_Token = Union[str, tuple[str, list["_Token"], str]]
 
-def _parse(fmt, pos=0, closing=False):
+
+def _parse(fmt: str, pos: int = 0, closing: bool = False
+           ) -> tuple[list[_Token], int]:
     """Parse ``fmt`` from ``pos`` into a list of tokens: a letter or a
     ("[", tokens, inner_format) triple.  Returns (tokens, next pos)."""
-    tokens = []
+    tokens: list[_Token] = []
     start = pos
     while pos < len(fmt):
         ch = fmt[pos]
@@ -46,8 +55,9 @@ def _parse(fmt, pos=0, closing=False):
     return tokens, pos
 
 
-def _read_sized(buff, offset, size_struct):
-    length = size_struct.unpack_from(buff, offset)[0]
+def _read_sized(buff: BytesLike, offset: int, size_struct: struct.Struct
+                ) -> tuple[bytes | None, int]:
+    length: int = size_struct.unpack_from(buff, offset)[0]
     offset += size_struct.size
     if length == -1:
         return None, offset
@@ -58,14 +68,15 @@ def _read_sized(buff, offset, size_struct):
     return bytes(buff[offset:offset + length]), offset + length
 
 
-def _walk(tokens, buff, offset):
-    items = []
+def _walk(tokens: list[_Token], buff: BytesLike, offset: int
+          ) -> tuple[tuple[Any, ...], int]:
+    items: list[Any] = []
     for tok in tokens:
         if isinstance(tok, tuple):
             _, inner, inner_fmt = tok
-            count = _I32.unpack_from(buff, offset)[0]
+            count: int = _I32.unpack_from(buff, offset)[0]
             offset += 4
-            elements = []
+            elements: list[Any] = []
             for _ in range(max(count, 0)):
                 element, offset = _walk(inner, buff, offset)
                 elements.append(element)
@@ -86,7 +97,7 @@ def _walk(tokens, buff, offset):
     return tuple(items), offset
 
 
-def unpack_from(fmt, buff, offset=0):
+def unpack_from(fmt: str, buff: BytesLike, offset: int = 0) -> Any:
     """unpack_from(fmt, buff, offset=0) -> tuple --
 
     Decode ``buff`` from ``offset`` by ``fmt`` (see the module docstring)
