@@ -131,7 +131,9 @@ for entry in "${order[@]}"; do
     if [ "$status" = passed ]; then
         "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "unit and not slow and not cprogram" tests \
             >>"$log" 2>&1 || status="FAILED (see $log)"
-        summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$log" | tail -n1 | sed 's/=//g; s/^ *//; s/ *$//')
+        # The last count line (none when collection failed: not an error
+        # of this script).
+        summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|errors?)|^[0-9]+ deselected' "$log" | tail -n1 | sed 's/=//g; s/^ *//; s/ *$//' || true)
     else
         summary=""
     fi

@@ -21,7 +21,7 @@ are decoded at the class's ``API_VERSION`` (or ``version=``).
 from __future__ import annotations
 
 import struct
-from typing import Any, ClassVar, NoReturn, Self, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
 
 from .. import _core
 from .._constants import ApiKey as _ApiKey
@@ -30,6 +30,9 @@ from ..membershipprotocol import ConsumerGroupProtocolMetadata, MemberAssignment
 from .._responses import ApiVersionsSpec
 from .._typing import Decoded
 from ..utils import ApiVersionAware
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; annotations here are strings
+    from typing import Self
 
 __all__ = ["Request", "Response", "ApiVersionsSpec", "API_VERSIONS_080",
            "API_VERSIONS_090", "MemberAssignment",
