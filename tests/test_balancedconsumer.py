@@ -9,6 +9,7 @@ tests are Kafka's own console consumer (through the harness's tool helper)
 and kcat's librdkafka KafkaConsumer.
 """
 
+import collections
 import inspect
 import re
 import shutil
@@ -25,7 +26,7 @@ from pykafka_c.balancedconsumer import BalancedConsumer, _is_fatal
 from pykafka_c.client import KafkaClient
 from pykafka_c.common import OffsetType
 from pykafka_c.exceptions import (ConsumerStoppedException,
-                                  GroupAuthorizationFailed,
+                                  FencedInstanceId, GroupAuthorizationFailed,
                                   InconsistentGroupProtocol, KafkaException,
                                   NotCoordinatorForGroup, RebalanceInProgress,
                                   SocketDisconnectedError, UnicodeException,
@@ -124,7 +125,8 @@ def test_managed_signature_is_pykafkas():
     positional, extra = _positional(ManagedBalancedConsumer)
     assert positional == _MANAGED_PARAMS
     assert extra == {"session_timeout_ms": 30000,
-                     "rebalance_timeout_ms": None}
+                     "rebalance_timeout_ms": None,
+                     "group_instance_id": None}
 
 
 def test_balanced_signature_is_pykafkas():
@@ -132,7 +134,8 @@ def test_balanced_signature_is_pykafkas():
     assert positional == _BALANCED_PARAMS
     assert extra == {"heartbeat_interval_ms": 3000,
                      "session_timeout_ms": 30000,
-                     "rebalance_timeout_ms": None}
+                     "rebalance_timeout_ms": None,
+                     "group_instance_id": None}
 
 
 def test_managed_is_a_balanced_consumer():
@@ -201,6 +204,26 @@ def test_int_validation(kwargs, exc):
     with pytest.raises(exc):
         ManagedBalancedConsumer(_Topic(), _NoNetworkCluster(), b"g",
                                 auto_start=False, **kwargs)
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, None), ("app-1.host_a", "app-1.host_a"), (b"app-1", "app-1"),
+    ("x" * 249, "x" * 249)])
+def test_group_instance_id_kept(value, expected):
+    c = ManagedBalancedConsumer(_Topic(), _NoNetworkCluster(), b"g",
+                                auto_start=False, group_instance_id=value)
+    assert c.group_instance_id == expected
+
+
+@pytest.mark.parametrize("value,exc", [
+    ("", ValueError), (".", ValueError), ("a b", ValueError),
+    ("x" * 250, ValueError), (7, TypeError)])
+def test_group_instance_id_validation(value, exc):
+    # Kafka's rule for instance ids (as for topic names), checked before any
+    # JoinGroup would be refused
+    with pytest.raises(exc, match="group_instance_id"):
+        BalancedConsumer(_Topic(), _NoNetworkCluster(), b"g",
+                         auto_start=False, group_instance_id=value)
 
 
 def test_int_validation_allowed_zero_and_negative():
@@ -1167,3 +1190,123 @@ def test_group_recovers_when_the_coordinator_dies(
     finally:
         kafka.start_broker(coordinator)
         kafka.wait_in_sync([topic_name])
+
+
+# =============================================================================
+# Static membership (KIP-345): group_instance_id
+# =============================================================================
+
+def _static_member(made, topic, group, instance_id, rebalances,
+                   session_timeout_ms):
+    """A static member that counts its partition changes (the callback
+    runs when the assignment changed) in ``rebalances[instance_id]``."""
+    def on_rebalance(consumer, old_offsets, new_offsets):
+        rebalances[instance_id] += 1
+    return new_consumer(made, topic, group, group_instance_id=instance_id,
+                        post_rebalance_callback=on_rebalance,
+                        heartbeat_interval_ms=500,
+                        session_timeout_ms=session_timeout_ms)
+
+
+def _three_static_members(made, topic, group, rebalances,
+                          session_timeout_ms):
+    members = [_static_member(made, topic, group, "static-%s" % name,
+                              rebalances, session_timeout_ms)
+               for name in "abc"]
+    sets = wait_for(lambda: assignment_settled(members, set(range(6))), 30,
+                    "three static members to split 6 partitions", members)
+    assert [len(s) for s in sets] == [2, 2, 2]
+    return members, sets
+
+
+def _described_instances(client, group):
+    desc = client.cluster.get_managed_group_descriptions()[group]
+    return sorted(m["group_instance_id"] for m in desc["members"])
+
+
+def test_static_member_restarted_within_session_timeout_no_rebalance(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    kafka.create_topic(topic_name, 6)
+    client = client_factory(kafka)
+    topic = client.topics[topic_name]
+    group = group_name()
+    rebalances = collections.Counter()
+    (a, b, c), sets = _three_static_members(consumers_to_stop, topic, group,
+                                            rebalances, 15000)
+    gen = a.generation_id
+    before = dict(rebalances)
+    c.stop()
+    # No LeaveGroup: the coordinator keeps the member for its session.
+    assert _described_instances(client, group) == \
+        ["static-a", "static-b", "static-c"]
+    time.sleep(1.5)  # three heartbeats of the others
+    c2 = _static_member(consumers_to_stop, topic, group, "static-c",
+                        rebalances, 15000)
+    assert set(c2.partitions) == sets[2]
+    assert c2.generation_id == gen
+    time.sleep(1.5)  # a rebalance would reach the others by now
+    for x in (a, b):
+        x._raise_worker_exceptions()
+        assert x.generation_id == gen
+    assert [set(a.partitions), set(b.partitions)] == sets[:2]
+    assert rebalances["static-a"] == before["static-a"]
+    assert rebalances["static-b"] == before["static-b"]
+    assert rebalances["static-c"] == before["static-c"] + 1  # c2's start
+
+
+def test_static_member_restarted_after_session_timeout(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    kafka.create_topic(topic_name, 6)
+    topic = client_factory(kafka).topics[topic_name]
+    group = group_name()
+    rebalances = collections.Counter()
+    (a, b, c), _ = _three_static_members(consumers_to_stop, topic, group,
+                                         rebalances, 6000)
+    gen = a.generation_id
+    before = dict(rebalances)
+    c.stop()
+    t0 = time.monotonic()
+    # The coordinator expires the member after the session timeout (not
+    # at stop(): no LeaveGroup), in one rebalance.
+    wait_for(lambda: assignment_settled([a, b], set(range(6))), 30,
+             "A and B to take over C's partitions", [a, b])
+    assert time.monotonic() - t0 > 4.5
+    assert a.generation_id == gen + 1
+    for name in ("static-a", "static-b"):
+        assert rebalances[name] == before[name] + 1
+    # Restarted now, it is a new member: one more rebalance.
+    c2 = _static_member(consumers_to_stop, topic, group, "static-c",
+                        rebalances, 6000)
+    wait_for(lambda: assignment_settled([a, b, c2], set(range(6))), 30,
+             "the restarted member to get its share", [a, b, c2])
+    assert c2.generation_id == gen + 2
+    for name in ("static-a", "static-b"):
+        assert rebalances[name] == before[name] + 2
+
+
+def test_duplicate_instance_id_fences_the_older_member(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    kafka.create_topic(topic_name, 2)
+    topic = client_factory(kafka).topics[topic_name]
+    group = group_name()
+    opts = dict(group_instance_id="static-dup", heartbeat_interval_ms=500,
+                session_timeout_ms=10000)
+    old = new_consumer(consumers_to_stop, topic, group, **opts)
+    assert set(old.partitions) == {0, 1}
+    new = new_consumer(consumers_to_stop, topic, group, **opts)
+    assert set(new.partitions) == {0, 1}
+
+    def fenced():
+        try:
+            old.consume(block=False)
+        except FencedInstanceId as exc:
+            return exc
+    exc = wait_for(fenced, 10, "the older member to be fenced")
+    assert "static-dup" in str(exc) and "FENCED_INSTANCE_ID" in str(exc)
+    assert not old._running and not old._consumer._running
+    with pytest.raises(FencedInstanceId):
+        old.commit_offsets()
+    # The newer member keeps the membership (it is not fenced in turn).
+    time.sleep(1.5)
+    new._raise_worker_exceptions()
+    assert new._running and set(new.partitions) == {0, 1}
