@@ -40,8 +40,8 @@ How a member behaves:
   ``reset_offsets``.
 * A member with no partitions waits in ``consume()`` without error and
   without spinning.
-* ``stop()`` stops consumption, commits (with auto-commit on) and sends
-  LeaveGroup so the others rebalance at once.
+* ``stop()`` stops consumption, commits (with auto-commit on) and, for a
+  dynamic member, sends LeaveGroup so the others rebalance at once.
 * Static membership (KIP-345, ``group_instance_id``): the member's
   JoinGroup, SyncGroup, Heartbeat, OffsetCommit and LeaveGroup carry the
   instance id; ``stop()`` does not leave the group, so a consumer started

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
+import types
 import uuid
 import warnings
 from unittest import mock
@@ -1208,15 +1209,29 @@ def _static_member(made, topic, group, instance_id, rebalances,
                         session_timeout_ms=session_timeout_ms)
 
 
-def _three_static_members(made, topic, group, rebalances,
-                          session_timeout_ms):
-    members = [_static_member(made, topic, group, "static-%s" % name,
-                              rebalances, session_timeout_ms)
-               for name in "abc"]
-    sets = wait_for(lambda: assignment_settled(members, set(range(6))), 30,
-                    "three static members to split 6 partitions", members)
-    assert [len(s) for s in sets] == [2, 2, 2]
-    return members, sets
+def _three_static_members_one_stopped(kafka, topic_name, client, made,
+                                      session_timeout_ms):
+    """Static members static-a, -b, -c split a 6-partition topic, then
+    static-c stops.  Returns the group's state (topic, group, rebalances,
+    members, their partition sets, generation and rebalance counts before
+    the stop) and a ``restart()`` that starts static-c again."""
+    kafka.create_topic(topic_name, 6)
+    g = types.SimpleNamespace(topic=client.topics[topic_name],
+                              group=group_name(),
+                              rebalances=collections.Counter())
+    g.members = [_static_member(made, g.topic, g.group, "static-%s" % name,
+                                g.rebalances, session_timeout_ms)
+                 for name in "abc"]
+    g.sets = wait_for(lambda: assignment_settled(g.members, set(range(6))),
+                      30, "three static members to split 6 partitions",
+                      g.members)
+    assert [len(s) for s in g.sets] == [2, 2, 2]
+    g.generation = g.members[0].generation_id
+    g.before = dict(g.rebalances)
+    g.members[2].stop()
+    g.restart = lambda: _static_member(made, g.topic, g.group, "static-c",
+                                       g.rebalances, session_timeout_ms)
+    return g
 
 
 def _described_instances(client, group):
@@ -1226,62 +1241,49 @@ def _described_instances(client, group):
 
 def test_static_member_restarted_within_session_timeout_no_rebalance(
         kafka, topic_name, client_factory, consumers_to_stop):
-    kafka.create_topic(topic_name, 6)
     client = client_factory(kafka)
-    topic = client.topics[topic_name]
-    group = group_name()
-    rebalances = collections.Counter()
-    (a, b, c), sets = _three_static_members(consumers_to_stop, topic, group,
-                                            rebalances, 15000)
-    gen = a.generation_id
-    before = dict(rebalances)
-    c.stop()
+    g = _three_static_members_one_stopped(kafka, topic_name, client,
+                                          consumers_to_stop, 15000)
+    a, b, _ = g.members
     # No LeaveGroup: the coordinator keeps the member for its session.
-    assert _described_instances(client, group) == \
+    assert _described_instances(client, g.group) == \
         ["static-a", "static-b", "static-c"]
     time.sleep(1.5)  # three heartbeats of the others
-    c2 = _static_member(consumers_to_stop, topic, group, "static-c",
-                        rebalances, 15000)
-    assert set(c2.partitions) == sets[2]
-    assert c2.generation_id == gen
+    c2 = g.restart()
+    assert set(c2.partitions) == g.sets[2]
+    assert c2.generation_id == g.generation
     time.sleep(1.5)  # a rebalance would reach the others by now
     for x in (a, b):
         x._raise_worker_exceptions()
-        assert x.generation_id == gen
-    assert [set(a.partitions), set(b.partitions)] == sets[:2]
-    assert rebalances["static-a"] == before["static-a"]
-    assert rebalances["static-b"] == before["static-b"]
-    assert rebalances["static-c"] == before["static-c"] + 1  # c2's start
+        assert x.generation_id == g.generation
+    assert [set(a.partitions), set(b.partitions)] == g.sets[:2]
+    for name in ("static-a", "static-b"):
+        assert g.rebalances[name] == g.before[name]
+    assert g.rebalances["static-c"] == g.before["static-c"] + 1  # c2's start
 
 
 def test_static_member_restarted_after_session_timeout(
         kafka, topic_name, client_factory, consumers_to_stop):
-    kafka.create_topic(topic_name, 6)
-    topic = client_factory(kafka).topics[topic_name]
-    group = group_name()
-    rebalances = collections.Counter()
-    (a, b, c), _ = _three_static_members(consumers_to_stop, topic, group,
-                                         rebalances, 6000)
-    gen = a.generation_id
-    before = dict(rebalances)
-    c.stop()
+    g = _three_static_members_one_stopped(kafka, topic_name,
+                                          client_factory(kafka),
+                                          consumers_to_stop, 6000)
+    a, b, _ = g.members
     t0 = time.monotonic()
     # The coordinator expires the member after the session timeout (not
     # at stop(): no LeaveGroup), in one rebalance.
     wait_for(lambda: assignment_settled([a, b], set(range(6))), 30,
              "A and B to take over C's partitions", [a, b])
     assert time.monotonic() - t0 > 4.5
-    assert a.generation_id == gen + 1
+    assert a.generation_id == g.generation + 1
     for name in ("static-a", "static-b"):
-        assert rebalances[name] == before[name] + 1
+        assert g.rebalances[name] == g.before[name] + 1
     # Restarted now, it is a new member: one more rebalance.
-    c2 = _static_member(consumers_to_stop, topic, group, "static-c",
-                        rebalances, 6000)
+    c2 = g.restart()
     wait_for(lambda: assignment_settled([a, b, c2], set(range(6))), 30,
              "the restarted member to get its share", [a, b, c2])
-    assert c2.generation_id == gen + 2
+    assert c2.generation_id == g.generation + 2
     for name in ("static-a", "static-b"):
-        assert rebalances[name] == before[name] + 2
+        assert g.rebalances[name] == g.before[name] + 2
 
 
 def test_duplicate_instance_id_fences_the_older_member(
