@@ -1312,3 +1312,42 @@ def test_duplicate_instance_id_fences_the_older_member(
     time.sleep(1.5)
     new._raise_worker_exceptions()
     assert new._running and set(new.partitions) == {0, 1}
+
+
+def test_static_member_stopped_during_a_rebalance_leaves(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    # The one case where a static member sends LeaveGroup: its JoinGroup
+    # waits for a member that does not rejoin, and only leaving ends it.
+    kafka.create_topic(topic_name, 2)
+    topic = client_factory(kafka).topics[topic_name]
+    group = group_name()
+    opts = dict(heartbeat_interval_ms=300, session_timeout_ms=30000,
+                rebalance_timeout_ms=30000)
+    a = new_consumer(consumers_to_stop, topic, group,
+                     group_instance_id="static-a", **opts)
+    b = new_consumer(consumers_to_stop, topic, group,
+                     group_instance_id="static-b", **opts)
+    wait_for(lambda: assignment_settled([a, b], {0, 1}), 30, "split", [a, b])
+    b._send_heartbeat = lambda: 0.3  # B never hears of the next rebalance
+    left = []
+    coordinator = a._ensure_coordinator()
+    real_leave = coordinator.leave_group
+
+    def leave_group(*args, **kwargs):
+        resp = real_leave(*args, **kwargs)
+        left.append((kwargs.get("group_instance_id"), resp.error_code))
+        return resp
+    coordinator.leave_group = leave_group
+    try:
+        c = new_consumer(consumers_to_stop, topic, group, auto_start=False,
+                         **opts)
+        threading.Thread(target=c.start, daemon=True).start()
+        wait_for(lambda: a._rebalancing_in_progress.is_set(), 10,
+                 "A to rejoin (its JoinGroup waits for B)")
+        time.sleep(0.5)  # A's JoinGroup is at the coordinator
+        t0 = time.monotonic()
+        a.stop()
+        assert time.monotonic() - t0 < 10
+        assert left == [("static-a", 0)]
+    finally:
+        del coordinator.leave_group
