@@ -1286,17 +1286,24 @@ def test_static_member_restarted_after_session_timeout(
         assert g.rebalances[name] == g.before[name] + 2
 
 
+@pytest.mark.parametrize("noticed_by", ["heartbeat", "commit"])
 def test_duplicate_instance_id_fences_the_older_member(
-        kafka, topic_name, client_factory, consumers_to_stop):
+        kafka, topic_name, client_factory, consumers_to_stop, noticed_by):
     kafka.create_topic(topic_name, 2)
     topic = client_factory(kafka).topics[topic_name]
     group = group_name()
-    opts = dict(group_instance_id="static-dup", heartbeat_interval_ms=500,
-                session_timeout_ms=10000)
-    old = new_consumer(consumers_to_stop, topic, group, **opts)
+    opts = dict(group_instance_id="static-dup", session_timeout_ms=10000)
+    # "commit": the older member's heartbeats are too rare to notice first
+    old = new_consumer(consumers_to_stop, topic, group,
+                       heartbeat_interval_ms=(500 if noticed_by == "heartbeat"
+                                              else 5000), **opts)
     assert set(old.partitions) == {0, 1}
-    new = new_consumer(consumers_to_stop, topic, group, **opts)
+    new = new_consumer(consumers_to_stop, topic, group,
+                       heartbeat_interval_ms=500, **opts)
     assert set(new.partitions) == {0, 1}
+    if noticed_by == "commit":
+        with pytest.raises(FencedInstanceId, match="OffsetCommit"):
+            old.commit_offsets()
 
     def fenced():
         try:
