@@ -40,12 +40,23 @@ How a member behaves:
   ``reset_offsets``.
 * A member with no partitions waits in ``consume()`` without error and
   without spinning.
-* ``stop()`` stops consumption, commits (with auto-commit on) and sends
-  LeaveGroup so the others rebalance at once.
+* ``stop()`` stops consumption, commits (with auto-commit on) and, for a
+  dynamic member, sends LeaveGroup so the others rebalance at once.
+* Static membership (KIP-345, ``group_instance_id``): the member's
+  JoinGroup, SyncGroup, Heartbeat, OffsetCommit and LeaveGroup carry the
+  instance id; ``stop()`` does not leave the group, so a consumer started
+  with the same instance id within ``session_timeout_ms`` takes the same
+  partitions back and the other members see no rebalance.  When another
+  consumer joins with the same instance id while this one runs, the
+  coordinator fences this one: it stops (without committing or leaving)
+  and ``consume()`` / ``commit_offsets()`` raise ``FencedInstanceId``.  A
+  coordinator older than JoinGroup v5 (Kafka 2.3) fails the start with
+  ``UnsupportedApiVersionError`` naming the feature.
 
 pykafka_c additions (keyword-only): ``session_timeout_ms`` (30000, the value
-pykafka hard-coded) and ``rebalance_timeout_ms`` (default: the session
-timeout, as JoinGroup v0 implied); ``BalancedConsumer`` also accepts
+pykafka hard-coded), ``rebalance_timeout_ms`` (default: the session
+timeout, as JoinGroup v0 implied) and ``group_instance_id`` (None: a
+dynamic member, as in pykafka); ``BalancedConsumer`` also accepts
 ``heartbeat_interval_ms``.
 """
 
@@ -53,6 +64,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -64,13 +76,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _display
+from ._constants import ApiKey as _ApiKey
 from ._constants import KafkaError as _KafkaError
 from ._responses import PartitionOffsetCommitRequest
 from .common import OffsetType
-from .exceptions import (ConsumerStoppedException, KafkaException,
-                         NoBrokersAvailableError, ProtocolDecodeError,
-                         SocketDisconnectedError, UnicodeException,
-                         UnsupportedApiVersionError, error_for_code)
+from .exceptions import (ConsumerStoppedException, FencedInstanceId,
+                         KafkaException, NoBrokersAvailableError,
+                         ProtocolDecodeError, SocketDisconnectedError,
+                         UnicodeException, UnsupportedApiVersionError,
+                         error_for_code)
 from .membershipprotocol import (ASSIGNMENT_VERSION, CONSUMER_PROTOCOL_TYPE,
                                  SUBSCRIPTION_VERSION,
                                  ConsumerGroupProtocolMetadata,
@@ -122,6 +136,10 @@ _METADATA_CHECK_S = 60.0
 # Join/sync round trips that need no backoff (MEMBER_ID_REQUIRED, a new
 # rebalance started during sync, ...) before a round counts as failed.
 _MAX_JOIN_ROUND_TRIPS = 10
+# The first JoinGroup version with a group instance id (KIP-345, Kafka
+# 2.3); SyncGroup v3, Heartbeat v3 and OffsetCommit v7 came with it
+# (LeaveGroup v3 in 2.4: before, a member leaves by member id alone).
+_STATIC_JOIN_GROUP_MIN = 5
 
 _ZOOKEEPER_DEFAULTS = {
     "zookeeper_connection_timeout_ms": 6 * 1000,
@@ -149,6 +167,31 @@ def _group_bytes(consumer_group: object) -> bytes:
     except UnicodeEncodeError:
         raise UnicodeException("Consumer group name '{}' contains non-ascii "
                                "characters".format(consumer_group))
+
+
+# Kafka's rule for a group instance id (JoinGroupRequest
+# .validateGroupInstanceId, the same as for topic names).
+_INSTANCE_ID_MAX_LEN = 249
+_INSTANCE_ID_RE = re.compile(r"[a-zA-Z0-9._-]+\Z")
+
+
+def _valid_instance_id(value: str | bytes | None) -> str | None:
+    """``group_instance_id`` as text, checked by Kafka's rule (which the
+    coordinator would otherwise answer with an error on every join)."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("ascii", "replace")
+    elif not isinstance(value, str):
+        raise TypeError("group_instance_id must be str or None, not %s"
+                        % type(value).__name__)
+    if value in ("", ".", "..") or len(value) > _INSTANCE_ID_MAX_LEN or \
+            not _INSTANCE_ID_RE.match(value):
+        raise ValueError("group_instance_id %r is not valid: 1 to %d "
+                         "characters of a-z, A-Z, 0-9, '.', '_', '-' "
+                         "(not '.' or '..')"
+                         % (value, _INSTANCE_ID_MAX_LEN))
+    return value
 
 
 def _to_str(value: Any) -> str:
@@ -212,7 +255,8 @@ class BalancedConsumer(object):
                  *,
                  heartbeat_interval_ms: int = 3000,
                  session_timeout_ms: int = 30 * 1000,
-                 rebalance_timeout_ms: int | None = None) -> None:
+                 rebalance_timeout_ms: int | None = None,
+                 group_instance_id: str | None = None) -> None:
         given = {"zookeeper_connection_timeout_ms":
                  zookeeper_connection_timeout_ms,
                  "zookeeper_connect": zookeeper_connect,
@@ -256,7 +300,8 @@ class BalancedConsumer(object):
             deserializer=deserializer,
             reset_offset_on_fetch=reset_offset_on_fetch,
             session_timeout_ms=session_timeout_ms,
-            rebalance_timeout_ms=rebalance_timeout_ms)
+            rebalance_timeout_ms=rebalance_timeout_ms,
+            group_instance_id=group_instance_id)
         if auto_start is True:
             self.start()
 
@@ -277,7 +322,8 @@ class BalancedConsumer(object):
                membership_protocol: GroupMembershipProtocol,
                deserializer: Deserializer | None,
                reset_offset_on_fetch: bool, session_timeout_ms: int,
-               rebalance_timeout_ms: int | None) -> None:
+               rebalance_timeout_ms: int | None,
+               group_instance_id: str | bytes | None = None) -> None:
         """Validate and store the settings; no network I/O."""
         self._cluster = cluster
         self._consumer_group = _group_bytes(consumer_group)
@@ -312,6 +358,11 @@ class BalancedConsumer(object):
         if rebalance_timeout_ms is None:
             rebalance_timeout_ms = session_timeout_ms
         self._rebalance_timeout_ms: int = _valid_int(rebalance_timeout_ms)
+        # KIP-345: a static member's id, kept across restarts (None: a
+        # dynamic member, pykafka's behaviour).
+        self._group_instance_id = _valid_instance_id(group_instance_id)
+        # The FencedInstanceId that stopped this member, if one did.
+        self._fenced: FencedInstanceId | None = None
         # Never mutated: each join builds this member's own subscription
         # from a copy of membership_protocol.metadata (pykafka assigned
         # topic_names on the shared module-level object).
@@ -414,6 +465,12 @@ class BalancedConsumer(object):
         """The group generation of the current assignment."""
         return self._generation_id
 
+    @property
+    def group_instance_id(self) -> str | None:
+        """This member's static id (KIP-345), or None for a dynamic
+        member."""
+        return self._group_instance_id
+
     # -- life cycle ----------------------------------------------------------
 
     def start(self) -> None:
@@ -447,7 +504,15 @@ class BalancedConsumer(object):
 
         Stop consuming: commit offsets when auto-commit is on, leave the
         group (so the others rebalance at once) and end the heartbeat
-        thread.  Should be called as part of a graceful shutdown."""
+        thread.  Should be called as part of a graceful shutdown.
+
+        A static member (``group_instance_id``) does not leave, as Java's
+        consumer with a ``group.instance.id`` does not: the coordinator
+        keeps its partitions for ``session_timeout_ms``, so a restart
+        within that time gets them back without a rebalance.  Only a
+        ``stop()`` that interrupts a rebalance under way sends LeaveGroup
+        (with the instance id), which is what ends the coordinator's wait
+        for this member."""
         with self._stop_lock:
             was_running = self._running
             self._running = False
@@ -459,7 +524,7 @@ class BalancedConsumer(object):
             got_lock = self._rebalancing_lock.acquire(timeout=1.0)
             left = False
             if not got_lock:
-                self._leave_group()
+                self._leave_group(send=True)
                 left = True
                 got_lock = self._rebalancing_lock.acquire(
                     timeout=self._rebalance_timeout_ms / 1000.0 + 5.0)
@@ -474,14 +539,14 @@ class BalancedConsumer(object):
                     except Exception:
                         log.exception("Error stopping the internal consumer")
                     if was_running and not left and \
-                            self._auto_commit_enable:
+                            self._auto_commit_enable and self._fenced is None:
                         try:
                             self._commit(cns, None, rejoin_on_error=False)
                         except Exception:
                             log.exception("Error committing offsets on stop")
                 self._internal_consumer_running.clear()
                 if not left:
-                    self._leave_group()
+                    self._leave_group(send=self._group_instance_id is None)
             finally:
                 if got_lock:
                     self._rebalancing_lock.release()
@@ -495,17 +560,22 @@ class BalancedConsumer(object):
             self._close_group_channels()
             self._notify_state()
 
-    def _leave_group(self) -> None:
+    def _leave_group(self, send: bool) -> None:
+        """Forget the membership; with ``send``, tell the coordinator
+        (LeaveGroup), unless another member took over this one's instance
+        id (it would leave in the new member's name)."""
         member_id = self._consumer_id
         coordinator = self._group_coordinator
         self._consumer_id = b''
         self._generation_id = -1
-        if not member_id or coordinator is None:
+        if not send or not member_id or coordinator is None or \
+                self._fenced is not None:
             return
         try:
-            resp = coordinator.leave_group(self._leave_connection_id(),
-                                           self._consumer_group,
-                                           _to_str(member_id))
+            resp = coordinator.leave_group(
+                self._leave_connection_id(), self._consumer_group,
+                _to_str(member_id),
+                group_instance_id=self._group_instance_id)
             err = resp["error_code"]
             if err == 0:
                 for m in resp.get("members") or []:
@@ -536,6 +606,17 @@ class BalancedConsumer(object):
     def _notify_state(self) -> None:
         with self._state_cond:
             self._state_cond.notify_all()
+
+    def _stop_fenced(self, exc: FencedInstanceId) -> None:
+        """Another consumer joined with this one's group instance id: keep
+        ``exc`` for ``consume()`` and ``commit_offsets()`` and stop, with
+        neither a commit nor a LeaveGroup (both would act on partitions
+        and a membership that are the other consumer's now)."""
+        if self._fenced is None:
+            log.error("%s", exc)
+        self._fenced = exc
+        self._worker_exception = (type(exc), exc, exc.__traceback__)
+        self.stop()
 
     # -- the background thread -------------------------------------------------
 
@@ -637,10 +718,10 @@ class BalancedConsumer(object):
             return interval
         try:
             coordinator = self._ensure_coordinator()
-            resp = coordinator.heartbeat(self._connection_id,
-                                         self._consumer_group,
-                                         self._generation_id,
-                                         _to_str(self._consumer_id))
+            resp = coordinator.heartbeat(
+                self._connection_id, self._consumer_group,
+                self._generation_id, _to_str(self._consumer_id),
+                group_instance_id=self._group_instance_id)
         except (SocketDisconnectedError, NoBrokersAvailableError) as exc:
             log.info("Heartbeat of %s failed: %s; looking for the "
                      "coordinator again", self._consumer_id, exc)
@@ -661,8 +742,7 @@ class BalancedConsumer(object):
             return min(interval, _HEARTBEAT_RETRY_S)
         if err in _RETRY_LATER:
             return min(interval, _HEARTBEAT_RETRY_S)
-        raise error_for_code(err, "Heartbeat of member %s of group %s"
-                             % (self._consumer_id, self._consumer_group))
+        raise self._group_error(err, "Heartbeat")
 
     def _request_rejoin(self, why: str, reset_member: bool = False) -> None:
         log.info("Consumer %s of group %s rejoins: %s", self._consumer_id,
@@ -681,6 +761,8 @@ class BalancedConsumer(object):
             # One attempt: the heartbeat must not wait for commit retries;
             # the next interval tries again.
             self._commit(cns, None, retries=1)
+        except FencedInstanceId:
+            raise
         except Exception as exc:
             log.warning("Auto-commit for group %s failed: %s",
                         self._consumer_group, exc)
@@ -717,6 +799,8 @@ class BalancedConsumer(object):
                         and self._consumer_id and self._generation_id >= 0):
                     try:
                         self._commit(cns, None, rejoin_on_error=False)
+                    except FencedInstanceId:
+                        raise
                     except Exception as exc:
                         log.warning("Committing offsets before the rebalance "
                                     "failed: %s", exc)
@@ -812,12 +896,38 @@ class BalancedConsumer(object):
         if err in (_KafkaError.REBALANCE_IN_PROGRESS,
                    _KafkaError.ILLEGAL_GENERATION):
             raise _RejoinNow("%s: error %d" % (what, err))
-        raise error_for_code(err, "%s for group %s" % (what,
-                                                        self._consumer_group))
+        raise self._group_error(err, what)
+
+    def _group_error(self, err: int, what: str) -> Exception:
+        """The exception for group error ``err`` of request ``what``; a
+        fenced static member's says which instance id was taken over."""
+        text = "%s of member %s of group %s" % (
+            what, _to_str(self._consumer_id), _to_str(self._consumer_group))
+        if err == _KafkaError.FENCED_INSTANCE_ID:
+            text += (": another consumer joined with group_instance_id %r; "
+                     "this one stops" % (self._group_instance_id,))
+        return error_for_code(err, text)
+
+    def _check_static_membership(self, coordinator: Broker) -> None:
+        """UnsupportedApiVersionError, naming the feature, when the
+        coordinator cannot take a group instance id (JoinGroup v5, Kafka
+        2.3)."""
+        if self._group_instance_id is None:
+            return
+        version = coordinator.api_version(_ApiKey.JOIN_GROUP,
+                                          ("group", self._connection_id))
+        if version < _STATIC_JOIN_GROUP_MIN:
+            raise UnsupportedApiVersionError(
+                "Static group membership (group_instance_id=%r, KIP-345) "
+                "needs JoinGroup v%d (Kafka 2.3+); the coordinator of group "
+                "%s (broker %s) speaks JoinGroup v%d at most"
+                % (self._group_instance_id, _STATIC_JOIN_GROUP_MIN,
+                   _to_str(self._consumer_group), coordinator.id, version))
 
     def _join_and_sync_once(self, protocol: GroupMembershipProtocol,
                             protocol_type: str) -> list[int]:
         metadata = self._subscription().get_bytes()
+        self._group_request(self._check_static_membership)
         join = self._group_request(
             lambda b: b.join_group(
                 self._connection_id, self._consumer_group,
@@ -826,7 +936,8 @@ class BalancedConsumer(object):
                 rebalance_timeout_ms=self._rebalance_timeout_ms,
                 protocols=[{"name": _to_str(protocol.protocol_name),
                             "metadata": metadata}],
-                protocol_type=protocol_type))
+                protocol_type=protocol_type,
+                group_instance_id=self._group_instance_id))
         err = join["error_code"]
         if err == _KafkaError.MEMBER_ID_REQUIRED:
             # JoinGroup v4+: the coordinator hands out the member id first.
@@ -856,6 +967,7 @@ class BalancedConsumer(object):
                 self._generation_id, _to_str(self._consumer_id),
                 assignments, protocol_type=protocol_type,
                 protocol_name=_to_str(protocol.protocol_name),
+                group_instance_id=self._group_instance_id,
                 timeout_ms=None))
         self._check_group_error(sync["error_code"], "SyncGroup")
         assignment = MemberAssignment.from_bytestring(sync["assignment"])
@@ -1067,7 +1179,8 @@ class BalancedConsumer(object):
                 coordinator = self._ensure_coordinator()
                 resp = coordinator.commit_consumer_group_offsets(
                     self._consumer_group, self._generation_id,
-                    _to_str(self._consumer_id), reqs)
+                    _to_str(self._consumer_id), reqs,
+                    group_instance_id=self._group_instance_id)
             except (SocketDisconnectedError, NoBrokersAvailableError) as exc:
                 last_exc = exc
                 self._group_coordinator = None
@@ -1081,6 +1194,9 @@ class BalancedConsumer(object):
                         errors[part["partition_index"]] = part["error_code"]
             if not errors:
                 return True
+            if _KafkaError.FENCED_INSTANCE_ID in errors.values():
+                raise self._group_error(_KafkaError.FENCED_INSTANCE_ID,
+                                        "OffsetCommit")
             rejoin = {pid: e for pid, e in errors.items() if e in _REJOIN}
             if rejoin:
                 err = next(iter(rejoin.values()))
@@ -1137,9 +1253,11 @@ class BalancedConsumer(object):
         seconds, then went on silently)."""
         if not self._running and self._consumer is not None:
             raise ConsumerStoppedException(
-                "Cannot %s: the consumer of group %s was stopped and left "
-                "the group (commit before stop(), or let auto_commit_enable "
-                "commit on stop)" % (what, _to_str(self._consumer_group)))
+                "Cannot %s: the consumer of group %s was stopped and %s "
+                "(commit before stop(), or let auto_commit_enable commit on "
+                "stop)" % (what, _to_str(self._consumer_group),
+                           "left the group" if self._group_instance_id is None
+                           else "owns no partition"))
 
     def commit_offsets(
             self,
@@ -1160,7 +1278,11 @@ class BalancedConsumer(object):
             raise KafkaException("Cannot commit offsets - consumer not "
                                  "started")
         self._raise_if_stopped("commit offsets")
-        self._commit(cns, partition_offsets, for_user=True)
+        try:
+            self._commit(cns, partition_offsets, for_user=True)
+        except FencedInstanceId as exc:
+            self._stop_fenced(exc)
+            raise
         return None
 
     # -- consuming -----------------------------------------------------------
@@ -1299,6 +1421,10 @@ def _worker_main(ref: weakref.ref[BalancedConsumer],
             break
         try:
             delay = self._worker_step()
+        except FencedInstanceId as exc:
+            self._stop_fenced(exc)
+            del exc
+            break
         except Exception as exc:
             if self._running:
                 log.exception("Background thread of consumer %s stops on "

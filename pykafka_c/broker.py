@@ -613,13 +613,17 @@ class Broker(object):
 
     def leave_group(self, connection_id: Any, consumer_group: bytes | str,
                     member_id: bytes | str,
-                    reason: str | None = None) -> LeaveGroupResponse:
-        """LeaveGroup for one member; a
+                    reason: str | None = None,
+                    group_instance_id: str | None = None
+                    ) -> LeaveGroupResponse:
+        """LeaveGroup for one member (a static member names its
+        ``group_instance_id``, LeaveGroup v3+); a
         :class:`~pykafka_c.protocol.LeaveGroupResponse`."""
         from .protocol import LeaveGroupRequest, LeaveGroupResponse
         req = LeaveGroupRequest(consumer_group, member_id)
         return self._send(req, LeaveGroupResponse,
-                          channel=("group", connection_id), reason=reason)
+                          channel=("group", connection_id), reason=reason,
+                          group_instance_id=group_instance_id)
 
     def list_groups(self) -> ListGroupsResponse:
         """ListGroups on this broker; a

@@ -71,7 +71,8 @@ class ManagedBalancedConsumer(BalancedConsumer):
                  reset_offset_on_fetch: bool = True,
                  *,
                  session_timeout_ms: int = 30 * 1000,
-                 rebalance_timeout_ms: int | None = None) -> None:
+                 rebalance_timeout_ms: int | None = None,
+                 group_instance_id: str | None = None) -> None:
         if use_rdkafka is True:
             raise ImportError("use_rdkafka is not available for {}".format(
                 self.__class__.__name__))
@@ -100,6 +101,7 @@ class ManagedBalancedConsumer(BalancedConsumer):
             deserializer=deserializer,
             reset_offset_on_fetch=reset_offset_on_fetch,
             session_timeout_ms=session_timeout_ms,
-            rebalance_timeout_ms=rebalance_timeout_ms)
+            rebalance_timeout_ms=rebalance_timeout_ms,
+            group_instance_id=group_instance_id)
         if auto_start is True:
             self.start()

@@ -9,12 +9,14 @@ tests are Kafka's own console consumer (through the harness's tool helper)
 and kcat's librdkafka KafkaConsumer.
 """
 
+import collections
 import inspect
 import re
 import shutil
 import subprocess
 import threading
 import time
+import types
 import uuid
 import warnings
 from unittest import mock
@@ -25,7 +27,7 @@ from pykafka_c.balancedconsumer import BalancedConsumer, _is_fatal
 from pykafka_c.client import KafkaClient
 from pykafka_c.common import OffsetType
 from pykafka_c.exceptions import (ConsumerStoppedException,
-                                  GroupAuthorizationFailed,
+                                  FencedInstanceId, GroupAuthorizationFailed,
                                   InconsistentGroupProtocol, KafkaException,
                                   NotCoordinatorForGroup, RebalanceInProgress,
                                   SocketDisconnectedError, UnicodeException,
@@ -124,7 +126,8 @@ def test_managed_signature_is_pykafkas():
     positional, extra = _positional(ManagedBalancedConsumer)
     assert positional == _MANAGED_PARAMS
     assert extra == {"session_timeout_ms": 30000,
-                     "rebalance_timeout_ms": None}
+                     "rebalance_timeout_ms": None,
+                     "group_instance_id": None}
 
 
 def test_balanced_signature_is_pykafkas():
@@ -132,7 +135,8 @@ def test_balanced_signature_is_pykafkas():
     assert positional == _BALANCED_PARAMS
     assert extra == {"heartbeat_interval_ms": 3000,
                      "session_timeout_ms": 30000,
-                     "rebalance_timeout_ms": None}
+                     "rebalance_timeout_ms": None,
+                     "group_instance_id": None}
 
 
 def test_managed_is_a_balanced_consumer():
@@ -201,6 +205,26 @@ def test_int_validation(kwargs, exc):
     with pytest.raises(exc):
         ManagedBalancedConsumer(_Topic(), _NoNetworkCluster(), b"g",
                                 auto_start=False, **kwargs)
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, None), ("app-1.host_a", "app-1.host_a"), (b"app-1", "app-1"),
+    ("x" * 249, "x" * 249)])
+def test_group_instance_id_kept(value, expected):
+    c = ManagedBalancedConsumer(_Topic(), _NoNetworkCluster(), b"g",
+                                auto_start=False, group_instance_id=value)
+    assert c.group_instance_id == expected
+
+
+@pytest.mark.parametrize("value,exc", [
+    ("", ValueError), (".", ValueError), ("a b", ValueError),
+    ("x" * 250, ValueError), (7, TypeError)])
+def test_group_instance_id_validation(value, exc):
+    # Kafka's rule for instance ids (as for topic names), checked before any
+    # JoinGroup would be refused
+    with pytest.raises(exc, match="group_instance_id"):
+        BalancedConsumer(_Topic(), _NoNetworkCluster(), b"g",
+                         auto_start=False, group_instance_id=value)
 
 
 def test_int_validation_allowed_zero_and_negative():
@@ -1167,3 +1191,170 @@ def test_group_recovers_when_the_coordinator_dies(
     finally:
         kafka.start_broker(coordinator)
         kafka.wait_in_sync([topic_name])
+
+
+# =============================================================================
+# Static membership (KIP-345): group_instance_id
+# =============================================================================
+
+def _static_member(made, topic, group, instance_id, rebalances,
+                   session_timeout_ms):
+    """A static member that counts its partition changes (the callback
+    runs when the assignment changed) in ``rebalances[instance_id]``."""
+    def on_rebalance(consumer, old_offsets, new_offsets):
+        rebalances[instance_id] += 1
+    return new_consumer(made, topic, group, group_instance_id=instance_id,
+                        post_rebalance_callback=on_rebalance,
+                        heartbeat_interval_ms=500,
+                        session_timeout_ms=session_timeout_ms)
+
+
+def _three_static_members_one_stopped(kafka, topic_name, client, made,
+                                      session_timeout_ms):
+    """Static members static-a, -b, -c split a 6-partition topic, then
+    static-c stops.  Returns the group's state (topic, group, rebalances,
+    members, their partition sets, generation and rebalance counts before
+    the stop) and a ``restart()`` that starts static-c again."""
+    kafka.create_topic(topic_name, 6)
+    g = types.SimpleNamespace(topic=client.topics[topic_name],
+                              group=group_name(),
+                              rebalances=collections.Counter())
+    g.members = [_static_member(made, g.topic, g.group, "static-%s" % name,
+                                g.rebalances, session_timeout_ms)
+                 for name in "abc"]
+    g.sets = wait_for(lambda: assignment_settled(g.members, set(range(6))),
+                      30, "three static members to split 6 partitions",
+                      g.members)
+    assert [len(s) for s in g.sets] == [2, 2, 2]
+    g.generation = g.members[0].generation_id
+    g.before = dict(g.rebalances)
+    g.members[2].stop()
+    g.restart = lambda: _static_member(made, g.topic, g.group, "static-c",
+                                       g.rebalances, session_timeout_ms)
+    return g
+
+
+def _described_instances(client, group):
+    desc = client.cluster.get_managed_group_descriptions()[group]
+    return sorted(m["group_instance_id"] for m in desc["members"])
+
+
+def test_static_member_restarted_within_session_timeout_no_rebalance(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    client = client_factory(kafka)
+    g = _three_static_members_one_stopped(kafka, topic_name, client,
+                                          consumers_to_stop, 15000)
+    a, b, _ = g.members
+    # No LeaveGroup: the coordinator keeps the member for its session.
+    assert _described_instances(client, g.group) == \
+        ["static-a", "static-b", "static-c"]
+    time.sleep(1.5)  # three heartbeats of the others
+    c2 = g.restart()
+    assert set(c2.partitions) == g.sets[2]
+    assert c2.generation_id == g.generation
+    time.sleep(1.5)  # a rebalance would reach the others by now
+    for x in (a, b):
+        x._raise_worker_exceptions()
+        assert x.generation_id == g.generation
+    assert [set(a.partitions), set(b.partitions)] == g.sets[:2]
+    for name in ("static-a", "static-b"):
+        assert g.rebalances[name] == g.before[name]
+    assert g.rebalances["static-c"] == g.before["static-c"] + 1  # c2's start
+
+
+def test_static_member_restarted_after_session_timeout(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    g = _three_static_members_one_stopped(kafka, topic_name,
+                                          client_factory(kafka),
+                                          consumers_to_stop, 6000)
+    a, b, _ = g.members
+    t0 = time.monotonic()
+    # The coordinator expires the member after the session timeout (not
+    # at stop(): no LeaveGroup), in one rebalance.
+    wait_for(lambda: assignment_settled([a, b], set(range(6))), 30,
+             "A and B to take over C's partitions", [a, b])
+    assert time.monotonic() - t0 > 4.5
+    assert a.generation_id == g.generation + 1
+    for name in ("static-a", "static-b"):
+        assert g.rebalances[name] == g.before[name] + 1
+    # Restarted now, it is a new member: one more rebalance.
+    c2 = g.restart()
+    wait_for(lambda: assignment_settled([a, b, c2], set(range(6))), 30,
+             "the restarted member to get its share", [a, b, c2])
+    assert c2.generation_id == g.generation + 2
+    for name in ("static-a", "static-b"):
+        assert g.rebalances[name] == g.before[name] + 2
+
+
+@pytest.mark.parametrize("noticed_by", ["heartbeat", "commit"])
+def test_duplicate_instance_id_fences_the_older_member(
+        kafka, topic_name, client_factory, consumers_to_stop, noticed_by):
+    kafka.create_topic(topic_name, 2)
+    topic = client_factory(kafka).topics[topic_name]
+    group = group_name()
+    opts = dict(group_instance_id="static-dup", session_timeout_ms=10000)
+    # "commit": the older member's heartbeats are too rare to notice first
+    old = new_consumer(consumers_to_stop, topic, group,
+                       heartbeat_interval_ms=(500 if noticed_by == "heartbeat"
+                                              else 5000), **opts)
+    assert set(old.partitions) == {0, 1}
+    new = new_consumer(consumers_to_stop, topic, group,
+                       heartbeat_interval_ms=500, **opts)
+    assert set(new.partitions) == {0, 1}
+    if noticed_by == "commit":
+        with pytest.raises(FencedInstanceId, match="OffsetCommit"):
+            old.commit_offsets()
+
+    def fenced():
+        try:
+            old.consume(block=False)
+        except FencedInstanceId as exc:
+            return exc
+    exc = wait_for(fenced, 10, "the older member to be fenced")
+    assert "static-dup" in str(exc) and "FENCED_INSTANCE_ID" in str(exc)
+    assert not old._running and not old._consumer._running
+    with pytest.raises(FencedInstanceId):
+        old.commit_offsets()
+    # The newer member keeps the membership (it is not fenced in turn).
+    time.sleep(1.5)
+    new._raise_worker_exceptions()
+    assert new._running and set(new.partitions) == {0, 1}
+
+
+def test_static_member_stopped_during_a_rebalance_leaves(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    # The one case where a static member sends LeaveGroup: its JoinGroup
+    # waits for a member that does not rejoin, and only leaving ends it.
+    kafka.create_topic(topic_name, 2)
+    topic = client_factory(kafka).topics[topic_name]
+    group = group_name()
+    opts = dict(heartbeat_interval_ms=300, session_timeout_ms=30000,
+                rebalance_timeout_ms=30000)
+    a = new_consumer(consumers_to_stop, topic, group,
+                     group_instance_id="static-a", **opts)
+    b = new_consumer(consumers_to_stop, topic, group,
+                     group_instance_id="static-b", **opts)
+    wait_for(lambda: assignment_settled([a, b], {0, 1}), 30, "split", [a, b])
+    b._send_heartbeat = lambda: 0.3  # B never hears of the next rebalance
+    left = []
+    coordinator = a._ensure_coordinator()
+    real_leave = coordinator.leave_group
+
+    def leave_group(*args, **kwargs):
+        resp = real_leave(*args, **kwargs)
+        left.append((kwargs.get("group_instance_id"), resp.error_code))
+        return resp
+    coordinator.leave_group = leave_group
+    try:
+        c = new_consumer(consumers_to_stop, topic, group, auto_start=False,
+                         **opts)
+        threading.Thread(target=c.start, daemon=True).start()
+        wait_for(lambda: a._rebalancing_in_progress.is_set(), 10,
+                 "A to rejoin (its JoinGroup waits for B)")
+        time.sleep(0.5)  # A's JoinGroup is at the coordinator
+        t0 = time.monotonic()
+        a.stop()
+        assert time.monotonic() - t0 < 10
+        assert left == [("static-a", 0)]
+    finally:
+        del coordinator.leave_group

@@ -30,7 +30,8 @@ from pykafka_c.broker import SUPPORTED_VERSIONS, ApiKey, api_name, \
     is_flexible
 from pykafka_c.client import KafkaClient
 from pykafka_c.common import OffsetType
-from pykafka_c.exceptions import ConsumerStoppedException
+from pykafka_c.exceptions import (ConsumerStoppedException,
+                                  UnsupportedApiVersionError)
 from pykafka_c.partitioners import hashing_partitioner
 from pykafka_c.simpleconsumer import SimpleConsumer
 from pykafka_c.test.kafka_instance import (KAFKA_OLD_VERSION, HarnessError,
@@ -442,6 +443,30 @@ def test_balanced_pair_splits_and_consumes_each_message_once(
         for d in drains:
             d.halt.set()
             d.join(15)
+
+
+def test_static_membership_needs_join_group_v5(old_kafka, client,
+                                               topic_name):
+    # group_instance_id (KIP-345) came with JoinGroup v5 in Kafka 2.3
+    topic = make_topic(old_kafka, client, topic_name, partitions=2)
+    c = topic.get_balanced_consumer(topic_name + "-g", managed=True,
+                                    group_instance_id="static-1",
+                                    heartbeat_interval_ms=500,
+                                    session_timeout_ms=6000,
+                                    consumer_timeout_ms=100)
+    try:
+        if _parse_version(OLD_VERSION) >= (2, 3, 0):
+            assert set(c.partitions) == {0, 1}
+            return
+        with pytest.raises(ConsumerStoppedException) as info:
+            c.consume()
+        cause = info.value.__cause__
+        assert isinstance(cause, UnsupportedApiVersionError)
+        text = str(cause)
+        assert "group_instance_id='static-1'" in text
+        assert "JoinGroup v5" in text and "Kafka 2.3" in text
+    finally:
+        c.stop()
 
 
 # ------------------------------------------------- command line, 2 brokers

@@ -413,6 +413,16 @@ def test_sync_heartbeat_leave_request_descriptions():
     assert leave._fields(2) == {"group_id": "grp", "member_id": "m-1"}
     assert leave._fields(5)["members"][0]["member_id"] == "m-1"
     assert _core.encode_request(13, 5, leave._fields(5))
+    # a static member names its instance id from v3 (KIP-345); v0-2 leave
+    # by member id alone
+    static = leave._fields(3, group_instance_id="static-1")
+    assert static["members"] == [{"member_id": "m-1",
+                                  "group_instance_id": "static-1",
+                                  "reason": None}]
+    assert _core.decode_request(13, 3, _core.encode_request(13, 3, static))[
+        "members"][0]["group_instance_id"] == "static-1"
+    assert leave._fields(2, group_instance_id="static-1") == \
+        {"group_id": "grp", "member_id": "m-1"}
 
 
 @pytest.mark.parametrize("v", [0, 3, 4])

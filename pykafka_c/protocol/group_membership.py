@@ -165,14 +165,17 @@ class LeaveGroupRequest(Request):
         self.member_id = member_id
 
     def _fields(self, version: int, reason: str | None = None,
+                group_instance_id: str | None = None,
                 **kwargs: Any) -> Decoded:
         fields: Decoded = {"group_id": _s(self.group_id)}
-        # v0-2 name the member at the top level, v3+ in a Members array
+        # v0-2 name the member at the top level, by member id alone (a
+        # static member of Kafka 2.3 leaves that way); v3+ in a Members
+        # array, with a static member's group instance id (KIP-345)
         if version < 3:
             fields["member_id"] = _s(self.member_id)
         else:
             fields["members"] = [{"member_id": _s(self.member_id),
-                                  "group_instance_id": None,
+                                  "group_instance_id": group_instance_id,
                                   "reason": reason}]
         return fields
 
