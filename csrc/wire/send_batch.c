@@ -232,12 +232,17 @@ sl_batch_fail(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r)
 
 /* --------------------------------------------------- delivery timeout */
 
+/* When the batch's delivery timeout starts: its first record. */
+static int64_t
+sl_batch_since(const pkc_sl_batch *bt)
+{
+    return bt->first_ms >= 0 ? bt->first_ms : bt->created_ms;
+}
+
 int64_t
 sl_delivery_deadline(const pkc_sl *sl, const pkc_sl_batch *bt)
 {
-    int64_t since = bt->first_ms >= 0 ? bt->first_ms : bt->created_ms;
-
-    return since + sl->cfg.delivery_timeout_ms;
+    return sl_batch_since(bt) + sl->cfg.delivery_timeout_ms;
 }
 
 void
@@ -245,12 +250,11 @@ sl_expired_result(const pkc_sl *sl, const pkc_sl_batch *bt,
                   const pkc_sl_result *last, int64_t now,
                   pkc_sl_result *out)
 {
-    int64_t since = bt->first_ms >= 0 ? bt->first_ms : bt->created_ms;
-
     sl_set_result(out, last->kind, last->error_code, last->status,
                   "delivery_timeout_ms=%d passed (%lld ms, %d attempts): "
                   "%s", sl->cfg.delivery_timeout_ms,
-                  (long long)(now - since), bt->attempts, last->message);
+                  (long long)(now - sl_batch_since(bt)), bt->attempts,
+                  last->message);
 }
 
 /* ------------------------------------------------------------- split */
