@@ -45,6 +45,9 @@ class ApiKey(object):
 for _key, _name, _lo, _hi in _SUPPORT:
     setattr(ApiKey, _name, _key)
 
+#: Kafka's name of every API key used: ``API_NAMES[3] == "METADATA"``.
+API_NAMES = {key: name for key, name, _lo, _hi in _SUPPORT}
+
 #: ``{api_key: (min_version, max_version)}``: the versions whose semantics
 #: pykafka_c implements.
 SUPPORTED_VERSIONS = {key: (lo, hi) for key, _name, lo, hi in _SUPPORT}

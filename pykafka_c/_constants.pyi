@@ -148,6 +148,7 @@ class KafkaError(enum.IntEnum):
 ERROR_NAMES: Final[dict[int, str]]
 RETRIABLE: Final[frozenset[int]]
 REFRESH_METADATA: Final[frozenset[int]]
+API_NAMES: Final[dict[int, str]]
 SUPPORTED_VERSIONS: Final[dict[int, tuple[int, int]]]
 
 class ApiKey:

@@ -33,7 +33,7 @@ from . import _core
 # engines use too: csrc/wire/proto_api.h (generated from Kafka's specs)
 # and csrc/wire/api_support.def.
 from . import _display
-from ._constants import SUPPORTED_VERSIONS, ApiKey
+from ._constants import API_NAMES, SUPPORTED_VERSIONS, ApiKey
 from ._constants import KafkaError as _KafkaError
 from ._security import make_security
 from ._typing import Decoded
@@ -121,7 +121,7 @@ class _Channel(object):
     """One C connection with its lock and negotiated versions."""
 
     __slots__ = ("conn", "lock", "versions", "broker_ranges",
-                 "api_versions_response", "api_versions_version")
+                 "api_versions_response", "api_versions_version", "answered")
 
     def __init__(self, conn: _core.Connection,
                  broker_ranges: dict[int, tuple[int, int]],
@@ -133,6 +133,20 @@ class _Channel(object):
         self.versions: dict[int, int] = {}
         self.api_versions_response = api_versions_response
         self.api_versions_version = api_versions_version
+        # A request was answered on it: a later failure may mean the
+        # broker restarted since and the socket is stale.
+        self.answered = False
+
+
+# Requests that only read (or whose repeat changes nothing): when one
+# fails on a connection that had answered before, it is sent once more on
+# a new connection, so a broker restarted since the last request is not
+# reported as unreachable.  Writes (Produce, commits, group membership)
+# are never sent twice.
+_RESEND_ON_STALE = frozenset((
+    ApiKey.METADATA, ApiKey.API_VERSIONS, ApiKey.LIST_OFFSETS,
+    ApiKey.FIND_COORDINATOR, ApiKey.OFFSET_FETCH, ApiKey.DESCRIBE_GROUPS,
+    ApiKey.LIST_GROUPS, ApiKey.DESCRIBE_CONFIGS, ApiKey.FETCH))
 
 
 class Broker(object):
@@ -393,7 +407,27 @@ class Broker(object):
                  ) -> tuple[int, Decoded | None]:
         """``request()``, returning ``(version used, decoded dict or
         None)``.  ``fields`` may be a callable of the version."""
+        if timeout_ms is None:
+            timeout_ms = self._timeout_for(channel)
         ch = self._channel(channel)
+        try:
+            return self._request_on(ch, api_key, fields, version,
+                                    expect_response, timeout_ms)
+        except SocketDisconnectedError as exc:
+            if not (ch.answered and api_key in _RESEND_ON_STALE):
+                raise
+            log.info("%s to broker %s at %s:%d failed on a connection that "
+                     "had answered before (%s): sending it again on a new "
+                     "connection", API_NAMES.get(api_key, api_key), self._id,
+                     self._host, self._port, exc)
+        return self._request_on(self._channel(channel), api_key, fields,
+                                version, expect_response, timeout_ms)
+
+    def _request_on(self, ch: _Channel, api_key: int,
+                    fields: Decoded | Callable[[int], Decoded],
+                    version: int | None, expect_response: bool,
+                    timeout_ms: int) -> tuple[int, Decoded | None]:
+        """One request on channel ``ch`` (closed when it fails)."""
         if version is None:
             version = ch.versions.get(api_key)
             if version is None:
@@ -403,8 +437,6 @@ class Broker(object):
             fields = fields(version)
         body = _core.encode_request(api_key, version, fields)
         flexible = is_flexible(api_key, version)
-        if timeout_ms is None:
-            timeout_ms = self._timeout_for(channel)
         with ch.lock:
             try:
                 if not expect_response:
@@ -417,6 +449,7 @@ class Broker(object):
             except SocketDisconnectedError:
                 ch.conn.close()
                 raise
+            ch.answered = True
         return version, _core.decode_response(api_key, version, raw)
 
     def _send(self, req: Request, response_cls: type[_R],

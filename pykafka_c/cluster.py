@@ -220,6 +220,13 @@ def _find_topic(meta: Decoded, key: bytes) -> Decoded | None:
     return None
 
 
+def _with_address(broker: Broker, exc: Exception) -> str:
+    """``exc``'s text, led by the broker's address unless it names it."""
+    address = "%s:%d" % (broker.host, broker.port)
+    text = str(exc)
+    return text if text.startswith(address) else "%s: %s" % (address, text)
+
+
 class Cluster(object):
     """A Kafka cluster: its brokers and topics, kept up to date from
     Metadata responses."""
@@ -358,9 +365,9 @@ class Cluster(object):
                     topics, allow_auto_topic_creation=allow_auto_topic_creation)
             except _SECURITY_ERRORS as exc:
                 refused = refused or exc
-                errors.append("%s:%d: %s" % (broker.host, broker.port, exc))
+                errors.append(_with_address(broker, exc))
             except SocketDisconnectedError as exc:
-                errors.append("%s:%d: %s" % (broker.host, broker.port, exc))
+                errors.append(_with_address(broker, exc))
                 log.info("Metadata from %s:%d failed: %s", broker.host,
                          broker.port, exc)
         if refused is not None:

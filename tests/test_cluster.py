@@ -205,6 +205,37 @@ def test_metadata_from_any_live_broker(kafka):
         c.close()
 
 
+def test_requests_after_a_broker_restart(kafka, topic_name):
+    """A client whose connections went stale when the broker restarted
+    (the broker closed them while the client was idle): its next metadata
+    refresh, offset query and consumer work at the first try.  Read-only
+    requests are sent again once on a new connection; before, every
+    candidate broker failed with "connection closed by the broker" and
+    the client raised NoBrokersAvailableError."""
+    kafka.create_topic(topic_name, num_partitions=2)
+    c = KafkaClient(hosts=kafka.brokers)
+    try:
+        topic = c.topics[topic_name]
+        with topic.get_sync_producer() as producer:
+            producer.produce(b"before the restart")
+        assert sum(o[0][0] for o in
+                   topic.latest_available_offsets().values()) == 1
+        kafka.stop_broker(0)
+        kafka.start_broker(0)
+        c.update_cluster()
+        assert sum(o[0][0] for o in
+                   topic.latest_available_offsets().values()) == 1
+        consumer = topic.get_simple_consumer(
+            auto_offset_reset=OffsetType.EARLIEST, consumer_timeout_ms=10000)
+        try:
+            message = consumer.consume()
+        finally:
+            consumer.stop()
+        assert message is not None and message.value == b"before the restart"
+    finally:
+        c.close()
+
+
 def test_cluster3_partitions_have_replicas(kafka_cluster3, topic_name):
     kafka_cluster3.create_topic(topic_name, num_partitions=3,
                                 replication_factor=3)

@@ -42,6 +42,7 @@ CONSTANTS_TAIL = '''
 ERROR_NAMES: Final[dict[int, str]]
 RETRIABLE: Final[frozenset[int]]
 REFRESH_METADATA: Final[frozenset[int]]
+API_NAMES: Final[dict[int, str]]
 SUPPORTED_VERSIONS: Final[dict[int, tuple[int, int]]]
 '''
 
