@@ -135,7 +135,7 @@ def markdown(doc):
                             d["ns_per_msg"], _fmt_rate(1e9 / d["ns_per_msg"]),
                             d["ns_per_msg_records_only"], d["ns_per_bytes_object"],
                             d["msgs_per_response"]))
-    lines += _tls_table(doc["rows"])
+    lines += _tls_table(doc["rows"], m["cores"])
     tg = doc.get("targets") or []
     if tg:
         lines.append("")
@@ -158,27 +158,48 @@ def markdown(doc):
     return "\n".join(lines) + "\n"
 
 
-def _tls_table(rows):
+def _cpu_ceiling(summary, cores):
+    """The rate at which a client and its broker, at the CPU seconds per
+    million messages measured in this row, would use every core of the
+    machine between them (both on one machine): what no amount of
+    overlap can beat.  None when either CPU figure is missing."""
+    client, broker = summary.get("cpu_s_per_M"), summary.get("broker_cpu_s_per_M")
+    if not client or broker is None or not cores:
+        return None
+    return cores * 1e6 / (client + broker)
+
+
+def _tls_table(rows, cores):
     """Each TLS row beside the same client and API over plaintext on the
-    same broker: the cost of TLS per client (issue 10)."""
+    same broker: the cost of TLS per client (issue 10), and the CPU ceiling
+    of each transport on this machine (_cpu_ceiling)."""
     tls = [r for r in rows if r.get("transport") == "tls"]
     if not tls:
         return []
     by_id = {r["id"]: r for r in rows}
     lines = ["", "| Over TLS | Kafka | Client | API | plaintext msg/s | TLS msg/s "
-             "| TLS ÷ plaintext | CPU s / M msgs, plaintext → TLS |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| TLS ÷ plaintext | CPU s / M msgs, plaintext → TLS "
+             "| Broker CPU s / M, plaintext → TLS "
+             "| CPU ceiling on %d cores, plaintext → TLS |" % cores,
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in tls:
         s = r.get("summary") or {}
         twin = by_id.get(s.get("tls_ratio_against")) or {}
         ts = twin.get("summary") or {}
         ratio = s.get("tls_ratio")
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s → %s |"
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s → %s | %s → %s | %s → %s |"
                      % (r["workload"], r["broker"], CLIENT_NAMES.get(r["client"], r["client"]),
                         r["api"], _fmt_rate(ts.get("msgs_per_s")),
                         _fmt_rate(s.get("msgs_per_s")) if s else "FAILED",
                         "-" if ratio is None else "%.2f" % ratio,
-                        _fmt(ts.get("cpu_s_per_M"), "%.2f"), _fmt(s.get("cpu_s_per_M"), "%.2f")))
+                        _fmt(ts.get("cpu_s_per_M"), "%.2f"), _fmt(s.get("cpu_s_per_M"), "%.2f"),
+                        _fmt(ts.get("broker_cpu_s_per_M"), "%.2f"),
+                        _fmt(s.get("broker_cpu_s_per_M"), "%.2f"),
+                        _fmt_rate(_cpu_ceiling(ts, cores)), _fmt_rate(_cpu_ceiling(s, cores))))
+    lines += ["", "CPU ceiling: the machine's cores divided by the client's and the "
+              "broker's CPU seconds per million messages in that row, added (both run on "
+              "this machine): the rate at which the two would use every core between them, "
+              "which no overlap of their work can beat."]
     return lines
 
 

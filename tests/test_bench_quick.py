@@ -257,7 +257,8 @@ def test_tls_ratios_targets_and_table():
         r = suite.Row("produce", client, op, 100, 10, 1, "none", broker="4.4.0",
                       transport=transport)
         r.result = {"summary": {"msgs_per_s": rate, "n_runs": 1, "mb_per_s": 0.1,
-                                "peak_rss_mib": 1.0, "cpu_s_per_M": 1.0}}
+                                "peak_rss_mib": 1.0, "cpu_s_per_M": 1.0,
+                                "broker_cpu_s_per_M": 0.25 if transport == "tls" else 0.0}}
         rows.append(r)
     suite.add_ratios(rows)
     assert rows[2].result["summary"]["tls_ratio"] == pytest.approx(0.85)
@@ -272,9 +273,11 @@ def test_tls_ratios_targets_and_table():
     # the plaintext workload keeps issue 7's target, the TLS one does not get it
     assert ("produce >= 1.5x confluent", "produce 100 B p1 none") in t
     assert ("produce >= 1.5x confluent", "produce 100 B p1 none TLS") not in t
-    table = report._tls_table([dict(r.spec(), id=r.id, **r.result) for r in rows])
+    table = report._tls_table([dict(r.spec(), id=r.id, **r.result) for r in rows], 2)
+    # the CPU ceiling on 2 cores: 2e6 / (client + broker CPU s per M msgs)
     assert ("| produce 100 B p1 none TLS | 4.4.0 | pykafka_c | produce()+flush() | 1 k "
-            "| 850 | 0.85 | 1.00 → 1.00 |") in table
+            "| 850 | 0.85 | 1.00 → 1.00 | 0.00 → 0.25 | 2.00 M → 1.60 M |") in table
+    assert "CPU ceiling on 2 cores" in table[1]
 
 
 # ------------------------------------------------------------ the quick run
