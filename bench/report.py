@@ -34,7 +34,9 @@ def settings_text(args):
                   "read back with kcat after producing, equal to what was written",
         "cpu": "user+sys CPU seconds of the client process (all threads) over the timed "
                "interval, per million messages; Java tools: the whole JVM process, start-up "
-               "included; broker CPU from /proc over the same interval",
+               "included; broker CPU from /proc over the same interval; the broker's busiest "
+               "thread: the most CPU any one broker thread used over that interval, in % "
+               "of one core (a thread at 100% is a ceiling for whatever it serialises)",
         "rss": "peak RSS of the client process (VmHWM; Java: ru_maxrss from wait4)",
         "slow_peers": "pykafka and kafka-python rows use smaller counts (see Messages) "
                       "unless --full-counts",
@@ -90,14 +92,15 @@ def markdown(doc):
                         m.get("loadavg_reused_run") and "%.1f" % m["loadavg_reused_run"][0]))
     lines.append("")
     lines.append("| Workload | Kafka | Client | API | Messages | msg/s | MB/s | Peak RSS MiB "
-                 "| CPU s / M msgs | Broker CPU s / M | pykafka_c ÷ row | Runs |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "| CPU s / M msgs | Broker CPU s / M | Broker's busiest thread | "
+                 "pykafka_c ÷ row | Runs |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in doc["rows"]:
         if r["kind"] == "decode":
             continue
         name = CLIENT_NAMES.get(r["client"], r["client"])
         if "error" in r:
-            lines.append("| %s | %s | %s | %s | %s | FAILED: %s | | | | | | |"
+            lines.append("| %s | %s | %s | %s | %s | FAILED: %s | | | | | | | |"
                          % (r["workload"], r["broker"], name, r["api"], _count(r["count"]),
                             r["error"].splitlines()[0][:120].replace("|", "/")))
             continue
@@ -107,11 +110,12 @@ def markdown(doc):
             spread = " (±%.0f%%)" % (50.0 * (s["max_msgs_per_s"] - s["min_msgs_per_s"])
                                      / s["msgs_per_s"])
         ratio = s.get("pkc_ratio")
-        lines.append("| %s | %s | %s | %s | %s | %s%s | %s | %s | %s | %s | %s | %d |"
+        lines.append("| %s | %s | %s | %s | %s | %s%s | %s | %s | %s | %s | %s | %s | %d |"
                      % (r["workload"], r["broker"], name, r["api"], _count(r["count"]),
                         _fmt_rate(s["msgs_per_s"]), spread, _fmt(s["mb_per_s"]),
                         _fmt(s["peak_rss_mib"], "%.0f"), _fmt(s["cpu_s_per_M"], "%.2f"),
                         _fmt(s.get("broker_cpu_s_per_M"), "%.2f"),
+                        _fmt(s.get("broker_busiest_thread_pct"), "%.0f%%"),
                         "-" if ratio is None else "%.2fx" % ratio, s["n_runs"]))
     notes = sorted({r["note"] for r in doc["rows"] if r.get("note")})
     for n in notes:

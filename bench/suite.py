@@ -19,7 +19,7 @@ import uuid
 from bench import env
 from bench.kafkautil import BenchError, KcatCluster, broker_pid, find_kcat
 from bench.payloads import expected_consume, expected_produce
-from bench.worker import proc_cpu_seconds
+from bench.worker import busiest_thread, proc_cpu_seconds, proc_thread_cpu_seconds
 
 REPO = env.REPO
 
@@ -410,7 +410,8 @@ def run_python_row(row, ctx, runner, args):
 
 
 def _slim(res):
-    keep = ("elapsed", "cpu", "cpu_user", "cpu_sys", "broker_cpu", "peak_rss_kib",
+    keep = ("elapsed", "cpu", "cpu_user", "cpu_sys", "broker_cpu", "broker_busiest_thread",
+            "peak_rss_kib",
             "wait4_maxrss_kib", "wait4_cpu", "rss_before_kib", "count", "bytes",
             "client_stats", "log")
     return {k: res[k] for k in keep if k in res}
@@ -440,10 +441,12 @@ def java_argv(row, topic, brokers, kafka_version):
 def java_once(row, topic, ctx, runner, args, tag):
     argv = java_argv(row, topic, ctx.cluster.brokers, ctx.kafka_version)
     b0 = proc_cpu_seconds(ctx.broker_pid) if ctx.broker_pid else None
+    bt0 = proc_thread_cpu_seconds(ctx.broker_pid) if ctx.broker_pid else {}
     w0 = time.perf_counter()
     rc, ru, log_path, text = runner.spawn(argv, tag, args.run_timeout)
     wall = time.perf_counter() - w0
     b1 = proc_cpu_seconds(ctx.broker_pid) if ctx.broker_pid else None
+    bt1 = proc_thread_cpu_seconds(ctx.broker_pid) if ctx.broker_pid else {}
     if rc != 0:
         raise BenchError("%s: Kafka tool exited %d; log %s:\n%s" % (tag, rc, log_path,
                                                                     text[-3000:]))
@@ -452,6 +455,10 @@ def java_once(row, topic, ctx, runner, args, tag):
            "process_wall": wall, "log": log_path}
     if b0 is not None and b1 is not None:
         res["broker_cpu"] = b1 - b0
+    busiest = busiest_thread(bt0, bt1)
+    if busiest is not None:
+        # over the process's whole life, start-up included, like its CPU
+        res["broker_busiest_thread"] = busiest
     if row.kind == "consume":
         lines = text.splitlines()
         idx = [i for i, line in enumerate(lines) if _CONSUMER_HEADER.search(line)]
@@ -551,11 +558,15 @@ def summarize(row):
     cpus = [x["cpu"] / x["count"] * 1e6 for x in runs]
     bcpu = [x["broker_cpu"] / x["count"] * 1e6 for x in runs if x.get("broker_cpu") is not None]
     rss = [x.get("peak_rss_kib") or x.get("wait4_maxrss_kib") for x in runs]
+    # the broker's busiest thread, % of one core over the run's clock
+    busy = [100.0 * x["broker_busiest_thread"][1] / (x.get("process_wall") or x["elapsed"])
+            for x in runs if x.get("broker_busiest_thread") and x.get("elapsed")]
     med = _median(rates)
     r["summary"] = {
         "msgs_per_s": med, "mb_per_s": med * row.size / 1e6,
         "min_msgs_per_s": min(rates), "max_msgs_per_s": max(rates),
         "cpu_s_per_M": _median(cpus), "broker_cpu_s_per_M": _median(bcpu),
+        "broker_busiest_thread_pct": _median(busy),
         "peak_rss_mib": max(rss) / 1024.0 if rss and all(rss) else None,
         "n_runs": len(runs)}
 

@@ -41,6 +41,37 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def proc_thread_cpu_seconds(pid):
+    """``{thread id: (thread name, utime+stime)}`` of every thread of a
+    process, from /proc/<pid>/task (empty if gone)."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid), "rb") as f:
+                data = f.read()
+        except OSError:
+            continue                    # the thread ended meanwhile
+        name = data[data.index(b"(") + 1:data.rindex(b")")].decode("ascii", "replace")
+        fields = data[data.rindex(b")") + 2:].split()
+        out[tid] = (name, (int(fields[11]) + int(fields[12])) / _CLK_TCK)
+    return out
+
+
+def busiest_thread(before, after):
+    """``(name, CPU seconds)`` of the thread that used the most CPU between
+    two proc_thread_cpu_seconds() samples, or None."""
+    best = None
+    for tid, (name, cpu1) in after.items():
+        used = cpu1 - before.get(tid, (name, 0.0))[1]
+        if best is None or used > best[1]:
+            best = (name, used)
+    return best
+
+
 def proc_status_kib(key, pid="self"):
     try:
         with open("/proc/%s/status" % pid) as f:
@@ -58,6 +89,7 @@ class Timer:
         self.t0 = self.t1 = None
         self.ru0 = self.ru1 = None
         self.b0 = self.b1 = None
+        self.bt0 = self.bt1 = None      # the broker's threads' CPU
         self.rss_before = None
         self.marks = {}
 
@@ -65,6 +97,7 @@ class Timer:
         self.rss_before = proc_status_kib("VmRSS")
         if self.broker_pid:
             self.b0 = proc_cpu_seconds(self.broker_pid)
+            self.bt0 = proc_thread_cpu_seconds(self.broker_pid)
         self.ru0 = resource.getrusage(resource.RUSAGE_SELF)
         self.t0 = time.perf_counter()
 
@@ -77,6 +110,7 @@ class Timer:
         self.ru1 = resource.getrusage(resource.RUSAGE_SELF)
         if self.broker_pid:
             self.b1 = proc_cpu_seconds(self.broker_pid)
+            self.bt1 = proc_thread_cpu_seconds(self.broker_pid)
 
     def as_dict(self):
         if self.t0 is None or self.t1 is None:
@@ -89,6 +123,9 @@ class Timer:
                "rss_before_kib": self.rss_before, "marks": self.marks}
         if self.b0 is not None and self.b1 is not None:
             out["broker_cpu"] = self.b1 - self.b0
+        busiest = busiest_thread(self.bt0 or {}, self.bt1 or {})
+        if busiest is not None:
+            out["broker_busiest_thread"] = busiest
         return out
 
 
