@@ -1,0 +1,238 @@
+"""End-to-end latency: the paced producer and the timing consumer (issue 16).
+
+A latency row runs two worker processes of the same client on the same
+machine at once, on a fresh topic with one partition:
+
+* the **consumer** (``spec["role"] == "consumer"``) reads the partition
+  from the beginning with the client's per-message API; the first message
+  it gets is the producer's warm-up message, after which it writes
+  ``spec["ready_path"]``; then it reads the ``count`` timed messages and,
+  for each, takes ``time.monotonic_ns()`` as soon as the client hands the
+  message over;
+* the **producer** (``spec["role"] == "producer"``) sends the warm-up
+  message, waits for its acknowledgement and for the consumer's ready file,
+  and then sends ``count`` messages on a fixed schedule: message ``i``
+  (1-based) is due at ``t0 + (i - 1) / rate``.  The schedule is absolute:
+  the producer never waits for a message to be delivered, and when it falls
+  behind (a slow ``produce()``, a late wake-up) it sends the overdue
+  messages back to back without moving the schedule.
+
+Each value (100 bytes by default) starts with the scheduled send time, the
+time ``produce()`` was called (both ``time.monotonic_ns()``, the same
+CLOCK_MONOTONIC in both processes) and the message's sequence number.  The
+latency of a message is the consumer's receive time minus its **scheduled**
+send time, so the time a message spent waiting for its turn behind a slow
+producer is counted (coordinated omission: a pacer that measured from the
+actual call would hide exactly the stalls a latency test is for).  The
+latency from the actual ``produce()`` call is reported beside it, and so is
+how late the pacer itself was (``pacer_lag``), which is part of both.
+
+Pacing sleeps (``time.sleep``) until the next message is due and never
+spins, so a 2-core machine keeps its cores for the broker and the
+consumer; each wake-up is late by the kernel's timer slack and the
+scheduler (tens of microseconds), and at rates where the period is shorter
+than that the producer sends small bursts of overdue messages.  Both are
+inside the measured latency, the same for every client.
+
+Checks: the consumer gets every sequence number 1..count exactly once, the
+values' count, bytes and CRC-32 sum equal what the producer sent (compared
+by the suite), and the topic's end offset is count + 1.
+"""
+
+import math
+import os
+import time
+import zlib
+
+MASK = (1 << 64) - 1
+#: Header of every value: scheduled ns, produce() call ns, sequence number.
+_HEAD = b"%019d %019d %010d "
+_HEAD_LEN = 19 + 1 + 19 + 1 + 10 + 1
+#: Sequence number of the warm-up message (not timed).
+WARMUP_SEQ = 0
+
+
+def _filler(size):
+    from bench.payloads import make_value
+    if size < _HEAD_LEN + 1:
+        raise ValueError("latency values must be at least %d bytes" % (_HEAD_LEN + 1))
+    return make_value(0, size - _HEAD_LEN + 11)[11:]
+
+
+def warmup_value(size):
+    return (_HEAD % (0, 0, WARMUP_SEQ)) + _filler(size)
+
+
+def parse(value):
+    """(scheduled ns, produce() call ns, sequence number) of a value."""
+    return int(value[0:19]), int(value[20:39]), int(value[40:50])
+
+
+def wait_for_file(path, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the consumer was not ready after %.0f s (%s)"
+                               % (timeout_s, path))
+        time.sleep(0.001)
+
+
+def paced_send(send, spec, timer):
+    """Send spec["count"] values through ``send(value)`` at spec["rate"]
+    messages/s on an absolute schedule (see the module docstring).  Returns
+    what was sent: count, bytes, crcsum, and how the pacing went."""
+    n = int(spec["count"])
+    rate = float(spec["rate"])
+    size = int(spec["size"])
+    period_ns = 1e9 / rate
+    fill = _filler(size)
+    head = _HEAD
+    now_ns = time.monotonic_ns
+    sleep = time.sleep
+    crc32 = zlib.crc32
+    crcsum = 0
+    lag_sum = 0
+    lag_max = 0
+    behind = 0              # messages sent more than one period late
+    timer.start()
+    t0 = now_ns() + 1000000          # the first message is due 1 ms from now
+    for i in range(n):
+        due = t0 + int(i * period_ns)
+        t = now_ns()
+        if t < due:
+            sleep((due - t) / 1e9)
+            t = now_ns()
+        lag = t - due
+        lag_sum += lag
+        if lag > lag_max:
+            lag_max = lag
+        if lag > period_ns:
+            behind += 1
+        v = head % (due, t, i + 1) + fill
+        crcsum += crc32(v)
+        send(v)
+    t_end = now_ns()
+    timer.mark("schedule_done")
+    return {"count": n, "bytes": n * size, "crcsum": crcsum & MASK,
+            "schedule_s": (n - 1) * period_ns / 1e9,
+            "send_s": (t_end - t0) / 1e9,
+            "achieved_rate": (n / ((t_end - t0) / 1e9)) if t_end > t0 else None,
+            "pacer_lag_mean_us": lag_sum / n / 1000.0 if n else None,
+            "pacer_lag_max_us": lag_max / 1000.0,
+            "sent_late": behind}
+
+
+class Receiver:
+    """Collects the timed messages on the consumer side."""
+
+    def __init__(self, spec):
+        from array import array
+        self.n = int(spec["count"])
+        self.size = int(spec["size"])
+        self.ready_path = spec["ready_path"]
+        self.warmup_s = float(spec.get("warmup_s", 0.0))
+        self.lat = array("q")            # receive - scheduled, ns
+        self.lat_call = array("q")       # receive - produce() call, ns
+        self.seen = bytearray(self.n + 1)
+        self.count = 0
+        self.bytes = 0
+        self.crcsum = 0
+        self.dups = 0
+        self.out_of_order = 0
+        self.last_seq = 0
+        self.ready = False
+        self.rate = float(spec["rate"])
+        self.first_recv = self.last_recv = None
+
+    def warmup(self, value):
+        """The first message: the warm-up one.  Signals the producer."""
+        seq = parse(value)[2]
+        if seq != WARMUP_SEQ:
+            raise RuntimeError("first message has sequence number %d, not the warm-up" % seq)
+        with open(self.ready_path + ".tmp", "w") as f:
+            f.write("%d\n" % os.getpid())
+        os.replace(self.ready_path + ".tmp", self.ready_path)
+        self.ready = True
+
+    def add(self, value, recv_ns):
+        due, call, seq = parse(value)
+        if seq < 1 or seq > self.n:
+            raise RuntimeError("unexpected sequence number %d" % seq)
+        if self.seen[seq]:
+            self.dups += 1
+            return
+        self.seen[seq] = 1
+        if seq < self.last_seq:
+            self.out_of_order += 1
+        self.last_seq = seq
+        if self.first_recv is None:
+            self.first_recv = recv_ns
+        self.last_recv = recv_ns
+        self.count += 1
+        self.bytes += len(value)
+        self.crcsum += zlib.crc32(value)
+        self.lat.append(recv_ns - due)
+        self.lat_call.append(recv_ns - call)
+
+    @property
+    def done(self):
+        return self.count >= self.n
+
+    def result(self):
+        """Percentiles (exact, of the sorted latencies) and the checks."""
+        missing = self.n - sum(self.seen[1:])
+        # The first warmup_s seconds of the schedule are checked but not in
+        # the percentiles (connections, first allocations, page faults).
+        skip = min(int(self.warmup_s * self.rate), max(0, self.count - 1))
+        out = {"count": self.count, "bytes": self.bytes, "crcsum": self.crcsum & MASK,
+               "missing": missing, "duplicates": self.dups,
+               "out_of_order": self.out_of_order,
+               "latency": _stats(self.lat, skip), "latency_from_call": _stats(self.lat_call,
+                                                                             skip),
+               "in_percentiles": max(0, len(self.lat) - skip)}
+        if self.first_recv is not None and self.last_recv > self.first_recv:
+            out["receive_rate"] = (self.count - 1) / ((self.last_recv - self.first_recv) / 1e9)
+        return out
+
+
+def _stats(arr, skip):
+    """p50/p99/p99.9/max/mean in microseconds of arr[skip:] (arrival order)."""
+    xs = sorted(arr[skip:])
+    if not xs:
+        return None
+    n = len(xs)
+
+    def pct(q):
+        # nearest rank: the smallest sample with at least q % of them at or below it
+        k = max(0, min(n - 1, math.ceil(q * n / 100.0 - 1e-9) - 1))
+        return xs[k] / 1000.0
+
+    return {"p50_us": pct(50), "p99_us": pct(99), "p99_9_us": pct(99.9),
+            "max_us": xs[-1] / 1000.0, "min_us": xs[0] / 1000.0,
+            "mean_us": sum(xs) / n / 1000.0, "n": n}
+
+
+def receive_loop(next_value, spec, timer, stall):
+    """Drive a per-message consumer: ``next_value()`` returns the next
+    message's value or None (nothing within its poll timeout).  The first
+    value must be the warm-up message."""
+    r = Receiver(spec)
+    now_ns = time.monotonic_ns
+    while not r.ready:
+        v = next_value()
+        if v is None:
+            stall.check(0)
+            continue
+        r.warmup(v)
+    timer.start()
+    count = 0
+    while r.count < r.n:
+        v = next_value()
+        t = now_ns()
+        if v is None:
+            stall.check(count)
+            continue
+        r.add(v, t)
+        count += 1
+    timer.stop()
+    return r.result()
