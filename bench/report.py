@@ -98,7 +98,7 @@ def markdown(doc):
                     m["pykafka_c_commit"],
                     "" if not (doc["clients"].get("peers")) else "; peers: " + ", ".join(
                         "%s %s" % (k, v) for k, v in doc["clients"]["peers"].items()
-                        if k in ("pykafka", "kafka-python", "confluent-kafka") and v)))
+                        if k in ("pykafka", "kafka-python", "confluent-kafka", "aiokafka") and v)))
     if doc.get("reused_rows_from"):
         lines.append("")
         lines.append("Rows measured in two invocations of the same command on this machine: "

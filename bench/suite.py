@@ -34,7 +34,7 @@ TLS_PRODUCE = ((100, 1, "none"),)
 #: Pure-Python peers read and write this fraction of the counts (from topics
 #: of their own with that many messages), so that a full run fits in well
 #: under an hour; the table shows every row's count.  --full-counts: 1.
-SLOW_SCALE = {"pykafka": 0.1, "kafka-python": 0.2}
+SLOW_SCALE = {"pykafka": 0.1, "kafka-python": 0.2, "aiokafka": 0.2}
 
 #: Latency rows (issue 16; bench/latency.py): target rates in messages/s,
 #: linger (ms) and acks of the producer, and the clients.  Each row runs the
@@ -58,6 +58,9 @@ APIS = {
     ("pykafka_c", "produce"): "produce()+flush()",
     ("confluent", "produce"): "produce()+flush()",
     ("kafka-python", "produce"): "send()+flush()",
+    ("aiokafka", "consume"): "async for",
+    ("aiokafka", "consume_batch"): "getmany(max_records=%d)",
+    ("aiokafka", "produce"): "await send()+flush()",
     ("pykafka", "produce"): "produce()+stop()",
     ("java", "produce"): "ProducerPerformance",
     ("pykafka_c", "decode"): "decode_records",
@@ -65,7 +68,7 @@ APIS = {
     ("confluent", "latency"): "produce()+poll(0) -> poll()",
     ("kafka-python", "latency"): "send() -> next(iterator)",
 }
-PEERS = ("confluent", "kafka-python", "pykafka")
+PEERS = ("confluent", "kafka-python", "aiokafka", "pykafka")
 #: How a client reaches the broker: the harness's PLAINTEXT listener, or its
 #: SSL listener (server authentication, the harness's own CA; issue 10).
 TRANSPORTS = ("plaintext", "tls")
@@ -213,6 +216,10 @@ def build_plan(args, k4, k39):
                                 broker=k4, batch=batch))
                 rows.append(Row("consume", "kafka-python", "consume", size,
                                 n_for("kafka-python", n), p, broker=k4))
+                rows.append(Row("consume", "aiokafka", "consume", size,
+                                n_for("aiokafka", n), p, broker=k4))
+                rows.append(Row("consume", "aiokafka", "consume_batch", size,
+                                n_for("aiokafka", n), p, broker=k4, batch=batch))
             if java:
                 rows.append(Row("consume", "java", "consume", size, n, p, broker=k4))
             if (size, p) in TLS_CONSUME:
@@ -229,6 +236,8 @@ def build_plan(args, k4, k39):
             rows.append(Row("produce", "confluent", "produce", size, n, p, codec, broker=k4))
             rows.append(Row("produce", "kafka-python", "produce", size,
                             n_for("kafka-python", n), p, codec, broker=k4))
+            rows.append(Row("produce", "aiokafka", "produce", size,
+                            n_for("aiokafka", n), p, codec, broker=k4))
         if java:
             rows.append(Row("produce", "java", "produce", size, n, p, codec, broker=k4))
             if codec == "none" and not args.quick:
@@ -1119,7 +1128,8 @@ def main(argv=None):
         "clients": {
             "pykafka_c": {"commit": facts["pykafka_c_commit"], "python": sys.executable},
             "peers": {k: peers.get(k) for k in ("pykafka", "kafka-python", "confluent-kafka",
-                                                "lz4", "zstandard", "crc32c", "matplotlib")}
+                                                "aiokafka", "lz4", "zstandard", "crc32c",
+                                                "cramjam", "matplotlib")}
             if peers else None,
         },
         "settings": report.settings_text(args),
