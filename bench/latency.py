@@ -77,56 +77,95 @@ def wait_for_file(path, timeout_s):
         time.sleep(0.001)
 
 
+class Pacer:
+    """The producer's schedule: ``wait(i)`` says how long to sleep before
+    message i (0-based) is due, ``value(i)`` makes its value (stamped with
+    its due time and the time now) and keeps the pacing statistics."""
+
+    def __init__(self, spec):
+        self.n = int(spec["count"])
+        self.rate = float(spec["rate"])
+        self.size = int(spec["size"])
+        self.period_ns = 1e9 / self.rate
+        self.fill = _filler(self.size)
+        self.crcsum = self.lag_sum = self.lag_max = 0
+        self.behind = 0              # messages sent more than one period late
+        self.t0 = self.due = None
+
+    def start(self, timer):
+        timer.start()
+        self.t0 = time.monotonic_ns() + 1000000    # the first message is due 1 ms from now
+
+    def wait(self, i):
+        self.due = due = self.t0 + int(i * self.period_ns)
+        return (due - time.monotonic_ns()) / 1e9
+
+    def value(self, i):
+        t = time.monotonic_ns()
+        lag = t - self.due
+        self.lag_sum += lag
+        if lag > self.lag_max:
+            self.lag_max = lag
+        if lag > self.period_ns:
+            self.behind += 1
+        v = _HEAD % (self.due, t, i + 1) + self.fill
+        self.crcsum += zlib.crc32(v)
+        return v
+
+    def result(self):
+        t_end = time.monotonic_ns()
+        n = self.n
+        return {"count": n, "bytes": n * self.size, "crcsum": self.crcsum & MASK,
+                "schedule_s": (n - 1) * self.period_ns / 1e9,
+                "send_s": (t_end - self.t0) / 1e9,
+                "achieved_rate": (n / ((t_end - self.t0) / 1e9)) if t_end > self.t0 else None,
+                "pacer_lag_mean_us": self.lag_sum / n / 1000.0 if n else None,
+                "pacer_lag_max_us": self.lag_max / 1000.0,
+                "sent_late": self.behind}
+
+
 def paced_send(send, spec, timer):
     """Send spec["count"] values through ``send(value)`` at spec["rate"]
-    messages/s on an absolute schedule (see the module docstring).  Returns
-    what was sent: count, bytes, crcsum, and how the pacing went."""
-    n = int(spec["count"])
-    rate = float(spec["rate"])
-    size = int(spec["size"])
-    period_ns = 1e9 / rate
-    fill = _filler(size)
-    head = _HEAD
-    now_ns = time.monotonic_ns
-    sleep = time.sleep
-    crc32 = zlib.crc32
-    crcsum = 0
-    lag_sum = 0
-    lag_max = 0
-    behind = 0              # messages sent more than one period late
-    timer.start()
-    t0 = now_ns() + 1000000          # the first message is due 1 ms from now
-    for i in range(n):
-        due = t0 + int(i * period_ns)
-        t = now_ns()
-        if t < due:
-            sleep((due - t) / 1e9)
-            t = now_ns()
-        lag = t - due
-        lag_sum += lag
-        if lag > lag_max:
-            lag_max = lag
-        if lag > period_ns:
-            behind += 1
-        v = head % (due, t, i + 1) + fill
-        crcsum += crc32(v)
-        send(v)
-    t_end = now_ns()
-    timer.mark("schedule_done")
-    return {"count": n, "bytes": n * size, "crcsum": crcsum & MASK,
-            "schedule_s": (n - 1) * period_ns / 1e9,
-            "send_s": (t_end - t0) / 1e9,
-            "achieved_rate": (n / ((t_end - t0) / 1e9)) if t_end > t0 else None,
-            "pacer_lag_mean_us": lag_sum / n / 1000.0 if n else None,
-            "pacer_lag_max_us": lag_max / 1000.0,
-            "sent_late": behind}
+    messages/s on an absolute schedule (see the module docstring), sleeping
+    with time.sleep.  Returns what was sent: count, bytes, crcsum, and how
+    the pacing went.  Starts the timer; the caller stops it."""
+    p = Pacer(spec)
+    sleep, wait, value = time.sleep, p.wait, p.value
+    p.start(timer)
+    for i in range(p.n):
+        w = wait(i)
+        if w > 0:
+            sleep(w)
+        send(value(i))
+    return p.result()
+
+
+async def paced_send_async(send, spec, timer):
+    """paced_send for asyncio clients: ``await send(value)``, and
+    ``await asyncio.sleep`` between messages, so the client's own tasks run
+    while the pacer waits.  asyncio's event loop wakes timers with
+    millisecond resolution (selectors round the timeout up to a whole
+    millisecond), which is part of the measured latency of such a client,
+    as it is for its users."""
+    import asyncio
+    p = Pacer(spec)
+    sleep, wait, value = asyncio.sleep, p.wait, p.value
+    p.start(timer)
+    for i in range(p.n):
+        w = wait(i)
+        if w > 0:
+            await sleep(w)
+        await send(value(i))
+    return p.result()
 
 
 class Receiver:
     """Collects the timed messages on the consumer side."""
 
-    def __init__(self, spec):
+    def __init__(self, spec, timer=None, stall=None):
         from array import array
+        self.timer = timer
+        self.stall = stall
         self.n = int(spec["count"])
         self.size = int(spec["size"])
         self.ready_path = spec["ready_path"]
@@ -178,6 +217,17 @@ class Receiver:
     def done(self):
         return self.count >= self.n
 
+    def feed(self, value, recv_ns):
+        """One poll's result: None (nothing came: checks for a stall), the
+        warm-up message (starts the timer), or a timed message."""
+        if value is None:
+            self.stall.check(self.count + self.ready)
+        elif self.ready:
+            self.add(value, recv_ns)
+        else:
+            self.warmup(value)
+            self.timer.start()
+
     def result(self):
         """Percentiles (exact, of the sorted latencies) and the checks."""
         missing = self.n - sum(self.seen[1:])
@@ -216,23 +266,21 @@ def receive_loop(next_value, spec, timer, stall):
     """Drive a per-message consumer: ``next_value()`` returns the next
     message's value or None (nothing within its poll timeout).  The first
     value must be the warm-up message."""
-    r = Receiver(spec)
-    now_ns = time.monotonic_ns
-    while not r.ready:
+    r = Receiver(spec, timer, stall)
+    feed, now_ns = r.feed, time.monotonic_ns
+    while not r.done:
         v = next_value()
-        if v is None:
-            stall.check(0)
-            continue
-        r.warmup(v)
-    timer.start()
-    count = 0
-    while r.count < r.n:
-        v = next_value()
-        t = now_ns()
-        if v is None:
-            stall.check(count)
-            continue
-        r.add(v, t)
-        count += 1
+        feed(v, now_ns())
+    timer.stop()
+    return r.result()
+
+
+async def receive_loop_async(next_value, spec, timer, stall):
+    """receive_loop for asyncio clients: ``await next_value()``."""
+    r = Receiver(spec, timer, stall)
+    feed, now_ns = r.feed, time.monotonic_ns
+    while not r.done:
+        v = await next_value()
+        feed(v, now_ns())
     timer.stop()
     return r.result()

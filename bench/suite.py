@@ -42,7 +42,7 @@ SLOW_SCALE = {"pykafka": 0.1, "kafka-python": 0.2, "aiokafka": 0.2}
 LATENCY_RATES = (1000, 10000, 100000)
 LATENCY_LINGERS = (0, 5)
 LATENCY_ACKS = ("1", "all")
-LATENCY_CLIENTS = ("pykafka_c", "confluent", "kafka-python")
+LATENCY_CLIENTS = ("pykafka_c", "confluent", "kafka-python", "aiokafka")
 LATENCY_SIZE = 100
 
 #: (client, op) -> API label shown in the table.
@@ -67,6 +67,7 @@ APIS = {
     ("pykafka_c", "latency"): "produce() -> consume()",
     ("confluent", "latency"): "produce()+poll(0) -> poll()",
     ("kafka-python", "latency"): "send() -> next(iterator)",
+    ("aiokafka", "latency"): "await send() -> async for",
 }
 PEERS = ("confluent", "kafka-python", "aiokafka", "pykafka")
 #: How a client reaches the broker: the harness's PLAINTEXT listener, or its
@@ -149,7 +150,7 @@ def latency_rows(args, k4):
     clients = [c for c in LATENCY_CLIENTS if c == "pykafka_c" or args.peers]
     if args.quick:
         rates, lingers, acks = (1000,), (0,), ("1",)
-        clients = [c for c in clients if c != "kafka-python"]
+        clients = [c for c in clients if c in ("pykafka_c", "confluent")]
     else:
         rates, lingers, acks = LATENCY_RATES, LATENCY_LINGERS, LATENCY_ACKS
     rows = []

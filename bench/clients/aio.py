@@ -14,10 +14,11 @@ delivery fails the row.  ``send_and_wait()`` per message would wait for
 each acknowledgement in turn and batch nothing."""
 
 import asyncio
+import os
 import time
 import zlib
 
-from . import MASK, Deadline
+from . import MASK, Deadline, Stall
 
 
 class _Watchdog:
@@ -167,7 +168,63 @@ async def _produce(spec, timer):
     return {"count": n, "bytes": n * spec["size"]}
 
 
+async def _latency(spec, timer):
+    """One side of a latency row (bench/latency.py): ``async for`` one
+    message at a time, or ``await send()`` on the pacer's schedule, with
+    ``asyncio.sleep`` between messages."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from bench.latency import paced_send_async, receive_loop_async, warmup_value
+    timeout_s = float(spec.get("timeout_s", 120))
+    if spec["role"] == "consumer":
+        c = AIOKafkaConsumer(bootstrap_servers=spec["brokers"], group_id=None,
+                             enable_auto_commit=False, auto_offset_reset="earliest")
+        await c.start()
+        try:
+            c.assign([TopicPartition(spec["topic"], 0)])
+            await c.seek_to_beginning()
+            it = c.__aiter__()
+
+            async def next_value():
+                try:
+                    return (await asyncio.wait_for(it.__anext__(), 1.0)).value
+                except asyncio.TimeoutError:
+                    return None
+
+            return await receive_loop_async(next_value, spec, timer, Stall(timeout_s))
+        finally:
+            await c.stop()
+    params = spec["params"]
+    p = AIOKafkaProducer(bootstrap_servers=spec["brokers"],
+                         acks="all" if params["acks"] == "all" else 1,
+                         linger_ms=int(params["linger_ms"]))
+    await p.start()
+    try:
+        topic = spec["topic"]
+        await p.send_and_wait(topic, warmup_value(spec["size"]))
+        t_wait = time.monotonic()
+        while not os.path.exists(spec["ready_path"]):
+            if time.monotonic() - t_wait > timeout_s:
+                raise Deadline("the consumer was not ready after %.0f s" % timeout_s)
+            await asyncio.sleep(0.001)
+        send = p.send
+        pending = []
+
+        async def send_one(v):
+            pending.append(await send(topic, v))
+
+        out = await paced_send_async(send_one, spec, timer)
+        await p.flush()
+        timer.stop()
+        if _check(pending):
+            raise Deadline("deliveries unfinished after flush()")
+        return out
+    finally:
+        await p.stop()
+
+
 def run(spec, timer):
+    if spec["op"] == "latency":
+        return asyncio.run(_latency(spec, timer))
     if spec["op"] in ("consume", "consume_batch"):
         return asyncio.run(_consume(spec, timer))
     if spec["op"] == "produce":
