@@ -169,7 +169,10 @@ class Receiver:
         self.n = int(spec["count"])
         self.size = int(spec["size"])
         self.ready_path = spec["ready_path"]
-        self.warmup_s = float(spec.get("warmup_s", 0.0))
+        self.rate = float(spec["rate"])
+        # The messages due in the first warmup_s seconds of the schedule are
+        # checked but not in the percentiles (first connections, allocations).
+        self.skip_seq = min(int(float(spec.get("warmup_s", 0.0)) * self.rate), self.n - 1)
         self.lat = array("q")            # receive - scheduled, ns
         self.lat_call = array("q")       # receive - produce() call, ns
         self.seen = bytearray(self.n + 1)
@@ -180,7 +183,6 @@ class Receiver:
         self.out_of_order = 0
         self.last_seq = 0
         self.ready = False
-        self.rate = float(spec["rate"])
         self.first_recv = self.last_recv = None
 
     def warmup(self, value):
@@ -210,8 +212,9 @@ class Receiver:
         self.count += 1
         self.bytes += len(value)
         self.crcsum += zlib.crc32(value)
-        self.lat.append(recv_ns - due)
-        self.lat_call.append(recv_ns - call)
+        if seq > self.skip_seq:
+            self.lat.append(recv_ns - due)
+            self.lat_call.append(recv_ns - call)
 
     @property
     def done(self):
@@ -231,23 +234,19 @@ class Receiver:
     def result(self):
         """Percentiles (exact, of the sorted latencies) and the checks."""
         missing = self.n - sum(self.seen[1:])
-        # The first warmup_s seconds of the schedule are checked but not in
-        # the percentiles (connections, first allocations, page faults).
-        skip = min(int(self.warmup_s * self.rate), max(0, self.count - 1))
         out = {"count": self.count, "bytes": self.bytes, "crcsum": self.crcsum & MASK,
                "missing": missing, "duplicates": self.dups,
                "out_of_order": self.out_of_order,
-               "latency": _stats(self.lat, skip), "latency_from_call": _stats(self.lat_call,
-                                                                             skip),
-               "in_percentiles": max(0, len(self.lat) - skip)}
+               "latency": _stats(self.lat), "latency_from_call": _stats(self.lat_call),
+               "in_percentiles": len(self.lat)}
         if self.first_recv is not None and self.last_recv > self.first_recv:
             out["receive_rate"] = (self.count - 1) / ((self.last_recv - self.first_recv) / 1e9)
         return out
 
 
-def _stats(arr, skip):
-    """p50/p99/p99.9/max/mean in microseconds of arr[skip:] (arrival order)."""
-    xs = sorted(arr[skip:])
+def _stats(arr):
+    """p50/p99/p99.9/max/mean in microseconds of the latencies in ``arr``."""
+    xs = sorted(arr)
     if not xs:
         return None
     n = len(xs)
