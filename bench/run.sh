@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command, on a fresh machine:
 #
-#   bench/run.sh            # full suite (installs the peers, ~1 hour on 2 cores)
+#   bench/run.sh            # full suite (installs the peers, ~1.25 hours on 2 cores)
 #   bench/run.sh --quick    # seconds: pykafka_c rows, decode rows, all checks
 #   bench/run.sh --latency-only   # end-to-end latency rows alone (~15 min)
 #
