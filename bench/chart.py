@@ -5,10 +5,10 @@ import json
 import sys
 
 COLORS = {"pykafka_c": "#d62728", "confluent": "#1f77b4", "kafka-python": "#2ca02c",
-          "pykafka": "#9467bd", "java": "#7f7f7f"}
+          "pykafka": "#9467bd", "java": "#7f7f7f", "aiokafka": "#ff7f0e"}
 NAMES = {"pykafka_c": "pykafka_c", "confluent": "confluent-kafka",
          "kafka-python": "kafka-python", "pykafka": "pykafka 2.8 (Kafka 3.9)",
-         "java": "Kafka Java perf tool"}
+         "java": "Kafka Java perf tool", "aiokafka": "aiokafka"}
 
 
 def main(argv):
@@ -19,7 +19,7 @@ def main(argv):
 
     with open(argv[0]) as f:
         doc = json.load(f)
-    rows = [r for r in doc["rows"] if r["kind"] != "decode" and "summary" in r]
+    rows = [r for r in doc["rows"] if r["kind"] in ("consume", "produce") and "summary" in r]
     if not rows:
         raise SystemExit("no measured rows to draw")
     kinds = [k for k in ("consume", "produce") if any(r["kind"] == k for r in rows)]

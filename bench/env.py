@@ -1,6 +1,6 @@
 """The peers' virtualenv and the facts of the machine a run was made on.
 
-The peers (pykafka 2.8.0, kafka-python, confluent-kafka) and matplotlib
+The peers (pykafka 2.8.0, kafka-python, confluent-kafka, aiokafka) and matplotlib
 are installed from PyPI, at the versions pinned in
 ``bench/requirements-peers.txt``, into a virtualenv of their own under the
 project's cache folder (``$PKC_CACHE_DIR``, else ``~/.cache/pykafka_c``), so
@@ -78,7 +78,7 @@ def venv_python(install=True, log=sys.stderr):
             "installing the peers from PyPI failed (pip exit %d). They are needed for the "
             "peer rows; `--no-peers` runs pykafka_c alone. pip said:\n%s"
             % (r.returncode, r.stdout.decode(errors="replace")[-3000:]))
-    check = subprocess.run([py, "-c", "import pykafka, kafka, confluent_kafka, matplotlib"],
+    check = subprocess.run([py, "-c", "import pykafka, kafka, confluent_kafka, aiokafka, matplotlib"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if check.returncode != 0:
         raise SetupError("the peers were installed but do not import:\n%s"

@@ -11,7 +11,7 @@ from bench.env import REPO
 
 CLIENT_NAMES = {"pykafka_c": "pykafka_c", "confluent": "confluent-kafka",
                 "kafka-python": "kafka-python", "pykafka": "pykafka 2.8 (pure)",
-                "java": "Kafka Java tool"}
+                "java": "Kafka Java tool", "aiokafka": "aiokafka"}
 
 
 def settings_text(args):
@@ -40,6 +40,22 @@ def settings_text(args):
         "rss": "peak RSS of the client process (VmHWM; Java: ru_maxrss from wait4)",
         "slow_peers": "pykafka and kafka-python rows use smaller counts (see Messages) "
                       "unless --full-counts",
+        "latency": "each client's producer sends 100 B messages on a fixed schedule "
+                   "(absolute times, %.0f s per row) to a fresh one-partition topic while the "
+                   "same client's consumer reads it in another process; latency = the "
+                   "consumer's time.monotonic_ns() when the message is in its hand minus the "
+                   "message's scheduled send time (written into the value), so a producer "
+                   "that falls behind its schedule is charged for it (coordinated omission "
+                   "counted); 'from produce()' columns measure from the actual call instead; "
+                   "exact percentiles of every timed message after the first %.1f s; the "
+                   "pacer sleeps until each message is due (no spinning) and its own "
+                   "wake-up delay is part of the latency; producers: linger and acks as "
+                   "shown, everything else each client's defaults (pykafka_c: "
+                   "min_queued_messages=70000, enable_idempotence=True; librdkafka and "
+                   "kafka-python: no idempotence); consumers: each client's defaults, "
+                   "per-message API; checks: every message received once, count, bytes and "
+                   "CRC-32 sum equal to what was sent, end offset = count + 1"
+                   % (args.latency_seconds, min(1.0, args.latency_seconds / 10.0)),
     }
 
 
@@ -82,7 +98,7 @@ def markdown(doc):
                     m["pykafka_c_commit"],
                     "" if not (doc["clients"].get("peers")) else "; peers: " + ", ".join(
                         "%s %s" % (k, v) for k, v in doc["clients"]["peers"].items()
-                        if k in ("pykafka", "kafka-python", "confluent-kafka") and v)))
+                        if k in ("pykafka", "kafka-python", "confluent-kafka", "aiokafka") and v)))
     if doc.get("reused_rows_from"):
         lines.append("")
         lines.append("Rows measured in two invocations of the same command on this machine: "
@@ -90,14 +106,14 @@ def markdown(doc):
                      "(`--reuse`); load average at the start of the earlier run: %s."
                      % (doc["reused_rows_from"], doc["generated"],
                         m.get("loadavg_reused_run") and "%.1f" % m["loadavg_reused_run"][0]))
-    lines.append("")
-    lines.append("| Workload | Kafka | Client | API | Messages | msg/s | MB/s | Peak RSS MiB "
-                 "| CPU s / M msgs | Broker CPU s / M | Broker's busiest thread | "
-                 "pykafka_c ÷ row | Runs |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in doc["rows"]:
-        if r["kind"] == "decode":
-            continue
+    throughput = [r for r in doc["rows"] if r["kind"] not in ("decode", "latency")]
+    if throughput:
+        lines.append("")
+        lines.append("| Workload | Kafka | Client | API | Messages | msg/s | MB/s | Peak RSS MiB "
+                     "| CPU s / M msgs | Broker CPU s / M | Broker's busiest thread | "
+                     "pykafka_c ÷ row | Runs |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in throughput:
         name = CLIENT_NAMES.get(r["client"], r["client"])
         if "error" in r:
             lines.append("| %s | %s | %s | %s | %s | FAILED: %s | | | | | | | |"
@@ -140,6 +156,7 @@ def markdown(doc):
                             d["ns_per_msg_records_only"], d["ns_per_bytes_object"],
                             d["msgs_per_response"]))
     lines += _tls_table(doc["rows"], m["cores"])
+    lines += latency_table(doc["rows"], doc.get("settings", {}).get("latency"))
     tg = doc.get("targets") or []
     if tg:
         lines.append("")
@@ -151,8 +168,10 @@ def markdown(doc):
             lines.append("| %s | %s | %s | %s | %s | %s |"
                          % (t["target"], t.get("issue", 7), t["workload"], t["broker"] or "-",
                             val, "yes" if t["met"] else "**no**"))
-    lines.append("")
     st = doc["settings"]
+    if not throughput and not dec:
+        return "\n".join(lines) + "\n"
+    lines.append("")
     lines.append("Method: %s. Consumers: %s. Producers: %s. Checks: %s. CPU: %s. %s. "
                  "Decode: CPU time per message of decoding a recorded Fetch response into "
                  "pykafka_c Message objects, best of several passes; the bytes column is "
@@ -207,6 +226,51 @@ def _tls_table(rows, cores):
     return lines
 
 
+def _us(x):
+    if x is None:
+        return "-"
+    if x >= 100000:
+        return "%.0f ms" % (x / 1000.0)
+    if x >= 1000:
+        return "%.1f ms" % (x / 1000.0)
+    return "%.0f µs" % x
+
+
+def latency_table(rows, method=None):
+    """The end-to-end latency rows (issue 16): percentiles from the
+    scheduled send time, the achieved rate, and the same percentiles from
+    the actual produce() call."""
+    lat = [r for r in rows if r.get("kind") == "latency"]
+    if not lat:
+        return []
+    lines = ["", "| Latency | Kafka | Client | API | Messages | Target msg/s | Achieved msg/s "
+             "| p50 | p99 | p99.9 | max | p50 / p99 / p99.9 from produce() "
+             "| CPU % producer / consumer | p99 ÷ pykafka_c's |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in lat:
+        name = CLIENT_NAMES.get(r["client"], r["client"])
+        if "error" in r:
+            lines.append("| %s | %s | %s | %s | %s | %s | FAILED: %s | | | | | | | |"
+                         % (r["workload"], r["broker"], name, r["api"], _count(r["count"]),
+                            _fmt_rate(r.get("rate")),
+                            r["error"].splitlines()[0][:120].replace("|", "/")))
+            continue
+        s = r["summary"]
+        ratio = s.get("p99_ratio")
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s "
+                     "| %s / %s | %s |"
+                     % (r["workload"], r["broker"], name, r["api"], _count(r["count"]),
+                        _fmt_rate(s["target_rate"]), _fmt_rate(s["msgs_per_s"]),
+                        _us(s["p50_us"]), _us(s["p99_us"]), _us(s["p99_9_us"]),
+                        _us(s["max_us"]), _us(s["call_p50_us"]), _us(s["call_p99_us"]),
+                        _us(s["call_p99_9_us"]), _fmt(s.get("producer_cpu_pct"), "%.0f"),
+                        _fmt(s.get("consumer_cpu_pct"), "%.0f"),
+                        "-" if ratio is None else "%.2fx" % ratio))
+    if method:
+        lines += ["", "Latency: %s." % method]
+    return lines
+
+
 def write_all(doc, out_dir, venv_py, log):
     os.makedirs(out_dir, exist_ok=True)
     json_path = os.path.join(out_dir, "results.json")
@@ -217,7 +281,10 @@ def write_all(doc, out_dir, venv_py, log):
     if py is None:
         from bench.env import venv_python
         py = venv_python(install=False)
-    if py is not None:
+    if not any(r.get("kind") in ("consume", "produce") and "summary" in r
+               for r in doc["rows"]):
+        doc["chart_note"] = "no chart: no throughput row was measured"
+    elif py is not None:
         tmp = json_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True, default=str)

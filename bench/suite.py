@@ -34,7 +34,16 @@ TLS_PRODUCE = ((100, 1, "none"),)
 #: Pure-Python peers read and write this fraction of the counts (from topics
 #: of their own with that many messages), so that a full run fits in well
 #: under an hour; the table shows every row's count.  --full-counts: 1.
-SLOW_SCALE = {"pykafka": 0.1, "kafka-python": 0.2}
+SLOW_SCALE = {"pykafka": 0.1, "kafka-python": 0.2, "aiokafka": 0.2}
+
+#: Latency rows (issue 16; bench/latency.py): target rates in messages/s,
+#: linger (ms) and acks of the producer, and the clients.  Each row runs the
+#: schedule for --latency-seconds (quick: one row of about a second).
+LATENCY_RATES = (1000, 10000, 100000)
+LATENCY_LINGERS = (0, 5)
+LATENCY_ACKS = ("1", "all")
+LATENCY_CLIENTS = ("pykafka_c", "confluent", "kafka-python", "aiokafka")
+LATENCY_SIZE = 100
 
 #: (client, op) -> API label shown in the table.
 APIS = {
@@ -49,11 +58,18 @@ APIS = {
     ("pykafka_c", "produce"): "produce()+flush()",
     ("confluent", "produce"): "produce()+flush()",
     ("kafka-python", "produce"): "send()+flush()",
+    ("aiokafka", "consume"): "async for",
+    ("aiokafka", "consume_batch"): "getmany(max_records=%d)",
+    ("aiokafka", "produce"): "await send()+flush()",
     ("pykafka", "produce"): "produce()+stop()",
     ("java", "produce"): "ProducerPerformance",
     ("pykafka_c", "decode"): "decode_records",
+    ("pykafka_c", "latency"): "produce() -> consume()",
+    ("confluent", "latency"): "produce()+poll(0) -> poll()",
+    ("kafka-python", "latency"): "send() -> next(iterator)",
+    ("aiokafka", "latency"): "await send() -> async for",
 }
-PEERS = ("confluent", "kafka-python", "pykafka")
+PEERS = ("confluent", "kafka-python", "aiokafka", "pykafka")
 #: How a client reaches the broker: the harness's PLAINTEXT listener, or its
 #: SSL listener (server authentication, the harness's own CA; issue 10).
 TRANSPORTS = ("plaintext", "tls")
@@ -67,8 +83,8 @@ class Row:
     """One client and API on one workload."""
 
     def __init__(self, kind, client, op, size, count, partitions=None, codec=None,
-                 broker=None, batch=None, params=None, transport="plaintext"):
-        self.kind = kind              # consume | produce | decode
+                 broker=None, batch=None, params=None, transport="plaintext", rate=None):
+        self.kind = kind              # consume | produce | decode | latency
         self.client = client
         self.op = op
         self.size = size
@@ -82,6 +98,7 @@ class Row:
         if transport != "plaintext" and client not in TLS_CLIENTS:
             raise ValueError("%s has no %s rows" % (client, transport))
         self.transport = transport
+        self.rate = rate              # latency rows: target messages/s
         api = APIS[(client, op)]
         self.api = api % batch if "%d" in api else api
         self.params = dict(params or {})
@@ -95,6 +112,8 @@ class Row:
         if self.kind == "decode":
             return "decode %s" % sz
         w = "%s %s p%d" % (self.kind, sz, self.partitions)
+        if self.kind == "latency":
+            w += " %s/s" % _rate_label(self.rate)
         if self.kind == "produce":
             w += " " + self.codec
         if self.transport == "tls":
@@ -110,13 +129,40 @@ class Row:
                 "size": self.size, "count": self.count, "partitions": self.partitions,
                 "codec": self.codec, "broker": self.broker, "batch_size": self.batch,
                 "params": self.params, "workload": self.workload,
-                "transport": self.transport}
+                "transport": self.transport, "rate": self.rate}
 
     def plaintext_twin(self):
         """Identity of the same row over plaintext (the row a TLS row is
         compared with)."""
         return (self.kind, self.client, self.op, self.size, self.count, self.partitions,
                 self.codec, self.broker, self.batch, tuple(sorted(self.params.items())))
+
+
+def _rate_label(rate):
+    return "%dk" % (rate // 1000) if rate >= 1000 and rate % 1000 == 0 else "%d" % rate
+
+
+def latency_rows(args, k4):
+    """The latency rows (issue 16): each client produces at a fixed rate and
+    consumes the same partition in another process; linger 0 and 5 ms,
+    acks 1 and all.  --quick: pykafka_c at 1k/s, linger 0, acks 1 (and
+    confluent's with --peers)."""
+    clients = [c for c in LATENCY_CLIENTS if c == "pykafka_c" or args.peers]
+    if args.quick:
+        rates, lingers, acks = (1000,), (0,), ("1",)
+        clients = [c for c in clients if c in ("pykafka_c", "confluent")]
+    else:
+        rates, lingers, acks = LATENCY_RATES, LATENCY_LINGERS, LATENCY_ACKS
+    rows = []
+    for rate in rates:
+        n = max(100, int(rate * args.latency_seconds))
+        for linger in lingers:
+            for a in acks:
+                for client in clients:
+                    rows.append(Row("latency", client, "latency", LATENCY_SIZE, n, 1,
+                                    broker=k4, rate=rate,
+                                    params={"linger_ms": linger, "acks": a}))
+    return rows
 
 
 def build_plan(args, k4, k39):
@@ -171,6 +217,10 @@ def build_plan(args, k4, k39):
                                 broker=k4, batch=batch))
                 rows.append(Row("consume", "kafka-python", "consume", size,
                                 n_for("kafka-python", n), p, broker=k4))
+                rows.append(Row("consume", "aiokafka", "consume", size,
+                                n_for("aiokafka", n), p, broker=k4))
+                rows.append(Row("consume", "aiokafka", "consume_batch", size,
+                                n_for("aiokafka", n), p, broker=k4, batch=batch))
             if java:
                 rows.append(Row("consume", "java", "consume", size, n, p, broker=k4))
             if (size, p) in TLS_CONSUME:
@@ -187,6 +237,8 @@ def build_plan(args, k4, k39):
             rows.append(Row("produce", "confluent", "produce", size, n, p, codec, broker=k4))
             rows.append(Row("produce", "kafka-python", "produce", size,
                             n_for("kafka-python", n), p, codec, broker=k4))
+            rows.append(Row("produce", "aiokafka", "produce", size,
+                            n_for("aiokafka", n), p, codec, broker=k4))
         if java:
             rows.append(Row("produce", "java", "produce", size, n, p, codec, broker=k4))
             if codec == "none" and not args.quick:
@@ -211,6 +263,10 @@ def build_plan(args, k4, k39):
                     rows.append(Row("produce", "pykafka", "produce", size,
                                     n_for("pykafka", n), p, codec, broker=k39,
                                     params={"linger_ms": 5}))
+    if args.latency:
+        rows += latency_rows(args, k4)
+    if args.latency_only:
+        rows = [r for r in rows if r.kind == "latency"]
     if args.tls_only:
         twins = {r.plaintext_twin() for r in rows if r.transport == "tls"}
         rows = [r for r in rows if r.transport == "tls" or r.plaintext_twin() in twins]
@@ -240,14 +296,17 @@ class Runner:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag)[:80]
         return os.path.join(self.log_dir, "%04d-%s.log" % (self.seq, safe))
 
-    def spawn(self, argv, tag, timeout):
+    def spawn(self, argv, tag, timeout, started=None):
         """Run argv to completion in a new session; returns (exit status,
-        rusage of the child, log path, stdout+stderr text)."""
+        rusage of the child, log path, stdout+stderr text).  ``started``, if
+        given, is called with the Popen object once the child runs."""
         log_path = self._log_path(tag)
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
+            if started is not None:
+                started(proc)
             killed = []
 
             def kill():
@@ -274,14 +333,14 @@ class Runner:
             text += "\n[bench: killed after %.0f s]\n" % timeout
         return proc.returncode, ru, log_path, text
 
-    def worker(self, spec, tag, timeout):
+    def worker(self, spec, tag, timeout, started=None):
         py = sys.executable if spec["client"] in ("pykafka_c", "decode") else self.venv_py
         if py is None:
             raise BenchError("no bench virtualenv for %s" % spec["client"])
         spec = dict(spec)
         spec["result_path"] = self._log_path(tag + "-result")[:-4] + ".json"
         rc, ru, log_path, text = self.spawn([py, "-m", "bench.worker", json.dumps(spec)],
-                                            tag, timeout)
+                                            tag, timeout, started)
         try:
             with open(spec["result_path"]) as f:
                 res = json.load(f)
@@ -415,6 +474,101 @@ def _slim(res):
             "wait4_maxrss_kib", "wait4_cpu", "rss_before_kib", "count", "bytes",
             "client_stats", "log")
     return {k: res[k] for k in keep if k in res}
+
+
+def _run_pair(runner, specs, tags, timeout):
+    """Run the consumer and producer workers of a latency row at once; when
+    one fails, the other is killed (it would wait for its peer in vain).
+    Returns their results in the order given; raises the first failure."""
+    procs, results, errors = {}, {}, {}
+
+    def kill_others(me):
+        for k, proc in list(procs.items()):
+            if k != me:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def one(k):
+        try:
+            results[k] = runner.worker(specs[k], tags[k], timeout,
+                                       started=lambda p: procs.__setitem__(k, p))
+        except BaseException as exc:
+            errors[k] = exc
+            kill_others(k)
+
+    threads = [threading.Thread(target=one, args=(k,), daemon=True) for k in range(len(specs))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)
+    except BaseException:
+        kill_others(None)
+        raise
+    if errors:
+        # the first failure in time is the cause; the other was killed
+        first = min(errors, key=lambda k: 0 if not isinstance(errors[k], BenchError)
+                    or "killed" not in str(errors[k]) else 1)
+        raise errors[first]
+    return [results[k] for k in range(len(specs))]
+
+
+def run_latency_row(row, ctx, runner, args):
+    """A latency row (bench/latency.py): a fresh one-partition topic, the
+    client's consumer and producer in two processes at once; checks that
+    the consumer got every message once and the same bytes and CRC-32 sum
+    the producer sent, and that the topic's end offset is count + 1 (the
+    warm-up message and the timed ones)."""
+    topic = "bench-l-%s-%s" % (row.client, uuid.uuid4().hex[:8])
+    ctx.cluster.create_topic(topic, 1)
+    base = row.spec()
+    base.update(ctx.connection(row.transport), broker_pid=ctx.broker_pid,
+                timeout_s=args.stall_timeout, topic=topic,
+                warmup_s=min(1.0, args.latency_seconds / 10.0),
+                ready_path=os.path.join(runner.log_dir, "ready-%s" % topic))
+    try:
+        cons, prod = _run_pair(
+            runner, [dict(base, role="consumer"), dict(base, role="producer")],
+            ["%s-consumer" % row.id, "%s-producer" % row.id],
+            args.run_timeout)
+        sent = {k: prod[k] for k in ("count", "bytes", "crcsum")}
+        got = {k: cons[k] for k in ("count", "bytes", "crcsum")}
+        if sent["count"] != row.count:
+            raise BenchError("%s: the producer sent %d messages, not %d"
+                             % (row.id, sent["count"], row.count))
+        if got != sent or cons["missing"] or cons["duplicates"]:
+            raise BenchError("%s: sent %r, received %r (%d missing, %d duplicates)"
+                             % (row.id, sent, got, cons["missing"], cons["duplicates"]))
+        end = ctx.cluster.end_offset_total(topic)
+        if end != row.count + 1:
+            raise BenchError("%s: the topic's end offset is %d, not %d"
+                             % (row.id, end, row.count + 1))
+        keep = ("elapsed", "cpu", "cpu_user", "cpu_sys", "peak_rss_kib", "wait4_maxrss_kib",
+                "log")
+        run = {"count": cons["count"], "bytes": cons["bytes"],
+               "producer": {k: prod[k] for k in keep + (
+                   "achieved_rate", "schedule_s", "send_s", "pacer_lag_mean_us",
+                   "pacer_lag_max_us", "sent_late") if k in prod},
+               "consumer": {k: cons[k] for k in keep + (
+                   "receive_rate", "out_of_order", "in_percentiles") if k in cons},
+               "latency": cons["latency"], "latency_from_call": cons["latency_from_call"]}
+        return {"runs": [run],
+                "verified": {"count": True, "bytes": True,
+                             "checksum": "every timed message received once; count, bytes "
+                                         "and CRC-32 sum equal to what the producer sent; "
+                                         "end offset = count + 1"}}
+    finally:
+        try:
+            os.unlink(base["ready_path"])
+        except OSError:
+            pass
+        try:
+            ctx.cluster.delete_topic(topic)
+        except Exception as exc:
+            sys.stderr.write("bench: could not delete %s: %s\n" % (topic, exc))
 
 
 # --------------------------------------------------------------- Java tools
@@ -553,6 +707,23 @@ def summarize(row):
                         "peak_rss_mib": r["runs"][0]["peak_rss_kib"] / 1024.0,
                         "cpu_s_per_M": d["ns_per_msg"] / 1000.0, "n_runs": 1}
         return
+    if row.kind == "latency":
+        run = r["runs"][0]
+        lat, call = run["latency"], run["latency_from_call"]
+        p, c = run["producer"], run["consumer"]
+        rss = [x.get("peak_rss_kib") or x.get("wait4_maxrss_kib") for x in (p, c)]
+        r["summary"] = {
+            "msgs_per_s": p["achieved_rate"], "target_rate": row.rate,
+            "p50_us": lat["p50_us"], "p99_us": lat["p99_us"], "p99_9_us": lat["p99_9_us"],
+            "max_us": lat["max_us"], "call_p50_us": call["p50_us"],
+            "call_p99_us": call["p99_us"], "call_p99_9_us": call["p99_9_us"],
+            "pacer_lag_mean_us": p["pacer_lag_mean_us"], "sent_late": p["sent_late"],
+            "in_percentiles": lat["n"],
+            "producer_cpu_pct": 100.0 * p["cpu"] / p["elapsed"] if p["elapsed"] else None,
+            "consumer_cpu_pct": 100.0 * c["cpu"] / c["elapsed"] if c["elapsed"] else None,
+            "peak_rss_mib": max(rss) / 1024.0 if all(rss) else None,
+            "mb_per_s": p["achieved_rate"] * row.size / 1e6, "n_runs": 1}
+        return
     runs = r["runs"]
     rates = [x["count"] / x["elapsed"] for x in runs]
     cpus = [x["cpu"] / x["count"] * 1e6 for x in runs]
@@ -571,6 +742,14 @@ def summarize(row):
         "n_runs": len(runs)}
 
 
+def _fmt_us(us):
+    if us is None:
+        return "-"
+    if us >= 1000:
+        return "%.1f ms" % (us / 1000.0) if us < 100000 else "%.0f ms" % (us / 1000.0)
+    return "%.0f us" % us
+
+
 def _measured(r):
     return bool(r.result) and "summary" in r.result
 
@@ -584,6 +763,19 @@ def add_ratios(rows):
     (``tls_ratio``), when that row was measured."""
     index = {}
     plain = {}
+    lat = {}
+    for r in rows:
+        if r.kind == "latency" and _measured(r) and r.client == "pykafka_c":
+            lat[(r.workload, r.broker, r.api.split(", ", 1)[1])] = r
+    for r in rows:
+        if r.kind != "latency" or r.client == "pykafka_c" or not _measured(r):
+            continue
+        ref = lat.get((r.workload, r.broker, r.api.split(", ", 1)[1]))
+        if ref is not None and ref.result["summary"]["p99_us"]:
+            r.result["summary"]["p99_ratio"] = (r.result["summary"]["p99_us"]
+                                                / ref.result["summary"]["p99_us"])
+            r.result["summary"]["p99_ratio_against"] = ref.id
+    rows = [r for r in rows if r.kind != "latency"]
     for r in rows:
         if r.client == "pykafka_c" and _measured(r):
             index[(r.workload, r.broker, r.op)] = r
@@ -615,7 +807,7 @@ def targets(rows):
             by[key] = max(by.get(key, 0.0), r.result["summary"]["msgs_per_s"])
     out = []
     workloads = sorted({(r.workload, r.broker, r.kind, r.transport) for r in rows
-                        if r.kind != "decode"})
+                        if r.kind not in ("decode", "latency")})
     for wl, broker, kind, transport in workloads:
         pkc = by.get((wl, broker, "pykafka_c", kind))
         if pkc is None:
@@ -643,6 +835,12 @@ def targets(rows):
             out.append(_target("%s >= 0.8x Kafka's Java tool" % ("consume()" if kind == "consume"
                                                                 else "produce"), wl, broker,
                                pkc / j, 0.8))
+    for r in rows:
+        ratio = r.result and r.result.get("summary", {}).get("p99_ratio")
+        if r.kind == "latency" and r.client == "confluent" and ratio is not None:
+            out.append({"target": "latency: p99 <= confluent's (%s)" % r.api.split(", ", 1)[1],
+                        "workload": r.workload, "broker": r.broker, "value": ratio,
+                        "goal": 1.0, "unit": "x", "met": ratio >= 1.0, "issue": 16})
     for r in rows:
         if r.kind == "decode" and r.size == 100 and r.result and "summary" in r.result:
             ns = r.result["summary"]["ns_per_msg"]
@@ -721,12 +919,21 @@ def execute(rows, args, runner, log, checkpoint=None):
                         row.result = run_decode_row(row, runner, args)
                     elif row.client == "java":
                         row.result = run_java_row(row, ctx, runner, args)
+                    elif row.kind == "latency":
+                        row.result = run_latency_row(row, ctx, runner, args)
                     else:
                         row.result = run_python_row(row, ctx, runner, args)
                     summarize(row)
                     s = row.result["summary"]
-                    log("bench: %-62s %12.0f msg/s (%d runs, %.0f s)"
-                        % (row.id, s["msgs_per_s"], s["n_runs"], time.monotonic() - t0))
+                    if row.kind == "latency":
+                        log("bench: %-62s p50 %s, p99 %s, p99.9 %s at %.0f msg/s (%.0f s)"
+                            % (row.id, _fmt_us(s["p50_us"]), _fmt_us(s["p99_us"]),
+                               _fmt_us(s["p99_9_us"]), s["msgs_per_s"],
+                               time.monotonic() - t0))
+                    else:
+                        log("bench: %-62s %12.0f msg/s (%d runs, %.0f s)"
+                            % (row.id, s["msgs_per_s"], s["n_runs"],
+                               time.monotonic() - t0))
                 except Exception as exc:
                     import traceback
                     row.result = {"error": "%s: %s" % (exc.__class__.__name__, exc)}
@@ -773,6 +980,14 @@ def parse_args(argv):
     ap.add_argument("--tls-only", action="store_true",
                     help="run only the TLS rows (pykafka_c and confluent-kafka on the "
                          "broker's SSL listener) and the same rows over plaintext")
+    ap.add_argument("--latency", dest="latency", action="store_true", default=True,
+                    help="run the end-to-end latency rows (default: on)")
+    ap.add_argument("--no-latency", dest="latency", action="store_false")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="run only the latency rows (fixed-rate producer, consumer in "
+                         "another process; bench/latency.py)")
+    ap.add_argument("--latency-seconds", type=float, default=None,
+                    help="length of each latency row's schedule (default 10; quick 1)")
     ap.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION)
     ap.add_argument("--kafka39-version", default=KAFKA_39_VERSION)
     ap.add_argument("--broker-heap", default="1g")
@@ -801,6 +1016,12 @@ def parse_args(argv):
         args.peers = not args.quick
     if args.java is None:
         args.java = not args.quick
+    if args.latency_seconds is None:
+        args.latency_seconds = 1.0 if args.quick else 10.0
+    if args.latency_only:
+        args.latency = True
+    if args.latency_seconds <= 0:
+        ap.error("--latency-seconds must be positive")
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     return args
@@ -908,7 +1129,8 @@ def main(argv=None):
         "clients": {
             "pykafka_c": {"commit": facts["pykafka_c_commit"], "python": sys.executable},
             "peers": {k: peers.get(k) for k in ("pykafka", "kafka-python", "confluent-kafka",
-                                                "lz4", "zstandard", "crc32c", "matplotlib")}
+                                                "aiokafka", "lz4", "zstandard", "crc32c",
+                                                "cramjam", "matplotlib")}
             if peers else None,
         },
         "settings": report.settings_text(args),

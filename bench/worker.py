@@ -24,6 +24,7 @@ CLIENT_MODULES = {
     "confluent": "bench.clients.confluent",
     "kafka-python": "bench.clients.kafkapython",
     "pykafka": "bench.clients.pykafka28",
+    "aiokafka": "bench.clients.aio",
     "decode": "bench.clients.decode",
 }
 

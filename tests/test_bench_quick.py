@@ -103,7 +103,7 @@ class _FakeRunner:
         self.results = list(results)
         self.specs = []
 
-    def worker(self, spec, tag, timeout):
+    def worker(self, spec, tag, timeout, started=None):
         self.specs.append(spec)
         return dict(self.results.pop(0))
 
@@ -113,6 +113,7 @@ class _Args:
     run_timeout = 10
     runs = 2
     row_budget = 100.0
+    latency_seconds = 1.0
 
 
 def _ctx(cluster):
@@ -280,6 +281,172 @@ def test_tls_ratios_targets_and_table():
     assert "CPU ceiling on 2 cores" in table[1]
 
 
+# ------------------------------------------------------------ latency rows
+
+class _Timer:
+    def __init__(self):
+        self.started = self.stopped = 0
+
+    def start(self):
+        self.started += 1
+
+    def stop(self):
+        self.stopped += 1
+
+    def mark(self, name):
+        pass
+
+
+def _latency_spec(tmp_path, n=1000, rate=1000.0):
+    return {"count": n, "rate": rate, "size": 100, "ready_path": str(tmp_path / "ready"),
+            "warmup_s": 0.0}
+
+
+@pytest.mark.unit
+def test_latency_values_carry_schedule_call_time_and_sequence(tmp_path, monkeypatch):
+    from bench import latency
+    w = latency.warmup_value(100)
+    assert len(w) == 100 and latency.parse(w) == (0, 0, latency.WARMUP_SEQ)
+    sent = []
+    spec = _latency_spec(tmp_path, n=50, rate=1e6)
+    monkeypatch.setattr(latency.time, "sleep", lambda s: None)
+    out = latency.paced_send(sent.append, spec, _Timer())
+    assert [latency.parse(v)[2] for v in sent] == list(range(1, 51))
+    dues = [latency.parse(v)[0] for v in sent]
+    # absolute schedule: message i is due at t0 + i / rate, whatever happened before
+    assert [d - dues[0] for d in dues] == [int(i * 1000) for i in range(50)]
+    assert all(len(v) == 100 for v in sent)
+    assert out["count"] == 50 and out["bytes"] == 5000
+    assert out["crcsum"] == sum(zlib.crc32(v) for v in sent)
+
+
+@pytest.mark.unit
+def test_latency_receiver_percentiles_and_checks(tmp_path):
+    from bench import latency
+    spec = _latency_spec(tmp_path, n=1000)
+    timer = _Timer()
+    r = latency.Receiver(spec, timer, stall=None)
+    r.feed(latency.warmup_value(100), 0)
+    assert timer.started == 1 and (tmp_path / "ready").exists()
+    fill = latency._filler(100)
+    values = []
+    for seq in range(1, 1001):
+        due = seq * 10 ** 6
+        v = latency._HEAD % (due, due + 500, seq) + fill
+        values.append(v)
+        r.feed(v, due + seq * 1000)            # message seq takes seq microseconds
+    r.feed(values[5], 0)                       # a duplicate is counted, not timed
+    res = r.result()
+    assert r.done and res["count"] == 1000 and res["duplicates"] == 1 and res["missing"] == 0
+    assert res["crcsum"] == sum(zlib.crc32(v) for v in values)
+    lat = res["latency"]
+    assert (lat["p50_us"], lat["p99_us"], lat["p99_9_us"], lat["max_us"]) == \
+        (500.0, 990.0, 999.0, 1000.0)
+    assert res["latency_from_call"]["p50_us"] == 499.5
+    # the warm-up seconds of the schedule are left out of the percentiles
+    r2 = latency.Receiver(dict(spec, warmup_s=0.1), _Timer(), None)
+    r2.feed(latency.warmup_value(100), 0)
+    for seq, v in enumerate(values, 1):
+        r2.feed(v, seq * 10 ** 6 + seq * 1000)
+    assert r2.result()["in_percentiles"] == 900
+    with pytest.raises(RuntimeError, match="warm-up"):
+        latency.Receiver(spec, _Timer(), None).feed(values[0], 0)
+
+
+@pytest.mark.unit
+def test_latency_plan():
+    full = [r for r in suite.build_plan(suite.parse_args([]), "4.4.0", "3.9.2")
+            if r.kind == "latency"]
+    assert len(full) == 3 * 2 * 2 * 4
+    assert {r.client for r in full} == {"pykafka_c", "confluent", "kafka-python", "aiokafka"}
+    assert {r.rate for r in full} == {1000, 10000, 100000}
+    assert all(r.count == r.rate * 10 and r.partitions == 1 for r in full)
+    assert "latency 100 B p1 10k/s|4.4.0|pykafka_c|produce() -> consume(), acks=all, " \
+           "linger_ms=5" in {r.id for r in full}
+    only = suite.build_plan(suite.parse_args(["--latency-only"]), "4.4.0", "3.9.2")
+    assert [r.id for r in only] == [r.id for r in full]
+    assert not [r for r in suite.build_plan(suite.parse_args(["--no-latency"]), "4.4.0",
+                                            "3.9.2") if r.kind == "latency"]
+    quick = suite.build_plan(suite.parse_args(["--quick", "--latency-only"]), "4.4.0",
+                             "3.9.2")
+    assert [(r.id, r.count) for r in quick] == [
+        ("latency 100 B p1 1k/s|4.4.0|pykafka_c|produce() -> consume(), acks=1, linger_ms=0",
+         1000)]
+
+
+class _PairRunner:
+    """Answers a latency row's two workers by role."""
+
+    def __init__(self, consumer, producer, log_dir):
+        self.by_role = {"consumer": consumer, "producer": producer}
+        self.log_dir = str(log_dir)
+        self.specs = []
+
+    def worker(self, spec, tag, timeout, started=None):
+        self.specs.append(spec)
+        return dict(self.by_role[spec["role"]])
+
+
+def _latency_results(n):
+    lat = {"p50_us": 500.0, "p99_us": 990.0, "p99_9_us": 999.0, "max_us": 1000.0,
+           "min_us": 1.0, "mean_us": 500.0, "n": n}
+    cons = {"count": n, "bytes": 100 * n, "crcsum": 12345, "missing": 0, "duplicates": 0,
+            "out_of_order": 0, "latency": lat, "latency_from_call": lat,
+            "in_percentiles": n, "elapsed": 1.0, "cpu": 0.1}
+    prod = {"count": n, "bytes": 100 * n, "crcsum": 12345, "achieved_rate": 1000.0,
+            "pacer_lag_mean_us": 60.0, "pacer_lag_max_us": 200.0, "sent_late": 0,
+            "elapsed": 1.0, "cpu": 0.2}
+    return cons, prod
+
+
+@pytest.mark.unit
+def test_latency_row_checks_what_arrived(tmp_path):
+    row = suite.Row("latency", "pykafka_c", "latency", 100, 1000, 1, broker="4.4.0",
+                    rate=1000, params={"linger_ms": 0, "acks": "1"})
+    cons, prod = _latency_results(1000)
+    cluster = _FakeCluster(grow=1001)
+    runner = _PairRunner(cons, prod, tmp_path)
+    row.result = suite.run_latency_row(row, _ctx(cluster), runner, _Args())
+    suite.summarize(row)
+    s = row.result["summary"]
+    assert (s["p99_us"], s["msgs_per_s"], s["target_rate"]) == (990.0, 1000.0, 1000)
+    assert {sp["role"] for sp in runner.specs} == {"consumer", "producer"}
+    assert len({sp["topic"] for sp in runner.specs}) == 1 and cluster.deleted
+    for bad, match in ((dict(cons, crcsum=1), "received"), (dict(cons, missing=1), "missing"),
+                       (dict(cons, duplicates=2), "duplicates")):
+        with pytest.raises(BenchError, match=match):
+            suite.run_latency_row(row, _ctx(_FakeCluster(grow=1001)),
+                                  _PairRunner(bad, prod, tmp_path), _Args())
+    with pytest.raises(BenchError, match="end offset is 1002"):
+        suite.run_latency_row(row, _ctx(_FakeCluster(grow=1002)),
+                              _PairRunner(cons, prod, tmp_path), _Args())
+
+
+@pytest.mark.unit
+def test_latency_ratio_target_and_table(tmp_path):
+    from bench import report
+    rows = []
+    for client, p99 in (("pykafka_c", 2000.0), ("confluent", 3000.0), ("aiokafka", 1000.0)):
+        r = suite.Row("latency", client, "latency", 100, 1000, 1, broker="4.4.0", rate=1000,
+                      params={"linger_ms": 5, "acks": "all"})
+        cons, prod = _latency_results(1000)
+        cons["latency"] = dict(cons["latency"], p99_us=p99)
+        r.result = suite.run_latency_row(r, _ctx(_FakeCluster(grow=1001)),
+                                         _PairRunner(cons, prod, tmp_path), _Args())
+        suite.summarize(r)
+        rows.append(r)
+    suite.add_ratios(rows)
+    assert rows[1].result["summary"]["p99_ratio"] == pytest.approx(1.5)
+    assert rows[2].result["summary"]["p99_ratio"] == pytest.approx(0.5)
+    assert "pkc_ratio" not in rows[1].result["summary"]
+    t = [x for x in suite.targets(rows) if x["issue"] == 16]
+    assert len(t) == 1 and t[0]["met"] and t[0]["value"] == pytest.approx(1.5)
+    table = "\n".join(report.latency_table([dict(r.spec(), id=r.id, **r.result)
+                                            for r in rows]))
+    assert ("| latency 100 B p1 1k/s | 4.4.0 | confluent-kafka | produce()+poll(0) -> poll(), "
+            "acks=all, linger_ms=5 | 1k | 1 k | 1 k | 500 µs | 3.0 ms | 999 µs |") in table
+
+
 # ------------------------------------------------------------ the quick run
 
 @pytest.mark.integration
@@ -339,6 +506,15 @@ def test_quick_suite_runs_and_checks_every_row(tmp_path):
         assert rows[rid]["transport"] == "tls"
         assert rows[rid]["summary"]["tls_ratio"] > 0
     assert "| Over TLS |" in stdout
+    lat = rows["latency 100 B p1 1k/s|4.4.0|pykafka_c|produce() -> consume(), acks=1, "
+               "linger_ms=0"]
+    assert "error" not in lat, lat.get("error")
+    assert lat["runs"][0]["count"] == lat["count"] == 1000
+    s = lat["summary"]
+    assert 0 < s["p50_us"] <= s["p99_us"] <= s["p99_9_us"] <= s["max_us"]
+    assert s["msgs_per_s"] > 500 and s["target_rate"] == 1000
+    assert lat["verified"]["checksum"].startswith("every timed message received once")
+    assert "| Latency |" in stdout
     assert (out / "results.md").read_text() in stdout
     if doc["chart"]:
         assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

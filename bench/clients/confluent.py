@@ -130,7 +130,74 @@ def _produce(spec, timer):
     return {"count": n, "bytes": n * spec["size"]}
 
 
+def _latency(spec, timer):
+    """One side of a latency row (bench/latency.py): poll() one message at
+    a time, or produce() + poll(0) on the pacer's schedule."""
+    from bench.latency import paced_send, receive_loop, wait_for_file, warmup_value
+    timeout_s = float(spec.get("timeout_s", 120))
+    if spec["role"] == "consumer":
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        conf = _connection(spec)
+        conf.update({"group.id": "bench-%s" % spec["topic"],
+                     "enable.auto.commit": False, "enable.partition.eof": False,
+                     "auto.offset.reset": "earliest"})
+        c = Consumer(conf)
+        c.assign([TopicPartition(spec["topic"], 0, OFFSET_BEGINNING)])
+        poll = c.poll
+
+        def next_value():
+            m = poll(1.0)
+            if m is None:
+                return None
+            if m.error():
+                raise RuntimeError(str(m.error()))
+            return m.value()
+
+        out = receive_loop(next_value, spec, timer, Stall(timeout_s))
+        c.close()
+        return out
+    from confluent_kafka import Producer
+    errors = []
+
+    def on_error_report(err, msg):
+        if err is not None:
+            errors.append(str(err))
+
+    params = spec["params"]
+    conf = _connection(spec)
+    conf.update({"acks": params["acks"], "linger.ms": int(params["linger_ms"]),
+                 "delivery.report.only.error": True, "on_delivery": on_error_report})
+    p = Producer(conf)
+    topic = spec["topic"]
+    produce = p.produce
+    poll = p.poll
+    p.produce(topic, warmup_value(spec["size"]))
+    if p.flush(timeout_s):
+        raise Deadline("the warm-up message was not acknowledged")
+    wait_for_file(spec["ready_path"], timeout_s)
+
+    def send(v):
+        while True:
+            try:
+                produce(topic, v)
+                break
+            except BufferError:      # local queue full: serve it, then retry
+                poll(0.005)
+        poll(0)                      # serve delivery reports, as its users do
+
+    out = paced_send(send, spec, timer)
+    left = p.flush(timeout_s)
+    timer.stop()
+    if left:
+        raise Deadline("%d messages still unacknowledged at the time limit" % left)
+    if errors:
+        raise RuntimeError("%d delivery errors, first: %s" % (len(errors), errors[0]))
+    return out
+
+
 def run(spec, timer):
+    if spec["op"] == "latency":
+        return _latency(spec, timer)
     if spec["op"] in ("consume", "consume_batch"):
         return _consume(spec, timer)
     if spec["op"] == "produce":

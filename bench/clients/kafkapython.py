@@ -5,7 +5,7 @@ lz4/zstandard/crc32c extras are installed in the bench virtualenv)."""
 
 import zlib
 
-from . import MASK, Deadline
+from . import MASK, Deadline, Stall
 
 
 def _consume(spec, timer):
@@ -70,7 +70,54 @@ def _produce(spec, timer):
     return {"count": n, "bytes": n * spec["size"]}
 
 
+def _latency(spec, timer):
+    """One side of a latency row (bench/latency.py): next() on the
+    KafkaConsumer iterator, or send() on the pacer's schedule."""
+    from bench.latency import paced_send, receive_loop, wait_for_file, warmup_value
+    timeout_s = float(spec.get("timeout_s", 120))
+    if spec["role"] == "consumer":
+        from kafka import KafkaConsumer, TopicPartition
+        c = KafkaConsumer(bootstrap_servers=spec["brokers"], group_id=None,
+                          enable_auto_commit=False, auto_offset_reset="earliest",
+                          consumer_timeout_ms=1000)
+        c.assign([TopicPartition(spec["topic"], 0)])
+        c.seek_to_beginning()
+
+        def next_value():
+            try:
+                return next(c).value
+            except StopIteration:        # consumer_timeout_ms passed
+                return None
+
+        out = receive_loop(next_value, spec, timer, Stall(timeout_s))
+        c.close()
+        return out
+    from kafka import KafkaProducer
+    params = spec["params"]
+    p = KafkaProducer(bootstrap_servers=spec["brokers"],
+                      acks="all" if params["acks"] == "all" else 1,
+                      linger_ms=int(params["linger_ms"]))
+    topic = spec["topic"]
+    p.send(topic, warmup_value(spec["size"])).get(timeout=timeout_s)
+    wait_for_file(spec["ready_path"], timeout_s)
+    send = p.send
+    last = []
+
+    def send_one(v):
+        last[:] = [send(topic, v)]
+
+    out = paced_send(send_one, spec, timer)
+    p.flush(timeout=timeout_s)
+    timer.stop()
+    if last:
+        last[0].get(timeout=1)           # raises the error if the last batch failed
+    p.close()
+    return out
+
+
 def run(spec, timer):
+    if spec["op"] == "latency":
+        return _latency(spec, timer)
     if spec["op"] == "consume":
         return _consume(spec, timer)
     if spec["op"] == "produce":

@@ -3,7 +3,7 @@ plaintext or TLS (``spec["transport"]``)."""
 
 import zlib
 
-from . import MASK, Deadline
+from . import MASK, Deadline, Stall
 
 
 def _client(spec):
@@ -123,7 +123,51 @@ def _produce(spec, timer):
                              if k in stats}}
 
 
+def _latency(spec, timer):
+    """One side of a latency row (bench/latency.py): consume() one message
+    at a time, or produce() on the pacer's schedule."""
+    from bench.latency import paced_send, receive_loop, wait_for_file, warmup_value
+    timeout_s = float(spec.get("timeout_s", 120))
+    client, topic = _client(spec)
+    if spec["role"] == "consumer":
+        from pykafka_c.common import OffsetType
+        consumer = topic.get_simple_consumer(
+            auto_offset_reset=OffsetType.EARLIEST, reset_offset_on_start=True,
+            consumer_timeout_ms=1000)
+        consume = consumer.consume
+
+        def next_value():
+            m = consume()
+            return None if m is None else m.value
+
+        out = receive_loop(next_value, spec, timer, Stall(timeout_s))
+        consumer.stop()
+        client.close()
+        return out
+    params = spec["params"]
+    producer = topic.get_producer(required_acks=-1 if params["acks"] == "all" else 1,
+                                  linger_ms=int(params["linger_ms"]),
+                                  delivery_reports=False)
+    producer.produce(warmup_value(spec["size"]))
+    if producer.flush(timeout_s):
+        raise Deadline("the warm-up message was not acknowledged")
+    wait_for_file(spec["ready_path"], timeout_s)
+    out = paced_send(producer.produce, spec, timer)
+    pending = producer.flush(timeout_s)
+    timer.stop()
+    stats = producer._core.stats()
+    producer.stop()
+    client.close()
+    if pending:
+        raise Deadline("%d messages still unacknowledged at the time limit" % pending)
+    if stats.get("failed"):
+        raise RuntimeError("%d messages failed" % stats["failed"])
+    return out
+
+
 def run(spec, timer):
+    if spec["op"] == "latency":
+        return _latency(spec, timer)
     if spec["op"] in ("consume", "consume_batch", "iterate"):
         return _consume(spec, timer)
     if spec["op"] == "produce":
