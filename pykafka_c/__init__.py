@@ -24,11 +24,12 @@ from .producer import Producer  # noqa: E402
 from .simpleconsumer import SimpleConsumer  # noqa: E402
 from .balancedconsumer import BalancedConsumer  # noqa: E402
 from .managedbalancedconsumer import ManagedBalancedConsumer  # noqa: E402
-from .membershipprotocol import RangeProtocol, RoundRobinProtocol  # noqa: E402
+from .membershipprotocol import (CooperativeStickyProtocol,  # noqa: E402
+                                 RangeProtocol, RoundRobinProtocol)
 from .topic import Topic  # noqa: E402
 from ._install import install_as_pykafka  # noqa: E402
 
 __all__ = ["Broker", "SimpleConsumer", "Cluster", "Partition", "Producer",
            "Topic", "SslConfig", "KafkaClient", "BalancedConsumer",
            "ManagedBalancedConsumer", "RangeProtocol", "RoundRobinProtocol",
-           "install_as_pykafka"]
+           "CooperativeStickyProtocol", "install_as_pykafka"]

@@ -89,7 +89,8 @@ from .membershipprotocol import (ASSIGNMENT_VERSION, CONSUMER_PROTOCOL_TYPE,
                                  SUBSCRIPTION_VERSION,
                                  ConsumerGroupProtocolMetadata,
                                  MemberAssignment, RangeProtocol,
-                                 compute_assignments)
+                                 assign_cooperative_sticky,
+                                 compute_assignments, is_cooperative)
 from .simpleconsumer import _offset_reset_value
 from .utils.error_handlers import valid_int
 
@@ -786,6 +787,10 @@ class BalancedConsumer(object):
         this member stopped).
 
         Runs in ``start()`` and in the background thread."""
+        if is_cooperative(self._membership_protocol) and \
+                self._consumer is not None and self._generation_id >= 0:
+            self._rebalance_cooperative()
+            return
         if not self._rebalancing_in_progress.is_set():
             self._rebalancing_in_progress.set()
         try:
@@ -797,20 +802,64 @@ class BalancedConsumer(object):
                 cns = self._consumer
                 if (cns is not None and cns.partitions
                         and self._consumer_id and self._generation_id >= 0):
-                    try:
-                        self._commit(cns, None, rejoin_on_error=False)
-                    except FencedInstanceId:
-                        raise
-                    except Exception as exc:
-                        log.warning("Committing offsets before the rebalance "
-                                    "failed: %s", exc)
+                    self._commit_for_handover(cns)
                 self._update_member_assignment()
         finally:
             self._rebalancing_in_progress.clear()
             self._notify_state()
 
-    def _update_member_assignment(self) -> None:
-        """Join and sync (retrying with backoff) and apply the assignment."""
+    def _commit_for_handover(self, cns: SimpleConsumer) -> None:
+        """Commit the positions of ``cns`` before its partitions may go to
+        other members; a failure is logged (the next owner then starts
+        from the last commit), except a fenced static member's."""
+        try:
+            self._commit(cns, None, rejoin_on_error=False)
+        except FencedInstanceId:
+            raise
+        except Exception as exc:
+            log.warning("Committing offsets before the rebalance failed: %s",
+                        exc)
+
+    def _rebalance_cooperative(self) -> None:
+        """A rebalance under a cooperative protocol (KIP-429), for a member
+        that owns an assignment: the owned partitions are consumed on while
+        this member joins and syncs; then only the partitions the new
+        assignment lacks are given up (the positions committed first) and
+        the new ones taken.  When some were given up, the member rejoins
+        at once, so that the leader can hand them to their new members."""
+        log.info('Rebalancing consumer "%s" for topic "%s" (cooperative).',
+                 self._consumer_id, self._topic.name)
+        try:
+            self._update_member_assignment(cooperative=True)
+        finally:
+            self._notify_state()
+
+    def _take_cooperative_assignment(self, partition_ids: list[int]) -> None:
+        """Give up the owned partitions missing from ``partition_ids`` and
+        take the new ones, consumption paused only meanwhile."""
+        self._rebalancing_in_progress.set()
+        try:
+            with self._rebalancing_lock:
+                if not self._running:
+                    raise ConsumerStoppedException()
+                owned = set(self._assigned_ids or ())
+                revoked = owned - set(partition_ids)
+                cns = self._consumer
+                if cns is not None and cns.partitions and \
+                        owned != set(partition_ids):
+                    # the next owners (and this member's new internal
+                    # consumer) go on from where this one stopped
+                    self._commit_for_handover(cns)
+                self._setup_internal_consumer(partition_ids)
+        finally:
+            self._rebalancing_in_progress.clear()
+        if revoked:
+            self._request_rejoin("gave up partitions %s for their new "
+                                 "members" % sorted(revoked))
+
+    def _update_member_assignment(self, cooperative: bool = False) -> None:
+        """Join and sync (retrying with backoff) and apply the assignment
+        (``cooperative``: by _take_cooperative_assignment)."""
         attempts = max(1, self._rebalance_max_retries)
         for i in range(attempts):
             if i and self._running:
@@ -820,7 +869,10 @@ class BalancedConsumer(object):
                 raise ConsumerStoppedException()
             try:
                 partition_ids = self._join_and_sync()
-                self._setup_internal_consumer(partition_ids)
+                if cooperative:
+                    self._take_cooperative_assignment(partition_ids)
+                else:
+                    self._setup_internal_consumer(partition_ids)
                 log.debug("Consumer %s rebalanced: generation %d, "
                           "partitions %s", self._consumer_id,
                           self._generation_id, sorted(partition_ids))
@@ -840,7 +892,8 @@ class BalancedConsumer(object):
         """This member's own subscription metadata (a fresh object)."""
         base = self._membership_protocol.metadata
         owned: list[tuple[Any, list[int]]] = []
-        if self._assigned_ids:
+        # a member that lost its membership owns nothing any more
+        if self._assigned_ids and self._generation_id >= 0:
             owned = [(self._topic.name, sorted(self._assigned_ids))]
         if isinstance(base, ConsumerGroupProtocolMetadata):
             meta = base.copy(version=SUBSCRIPTION_VERSION,
@@ -976,19 +1029,20 @@ class BalancedConsumer(object):
     def _assign(self, members: Iterable[Decoded]) -> list[Decoded]:
         """The leader's job: every member's assignment, as SyncGroup
         entries."""
-        subscriptions: dict[bytes, list[Any]] = {}
+        full: dict[bytes, ConsumerGroupProtocolMetadata] = {}
         for m in members:
             mid = _to_bytes(m["member_id"])
             try:
-                sub = ConsumerGroupProtocolMetadata.from_bytestring(
+                full[mid] = ConsumerGroupProtocolMetadata.from_bytestring(
                     m["metadata"] or b"")
-                topics: list[Any] = sub.topic_names
             except ProtocolDecodeError as exc:
                 log.warning("Member %s of group %s sent an unreadable "
                             "subscription (%s); it gets no partitions",
                             mid, self._consumer_group, exc)
-                topics = []
-            subscriptions[mid] = topics
+                full[mid] = ConsumerGroupProtocolMetadata(
+                    topic_names=[], user_data=None)
+        subscriptions: dict[bytes, list[Any]] = {
+            mid: sub.topic_names for mid, sub in full.items()}
         wanted = set(t for topics in subscriptions.values() for t in topics)
         try:
             self._cluster.update()
@@ -1011,9 +1065,12 @@ class BalancedConsumer(object):
                             "exist; not assigned", name)
         self._assigned_topics = {
             name: frozenset(topic_partitions.get(name, ())) for name in wanted}
-        plan = compute_assignments(
-            self._membership_protocol.decide_partitions, subscriptions,
-            topic_partitions)
+        if is_cooperative(self._membership_protocol):
+            plan = assign_cooperative_sticky(full, topic_partitions)
+        else:
+            plan = compute_assignments(
+                self._membership_protocol.decide_partitions, subscriptions,
+                topic_partitions)
         log.info("Leader %s assigned group %s: %s", self._consumer_id,
                  self._consumer_group,
                  {k: v for k, v in sorted(plan.items())})

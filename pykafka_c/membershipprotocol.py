@@ -4,6 +4,10 @@ protocol's subscription and assignment encodings.
 ``RangeProtocol`` and ``RoundRobinProtocol`` carry pykafka's rules for
 spreading a topic's partitions over the members of a group (see
 :func:`decide_partitions_range` and :func:`decide_partitions_roundrobin`).
+``CooperativeStickyProtocol`` is Kafka's ``cooperative-sticky`` (KIP-429,
+not in pykafka): members keep their partitions through a rebalance, and
+only the partitions that move are revoked (see
+:func:`assign_cooperative_sticky`).
 
 The bytes that travel inside JoinGroup (a member's subscription) and
 SyncGroup (a member's assignment) are encoded as Kafka's own consumer
@@ -56,9 +60,12 @@ __all__ = [
     "MemberAssignment",
     "RangeProtocol",
     "RoundRobinProtocol",
+    "CooperativeStickyProtocol",
     "decide_partitions_range",
     "decide_partitions_roundrobin",
     "compute_assignments",
+    "assign_cooperative_sticky",
+    "is_cooperative",
     "CONSUMER_PROTOCOL_TYPE",
     "SUBSCRIPTION_VERSION",
     "ASSIGNMENT_VERSION",
@@ -541,4 +548,113 @@ def compute_assignments(decide_partitions: _DecidePartitions,
             ids = sorted(p.id for p in chosen)
             if ids:
                 result[member].append((topic, ids))
+    return result
+
+
+# --- cooperative-sticky (KIP-429) ----------------------------------------------
+
+#: The assignor name Kafka's Java consumer and librdkafka use.
+COOPERATIVE_STICKY = b"cooperative-sticky"
+
+CooperativeStickyProtocol = GroupMembershipProtocol(
+    CONSUMER_PROTOCOL_TYPE, COOPERATIVE_STICKY,
+    ConsumerGroupProtocolMetadata(),
+    # pykafka's per-member rule, for code that calls it directly; the
+    # balanced consumers assign with assign_cooperative_sticky instead.
+    decide_partitions_range)
+
+
+def is_cooperative(protocol: GroupMembershipProtocol) -> bool:
+    """True for a protocol whose members keep their partitions through a
+    rebalance and give up only those the leader moves (KIP-429)."""
+    return _as_bytes(protocol.protocol_name) == COOPERATIVE_STICKY
+
+
+def _valid_claims(subscriptions: Mapping[bytes, ConsumerGroupProtocolMetadata],
+                  topic: bytes, members: Sequence[bytes], ids: set[int]
+                  ) -> dict[bytes, set[int]]:
+    """Which existing partitions of ``topic`` each member says it owns.  A
+    partition two members claim (a member that missed a rebalance) stays
+    with the claim of the newest generation, and with neither on a tie."""
+    best: dict[int, tuple[int, bytes | None]] = {}
+    for member in members:
+        sub = subscriptions[member]
+        for name, parts in sub.owned_partitions:
+            if _as_bytes(name) != topic:
+                continue
+            for pid in set(parts) & ids:
+                claim = (sub.generation_id, member)
+                held = best.get(pid)
+                if held is None or claim[0] > held[0]:
+                    best[pid] = claim
+                elif claim[0] == held[0]:
+                    best[pid] = (held[0], None)
+    claims: dict[bytes, set[int]] = {m: set() for m in members}
+    for pid, (_gen, holder) in best.items():
+        if holder is not None:
+            claims[holder].add(pid)
+    return claims
+
+
+def _sticky_targets(members: Sequence[bytes], ids: Sequence[int],
+                    claims: Mapping[bytes, set[int]]
+                    ) -> dict[bytes, set[int]]:
+    """A balanced assignment of ``ids`` (member counts differ by one at
+    most) that leaves every member as many of its claimed partitions as
+    the balance allows."""
+    base, extra = divmod(len(ids), len(members))
+    # The members holding the most keep the larger shares.
+    by_claims = sorted(members, key=lambda m: (-len(claims[m]), m))
+    quota = {m: base + (1 if i < extra else 0)
+             for i, m in enumerate(by_claims)}
+    targets = {m: set(sorted(claims[m])[:quota[m]]) for m in members}
+    taken = set().union(*targets.values())
+    for pid in (p for p in ids if p not in taken):
+        # the free partitions go to the members furthest below their quota
+        member = min((m for m in members if len(targets[m]) < quota[m]),
+                     key=lambda m: (len(targets[m]) - quota[m], m))
+        targets[member].add(pid)
+    return targets
+
+
+def assign_cooperative_sticky(
+        subscriptions: Mapping[bytes, ConsumerGroupProtocolMetadata],
+        topic_partitions: Mapping[bytes, Any]
+        ) -> dict[bytes, list[tuple[bytes, list[int]]]]:
+    """assign_cooperative_sticky(subscriptions, topic_partitions) -> dict --
+
+    The group leader's job under ``cooperative-sticky``: for every topic,
+    the members subscribed to it share its partitions evenly, each keeping
+    as many of the partitions it owns (its subscription's
+    ``owned_partitions``) as the balance allows.  A partition that moves
+    from one member to another is left out of both assignments this
+    round: its owner revokes it and rejoins, and the next round gives it
+    to its new member, so no partition ever has two owners.
+
+    ``subscriptions`` maps member id (bytes) to its decoded subscription;
+    ``topic_partitions`` maps topic name (bytes) to ``{partition id:
+    Partition}``.  Returns ``{member_id: [(topic, sorted partition ids)]}``
+    with an entry (maybe empty) for every member.
+    """
+    result: dict[bytes, list[tuple[bytes, list[int]]]] = {
+        m: [] for m in subscriptions}
+    by_topic: dict[bytes, list[bytes]] = {}
+    for member, sub in subscriptions.items():
+        for t in set(_as_bytes(t) for t in sub.topic_names):
+            by_topic.setdefault(t, []).append(member)
+    for topic in sorted(by_topic):
+        ids: list[int] = sorted(
+            p.id for p in _partition_values(topic_partitions.get(topic) or {}))
+        if not ids:
+            continue
+        members = sorted(by_topic[topic])
+        claims = _valid_claims(subscriptions, topic, members, set(ids))
+        targets = _sticky_targets(members, ids, claims)
+        owner = {pid: m for m, owned in claims.items() for pid in owned}
+        for member in members:
+            moving_in = {pid for pid in targets[member]
+                         if owner.get(pid, member) != member}
+            assigned = sorted(targets[member] - moving_in)
+            if assigned:
+                result[member].append((topic, assigned))
     return result

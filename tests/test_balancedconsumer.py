@@ -34,6 +34,7 @@ from pykafka_c.exceptions import (ConsumerStoppedException,
                                   UnknownMemberId)
 from pykafka_c.managedbalancedconsumer import ManagedBalancedConsumer
 from pykafka_c.membershipprotocol import (ConsumerGroupProtocolMetadata,
+                                          CooperativeStickyProtocol,
                                           GroupMembershipProtocol,
                                           MemberAssignment, RangeProtocol,
                                           RoundRobinProtocol)
@@ -435,6 +436,7 @@ class Drain(threading.Thread):
         super().__init__(daemon=True)
         self.consumer = consumer
         self.got = []
+        self.times = []  # when each of got came (monotonic)
         self.error = None
         self.halt = threading.Event()
 
@@ -448,6 +450,7 @@ class Drain(threading.Thread):
                 self.error = exc
                 return
             if m is not None:
+                self.times.append(time.monotonic())
                 self.got.append((m.partition_id, m.offset,
                                  m.value.decode("utf-8")))
 
@@ -580,6 +583,125 @@ def test_join_and_leave_lose_no_message(kafka, topic_name, client_factory,
     # exactly where the previous one stopped.
     assert len(values) == len(produced), "duplicates: %d" % (
         len(values) - len(produced))
+
+
+class Feed(threading.Thread):
+    """Produce one message to every partition each ``every_s`` seconds
+    until halted; ``sent`` holds every value delivered."""
+
+    def __init__(self, topic, ids, every_s=0.02):
+        super().__init__(daemon=True)
+        self.topic, self.ids, self.every_s = topic, sorted(ids), every_s
+        self.sent = set()
+        self.halt = threading.Event()
+        self.error = None
+
+    def run(self):
+        try:
+            with self.topic.get_producer(
+                    partitioner=_by_key, required_acks=-1, linger_ms=5,
+                    min_queued_messages=1, delivery_reports=True) as p:
+                n = 0
+                while not self.halt.is_set():
+                    for pid in self.ids:
+                        p.produce(b"feed-p%d-%d" % (pid, n),
+                                  partition_key=b"%d" % pid)
+                    n += 1
+                    self._reports(p)
+                    time.sleep(self.every_s)
+                p.flush()
+                self._reports(p)
+        except Exception as exc:  # reported by the test
+            self.error = exc
+
+    def _reports(self, producer):
+        while True:
+            try:
+                msg, exc = producer.get_delivery_report(block=False)
+            except Exception:
+                return
+            assert exc is None, exc
+            self.sent.add(msg.value.decode())
+
+    def finish(self):
+        self.halt.set()
+        self.join(60)
+        assert not self.is_alive() and self.error is None, self.error
+
+
+def _longest_gap(drain, partitions, start, end):
+    """The longest time without a delivery from ``partitions`` between
+    ``start`` and ``end`` (monotonic seconds)."""
+    times = [start] + [t for t, (pid, _o, _v) in zip(drain.times, drain.got)
+                       if pid in partitions and start <= t <= end] + [end]
+    return max(b - a for a, b in zip(times, times[1:]))
+
+
+def test_cooperative_join_revokes_only_what_moves(
+        kafka, topic_name, client_factory, consumers_to_stop):
+    """cooperative-sticky (KIP-429): while a third member joins, the two
+    members already in the group go on consuming the partitions they keep
+    (no gap longer than a heartbeat interval and a fetch or two), give up
+    only the partitions the newcomer takes, and every message fed in
+    meanwhile is consumed exactly once."""
+    kafka.create_topic(topic_name, 6)
+    topic = client_factory(kafka).topics[topic_name]
+    group = group_name()
+    all_ids = set(topic.partitions)
+    changes = collections.defaultdict(list)
+
+    def record(consumer, old, new):
+        changes[consumer.consumer_id].append((set(old or {}), set(new)))
+
+    opts = dict(membership_protocol=CooperativeStickyProtocol,
+                post_rebalance_callback=record, consumer_timeout_ms=300,
+                **FAST)
+    a = new_consumer(consumers_to_stop, topic, group, **opts)
+    b = new_consumer(consumers_to_stop, topic, group, **opts)
+    wait_for(lambda: assignment_settled([a, b], all_ids), 30,
+             "A and B to split 6 partitions", [a, b])
+    before = {a.consumer_id: set(a.partitions), b.consumer_id:
+              set(b.partitions)}
+    changes.clear()
+    feed = Feed(topic, all_ids)
+    drains = [Drain(a), Drain(b)]
+    for d in drains:
+        d.start()
+    feed.start()
+    time.sleep(1.0)
+    joined_at = time.monotonic()
+    c = new_consumer(consumers_to_stop, topic, group, **opts)
+    drains.append(Drain(c))
+    drains[-1].start()
+    sets = wait_for(lambda: assignment_settled([a, b, c], all_ids), 30,
+                    "three members to split 6 partitions", [a, b, c])
+    settled_at = time.monotonic()
+    time.sleep(1.0)
+    feed.finish()
+
+    def complete():
+        return feed.sent <= {v for d in drains for _, _, v in d.got}
+    wait_for(complete, 60, "every fed message to be consumed", [a, b, c])
+    for d in drains:
+        d.finish()
+    assert [len(x) for x in sets] == [2, 2, 2]
+    taken = set(c.partitions)
+    for member in (a, b):
+        kept = set(member.partitions)
+        assert kept <= before[member.consumer_id]
+        for old, new in changes[member.consumer_id]:
+            # a rebalance of A or B only ever takes partitions away, and
+            # only those C ends up with
+            assert new <= old and old - new <= taken, (old, new, taken)
+        gap = _longest_gap(drains[(a, b).index(member)], kept, joined_at,
+                           settled_at)
+        assert gap < FAST["heartbeat_interval_ms"] / 1000.0 + 1.0, (
+            "member %s stopped consuming its kept partitions %s for %.2f s "
+            "while C joined" % (member.consumer_id, sorted(kept), gap))
+    values = [v for d in drains for _, _, v in d.got]
+    assert set(values) >= feed.sent
+    assert len(values) == len(set(values)), "duplicates: %d" % (
+        len(values) - len(set(values)))
 
 
 def test_more_consumers_than_partitions(kafka, topic_name, client_factory,
@@ -1009,7 +1131,9 @@ def _foreign_consumer(kind, kafka, topic, group, protocol_name, tmp_path):
     stem = tmp_path / ("%s-%s" % (kind, uuid.uuid4().hex[:6]))
     if kind == "java":
         assignor = {"range": "RangeAssignor",
-                    "roundrobin": "RoundRobinAssignor"}[protocol_name]
+                    "roundrobin": "RoundRobinAssignor",
+                    "cooperative-sticky": "CooperativeStickyAssignor"
+                    }[protocol_name]
         config = str(stem) + ".properties"
         with open(config, "w") as f:
             f.write("partition.assignment.strategy=org.apache.kafka.clients."
@@ -1066,7 +1190,9 @@ def _described_assignment(client, group):
 
 
 @pytest.mark.parametrize("leader", ["pykafka_c", "foreign"])
-@pytest.mark.parametrize("protocol", PROTOCOLS, ids=PROTOCOL_IDS)
+@pytest.mark.parametrize(
+    "protocol", PROTOCOLS + [CooperativeStickyProtocol],
+    ids=PROTOCOL_IDS + ["cooperative-sticky"])
 @pytest.mark.parametrize("foreign", ["java", "librdkafka"])
 def test_group_shared_with_another_client(
         kafka, topic_name, client_factory, consumers_to_stop, foreign,

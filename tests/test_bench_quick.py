@@ -520,3 +520,28 @@ def test_quick_suite_runs_and_checks_every_row(tmp_path):
         assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert "virtualenv" in doc["chart_note"]
+
+
+@pytest.mark.unit
+def test_settle_bench_settled_and_pause():
+    from bench import settle
+
+    class M:
+        def __init__(self, owned, deliveries=()):
+            self._owned = set(owned)
+            self.deliveries = list(deliveries)
+
+        def owned(self):
+            return self._owned
+    assert settle.settled([M({0, 1}), M({2, 3}), M({4, 5})])
+    assert not settle.settled([M({0, 1, 2, 3}), M({4, 5}), M(())])  # unbalanced
+    assert not settle.settled([M({0, 1, 2}), M({2, 3, 4, 5})])      # 2 twice
+    assert not settle.settled([M({0, 1}), M({2, 3})])               # 4, 5 unowned
+    m = M({0}, [(10.0, 0), (10.5, 1), (11.0, 0), (13.0, 0)])
+    # partition 1 is not kept; the window's edges count as deliveries
+    assert settle.longest_pause(m, 9.5, 14.0) == pytest.approx(2.0)
+    table = settle.markdown({"range": {"settle_s": 2.0, "pause_s": 1.5},
+                             "consumer": {"error": "no KIP-848"},
+                             "_kafka": "4.4.0"}, 3)
+    assert "| range | 2.00 | 1.50 | 3 |" in table
+    assert "| consumer | not measured: no KIP-848 | | |" in table

@@ -364,3 +364,115 @@ def test_round_trip_many():
             owned_partitions=topics, generation_id=n_parts)
         assert ConsumerGroupProtocolMetadata.from_bytestring(
             s.get_bytes()) == s
+
+
+# ------------------------------------------------ cooperative-sticky (KIP-429)
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from pykafka_c.membershipprotocol import (  # noqa: E402
+    CooperativeStickyProtocol, assign_cooperative_sticky, is_cooperative)
+
+
+def _sub(owned=(), generation=1, topic=b"t"):
+    return ConsumerGroupProtocolMetadata(
+        version=3, topic_names=[topic], user_data=None,
+        owned_partitions=[(topic, sorted(owned))] if owned else [],
+        generation_id=generation)
+
+
+def _ids(plan, member, topic=b"t"):
+    return set(dict(plan[member]).get(topic, []))
+
+
+def test_cooperative_sticky_is_cooperative_and_named_as_kafka_names_it():
+    assert CooperativeStickyProtocol.protocol_name == b"cooperative-sticky"
+    assert CooperativeStickyProtocol.protocol_type == b"consumer"
+    assert is_cooperative(CooperativeStickyProtocol)
+    assert not is_cooperative(RangeProtocol)
+    assert not is_cooperative(RoundRobinProtocol)
+
+
+def test_cooperative_sticky_a_new_group_is_balanced():
+    plan = assign_cooperative_sticky({b"a": _sub(), b"b": _sub()},
+                                     {b"t": FakeTopic(b"t", 5).partitions})
+    assert _ids(plan, b"a") | _ids(plan, b"b") == set(range(5))
+    assert not _ids(plan, b"a") & _ids(plan, b"b")
+    assert sorted(len(_ids(plan, m)) for m in plan) == [2, 3]
+
+
+def test_cooperative_sticky_a_joining_member_waits_for_the_revocations():
+    """Round 1: the owners keep what the balance allows; the partitions
+    that move are withheld from everyone.  Round 2 (after the owners gave
+    them up): the new member gets them; nobody else's assignment moved."""
+    parts = {b"t": FakeTopic(b"t", 6).partitions}
+    round1 = assign_cooperative_sticky(
+        {b"a": _sub({0, 1, 2}), b"b": _sub({3, 4, 5}), b"c": _sub()}, parts)
+    kept_a, kept_b = _ids(round1, b"a"), _ids(round1, b"b")
+    assert kept_a < {0, 1, 2} and len(kept_a) == 2
+    assert kept_b < {3, 4, 5} and len(kept_b) == 2
+    assert _ids(round1, b"c") == set()
+    round2 = assign_cooperative_sticky(
+        {b"a": _sub(kept_a, 2), b"b": _sub(kept_b, 2), b"c": _sub((), 2)},
+        parts)
+    assert _ids(round2, b"a") == kept_a and _ids(round2, b"b") == kept_b
+    assert _ids(round2, b"c") == set(range(6)) - kept_a - kept_b
+
+
+def test_cooperative_sticky_a_leaving_member_frees_its_partitions_at_once():
+    parts = {b"t": FakeTopic(b"t", 6).partitions}
+    plan = assign_cooperative_sticky({b"a": _sub({0, 1}), b"b": _sub({2, 3})},
+                                     parts)
+    assert _ids(plan, b"a") >= {0, 1} and _ids(plan, b"b") >= {2, 3}
+    assert _ids(plan, b"a") | _ids(plan, b"b") == set(range(6))
+
+
+def test_cooperative_sticky_a_partition_claimed_twice_goes_by_generation():
+    parts = {b"t": FakeTopic(b"t", 2).partitions}
+    plan = assign_cooperative_sticky(
+        {b"a": _sub({0, 1}, generation=7), b"b": _sub({1}, generation=5)},
+        parts)
+    # a's claim on 1 is newer: a keeps one of its two, b gets nothing it
+    # does not own, and partition 1 is never given to b while a holds it
+    assert _ids(plan, b"a") <= {0, 1} and len(_ids(plan, b"a")) == 1
+    assert 1 not in _ids(plan, b"b") or 1 not in _ids(plan, b"a")
+    tie = assign_cooperative_sticky(
+        {b"a": _sub({1}, generation=5), b"b": _sub({1}, generation=5)}, parts)
+    assert not _ids(tie, b"a") & _ids(tie, b"b")
+
+
+def test_cooperative_sticky_ignores_partitions_that_no_longer_exist():
+    plan = assign_cooperative_sticky({b"a": _sub({0, 7, 9})},
+                                     {b"t": FakeTopic(b"t", 3).partitions})
+    assert _ids(plan, b"a") == {0, 1, 2}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 12), st.lists(st.sets(st.integers(0, 14)), min_size=1,
+                                    max_size=6))
+def test_cooperative_sticky_rounds_keep_one_owner_and_converge(n_parts,
+                                                               claims):
+    """Whatever the members say they own (overlaps included), applying the
+    assignments round after round as members do (give up what is missing,
+    take what is new, rejoin) never gives a partition two owners, keeps a
+    member's partitions as long as the balance allows, and is balanced
+    and complete after the round that follows the revocations."""
+    parts = {b"t": FakeTopic(b"t", n_parts).partitions}
+    members = [b"m%d" % i for i in range(len(claims))]
+    plan = assign_cooperative_sticky(
+        {m: _sub(c) for m, c in zip(members, claims)}, parts)
+    owned = {m: _ids(plan, m) for m in members}
+    for generation in range(2, 5):
+        all_owned = [p for m in members for p in owned[m]]
+        assert len(all_owned) == len(set(all_owned)), owned
+        plan = assign_cooperative_sticky(
+            {m: _sub(owned[m], generation) for m in members}, parts)
+        new = {m: _ids(plan, m) for m in members}
+        for m in members:
+            others = set().union(*(owned[o] for o in members if o != m))
+            assert not new[m] & others, (m, new, owned)
+        owned = new
+    counts = sorted(len(owned[m]) for m in members)
+    assert counts[-1] - counts[0] <= 1
+    assert set().union(*owned.values()) == set(range(n_parts))
