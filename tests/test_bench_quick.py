@@ -212,12 +212,20 @@ def test_tls_rows_sit_beside_their_plaintext_twins():
         "consume 100 B p1 TLS|4.4.0|pykafka_c|consume_batch(1000)",
         "consume 100 B p1 TLS|4.4.0|confluent|poll()",
         "consume 100 B p1 TLS|4.4.0|confluent|consume(1000)",
+        # a Fetch always in flight (issue 10), over both transports
+        "consume 100 B p1|4.4.0|pykafka_c|consume(), queued_max_messages=20000",
+        "consume 100 B p1 TLS|4.4.0|pykafka_c|consume(), queued_max_messages=20000",
         "produce 100 B p1 none|4.4.0|pykafka_c|produce()+flush()",
         "produce 100 B p1 none|4.4.0|confluent|produce()+flush()",
         "produce 100 B p1 none TLS|4.4.0|pykafka_c|produce()+flush()",
         "produce 100 B p1 none TLS|4.4.0|confluent|produce()+flush()",
     ]
     assert all(r.count == 1000000 for r in rows)
+    # each TLS row's twin is the plaintext row with the same settings
+    by_twin = {r.plaintext_twin(): r for r in rows if r.transport == "plaintext"}
+    deep = [r for r in rows if r.transport == "tls" and r.params]
+    assert [by_twin[r.plaintext_twin()].params for r in deep] == [
+        {"queued_max_messages": 20000}]
     # the full plan has the same TLS rows, and no others over TLS
     full = suite.build_plan(suite.parse_args([]), "4.4.0", "3.9.2")
     assert [r.id for r in full if r.transport == "tls"] == [i for i in ids if " TLS|" in i]
@@ -271,6 +279,21 @@ def test_tls_ratios_targets_and_table():
     assert ahead["value"] == pytest.approx(850.0 / 400.0) and ahead["met"] and ahead["issue"] == 10
     own = t[("produce over TLS >= 0.8x its plaintext rate", "produce 100 B p1 none TLS")]
     assert own["value"] == pytest.approx(0.85) and own["met"]
+    # the 0.8x target compares rows of the same settings, one line each
+    variant = []
+    for transport, rate in (("plaintext", 2000.0), ("tls", 1000.0)):
+        r = suite.Row("produce", "pykafka_c", "produce", 100, 10, 1, "none",
+                      broker="4.4.0", transport=transport, params={"linger_ms": 5})
+        r.result = {"summary": {"msgs_per_s": rate, "n_runs": 1, "mb_per_s": 0.1,
+                                "peak_rss_mib": 1.0, "cpu_s_per_M": 1.0}}
+        variant.append(r)
+    suite.add_ratios(rows + variant)
+    t = {(x["target"], x["workload"]): x for x in suite.targets(rows + variant)}
+    assert t[("produce over TLS >= 0.8x its plaintext rate",
+              "produce 100 B p1 none TLS")]["value"] == pytest.approx(0.85)
+    five = t[("produce over TLS >= 0.8x its plaintext rate (linger_ms=5)",
+              "produce 100 B p1 none TLS")]
+    assert five["value"] == pytest.approx(0.5) and not five["met"]
     # the plaintext workload keeps issue 7's target, the TLS one does not get it
     assert ("produce >= 1.5x confluent", "produce 100 B p1 none") in t
     assert ("produce >= 1.5x confluent", "produce 100 B p1 none TLS") not in t
