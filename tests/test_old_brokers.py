@@ -473,6 +473,19 @@ def test_static_membership_needs_join_group_v5(old_kafka, client,
         c.stop()
 
 
+def test_consumer_group_protocol_needs_consumer_group_heartbeat(
+        old_kafka, client, topic_name):
+    # group_protocol="consumer" (KIP-848) needs ConsumerGroupHeartbeat,
+    # which Kafka 2.1 does not list at all
+    topic = make_topic(old_kafka, client, topic_name, partitions=2)
+    with pytest.raises(UnsupportedApiVersionError) as info:
+        topic.get_balanced_consumer(topic_name + "-g", managed=True,
+                                    group_protocol="consumer")
+    text = str(info.value)
+    assert "group_protocol='consumer' (KIP-848)" in text
+    assert "does not support ConsumerGroupHeartbeat at any version" in text
+
+
 # ------------------------------------------------- command line, 2 brokers
 
 @pytest.mark.slow
