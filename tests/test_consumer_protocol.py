@@ -21,7 +21,9 @@ import pytest
 from pykafka_c.consumergroupprotocol import (
     ConsumerProtocolBalancedConsumer,
     ConsumerProtocolManagedBalancedConsumer)
-from pykafka_c.exceptions import UnsupportedApiVersionError
+from pykafka_c.exceptions import (ConsumerStoppedException,
+                                  UnreleasedInstanceId,
+                                  UnsupportedApiVersionError)
 from pykafka_c.test.kafka_instance import (DEFAULT_KAFKA_VERSION,
                                            KAFKA_39_VERSION)
 
@@ -331,7 +333,8 @@ def test_static_member_comes_back_to_its_partitions(kafka, client,
                                                     topic_name, made):
     """A static member leaves with epoch -2 and, restarted with its
     instance id, gets the same partitions back; the other member's
-    partitions never move."""
+    partitions never move.  A second member with a live member's instance
+    id is refused."""
     kafka.create_topic(topic_name, PARTITIONS)
     topic = client.topics[topic_name]
     group = _group()
@@ -339,6 +342,12 @@ def test_static_member_comes_back_to_its_partitions(kafka, client,
     static = _consumer(made, topic, group, group_instance_id="static-1")
     sets = wait_for(lambda: _split([other, static], [3, 3]), 30,
                     "a 3/3 split", [other, static])
+    # a second live member with a taken instance id is refused
+    twin = _consumer(made, topic, group, group_instance_id="other")
+    with pytest.raises(ConsumerStoppedException) as info:
+        twin.consume()
+    assert isinstance(info.value.__cause__, UnreleasedInstanceId)
+    assert set(other.partitions) == sets[0]
     epoch = other.generation_id
     static.stop()
     time.sleep(1.5)      # three heartbeats of the other member
