@@ -360,6 +360,47 @@ def test_static_member_comes_back_to_its_partitions(kafka, client,
     assert other.generation_id == epoch
 
 
+@ON_KAFKA4
+def test_offsets_behave_as_with_the_classic_protocol(kafka, client,
+                                                      topic_name, made):
+    """held_offsets, reset_offsets, commit_offsets, stop() and the offsets a
+    post_rebalance_callback returns, on the consumer protocol."""
+    kafka.create_topic(topic_name, 2)
+    topic = client.topics[topic_name]
+    group = _group()
+    produce(topic, make_values("o", range(2), 10))
+    first = _consumer(made, topic, group)
+    wait_for(lambda: set(first.partitions) == {0, 1}, 30, "two partitions",
+             [first])
+    got = [(m.partition_id, m.offset) for m in
+           (first.consume() for _ in range(20))]
+    assert sorted(got) == [(p, o) for p in (0, 1) for o in range(10)]
+    assert first.held_offsets == {0: 9, 1: 9}
+    first.reset_offsets([(topic.partitions[0], 4)])
+    again = sorted(m.offset for m in (first.consume() for _ in range(5)))
+    assert again == [5, 6, 7, 8, 9]
+    assert first.consume(block=False) is None
+    first.commit_offsets()
+    first.stop()
+    with pytest.raises(ConsumerStoppedException):
+        first.commit_offsets()
+
+    calls = []
+
+    def rewind_partition_1(consumer, old, new):
+        calls.append((old, new))
+        return {1: 7} if len(calls) == 1 else None
+    second = _consumer(made, topic, group,
+                       post_rebalance_callback=rewind_partition_1)
+    wait_for(lambda: set(second.partitions) == {0, 1}, 30, "two partitions",
+             [second])
+    # committed: 10 and 10 (the next offsets); the callback rewinds 1
+    assert calls[0][1] == {0: 9, 1: 9}
+    assert sorted((m.partition_id, m.offset) for m in
+                  (second.consume() for _ in range(2))) == [(1, 8), (1, 9)]
+    assert second.consume(block=False) is None
+
+
 # ---------------------------------------------------------------- Kafka 3.9
 
 
