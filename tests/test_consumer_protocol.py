@@ -18,12 +18,16 @@ import uuid
 
 import pytest
 
+from pykafka_c import _core
+from pykafka_c.broker import ApiKey
 from pykafka_c.consumergroupprotocol import (
     ConsumerProtocolBalancedConsumer,
     ConsumerProtocolManagedBalancedConsumer)
 from pykafka_c.exceptions import (ConsumerStoppedException,
                                   UnreleasedInstanceId,
                                   UnsupportedApiVersionError)
+from pykafka_c.protocol.group_membership import (
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse)
 from pykafka_c.test.kafka_instance import (DEFAULT_KAFKA_VERSION,
                                            KAFKA_39_VERSION)
 
@@ -89,6 +93,44 @@ def test_classes_keep_the_pykafka_signatures():
     assert issubclass(ConsumerProtocolBalancedConsumer, BalancedConsumer)
     assert issubclass(ConsumerProtocolManagedBalancedConsumer,
                       ManagedBalancedConsumer)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("version", [0, 1])
+def test_heartbeat_request_fields(version):
+    topic_id = bytes(range(16))
+    req = ConsumerGroupHeartbeatRequest(
+        b"g", "m-1", 3, instance_id="i-1", rebalance_timeout_ms=9000,
+        subscribed_topic_names=[b"t"], server_assignor="range",
+        topic_partitions=[(topic_id, [2, 0])])
+    body = _core.encode_request(ApiKey.CONSUMER_GROUP_HEARTBEAT, version,
+                                req._fields(version))
+    got = _core.decode_request(ApiKey.CONSUMER_GROUP_HEARTBEAT, version,
+                               body)
+    assert (got["group_id"], got["member_id"], got["member_epoch"],
+            got["instance_id"], got["rebalance_timeout_ms"],
+            got["subscribed_topic_names"], got["server_assignor"]) == \
+        ("g", "m-1", 3, "i-1", 9000, ["t"], "range")
+    assert [(bytes(t["topic_id"]), t["partitions"])
+            for t in got["topic_partitions"]] == [(topic_id, [0, 2])]
+
+
+@pytest.mark.unit
+def test_heartbeat_response_assignment():
+    topic_id = bytes(range(16))
+    fields = {"throttle_time_ms": 0, "error_code": 0, "error_message": None,
+              "member_id": "m-1", "member_epoch": 7,
+              "heartbeat_interval_ms": 500,
+              "assignment": {"topic_partitions": [
+                  {"topic_id": topic_id, "partitions": [5, 1]}]}}
+    body = _core.encode_response(ApiKey.CONSUMER_GROUP_HEARTBEAT, 1, fields)
+    resp = ConsumerGroupHeartbeatResponse(body, 1)
+    assert (resp.error_code, resp.member_id, resp.member_epoch,
+            resp.heartbeat_interval_ms) == (0, b"m-1", 7, 500)
+    assert resp.assignment == {topic_id: [1, 5]}
+    fields["assignment"] = None      # "unchanged since the last heartbeat"
+    body = _core.encode_response(ApiKey.CONSUMER_GROUP_HEARTBEAT, 1, fields)
+    assert ConsumerGroupHeartbeatResponse(body, 1).assignment is None
 
 
 # ---------------------------------------------------------------- Kafka 4
