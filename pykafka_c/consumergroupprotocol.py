@@ -56,14 +56,12 @@ from .protocol.group_membership import (ConsumerGroupHeartbeatRequest,
 if TYPE_CHECKING:
     from .broker import Broker
 
-__all__ = ["GROUP_PROTOCOLS", "SERVER_ASSIGNORS",
+__all__ = ["SERVER_ASSIGNORS",
            "ConsumerProtocolBalancedConsumer",
            "ConsumerProtocolManagedBalancedConsumer"]
 
 log = logging.getLogger(__name__)
 
-#: The values of ``get_balanced_consumer``'s ``group_protocol``.
-GROUP_PROTOCOLS = ("classic", "consumer")
 #: The assignors Kafka's coordinator has (``server_assignor=``).
 SERVER_ASSIGNORS = ("uniform", "range")
 
@@ -236,7 +234,6 @@ class _ConsumerGroupProtocol(BalancedConsumer):
     def _send_heartbeat(self) -> float:
         """Heartbeat once and reconcile; returns the delay until the next
         heartbeat (0 when the new assignment must be acknowledged)."""
-        interval = self._heartbeat_interval_ms / 1000.0
         if self._generation_id <= _JOIN_EPOCH:
             self._rejoin_needed.set()
             return 0.0
