@@ -277,6 +277,11 @@ class _ConsumerGroupProtocol(BalancedConsumer):
         if resp.member_id:
             self._consumer_id = resp.member_id
         self._generation_id = resp.member_epoch
+        cns = self._consumer
+        if cns is not None:
+            # its own commits (reset_offsets) carry the current epoch too
+            cns.generation_id = self._generation_id
+            cns.consumer_id = self._consumer_id
         if resp.heartbeat_interval_ms > 0:
             self._heartbeat_interval_ms = resp.heartbeat_interval_ms
         if resp.assignment is not None:

@@ -470,3 +470,25 @@ def test_offsets_behave_as_with_the_classic_protocol(kafka, client,
     assert sorted((m.partition_id, m.offset) for m in
                   (second.consume() for _ in range(2))) == [(1, 8), (1, 9)]
     assert second.consume(block=False) is None
+    # a member that joins when nothing is left to take moves the others'
+    # member epochs on without moving a partition: a reset still commits
+    # with the current epoch
+    third = _consumer(made, topic, group)
+    wait_for(lambda: len(second.partitions) == len(third.partitions) == 1,
+             30, "a 1/1 split", [second, third])
+    split_epoch = second.generation_id
+    idle = _consumer(made, topic, group)
+    wait_for(lambda: second.generation_id > split_epoch, 30,
+             "a new epoch for the second member", [second, idle])
+    assert len(second.partitions) == 1 and not idle.partitions
+    (pid,) = second.partitions
+    # Kafka 4.4 took a commit with the older epoch of a partition the
+    # member still owned (not checked here); KIP-848 lets a coordinator
+    # refuse it with STALE_MEMBER_EPOCH, so the epoch is kept current
+    assert second._consumer.generation_id == second.generation_id
+    second.reset_offsets([(topic.partitions[pid], 7)])
+    assert [(m.partition_id, m.offset) for m in
+            (second.consume() for _ in range(2))] == [(pid, 8), (pid, 9)]
+    second.commit_offsets()
+    assert {p: r.offset for p, r in second._consumer.fetch_offsets()} == \
+        {pid: 10}
