@@ -174,3 +174,4 @@ class ApiKey:
     INIT_PRODUCER_ID: Final[int]
     DESCRIBE_CONFIGS: Final[int]
     SASL_AUTHENTICATE: Final[int]
+    CONSUMER_GROUP_HEARTBEAT: Final[int]

@@ -222,6 +222,10 @@ class BalancedConsumer(object):
     coordinator (see the module documentation).
     """
 
+    #: OffsetCommit errors that mean "not committed: this member's place
+    #: in the group is out of date" (logged, then ``_request_rejoin``).
+    _COMMIT_REFUSED: tuple[int, ...] = _REJOIN
+
     def __init__(self,
                  topic: Topic,
                  cluster: Cluster,
@@ -802,23 +806,25 @@ class BalancedConsumer(object):
                 cns = self._consumer
                 if (cns is not None and cns.partitions
                         and self._consumer_id and self._generation_id >= 0):
-                    self._commit_for_handover(cns)
+                    self._commit_given_up(cns, None, "before the rebalance")
                 self._update_member_assignment()
         finally:
             self._rebalancing_in_progress.clear()
             self._notify_state()
 
-    def _commit_for_handover(self, cns: SimpleConsumer) -> None:
-        """Commit the positions of ``cns`` before its partitions may go to
-        other members; a failure is logged (the next owner then starts
-        from the last commit), except a fenced static member's."""
+    def _commit_given_up(self, cns: SimpleConsumer,
+                         partition_offsets: Iterable[tuple[Any, int]] | None,
+                         when: str) -> None:
+        """Commit the positions of partitions this member gives up (all of
+        ``cns``'s, or ``partition_offsets``) so that their next owner goes
+        on from there; a failure is logged, a fenced member raises."""
         try:
-            self._commit(cns, None, rejoin_on_error=False)
+            self._commit(cns, partition_offsets, rejoin_on_error=False)
         except FencedInstanceId:
             raise
         except Exception as exc:
-            log.warning("Committing offsets before the rebalance failed: %s",
-                        exc)
+            log.warning("Committing offsets of group %s %s failed: %s",
+                        _to_str(self._consumer_group), when, exc)
 
     def _rebalance_cooperative(self) -> None:
         """A rebalance under a cooperative protocol (KIP-429), for a member
@@ -849,7 +855,8 @@ class BalancedConsumer(object):
                         owned != set(partition_ids):
                     # the next owners (and this member's new internal
                     # consumer) go on from where this one stopped
-                    self._commit_for_handover(cns)
+                    self._commit_given_up(cns, None, "before the "
+                                          "cooperative handover")
                 self._setup_internal_consumer(partition_ids)
         finally:
             self._rebalancing_in_progress.clear()
@@ -1254,7 +1261,8 @@ class BalancedConsumer(object):
             if _KafkaError.FENCED_INSTANCE_ID in errors.values():
                 raise self._group_error(_KafkaError.FENCED_INSTANCE_ID,
                                         "OffsetCommit")
-            rejoin = {pid: e for pid, e in errors.items() if e in _REJOIN}
+            rejoin = {pid: e for pid, e in errors.items()
+                      if e in self._COMMIT_REFUSED}
             if rejoin:
                 err = next(iter(rejoin.values()))
                 log.warning("Offsets %s of group %s were not committed: "

@@ -57,6 +57,8 @@ if TYPE_CHECKING:
                            ProduceRequest, ProduceResponse,
                            SyncGroupResponse)
     from .protocol.base import Request, Response
+    from .protocol.group_membership import (ConsumerGroupHeartbeatRequest,
+                                            ConsumerGroupHeartbeatResponse)
 
 _R = TypeVar("_R", bound="Response")
 
@@ -643,6 +645,20 @@ class Broker(object):
         version, decoded = self._request(ApiKey.HEARTBEAT, fields,
                                          channel=("group", connection_id))
         return HeartbeatResponse(decoded, version)
+
+    def consumer_group_heartbeat(
+            self, connection_id: Any,
+            request: ConsumerGroupHeartbeatRequest
+            ) -> ConsumerGroupHeartbeatResponse:
+        """KIP-848's ConsumerGroupHeartbeat on the group connection
+        ``connection_id``; a
+        :class:`~pykafka_c.protocol.group_membership.ConsumerGroupHeartbeatResponse`.
+        Raises UnsupportedApiVersionError when the broker does not offer
+        the API (Kafka before 3.7, or 3.x without the consumer protocol
+        enabled)."""
+        from .protocol.group_membership import ConsumerGroupHeartbeatResponse
+        return self._send(request, ConsumerGroupHeartbeatResponse,
+                          channel=("group", connection_id))
 
     def leave_group(self, connection_id: Any, consumer_group: bytes | str,
                     member_id: bytes | str,

@@ -149,9 +149,27 @@ class Topic(object):
                               **kwargs: Any) -> BalancedConsumer: ...
 
     def get_balanced_consumer(self, consumer_group: bytes | str,
-                              managed: bool = False,
+                              managed: bool = False, *,
+                              group_protocol: str = "classic",
                               **kwargs: Any) -> BalancedConsumer:
-        """A balanced consumer coordinated by the broker (both modes)."""
+        """A balanced consumer coordinated by the broker (both modes).
+
+        ``group_protocol`` (a pykafka_c addition): ``"classic"`` (the
+        default) is the JoinGroup/SyncGroup protocol pykafka used;
+        ``"consumer"`` is KIP-848's consumer group protocol (Kafka 4.0+),
+        which also takes ``server_assignor="uniform"`` or ``"range"``
+        (see :mod:`pykafka_c.consumergroupprotocol`)."""
+        if group_protocol == "consumer":
+            from .consumergroupprotocol import (
+                ConsumerProtocolBalancedConsumer,
+                ConsumerProtocolManagedBalancedConsumer)
+            cls: type[BalancedConsumer] = (
+                ConsumerProtocolManagedBalancedConsumer if managed
+                else ConsumerProtocolBalancedConsumer)
+            return cls(self, self._cluster, consumer_group, **kwargs)
+        if group_protocol != "classic":
+            raise ValueError("group_protocol must be 'classic' or "
+                             "'consumer', not %r" % (group_protocol,))
         if managed:
             from .managedbalancedconsumer import ManagedBalancedConsumer
             return ManagedBalancedConsumer(self, self._cluster,

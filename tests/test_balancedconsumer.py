@@ -451,8 +451,10 @@ class Drain(threading.Thread):
                 return
             if m is not None:
                 self.times.append(time.monotonic())
-                self.got.append((m.partition_id, m.offset,
-                                 m.value.decode("utf-8")))
+                self.got.append(self.record(m))
+
+    def record(self, m):
+        return (m.partition_id, m.offset, m.value.decode("utf-8"))
 
     def finish(self):
         self.halt.set()
@@ -1123,24 +1125,34 @@ def test_ten_consumers_started_at_once_settle(kafka, topic_name,
     assert settle_s < 90
 
 
+def _java_group_config(protocol_name):
+    """The console consumer's group settings: a classic member with the
+    assignor named ``protocol_name``, or with None a KIP-848 member."""
+    if protocol_name is None:
+        return "group.protocol=consumer\nenable.auto.commit=false\n"
+    assignor = {"range": "RangeAssignor",
+                "roundrobin": "RoundRobinAssignor",
+                "cooperative-sticky": "CooperativeStickyAssignor"
+                }[protocol_name]
+    return ("partition.assignment.strategy=org.apache.kafka.clients."
+            "consumer.%s\n"
+            "session.timeout.ms=6000\n"
+            "heartbeat.interval.ms=500\n"
+            "enable.auto.commit=false\n" % assignor)
+
+
 def _foreign_consumer(kind, kafka, topic, group, protocol_name, tmp_path):
     """Another client's consumer in ``group``: Kafka's console consumer
     (``java``) or kcat's librdkafka KafkaConsumer (``librdkafka``), both
     printing "Partition:<id>\t<value>" lines.  Returns (process, lines)
-    where ``lines`` fills with its stdout in the background."""
+    where ``lines`` fills with its stdout in the background.  A Java
+    consumer with ``protocol_name`` None uses KIP-848's consumer group
+    protocol (the coordinator assigns and sets the timings)."""
     stem = tmp_path / ("%s-%s" % (kind, uuid.uuid4().hex[:6]))
     if kind == "java":
-        assignor = {"range": "RangeAssignor",
-                    "roundrobin": "RoundRobinAssignor",
-                    "cooperative-sticky": "CooperativeStickyAssignor"
-                    }[protocol_name]
         config = str(stem) + ".properties"
         with open(config, "w") as f:
-            f.write("partition.assignment.strategy=org.apache.kafka.clients."
-                    "consumer.%s\n"
-                    "session.timeout.ms=6000\n"
-                    "heartbeat.interval.ms=500\n"
-                    "enable.auto.commit=false\n" % assignor)
+            f.write(_java_group_config(protocol_name))
         cmd = kafka_tool_command(
             "console-consumer",
             ["--bootstrap-server", kafka.brokers, "--topic", topic,

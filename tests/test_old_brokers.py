@@ -151,7 +151,11 @@ def test_negotiated_versions(old_kafka, client):
         assert broker._api_versions_version == 0
     print("\nKafka %s: api, broker range, pykafka_c range, negotiated"
           % OLD_VERSION)
-    for key in sorted(SUPPORTED_VERSIONS):
+    # KIP-848's ConsumerGroupHeartbeat came with Kafka 3.7 (opt-in, the
+    # group_protocol="consumer" keyword): the only API an old broker lacks.
+    assert set(SUPPORTED_VERSIONS) - set(ranges) == {
+        ApiKey.CONSUMER_GROUP_HEARTBEAT}
+    for key in sorted(set(SUPPORTED_VERSIONS) & set(ranges)):
         ours = SUPPORTED_VERSIONS[key]
         theirs = ranges[key]
         v = broker.api_version(key)
@@ -467,6 +471,19 @@ def test_static_membership_needs_join_group_v5(old_kafka, client,
         assert "JoinGroup v5" in text and "Kafka 2.3" in text
     finally:
         c.stop()
+
+
+def test_consumer_group_protocol_needs_consumer_group_heartbeat(
+        old_kafka, client, topic_name):
+    # group_protocol="consumer" (KIP-848) needs ConsumerGroupHeartbeat,
+    # which Kafka 2.1 does not list at all
+    topic = make_topic(old_kafka, client, topic_name, partitions=2)
+    with pytest.raises(UnsupportedApiVersionError) as info:
+        topic.get_balanced_consumer(topic_name + "-g", managed=True,
+                                    group_protocol="consumer")
+    text = str(info.value)
+    assert "group_protocol='consumer' (KIP-848)" in text
+    assert "does not support ConsumerGroupHeartbeat at any version" in text
 
 
 # ------------------------------------------------- command line, 2 brokers

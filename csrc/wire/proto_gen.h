@@ -15,12 +15,12 @@
 
 #include "proto.h"
 
-#define PKC_PROTO_N_APIS 20
-#define PKC_PROTO_N_STRUCTS 103
-#define PKC_PROTO_N_FIELDS 397
-#define PKC_PROTO_REQUEST_HEADER 101
+#define PKC_PROTO_N_APIS 21
+#define PKC_PROTO_N_STRUCTS 108
+#define PKC_PROTO_N_FIELDS 419
+#define PKC_PROTO_REQUEST_HEADER 106
 #define PKC_PROTO_REQUEST_HEADER_FLEXIBLE_FROM 2
-#define PKC_PROTO_RESPONSE_HEADER 102
+#define PKC_PROTO_RESPONSE_HEADER 107
 #define PKC_PROTO_RESPONSE_HEADER_FLEXIBLE_FROM 1
 
 static const pkc_proto_field pkc_proto_fields[PKC_PROTO_N_FIELDS] = {
@@ -517,12 +517,39 @@ static const pkc_proto_field pkc_proto_fields[PKC_PROTO_N_FIELDS] = {
     {"error_message", PKC_PT_STRING, 0, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"auth_bytes", PKC_PT_BYTES, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"session_lifetime_ms", PKC_PT_INT64, PKC_PF_IGNORABLE, 1, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    /* 101: RequestHeader (RequestHeader) */
+    /* 101: ConsumerGroupHeartbeatRequest (ConsumerGroupHeartbeatRequest) */
+    {"group_id", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"member_id", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"member_epoch", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"instance_id", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"rack_id", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"rebalance_timeout_ms", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, -1, 0.0, NULL},
+    {"subscribed_topic_names", PKC_PT_STRING, PKC_PF_ARRAY | PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"subscribed_topic_regex", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 1, 127, 1, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"server_assignor", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"topic_partitions", PKC_PT_STRUCT, PKC_PF_ARRAY | PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, 102, 0, 0.0, NULL},
+    /* 102: TopicPartitions (ConsumerGroupHeartbeatRequest.TopicPartitions) */
+    {"topic_id", PKC_PT_UUID, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"partitions", PKC_PT_INT32, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    /* 103: ConsumerGroupHeartbeatResponse (ConsumerGroupHeartbeatResponse) */
+    {"throttle_time_ms", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"error_code", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"error_message", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"member_id", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"member_epoch", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"heartbeat_interval_ms", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"assignment", PKC_PT_STRUCT, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, 104, 0, 0.0, NULL},
+    /* 104: Assignment (ConsumerGroupHeartbeatResponse.Assignment) */
+    {"topic_partitions", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 105, 0, 0.0, NULL},
+    /* 105: TopicPartitions (ConsumerGroupHeartbeatResponse/TopicPartitions) */
+    {"topic_id", PKC_PT_UUID, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"partitions", PKC_PT_INT32, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    /* 106: RequestHeader (RequestHeader) */
     {"request_api_key", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"request_api_version", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"correlation_id", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"client_id", PKC_PT_STRING, 0, 1, 127, 1, 127, 0, -1, 0, -1, -1, -1, 0, 0.0, NULL},
-    /* 102: ResponseHeader (ResponseHeader) */
+    /* 107: ResponseHeader (ResponseHeader) */
     {"correlation_id", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
 };
 
@@ -628,8 +655,13 @@ static const pkc_proto_struct pkc_proto_structs[PKC_PROTO_N_STRUCTS] = {
     {"DescribeConfigsSynonym", 384, 3},
     {"SaslAuthenticateRequest", 387, 1},
     {"SaslAuthenticateResponse", 388, 4},
-    {"RequestHeader", 392, 4},
-    {"ResponseHeader", 396, 1},
+    {"ConsumerGroupHeartbeatRequest", 392, 10},
+    {"TopicPartitions", 402, 2},
+    {"ConsumerGroupHeartbeatResponse", 404, 7},
+    {"Assignment", 411, 1},
+    {"TopicPartitions", 412, 2},
+    {"RequestHeader", 414, 4},
+    {"ResponseHeader", 418, 1},
 };
 
 static const pkc_proto_api pkc_proto_apis[PKC_PROTO_N_APIS] = {
@@ -653,4 +685,5 @@ static const pkc_proto_api pkc_proto_apis[PKC_PROTO_N_APIS] = {
     {22, "InitProducerId", 0, 6, 2, 1, 91, 92},
     {32, "DescribeConfigs", 1, 4, 4, 0, 93, 95},
     {36, "SaslAuthenticate", 0, 2, 2, 0, 99, 100},
+    {68, "ConsumerGroupHeartbeat", 0, 1, 0, 0, 101, 103},
 };

@@ -1,5 +1,6 @@
 """Group membership: JoinGroup, SyncGroup, Heartbeat, LeaveGroup
-(``pykafka.protocol.group_membership``)."""
+(``pykafka.protocol.group_membership``), and KIP-848's
+ConsumerGroupHeartbeat (a pykafka_c addition)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .base import Request, Response, _b, _s
 __all__ = ["JoinGroupRequest", "JoinGroupResponse", "SyncGroupRequest",
            "SyncGroupResponse", "HeartbeatRequest", "HeartbeatResponse",
            "LeaveGroupRequest", "LeaveGroupResponse",
+           "ConsumerGroupHeartbeatRequest", "ConsumerGroupHeartbeatResponse",
            "ConsumerGroupProtocolMetadata", "MemberAssignment"]
 
 
@@ -195,3 +197,75 @@ class LeaveGroupResponse(Response):
                     err = m["error_code"]
                     break
         self.error_code = err
+
+
+class ConsumerGroupHeartbeatRequest(Request):
+    """ConsumerGroupHeartbeatRequest(group_id, member_id, member_epoch,
+    instance_id=None, rebalance_timeout_ms=-1, subscribed_topic_names=None,
+    server_assignor=None, topic_partitions=None) --
+
+    KIP-848's one membership request (pykafka_c addition): joins (epoch 0),
+    heartbeats and acknowledges an assignment (``topic_partitions``:
+    ``[(topic id, [partition ids])]``, the partitions the member owns now),
+    or leaves (epoch -1; -2 for a static member that will come back).
+    ``None`` fields mean "unchanged since the last heartbeat"."""
+
+    API_KEY = _ApiKey.CONSUMER_GROUP_HEARTBEAT
+
+    def __init__(self, group_id: bytes | str, member_id: bytes | str,
+                 member_epoch: int, instance_id: str | None = None,
+                 rebalance_timeout_ms: int = -1,
+                 subscribed_topic_names: list[bytes | str] | None = None,
+                 server_assignor: str | None = None,
+                 topic_partitions: list[tuple[bytes, list[int]]] | None
+                 = None) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.member_epoch = member_epoch
+        self.instance_id = instance_id
+        self.rebalance_timeout_ms = rebalance_timeout_ms
+        self.subscribed_topic_names = subscribed_topic_names
+        self.server_assignor = server_assignor
+        self.topic_partitions = topic_partitions
+
+    def _fields(self, version: int, **kwargs: Any) -> Decoded:
+        names = self.subscribed_topic_names
+        owned = self.topic_partitions
+        return {"group_id": _s(self.group_id),
+                "member_id": _s(self.member_id),
+                "member_epoch": self.member_epoch,
+                "instance_id": self.instance_id,
+                "rack_id": None,
+                "rebalance_timeout_ms": self.rebalance_timeout_ms,
+                "subscribed_topic_names":
+                    None if names is None else [_s(n) for n in names],
+                "subscribed_topic_regex": None,
+                "server_assignor": self.server_assignor,
+                "topic_partitions":
+                    None if owned is None else
+                    [{"topic_id": tid, "partitions": sorted(parts)}
+                     for tid, parts in owned]}
+
+
+class ConsumerGroupHeartbeatResponse(Response):
+    """ConsumerGroupHeartbeat response: ``error_code``, ``error_message``,
+    ``member_id`` (bytes or None), ``member_epoch``,
+    ``heartbeat_interval_ms`` and ``assignment``: ``None`` when unchanged,
+    else ``{topic id (16 bytes): [partition ids]}``, the member's whole
+    assignment."""
+
+    API_KEY = _ApiKey.CONSUMER_GROUP_HEARTBEAT
+    API_VERSION = 0
+
+    def _populate(self) -> None:
+        self.error_code: int = self.get("error_code", 0)
+        self.error_message: str | None = self.get("error_message")
+        self.member_id: bytes | None = _b(self.get("member_id"))
+        self.member_epoch: int = self.get("member_epoch", -1)
+        self.heartbeat_interval_ms: int = self.get("heartbeat_interval_ms", 0)
+        given = self.get("assignment")
+        self.assignment: dict[bytes, list[int]] | None = None
+        if given is not None:
+            self.assignment = {
+                bytes(t["topic_id"]): sorted(t["partitions"])
+                for t in given["topic_partitions"]}

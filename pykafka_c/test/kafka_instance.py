@@ -1013,9 +1013,27 @@ class KafkaInstance(ClusterAdmin):
             "broker.session.timeout.ms": 5000,
         }
         props.update(self._common_properties(b))
+        props.update(self._consumer_group_protocol_properties())
         if self.secure_listeners:
             props.update(self._security_properties())
         return self._properties_text(props)
+
+    def _consumer_group_protocol_properties(self):
+        """KIP-848 groups (``group.protocol=consumer``; on by default in
+        Kafka 4.x, where ``group.coordinator.rebalance.protocols`` is
+        ``classic,consumer,streams``; left at its default ``classic`` on 3.9,
+        which then does not offer ConsumerGroupHeartbeat): the coordinator
+        sets their heartbeat interval and session timeout.  Kafka's
+        defaults (5 s, 45 s, with minimums as high) would make every test
+        that moves partitions wait seconds; these keep it under one."""
+        if _parse_version(self.kafka_version) < (3, 7):
+            return {}
+        return {
+            "group.consumer.min.heartbeat.interval.ms": 250,
+            "group.consumer.heartbeat.interval.ms": 500,
+            "group.consumer.min.session.timeout.ms": 1000,
+            "group.consumer.session.timeout.ms": 10000,
+        }
 
     def _zk_server_properties(self, b):
         """Broker settings in ZooKeeper mode (Kafka 2.1-3.2): PLAINTEXT only;
