@@ -119,8 +119,9 @@ def available(protocol):
     """None when this pykafka_c speaks ``protocol``, else why not."""
     if protocol != "consumer":
         return None
-    from pykafka_c.balancedconsumer import BalancedConsumer
-    if "group_protocol" in inspect.signature(BalancedConsumer).parameters:
+    from pykafka_c.topic import Topic
+    if "group_protocol" in inspect.signature(
+            Topic.get_balanced_consumer).parameters:
         return None
     return "this pykafka_c has no group_protocol keyword (KIP-848)"
 
