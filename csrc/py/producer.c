@@ -991,7 +991,7 @@ ProducerCore_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 
     pkc_sl_stats_get(self->sl, &s);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
         (long long)s.appended,
         "completed", (long long)s.completed, "failed", (long long)s.failed,
         "requests", (long long)s.requests, "batches_sent",
@@ -1002,7 +1002,10 @@ ProducerCore_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
         (long long)s.metadata_requests, "pending", (long long)s.pending,
         "unsent", (long long)s.unsent, "finished_ahead",
         (long long)s.finished_ahead, "producer_id",
-        (long long)s.producer_id, "producer_id_requests",
+        (long long)s.producer_id, "producer_epoch",
+        (long long)s.producer_epoch, "epoch_bumps",
+        (long long)s.epoch_bumps, "sequence_resets",
+        (long long)s.sequence_resets, "producer_id_requests",
         (long long)s.producer_id_requests, "duplicates",
         (long long)s.duplicates, "max_partition_in_flight",
         (long long)s.max_partition_in_flight);

@@ -55,12 +55,14 @@ sl_plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
 
         if (!p->known || p->broker != b)
             continue;
-        /* More of its batches in flight only with sequence numbers, to
-         * the same broker, and not while an earlier one waits for another
-         * attempt. */
+        /* Nothing while its sequences wait to restart; more of its batches
+         * in flight only with sequence numbers, to the same broker, and
+         * not while an earlier one waits for another attempt. */
+        if (p->reset_wanted)
+            continue;
         if (p->n_in_flight > 0 &&
             (p->n_in_flight >= part_cap || p->inflight_broker != b ||
-             p->retry_head != NULL || p->gap))
+             p->retry_head != NULL))
             continue;
         if (p->ready_head != NULL) {
             if (p->ready_head->not_before_ms > now) {
@@ -270,7 +272,7 @@ sl_fail_leaderless(pkc_sl *sl, int32_t id, int64_t now, int64_t *wake_at)
                   "partition %d of %s had no leader for %d ms", id,
                   sl->topic, sl->cfg.leader_wait_ms);
     while ((bt = sl_take_unsent(sl, p)) != NULL)
-        sl_batch_given_up(sl, bt, &r);
+        sl_batch_fail(sl, bt, &r);
     p->leaderless_since = now;
 }
 
@@ -296,7 +298,7 @@ sl_expire_leaderless(pkc_sl *sl, int32_t id, int64_t now, int64_t *wake_at)
                       "partition %d of %s has had no leader for %lld ms",
                       id, sl->topic, (long long)(now - p->leaderless_since));
         sl_expired_result(sl, bt, &waited, now, &expired);
-        sl_batch_given_up(sl, bt, &expired);
+        sl_batch_fail(sl, bt, &expired);
     }
 }
 
@@ -325,10 +327,12 @@ sl_plan_requests(pkc_sl *sl, int64_t now, sl_plan_item *plan, size_t cap,
             sl_want_leader(sl, now, wake_at);
     }
 
-    /* Nothing new is sent while a new producer id waits (its batches
-     * would need it). */
-    if (!sl_apply_producer_id(sl))
+    /* Nothing is sent while the first producer id waits for the batches
+     * sent without one; then the partitions whose leaders refused their
+     * sequences restart them. */
+    if (!sl_idem_apply_producer_id(sl))
         return np;
+    sl_idem_apply_resets(sl);
     part_cap = sl->pid >= 0 ? PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT : 1;
 
     for (size_t bi = 0; bi < sl->nbrokers && np < cap; bi++)
