@@ -59,8 +59,10 @@ Differences from pykafka, each deliberate:
   with ``required_acks=1`` the sequence numbers still keep retries from
   reordering or duplicating while a partition's leader stays up, but a
   leader change can lose acknowledged messages (as acks=1 always can),
-  after which the broker refuses the next sequence numbers and the
-  producer continues under a new producer id.
+  after which the broker refuses the next sequence numbers: the producer
+  then bumps the epoch of its producer id and numbers that partition's
+  batches from 0 again (KIP-360), retrying every batch that may have been
+  written with its first numbers, so that none is written twice.
 """
 
 from __future__ import annotations
