@@ -17,9 +17,11 @@ requests to the partition leaders.  With ``enable_idempotence`` (the
 default; not with ``required_acks=0``) the producer gets a producer id
 from the brokers (InitProducerId) and numbers each partition's batches,
 so up to 5 batches per partition are in flight and the broker refuses
-duplicates and gaps: retries neither reorder nor duplicate.  Without it
-(or when the brokers refuse InitProducerId) one batch per partition is in
-flight, which keeps the order across retries too.  A small Python control
+duplicates and gaps: retries neither reorder nor duplicate.  Nothing is
+sent before the producer has its id (messages wait for it as they would
+for a leader).  Without it (or when the brokers refuse InitProducerId)
+one batch per partition is in flight, which keeps the order across
+retries too.  A small Python control
 thread waits (GIL released) for finished batches and posts their delivery
 reports to the producing threads' queues, fetches producer ids and
 refreshes the cluster metadata when the sender asks for them; the C
@@ -488,16 +490,20 @@ class Producer(object):
         """Ask the brokers for a producer id (InitProducerId, no
         transactional id) and hand it to the C core.  Returns True when the
         core got an answer (a producer id, or -1 when the brokers cannot
-        give one, which turns idempotence off), False to try again later."""
+        give one, which turns idempotence off), False to try again later
+        (the core, which sends nothing until it has an id, is told why)."""
         self._last_pid_attempt = time.monotonic()
         fields = {"transactional_id": None, "transaction_timeout_ms": 60000,
                   "producer_id": -1, "producer_epoch": -1}
+        why = (0, "InitProducerId: no broker answered")
         for broker in list(self._cluster.brokers.values()):
             try:
                 resp = broker.request(_ApiKey.INIT_PRODUCER_ID, fields)
             except (SocketDisconnectedError, OSError) as exc:
                 log.info("InitProducerId to broker %s failed: %s: %s",
                          broker.id, type(exc).__name__, exc)
+                why = (0, "InitProducerId to broker %s failed: %s: %s"
+                       % (broker.id, type(exc).__name__, exc))
                 continue
             except KafkaException as exc:
                 # Not supported, or a malformed answer: do without.
@@ -511,6 +517,8 @@ class Producer(object):
             if code in _PID_RETRIABLE:
                 log.info("InitProducerId to broker %s: error %d", broker.id,
                          code)
+                why = (code, "InitProducerId to broker %s answered %s"
+                       % (broker.id, _KafkaError(code).name))
                 continue
             if code != 0 or not 0 <= pid < 2 ** 63 or not 0 <= epoch <= 32767:
                 return self._give_up_idempotence(
@@ -518,6 +526,7 @@ class Producer(object):
                     "epoch %r" % (code, pid, epoch))
             self._core.set_producer_id(pid, epoch)
             return True
+        self._core.producer_id_failed(*why)
         return False
 
     def _give_up_idempotence(self, why: str) -> bool:
@@ -588,7 +597,8 @@ def _control_loop(producer_ref: weakref.ref[Producer],
                 want_update = True
             if ev & _EV_PRODUCER_ID:
                 want_pid = True
-            if want_pid and producer._running:
+            # Also while stop() waits: nothing is sent before the id.
+            if want_pid and not producer._control_stop:
                 gap = max(0.1, producer._retry_backoff_ms / 1000.0)
                 left = producer._last_pid_attempt + gap - time.monotonic()
                 if left <= 0:

@@ -875,13 +875,6 @@ def test_leader_kill_with_refused_batches_bumps_the_epoch_not_the_id(
     p = topic.get_producer(required_acks=-1, delivery_reports=True,
                            linger_ms=5, retry_backoff_ms=250,
                            min_queued_messages=20, max_request_size=12000)
-    # A fresh KRaft cluster answers the first InitProducerId with
-    # COORDINATOR_LOAD_IN_PROGRESS; until the control thread's retry gets
-    # an id, batches go without one (not what this test is about).
-    deadline = time.monotonic() + 30
-    while p._core.stats()["producer_id"] < 0:
-        assert time.monotonic() < deadline, "no producer id"
-        time.sleep(0.05)
 
     def value(i):
         if i % 301 == 300:  # to both partitions in turn

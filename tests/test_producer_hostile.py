@@ -270,6 +270,18 @@ def drain(producer, n, timeout=20.0):
     return got
 
 
+def timed_reports(cluster, p, n):
+    """Produce n messages, take their n reports, stop: (messages,
+    reports, seconds from the first produce() to the last report)."""
+    t0 = time.monotonic()
+    msgs = [p.produce(b"x%d" % i) for i in range(n)]
+    reports = drain(p, n)
+    waited = time.monotonic() - t0
+    p.stop()
+    cluster.disconnect()
+    return msgs, reports, waited
+
+
 def produce_one(answer, **kwargs):
     """Produce one message to a FakeKafka answering Produce with
     ``answer``: (the message, its report's exception, the fake, seconds
@@ -450,12 +462,7 @@ def test_delivery_timeout_bounds_the_wait_for_a_leader():
         assert drain(p, 1)[0][1] is None
         fk.leaderless.add(0)
         before = fk.metadata_requests
-        t0 = time.monotonic()
-        msgs = [p.produce(b"x%d" % i) for i in range(3)]
-        reports = drain(p, 3)
-        waited = time.monotonic() - t0
-        p.stop()
-        cluster.disconnect()
+        msgs, reports, waited = timed_reports(cluster, p, 3)
     assert {id(m) for m, _ in reports} == {id(m) for m in msgs}
     for m, exc in reports:
         assert type(exc) is LeaderNotAvailable, exc
@@ -857,8 +864,9 @@ class IdemKafka(FakeKafka):
     must start at sequence 0, then replaces the state; within an epoch
     the next expected sequence is appended, a repeat of one of the last
     five batches gets its original offset, an older one
-    DUPLICATE_SEQUENCE_NUMBER, anything else OUT_OF_ORDER_SEQUENCE_NUMBER.  ``hook(fk, n, partition, batch_fields)``
-    may return an error code to answer the n-th batch with instead
+    DUPLICATE_SEQUENCE_NUMBER, anything else OUT_OF_ORDER_SEQUENCE_NUMBER.
+    ``hook(fk, n, partition, batch_fields)`` may return an error code to
+    answer the n-th batch with instead
     (``("after", code)``: append, then answer the error).  Producer ids
     are granted from ``next_pid`` with epoch ``first_epoch``."""
 
@@ -1188,25 +1196,73 @@ def test_unusable_init_producer_id_answers_fall_back(answer, caplog):
                for r in caplog.records)
 
 
-def test_init_producer_id_retried_after_a_retriable_error():
-    calls = []
-
+def refused_once(code, calls):
+    """An InitProducerId answer: error ``code`` the first time, then a
+    producer id; each call is appended to ``calls``."""
     def answer(fk, client, corr, version, req):
         calls.append(1)
         if len(calls) == 1:
             fk.reply(client, 22, version, corr, {
-                "throttle_time_ms": 0, "error_code": 15,
+                "throttle_time_ms": 0, "error_code": code,
                 "producer_id": -1, "producer_epoch": -1})
         else:
             IdemKafka.grant(fk, client, corr, version, req)
+    return answer
 
+
+def test_init_producer_id_retried_after_a_retriable_error():
+    calls = []
     fk = IdemKafka()
-    fk.init_pid = answer
+    fk.init_pid = refused_once(15, calls)
     with fk:
         sent, reports, stats = _idem_run(fk)
     assert all(exc is None for _, exc in reports)
     assert len(calls) == 2 and stats["producer_id"] == 1000
     assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    # Nothing went out before the producer had its id.
+    assert fk.producer_ids == {1000}
+
+
+def test_stop_before_the_producer_id_still_delivers():
+    """stop() right after produce(), while the first InitProducerId
+    answer was a retriable error: the control thread still fetches the id
+    while stop() waits, and every message is delivered with it."""
+    fk = IdemKafka()
+    fk.init_pid = refused_once(14, [])
+    with fk:
+        cluster, p = make_producer(fk)
+        sent = [p.produce(b"s%d" % i) for i in range(5)]
+        p.stop()
+        reports = drain(p, 5)
+        cluster.disconnect()
+    assert [exc for _, exc in reports] == [None] * 5
+    assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    assert fk.producer_ids == {1000}
+
+
+def test_no_producer_id_yet_sends_nothing_and_fails_at_the_deadline():
+    """While every InitProducerId is answered COORDINATOR_LOAD_IN_PROGRESS
+    the producer sends nothing (a batch without a producer id could be
+    written twice by a retry); at the delivery timeout every message
+    fails, saying why."""
+    def loading(fk, client, corr, version, req):
+        fk.reply(client, 22, version, corr, {
+            "throttle_time_ms": 0, "error_code": 14, "producer_id": -1,
+            "producer_epoch": -1})
+
+    fk = IdemKafka()
+    fk.init_pid = loading
+    with fk:
+        cluster, p = make_producer(fk, delivery_timeout_ms=1500)
+        sent, reports, waited = timed_reports(cluster, p, 5)
+    assert {id(m) for m, _ in reports} == {id(m) for m in sent}
+    for _, exc in reports:
+        assert isinstance(exc, ERROR_CODES[14]), exc
+        assert "delivery_timeout_ms=1500 passed" in str(exc), str(exc)
+        assert "no producer id" in str(exc), str(exc)
+    assert fk.produce_requests == []
+    assert len(fk.init_pid_requests) >= 2
+    assert 1.4 <= waited < 5, waited
 
 
 def test_idempotence_off_and_acks_zero_ask_for_no_producer_id():

@@ -189,6 +189,12 @@ struct pkc_sl {
     int64_t pending_pid;
     int16_t pending_epoch;
     int32_t resets_wanted;     /* partitions with reset_wanted set */
+    int64_t pid_wait_since;    /* monotonic ms the wait for the first
+                                  producer id began, -1 */
+    pkc_sl_result pid_failure; /* why the glue's last InitProducerId
+                                  failed (kind PKC_SL_OK: none yet) */
+    int pid_failures;          /* InitProducerId attempts failed since
+                                  the waiting batches last failed */
     int64_t inflight_batches;  /* batches in requests, all partitions */
 
     pkc_sl_stats stats;
@@ -355,6 +361,14 @@ void sl_idem_want_producer_id(pkc_sl *sl);
  * flight; a later one applies at once, to the partitions whose sequences
  * restart.  Returns 0 while one still waits, else 1. */
 int sl_idem_apply_producer_id(pkc_sl *sl);
+/* Is an idempotent engine still waiting for its first producer id?  It
+ * sends nothing meanwhile: a batch sent without one could be written
+ * twice by its retry (mu held). */
+int sl_idem_awaiting_first_id(const pkc_sl *sl);
+/* Why the unsent batches wait for the first producer id, `now`, into
+ * *out: the glue's last InitProducerId failure (pkc_sl_producer_id_failed)
+ * or that none answered yet (mu held). */
+void sl_idem_wait_result(const pkc_sl *sl, int64_t now, pkc_sl_result *out);
 /* Restart the sequences of the partitions that wanted it and have no
  * batch in flight, bumping the epoch when they were numbered under the
  * current one (mu held; the planner, before building requests). */

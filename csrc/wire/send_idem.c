@@ -235,3 +235,46 @@ pkc_sl_set_producer_id(pkc_sl *sl, int64_t producer_id,
     pthread_mutex_unlock(&sl->mu);
     return PKC_OK;
 }
+
+int
+sl_idem_awaiting_first_id(const pkc_sl *sl)
+{
+    return sl->cfg.idempotent && sl->pid < 0;
+}
+
+void
+sl_idem_wait_result(const pkc_sl *sl, int64_t now, pkc_sl_result *out)
+{
+    long long waited = sl->pid_wait_since >= 0 ? now - sl->pid_wait_since
+                                                : 0;
+
+    if (sl->pid_failure.kind == PKC_SL_OK) {
+        sl_set_result(out, PKC_SL_LOCAL, 0, PKC_ERR_TIMEOUT,
+                      "no producer id after %lld ms (InitProducerId not "
+                      "answered yet)", waited);
+        return;
+    }
+    sl_set_result(out, sl->pid_failure.kind, sl->pid_failure.error_code,
+                  sl->pid_failure.status, "no producer id after %lld ms: %s",
+                  waited, sl->pid_failure.message);
+}
+
+int
+pkc_sl_producer_id_failed(pkc_sl *sl, int error_code, const char *message)
+{
+    pthread_mutex_lock(&sl->mu);
+    if (!sl->cfg.idempotent) {
+        pthread_mutex_unlock(&sl->mu);
+        return PKC_ERR_INVALID;
+    }
+    if (error_code != 0)
+        sl_set_result(&sl->pid_failure, PKC_SL_KAFKA, (int16_t)error_code,
+                      0, "%s", message);
+    else
+        sl_set_result(&sl->pid_failure, PKC_SL_DISCONNECTED, 0, PKC_ERR_IO,
+                      "%s", message);
+    sl->pid_failures++;
+    sl_wake_sender(sl);
+    pthread_mutex_unlock(&sl->mu);
+    return PKC_OK;
+}

@@ -201,9 +201,10 @@ typedef struct {
     int max_in_flight;        /* requests per broker connection (>= 1) */
     int idempotent;           /* use a producer id and sequences (ignored
                                  with acks=0); until the glue hands one
-                                 over with pkc_sl_set_producer_id batches
-                                 go without one, one per partition in
-                                 flight */
+                                 over with pkc_sl_set_producer_id nothing
+                                 is sent (pkc_sl_producer_id_failed);
+                                 pid -1 there gives idempotence up: one
+                                 batch per partition in flight */
     const char *client_id;    /* copied; NULL for "pykafka_c" */
     const char *source_host;  /* bind before connecting (copied); NULL or
                                  "": any */
@@ -304,6 +305,18 @@ int pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
  */
 int pkc_sl_set_producer_id(pkc_sl *sl, int64_t producer_id,
                            int16_t producer_epoch);
+
+/*
+ * Tell the engine why the glue's InitProducerId attempt failed (it tries
+ * again): `error_code` the Kafka error the brokers answered, or 0 when
+ * none could be reached; `message` is copied.  Until its first producer id
+ * an idempotent engine sends nothing; its batches fail with this reason
+ * at their delivery timeout, or without one once max_retries + 1
+ * attempts failed.  PKC_ERR_INVALID unless idempotent.
+ * Thread-safe.
+ */
+int pkc_sl_producer_id_failed(pkc_sl *sl, int error_code,
+                              const char *message);
 
 /* Start the sender thread.  PKC_OK, or PKC_ERR_NOMEM/PKC_ERR_IO. */
 int pkc_sl_start(pkc_sl *sl);
