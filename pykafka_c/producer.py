@@ -219,6 +219,9 @@ class Producer(object):
         self._lock = threading.RLock()
         self._control: threading.Thread | None = None
         self._control_stop = False
+        # Which start() the running control thread belongs to: one that a
+        # stop() and a new start() left behind ends itself.
+        self._control_gen = 0
         self._last_update = 0.0
         self._pid_done = False
         self._last_pid_attempt = 0.0
@@ -309,9 +312,10 @@ class Producer(object):
             self._core.start()
             self._running = True
             self._control_stop = False
+            self._control_gen += 1
             self._control = threading.Thread(
                 target=_control_loop,
-                args=(weakref.ref(self), self._core),
+                args=(weakref.ref(self), self._core, self._control_gen),
                 name="pykafka_c.Producer control for %s"
                      % (_topic_name(self._topic),),
                 daemon=True)
@@ -575,8 +579,14 @@ def _topic_name(topic: Topic) -> str:
     return name.decode("ascii") if isinstance(name, bytes) else name
 
 
+def _control_ended(producer: Producer, gen: int) -> bool:
+    """Has the control thread of start() number ``gen`` been told to end
+    (by stop(), or by a later start())?"""
+    return producer._control_stop or producer._control_gen != gen
+
+
 def _control_loop(producer_ref: weakref.ref[Producer],
-                  core: _core.ProducerCore) -> None:
+                  core: _core.ProducerCore, gen: int) -> None:
     """Post delivery reports and refresh metadata until the producer stops.
 
     Holds only a weak reference to the Producer so that dropping it runs
@@ -598,7 +608,7 @@ def _control_loop(producer_ref: weakref.ref[Producer],
             if ev & _EV_PRODUCER_ID:
                 want_pid = True
             # Also while stop() waits: nothing is sent before the id.
-            if want_pid and not producer._control_stop:
+            if want_pid and not _control_ended(producer, gen):
                 gap = max(0.1, producer._retry_backoff_ms / 1000.0)
                 left = producer._last_pid_attempt + gap - time.monotonic()
                 if left <= 0:
@@ -615,8 +625,8 @@ def _control_loop(producer_ref: weakref.ref[Producer],
                     producer._update()
                 else:
                     timeout_ms = min(timeout_ms, max(1, int(left * 1000)))
-            if producer._control_stop or (ev & _EV_STOPPED and
-                                          not producer._running):
+            if _control_ended(producer, gen) or (ev & _EV_STOPPED and
+                                                 not producer._running):
                 producer._dispatch()
                 return
         except Exception:
