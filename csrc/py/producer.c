@@ -973,7 +973,7 @@ ProducerCore_producer_id_failed(PyObject *op, PyObject *const *args,
         return NULL;
     }
     code = PyLong_AsLong(args[0]);
-    if (code == -1 && PyErr_Occurred())
+    if (PyErr_Occurred())
         return NULL;
     if (code < INT16_MIN || code > INT16_MAX) {
         PyErr_SetString(PyExc_ValueError, "error code out of range");
