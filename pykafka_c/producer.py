@@ -17,9 +17,11 @@ requests to the partition leaders.  With ``enable_idempotence`` (the
 default; not with ``required_acks=0``) the producer gets a producer id
 from the brokers (InitProducerId) and numbers each partition's batches,
 so up to 5 batches per partition are in flight and the broker refuses
-duplicates and gaps: retries neither reorder nor duplicate.  Without it
-(or when the brokers refuse InitProducerId) one batch per partition is in
-flight, which keeps the order across retries too.  A small Python control
+duplicates and gaps: retries neither reorder nor duplicate.  Nothing is
+sent before the producer has its id (messages wait for it as they would
+for a leader).  Without it (or when the brokers refuse InitProducerId)
+one batch per partition is in flight, which keeps the order across
+retries too.  A small Python control
 thread waits (GIL released) for finished batches and posts their delivery
 reports to the producing threads' queues, fetches producer ids and
 refreshes the cluster metadata when the sender asks for them; the C
@@ -59,8 +61,10 @@ Differences from pykafka, each deliberate:
   with ``required_acks=1`` the sequence numbers still keep retries from
   reordering or duplicating while a partition's leader stays up, but a
   leader change can lose acknowledged messages (as acks=1 always can),
-  after which the broker refuses the next sequence numbers and the
-  producer continues under a new producer id.
+  after which the broker refuses the next sequence numbers: the producer
+  then bumps the epoch of its producer id and numbers that partition's
+  batches from 0 again (KIP-360), retrying every batch that may have been
+  written with its first numbers, so that none is written twice.
 """
 
 from __future__ import annotations
@@ -215,6 +219,9 @@ class Producer(object):
         self._lock = threading.RLock()
         self._control: threading.Thread | None = None
         self._control_stop = False
+        # Which start() the running control thread belongs to: one that a
+        # stop() and a new start() left behind ends itself.
+        self._control_gen = 0
         self._last_update = 0.0
         self._pid_done = False
         self._last_pid_attempt = 0.0
@@ -305,9 +312,10 @@ class Producer(object):
             self._core.start()
             self._running = True
             self._control_stop = False
+            self._control_gen += 1
             self._control = threading.Thread(
                 target=_control_loop,
-                args=(weakref.ref(self), self._core),
+                args=(weakref.ref(self), self._core, self._control_gen),
                 name="pykafka_c.Producer control for %s"
                      % (_topic_name(self._topic),),
                 daemon=True)
@@ -486,16 +494,20 @@ class Producer(object):
         """Ask the brokers for a producer id (InitProducerId, no
         transactional id) and hand it to the C core.  Returns True when the
         core got an answer (a producer id, or -1 when the brokers cannot
-        give one, which turns idempotence off), False to try again later."""
+        give one, which turns idempotence off), False to try again later
+        (the core, which sends nothing until it has an id, is told why)."""
         self._last_pid_attempt = time.monotonic()
         fields = {"transactional_id": None, "transaction_timeout_ms": 60000,
                   "producer_id": -1, "producer_epoch": -1}
+        why = (0, "InitProducerId: no broker answered")
         for broker in list(self._cluster.brokers.values()):
             try:
                 resp = broker.request(_ApiKey.INIT_PRODUCER_ID, fields)
             except (SocketDisconnectedError, OSError) as exc:
                 log.info("InitProducerId to broker %s failed: %s: %s",
                          broker.id, type(exc).__name__, exc)
+                why = (0, "InitProducerId to broker %s failed: %s: %s"
+                       % (broker.id, type(exc).__name__, exc))
                 continue
             except KafkaException as exc:
                 # Not supported, or a malformed answer: do without.
@@ -509,6 +521,8 @@ class Producer(object):
             if code in _PID_RETRIABLE:
                 log.info("InitProducerId to broker %s: error %d", broker.id,
                          code)
+                why = (code, "InitProducerId to broker %s answered %s"
+                       % (broker.id, _KafkaError(code).name))
                 continue
             if code != 0 or not 0 <= pid < 2 ** 63 or not 0 <= epoch <= 32767:
                 return self._give_up_idempotence(
@@ -516,6 +530,7 @@ class Producer(object):
                     "epoch %r" % (code, pid, epoch))
             self._core.set_producer_id(pid, epoch)
             return True
+        self._core.producer_id_failed(*why)
         return False
 
     def _give_up_idempotence(self, why: str) -> bool:
@@ -564,8 +579,14 @@ def _topic_name(topic: Topic) -> str:
     return name.decode("ascii") if isinstance(name, bytes) else name
 
 
+def _control_ended(producer: Producer, gen: int) -> bool:
+    """Has the control thread of start() number ``gen`` been told to end
+    (by stop(), or by a later start())?"""
+    return producer._control_stop or producer._control_gen != gen
+
+
 def _control_loop(producer_ref: weakref.ref[Producer],
-                  core: _core.ProducerCore) -> None:
+                  core: _core.ProducerCore, gen: int) -> None:
     """Post delivery reports and refresh metadata until the producer stops.
 
     Holds only a weak reference to the Producer so that dropping it runs
@@ -586,7 +607,8 @@ def _control_loop(producer_ref: weakref.ref[Producer],
                 want_update = True
             if ev & _EV_PRODUCER_ID:
                 want_pid = True
-            if want_pid and producer._running:
+            # Also while stop() waits: nothing is sent before the id.
+            if want_pid and not _control_ended(producer, gen):
                 gap = max(0.1, producer._retry_backoff_ms / 1000.0)
                 left = producer._last_pid_attempt + gap - time.monotonic()
                 if left <= 0:
@@ -603,8 +625,8 @@ def _control_loop(producer_ref: weakref.ref[Producer],
                     producer._update()
                 else:
                     timeout_ms = min(timeout_ms, max(1, int(left * 1000)))
-            if producer._control_stop or (ev & _EV_STOPPED and
-                                          not producer._running):
+            if _control_ended(producer, gen) or (ev & _EV_STOPPED and
+                                                 not producer._running):
                 producer._dispatch()
                 return
         except Exception:

@@ -566,12 +566,13 @@ def test_console_consumer_reads_headers_and_zstd(kafka, topic_name, client):
     assert lines == ["hk:hv%d|k%d|java-%d" % (i, i, i) for i in range(10)]
 
 
-def replicated_topic(cluster, client, topic_name, partitions):
-    """A topic with replication factor 3 and min.insync.replicas 2, every
-    replica in sync: (client, topic, the node id leading partition 0)."""
+def replicated_topic(cluster, client, topic_name, partitions, **configs):
+    """A topic with replication factor 3 and min.insync.replicas 2 (and
+    any other topic ``configs``), every replica in sync: (client, topic,
+    the node id leading partition 0)."""
+    configs["min.insync.replicas"] = "2"
     cluster.create_topic(topic_name, num_partitions=partitions,
-                         replication_factor=3,
-                         configs={"min.insync.replicas": "2"})
+                         replication_factor=3, configs=configs)
     cluster.wait_in_sync([topic_name])
     c = client(cluster)
     topic = c.topics[topic_name]
@@ -619,6 +620,21 @@ def produce_through_a_kill(cluster, p, victim, value, seconds, min_count=0,
     finally:
         if not cluster.is_running(victim):
             cluster.start_broker(victim)
+    return run
+
+
+def kill_and_restart(cluster, p, victim, value, min_count, label):
+    """produce_through_a_kill for 16 s (and at least ``min_count``
+    messages), the victim started again after 9 s; checks that it was
+    killed and restarted and that every message got exactly one report."""
+    run = produce_through_a_kill(cluster, p, victim, value, 16,
+                                 min_count=min_count, pause=0.002,
+                                 restart_after=9, timeout=180)
+    print("%s: %d sent, killed at %s, restarted at %s; stats %s"
+          % (label, len(run.sent), run.killed_at, run.restarted_at,
+             run.stats))
+    assert run.killed_at is not None and run.restarted_at is not None
+    assert {id(m) for m, _ in run.reports} == {id(m) for m in run.sent}
     return run
 
 
@@ -806,16 +822,10 @@ def test_idempotent_producer_survives_a_broker_kill_and_restart(
                            retry_backoff_ms=250, min_queued_messages=100,
                            max_request_size=30000)
     pad = b"x" * 1000
-    run = produce_through_a_kill(cluster, p, victim,
-                                 lambda i: b"m%06d" % i + pad, 16,
-                                 min_count=4000, pause=0.002,
-                                 restart_after=9, timeout=180)
+    run = kill_and_restart(cluster, p, victim, lambda i: b"m%06d" % i + pad,
+                           4000, "kill/restart")
     sent, reports, stats = run.sent, run.reports, run.stats
-    print("kill/restart: %d sent, killed at %s, restarted at %s; stats %s"
-          % (len(sent), run.killed_at, run.restarted_at, stats))
-    assert run.killed_at is not None and run.restarted_at is not None
     assert run.flushed == 0
-    assert {id(m) for m, _ in reports} == {id(m) for m in sent}
     failed = [(m.value[:7], exc) for m, exc in reports if exc is not None]
     assert failed == []
     assert stats["producer_id"] >= 0
@@ -830,3 +840,72 @@ def test_idempotent_producer_survives_a_broker_kill_and_restart(
         assert not unknown or stats["duplicates"] > 0
         assert all(by_offset.get(m.offset) == m.value
                    for m in want if m.offset != -1)
+
+
+def epoch_runs(raw):
+    """The RecordBatch producer fields of a partition's log grouped into
+    runs of one (producer id, epoch): [(pid, epoch, [(base seq, count)])],
+    in log order."""
+    runs = []
+    for pid, epoch, seq, count in batch_producer_fields(raw):
+        if not runs or runs[-1][:2] != (pid, epoch):
+            runs.append((pid, epoch, []))
+        runs[-1][2].append((seq, count))
+    return runs
+
+
+def test_leader_kill_with_refused_batches_bumps_the_epoch_not_the_id(
+        kafka_cluster3, topic_name, client):
+    """KIP-360 on a real cluster.  RF 3, min.insync.replicas 2, acks=-1,
+    idempotent, 2 partitions with several batches in flight; the leader of
+    partition 0 is SIGKILLed while producing and started again later.
+    Every 301st message is larger than the topic's max.message.bytes, so
+    the leader refuses its batch for good (MESSAGE_TOO_LARGE) and the
+    batches behind it as out of order: each time the producer bumps the
+    epoch of its one producer id and restarts that partition's sequences
+    at 0, also around the kill, with batches of the other partition (and
+    possibly written ones of this) still being retried.  Exactly the large
+    messages fail; the log holds every other message exactly once, in
+    produce order (0 duplicates, 0 losses); each epoch's batches are
+    numbered from 0 without a gap, epochs only grow; no second producer id
+    is asked for."""
+    cluster = kafka_cluster3
+    c, topic, victim = replicated_topic(cluster, client, topic_name, 2,
+                                        **{"max.message.bytes": "10000"})
+    p = topic.get_producer(required_acks=-1, delivery_reports=True,
+                           linger_ms=5, retry_backoff_ms=250,
+                           min_queued_messages=20, max_request_size=12000)
+
+    def value(i):
+        if i % 301 == 300:  # to both partitions in turn
+            return b"big%06d" % i + b"B" * 11000
+        return b"m%06d" % i + b"x" * 90
+
+    run = kill_and_restart(cluster, p, victim, value, 3000, "KIP-360 kill")
+    sent, reports, stats = run.sent, run.reports, run.stats
+    failed = {id(m) for m, exc in reports if exc is not None}
+    big = {id(m) for m in sent if m.value.startswith(b"big")}
+    assert failed == big
+    assert all(isinstance(exc, MessageSizeTooLarge)
+               for _, exc in reports if exc is not None)
+    assert stats["producer_id"] >= 0 and stats["producer_id_requests"] == 1
+    assert stats["epoch_bumps"] >= 1
+    assert stats["sequence_resets"] >= len(big)
+    assert stats["producer_epoch"] >= 1
+    after_kill = [m for m in sent[run.killed_at:] if id(m) in big]
+    assert after_kill, "no large message after the kill"
+    for pid in range(2):
+        want = [m for m in sent
+                if m.partition_id == pid and id(m) not in big]
+        stored, raw = fetch_partition(c, topic_name, pid, timeout=60)
+        assert [m.value for m in stored] == [m.value for m in want]
+        runs = epoch_runs(raw)
+        assert {r[0] for r in runs} == {stats["producer_id"]}
+        epochs = [r[1] for r in runs]
+        assert epochs == sorted(set(epochs)), epochs
+        assert len(runs) > 1
+        for _, epoch, batches in runs:
+            seq = 0
+            for base, count in batches:
+                assert base == seq, (epoch, base, seq)
+                seq += count

@@ -270,6 +270,18 @@ def drain(producer, n, timeout=20.0):
     return got
 
 
+def timed_reports(cluster, p, n):
+    """Produce n messages, take their n reports, stop: (messages,
+    reports, seconds from the first produce() to the last report)."""
+    t0 = time.monotonic()
+    msgs = [p.produce(b"x%d" % i) for i in range(n)]
+    reports = drain(p, n)
+    waited = time.monotonic() - t0
+    p.stop()
+    cluster.disconnect()
+    return msgs, reports, waited
+
+
 def produce_one(answer, **kwargs):
     """Produce one message to a FakeKafka answering Produce with
     ``answer``: (the message, its report's exception, the fake, seconds
@@ -450,12 +462,7 @@ def test_delivery_timeout_bounds_the_wait_for_a_leader():
         assert drain(p, 1)[0][1] is None
         fk.leaderless.add(0)
         before = fk.metadata_requests
-        t0 = time.monotonic()
-        msgs = [p.produce(b"x%d" % i) for i in range(3)]
-        reports = drain(p, 3)
-        waited = time.monotonic() - t0
-        p.stop()
-        cluster.disconnect()
+        msgs, reports, waited = timed_reports(cluster, p, 3)
     assert {id(m) for m, _ in reports} == {id(m) for m in msgs}
     for m, exc in reports:
         assert type(exc) is LeaderNotAvailable, exc
@@ -852,22 +859,29 @@ def _producer_fields(records):
 
 class IdemKafka(FakeKafka):
     """A fake that hands out producer ids and checks sequences the way a
-    Kafka leader does: the next expected sequence is appended, a repeat of
-    one of the last five batches gets its original offset, an older one
+    Kafka leader does, per (producer id, partition): an older epoch gets
+    INVALID_PRODUCER_EPOCH, a newer one (and the producer's first batch)
+    must start at sequence 0, then replaces the state; within an epoch
+    the next expected sequence is appended, a repeat of one of the last
+    five batches gets its original offset, an older one
     DUPLICATE_SEQUENCE_NUMBER, anything else OUT_OF_ORDER_SEQUENCE_NUMBER.
-    ``hook(fk, n, pid, batch_fields)`` may return an error code to answer
-    the n-th batch with instead (``("after", code)``: append, then answer
-    the error)."""
+    ``hook(fk, n, partition, batch_fields)`` may return an error code to
+    answer the n-th batch with instead
+    (``("after", code)``: append, then answer the error).  Producer ids
+    are granted from ``next_pid`` with epoch ``first_epoch``."""
 
-    def __init__(self, hook=None, **kwargs):
+    def __init__(self, hook=None, first_epoch=0, **kwargs):
         FakeKafka.__init__(self, produce=IdemKafka.idem_produce, **kwargs)
         self.ranges[22] = (0, 4)
         self.init_pid = IdemKafka.grant
         self.next_pid = 1000
-        self.state = {}       # (pid, partition) -> [next_seq, [cache]]
+        self.first_epoch = first_epoch
+        # (pid, partition) -> [epoch, next_seq, [(first, last, offset)]]
+        self.state = {}
         self.hook = hook
         self.batches = 0
         self.producer_ids = set()
+        self.written = []     # (partition, pid, epoch, seq, count) appended
 
     @staticmethod
     def grant(fk, client, corr, version, req):
@@ -876,7 +890,7 @@ class IdemKafka(FakeKafka):
             fk.next_pid += 1
         fk.reply(client, 22, version, corr, {
             "throttle_time_ms": 0, "error_code": 0, "producer_id": pid,
-            "producer_epoch": 0})
+            "producer_epoch": fk.first_epoch})
 
     @staticmethod
     def idem_produce(fk, client, corr, version, req):
@@ -899,8 +913,14 @@ class IdemKafka(FakeKafka):
             "responses": [{"name": TOPIC, "partition_responses": parts}],
             "throttle_time_ms": 0})
 
+    def _append(self, partition, fields, msgs):
+        off = len(self.log[partition])
+        self.log[partition].extend(msgs)
+        self.written.append((partition,) + tuple(fields))
+        return off
+
     def _check(self, partition, fields, msgs, forced):
-        pid, _epoch, seq, count = fields
+        pid, epoch, seq, count = fields
         after = None
         if isinstance(forced, tuple):
             after, forced = forced[1], None
@@ -908,21 +928,25 @@ class IdemKafka(FakeKafka):
             return forced, -1
         with self.lock:
             if pid == -1:  # not idempotent: no checks
-                off = len(self.log[partition])
-                self.log[partition].extend(msgs)
-                return after or 0, off
-            st = self.state.setdefault((pid, partition), [0, []])
-            for first, last, off in st[1]:
+                return after or 0, self._append(partition, fields, msgs)
+            st = self.state.get((pid, partition))
+            if st is not None and epoch < st[0]:
+                return 47, -1
+            if st is None or epoch > st[0]:
+                # A producer's first batch, and a new epoch's, start at 0.
+                if seq != 0:
+                    return 45, -1
+                st = self.state[(pid, partition)] = [epoch, 0, []]
+            for first, last, off in st[2]:
                 if (first, last) == (seq, seq + count - 1):
                     return after or 0, off
-            if seq < st[0]:
+            if seq < st[1]:
                 return 46, -1
-            if seq != st[0]:
+            if seq != st[1]:
                 return 45, -1
-            off = len(self.log[partition])
-            self.log[partition].extend(msgs)
-            st[0] = seq + count
-            st[1] = (st[1] + [(seq, seq + count - 1, off)])[-5:]
+            off = self._append(partition, fields, msgs)
+            st[1] = seq + count
+            st[2] = (st[2] + [(seq, seq + count - 1, off)])[-5:]
         return after or 0, off
 
 
@@ -993,39 +1017,97 @@ def test_duplicate_sequence_number_is_a_success():
     assert stats["duplicates"] == 1 and stats["failed"] == 0
 
 
-@pytest.mark.parametrize("code", [59, 45, 47])
-def test_producer_state_errors_get_a_new_producer_id(code):
-    """UNKNOWN_PRODUCER_ID / OUT_OF_ORDER_SEQUENCE_NUMBER on the first
-    batch / INVALID_PRODUCER_EPOCH: a new InitProducerId, sequences from 0
-    again, the messages delivered once and in order."""
+def _epochs_written(fk, partition=0):
+    """[(producer id, epoch, base sequence)] of the batches appended to
+    ``partition``, in log order."""
+    return [w[1:4] for w in fk.written if w[0] == partition]
+
+
+def _check_numbering(fk, partition=0):
+    """Within each (producer id, epoch) the appended batches of the
+    partition are numbered from where that epoch started, without gaps."""
+    expect = {}
+    for part, pid, epoch, seq, count in fk.written:
+        if part != partition:
+            continue
+        want = expect.get((pid, epoch), seq)
+        assert seq == want, (pid, epoch, seq, want)
+        expect[(pid, epoch)] = seq + count
+
+
+@pytest.mark.parametrize("nth", [0, 2])
+@pytest.mark.parametrize("code", [59, 45])
+def test_refused_sequences_bump_the_epoch_of_the_same_producer_id(code, nth):
+    """UNKNOWN_PRODUCER_ID / OUT_OF_ORDER_SEQUENCE_NUMBER on the earliest
+    batch in flight (the first batch, or the third with more behind it,
+    which the fake then refuses as out of order): KIP-360.  No new
+    InitProducerId: the same producer id with the next epoch, the
+    partition's sequences from 0 again, every message delivered once and
+    in order."""
+    hit = []
+
     def hook(fk, n, partition, fields):
-        return code if n == 0 else None
+        if n == nth and not hit:
+            hit.append(fields)
+            return code
+        return None
 
     with IdemKafka(hook=hook) as fk:
-        cluster, p = make_producer(fk, max_request_size=600)
-        sent = [p.produce(b"m%04d" % i + b"." * 40) for i in range(120)]
-        assert p.flush(20) == 0
-        reports = drain(p, 120)
-        # Until the new id is applied batches go without one; after it,
-        # with it.
-        later = [p.produce(b"n%04d" % i + b"." * 40) for i in range(20)]
-        assert p.flush(20) == 0
-        reports += drain(p, 20)
-        stats = p._core.stats()
-        p.stop()
-        cluster.disconnect()
-    sent += later
-    assert {id(m) for m, _ in reports} == {id(m) for m in sent}
+        sent, reports, stats = _idem_run(fk)
+    assert all(exc is None for _, exc in reports)
+    assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    assert len(fk.init_pid_requests) == 1
+    assert fk.producer_ids == {1000}
+    assert stats["producer_id"] == 1000 and stats["producer_epoch"] == 1
+    assert stats["epoch_bumps"] == 1 and stats["sequence_resets"] == 1
+    written = _epochs_written(fk)
+    epochs = [e for _, e, _ in written]
+    assert epochs == sorted(epochs) and set(epochs) == ({1} if nth == 0
+                                                       else {0, 1})
+    assert [s for _, e, s in written if e == 1][0] == 0
+    _check_numbering(fk)
+
+
+def test_invalid_producer_epoch_gets_a_new_producer_id():
+    """INVALID_PRODUCER_EPOCH (the leader knows a newer epoch of our id):
+    a new InitProducerId; the partition restarts under the new id, every
+    message delivered once and in order."""
+    def hook(fk, n, partition, fields):
+        return 47 if n == 0 else None
+
+    with IdemKafka(hook=hook) as fk:
+        sent, reports, stats = _idem_run(fk)
     assert all(exc is None for _, exc in reports)
     assert [m.value for m in fk.log[0]] == [m.value for m in sent]
     assert len(fk.init_pid_requests) == 2
-    assert stats["producer_id"] == 1001
-    assert fk.producer_ids <= {1000, -1, 1001} and 1001 in fk.producer_ids
+    assert stats["producer_id"] == 1001 and stats["epoch_bumps"] == 0
+    assert {pid for pid, _, _ in _epochs_written(fk)} == {1001}
+    _check_numbering(fk)
 
 
-def test_permanent_failure_restarts_sequences():
-    """A batch refused for good (INVALID_RECORD): its messages fail, the
-    later ones are delivered under a new producer id, in order."""
+def test_exhausted_epoch_gets_a_new_producer_id():
+    """A refused sequence when the epoch is already 32767: no bump is
+    possible, so a new producer id (InitProducerId) takes over."""
+    def hook(fk, n, partition, fields):
+        return 45 if n == 1 else None
+
+    with IdemKafka(hook=hook, first_epoch=32767) as fk:
+        sent, reports, stats = _idem_run(fk)
+    assert all(exc is None for _, exc in reports)
+    assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    assert len(fk.init_pid_requests) == 2
+    assert stats["producer_id"] == 1001 and stats["epoch_bumps"] == 0
+    assert stats["sequence_resets"] == 1
+    pids = [pid for pid, _, _ in _epochs_written(fk)]
+    assert pids[0] == 1000 and pids[-1] == 1001 and pids == sorted(pids)
+    _check_numbering(fk)
+
+
+def test_permanent_failure_bumps_the_epoch():
+    """A batch refused for good (INVALID_RECORD) leaves a gap: its
+    messages fail, the next batch is refused as out of order, and the
+    later messages are delivered under the same producer id with the next
+    epoch, in order."""
     def hook(fk, n, partition, fields):
         return 87 if n == 1 else None
 
@@ -1036,7 +1118,47 @@ def test_permanent_failure_restarts_sequences():
                           for _, exc in reports if exc is not None)
     ok = [m.value for m in sent if m not in failed]
     assert [m.value for m in fk.log[0]] == ok
-    assert len(fk.init_pid_requests) == 2
+    assert len(fk.init_pid_requests) == 1
+    assert stats["epoch_bumps"] == 1 and fk.producer_ids == {1000}
+    _check_numbering(fk)
+
+
+def test_a_reset_never_renumbers_a_batch_that_may_be_written():
+    """Two partitions in one request: partition 0's batch is written but
+    answered REQUEST_TIMED_OUT (its outcome unknown to the producer),
+    partition 1's is refused as out of order (its sequences restart under
+    a bumped epoch).  Partition 0's retry keeps the numbers of its first
+    attempt, so the leader recognises it: nothing is written twice (under
+    a new producer id, as before KIP-360, it was)."""
+    hit = {}
+
+    def hook(fk, n, partition, fields):
+        if n < 4 or partition in hit:
+            return None
+        hit[partition] = fields
+        return ("after", 7) if partition == 0 else 45
+
+    with IdemKafka(hook=hook, partitions=2) as fk:
+        cluster, p = make_producer(fk, partitioner=by_key,
+                                   max_request_size=1200)
+        sent = [p.produce(b"m%04d" % i + b"." * 40,
+                          partition_key=b"%d" % (i % 2))
+                for i in range(200)]
+        assert p.flush(20) == 0
+        reports = drain(p, 200)
+        stats = p._core.stats()
+        p.stop()
+        cluster.disconnect()
+    assert set(hit) == {0, 1}
+    assert all(exc is None for _, exc in reports)
+    for part in (0, 1):
+        want = [m.value for m in sent if m.partition_id == part]
+        assert [m.value for m in fk.log[part]] == want
+        _check_numbering(fk, part)
+    assert stats["epoch_bumps"] == 1 and stats["sequence_resets"] == 1
+    assert fk.producer_ids == {1000}
+    assert {e for _, e, _ in _epochs_written(fk, 0)} == {0}
+    assert {e for _, e, _ in _epochs_written(fk, 1)} == {0, 1}
 
 
 def _init_pid_answer(body_fields=None, raw=None):
@@ -1074,25 +1196,73 @@ def test_unusable_init_producer_id_answers_fall_back(answer, caplog):
                for r in caplog.records)
 
 
-def test_init_producer_id_retried_after_a_retriable_error():
-    calls = []
-
+def refused_once(code, calls):
+    """An InitProducerId answer: error ``code`` the first time, then a
+    producer id; each call is appended to ``calls``."""
     def answer(fk, client, corr, version, req):
         calls.append(1)
         if len(calls) == 1:
             fk.reply(client, 22, version, corr, {
-                "throttle_time_ms": 0, "error_code": 15,
+                "throttle_time_ms": 0, "error_code": code,
                 "producer_id": -1, "producer_epoch": -1})
         else:
             IdemKafka.grant(fk, client, corr, version, req)
+    return answer
 
+
+def test_init_producer_id_retried_after_a_retriable_error():
+    calls = []
     fk = IdemKafka()
-    fk.init_pid = answer
+    fk.init_pid = refused_once(15, calls)
     with fk:
         sent, reports, stats = _idem_run(fk)
     assert all(exc is None for _, exc in reports)
     assert len(calls) == 2 and stats["producer_id"] == 1000
     assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    # Nothing went out before the producer had its id.
+    assert fk.producer_ids == {1000}
+
+
+def test_stop_before_the_producer_id_still_delivers():
+    """stop() right after produce(), while the first InitProducerId
+    answer was a retriable error: the control thread still fetches the id
+    while stop() waits, and every message is delivered with it."""
+    fk = IdemKafka()
+    fk.init_pid = refused_once(14, [])
+    with fk:
+        cluster, p = make_producer(fk)
+        sent = [p.produce(b"s%d" % i) for i in range(5)]
+        p.stop()
+        reports = drain(p, 5)
+        cluster.disconnect()
+    assert [exc for _, exc in reports] == [None] * 5
+    assert [m.value for m in fk.log[0]] == [m.value for m in sent]
+    assert fk.producer_ids == {1000}
+
+
+def test_no_producer_id_yet_sends_nothing_and_fails_at_the_deadline():
+    """While every InitProducerId is answered COORDINATOR_LOAD_IN_PROGRESS
+    the producer sends nothing (a batch without a producer id could be
+    written twice by a retry); at the delivery timeout every message
+    fails, saying why."""
+    def loading(fk, client, corr, version, req):
+        fk.reply(client, 22, version, corr, {
+            "throttle_time_ms": 0, "error_code": 14, "producer_id": -1,
+            "producer_epoch": -1})
+
+    fk = IdemKafka()
+    fk.init_pid = loading
+    with fk:
+        cluster, p = make_producer(fk, delivery_timeout_ms=1500)
+        sent, reports, waited = timed_reports(cluster, p, 5)
+    assert {id(m) for m, _ in reports} == {id(m) for m in sent}
+    for _, exc in reports:
+        assert isinstance(exc, ERROR_CODES[14]), exc
+        assert "delivery_timeout_ms=1500 passed" in str(exc), str(exc)
+        assert "no producer id" in str(exc), str(exc)
+    assert fk.produce_requests == []
+    assert len(fk.init_pid_requests) >= 2
+    assert 1.4 <= waited < 5, waited
 
 
 def test_idempotence_off_and_acks_zero_ask_for_no_producer_id():

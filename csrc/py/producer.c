@@ -951,6 +951,44 @@ ProducerCore_set_producer_id(PyObject *op, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(ProducerCore_producer_id_failed_doc,
+"producer_id_failed($self, error_code, message, /)\n--\n\n"
+"Tell the engine why InitProducerId failed this time (error_code: the\n"
+"Kafka error the brokers answered, 0 when none could be reached).  Until\n"
+"its first producer id the engine sends nothing; messages that wait too\n"
+"long fail with this reason.  Raises ValueError when the engine is not\n"
+"idempotent.");
+
+static PyObject *
+ProducerCore_producer_id_failed(PyObject *op, PyObject *const *args,
+                                Py_ssize_t nargs)
+{
+    ProducerCore *self = ProducerCore_CAST(op);
+    const char *message;
+    long code;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "producer_id_failed() takes 2 arguments");
+        return NULL;
+    }
+    code = PyLong_AsLong(args[0]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (code < INT16_MIN || code > INT16_MAX) {
+        PyErr_SetString(PyExc_ValueError, "error code out of range");
+        return NULL;
+    }
+    message = PyUnicode_AsUTF8(args[1]);
+    if (message == NULL)
+        return NULL;
+    if (pkc_sl_producer_id_failed(self->sl, (int)code, message) != PKC_OK) {
+        PyErr_SetString(PyExc_ValueError, "this producer is not idempotent");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(ProducerCore_dispatch_doc,
 "dispatch($self, /)\n--\n\n"
 "Post the delivery reports of every finished batch to the producing\n"
@@ -991,7 +1029,7 @@ ProducerCore_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 
     pkc_sl_stats_get(self->sl, &s);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
         (long long)s.appended,
         "completed", (long long)s.completed, "failed", (long long)s.failed,
         "requests", (long long)s.requests, "batches_sent",
@@ -1002,7 +1040,10 @@ ProducerCore_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
         (long long)s.metadata_requests, "pending", (long long)s.pending,
         "unsent", (long long)s.unsent, "finished_ahead",
         (long long)s.finished_ahead, "producer_id",
-        (long long)s.producer_id, "producer_id_requests",
+        (long long)s.producer_id, "producer_epoch",
+        (long long)s.producer_epoch, "epoch_bumps",
+        (long long)s.epoch_bumps, "sequence_resets",
+        (long long)s.sequence_resets, "producer_id_requests",
         (long long)s.producer_id_requests, "duplicates",
         (long long)s.duplicates, "max_partition_in_flight",
         (long long)s.max_partition_in_flight);
@@ -1373,6 +1414,8 @@ static PyMethodDef ProducerCore_methods[] = {
      ProducerCore_flush_doc},
     {"wait_event", ProducerCore_wait_event, METH_O,
      ProducerCore_wait_event_doc},
+    {"producer_id_failed", PKC_CFUNC(ProducerCore_producer_id_failed),
+     METH_FASTCALL, ProducerCore_producer_id_failed_doc},
     {"set_producer_id", PKC_CFUNC(ProducerCore_set_producer_id),
      METH_FASTCALL,
      ProducerCore_set_producer_id_doc},

@@ -44,6 +44,7 @@ sl_batch_get(pkc_sl *sl, int32_t partition)
     bt->attempts = 0;
     bt->stamp_gen = -1;
     bt->stamp_pid = -1;
+    bt->stamp_epoch = -1;
     bt->base_seq = -1;
     bt->full = 0;
     bt->finish_tried = 0;
@@ -184,7 +185,6 @@ sl_batch_landed(pkc_sl *sl, int32_t partition)
     if (p->n_in_flight > 0)
         return;
     p->inflight_broker = NULL;
-    p->gap = 0;
     if (p->retry_head != NULL) {
         p->retry_tail->next = p->ready_head;
         if (p->ready_head == NULL)

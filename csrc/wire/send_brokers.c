@@ -160,6 +160,7 @@ sl_brokers_grow_parts(pkc_sl *sl, int32_t count)
     for (int32_t j = sl->nparts; j < count; j++) {
         np[j].leader = -1;
         np[j].leaderless_since = -1;
+        np[j].seq_gen = -1;
     }
     sl->parts = np;
     sl->nparts = count;

@@ -136,6 +136,8 @@ sl_engine_init_producer_id(pkc_sl *sl)
     sl->pid = -1;
     sl->epoch = -1;
     sl->stats.producer_id = -1;
+    sl->stats.producer_epoch = -1;
+    sl->pid_wait_since = -1;
     if (sl->cfg.idempotent) {
         sl->pid_wanted = 1;
         sl->ev_pid = 1;

@@ -22,15 +22,19 @@
  *                   round (fail, connect, re-authenticate, or build
  *                   requests), sealing due batches and finishing
  *                   (compressing) them ahead of their request.
+ *   send_idem.c     the idempotent producer's state (KIP-98, KIP-360):
+ *                   the producer-id handover, each partition's sequence
+ *                   numbers, and the epoch bump that restarts them.
  * The Produce bytes are produce_codec.c's, which knows none of this.
  *
  * Names.  Public functions are pkc_sl_* (sendloop.h; pkc_sl_new and
  * pkc_sl_free are send_engine.c's, pkc_sl_set_brokers and
  * pkc_sl_set_leaders send_brokers.c's).  Inside the engine a function's
  * prefix names its file: sl_engine_* send_engine.c, sl_brokers_*
- * send_brokers.c, sl_batch_* send_batch.c, sl_plan_* send_plan.c, any
- * other sl_* sendloop.c.  One short name per type: bt a batch, b a
- * broker, p a partition, req a request, r a result.
+ * send_brokers.c, sl_batch_* send_batch.c, sl_plan_* send_plan.c,
+ * sl_idem_* send_idem.c, any other sl_* sendloop.c.  One short name
+ * per type: bt a batch, b a broker, p a partition, req a request, r a
+ * result.
  *
  * Locking: the one discipline of the engine.
  * - One mutex, sl->mu, guards every field below unless its comment says
@@ -117,10 +121,18 @@ typedef struct {
     int64_t unsent;        /* records in open + ready + retry batches */
     int n_in_flight;       /* of its batches in requests */
     sl_broker *inflight_broker; /* the broker they went to */
-    int32_t next_seq;      /* idempotent: sequence of the next batch */
-    int gap;               /* a batch with sequences failed for good while
-                              others were in flight (they will be refused
-                              as out of order: they follow it) */
+    /* Idempotence (send_idem.c): the producer id and epoch its batches
+     * are numbered under, and the generation (sl->pid_gen) they were
+     * taken at, -1 before its first numbered batch.  A partition keeps
+     * them until its sequences restart, so that every retry carries the
+     * numbers of its first attempt. */
+    int64_t seq_gen;
+    int64_t seq_pid;
+    int16_t seq_epoch;
+    int32_t next_seq;      /* sequence of the next batch numbered */
+    int reset_wanted;      /* the leader proved its batches in flight
+                              unwritten: restart its sequences at 0 under
+                              a newer epoch once none is in flight */
     int64_t leaderless_since; /* monotonic ms, -1 while it has a leader */
 } sl_part;
 
@@ -167,15 +179,22 @@ struct pkc_sl {
     pkc_produce_partition *encode_parts;
     int32_t encode_parts_cap;
 
-    /* Idempotence. */
+    /* Idempotence (send_idem.c). */
     int64_t pid;               /* producer id in use, -1: none */
-    int16_t epoch;
+    int16_t epoch;             /* its newest epoch */
     int64_t pid_gen;           /* bumped whenever pid/epoch change */
     int pid_wanted;            /* waiting for the glue's producer id */
     int ev_pid;                /* PKC_SL_EV_PRODUCER_ID not yet seen */
-    int have_pending;          /* pending_pid waits for in-flight == 0 */
+    int have_pending;          /* pending_pid waits to be applied */
     int64_t pending_pid;
     int16_t pending_epoch;
+    int32_t resets_wanted;     /* partitions with reset_wanted set */
+    int64_t pid_wait_since;    /* monotonic ms the wait for the first
+                                  producer id began, -1 */
+    pkc_sl_result pid_failure; /* why the glue's last InitProducerId
+                                  failed (kind PKC_SL_OK: none yet) */
+    int pid_failures;          /* InitProducerId attempts failed since
+                                  the waiting batches last failed */
     int64_t inflight_batches;  /* batches in requests, all partitions */
 
     pkc_sl_stats stats;
@@ -230,10 +249,6 @@ void sl_broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r);
  * wire, and free it (mu held). */
 void sl_req_fail(pkc_sl *sl, sl_req *req, const pkc_sl_result *r,
                  int retriable, int needs_metadata);
-/* Apply a producer id handed over by pkc_sl_set_producer_id once no
- * batch is in flight, restarting every partition's sequence at 0 (mu
- * held).  Returns 0 while one still waits, else 1. */
-int sl_apply_producer_id(pkc_sl *sl);
 
 /* ------------------------- send_brokers.c: the broker and leader tables */
 
@@ -285,12 +300,11 @@ size_t sl_batch_size(const pkc_sl_batch *bt);
  * to the free list when nobody needs to see it; wakes the glue and the
  * flushers (mu held). */
 void sl_batch_complete(pkc_sl *sl, pkc_sl_batch *bt);
-/* sl_batch_complete with failure `r` (mu held). */
+/* sl_batch_complete with failure `r`: the batch will never be sent
+ * again (mu held).  A batch that carried sequence numbers needs nothing
+ * more: the partition's next batch tells whether the leader has it (see
+ * send_idem.c). */
 void sl_batch_fail(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r);
-/* `bt` will never be sent again: sl_batch_fail, and when it carried
- * sequence numbers, start over under a new producer id (the broker would
- * refuse the gap it leaves; sendloop.c, mu held). */
-void sl_batch_given_up(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r);
 /* With cfg.delivery_timeout_ms: the moment `bt` (holding records) stops
  * being retried, delivery_timeout_ms after its first record. */
 int64_t sl_delivery_deadline(const pkc_sl *sl, const pkc_sl_batch *bt);
@@ -314,7 +328,8 @@ int sl_batch_split(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch **first,
 sl_plan_item *sl_plan_reserve(pkc_sl *sl, sl_plan_item *plan, size_t *cap);
 /*
  * Plan this round (mu held): fail the batches that waited too long for a
- * leader, apply a waiting producer id, then per broker fail what a
+ * leader, apply a waiting producer id and the partitions' sequence
+ * restarts (send_idem.c), then per broker fail what a
  * refused set-up leaves, connect, re-authenticate, or build up to
  * max_in_flight requests (their batches count as in flight).  Fills
  * `plan` (at most `cap` items), returns the count, and lowers *wake_at to
@@ -335,3 +350,42 @@ void sl_plan_seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at);
  * ready FIFO (sender, unlocked).  Returns 1 when it finished one (there
  * may be more), else 0. */
 int sl_plan_finish_ahead(pkc_sl *sl);
+
+/* --------------------- send_idem.c: the idempotent producer's state */
+
+/* Ask the glue for a new producer id (mu held; idempotent engines).  The
+ * current one stays in use until the new one is applied. */
+void sl_idem_want_producer_id(pkc_sl *sl);
+/* Apply a producer id handed over by pkc_sl_set_producer_id (mu held).
+ * The first one (and giving idempotence up) waits until no batch is in
+ * flight; a later one applies at once, to the partitions whose sequences
+ * restart.  Returns 0 while one still waits, else 1. */
+int sl_idem_apply_producer_id(pkc_sl *sl);
+/* Is an idempotent engine still waiting for its first producer id?  It
+ * sends nothing meanwhile: a batch sent without one could be written
+ * twice by its retry (mu held). */
+int sl_idem_awaiting_first_id(const pkc_sl *sl);
+/* Why the unsent batches wait for the first producer id, `now`, into
+ * *out: the glue's last InitProducerId failure (pkc_sl_producer_id_failed)
+ * or that none answered yet (mu held). */
+void sl_idem_wait_result(const pkc_sl *sl, int64_t now, pkc_sl_result *out);
+/* Restart the sequences of the partitions that wanted it and have no
+ * batch in flight, bumping the epoch when they were numbered under the
+ * current one (mu held; the planner, before building requests). */
+void sl_idem_apply_resets(pkc_sl *sl);
+/* The leader refused the earliest batch in flight of `p` for its
+ * sequence (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID): restart
+ * the partition's sequences once none is in flight (mu held). */
+void sl_idem_want_reset(pkc_sl *sl, sl_part *p);
+/* The producer fields `bt` will most likely carry, set in its builder
+ * before it is finished, so that the restamp after numbering computes no
+ * second CRC (mu held). */
+void sl_idem_preset(const pkc_sl *sl, const sl_part *p, pkc_sl_batch *bt);
+/* Number `bt` of partition `p` as it is written (mu held): a retry keeps
+ * the numbers of its first attempt; a batch never numbered, or numbered
+ * before its partition's sequences restarted, takes the partition's next
+ * sequence.  Without a producer id it carries none. */
+void sl_idem_stamp(pkc_sl *sl, sl_part *p, pkc_sl_batch *bt);
+/* Forget the partitions' numbering (mu held; stop, after every batch was
+ * failed). */
+void sl_idem_forget_partition(pkc_sl *sl, sl_part *p);

@@ -55,12 +55,14 @@ sl_plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
 
         if (!p->known || p->broker != b)
             continue;
-        /* More of its batches in flight only with sequence numbers, to
-         * the same broker, and not while an earlier one waits for another
-         * attempt. */
+        /* Nothing while its sequences wait to restart; more of its batches
+         * in flight only with sequence numbers, to the same broker, and
+         * not while an earlier one waits for another attempt. */
+        if (p->reset_wanted)
+            continue;
         if (p->n_in_flight > 0 &&
             (p->n_in_flight >= part_cap || p->inflight_broker != b ||
-             p->retry_head != NULL || p->gap))
+             p->retry_head != NULL))
             continue;
         if (p->ready_head != NULL) {
             if (p->ready_head->not_before_ms > now) {
@@ -252,6 +254,38 @@ sl_oldest_unsent(sl_part *p)
     return NULL;
 }
 
+/* Fail every unsent batch of `p` with `r` (mu held). */
+static void
+sl_fail_unsent(pkc_sl *sl, sl_part *p, const pkc_sl_result *r)
+{
+    pkc_sl_batch *bt;
+
+    while ((bt = sl_take_unsent(sl, p)) != NULL)
+        sl_batch_fail(sl, bt, r);
+}
+
+/* With a delivery timeout: the unsent batches of `p` whose delivery
+ * timeout passed fail, oldest first, saying why they waited (`waited`);
+ * the others go on waiting (mu held). */
+static void
+sl_expire_unsent(pkc_sl *sl, sl_part *p, const pkc_sl_result *waited,
+                 int64_t now, int64_t *wake_at)
+{
+    pkc_sl_batch *bt;
+
+    while ((bt = sl_oldest_unsent(p)) != NULL) {
+        pkc_sl_result expired;
+
+        if (now < sl_delivery_deadline(sl, bt)) {
+            sl_min_deadline(wake_at, sl_delivery_deadline(sl, bt));
+            return;
+        }
+        bt = sl_take_unsent(sl, p);
+        sl_expired_result(sl, bt, waited, now, &expired);
+        sl_batch_fail(sl, bt, &expired);
+    }
+}
+
 /* pykafka's rule: once partition `id` has had no leader for
  * leader_wait_ms, all its unsent batches fail (mu held). */
 static void
@@ -259,7 +293,6 @@ sl_fail_leaderless(pkc_sl *sl, int32_t id, int64_t now, int64_t *wake_at)
 {
     sl_part *p = &sl->parts[id];
     pkc_sl_result r;
-    pkc_sl_batch *bt;
 
     if (now - p->leaderless_since < sl->cfg.leader_wait_ms) {
         sl_min_deadline(wake_at,
@@ -269,8 +302,7 @@ sl_fail_leaderless(pkc_sl *sl, int32_t id, int64_t now, int64_t *wake_at)
     sl_set_result(&r, PKC_SL_NO_LEADER, PKC_KERR_LEADER_NOT_AVAILABLE, 0,
                   "partition %d of %s had no leader for %d ms", id,
                   sl->topic, sl->cfg.leader_wait_ms);
-    while ((bt = sl_take_unsent(sl, p)) != NULL)
-        sl_batch_given_up(sl, bt, &r);
+    sl_fail_unsent(sl, p, &r);
     p->leaderless_since = now;
 }
 
@@ -281,23 +313,39 @@ static void
 sl_expire_leaderless(pkc_sl *sl, int32_t id, int64_t now, int64_t *wake_at)
 {
     sl_part *p = &sl->parts[id];
-    pkc_sl_batch *bt;
+    pkc_sl_result waited;
 
-    while ((bt = sl_oldest_unsent(p)) != NULL) {
-        pkc_sl_result waited, expired;
+    sl_set_result(&waited, PKC_SL_NO_LEADER, PKC_KERR_LEADER_NOT_AVAILABLE,
+                  0, "partition %d of %s has had no leader for %lld ms", id,
+                  sl->topic, (long long)(now - p->leaderless_since));
+    sl_expire_unsent(sl, p, &waited, now, wake_at);
+}
 
-        if (now < sl_delivery_deadline(sl, bt)) {
-            sl_min_deadline(wake_at, sl_delivery_deadline(sl, bt));
-            return;
-        }
-        bt = sl_take_unsent(sl, p);
-        sl_set_result(&waited, PKC_SL_NO_LEADER,
-                      PKC_KERR_LEADER_NOT_AVAILABLE, 0,
-                      "partition %d of %s has had no leader for %lld ms",
-                      id, sl->topic, (long long)(now - p->leaderless_since));
-        sl_expired_result(sl, bt, &waited, now, &expired);
-        sl_batch_given_up(sl, bt, &expired);
+/*
+ * Waiting for the first producer id (sl_idem_awaiting_first_id): nothing
+ * is sent, and the unsent batches fail at their delivery timeout, or with
+ * it off (pykafka's rule) all of them once max_retries + 1 InitProducerId
+ * attempts failed, saying why (mu held).
+ */
+static void
+sl_plan_wait_for_producer_id(pkc_sl *sl, int64_t now, int64_t *wake_at)
+{
+    pkc_sl_result waited;
+    int by_deadline = sl->cfg.delivery_timeout_ms > 0;
+
+    if (sl->pid_wait_since < 0)
+        sl->pid_wait_since = now;
+    if (!by_deadline && sl->pid_failures <= sl->cfg.max_retries)
+        return;
+    sl_idem_wait_result(sl, now, &waited);
+    for (int32_t id = 0; id < sl->nparts; id++) {
+        if (by_deadline)
+            sl_expire_unsent(sl, &sl->parts[id], &waited, now, wake_at);
+        else
+            sl_fail_unsent(sl, &sl->parts[id], &waited);
     }
+    if (!by_deadline)
+        sl->pid_failures = 0;
 }
 
 size_t
@@ -325,10 +373,16 @@ sl_plan_requests(pkc_sl *sl, int64_t now, sl_plan_item *plan, size_t cap,
             sl_want_leader(sl, now, wake_at);
     }
 
-    /* Nothing new is sent while a new producer id waits (its batches
-     * would need it). */
-    if (!sl_apply_producer_id(sl))
+    /* Nothing is sent before the first producer id (nor while giving
+     * idempotence up waits for the batches in flight); then the
+     * partitions whose leaders refused their sequences restart them. */
+    if (!sl_idem_apply_producer_id(sl))
         return np;
+    if (sl_idem_awaiting_first_id(sl)) {
+        sl_plan_wait_for_producer_id(sl, now, wake_at);
+        return np;
+    }
+    sl_idem_apply_resets(sl);
     part_cap = sl->pid >= 0 ? PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT : 1;
 
     for (size_t bi = 0; bi < sl->nbrokers && np < cap; bi++)

@@ -84,28 +84,6 @@ sl_request_metadata(pkc_sl *sl)
 /* ------------------------------------------------------- failed attempts */
 
 /*
- * The broker refused our producer state: drop the producer id (batches go
- * without one, one per partition in flight, until a new one is applied)
- * and ask the glue for a new one (mu held; idempotent engines).
- */
-static void
-sl_want_producer_id(pkc_sl *sl)
-{
-    if (sl->pid >= 0) {
-        sl->pid = -1;
-        sl->epoch = -1;
-        sl->pid_gen++;
-        sl->stats.producer_id = -1;
-    }
-    if (sl->pid_wanted || sl->have_pending || !sl->cfg.idempotent)
-        return;
-    sl->pid_wanted = 1;
-    sl->ev_pid = 1;
-    sl->stats.producer_id_requests++;
-    pthread_cond_broadcast(&sl->ev_cond);
-}
-
-/*
  * May a batch whose attempt failed with a retriable error be sent again?
  * With a delivery timeout, until it has passed (however many attempts
  * that takes); without one, while attempts are left.
@@ -145,66 +123,10 @@ sl_attempt_failed(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r,
         pkc_sl_result expired;
 
         sl_expired_result(sl, bt, r, now, &expired);
-        sl_batch_given_up(sl, bt, &expired);
+        sl_batch_fail(sl, bt, &expired);
         return;
     }
-    sl_batch_given_up(sl, bt, r);
-}
-
-/* `bt` will never be sent again: complete it with `r` (mu held). */
-void
-sl_batch_given_up(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r)
-{
-    /* A batch that used sequence numbers and will never be written leaves
-     * a gap the broker would refuse every later batch for: start over
-     * with a new producer id. */
-    if (bt->stamp_pid >= 0) {
-        sl->parts[bt->partition].gap = 1;
-        sl_want_producer_id(sl);
-    }
     sl_batch_fail(sl, bt, r);
-}
-
-/* --------------------------------------------- the producer-id handover */
-
-int
-sl_apply_producer_id(pkc_sl *sl)
-{
-    if (sl->have_pending && sl->inflight_batches == 0) {
-        sl->pid = sl->pending_pid;
-        sl->epoch = sl->pid >= 0 ? sl->pending_epoch : -1;
-        sl->pid_gen++;
-        sl->have_pending = 0;
-        sl->stats.producer_id = sl->pid;
-        for (int32_t id = 0; id < sl->nparts; id++)
-            sl->parts[id].next_seq = 0;
-    }
-    return !sl->have_pending;
-}
-
-int
-pkc_sl_set_producer_id(pkc_sl *sl, int64_t producer_id,
-                       int16_t producer_epoch)
-{
-    pthread_mutex_lock(&sl->mu);
-    if (!sl->cfg.idempotent) {
-        pthread_mutex_unlock(&sl->mu);
-        return PKC_ERR_INVALID;
-    }
-    if (producer_id < 0) {
-        /* Give idempotence up: one batch per partition in flight. */
-        sl->cfg.idempotent = 0;
-        producer_id = -1;
-        producer_epoch = -1;
-    }
-    sl->pending_pid = producer_id;
-    sl->pending_epoch = producer_epoch;
-    sl->have_pending = 1;
-    sl->pid_wanted = 0;
-    sl->ev_pid = 0;
-    sl_wake_sender(sl);
-    pthread_mutex_unlock(&sl->mu);
-    return PKC_OK;
 }
 
 /* ----------------------------------------------------------------- append */
@@ -540,16 +462,9 @@ sl_send_preset(pkc_sl *sl, sl_req *req)
     pthread_mutex_lock(&sl->mu);
     for (int32_t i = 0; i < req->n_batches; i++) {
         pkc_sl_batch *bt = req->batches[i];
-        int fresh = sl->pid >= 0 && bt->stamp_gen != sl->pid_gen;
 
-        if (bt->finished)
-            continue;
-        bt->bb.producer_id = sl->pid >= 0 ? sl->pid : -1;
-        bt->bb.producer_epoch = sl->pid >= 0 ? sl->epoch : -1;
-        bt->bb.base_sequence =
-            sl->pid < 0 ? -1
-                        : (fresh ? sl->parts[bt->partition].next_seq
-                                 : bt->base_seq);
+        if (!bt->finished)
+            sl_idem_preset(sl, &sl->parts[bt->partition], bt);
     }
     pthread_mutex_unlock(&sl->mu);
 }
@@ -592,26 +507,21 @@ sl_send_finish(pkc_sl *sl, sl_req *req)
 /*
  * Sending, step 4: sequence numbers, in partition order (requests of a
  * broker are written in plan order, one batch per partition each), under
- * one lock scope; then each batch's header is restamped with the
- * producer id, epoch and base sequence it goes with (sender, unlocked).
- * A batch whose partition has an earlier batch waiting for another
- * attempt (its request failed before reaching the wire) leaves the
- * request and follows that one.
+ * one lock scope (sl_idem_stamp); then each batch's header is restamped
+ * with the producer id, epoch and base sequence it goes with (sender,
+ * unlocked).  A batch whose partition has an earlier batch waiting for
+ * another attempt (its request failed before reaching the wire), or
+ * whose sequences wait to restart, leaves the request and follows.
  */
 static void
 sl_send_sequence(pkc_sl *sl, sl_req *req)
 {
-    int64_t pid;
-    int16_t epoch;
-
     pthread_mutex_lock(&sl->mu);
-    pid = sl->pid;
-    epoch = sl->epoch;
     for (int32_t i = 0; i < req->n_batches;) {
         pkc_sl_batch *bt = req->batches[i];
         sl_part *p = &sl->parts[bt->partition];
 
-        if (p->retry_head != NULL || p->gap) {
+        if (p->retry_head != NULL || p->reset_wanted) {
             int32_t part = bt->partition;
 
             sl_batch_to_retry(sl, bt);
@@ -619,23 +529,15 @@ sl_send_sequence(pkc_sl *sl, sl_req *req)
             sl_req_remove(req, i);
             continue;
         }
-        if (pid >= 0 && bt->stamp_gen != sl->pid_gen) {
-            bt->stamp_gen = sl->pid_gen;
-            bt->base_seq = p->next_seq;
-            p->next_seq = (int32_t)(((int64_t)p->next_seq + bt->count) &
-                                    INT32_MAX);
-        }
-        bt->stamp_pid = pid;
+        sl_idem_stamp(sl, p, bt);
         i++;
     }
     pthread_mutex_unlock(&sl->mu);
     for (int32_t i = 0; i < req->n_batches; i++) {
         pkc_sl_batch *bt = req->batches[i];
 
-        if (pid >= 0)
-            pkc_batch_builder_restamp(&bt->bb, pid, epoch, bt->base_seq);
-        else
-            pkc_batch_builder_restamp(&bt->bb, -1, -1, -1);
+        pkc_batch_builder_restamp(&bt->bb, bt->stamp_pid, bt->stamp_epoch,
+                                  bt->base_seq);
     }
 }
 
@@ -814,6 +716,7 @@ sl_answer_split(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch *h1,
     if (bt->stamp_gen >= 0) {
         h1->stamp_gen = h2->stamp_gen = bt->stamp_gen;
         h1->stamp_pid = h2->stamp_pid = bt->stamp_pid;
+        h1->stamp_epoch = h2->stamp_epoch = bt->stamp_epoch;
         h1->base_seq = bt->base_seq;
         h2->base_seq =
             (int32_t)(((int64_t)bt->base_seq + h1->count) & INT32_MAX);
@@ -825,34 +728,62 @@ sl_answer_split(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch *h1,
     sl_wake_sender(sl);
 }
 
-/* Answering, OUT_OF_ORDER_SEQUENCE_NUMBER behind a batch of the same
- * partition that failed: it follows that one, and the attempt does not
- * count.  mu held. */
-static void
-sl_answer_behind_gap(pkc_sl *sl, pkc_sl_batch *bt, const char *host,
-                     int port)
+/* Does the leader's answer `code` to a batch with sequence numbers say
+ * that it did not take the batch for its numbers (the leader's producer
+ * state for the partition does not continue where the batch starts)? */
+static int
+sl_sequence_refused(int code)
 {
-    sl_set_result(&bt->result, PKC_SL_KAFKA,
-                  PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 0,
-                  "Produce to %s:%d for partition %d failed: out of "
-                  "order sequence number", host, port, bt->partition);
+    return code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ||
+           code == PKC_KERR_UNKNOWN_PRODUCER_ID;
+}
+
+/* Answering, a sequence refused behind a batch of the same partition
+ * that failed and waits for another attempt: it follows that one, and
+ * the attempt does not count.  mu held. */
+static void
+sl_answer_behind_gap(pkc_sl *sl, pkc_sl_batch *bt, int code,
+                     const char *host, int port)
+{
+    sl_set_result(&bt->result, PKC_SL_KAFKA, (int16_t)code, 0,
+                  "Produce to %s:%d for partition %d failed: %s behind an "
+                  "earlier batch", host, port, bt->partition,
+                  pkc_kafka_error_name(code));
     bt->not_before_ms = pkc_now_ms() + sl->cfg.retry_backoff_ms;
     sl->stats.retries++;
     sl_batch_to_retry(sl, bt);
 }
 
+/* Answering, the leader refused the partition's earliest batch in
+ * flight for its numbers (sl_sequence_refused), or knows a newer epoch
+ * of our producer id (INVALID_PRODUCER_EPOCH: a new id is needed).  The
+ * batch, and every later one of the partition, is not in the log: they
+ * are retried once the partition's sequences restart (send_idem.c).  mu
+ * held. */
+static void
+sl_answer_numbers_refused(pkc_sl *sl, pkc_sl_batch *bt,
+                          const pkc_produce_partition_result *pr,
+                          const char *host, int port)
+{
+    pkc_sl_result r;
+
+    sl_set_result(&r, PKC_SL_KAFKA, pr->error_code, 0,
+                  "Produce to %s:%d for partition %d failed: %s%s%s", host,
+                  port, bt->partition, pkc_kafka_error_name(pr->error_code),
+                  pr->message[0] ? ": " : "", pr->message);
+    if (pr->error_code == PKC_KERR_INVALID_PRODUCER_EPOCH)
+        sl_idem_want_producer_id(sl);
+    sl_idem_want_reset(sl, &sl->parts[bt->partition]);
+    sl_attempt_failed(sl, bt, &r, 1, 0);
+}
+
 /* Answering, any other error code: Kafka's classification, as the fetch
  * loop uses it (the codes the producer treats apart are handled by the
- * functions above).  With `new_producer_id` (OUT_OF_ORDER_SEQUENCE_NUMBER
- * first of its partition, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID on
- * a batch with sequences: the broker's state of this producer does not
- * match ours, as when acks=1 data was lost in a leader change or the
- * producer's state expired) the attempt is retried under a new producer
- * id.  mu held. */
+ * functions above).  mu held. */
 static void
 sl_answer_error(pkc_sl *sl, pkc_sl_batch *bt,
-                const pkc_produce_partition_result *pr, int new_producer_id,
-                const char *host, int port)
+                const pkc_produce_partition_result *pr, const char *host,
+                int port)
 {
     int code = pr->error_code;
     pkc_sl_result r;
@@ -861,11 +792,6 @@ sl_answer_error(pkc_sl *sl, pkc_sl_batch *bt,
                   "Produce to %s:%d for partition %d failed%s%s", host,
                   port, bt->partition, pr->message[0] ? ": " : "",
                   pr->message);
-    if (new_producer_id) {
-        sl_want_producer_id(sl);
-        sl_attempt_failed(sl, bt, &r, 1, 0);
-        return;
-    }
     sl_attempt_failed(sl, bt, &r, pkc_kafka_error_retriable(code),
                       pkc_kafka_error_refresh_metadata(code));
 }
@@ -894,16 +820,13 @@ sl_answer_batch(pkc_sl *sl, pkc_sl_batch *bt,
         sl_answer_written(sl, bt, pr);
     else if (h1 != NULL)
         sl_answer_split(sl, bt, h1, h2);
-    else if (stamped && code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER &&
-             (p->retry_head != NULL || p->gap))
-        sl_answer_behind_gap(sl, bt, host, port);
+    else if (stamped && sl_sequence_refused(code) && p->retry_head != NULL)
+        sl_answer_behind_gap(sl, bt, code, host, port);
+    else if (stamped && (sl_sequence_refused(code) ||
+                         code == PKC_KERR_INVALID_PRODUCER_EPOCH))
+        sl_answer_numbers_refused(sl, bt, pr, host, port);
     else
-        sl_answer_error(sl, bt, pr,
-                        stamped &&
-                            (code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ||
-                             code == PKC_KERR_INVALID_PRODUCER_EPOCH ||
-                             code == PKC_KERR_UNKNOWN_PRODUCER_ID),
-                        host, port);
+        sl_answer_error(sl, bt, pr, host, port);
 }
 
 /* A batch of several records refused as too large (MESSAGE_TOO_LARGE,
@@ -1426,7 +1349,7 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
         }
         p->n_in_flight = 0;
         p->inflight_broker = NULL;
-        p->gap = 0;
+        sl_idem_forget_partition(sl, p);
     }
     sl->inflight_batches = 0;
     pthread_cond_broadcast(&sl->ev_cond);

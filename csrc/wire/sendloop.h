@@ -54,13 +54,20 @@
  * to one broker.  The leader refuses a gap (OUT_OF_ORDER_SEQUENCE_NUMBER:
  * the batches behind a failed one follow it, no attempt counted) and
  * recognises a repeat (DUPLICATE_SEQUENCE_NUMBER, or the original offset:
- * a success), so retries neither reorder nor duplicate.  When the broker's
- * view of the producer does not match (UNKNOWN_PRODUCER_ID,
- * INVALID_PRODUCER_EPOCH, a first OUT_OF_ORDER_SEQUENCE_NUMBER) or a batch
- * with sequences fails for good (a gap), the engine drops the producer id,
- * raises PKC_SL_EV_PRODUCER_ID and sends without one (one batch per
- * partition in flight) until the new one is applied; sequences then start
- * at 0 again.
+ * a success), so retries neither reorder nor duplicate.  A partition's
+ * numbers change only when its leader proves its batches in flight
+ * unwritten (OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID on the
+ * earliest one: the leader appends only in sequence): once none is in
+ * flight, the engine bumps the producer's epoch itself (KIP-360, as
+ * Kafka's Java producer does for an idempotent producer) and numbers the
+ * partition's waiting batches from 0 under it; other partitions keep
+ * their numbers, and a batch that may have been written is always
+ * retried with the numbers of its first attempt.  A batch with sequences
+ * that fails for good needs nothing more: the partition's next batch is
+ * accepted (the leader has it) or refused as out of order (a reset).
+ * INVALID_PRODUCER_EPOCH, or an exhausted epoch, raise
+ * PKC_SL_EV_PRODUCER_ID: the partitions that need it restart under the
+ * new id once the glue hands it over, the others go on meanwhile.
  *
  * Connections.  The sender keeps one broker link (link.h) per leader
  * broker and sets it up on demand without blocking (connect from
@@ -149,6 +156,7 @@ struct pkc_sl_batch {
     int attempts;            /* failed send attempts so far */
     int64_t stamp_gen;       /* producer id generation of base_seq, -1 */
     int64_t stamp_pid;       /* producer id it was last sent with, -1 */
+    int16_t stamp_epoch;     /* ... and its epoch, -1 */
     int32_t base_seq;        /* sequence of its first record (idempotent) */
     int full;                /* the builder refused a record */
     int finish_tried;        /* the sender tried to finish it while it
@@ -193,10 +201,10 @@ typedef struct {
     int max_in_flight;        /* requests per broker connection (>= 1) */
     int idempotent;           /* use a producer id and sequences (ignored
                                  with acks=0); until the glue hands one
-                                 over with pkc_sl_set_producer_id (and
-                                 after the broker refused our sequences,
-                                 until a new one comes) batches go without
-                                 one, one per partition in flight */
+                                 over with pkc_sl_set_producer_id nothing
+                                 is sent (pkc_sl_producer_id_failed);
+                                 pid -1 there gives idempotence up: one
+                                 batch per partition in flight */
     const char *client_id;    /* copied; NULL for "pykafka_c" */
     const char *source_host;  /* bind before connecting (copied); NULL or
                                  "": any */
@@ -232,6 +240,11 @@ typedef struct {
     int64_t finished_ahead;   /* batches sealed and compressed while they
                                  waited for their partition's turn */
     int64_t producer_id;      /* in use, -1 when not idempotent */
+    int64_t producer_epoch;   /* its newest epoch, -1 without an id */
+    int64_t epoch_bumps;      /* times the engine bumped the epoch of its
+                                 producer id (KIP-360) */
+    int64_t sequence_resets;  /* times a partition's sequences restarted
+                                 at 0 after its leader refused them */
     int64_t producer_id_requests; /* times PKC_SL_EV_PRODUCER_ID was raised */
     int64_t duplicates;       /* batches answered DUPLICATE_SEQUENCE_NUMBER */
     int64_t max_partition_in_flight; /* most batches of one partition in
@@ -285,12 +298,25 @@ int pkc_sl_set_leaders(pkc_sl *sl, const int32_t *partitions,
 /*
  * Give the engine the producer id and epoch that InitProducerId returned
  * (idempotent engines only), or pid -1 to give up idempotence for good
- * (one batch per partition in flight from then on).  The engine applies
- * it once no batch is in flight, restarting every partition's sequence at
- * 0.  Thread-safe.
+ * (one batch per partition in flight from then on).  The first id, and
+ * pid -1, apply once no batch is in flight; a later id (asked for with
+ * PKC_SL_EV_PRODUCER_ID) applies at once to the partitions whose
+ * sequences restart, while the others keep their numbers.  Thread-safe.
  */
 int pkc_sl_set_producer_id(pkc_sl *sl, int64_t producer_id,
                            int16_t producer_epoch);
+
+/*
+ * Tell the engine why the glue's InitProducerId attempt failed (it tries
+ * again): `error_code` the Kafka error the brokers answered, or 0 when
+ * none could be reached; `message` is copied.  Until its first producer id
+ * an idempotent engine sends nothing; its batches fail with this reason
+ * at their delivery timeout, or without one once max_retries + 1
+ * attempts failed.  PKC_ERR_INVALID unless idempotent.
+ * Thread-safe.
+ */
+int pkc_sl_producer_id_failed(pkc_sl *sl, int error_code,
+                              const char *message);
 
 /* Start the sender thread.  PKC_OK, or PKC_ERR_NOMEM/PKC_ERR_IO. */
 int pkc_sl_start(pkc_sl *sl);
