@@ -37,6 +37,7 @@ APIS = {
     22: ("InitProducerId", 0, 6, 2),
     32: ("DescribeConfigs", 1, 4, 4),
     36: ("SaslAuthenticate", 0, 2, 2),
+    68: ("ConsumerGroupHeartbeat", 0, 1, 0),
 }
 
 # Highest versions Kafka 3.9 and 4.x both support (3.9 column of the
@@ -44,6 +45,7 @@ APIS = {
 COMMON_MAX = {
     0: 11, 1: 17, 2: 9, 3: 12, 8: 9, 9: 9, 10: 6, 11: 9, 12: 4, 13: 5,
     14: 5, 15: 5, 16: 5, 17: 1, 18: 4, 19: 7, 20: 6, 22: 5, 32: 4, 36: 2,
+    68: 0,  # 3.9 has v0 (KIP-848's early access)
 }
 
 
@@ -747,6 +749,42 @@ def leave_group_response(w, x):
             c.i16("error_code", m["error_code"])))
 
 
+def consumer_group_heartbeat_request(w, x):
+    w.str("group_id", x["group_id"])
+    w.str("member_id", x["member_id"])
+    w.i32("member_epoch", x["member_epoch"])
+    w.str("instance_id", x["instance_id"])
+    w.str("rack_id", x["rack_id"])
+    w.i32("rebalance_timeout_ms", x["rebalance_timeout_ms"])
+    w.arr("subscribed_topic_names", x["subscribed_topic_names"], "str")
+    if w.v >= 1:
+        w.str("subscribed_topic_regex", x["subscribed_topic_regex"])
+    w.str("server_assignor", x["server_assignor"])
+    w.arr("topic_partitions", x["topic_partitions"], _cgh_topic_partitions)
+
+
+def _cgh_topic_partitions(c, t):
+    c.uuid("topic_id", t["topic_id"])
+    c.arr("partitions", t["partitions"], "i32")
+
+
+def consumer_group_heartbeat_response(w, x):
+    w.i32("throttle_time_ms", x["throttle_time_ms"])
+    w.i16("error_code", x["error_code"])
+    w.str("error_message", x["error_message"])
+    w.str("member_id", x["member_id"])
+    w.i32("member_epoch", x["member_epoch"])
+    w.i32("heartbeat_interval_ms", x["heartbeat_interval_ms"])
+    # a nullable struct: int8 -1 for null, 1 then the struct
+    if x["assignment"] is None:
+        w.buf += struct.pack(">b", -1)
+        w.d["assignment"] = None
+        return
+    w.buf += struct.pack(">b", 1)
+    w.struct("assignment", x["assignment"], lambda c, a: c.arr(
+        "topic_partitions", a["topic_partitions"], _cgh_topic_partitions))
+
+
 def list_groups_request(w, x):
     if w.v >= 4:
         w.arr("states_filter", x["states_filter"], "str")
@@ -1249,6 +1287,20 @@ SAMPLES = {
     (36, "request"): {"auth_bytes": b"\x00user\x00pass"},
     (36, "response"): {"error_code": 0, "error_message": None,
                        "auth_bytes": b"", "session_lifetime_ms": 3600000},
+    (68, "request"): {
+        "group_id": "g", "member_id": "m-1", "member_epoch": 3,
+        "instance_id": None, "rack_id": None, "rebalance_timeout_ms": 60000,
+        "subscribed_topic_names": ["t"], "subscribed_topic_regex": None,
+        "server_assignor": "uniform",
+        "topic_partitions": [{"topic_id": bytes(range(16)),
+                              "partitions": [0, 2]}],
+    },
+    (68, "response"): {
+        "throttle_time_ms": 0, "error_code": 0, "error_message": None,
+        "member_id": "m-1", "member_epoch": 4, "heartbeat_interval_ms": 500,
+        "assignment": {"topic_partitions": [
+            {"topic_id": bytes(range(16)), "partitions": [1]}]},
+    },
     (32, "request"): {
         "resources": [{"resource_type": 2, "resource_name": "t",
                        "configuration_keys": None},
@@ -1308,6 +1360,8 @@ BUILDERS = {
     (32, "response"): describe_configs_response,
     (36, "request"): sasl_authenticate_request,
     (36, "response"): sasl_authenticate_response,
+    (68, "request"): consumer_group_heartbeat_request,
+    (68, "response"): consumer_group_heartbeat_response,
 }
 
 
