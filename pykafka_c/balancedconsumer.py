@@ -556,7 +556,11 @@ class BalancedConsumer(object):
                 if got_lock:
                     self._rebalancing_lock.release()
             worker = self._worker_thread
-            if worker is not None and not in_worker:
+            # A start() in another thread may have made the thread and
+            # not started it yet: once started, it sees _running False and
+            # ends by itself, so there is nothing to wait for.
+            if worker is not None and not in_worker and \
+                    worker.ident is not None:
                 worker.join(5.0)
                 self._worker_thread = None
             cns = self._consumer

@@ -181,6 +181,32 @@ def test_init_without_auto_start_does_no_io(cls):
     c.stop()  # harmless before start
 
 
+def test_stop_while_another_thread_is_starting_the_worker():
+    """stop() racing a start() that has made the heartbeat thread but not
+    started it yet (seen in the lifecycle stress test: "cannot join thread
+    before it is started") returns, and the thread, once started, ends by
+    itself."""
+    c = ManagedBalancedConsumer(_Topic(), _NoNetworkCluster(), b"g",
+                                auto_start=False)
+    c._running = True
+    c._wakeup = threading.Event()
+    made = []
+    real_thread = threading.Thread
+
+    def not_started(*args, **kwargs):
+        t = real_thread(*args, **kwargs)
+        made.append(t)
+        t.start = lambda: None  # start() happens after stop(), below
+        return t
+    with mock.patch("threading.Thread", not_started):
+        c._setup_heartbeat_worker()
+    assert made and made[0].ident is None
+    c.stop()
+    real_thread.start(made[0])
+    made[0].join(5.0)
+    assert not made[0].is_alive()
+
+
 @pytest.mark.parametrize("group,expected", [(b"grp", b"grp"), ("grp", b"grp")])
 def test_group_name_types(group, expected):
     c = ManagedBalancedConsumer(_Topic(), _NoNetworkCluster(), group,
