@@ -1025,8 +1025,10 @@ class KafkaInstance(ClusterAdmin):
         which then does not offer ConsumerGroupHeartbeat): the coordinator
         sets their heartbeat interval and session timeout.  Kafka's
         defaults (5 s, 45 s, with minimums as high) would make every test
-        that moves partitions wait seconds; these keep it under one."""
-        if _parse_version(self.kafka_version) < (3, 7):
+        that moves partitions wait seconds; these keep it under one.  Set
+        only where the protocol is on by default (4.0+): 3.9 keeps its
+        stock group settings."""
+        if _parse_version(self.kafka_version) < (4, 0):
             return {}
         return {
             "group.consumer.min.heartbeat.interval.ms": 250,
