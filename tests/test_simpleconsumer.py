@@ -428,7 +428,9 @@ def test_deserializer(kafka, client, topic_name):
     topic = make_topic(kafka, client, topic_name)
     produce(client, topic, 0, [("h\u00e9".encode(), None, None, []),
                                (b"x", "k\u00e9".encode(), None, [])])
-    consumer = topic.get_simple_consumer(consumer_timeout_ms=1000,
+    # The timeout ends the iteration: generous, since the first fetch of
+    # a new consumer can take over a second on a loaded 2-core machine.
+    consumer = topic.get_simple_consumer(consumer_timeout_ms=3000,
                                          deserializer=deserialize_utf8)
     try:
         msgs = list(consumer)
@@ -580,15 +582,16 @@ def test_commit_explicit_offsets(kafka, client, topic_name):
             consumer.commit_offsets([(object(), 1)])
     finally:
         consumer.stop()
-    again = topic.get_simple_consumer(consumer_group=group,
-                                      consumer_timeout_ms=1000)
+    again = topic.get_simple_consumer(consumer_group=group)
     try:
-        got = {}
-        for m in again:
-            got.setdefault(m.partition_id, m.offset)
+        # 3 left of partition 0 (7-9) and 8 of partition 1 (2-9), then none.
+        got = sorted((m.partition_id, m.offset)
+                     for m in consume_n(again, 11))
+        assert again.consume(block=False) is None
     finally:
         again.stop()
-    assert got == {0: 7, 1: 2}
+    assert got == [(0, o) for o in range(7, 10)] + \
+        [(1, o) for o in range(2, 10)]
 
 
 def test_commit_needs_a_group(kafka, client, topic_name):
@@ -702,7 +705,7 @@ def test_held_offsets_and_pykafka_private_attributes(kafka, client,
     produce(client, topic, 1, values(b"b", 30))
     consumer = topic.get_simple_consumer(auto_offset_reset=LATEST,
                                          reset_offset_on_start=True,
-                                         consumer_timeout_ms=1000)
+                                         consumer_timeout_ms=3000)
     try:
         assert consumer.held_offsets == {0: 29, 1: 29}
         assert set(consumer.partitions) == {0, 1}

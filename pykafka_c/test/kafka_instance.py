@@ -951,6 +951,11 @@ class KafkaInstance(ClusterAdmin):
             "num.recovery.threads.per.data.dir": 1,
             "log.cleaner.threads": 1,
             "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
+            # Tests write records with fixed, checkable timestamps from the
+            # past (2023); with the default 7-day retention the broker's
+            # check, every 5 minutes, would delete them mid-test.  Topics
+            # that test retention set retention.ms themselves.
+            "log.retention.ms": -1,
         }
 
     @staticmethod
