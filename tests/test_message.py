@@ -203,6 +203,42 @@ def test_decoded_and_atomic_messages_are_not_gc_tracked():
     assert gc.is_tracked(Sub(b"v"))
 
 
+def test_freed_messages_are_reused_clean():
+    """Freed decoded Messages are kept and handed out again (message.c):
+    a reused one shows only its new record, untracked, and the type's
+    reference count stays balanced over many rounds."""
+    first = _core.encode_record_batch(
+        [(b"old-%d" % i, b"k", 1000 + i, [("h", b"x")]) for i in range(50)])
+    second = _core.encode_record_batch(
+        [(b"new-%d" % i, None, 2000 + i, []) for i in range(50)])
+    gc.collect()
+    type_refs = sys.getrefcount(Message)
+    for _ in range(200):
+        old = _core.decode_records(first, partition_id=1)
+        old[0].partition = old  # tracked now, and a cycle to collect
+        old[1].headers.append(("again", b"y"))
+        del old
+        gc.collect()
+        new = _core.decode_records(second, partition_id=2, fetch_offset=0)
+        assert not any(gc.is_tracked(m) for m in new)
+        assert [(m.value, m.partition_key, m.timestamp, m.headers,
+                 m.partition, m.partition_id, m.offset) for m in new] == \
+            [(b"new-%d" % i, None, 2000 + i, [], None, 2, i)
+             for i in range(50)]
+        del new
+    assert sys.getrefcount(Message) == type_refs
+
+    class Sub(Message):
+        pass
+    subs = [Sub(b"s%d" % i) for i in range(10)]
+    del subs  # freed through subtype_dealloc, never kept for reuse
+    assert [m.value for m in _core.decode_records(second)][:2] == \
+        [b"new-0", b"new-1"]
+    del Sub  # the class refers to Message as its base until collected
+    gc.collect()
+    assert sys.getrefcount(Message) == type_refs
+
+
 def test_headers_list_handed_out_tracks_the_message():
     m = _decoded([("h", b"v")])
     assert not gc.is_tracked(m)

@@ -182,6 +182,76 @@ error:
     return NULL;
 }
 
+static void Message_dealloc(PyObject *op);
+
+/* Under AddressSanitizer a kept Message is poisoned until reused, so a
+ * use after free of a Message is still reported. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(__SANITIZE_ADDRESS__)
+#define __SANITIZE_ADDRESS__ 1
+#endif
+#endif
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define SPARE_POISON(op) ASAN_POISON_MEMORY_REGION((op), sizeof(pkc_message))
+#define SPARE_UNPOISON(op) \
+    ASAN_UNPOISON_MEMORY_REGION((op), sizeof(pkc_message))
+#else
+#define SPARE_POISON(op) ((void)(op))
+#define SPARE_UNPOISON(op) ((void)(op))
+#endif
+
+/*
+ * Reuse of freed Messages.  Message_dealloc keeps up to
+ * PKC_SPARE_MESSAGES_MAX instances of the exact type (cleared, untracked,
+ * without their reference to the type) and message_from_spares hands them
+ * out again, re-initialised by PyObject_Init as CPython's own free lists
+ * do for tuples and lists.  The caller of either holds the GIL.
+ */
+static pkc_message *
+message_from_spares(pkc_state *st)
+{
+    PyObject *op;
+
+    if (st->spare_message_count == 0)
+        return PyObject_GC_New(pkc_message, st->MessageType);
+    op = st->spare_messages[--st->spare_message_count];
+    SPARE_UNPOISON(op);
+    return (pkc_message *)PyObject_Init(op, st->MessageType);
+}
+
+/* Keep a cleared, untracked Message for reuse; 0 when it must be freed. */
+static int
+message_keep_spare(PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    pkc_state *st;
+
+    /* Subclasses (created by Python) deallocate through subtype_dealloc,
+     * so a tp_dealloc of our own means the exact type. */
+    if (tp->tp_dealloc != Message_dealloc)
+        return 0;
+    st = (pkc_state *)PyType_GetModuleState(tp);
+    if (st == NULL || tp != st->MessageType ||
+        st->spare_message_count >= PKC_SPARE_MESSAGES_MAX)
+        return 0;
+    st->spare_messages[st->spare_message_count++] = op;
+    SPARE_POISON(op);
+    return 1;
+}
+
+void
+pkc_message_spares_free(pkc_state *st)
+{
+    PyObject *op;
+
+    while (st->spare_message_count > 0) {
+        op = st->spare_messages[--st->spare_message_count];
+        SPARE_UNPOISON(op);
+        PyObject_GC_Del(op);
+    }
+}
+
 PyObject *
 pkc_message_from_record(pkc_state *st, const pkc_record *rec,
                         int32_t partition_id)
@@ -205,7 +275,7 @@ pkc_message_from_record(pkc_state *st, const pkc_record *rec,
         goto error;
     if (rec->header_count > 0 && (headers = headers_from_record(rec)) == NULL)
         goto error;
-    m = PyObject_GC_New(pkc_message, st->MessageType);
+    m = message_from_spares(st);
     if (m == NULL)
         goto error;
     m->value = value;         /* steals */
@@ -347,7 +417,8 @@ Message_dealloc(PyObject *op)
 
     PyObject_GC_UnTrack(op);
     Message_clear(op);
-    tp->tp_free(op);
+    if (!message_keep_spare(op))
+        tp->tp_free(op);
     Py_DECREF(tp);
 }
 

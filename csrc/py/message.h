@@ -70,3 +70,6 @@ pkc_message_store(pkc_message *m, PyObject **slot, PyObject *obj)
  * it is None (the caller picks "now"); -1 with TypeError for other
  * objects.  Floats are truncated. */
 int pkc_message_timestamp_ms(pkc_message *m, int64_t *out);
+
+/* Free the Messages kept for reuse (module teardown). */
+void pkc_message_spares_free(pkc_state *st);

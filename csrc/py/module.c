@@ -4,6 +4,7 @@
  * type (_set_exceptions, codec availability).
  */
 #include "module.h"
+#include "message.h"
 
 #include <stdarg.h>
 
@@ -189,6 +190,7 @@ pkc_clear(PyObject *module)
     Py_CLEAR(st->SslError);
     Py_CLEAR(st->SslUnavailableError);
     Py_CLEAR(st->error_for_code);
+    pkc_message_spares_free(st);
     Py_CLEAR(st->MessageType);
     Py_CLEAR(st->MessageBaseType);
     Py_CLEAR(st->ConnectionType);

@@ -14,6 +14,10 @@
 #include "buf.h"
 #include "records.h"
 
+/* How many freed Messages the module keeps for reuse: two fetch answers'
+ * worth of 100-byte records, about 0.5 MB at most. */
+#define PKC_SPARE_MESSAGES_MAX 4096
+
 typedef struct {
     /* Exception classes from pykafka_c.exceptions, handed over by
      * _core._set_exceptions() at package import.  NULL until then; raise
@@ -45,6 +49,13 @@ typedef struct {
     PyObject *timedelta_type; /* datetime.timedelta */
     PyObject *epoch;          /* datetime(1970, 1, 1), naive */
     PyObject *proto_names; /* tuple: interned name of each proto field row */
+
+    /* Freed pykafka_c.protocol.Message objects kept for reuse (message.c):
+     * a fetch answer makes and drops thousands at a time, and reuse skips
+     * the allocator and the cyclic GC's allocation count.  Untracked,
+     * cleared, holding no reference (not even to their type). */
+    PyObject *spare_messages[PKC_SPARE_MESSAGES_MAX];
+    int spare_message_count;
 } pkc_state;
 
 extern PyModuleDef pkc_module_def;
