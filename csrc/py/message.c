@@ -204,12 +204,12 @@ static void Message_dealloc(PyObject *op);
 /*
  * Reuse of freed Messages.  Message_dealloc keeps up to
  * PKC_SPARE_MESSAGES_MAX instances of the exact type (cleared, untracked,
- * without their reference to the type) and message_from_spares hands them
+ * without their reference to the type) and pkc_message_alloc hands them
  * out again, re-initialised by PyObject_Init as CPython's own free lists
  * do for tuples and lists.  The caller of either holds the GIL.
  */
-static pkc_message *
-message_from_spares(pkc_state *st)
+pkc_message *
+pkc_message_alloc(pkc_state *st)
 {
     PyObject *op;
 
@@ -275,7 +275,7 @@ pkc_message_from_record(pkc_state *st, const pkc_record *rec,
         goto error;
     if (rec->header_count > 0 && (headers = headers_from_record(rec)) == NULL)
         goto error;
-    m = message_from_spares(st);
+    m = pkc_message_alloc(st);
     if (m == NULL)
         goto error;
     m->value = value;         /* steals */

@@ -43,7 +43,9 @@ typedef struct {
 static inline int
 pkc_message_may_cycle(PyObject *obj)
 {
-    if (obj == NULL || !PyObject_IS_GC(obj))
+    /* The type's flag first: an inline test that settles bytes, str, int
+     * and None without a call. */
+    if (obj == NULL || !PyType_IS_GC(Py_TYPE(obj)) || !PyObject_IS_GC(obj))
         return 0;
     return !(PyTuple_CheckExact(obj) && !PyObject_GC_IsTracked(obj));
 }
@@ -70,6 +72,10 @@ pkc_message_store(pkc_message *m, PyObject **slot, PyObject *obj)
  * it is None (the caller picks "now"); -1 with TypeError for other
  * objects.  Floats are truncated. */
 int pkc_message_timestamp_ms(pkc_message *m, int64_t *out);
+
+/* A new, untracked Message of the exact type with uninitialised slots (a
+ * freed one when one is kept for reuse); NULL with MemoryError. */
+pkc_message *pkc_message_alloc(pkc_state *st);
 
 /* Free the Messages kept for reuse (module teardown). */
 void pkc_message_spares_free(pkc_state *st);

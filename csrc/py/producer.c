@@ -412,7 +412,7 @@ static pkc_message *
 make_message(ProducerCore *self, PyObject *value, PyObject *key,
              int32_t pid, int64_t ts_ms, PyObject *headers, PyObject *q)
 {
-    pkc_message *m = PyObject_GC_New(pkc_message, self->st->MessageType);
+    pkc_message *m = pkc_message_alloc(self->st);
 
     if (m == NULL)
         return NULL;
@@ -429,10 +429,12 @@ make_message(ProducerCore *self, PyObject *value, PyObject *key,
     m->compression_type = self->codec;
     m->produce_attempt = 0;
     m->protocol_version = 1;
-    pkc_message_note(m, m->value);
-    pkc_message_note(m, m->partition_key);
-    pkc_message_note(m, m->delivery_report_q);
-    pkc_message_note(m, m->headers);
+    /* m is new, so untracked: one decision for all four slots. */
+    if (pkc_message_may_cycle(m->value) ||
+        pkc_message_may_cycle(m->partition_key) ||
+        pkc_message_may_cycle(m->delivery_report_q) ||
+        pkc_message_may_cycle(m->headers))
+        PyObject_GC_Track((PyObject *)m);
     return m;
 }
 
