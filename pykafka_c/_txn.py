@@ -263,6 +263,9 @@ class Transactions(object):
             resp = self._rpc(_ApiKey.INIT_PRODUCER_ID, fields, _top_error,
                              what)
         except KafkaException as exc:
+            if self.state == UNINITIALIZED and getattr(
+                    exc, "ERROR_CODE", None) not in FATAL_ERRORS:
+                raise       # init_transactions() may be called again
             raise self._fail(exc, what)
         self.producer_id = resp["producer_id"]
         self.epoch = resp["producer_epoch"]
@@ -365,6 +368,20 @@ class Transactions(object):
             if self._bump_epoch:
                 self._init_producer_id(self.producer_id, self.epoch,
                                        "abort_transaction()")
+
+    def abort_if_open(self) -> None:
+        """On stop(): abort a transaction left open (as Kafka's Java
+        producer does on close), so that read_committed consumers need not
+        wait for the transaction timeout; failures are only logged."""
+        if self.state not in (IN_TRANSACTION, ABORTABLE, ABORTING):
+            return
+        log.warning("Producer with transactional id %r stopped inside a "
+                    "transaction: aborting it", self.transactional_id)
+        try:
+            self.abort()
+        except KafkaException as exc:
+            log.warning("Aborting the open transaction of %r failed: %s: "
+                        "%s", self.transactional_id, type(exc).__name__, exc)
 
     def _delivery_failure(self) -> BaseException | None:
         if self._failures:

@@ -327,7 +327,7 @@ def error_for_code(code, message=""):
     return cls(text)
 
 
-# --- the transactional producer -------------------------------------------------
+# --- the transactional producer -----------------------------------------------
 
 class TransactionError(KafkaException):
     """Base of the transactional producer's errors (pykafka_c addition)."""

@@ -364,7 +364,10 @@ class Producer(object):
         (ProduceFailureError) and is counted in a WARNING; nothing is
         dropped for lingering (pykafka dropped what was still queued when
         ``pending_timeout_ms`` ran out).  Call ``flush()`` first to send at
-        once."""
+        once.  A transactional producer first aborts a transaction left
+        open (as Kafka's Java producer does when closed)."""
+        if self._txn is not None and self._running:
+            self._txn.abort_if_open()
         self._stop(linger=True)
 
     def _stop(self, linger: bool) -> None:
