@@ -28,10 +28,12 @@ WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 KILLS = int(os.environ.get("PKC_TXN_KILLS", "20"))
 
 
-def _txn_producer(topic, txn_id=None, **kwargs):
+def _txn_producer(topic, txn_id=None, sync=False, **kwargs):
     kwargs.setdefault("linger_ms", 10)
-    kwargs.setdefault("min_queued_messages", 1)
-    return topic.get_producer(
+    if not sync:
+        kwargs.setdefault("min_queued_messages", 1)
+    get = topic.get_sync_producer if sync else topic.get_producer
+    return get(
         required_acks=-1,
         transactional_id=txn_id or "pkc-txn-" + uuid.uuid4().hex[:8],
         **kwargs)
@@ -113,7 +115,7 @@ def test_zombie_is_fenced(kafka, topic_name):
     topic = client.topics[topic_name]
     txn_id = "pkc-zombie-" + uuid.uuid4().hex[:8]
     zombie = _txn_producer(topic, txn_id)
-    successor = _txn_producer(topic, txn_id)
+    successor = _txn_producer(topic, txn_id, sync=True)
     try:
         zombie.init_transactions()
         zombie.begin_transaction()
