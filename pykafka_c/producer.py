@@ -297,10 +297,13 @@ class Producer(object):
     @_display.safe_repr
     def __repr__(self) -> str:
         counts = _display.producer_counts(self)
+        txn: list[tuple[str, object]] = [] if self._txn is None else [
+            ("transactional_id", self._txn.transactional_id),
+            ("transaction", self._txn.state)]
         return _display.fields(self, [
             ("topic", self._topic.name), ("running", self._running)]
-            + [(name, counts[name]) for name in
-               ("produced", "queued", "delivered", "failed")])
+            + txn + [(name, counts[name]) for name in
+                     ("produced", "queued", "delivered", "failed")])
 
     @_display.safe_html
     def _repr_html_(self) -> str:

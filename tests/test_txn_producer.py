@@ -226,6 +226,7 @@ def test_calls_out_of_order(kafka, topic_name):
             with pytest.raises(TransactionStateError, match="UNINITIALIZED"):
                 call()
         producer.init_transactions()
+        assert "transaction='READY'" in repr(producer)
         with pytest.raises(TransactionStateError):
             producer.init_transactions()
         with pytest.raises(TransactionStateError, match="READY"):
