@@ -209,6 +209,9 @@ class TopicDict(dict[bytes, "weakref.ref[Topic] | None"]):
 
 
 _UNKNOWN_TOPIC_GRACE_S = 2.0
+# FindCoordinator's key types.
+_KEY_TYPE_GROUP = 0
+_KEY_TYPE_TRANSACTION = 1
 
 
 def _find_topic(meta: Decoded, key: bytes) -> Decoded | None:
@@ -420,12 +423,24 @@ class Cluster(object):
 
     def get_group_coordinator(self, consumer_group: bytes | str) -> Broker:
         """The Broker coordinating ``consumer_group`` (FindCoordinator)."""
+        return self._find_coordinator(consumer_group, _KEY_TYPE_GROUP,
+                                      "group")
+
+    def get_transaction_coordinator(self, transactional_id: str) -> Broker:
+        """The Broker coordinating ``transactional_id`` (FindCoordinator
+        with key type 1)."""
+        return self._find_coordinator(transactional_id,
+                                      _KEY_TYPE_TRANSACTION,
+                                      "transactional id")
+
+    def _find_coordinator(self, key: bytes | str, key_type: int,
+                          what: str) -> Broker:
         from .exceptions import GroupCoordinatorNotAvailable
         last: Exception | None = None
         for attempt in range(self._max_connection_retries_offset_mgr):
             for broker in self._candidates():
                 try:
-                    resp = broker.find_coordinator(consumer_group)
+                    resp = broker.find_coordinator(key, key_type)
                 except SocketDisconnectedError as exc:
                     last = exc
                     continue
@@ -437,11 +452,11 @@ class Cluster(object):
                     if node in self._brokers:
                         return self._brokers[node]
                     last = KafkaException(
-                        "Coordinator %d of group %r is not a known broker"
-                        % (node, consumer_group))
+                        "Coordinator %d of %s %r is not a known broker"
+                        % (node, what, key))
                     break
-                last = error_for_code(err, "FindCoordinator for group %r"
-                                      % (consumer_group,))
+                last = error_for_code(err, "FindCoordinator for %s %r"
+                                      % (what, key))
                 if err not in (_KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
                                _KafkaError.COORDINATOR_NOT_AVAILABLE,
                                _KafkaError.NOT_COORDINATOR):
@@ -452,7 +467,7 @@ class Cluster(object):
             raise last
         if last is None:
             last = GroupCoordinatorNotAvailable(
-                "No coordinator found for group %r" % (consumer_group,))
+                "No coordinator found for %s %r" % (what, key))
         raise last
 
     get_offset_manager = get_group_coordinator

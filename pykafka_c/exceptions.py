@@ -327,6 +327,38 @@ def error_for_code(code, message=""):
     return cls(text)
 
 
+# --- the transactional producer -----------------------------------------------
+
+class TransactionError(KafkaException):
+    """Base of the transactional producer's errors (pykafka_c addition)."""
+
+
+class TransactionStateError(TransactionError):
+    """A transactional producer's method was called out of order: before
+    ``init_transactions()``, ``begin_transaction()`` twice, ``commit`` or
+    ``abort`` without a transaction, or ``produce()`` outside one."""
+
+
+class TransactionAbortableError(TransactionError):
+    """The current transaction failed (a message could not be delivered, a
+    partition or the offsets could not be added to it, ...): nothing of it
+    will be committed.  Call ``abort_transaction()``, then begin a new one.
+    The error that caused it is the exception's ``__cause__``."""
+
+
+class TransactionFatalError(TransactionError):
+    """The transactional producer cannot be used again (for example the
+    broker refused its transactional id): stop it and make a new one."""
+
+
+class ProducerFencedError(TransactionFatalError,
+                          ProducerFenced):  # noqa: F821
+    """Another producer with the same ``transactional_id`` called
+    ``init_transactions()`` after this one (INVALID_PRODUCER_EPOCH or
+    PRODUCER_FENCED): this one is a zombie and can never write again.
+    Also caught by ``except ProducerFenced``."""
+
+
 #: Connection failures that retrying does not fix: TLS set-up and SASL
 #: authentication (the message says what to change).
 _SECURITY_ERRORS = (SslError, SslUnavailableError,

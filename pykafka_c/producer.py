@@ -41,6 +41,15 @@ is down, and for messages still pending when ``stop()`` gives up (those
 are also counted in a WARNING).  With delivery reports off, failures are
 logged at WARNING (with counts) instead of being silently dropped.
 
+Transactions.  With ``transactional_id`` (and ``required_acks=-1``) the
+producer is Kafka's transactional producer: ``init_transactions()``,
+``begin_transaction()``, ``commit_transaction()``,
+``abort_transaction()``, ``send_offsets_to_transaction()`` and
+``with producer.transaction():``; the protocol and the error model are in
+``pykafka_c._txn`` (README, "Transactions").  ``produce()`` is then
+allowed only inside a transaction, and adds each partition to the
+transaction (AddPartitionsToTxn) before its first message.
+
 Differences from pykafka, each deliberate:
 
 * ``max_queued_messages`` caps the producer's unsent messages as a whole
@@ -70,27 +79,30 @@ Differences from pykafka, each deliberate:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import queue
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import __version__ as _PKC_VERSION
-from . import _core, _display
+from . import _core, _display, _txn
 from ._security import security_of
 from ._constants import ApiKey as _ApiKey
 from ._constants import KafkaError as _KafkaError
 from .common import CompressionType
 from .exceptions import (KafkaException, ProduceFailureError,
                          ProducerQueueFullError, ProducerStoppedException,
-                         SocketDisconnectedError)
+                         SocketDisconnectedError, TransactionStateError)
 from .partitioners import RandomPartitioner
 
 if TYPE_CHECKING:
     from ._typing import HeadersIn, PartitionerFunc, Serializer, Timestamp
     from .cluster import Cluster
+    from .partition import Partition
     from .protocol import Message
     from .topic import Topic
 
@@ -173,7 +185,9 @@ class Producer(object):
                  auto_start: bool = True,
                  serializer: Serializer | None = None,
                  enable_idempotence: bool = True,
-                 delivery_timeout_ms: int = 120 * 1000) -> None:
+                 delivery_timeout_ms: int = 120 * 1000,
+                 transactional_id: str | None = None,
+                 transaction_timeout_ms: int = 60 * 1000) -> None:
         self._cluster = cluster
         self._topic = topic
         self._partitioner: PartitionerFunc = \
@@ -211,6 +225,8 @@ class Producer(object):
         self._auto_start = auto_start
         self._serializer = serializer
         self._idempotent = bool(enable_idempotence) and self._required_acks != 0
+        _check_transactional(transactional_id, enable_idempotence,
+                             self._required_acks)
         if serializer is not None and not callable(serializer):
             raise TypeError("serializer must be callable")
         if not callable(self._partitioner):
@@ -256,6 +272,7 @@ class Producer(object):
             source_port=int(getattr(cluster, "_source_port", 0) or 0),
             security=security_of(cluster),
             software_version=_PKC_VERSION,
+            transactional_id=transactional_id,
             thread_local=threading.local(),
             queue_factory=queue.SimpleQueue,
             exceptions={
@@ -263,16 +280,30 @@ class Producer(object):
                 "ProducerQueueFullError": ProducerQueueFullError,
                 "ProduceFailureError": ProduceFailureError,
             })
+        self._txn: _txn.Transactions | None = None
+        if transactional_id is not None:
+            self._txn = _txn.Transactions(
+                cluster, self._core, transactional_id,
+                _valid_int("transaction_timeout_ms", transaction_timeout_ms),
+                _weak_flush(self))
+            topic_name = _topic_name(topic)
+            txn = self._txn
+            self._core.set_txn_hook(
+                lambda partition_id: txn.add_partition(topic_name,
+                                                       partition_id))
         if self._auto_start:
             self.start()
 
     @_display.safe_repr
     def __repr__(self) -> str:
         counts = _display.producer_counts(self)
+        txn: list[tuple[str, object]] = [] if self._txn is None else [
+            ("transactional_id", self._txn.transactional_id),
+            ("transaction", self._txn.state)]
         return _display.fields(self, [
             ("topic", self._topic.name), ("running", self._running)]
-            + [(name, counts[name]) for name in
-               ("produced", "queued", "delivered", "failed")])
+            + txn + [(name, counts[name]) for name in
+                     ("produced", "queued", "delivered", "failed")])
 
     @_display.safe_html
     def _repr_html_(self) -> str:
@@ -306,7 +337,7 @@ class Producer(object):
             if self._running:
                 return
             self._push_metadata()
-            if self._idempotent and not self._pid_done:
+            if self._idempotent and not self._pid_done and self._txn is None:
                 # Failing here is not fatal: the control thread tries again.
                 self._pid_done = self._init_producer_id()
             self._core.start()
@@ -320,7 +351,7 @@ class Producer(object):
                      % (_topic_name(self._topic),),
                 daemon=True)
             self._control.start()
-            if not self._synchronous:
+            if not self._synchronous and self._txn is None:
                 # The hot path: produce() is the C method itself.
                 self.produce = self._core.produce  # type: ignore[method-assign]
             _live_producers.add(self)
@@ -336,7 +367,10 @@ class Producer(object):
         (ProduceFailureError) and is counted in a WARNING; nothing is
         dropped for lingering (pykafka dropped what was still queued when
         ``pending_timeout_ms`` ran out).  Call ``flush()`` first to send at
-        once."""
+        once.  A transactional producer first aborts a transaction left
+        open (as Kafka's Java producer does when closed)."""
+        if self._txn is not None and self._running:
+            self._txn.abort_if_open()
         self._stop(linger=True)
 
     def _stop(self, linger: bool) -> None:
@@ -387,6 +421,79 @@ class Producer(object):
         self._dispatch()
         return pending
 
+    # --------------------------------------------------------- transactions
+
+    def _transactions(self, what: str) -> _txn.Transactions:
+        if self._txn is None:
+            raise TransactionStateError(
+                "%s needs a producer made with a transactional_id" % (what,))
+        return self._txn
+
+    def init_transactions(self) -> None:
+        """Register the producer's ``transactional_id`` with its transaction
+        coordinator (InitProducerId): gets the producer id and a new epoch,
+        which fences every older producer with the same transactional id
+        (their next send or commit raises ProducerFencedError) and aborts
+        a transaction one of them left open.  Call once, before the first
+        ``begin_transaction()``.  (pykafka_c addition, as Kafka's Java
+        producer.)"""
+        self._transactions("init_transactions()").init()
+
+    def begin_transaction(self) -> None:
+        """Start a transaction: the messages produced until
+        ``commit_transaction()`` are seen by read_committed consumers all
+        together, or (after ``abort_transaction()``) never."""
+        self._transactions("begin_transaction()").begin()
+
+    def commit_transaction(self) -> None:
+        """Send every queued message, wait for all of them, and commit the
+        transaction (EndTxn).  If a message could not be delivered,
+        raises TransactionAbortableError (call ``abort_transaction()``);
+        ProducerFencedError if a newer producer took the transactional id
+        over."""
+        self._transactions("commit_transaction()").commit()
+
+    def abort_transaction(self) -> None:
+        """Wait for the messages in flight and abort the transaction:
+        read_committed consumers never see its messages, and offsets sent
+        with ``send_offsets_to_transaction()`` are not committed."""
+        self._transactions("abort_transaction()").abort()
+
+    def send_offsets_to_transaction(
+            self, offsets: Iterable[tuple[Partition | int, int]]
+            | Mapping[Partition | int, int],
+            consumer_group: bytes | str, topic: Topic | bytes | str
+            | None = None, generation_id: int = -1, member_id: str = "",
+            group_instance_id: str | None = None) -> None:
+        """Commit consumer offsets as part of the transaction (AddOffsetsToTxn
+        and TxnOffsetCommit): they take effect when it commits, and never if
+        it aborts.  ``offsets`` is ``[(partition, offset), ...]`` (or a dict)
+        as SimpleConsumer.commit_offsets takes them: each offset is the next
+        one to read (the last message consumed + 1, Kafka's convention).  A
+        partition is a Partition of the consumed topic, or its id with
+        ``topic`` naming that topic.  ``generation_id`` and ``member_id`` are
+        those of a group member (defaults: none, for a group that only
+        stores offsets)."""
+        self._transactions("send_offsets_to_transaction()").send_offsets(
+            _offsets_by_partition(offsets, topic), _as_text(consumer_group),
+            generation_id, member_id, group_instance_id)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Producer]:
+        """``with producer.transaction(): ...``: begin a transaction, commit
+        it when the block ends, abort it when the block raises (the
+        exception propagates).  A fatal error is never followed by an
+        abort attempt."""
+        txn = self._transactions("transaction()")
+        txn.begin()
+        try:
+            yield self
+        except BaseException:
+            if txn.state != _txn.FATAL:
+                txn.abort()
+            raise
+        txn.commit()
+
     # ------------------------------------------------------------ producing
 
     def produce(self, message: Any, partition_key: Any = None,
@@ -401,6 +508,8 @@ class Producer(object):
         pairs.  With ``sync=True``, returns once the broker acknowledged
         the message, or raises its delivery exception.
         """
+        if self._txn is not None:
+            self._txn.check_produce()
         msg = self._core.produce(message, partition_key, timestamp, headers)
         if self._synchronous:
             self._wait_report(msg)
@@ -468,6 +577,8 @@ class Producer(object):
         failures = self._core.dispatch()
         if not failures:
             return
+        if self._txn is not None:
+            self._txn.note_failures(failures)
         if not self._delivery_reports:
             for count, exc in failures:
                 log.warning("%d message(s) to topic %s could not be "
@@ -574,6 +685,58 @@ class OwnedBroker(object):
             "OwnedBroker; produce() with the Producer itself")
 
 
+def _check_transactional(transactional_id: str | None,
+                         enable_idempotence: bool, required_acks: int) -> None:
+    """A transactional producer is idempotent and waits for every in-sync
+    replica (Kafka's Java producer refuses the other combinations too)."""
+    if transactional_id is None:
+        return
+    if not isinstance(transactional_id, str) or not transactional_id:
+        raise ValueError("transactional_id must be a non-empty str")
+    if not enable_idempotence:
+        raise ValueError("a transactional producer is idempotent: "
+                         "transactional_id needs enable_idempotence=True")
+    if required_acks != -1:
+        raise ValueError("a transactional producer needs required_acks=-1 "
+                         "(every in-sync replica), not %d" % (required_acks,))
+
+
+def _weak_flush(producer: Producer) -> Callable[[], int]:
+    """``producer.flush()`` without keeping the producer alive."""
+    ref = weakref.ref(producer)
+
+    def flush() -> int:
+        p = ref()
+        return 0 if p is None else p.flush()
+    return flush
+
+
+def _as_text(name: bytes | str) -> str:
+    return name.decode("utf-8") if isinstance(name, bytes) else name
+
+
+def _offsets_by_partition(
+        offsets: Iterable[tuple[Partition | int, int]]
+        | Mapping[Partition | int, int],
+        topic: Topic | bytes | str | None) -> dict[tuple[str, int], int]:
+    """``{(topic name, partition id): offset}`` of send_offsets_to_
+    transaction's ``offsets``."""
+    pairs = offsets.items() if isinstance(offsets, Mapping) else offsets
+    default = None if topic is None else _as_text(
+        topic if isinstance(topic, (bytes, str)) else topic.name)
+    out: dict[tuple[str, int], int] = {}
+    for part, offset in pairs:
+        if isinstance(part, int):
+            if default is None:
+                raise ValueError("partition ids need topic= (the consumed "
+                                 "topic); or pass Partition objects")
+            key = (default, part)
+        else:
+            key = (_as_text(part.topic.name), part.id)
+        out[key] = _valid_int("offset", offset, allow_zero=True)
+    return out
+
+
 def _topic_name(topic: Topic) -> str:
     name = topic.name
     return name.decode("ascii") if isinstance(name, bytes) else name
@@ -608,7 +771,8 @@ def _control_loop(producer_ref: weakref.ref[Producer],
             if ev & _EV_PRODUCER_ID:
                 want_pid = True
             # Also while stop() waits: nothing is sent before the id.
-            if want_pid and not _control_ended(producer, gen):
+            if (want_pid and producer._txn is None
+                    and not _control_ended(producer, gen)):
                 gap = max(0.1, producer._retry_backoff_ms / 1000.0)
                 left = producer._last_pid_attempt + gap - time.monotonic()
                 if left <= 0:

@@ -35,6 +35,10 @@ APIS = {
     19: ("CreateTopics", 2, 7, 5),
     20: ("DeleteTopics", 1, 6, 4),
     22: ("InitProducerId", 0, 6, 2),
+    24: ("AddPartitionsToTxn", 0, 5, 3),
+    25: ("AddOffsetsToTxn", 0, 4, 3),
+    26: ("EndTxn", 0, 5, 3),
+    28: ("TxnOffsetCommit", 0, 6, 3),
     32: ("DescribeConfigs", 1, 4, 4),
     36: ("SaslAuthenticate", 0, 2, 2),
     68: ("ConsumerGroupHeartbeat", 0, 1, 0),
@@ -44,7 +48,8 @@ APIS = {
 # version table in kafka-broker.md section 4.3, capped by 4.x).
 COMMON_MAX = {
     0: 11, 1: 17, 2: 9, 3: 12, 8: 9, 9: 9, 10: 6, 11: 9, 12: 4, 13: 5,
-    14: 5, 15: 5, 16: 5, 17: 1, 18: 4, 19: 7, 20: 6, 22: 5, 32: 4, 36: 2,
+    14: 5, 15: 5, 16: 5, 17: 1, 18: 4, 19: 7, 20: 6, 22: 5, 24: 5, 25: 4,
+    26: 4, 28: 4, 32: 4, 36: 2,
     68: 0,  # 3.9 has v0 (KIP-848's early access)
 }
 
@@ -933,6 +938,113 @@ def init_producer_id_response(w, x):
         w.i16("ongoing_txn_producer_epoch", x["ongoing_txn_producer_epoch"])
 
 
+def _txn_topic(c, t):
+    c.str("name", t["name"])
+    c.arr("partitions", t["partitions"], "i32")
+
+
+def add_partitions_to_txn_request(w, x):
+    if w.v >= 4:
+        w.arr("transactions", x["transactions"], lambda c, t: (
+            c.str("transactional_id", t["transactional_id"]),
+            c.i64("producer_id", t["producer_id"]),
+            c.i16("producer_epoch", t["producer_epoch"]),
+            c.bool("verify_only", t["verify_only"]),
+            c.arr("topics", t["topics"], _txn_topic)))
+        return
+    w.str("v3_and_below_transactional_id",
+          x["v3_and_below_transactional_id"])
+    w.i64("v3_and_below_producer_id", x["v3_and_below_producer_id"])
+    w.i16("v3_and_below_producer_epoch", x["v3_and_below_producer_epoch"])
+    w.arr("v3_and_below_topics", x["v3_and_below_topics"], _txn_topic)
+
+
+def _txn_topic_result(c, t):
+    c.str("name", t["name"])
+    c.arr("results_by_partition", t["results_by_partition"], lambda p, r: (
+        p.i32("partition_index", r["partition_index"]),
+        p.i16("partition_error_code", r["partition_error_code"])))
+
+
+def add_partitions_to_txn_response(w, x):
+    w.i32("throttle_time_ms", x["throttle_time_ms"])
+    if w.v >= 4:
+        w.i16("error_code", x["error_code"])
+        w.arr("results_by_transaction", x["results_by_transaction"],
+              lambda c, r: (
+                  c.str("transactional_id", r["transactional_id"]),
+                  c.arr("topic_results", r["topic_results"],
+                        _txn_topic_result)))
+        return
+    w.arr("results_by_topic_v3_and_below", x["results_by_topic_v3_and_below"],
+          _txn_topic_result)
+
+
+def add_offsets_to_txn_request(w, x):
+    w.str("transactional_id", x["transactional_id"])
+    w.i64("producer_id", x["producer_id"])
+    w.i16("producer_epoch", x["producer_epoch"])
+    w.str("group_id", x["group_id"])
+
+
+def throttle_and_error_response(w, x):
+    w.i32("throttle_time_ms", x["throttle_time_ms"])
+    w.i16("error_code", x["error_code"])
+
+
+def end_txn_request(w, x):
+    w.str("transactional_id", x["transactional_id"])
+    w.i64("producer_id", x["producer_id"])
+    w.i16("producer_epoch", x["producer_epoch"])
+    w.bool("committed", x["committed"])
+
+
+def end_txn_response(w, x):
+    throttle_and_error_response(w, x)
+    if w.v >= 5:
+        w.i64("producer_id", x["producer_id"])
+        w.i16("producer_epoch", x["producer_epoch"])
+
+
+def _txn_offset_partition(c, p):
+    c.i32("partition_index", p["partition_index"])
+    c.i64("committed_offset", p["committed_offset"])
+    if c.v >= 2:
+        c.i32("committed_leader_epoch", p["committed_leader_epoch"])
+    c.str("committed_metadata", p["committed_metadata"])
+
+
+def _txn_offset_topic(c, t):
+    if c.v >= 6:
+        c.uuid("topic_id", t["topic_id"])
+    else:
+        c.str("name", t["name"])
+    c.arr("partitions", t["partitions"], _txn_offset_partition)
+
+
+def txn_offset_commit_request(w, x):
+    w.str("transactional_id", x["transactional_id"])
+    w.str("group_id", x["group_id"])
+    w.i64("producer_id", x["producer_id"])
+    w.i16("producer_epoch", x["producer_epoch"])
+    if w.v >= 3:
+        w.i32("generation_id_or_member_epoch",
+              x["generation_id_or_member_epoch"])
+        w.str("member_id", x["member_id"])
+        w.str("group_instance_id", x["group_instance_id"])
+    w.arr("topics", x["topics"], _txn_offset_topic)
+
+
+def txn_offset_commit_response(w, x):
+    w.i32("throttle_time_ms", x["throttle_time_ms"])
+    w.arr("topics", x["topics"], lambda c, t: (
+        c.uuid("topic_id", t["topic_id"]) if c.v >= 6
+        else c.str("name", t["name"]),
+        c.arr("partitions", t["partitions"], lambda p, r: (
+            p.i32("partition_index", r["partition_index"]),
+            p.i16("error_code", r["error_code"])))))
+
+
 def sasl_handshake_request(w, x):
     w.str("mechanism", x["mechanism"])
 
@@ -1281,6 +1393,50 @@ SAMPLES = {
         "producer_epoch": 0, "ongoing_txn_producer_id": -1,
         "ongoing_txn_producer_epoch": -1,
     },
+    (24, "request"): {
+        "transactions": [{
+            "transactional_id": "txn-a", "producer_id": 4000,
+            "producer_epoch": 2, "verify_only": True,
+            "topics": [{"name": "t", "partitions": [0, 3]}]}],
+        "v3_and_below_transactional_id": "txn-a",
+        "v3_and_below_producer_id": 4000, "v3_and_below_producer_epoch": 2,
+        "v3_and_below_topics": [{"name": "t", "partitions": [0, 3]},
+                                {"name": "u", "partitions": []}],
+    },
+    (24, "response"): {
+        "throttle_time_ms": 0, "error_code": 0,
+        "results_by_transaction": [{
+            "transactional_id": "txn-a",
+            "topic_results": [{"name": "t", "results_by_partition": [
+                {"partition_index": 0, "partition_error_code": 0}]}]}],
+        "results_by_topic_v3_and_below": [{
+            "name": "t", "results_by_partition": [
+                {"partition_index": 0, "partition_error_code": 0},
+                {"partition_index": 3, "partition_error_code": 51}]}],
+    },
+    (25, "request"): {"transactional_id": "txn-a", "producer_id": 4000,
+                      "producer_epoch": 2, "group_id": "g"},
+    (25, "response"): {"throttle_time_ms": 5, "error_code": 51},
+    (26, "request"): {"transactional_id": "txn-a", "producer_id": 4000,
+                      "producer_epoch": 2, "committed": True},
+    (26, "response"): {"throttle_time_ms": 0, "error_code": 0,
+                       "producer_id": 4000, "producer_epoch": 3},
+    (28, "request"): {
+        "transactional_id": "txn-a", "group_id": "g", "producer_id": 4000,
+        "producer_epoch": 2, "generation_id_or_member_epoch": 7,
+        "member_id": "m-1", "group_instance_id": None,
+        "topics": [{"name": "t", "topic_id": bytes(range(16)),
+                    "partitions": [{
+                        "partition_index": 1, "committed_offset": 42,
+                        "committed_leader_epoch": -1,
+                        "committed_metadata": None}]}],
+    },
+    (28, "response"): {
+        "throttle_time_ms": 0,
+        "topics": [{"name": "t", "topic_id": bytes(range(16)),
+                    "partitions": [{"partition_index": 1,
+                                    "error_code": 0}]}],
+    },
     (17, "request"): {"mechanism": "PLAIN"},
     (17, "response"): {"error_code": 0,
                        "mechanisms": ["PLAIN", "SCRAM-SHA-256"]},
@@ -1356,6 +1512,14 @@ BUILDERS = {
     (20, "response"): delete_topics_response,
     (22, "request"): init_producer_id_request,
     (22, "response"): init_producer_id_response,
+    (24, "request"): add_partitions_to_txn_request,
+    (24, "response"): add_partitions_to_txn_response,
+    (25, "request"): add_offsets_to_txn_request,
+    (25, "response"): throttle_and_error_response,
+    (26, "request"): end_txn_request,
+    (26, "response"): end_txn_response,
+    (28, "request"): txn_offset_commit_request,
+    (28, "response"): txn_offset_commit_response,
     (32, "request"): describe_configs_request,
     (32, "response"): describe_configs_response,
     (36, "request"): sasl_authenticate_request,

@@ -106,10 +106,13 @@ def load_spec(path):
 
 def snake(name):
     """CamelCase -> snake_case: ErrorCode -> error_code, ISRNodes ->
-    isr_nodes, timeoutMs -> timeout_ms, Enable2Pc -> enable_2pc."""
-    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    isr_nodes, timeoutMs -> timeout_ms, Enable2Pc -> enable_2pc,
+    V3AndBelowTopics -> v3_and_below_topics (a version tag keeps its
+    digit)."""
+    s = re.sub(r"([A-Z][0-9]+)([A-Z])", r"\1_\2", name)
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
     s = re.sub(r"([a-z])([A-Z])", r"\1_\2", s)
-    s = re.sub(r"([A-Za-z])([0-9])", r"\1_\2", s)
+    s = re.sub(r"([a-z])([0-9])", r"\1_\2", s)
     return s.lower()
 
 

@@ -48,6 +48,12 @@ typedef struct {
     PyObject *exc_full;       /* ProducerQueueFullError */
     PyObject *exc_failure;    /* ProduceFailureError */
     PyObject *str_id, *str_q, *str_put, *str_set_timestamp;
+    /* Transactions: txn_hook(partition_id) adds a partition to the
+     * transaction before its first record of it is queued; txn_added[id]
+     * says it was (cleared by txn_reset at each transaction's end). */
+    PyObject *txn_hook;       /* callable, or NULL: not transactional */
+    uint8_t *txn_added;
+    int32_t txn_added_cap;
 } ProducerCore;
 
 #define ProducerCore_CAST(op) ((ProducerCore *)(op))
@@ -405,6 +411,48 @@ choose_partition(ProducerCore *self, PyObject *key, int32_t *pid)
     return 0;
 }
 
+/* Has partition `pid` been added to the transaction (txn_hook)? */
+static int
+txn_partition_added(const ProducerCore *self, int32_t pid)
+{
+    return pid < self->txn_added_cap && self->txn_added[pid];
+}
+
+/* Before the first record of partition `pid` in a transaction: call the
+ * transaction hook for it (AddPartitionsToTxn, in Python).  Returns 0, or
+ * -1 with the hook's exception set. */
+static int
+txn_add_partition(ProducerCore *self, int32_t pid)
+{
+    PyObject *arg, *res;
+
+    if (txn_partition_added(self, pid))
+        return 0;
+    arg = PyLong_FromLong(pid);
+    if (arg == NULL)
+        return -1;
+    res = PyObject_CallOneArg(self->txn_hook, arg);
+    Py_DECREF(arg);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    if (pid >= self->txn_added_cap) {
+        int32_t cap = pid + 1;
+        uint8_t *more = PyMem_Realloc(self->txn_added, (size_t)cap);
+
+        if (more == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(more + self->txn_added_cap, 0,
+               (size_t)(cap - self->txn_added_cap));
+        self->txn_added = more;
+        self->txn_added_cap = cap;
+    }
+    self->txn_added[pid] = 1;
+    return 0;
+}
+
 /* A new Message for a produced record (no __init__ call), GC-tracked only
  * if a slot holds an object that may form a cycle (message.h).  Steals
  * nothing. */
@@ -573,6 +621,8 @@ ProducerCore_produce(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
     }
     if (choose_partition(self, key, &pid) < 0)
         goto error;
+    if (self->txn_hook != NULL && txn_add_partition(self, pid) < 0)
+        goto error;
     if (timestamp_ms(self, argv[2], &ts) < 0)
         goto error;
     if (parse_headers(argv[3], hstack, &hdrs, &nh, &hseq) < 0)
@@ -640,6 +690,42 @@ error:
     Py_XDECREF(q);
     Py_XDECREF(m);
     return NULL;
+}
+
+/* -------------------------------------------------------- transactions */
+
+PyDoc_STRVAR(ProducerCore_set_txn_hook_doc,
+"set_txn_hook($self, hook, /)\n--\n\n"
+"Make produce() call hook(partition_id) before it queues the first\n"
+"record of a partition since the last txn_reset() (a transactional\n"
+"producer adds the partition to its transaction there; if the hook\n"
+"raises, produce() raises it and queues nothing).  None: no hook.");
+
+static PyObject *
+ProducerCore_set_txn_hook(PyObject *op, PyObject *arg)
+{
+    ProducerCore *self = ProducerCore_CAST(op);
+
+    if (arg != Py_None && !PyCallable_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "the hook must be callable");
+        return NULL;
+    }
+    Py_XSETREF(self->txn_hook, arg == Py_None ? NULL : Py_NewRef(arg));
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(ProducerCore_txn_reset_doc,
+"txn_reset($self, /)\n--\n\n"
+"Forget which partitions the hook was called for (a transaction ended).");
+
+static PyObject *
+ProducerCore_txn_reset(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    ProducerCore *self = ProducerCore_CAST(op);
+
+    if (self->txn_added != NULL)
+        memset(self->txn_added, 0, (size_t)self->txn_added_cap);
+    Py_RETURN_NONE;
 }
 
 /* ------------------------------------------------------- configuration */
@@ -1146,6 +1232,7 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         maxreq, reports, block, rr, connect_to, request_to, leader_wait,
         inflight, idem, source_port, delivery_timeout;
     const char *source_host = NULL, *software_version = NULL;
+    const char *transactional_id = NULL;
     pkc_security *security = NULL;
     pkc_sl_config cfg;
     char err[256];
@@ -1160,7 +1247,7 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         "delivery_reports", "block_on_queue_full", "round_robin",
         "connect_timeout_ms", "request_timeout_ms", "leader_wait_ms",
         "max_in_flight", "idempotent", "source_host", "source_port",
-        "security", "software_version", NULL};
+        "security", "software_version", "transactional_id", NULL};
 
     if (!PyArg_ParseTuple(args, "s:ProducerCore", &topic))
         return NULL;
@@ -1227,6 +1314,7 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         return NULL;
     if (get_str_kw(kw, "source_host", &source_host) < 0 ||
         get_str_kw(kw, "software_version", &software_version) < 0 ||
+        get_str_kw(kw, "transactional_id", &transactional_id) < 0 ||
         pkc_security_arg(pkc_state_from_type(type),
                          kw_value(kw, "security"), &security) < 0)
         return NULL;
@@ -1317,6 +1405,7 @@ ProducerCore_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     cfg.source_port = (int)source_port;
     cfg.security = security;
     cfg.software_version = software_version;
+    cfg.transactional_id = transactional_id;
     rc = pkc_sl_new(&self->sl, &cfg, err, sizeof(err));
     if (rc == PKC_ERR_NOMEM) {
         PyErr_NoMemory();
@@ -1352,6 +1441,7 @@ ProducerCore_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->exc_stopped);
     Py_VISIT(self->exc_full);
     Py_VISIT(self->exc_failure);
+    Py_VISIT(self->txn_hook);
     return 0;
 }
 
@@ -1369,6 +1459,7 @@ ProducerCore_clear(PyObject *op)
     Py_CLEAR(self->exc_stopped);
     Py_CLEAR(self->exc_full);
     Py_CLEAR(self->exc_failure);
+    Py_CLEAR(self->txn_hook);
     return 0;
 }
 
@@ -1392,6 +1483,7 @@ ProducerCore_dealloc(PyObject *op)
     }
     ProducerCore_clear(op);
     PyMem_Free(self->part_ids);
+    PyMem_Free(self->txn_added);
     Py_XDECREF(self->str_id);
     Py_XDECREF(self->str_q);
     Py_XDECREF(self->str_put);
@@ -1426,6 +1518,10 @@ static PyMethodDef ProducerCore_methods[] = {
     {"report_queue", ProducerCore_report_queue, METH_NOARGS,
      ProducerCore_report_queue_doc},
     {"stats", ProducerCore_stats, METH_NOARGS, ProducerCore_stats_doc},
+    {"set_txn_hook", ProducerCore_set_txn_hook, METH_O,
+     ProducerCore_set_txn_hook_doc},
+    {"txn_reset", ProducerCore_txn_reset, METH_NOARGS,
+     ProducerCore_txn_reset_doc},
     {"produce_version", ProducerCore_produce_version, METH_O,
      ProducerCore_produce_version_doc},
     {NULL}
@@ -1454,7 +1550,7 @@ PyDoc_STRVAR(ProducerCore_doc,
 "             connect_timeout_ms=10000, request_timeout_ms=30000,\n"
 "             leader_wait_ms=10000, max_in_flight=5, idempotent=False,\n"
 "             source_host=None, source_port=0, security=None,\n"
-"             software_version=None)\n"
+"             software_version=None, transactional_id=None)\n"
 "--\n\n"
 "The C send engine of one pykafka_c.Producer (private).  Keywords only;\n"
 "None for any of them means its default.  thread_local, queue_factory\n"

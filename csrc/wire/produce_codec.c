@@ -154,8 +154,10 @@ produce_src_get_bytes(void *ctx, const pkc_proto_field *f, pkc_slice *out)
     produce_src *src = ctx;
 
     if (f == src->fields->req_transactional_id) {
-        out->ptr = NULL;
-        out->len = -1;
+        const char *id = src->req->transactional_id;
+
+        out->ptr = (const uint8_t *)id;
+        out->len = id != NULL ? (int32_t)strlen(id) : -1;
     }
     else if (f == src->fields->req_name) {
         out->ptr = (const uint8_t *)src->req->topic;

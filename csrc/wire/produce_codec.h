@@ -55,8 +55,10 @@ typedef struct {
     size_t records_len;     /* at most INT32_MAX */
 } pkc_produce_partition;
 
-/* A Produce request for one topic.  TransactionalId is null. */
+/* A Produce request for one topic. */
 typedef struct {
+    const char *transactional_id; /* TransactionalId (borrowed), NULL:
+                                     null */
     int16_t acks;                /* Acks */
     int32_t timeout_ms;          /* TimeoutMs */
     const char *topic;           /* Name (borrowed) */

@@ -15,12 +15,12 @@
 
 #include "proto.h"
 
-#define PKC_PROTO_N_APIS 21
-#define PKC_PROTO_N_STRUCTS 108
-#define PKC_PROTO_N_FIELDS 419
-#define PKC_PROTO_REQUEST_HEADER 106
+#define PKC_PROTO_N_APIS 25
+#define PKC_PROTO_N_STRUCTS 125
+#define PKC_PROTO_N_FIELDS 477
+#define PKC_PROTO_REQUEST_HEADER 123
 #define PKC_PROTO_REQUEST_HEADER_FLEXIBLE_FROM 2
-#define PKC_PROTO_RESPONSE_HEADER 107
+#define PKC_PROTO_RESPONSE_HEADER 124
 #define PKC_PROTO_RESPONSE_HEADER_FLEXIBLE_FROM 1
 
 static const pkc_proto_field pkc_proto_fields[PKC_PROTO_N_FIELDS] = {
@@ -480,44 +480,119 @@ static const pkc_proto_field pkc_proto_fields[PKC_PROTO_N_FIELDS] = {
     {"producer_epoch", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"ongoing_txn_producer_id", PKC_PT_INT64, 0, 6, 127, 0, -1, 0, -1, 0, 127, -1, -1, -1, 0.0, NULL},
     {"ongoing_txn_producer_epoch", PKC_PT_INT16, 0, 6, 127, 0, -1, 0, -1, 0, 127, -1, -1, -1, 0.0, NULL},
-    /* 93: DescribeConfigsRequest (DescribeConfigsRequest) */
-    {"resources", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 94, 0, 0.0, NULL},
+    /* 93: AddPartitionsToTxnRequest (AddPartitionsToTxnRequest) */
+    {"transactions", PKC_PT_STRUCT, PKC_PF_ARRAY, 4, 127, 0, -1, 0, -1, 0, 127, -1, 94, 0, 0.0, NULL},
+    {"v3_and_below_transactional_id", PKC_PT_STRING, 0, 0, 3, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"v3_and_below_producer_id", PKC_PT_INT64, 0, 0, 3, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"v3_and_below_producer_epoch", PKC_PT_INT16, 0, 0, 3, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"v3_and_below_topics", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 3, 0, -1, 0, -1, 0, 127, -1, 95, 0, 0.0, NULL},
+    /* 94: AddPartitionsToTxnTransaction (AddPartitionsToTxnRequest.Transactions) */
+    {"transactional_id", PKC_PT_STRING, 0, 4, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"producer_id", PKC_PT_INT64, 0, 4, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"producer_epoch", PKC_PT_INT16, 0, 4, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"verify_only", PKC_PT_BOOL, 0, 4, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"topics", PKC_PT_STRUCT, PKC_PF_ARRAY, 4, 127, 0, -1, 0, -1, 0, 127, -1, 95, 0, 0.0, NULL},
+    /* 95: AddPartitionsToTxnTopic (AddPartitionsToTxnRequest/AddPartitionsToTxnTopic) */
+    {"name", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"partitions", PKC_PT_INT32, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    /* 96: AddPartitionsToTxnResponse (AddPartitionsToTxnResponse) */
+    {"throttle_time_ms", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"error_code", PKC_PT_INT16, PKC_PF_IGNORABLE, 4, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"results_by_transaction", PKC_PT_STRUCT, PKC_PF_ARRAY, 4, 127, 0, -1, 0, -1, 0, 127, -1, 97, 0, 0.0, NULL},
+    {"results_by_topic_v3_and_below", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 3, 0, -1, 0, -1, 0, 127, -1, 98, 0, 0.0, NULL},
+    /* 97: AddPartitionsToTxnResult (AddPartitionsToTxnResponse.ResultsByTransaction) */
+    {"transactional_id", PKC_PT_STRING, 0, 4, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"topic_results", PKC_PT_STRUCT, PKC_PF_ARRAY, 4, 127, 0, -1, 0, -1, 0, 127, -1, 98, 0, 0.0, NULL},
+    /* 98: AddPartitionsToTxnTopicResult (AddPartitionsToTxnResponse/AddPartitionsToTxnTopicResult) */
+    {"name", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"results_by_partition", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 99, 0, 0.0, NULL},
+    /* 99: AddPartitionsToTxnPartitionResult (AddPartitionsToTxnResponse/AddPartitionsToTxnPartitionResult) */
+    {"partition_index", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"partition_error_code", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    /* 100: AddOffsetsToTxnRequest (AddOffsetsToTxnRequest) */
+    {"transactional_id", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"producer_id", PKC_PT_INT64, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"producer_epoch", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"group_id", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    /* 101: AddOffsetsToTxnResponse (AddOffsetsToTxnResponse) */
+    {"throttle_time_ms", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"error_code", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    /* 102: EndTxnRequest (EndTxnRequest) */
+    {"transactional_id", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"producer_id", PKC_PT_INT64, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"producer_epoch", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"committed", PKC_PT_BOOL, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    /* 103: EndTxnResponse (EndTxnResponse) */
+    {"throttle_time_ms", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"error_code", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"producer_id", PKC_PT_INT64, PKC_PF_IGNORABLE, 5, 127, 0, -1, 0, -1, 0, 127, -1, -1, -1, 0.0, NULL},
+    {"producer_epoch", PKC_PT_INT16, PKC_PF_IGNORABLE, 5, 127, 0, -1, 0, -1, 0, 127, -1, -1, -1, 0.0, NULL},
+    /* 104: TxnOffsetCommitRequest (TxnOffsetCommitRequest) */
+    {"transactional_id", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"group_id", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"producer_id", PKC_PT_INT64, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"producer_epoch", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"generation_id_or_member_epoch", PKC_PT_INT32, 0, 3, 127, 0, -1, 0, -1, 0, 127, -1, -1, -1, 0.0, NULL},
+    {"member_id", PKC_PT_STRING, 0, 3, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, ""},
+    {"group_instance_id", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 3, 127, 3, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"topics", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 105, 0, 0.0, NULL},
+    /* 105: TxnOffsetCommitRequestTopic (TxnOffsetCommitRequest.Topics) */
+    {"name", PKC_PT_STRING, PKC_PF_IGNORABLE, 0, 5, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"topic_id", PKC_PT_UUID, PKC_PF_IGNORABLE, 6, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"partitions", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 106, 0, 0.0, NULL},
+    /* 106: TxnOffsetCommitRequestPartition (TxnOffsetCommitRequest.Topics.Partitions) */
+    {"partition_index", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"committed_offset", PKC_PT_INT64, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"committed_leader_epoch", PKC_PT_INT32, PKC_PF_IGNORABLE, 2, 127, 0, -1, 0, -1, 0, 127, -1, -1, -1, 0.0, NULL},
+    {"committed_metadata", PKC_PT_STRING, 0, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    /* 107: TxnOffsetCommitResponse (TxnOffsetCommitResponse) */
+    {"throttle_time_ms", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"topics", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 108, 0, 0.0, NULL},
+    /* 108: TxnOffsetCommitResponseTopic (TxnOffsetCommitResponse.Topics) */
+    {"name", PKC_PT_STRING, PKC_PF_IGNORABLE, 0, 5, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"topic_id", PKC_PT_UUID, PKC_PF_IGNORABLE, 6, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"partitions", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 109, 0, 0.0, NULL},
+    /* 109: TxnOffsetCommitResponsePartition (TxnOffsetCommitResponse.Topics.Partitions) */
+    {"partition_index", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    {"error_code", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
+    /* 110: DescribeConfigsRequest (DescribeConfigsRequest) */
+    {"resources", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 111, 0, 0.0, NULL},
     {"include_synonyms", PKC_PT_BOOL, 0, 1, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"include_documentation", PKC_PT_BOOL, 0, 3, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    /* 94: DescribeConfigsResource (DescribeConfigsRequest.Resources) */
+    /* 111: DescribeConfigsResource (DescribeConfigsRequest.Resources) */
     {"resource_type", PKC_PT_INT8, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"resource_name", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"configuration_keys", PKC_PT_STRING, PKC_PF_ARRAY, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    /* 95: DescribeConfigsResponse (DescribeConfigsResponse) */
+    /* 112: DescribeConfigsResponse (DescribeConfigsResponse) */
     {"throttle_time_ms", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    {"results", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 96, 0, 0.0, NULL},
-    /* 96: DescribeConfigsResult (DescribeConfigsResponse.Results) */
+    {"results", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 113, 0, 0.0, NULL},
+    /* 113: DescribeConfigsResult (DescribeConfigsResponse.Results) */
     {"error_code", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"error_message", PKC_PT_STRING, 0, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"resource_type", PKC_PT_INT8, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"resource_name", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    {"configs", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 97, 0, 0.0, NULL},
-    /* 97: DescribeConfigsResourceResult (DescribeConfigsResponse.Results.Configs) */
+    {"configs", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 114, 0, 0.0, NULL},
+    /* 114: DescribeConfigsResourceResult (DescribeConfigsResponse.Results.Configs) */
     {"name", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"value", PKC_PT_STRING, 0, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"read_only", PKC_PT_BOOL, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"config_source", PKC_PT_INT8, PKC_PF_IGNORABLE, 1, 127, 0, -1, 0, -1, 0, 127, -1, -1, -1, 0.0, NULL},
     {"is_sensitive", PKC_PT_BOOL, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    {"synonyms", PKC_PT_STRUCT, PKC_PF_ARRAY | PKC_PF_IGNORABLE, 1, 127, 0, -1, 0, -1, 0, 127, -1, 98, 0, 0.0, NULL},
+    {"synonyms", PKC_PT_STRUCT, PKC_PF_ARRAY | PKC_PF_IGNORABLE, 1, 127, 0, -1, 0, -1, 0, 127, -1, 115, 0, 0.0, NULL},
     {"config_type", PKC_PT_INT8, PKC_PF_IGNORABLE, 3, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"documentation", PKC_PT_STRING, PKC_PF_IGNORABLE, 3, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    /* 98: DescribeConfigsSynonym (DescribeConfigsResponse.Results.Configs.Synonyms) */
+    /* 115: DescribeConfigsSynonym (DescribeConfigsResponse.Results.Configs.Synonyms) */
     {"name", PKC_PT_STRING, 0, 1, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"value", PKC_PT_STRING, 0, 1, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"source", PKC_PT_INT8, 0, 1, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    /* 99: SaslAuthenticateRequest (SaslAuthenticateRequest) */
+    /* 116: SaslAuthenticateRequest (SaslAuthenticateRequest) */
     {"auth_bytes", PKC_PT_BYTES, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    /* 100: SaslAuthenticateResponse (SaslAuthenticateResponse) */
+    /* 117: SaslAuthenticateResponse (SaslAuthenticateResponse) */
     {"error_code", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"error_message", PKC_PT_STRING, 0, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"auth_bytes", PKC_PT_BYTES, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"session_lifetime_ms", PKC_PT_INT64, PKC_PF_IGNORABLE, 1, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    /* 101: ConsumerGroupHeartbeatRequest (ConsumerGroupHeartbeatRequest) */
+    /* 118: ConsumerGroupHeartbeatRequest (ConsumerGroupHeartbeatRequest) */
     {"group_id", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"member_id", PKC_PT_STRING, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"member_epoch", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
@@ -527,29 +602,29 @@ static const pkc_proto_field pkc_proto_fields[PKC_PROTO_N_FIELDS] = {
     {"subscribed_topic_names", PKC_PT_STRING, PKC_PF_ARRAY | PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"subscribed_topic_regex", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 1, 127, 1, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"server_assignor", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    {"topic_partitions", PKC_PT_STRUCT, PKC_PF_ARRAY | PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, 102, 0, 0.0, NULL},
-    /* 102: TopicPartitions (ConsumerGroupHeartbeatRequest.TopicPartitions) */
+    {"topic_partitions", PKC_PT_STRUCT, PKC_PF_ARRAY | PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, 119, 0, 0.0, NULL},
+    /* 119: TopicPartitions (ConsumerGroupHeartbeatRequest.TopicPartitions) */
     {"topic_id", PKC_PT_UUID, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"partitions", PKC_PT_INT32, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    /* 103: ConsumerGroupHeartbeatResponse (ConsumerGroupHeartbeatResponse) */
+    /* 120: ConsumerGroupHeartbeatResponse (ConsumerGroupHeartbeatResponse) */
     {"throttle_time_ms", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"error_code", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"error_message", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"member_id", PKC_PT_STRING, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"member_epoch", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"heartbeat_interval_ms", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    {"assignment", PKC_PT_STRUCT, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, 104, 0, 0.0, NULL},
-    /* 104: Assignment (ConsumerGroupHeartbeatResponse.Assignment) */
-    {"topic_partitions", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 105, 0, 0.0, NULL},
-    /* 105: TopicPartitions (ConsumerGroupHeartbeatResponse/TopicPartitions) */
+    {"assignment", PKC_PT_STRUCT, PKC_PF_DEFAULT_NULL, 0, 127, 0, 127, 0, -1, 0, 127, -1, 121, 0, 0.0, NULL},
+    /* 121: Assignment (ConsumerGroupHeartbeatResponse.Assignment) */
+    {"topic_partitions", PKC_PT_STRUCT, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, 122, 0, 0.0, NULL},
+    /* 122: TopicPartitions (ConsumerGroupHeartbeatResponse/TopicPartitions) */
     {"topic_id", PKC_PT_UUID, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"partitions", PKC_PT_INT32, PKC_PF_ARRAY, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
-    /* 106: RequestHeader (RequestHeader) */
+    /* 123: RequestHeader (RequestHeader) */
     {"request_api_key", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"request_api_version", PKC_PT_INT16, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"correlation_id", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
     {"client_id", PKC_PT_STRING, 0, 1, 127, 1, 127, 0, -1, 0, -1, -1, -1, 0, 0.0, NULL},
-    /* 107: ResponseHeader (ResponseHeader) */
+    /* 124: ResponseHeader (ResponseHeader) */
     {"correlation_id", PKC_PT_INT32, 0, 0, 127, 0, -1, 0, -1, 0, 127, -1, -1, 0, 0.0, NULL},
 };
 
@@ -647,21 +722,38 @@ static const pkc_proto_struct pkc_proto_structs[PKC_PROTO_N_STRUCTS] = {
     {"DeletableTopicResult", 347, 4},
     {"InitProducerIdRequest", 351, 6},
     {"InitProducerIdResponse", 357, 6},
-    {"DescribeConfigsRequest", 363, 3},
-    {"DescribeConfigsResource", 366, 3},
-    {"DescribeConfigsResponse", 369, 2},
-    {"DescribeConfigsResult", 371, 5},
-    {"DescribeConfigsResourceResult", 376, 8},
-    {"DescribeConfigsSynonym", 384, 3},
-    {"SaslAuthenticateRequest", 387, 1},
-    {"SaslAuthenticateResponse", 388, 4},
-    {"ConsumerGroupHeartbeatRequest", 392, 10},
-    {"TopicPartitions", 402, 2},
-    {"ConsumerGroupHeartbeatResponse", 404, 7},
-    {"Assignment", 411, 1},
-    {"TopicPartitions", 412, 2},
-    {"RequestHeader", 414, 4},
-    {"ResponseHeader", 418, 1},
+    {"AddPartitionsToTxnRequest", 363, 5},
+    {"AddPartitionsToTxnTransaction", 368, 5},
+    {"AddPartitionsToTxnTopic", 373, 2},
+    {"AddPartitionsToTxnResponse", 375, 4},
+    {"AddPartitionsToTxnResult", 379, 2},
+    {"AddPartitionsToTxnTopicResult", 381, 2},
+    {"AddPartitionsToTxnPartitionResult", 383, 2},
+    {"AddOffsetsToTxnRequest", 385, 4},
+    {"AddOffsetsToTxnResponse", 389, 2},
+    {"EndTxnRequest", 391, 4},
+    {"EndTxnResponse", 395, 4},
+    {"TxnOffsetCommitRequest", 399, 8},
+    {"TxnOffsetCommitRequestTopic", 407, 3},
+    {"TxnOffsetCommitRequestPartition", 410, 4},
+    {"TxnOffsetCommitResponse", 414, 2},
+    {"TxnOffsetCommitResponseTopic", 416, 3},
+    {"TxnOffsetCommitResponsePartition", 419, 2},
+    {"DescribeConfigsRequest", 421, 3},
+    {"DescribeConfigsResource", 424, 3},
+    {"DescribeConfigsResponse", 427, 2},
+    {"DescribeConfigsResult", 429, 5},
+    {"DescribeConfigsResourceResult", 434, 8},
+    {"DescribeConfigsSynonym", 442, 3},
+    {"SaslAuthenticateRequest", 445, 1},
+    {"SaslAuthenticateResponse", 446, 4},
+    {"ConsumerGroupHeartbeatRequest", 450, 10},
+    {"TopicPartitions", 460, 2},
+    {"ConsumerGroupHeartbeatResponse", 462, 7},
+    {"Assignment", 469, 1},
+    {"TopicPartitions", 470, 2},
+    {"RequestHeader", 472, 4},
+    {"ResponseHeader", 476, 1},
 };
 
 static const pkc_proto_api pkc_proto_apis[PKC_PROTO_N_APIS] = {
@@ -683,7 +775,11 @@ static const pkc_proto_api pkc_proto_apis[PKC_PROTO_N_APIS] = {
     {19, "CreateTopics", 2, 7, 5, 0, 80, 84},
     {20, "DeleteTopics", 1, 6, 4, 0, 87, 89},
     {22, "InitProducerId", 0, 6, 2, 1, 91, 92},
-    {32, "DescribeConfigs", 1, 4, 4, 0, 93, 95},
-    {36, "SaslAuthenticate", 0, 2, 2, 0, 99, 100},
-    {68, "ConsumerGroupHeartbeat", 0, 1, 0, 0, 101, 103},
+    {24, "AddPartitionsToTxn", 0, 5, 3, 0, 93, 96},
+    {25, "AddOffsetsToTxn", 0, 4, 3, 0, 100, 101},
+    {26, "EndTxn", 0, 5, 3, 0, 102, 103},
+    {28, "TxnOffsetCommit", 0, 6, 3, 0, 104, 107},
+    {32, "DescribeConfigs", 1, 4, 4, 0, 110, 112},
+    {36, "SaslAuthenticate", 0, 2, 2, 0, 116, 117},
+    {68, "ConsumerGroupHeartbeat", 0, 1, 0, 0, 118, 120},
 };

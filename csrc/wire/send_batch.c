@@ -35,6 +35,7 @@ sl_batch_get(pkc_sl *sl, int32_t partition)
             return NULL;
         }
     }
+    bt->bb.transactional = sl->transactional_id != NULL;
     bt->next = NULL;
     bt->partition = partition;
     bt->count = 0;

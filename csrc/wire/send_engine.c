@@ -47,6 +47,12 @@ sl_engine_check_config(const pkc_sl_config *cfg, char *errbuf,
         snprintf(errbuf, errlen, "invalid producer configuration");
         return PKC_ERR_INVALID;
     }
+    if (cfg->transactional_id != NULL &&
+        (!cfg->idempotent || cfg->transactional_id[0] == '\0')) {
+        snprintf(errbuf, errlen, "a transactional producer needs "
+                 "idempotence and a non-empty transactional id");
+        return PKC_ERR_INVALID;
+    }
     return PKC_OK;
 }
 
@@ -63,6 +69,11 @@ sl_engine_own_config(pkc_sl *sl, const pkc_sl_config *cfg)
     sl->software_version = strdup(cfg->software_version
                                       ? cfg->software_version : "0");
     sl->security = pkc_security_ref(cfg->security);
+    if (cfg->transactional_id != NULL) {
+        sl->transactional_id = strdup(cfg->transactional_id);
+        if (sl->transactional_id == NULL)
+            return PKC_ERR_NOMEM;
+    }
     if (sl->topic == NULL || sl->client_id == NULL ||
         sl->source_host == NULL || sl->software_version == NULL)
         return PKC_ERR_NOMEM;
@@ -70,6 +81,7 @@ sl_engine_own_config(pkc_sl *sl, const pkc_sl_config *cfg)
     sl->cfg.client_id = sl->client_id;
     sl->cfg.source_host = sl->source_host;
     sl->cfg.software_version = sl->software_version;
+    sl->cfg.transactional_id = sl->transactional_id;
     sl->topic_len = strlen(sl->topic);
     if (sl->cfg.max_queued < 1)
         sl->cfg.max_queued = 1;
@@ -87,7 +99,9 @@ static size_t
 sl_engine_batch_max(const pkc_sl *sl)
 {
     size_t overhead = PKC_SL_REQUEST_OVERHEAD + sl->topic_len +
-                      PKC_SL_PARTITION_OVERHEAD + strlen(sl->client_id);
+                      PKC_SL_PARTITION_OVERHEAD + strlen(sl->client_id) +
+                      (sl->transactional_id != NULL
+                           ? strlen(sl->transactional_id) : 0);
     size_t batch_max = PKC_BATCH_HEADER_SIZE + BATCH_RECORDS_MIN;
 
     if (sl->cfg.max_request_size > overhead + batch_max)
@@ -138,7 +152,8 @@ sl_engine_init_producer_id(pkc_sl *sl)
     sl->stats.producer_id = -1;
     sl->stats.producer_epoch = -1;
     sl->pid_wait_since = -1;
-    if (sl->cfg.idempotent) {
+    /* A transactional producer gets its id from init_transactions(). */
+    if (sl->cfg.idempotent && sl->transactional_id == NULL) {
         sl->pid_wanted = 1;
         sl->ev_pid = 1;
         sl->stats.producer_id_requests = 1;
@@ -157,6 +172,7 @@ sl_engine_free_owned(pkc_sl *sl)
     free(sl->client_id);
     free(sl->source_host);
     free(sl->software_version);
+    free(sl->transactional_id);
     free(sl);
 }
 

@@ -154,6 +154,7 @@ struct pkc_sl {
     pkc_security *security;    /* fixed: a reference, or NULL: plain TCP */
     char *source_host;         /* fixed */
     char *software_version;    /* fixed */
+    char *transactional_id;    /* fixed: NULL unless transactional */
 
     pthread_t thread;
     int thread_started;

@@ -44,7 +44,10 @@ sl_idem_part_restart(pkc_sl *sl, sl_part *p)
 void
 sl_idem_want_producer_id(pkc_sl *sl)
 {
-    if (sl->pid_wanted || sl->have_pending || !sl->cfg.idempotent)
+    /* A transactional producer's ids come from the glue's transaction
+     * protocol only (InitProducerId with its transactional id). */
+    if (sl->pid_wanted || sl->have_pending || !sl->cfg.idempotent ||
+        sl->transactional_id != NULL)
         return;
     sl->pid_wanted = 1;
     sl->ev_pid = 1;
@@ -77,7 +80,8 @@ sl_idem_apply_producer_id(pkc_sl *sl)
     sl->have_pending = 0;
     sl->stats.producer_id = sl->pid;
     sl->stats.producer_epoch = sl->epoch;
-    if (sl->pid < 0)
+    /* A transactional producer's new epoch restarts every partition. */
+    if (sl->pid < 0 || sl->transactional_id != NULL)
         sl_idem_forget_all(sl);
     return 1;
 }

@@ -565,6 +565,7 @@ sl_encode_body(pkc_sl *sl, int version, const sl_req *req, pkc_writer *w)
     pkc_proto_error perr;
 
     memset(&body, 0, sizeof(body));
+    body.transactional_id = sl->transactional_id;
     body.acks = sl->cfg.acks;
     body.timeout_ms = sl->cfg.ack_timeout_ms;
     body.topic = sl->topic;
@@ -822,8 +823,9 @@ sl_answer_batch(pkc_sl *sl, pkc_sl_batch *bt,
         sl_answer_split(sl, bt, h1, h2);
     else if (stamped && sl_sequence_refused(code) && p->retry_head != NULL)
         sl_answer_behind_gap(sl, bt, code, host, port);
-    else if (stamped && (sl_sequence_refused(code) ||
-                         code == PKC_KERR_INVALID_PRODUCER_EPOCH))
+    else if (stamped && sl->transactional_id == NULL &&
+             (sl_sequence_refused(code) ||
+              code == PKC_KERR_INVALID_PRODUCER_EPOCH))
         sl_answer_numbers_refused(sl, bt, pr, host, port);
     else
         sl_answer_error(sl, bt, pr, host, port);

@@ -69,6 +69,17 @@
  * PKC_SL_EV_PRODUCER_ID: the partitions that need it restart under the
  * new id once the glue hands it over, the others go on meanwhile.
  *
+ * Transactions.  With cfg.transactional_id the glue runs the
+ * transaction protocol (InitProducerId, AddPartitionsToTxn, EndTxn) and
+ * hands the engine each producer id and epoch; a batch refused for its
+ * numbers or its epoch (OUT_OF_ORDER_SEQUENCE_NUMBER,
+ * UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH, PRODUCER_FENCED) fails
+ * for good, as Kafka's transactional producer fails the transaction,
+ * instead of the idempotent producer's own epoch bump or new producer
+ * id; a producer id handed over restarts every partition's sequences
+ * at 0 (the glue hands one over only with nothing in flight, after
+ * InitProducerId bumped the epoch).
+ *
  * Connections.  The sender keeps one broker link (link.h) per leader
  * broker and sets it up on demand without blocking (connect from
  * cfg.source_host/port, TLS, ApiVersions, SASL: stepped by its poll loop,
@@ -213,6 +224,13 @@ typedef struct {
                                  reference); NULL: plain TCP */
     const char *software_version; /* ApiVersions' ClientSoftwareVersion
                                      (copied); NULL: "0" */
+    const char *transactional_id; /* copied; NULL: not transactional.
+                                     A transactional engine (needs
+                                     idempotent) puts it in every Produce
+                                     request and sets the batches'
+                                     transactional bit; it never bumps an
+                                     epoch or asks for a producer id
+                                     itself (see "Transactions" below) */
 } pkc_sl_config;
 
 /* Events for the glue (pkc_sl_wait_event). */

@@ -63,9 +63,10 @@ check_partition(pkc_reader *r, int compact, const pkc_produce_partition *p)
         CHECK_MEM(recs.ptr, p->records, p->records_len);
 }
 
-/* Encode at `version` and read it back in that version's layout. */
+/* Encode at `version` (with TransactionalId `txn_id`, NULL for null) and
+ * read it back in that version's layout. */
 static void
-check_request(int version, int compact)
+check_request(int version, int compact, const char *txn_id)
 {
     pkc_produce_partition parts[2];
     pkc_produce_request req;
@@ -77,11 +78,16 @@ check_request(int version, int compact)
     int32_t timeout, n;
 
     make_request(&req, parts);
+    req.transactional_id = txn_id;
     pkc_writer_init(&w, 0, 0);
     CHECK_EQ(pkc_produce_encode(&w, &fields, version, &req, &perr), 0);
     pkc_reader_init(&r, w.buf, w.len);
     pkc_read_string(&r, compact, 1, &s, "transactional_id");
-    CHECK_EQ(s.len, -1);
+    if (txn_id == NULL)
+        CHECK_EQ(s.len, -1);
+    else
+        CHECK(s.len == (int32_t)strlen(txn_id) &&
+              memcmp(s.ptr, txn_id, strlen(txn_id)) == 0);
     pkc_read_i16(&r, &acks, "acks");
     pkc_read_i32(&r, &timeout, "timeout_ms");
     CHECK_EQ(acks, -1);
@@ -106,13 +112,21 @@ check_request(int version, int compact)
 static void
 test_request_classic(void)
 {
-    check_request(3, 0);
+    check_request(3, 0, NULL);
 }
 
 static void
 test_request_flexible(void)
 {
-    check_request(9, 1);
+    check_request(9, 1, NULL);
+}
+
+/* A transactional producer's requests carry its transactional id. */
+static void
+test_request_transactional(void)
+{
+    check_request(3, 0, "txn-app-1");
+    check_request(9, 1, "txn-app-1");
 }
 
 /* One partition's answer in the Produce v8 layout. */
@@ -210,6 +224,7 @@ main(void)
     RUN(test_fields);
     RUN(test_request_classic);
     RUN(test_request_flexible);
+    RUN(test_request_transactional);
     RUN(test_response);
     RUN(test_response_malformed);
     return pkc_test_summary();

@@ -33,6 +33,8 @@ typedef struct {
     int produce_requests;
     int records_seen;
     int64_t next_offset[4];
+    char txn_id[32];        /* TransactionalId of the last Produce */
+    int txn_batches;        /* batches with the transactional bit */
     pthread_t thread;
 } fake;
 
@@ -110,6 +112,11 @@ answer_produce(fake *f, int fd, int32_t corr, pkc_reader *r)
 
     f->produce_requests++;
     pkc_read_string(r, 0, 1, &s, "transactional_id");
+    f->txn_id[0] = '\0';
+    if (s.len > 0 && s.len < (int32_t)sizeof(f->txn_id)) {
+        memcpy(f->txn_id, s.ptr, (size_t)s.len);
+        f->txn_id[s.len] = '\0';
+    }
     pkc_read_i16(r, &acks, "acks");
     pkc_read_i32(r, &timeout, "timeout");
     pkc_read_array_count(r, 0, 0, 1, 4, &ntopics, "topics");
@@ -131,6 +138,8 @@ answer_produce(fake *f, int fd, int32_t corr, pkc_reader *r)
             int32_t n = (int32_t)pkc_load_u32(s.ptr + 57);
 
             f->pids_seen = pid;
+            if (pkc_load_u16(s.ptr + 21) & PKC_ATTR_TRANSACTIONAL)
+                f->txn_batches++;
             if (pid >= 0) {
                 if (seq != f->next_seq[index & 3])
                     f->seq_errors++;
@@ -325,6 +334,9 @@ test_bad_config(void)
     c = base_config();
     c.codec = 99;
     CHECK_EQ(pkc_sl_new(&sl, &c, err, sizeof(err)), PKC_ERR_CODEC);
+    c = base_config();
+    c.transactional_id = "txn-1";   /* needs idempotence */
+    CHECK_EQ(pkc_sl_new(&sl, &c, err, sizeof(err)), PKC_ERR_INVALID);
 }
 
 static void
@@ -795,6 +807,93 @@ test_finish_ahead_gzip_retry(void)
     run_finish_ahead(PKC_CODEC_GZIP, 2);
 }
 
+/* Append `n` records to partition 0, flush and collect them; returns
+ * the done batches. */
+static pkc_sl_batch *
+produce_and_collect(pkc_sl *sl, int n)
+{
+    int got;
+    pkc_sl_batch *done;
+
+    for (intptr_t i = 0; i < n; i++) {
+        pkc_sl_cookie ck = {(void *)(i + 1), NULL};
+
+        CHECK_EQ(pkc_sl_append(sl, 0, 1000 + i, NULL, -1,
+                               (const uint8_t *)"v", 1, NULL, 0, &ck),
+                 PKC_SL_APPEND_OK);
+    }
+    CHECK_EQ(pkc_sl_flush(sl, pkc_now_ms() + 20000), 0);
+    done = collect(sl, n, &got);
+    CHECK_EQ(got, n);
+    return done;
+}
+
+/* A started engine with producer id `pid` and epoch 0 whose partition 0
+ * is led by the fake broker `f`. */
+static pkc_sl *
+start_idempotent_on(fake *f, const pkc_sl_config *c, int64_t pid)
+{
+    pkc_sl *sl = NULL;
+    pkc_sl_broker_addr addr = {3, "127.0.0.1", f->port};
+    int32_t part = 0, leader = 3;
+    char err[128];
+
+    CHECK_EQ(pkc_sl_new(&sl, c, err, sizeof(err)), PKC_OK);
+    CHECK_EQ(pkc_sl_set_producer_id(sl, pid, 0), PKC_OK);
+    CHECK_EQ(pkc_sl_set_brokers(sl, &addr, 1), PKC_OK);
+    CHECK_EQ(pkc_sl_set_leaders(sl, &part, &leader, 1), PKC_OK);
+    CHECK_EQ(pkc_sl_start(sl), PKC_OK);
+    return sl;
+}
+
+/* Transactional: the id in every request, the transactional bit on every
+ * batch; a batch refused for its numbers fails (no epoch bump, no
+ * producer id asked for); a producer id handed over restarts the
+ * sequences at 0. */
+static void
+test_transactional(void)
+{
+    fake f;
+    pkc_sl_config c = base_config();
+    pkc_sl *sl;
+    pkc_sl_batch *done;
+    pkc_sl_stats st;
+
+    fake_start(&f);
+    c.idempotent = 1;
+    c.transactional_id = "txn-1";
+    sl = start_idempotent_on(&f, &c, 55);
+    done = produce_and_collect(sl, 10);
+    for (pkc_sl_batch *b = done; b != NULL; b = b->next)
+        CHECK_EQ(b->result.kind, PKC_SL_OK);
+    release_all(sl, done);
+    CHECK(strcmp(f.txn_id, "txn-1") == 0);
+    CHECK(f.txn_batches > 0);
+    CHECK_EQ(f.txn_batches, f.produce_requests);
+
+    f.error_code = PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    done = produce_and_collect(sl, 1);
+    CHECK(done != NULL && done->result.kind == PKC_SL_KAFKA &&
+          done->result.error_code == PKC_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    release_all(sl, done);
+    CHECK_EQ(pkc_sl_wait_event(sl, pkc_now_ms()) & PKC_SL_EV_PRODUCER_ID, 0);
+    pkc_sl_stats_get(sl, &st);
+    CHECK_EQ(st.epoch_bumps, 0);
+    CHECK_EQ(st.producer_id_requests, 0);
+
+    /* The glue bumped the epoch (InitProducerId): sequences from 0. */
+    f.error_code = 0;
+    f.next_seq[0] = 0;
+    CHECK_EQ(pkc_sl_set_producer_id(sl, 55, 1), PKC_OK);
+    done = produce_and_collect(sl, 2);
+    CHECK(done != NULL && done->result.kind == PKC_SL_OK);
+    release_all(sl, done);
+    CHECK_EQ(f.seq_errors, 0);   /* the new epoch's batch began at 0 */
+    CHECK_EQ(pkc_sl_stop(sl, pkc_now_ms() + 1000), 0);
+    pkc_sl_free(sl);
+    fake_stop(&f);
+}
+
 int
 main(void)
 {
@@ -812,6 +911,7 @@ main(void)
     RUN(test_finish_ahead_lz4);
     RUN(test_finish_ahead_gzip_retry);
     RUN(test_idempotent_in_flight);
+    RUN(test_transactional);
     if (pkc_test_failures == 0)
         printf("all checks passed\n");
     return pkc_test_summary();
