@@ -124,11 +124,11 @@ class Transactions(object):
                  timeout_ms: int, flush: Callable[[], int]) -> None:
         self.transactional_id = transactional_id
         self.timeout_ms = timeout_ms
+        self._core = core
         self.state = UNINITIALIZED
         self.producer_id = -1
         self.epoch = -1
         self._cluster = cluster
-        self._core = core
         self._flush = flush
         self._coordinator: Broker | None = None
         self._lock = threading.RLock()
@@ -137,6 +137,19 @@ class Transactions(object):
         self._failures: list[BaseException] = []
         self._in_txn = False         # something was added at the coordinator
         self._bump_epoch = False     # a delivery failed in this transaction
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, state: str) -> None:
+        """Every change of state also opens or closes produce() in the C
+        core: inside a transaction it queues at once, outside it calls
+        check_produce, which raises the state error."""
+        self._state = state
+        self._core.set_produce_check(
+            None if state == IN_TRANSACTION else self.check_produce)
 
     # ------------------------------------------------------------- checks
 

@@ -351,8 +351,10 @@ class Producer(object):
                      % (_topic_name(self._topic),),
                 daemon=True)
             self._control.start()
-            if not self._synchronous and self._txn is None:
-                # The hot path: produce() is the C method itself.
+            if not self._synchronous:
+                # The hot path: produce() is the C method itself (which
+                # asks a transactional producer's state outside a
+                # transaction: ProducerCore.set_produce_check).
                 self.produce = self._core.produce  # type: ignore[method-assign]
             _live_producers.add(self)
 
@@ -508,8 +510,6 @@ class Producer(object):
         pairs.  With ``sync=True``, returns once the broker acknowledged
         the message, or raises its delivery exception.
         """
-        if self._txn is not None:
-            self._txn.check_produce()
         msg = self._core.produce(message, partition_key, timestamp, headers)
         if self._synchronous:
             self._wait_report(msg)

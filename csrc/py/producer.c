@@ -54,6 +54,9 @@ typedef struct {
     PyObject *txn_hook;       /* callable, or NULL: not transactional */
     uint8_t *txn_added;
     int32_t txn_added_cap;
+    /* produce() calls produce_check() first while it is set (outside a
+     * transaction: it raises the state error); NULL: nothing to check. */
+    PyObject *produce_check;
 } ProducerCore;
 
 #define ProducerCore_CAST(op) ((ProducerCore *)(op))
@@ -525,6 +528,21 @@ timestamp_ms(ProducerCore *self, PyObject *ts, int64_t *out)
     return rc < 0 ? -1 : 0;
 }
 
+/* Call the produce check (set: a transactional producer); -1 if it
+ * raised.  The check is held across the call: it may be replaced. */
+static int
+produce_checked(ProducerCore *self)
+{
+    PyObject *check = Py_NewRef(self->produce_check);
+    PyObject *res = PyObject_CallNoArgs(check);
+
+    Py_DECREF(check);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
 PyDoc_STRVAR(ProducerCore_produce_doc,
 "produce($self, message, partition_key=None, timestamp=None, headers=None)\n"
 "--\n\n"
@@ -589,6 +607,8 @@ ProducerCore_produce(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
                         "produce() missing required argument 'message'");
         return NULL;
     }
+    if (self->produce_check != NULL && produce_checked(self) < 0)
+        return NULL;
     value = argv[0];
     key = argv[1];
 
@@ -711,6 +731,24 @@ ProducerCore_set_txn_hook(PyObject *op, PyObject *arg)
         return NULL;
     }
     Py_XSETREF(self->txn_hook, arg == Py_None ? NULL : Py_NewRef(arg));
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(ProducerCore_set_produce_check_doc,
+"set_produce_check($self, check, /)\n--\n\n"
+"Make produce() call check() before anything else, and raise what it\n"
+"raises (a transactional producer outside a transaction); None: no check.");
+
+static PyObject *
+ProducerCore_set_produce_check(PyObject *op, PyObject *arg)
+{
+    ProducerCore *self = ProducerCore_CAST(op);
+
+    if (arg != Py_None && !PyCallable_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "the check must be callable");
+        return NULL;
+    }
+    Py_XSETREF(self->produce_check, arg == Py_None ? NULL : Py_NewRef(arg));
     Py_RETURN_NONE;
 }
 
@@ -1442,6 +1480,7 @@ ProducerCore_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->exc_full);
     Py_VISIT(self->exc_failure);
     Py_VISIT(self->txn_hook);
+    Py_VISIT(self->produce_check);
     return 0;
 }
 
@@ -1460,6 +1499,7 @@ ProducerCore_clear(PyObject *op)
     Py_CLEAR(self->exc_full);
     Py_CLEAR(self->exc_failure);
     Py_CLEAR(self->txn_hook);
+    Py_CLEAR(self->produce_check);
     return 0;
 }
 
@@ -1520,6 +1560,8 @@ static PyMethodDef ProducerCore_methods[] = {
     {"stats", ProducerCore_stats, METH_NOARGS, ProducerCore_stats_doc},
     {"set_txn_hook", ProducerCore_set_txn_hook, METH_O,
      ProducerCore_set_txn_hook_doc},
+    {"set_produce_check", ProducerCore_set_produce_check, METH_O,
+     ProducerCore_set_produce_check_doc},
     {"txn_reset", ProducerCore_txn_reset, METH_NOARGS,
      ProducerCore_txn_reset_doc},
     {"produce_version", ProducerCore_produce_version, METH_O,
