@@ -721,17 +721,25 @@ PyDoc_STRVAR(ProducerCore_set_txn_hook_doc,
 "producer adds the partition to its transaction there; if the hook\n"
 "raises, produce() raises it and queues nothing).  None: no hook.");
 
+/* Store callable `arg` in *slot (None: NULL); `what` names it in the
+ * TypeError for anything else. */
+static PyObject *
+store_callable_or_none(PyObject **slot, PyObject *arg, const char *what)
+{
+    if (arg != Py_None && !PyCallable_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "the %s must be callable or None",
+                     what);
+        return NULL;
+    }
+    Py_XSETREF(*slot, arg == Py_None ? NULL : Py_NewRef(arg));
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 ProducerCore_set_txn_hook(PyObject *op, PyObject *arg)
 {
-    ProducerCore *self = ProducerCore_CAST(op);
-
-    if (arg != Py_None && !PyCallable_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "the hook must be callable");
-        return NULL;
-    }
-    Py_XSETREF(self->txn_hook, arg == Py_None ? NULL : Py_NewRef(arg));
-    Py_RETURN_NONE;
+    return store_callable_or_none(&ProducerCore_CAST(op)->txn_hook, arg,
+                                  "hook");
 }
 
 PyDoc_STRVAR(ProducerCore_set_produce_check_doc,
@@ -742,14 +750,8 @@ PyDoc_STRVAR(ProducerCore_set_produce_check_doc,
 static PyObject *
 ProducerCore_set_produce_check(PyObject *op, PyObject *arg)
 {
-    ProducerCore *self = ProducerCore_CAST(op);
-
-    if (arg != Py_None && !PyCallable_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "the check must be callable");
-        return NULL;
-    }
-    Py_XSETREF(self->produce_check, arg == Py_None ? NULL : Py_NewRef(arg));
-    Py_RETURN_NONE;
+    return store_callable_or_none(&ProducerCore_CAST(op)->produce_check,
+                                  arg, "check");
 }
 
 PyDoc_STRVAR(ProducerCore_txn_reset_doc,
