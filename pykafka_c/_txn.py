@@ -58,7 +58,10 @@ FATAL = "FATAL"
 # broker no longer lets this one use it): the producer is done for.
 FENCING_ERRORS = frozenset((
     _KafkaError.INVALID_PRODUCER_EPOCH, _KafkaError.PRODUCER_FENCED))
+# INVALID_TXN_STATE: the coordinator's view of the transaction disagrees
+# with the producer's (Java's TransactionManager treats it as fatal too).
 FATAL_ERRORS = FENCING_ERRORS | frozenset((
+    _KafkaError.INVALID_TXN_STATE,
     _KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     _KafkaError.INVALID_TRANSACTION_TIMEOUT,
     _KafkaError.UNSUPPORTED_VERSION,
