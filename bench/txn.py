@@ -36,109 +36,119 @@ SIZE = 100
 WARM_UP = b"warm-up"
 
 
-def _pykafka_c(brokers, topic_name, count, every, transactional):
-    from pykafka_c import KafkaClient
-    from bench.payloads import POOL_SIZE, produce_pool
-    pool = produce_pool(SIZE)
-    mask = POOL_SIZE - 1
-    client = KafkaClient(hosts=brokers)
-    topic = client.topics[topic_name]
-    kwargs = {"transactional_id": "bench-" + topic_name} if transactional else {}
-    producer = topic.get_producer(required_acks=-1, delivery_reports=False,
-                                  **kwargs)
-    produce = producer.produce
-    commits = 0
-    if transactional:
-        producer.init_transactions()
-        producer.begin_transaction()
-    produce(WARM_UP)                  # connected, producer id known
-    if transactional:
-        producer.commit_transaction()
-        commits += 1
-    elif producer.flush(120):
-        raise RuntimeError("the warm-up message was not acknowledged")
-    t0, c0 = time.perf_counter(), time.process_time()
-    if transactional:
-        for start in range(0, count, every):
-            producer.begin_transaction()
-            for i in range(start, min(count, start + every)):
-                produce(pool[i & mask])
-            producer.commit_transaction()
-            commits += 1
-    else:
-        for i in range(count):
-            produce(pool[i & mask])
-        if producer.flush(120):
-            raise RuntimeError("messages left unacknowledged after 120 s")
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    producer.stop()
-    return elapsed, cpu, commits
+class _PykafkaC(object):
+    """pykafka_c's producer; ``send`` is its produce() (the C method)."""
+
+    def __init__(self, brokers, topic_name, transactional):
+        from pykafka_c import KafkaClient
+        self.client = KafkaClient(hosts=brokers)   # the topic needs it alive
+        topic = self.client.topics[topic_name]
+        kwargs = {"transactional_id": "bench-" + topic_name} if transactional else {}
+        self.producer = topic.get_producer(required_acks=-1, delivery_reports=False,
+                                           **kwargs)
+        self.send = self.producer.produce
+        self.init = self.producer.init_transactions
+        self.begin = self.producer.begin_transaction
+        self.commit = self.producer.commit_transaction
+
+    def flush(self):
+        return self.producer.flush(120)
+
+    def close(self):
+        self.producer.stop()
+        self.client.close()
 
 
-def _confluent(brokers, topic_name, count, every, transactional):
-    from confluent_kafka import Producer
-    from bench.payloads import POOL_SIZE, produce_pool
-    pool = produce_pool(SIZE)
-    mask = POOL_SIZE - 1
-    errors = []
+class _Confluent(object):
+    """confluent-kafka's Producer; ``send`` serves the local queue when it
+    is full, as its users do."""
 
-    def on_delivery(err, _msg):
+    def __init__(self, brokers, topic_name, transactional):
+        from confluent_kafka import Producer
+        self.errors = []
+        conf = {"bootstrap.servers": brokers, "acks": "all",
+                "enable.idempotence": True, "on_delivery": self._on_delivery,
+                "delivery.report.only.error": True}
+        if transactional:
+            conf["transactional.id"] = "bench-" + topic_name
+        self.p = p = Producer(conf)
+        produce, poll = p.produce, p.poll
+
+        def send(value):
+            while True:
+                try:
+                    produce(topic_name, value)
+                    return
+                except BufferError:   # local queue full: serve it, retry
+                    poll(0.005)
+        self.send = send
+        self.begin = p.begin_transaction
+
+    def _on_delivery(self, err, _msg):
         if err is not None:
-            errors.append(str(err))
+            self.errors.append(str(err))
 
-    conf = {"bootstrap.servers": brokers, "acks": "all",
-            "enable.idempotence": True, "on_delivery": on_delivery,
-            "delivery.report.only.error": True}
-    if transactional:
-        conf["transactional.id"] = "bench-" + topic_name
-    p = Producer(conf)
-    produce, poll = p.produce, p.poll
+    def init(self):
+        self.p.init_transactions(30)
 
-    def send(value):
-        while True:
-            try:
-                produce(topic_name, value)
-                return
-            except BufferError:       # local queue full: serve it, retry
-                poll(0.005)
+    def commit(self):
+        self.p.commit_transaction(120)
 
+    def flush(self):
+        return self.p.flush(120)
+
+    def close(self):
+        if self.errors:
+            raise RuntimeError("%d delivery errors, first: %s"
+                               % (len(self.errors), self.errors[0]))
+
+
+def _drive(client, count, every, transactional):
+    """One measurement with ``client``: the warm-up, then ``count`` values
+    (a commit every ``every`` when ``transactional``).  Returns (seconds,
+    CPU seconds, commits including the warm-up's)."""
+    from bench.payloads import POOL_SIZE, produce_pool
+    pool = produce_pool(SIZE)
+    mask = POOL_SIZE - 1
+    send = client.send
     commits = 0
     if transactional:
-        p.init_transactions(30)
-        p.begin_transaction()
+        client.init()
+        client.begin()
     send(WARM_UP)                     # connected, producer id known
     if transactional:
-        p.commit_transaction(120)
+        client.commit()
         commits += 1
-    elif p.flush(120):
+    elif client.flush():
         raise RuntimeError("the warm-up message was not acknowledged")
     t0, c0 = time.perf_counter(), time.process_time()
     if transactional:
         for start in range(0, count, every):
-            p.begin_transaction()
+            client.begin()
             for i in range(start, min(count, start + every)):
                 send(pool[i & mask])
-            p.commit_transaction(120)
+            client.commit()
             commits += 1
     else:
         for i in range(count):
             send(pool[i & mask])
-        if p.flush(120):
+        if client.flush():
             raise RuntimeError("messages left unacknowledged after 120 s")
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    if errors:
-        raise RuntimeError("%d delivery errors, first: %s" % (len(errors), errors[0]))
+    client.close()
     return elapsed, cpu, commits
 
 
-RUNNERS = {"pykafka_c": _pykafka_c, "confluent": _confluent}
+CLIENT_CLASSES = {"pykafka_c": _PykafkaC, "confluent": _Confluent}
 
 
 def one(spec):
     """Run one measurement in this process; returns a JSON-able dict."""
-    elapsed, cpu, commits = RUNNERS[spec["client"]](
-        spec["brokers"], spec["topic"], spec["count"], spec["every"],
-        spec["mode"] == "transactional")
+    transactional = spec["mode"] == "transactional"
+    client = CLIENT_CLASSES[spec["client"]](spec["brokers"], spec["topic"],
+                                            transactional)
+    elapsed, cpu, commits = _drive(client, spec["count"], spec["every"],
+                                   transactional)
     return {"elapsed_s": elapsed, "commits": commits, "cpu_s": cpu}
 
 
