@@ -98,6 +98,7 @@ from .exceptions import (KafkaException, ProduceFailureError,
                          ProducerQueueFullError, ProducerStoppedException,
                          SocketDisconnectedError, TransactionStateError)
 from .partitioners import RandomPartitioner
+from .utils.compat import get_string
 
 if TYPE_CHECKING:
     from ._typing import HeadersIn, PartitionerFunc, Serializer, Timestamp
@@ -477,7 +478,7 @@ class Producer(object):
         those of a group member (defaults: none, for a group that only
         stores offsets)."""
         self._transactions("send_offsets_to_transaction()").send_offsets(
-            _offsets_by_partition(offsets, topic), _as_text(consumer_group),
+            _offsets_by_partition(offsets, topic), get_string(consumer_group),
             generation_id, member_id, group_instance_id)
 
     @contextlib.contextmanager
@@ -711,10 +712,6 @@ def _weak_flush(producer: Producer) -> Callable[[], int]:
     return flush
 
 
-def _as_text(name: bytes | str) -> str:
-    return name.decode("utf-8") if isinstance(name, bytes) else name
-
-
 def _offsets_by_partition(
         offsets: Iterable[tuple[Partition | int, int]]
         | Mapping[Partition | int, int],
@@ -722,7 +719,7 @@ def _offsets_by_partition(
     """``{(topic name, partition id): offset}`` of send_offsets_to_
     transaction's ``offsets``."""
     pairs = offsets.items() if isinstance(offsets, Mapping) else offsets
-    default = None if topic is None else _as_text(
+    default = None if topic is None else get_string(
         topic if isinstance(topic, (bytes, str)) else topic.name)
     out: dict[tuple[str, int], int] = {}
     for part, offset in pairs:
@@ -732,7 +729,7 @@ def _offsets_by_partition(
                                  "topic); or pass Partition objects")
             key = (default, part)
         else:
-            key = (_as_text(part.topic.name), part.id)
+            key = (get_string(part.topic.name), part.id)
         out[key] = _valid_int("offset", offset, allow_zero=True)
     return out
 
