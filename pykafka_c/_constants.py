@@ -5,7 +5,8 @@ Everything here is built at import from the C core's tables, the one place
 each of these numbers is written: ``csrc/wire/kafka_errors.def`` (error
 codes, Kafka's names, retriable, refresh-metadata), the generated
 ``csrc/wire/proto_api.h`` (API keys) and ``csrc/wire/api_support.def``
-(version ranges).  Python code names codes and keys through this module;
+(version ranges).  ``CoordinatorType``, which only the Python layer uses,
+is written here.  Python code names codes and keys through this module;
 ``tests/test_constants.py`` fails on a bare number.
 """
 
@@ -53,3 +54,12 @@ API_NAMES = {key: name for key, name, _lo, _hi in _SUPPORT}
 SUPPORTED_VERSIONS = {key: (lo, hi) for key, _name, lo, hi in _SUPPORT}
 
 del _key, _name, _lo, _hi
+
+
+class CoordinatorType(enum.IntEnum):
+    """FindCoordinator's ``KeyType`` (Kafka's ``CoordinatorType``): what the
+    key names.  Only the Python layer asks for coordinators, so this table
+    is written here rather than in C."""
+
+    GROUP = 0
+    TRANSACTION = 1

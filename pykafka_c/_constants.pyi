@@ -179,3 +179,7 @@ class ApiKey:
     DESCRIBE_CONFIGS: Final[int]
     SASL_AUTHENTICATE: Final[int]
     CONSUMER_GROUP_HEARTBEAT: Final[int]
+
+class CoordinatorType(enum.IntEnum):
+    GROUP = 0
+    TRANSACTION = 1

@@ -12,8 +12,8 @@ Kafka's Java ``TransactionManager``::
     IN_TRANSACTION --a failure--> ABORTABLE --abort_transaction()--> READY
     any --fenced, or the transactional id refused--> FATAL (for good)
 
-The requests: FindCoordinator (key type 1) finds the transaction
-coordinator; InitProducerId (with the transactional id) gets the producer
+The requests: FindCoordinator (``CoordinatorType.TRANSACTION``) finds the
+transaction coordinator; InitProducerId (with the transactional id) gets the producer
 id and a new epoch, which fences every older producer with that id; the
 first record of a partition in a transaction is preceded by
 AddPartitionsToTxn for it (``add_partition``, called by the C core's

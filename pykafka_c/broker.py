@@ -33,7 +33,7 @@ from . import _core
 # engines use too: csrc/wire/proto_api.h (generated from Kafka's specs)
 # and csrc/wire/api_support.def.
 from . import _display
-from ._constants import API_NAMES, SUPPORTED_VERSIONS, ApiKey
+from ._constants import API_NAMES, SUPPORTED_VERSIONS, ApiKey, CoordinatorType
 from ._constants import KafkaError as _KafkaError
 from ._security import make_security
 from ._typing import Decoded
@@ -532,8 +532,9 @@ class Broker(object):
         return ListOffsetResponse(decoded, version)
 
     def find_coordinator(self, key: bytes | str,
-                         key_type: int = 0) -> GroupCoordinatorResponse:
-        """FindCoordinator for a group (``key_type`` 0) id; a
+                         key_type: int = CoordinatorType.GROUP
+                         ) -> GroupCoordinatorResponse:
+        """FindCoordinator for a group id (or ``key_type``'s key); a
         :class:`~pykafka_c.protocol.GroupCoordinatorResponse` that does not
         raise on errors (see its ``error_code``)."""
         from .protocol import GroupCoordinatorResponse

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import _display
+from ._constants import CoordinatorType
 from ._constants import KafkaError as _KafkaError
 from ._security import TokenRefresher, make_security
 from .broker import Broker
@@ -209,9 +210,6 @@ class TopicDict(dict[bytes, "weakref.ref[Topic] | None"]):
 
 
 _UNKNOWN_TOPIC_GRACE_S = 2.0
-# FindCoordinator's key types.
-_KEY_TYPE_GROUP = 0
-_KEY_TYPE_TRANSACTION = 1
 
 
 def _find_topic(meta: Decoded, key: bytes) -> Decoded | None:
@@ -423,14 +421,14 @@ class Cluster(object):
 
     def get_group_coordinator(self, consumer_group: bytes | str) -> Broker:
         """The Broker coordinating ``consumer_group`` (FindCoordinator)."""
-        return self._find_coordinator(consumer_group, _KEY_TYPE_GROUP,
+        return self._find_coordinator(consumer_group, CoordinatorType.GROUP,
                                       "group")
 
     def get_transaction_coordinator(self, transactional_id: str) -> Broker:
         """The Broker coordinating ``transactional_id`` (FindCoordinator
-        with key type 1)."""
+        for a transaction)."""
         return self._find_coordinator(transactional_id,
-                                      _KEY_TYPE_TRANSACTION,
+                                      CoordinatorType.TRANSACTION,
                                       "transactional id")
 
     def _find_coordinator(self, key: bytes | str, key_type: int,

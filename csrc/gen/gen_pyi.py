@@ -89,6 +89,9 @@ def render_constants(constants):
                    if k.isupper())
     for _key, name in names:
         lines.append("    %s: Final[int]\n" % name)
+    lines.append("\nclass CoordinatorType(enum.IntEnum):\n")
+    for member in constants.CoordinatorType:
+        lines.append("    %s = %d\n" % (member.name, member.value))
     return "".join(lines)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._constants import ApiKey as _ApiKey
+from .._constants import CoordinatorType
 from .._responses import (OffsetCommitPartitionResponse,
                           OffsetFetchPartitionResponse,
                           PartitionOffsetCommitRequest,
@@ -35,7 +36,8 @@ class GroupCoordinatorRequest(Request):
         self.consumer_group = consumer_group
 
     def _fields(self, version: int, **kwargs: Any) -> Decoded:
-        return {"key": _s(self.consumer_group), "key_type": 0}
+        return {"key": _s(self.consumer_group),
+                "key_type": CoordinatorType.GROUP}
 
 
 class GroupCoordinatorResponse(Response):
