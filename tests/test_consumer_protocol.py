@@ -240,6 +240,12 @@ def _owner_runs(members, pid):
     return runs
 
 
+def _latest_offsets(topic):
+    """{partition id: the offset its next message will get}"""
+    return {pid: r.offset[0] for pid, r in
+            topic.latest_available_offsets().items()}
+
+
 def _max_gap(deliveries, pid, since, until):
     times = [t for t, p, _o in deliveries if p == pid and since <= t <= until]
     assert len(times) > 10, "partition %d: too few deliveries" % pid
@@ -306,8 +312,7 @@ def _join_and_leave(topic, producer, callbacks, opts, made):
     wait_for(lambda: _split([a], [6]), 30, "a to own all again", [a])
     producer.halt.set()
     producer.join(30)
-    latest = {pid: r.offset[0] for pid, r in
-              topic.latest_available_offsets().items()}
+    latest = _latest_offsets(topic)
     assert sum(latest.values()) == producer.sent
 
     def a_has_everything():
@@ -428,6 +433,99 @@ def test_static_member_comes_back_to_its_partitions(kafka, client,
     time.sleep(1.0)
     assert set(other.partitions) == sets[0]
     assert other.generation_id == epoch
+
+
+def test_static_member_restarted_after_the_session_timeout(kafka, client,
+                                                           topic_name, made):
+    """A static member stopped for longer than the coordinator's session
+    timeout (the harness's 10 s) loses its partitions then, not at stop():
+    the other member keeps its own 3 meanwhile and then takes all 6 in one
+    change; restarted, the member joins as a new one and the other gives 3
+    back in one more change.  Every message, written before the stop, while
+    the member is away and after its return, is delivered exactly once."""
+    kafka.create_topic(topic_name, PARTITIONS)
+    topic = client.topics[topic_name]
+    if _refused_here(kafka, topic):
+        return
+    group = _group()
+    changes = []      # (consumer, its partition set) after every change
+
+    def record(consumer, old, new):
+        changes.append((consumer, set(new)))
+
+    def changes_of(consumer):
+        return [new for c, new in changes if c is consumer]
+
+    opts = dict(server_assignor="range", auto_commit_enable=True,
+                auto_commit_interval_ms=1000, post_rebalance_callback=record)
+    other = _consumer(made, topic, group, group_instance_id="other", **opts)
+    static = _consumer(made, topic, group, group_instance_id="static-1",
+                       **opts)
+    sets = wait_for(lambda: _split([other, static], [3, 3]), 30,
+                    "a 3/3 split", [other, static])
+    members = [Member(other), Member(static)]
+    watch = OwnershipWatch([other, static])
+    for thread in members + [watch]:
+        thread.start()
+
+    def delivered():
+        return collections.Counter((p, o) for m in members
+                                   for _t, p, o in m.got)
+
+    def all_delivered():
+        latest = _latest_offsets(topic)
+        got = delivered()
+        return all((p, latest[p] - 1) in got for p in latest if latest[p])
+
+    produce(topic, make_values("before", range(PARTITIONS), 5))
+    wait_for(all_delivered, 30, "the first messages", [other, static])
+    seen = len(changes_of(other))
+    epoch = other.generation_id
+    members[1].leave()                      # epoch -2: kept for the session
+    stopped = time.monotonic()
+    produce(topic, make_values("away", range(PARTITIONS), 5))
+    time.sleep(1.5)                         # three heartbeats of the other
+    assert set(other.partitions) == sets[0]
+    assert other.generation_id == epoch
+    wait_for(lambda: len(other.partitions) == PARTITIONS and
+             len(changes_of(other)) > seen, 30,
+             "the other member to take every partition", [other])
+    waited = time.monotonic() - stopped
+    print("\nthe other member took the stopped member's partitions "
+          "%.1f s after the stop" % waited)
+    assert waited > 8.0
+    assert other.generation_id > epoch
+    assert changes_of(other)[seen:] == [set(range(PARTITIONS))]
+    # the stopped member committed its positions: the messages written
+    # while it was away are read once, by the other
+    wait_for(all_delivered, 30, "the messages written meanwhile", [other])
+
+    back = _consumer(made, topic, group, group_instance_id="static-1",
+                     **opts)
+    watch.consumers.append(back)
+    members.append(Member(back))
+    members[-1].start()
+    back_sets = wait_for(lambda: len(changes_of(other)) > seen + 1 and
+                         _split([other, back], [3, 3]), 30,
+                         "the restarted member's 3 partitions",
+                         [other, back])
+    produce(topic, make_values("after", range(PARTITIONS), 5))
+    wait_for(all_delivered, 30, "the last messages", [other, back])
+    time.sleep(1.0)                         # two more heartbeats
+    assert _split([other, back], [3, 3]) == back_sets
+    assert changes_of(other)[seen:] == [set(range(PARTITIONS)),
+                                        set(other.partitions)]
+    assert changes_of(back) == [set(back.partitions)]
+    members[0].leave()
+    members[2].leave()
+    watch.halt.set()
+    watch.join(5)
+    assert watch.overlaps == [], "two owners at once: %r" % watch.overlaps[:3]
+    latest = _latest_offsets(topic)
+    assert latest == {pid: 15 for pid in range(PARTITIONS)}
+    got = delivered()
+    assert set(got) == {(p, o) for p in latest for o in range(latest[p])}
+    assert [k for k, n in got.items() if n > 1] == []
 
 
 def test_offsets_behave_as_with_the_classic_protocol(kafka, client,
