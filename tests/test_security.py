@@ -245,6 +245,35 @@ def test_whole_client_over(kafka, topic_name, listener, mechanism):
         client.close()
 
 
+@pytest.mark.parametrize("listener", ["SSL", "SASL_SSL"])
+def test_megabyte_fetch_answers_over_tls(kafka, topic_name, listener):
+    """Fetch answers of a megabyte arrive as many TLS records; the fetch
+    thread waits for them in large steps (SO_RCVLOWAT, less what OpenSSL
+    may hold of a record) and must never wait for bytes that are not
+    coming: 12 MB with pykafka's default fetch settings, every answer but
+    the last a whole megabyte, all read in order."""
+    kafka.create_topic(topic_name, 1)
+    mechanism = "SCRAM-SHA-256" if listener == "SASL_SSL" else None
+    client = KafkaClient(**client_settings(kafka, listener, mechanism))
+    try:
+        topic = client.topics[topic_name]
+        values = [(b"%08d" % i) * 125 for i in range(12000)]  # 1000 B each
+        with topic.get_producer(linger_ms=50) as producer:
+            for v in values:
+                producer.produce(v)
+        consumer = topic.get_simple_consumer(
+            auto_offset_reset=OffsetType.EARLIEST, consumer_timeout_ms=10000)
+        got = consume_all(consumer, len(values))
+        stats = consumer._fetcher.stats()
+        consumer.stop()
+        assert [m.value for m in got] == values
+        assert [m.offset for m in got] == list(range(len(values)))
+        # about a megabyte per answer (pykafka's fetch_message_max_bytes)
+        assert stats["responses"] <= 16, stats
+    finally:
+        client.close()
+
+
 # ------------------------------------------------------------- refusals
 
 def refused(kafka, exc_type, match, **settings):

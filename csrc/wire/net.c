@@ -179,6 +179,7 @@ pkc_conn_init(pkc_conn *conn, const char *client_id, size_t client_id_len,
 {
     memset(conn, 0, sizeof(*conn));
     conn->fd = -1;
+    conn->rcvlowat = 1;
     conn->state = PKC_CONN_CLOSED;
     conn->max_frame = max_frame > 0 ? max_frame : PKC_CONN_DEFAULT_MAX_FRAME;
     conn->next_correlation_id = 1;
@@ -220,6 +221,7 @@ pkc_conn_close(pkc_conn *conn)
     if (conn->fd >= 0)
         close(conn->fd);
     conn->fd = -1;
+    conn->rcvlowat = 1;
     conn->state = PKC_CONN_CLOSED;
     conn_free_addrinfo(conn);
     conn_reset_queues(conn);
@@ -1037,6 +1039,36 @@ conn_rbuf_room(pkc_conn *conn, size_t need)
     return PKC_OK;
 }
 
+/* Set the socket's wake-up threshold; on failure the kernel's default
+ * stays, which is only slower. */
+static void
+conn_set_lowat(pkc_conn *conn, int lowat)
+{
+    if (lowat == conn->rcvlowat)
+        return;
+    if (setsockopt(conn->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+                   sizeof(lowat)) == 0)
+        conn->rcvlowat = lowat;
+}
+
+/* Before waiting for `missing` more bytes of a frame: a threshold that
+ * bytes certain to come will reach (over TLS, less what OpenSSL may
+ * already hold of a record), never a stale one from a longer frame. */
+static void
+conn_expect(pkc_conn *conn, size_t missing)
+{
+    size_t lowat = missing;
+
+    if (conn->tls != NULL)
+        lowat = lowat > PKC_CONN_TLS_RECORD_HELD
+                    ? lowat - PKC_CONN_TLS_RECORD_HELD : 0;
+    if (lowat < PKC_CONN_LOWAT_MIN)
+        lowat = 1;
+    else if (lowat > PKC_CONN_LOWAT_MAX)
+        lowat = PKC_CONN_LOWAT_MAX;
+    conn_set_lowat(conn, (int)lowat);
+}
+
 /* Receive until [rstart, rstart + need) is in the buffer (room ensured by
  * the caller).  `frame` is the frame's total size for messages, or 0 while
  * the length itself is being read. */
@@ -1068,6 +1100,8 @@ conn_fill(pkc_conn *conn, size_t need, size_t frame, int64_t deadline)
         if (rc == PKC_ERR_INTR)
             return rc;
         if (rc == PKC_IN_PROGRESS) {
+            if (want == POLLIN)
+                conn_expect(conn, need - (conn->rlen - conn->rstart));
             rc = conn_wait(conn, want, deadline, &err);
             if (rc == PKC_OK)
                 continue;
@@ -1163,6 +1197,7 @@ pkc_conn_recv_response(pkc_conn *conn, int64_t deadline, pkc_response *resp)
         resp->body_len = pkc_reader_remaining(&r);
         conn_fifo_pop(conn);
         conn->rconsume = total;
+        conn_set_lowat(conn, 1); /* the next answer may be short */
         return PKC_OK;
     }
 }

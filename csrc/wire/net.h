@@ -65,6 +65,16 @@
 #define PKC_CONN_RBUF_INITIAL (64 * 1024)
 #endif
 
+/* Inside a long response frame, poll() waits for this many bytes at once
+ * (SO_RCVLOWAT), so a big Fetch answer is read in a few large reads rather
+ * than one per TCP segment or TLS record; frames shorter than the minimum
+ * wake on every arrival, as without it. */
+#define PKC_CONN_LOWAT_MIN (64 * 1024)
+#define PKC_CONN_LOWAT_MAX (256 * 1024)
+/* The most ciphertext of one TLS record that OpenSSL may hold read but not
+ * yet decrypted (a 16 KiB record, its header and expansion). */
+#define PKC_CONN_TLS_RECORD_HELD (16384 + 2048)
+
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t pkc_now_ms(void);
 
@@ -120,6 +130,7 @@ typedef struct pkc_conn {
     size_t rstart;
     size_t rconsume;
     size_t rcap_peak; /* largest rcap ever allocated (tests, stats) */
+    int rcvlowat;     /* the socket's SO_RCVLOWAT (1: the default) */
 
     /* Output: queued frames in out.buf[out_sent, out.len); a frame being
      * built starts at build_off (SIZE_MAX when none). */

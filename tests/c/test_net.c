@@ -698,6 +698,84 @@ out:
     close(lfd);
 }
 
+/* poll() on the conn's socket: 1 when it reports POLLIN at once. */
+static int
+readable_now(const pkc_conn *conn)
+{
+    struct pollfd pfd = {conn->fd, POLLIN, 0};
+
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+/* A long frame raises the socket's wake-up threshold (SO_RCVLOWAT) to what
+ * is certain to come, never past it; the threshold falls back to 1 when
+ * the frame is whole, so a short answer after it is read at once. */
+static void
+test_long_frame_wake_threshold(void)
+{
+    enum { BODY = 400 * 1024 };
+    pkc_conn conn;
+    pkc_response resp;
+    uint8_t req[64], small[4 + 4 + 10];
+    uint8_t *frame = calloc(1, 8 + BODY);
+    int port, afd, lfd = tcp_socket_at(1, 0, 8, &port);
+    int32_t corr;
+    size_t sent;
+
+    pkc_conn_init(&conn, NULL, 0, 0);
+    CHECK_RC(pkc_conn_connect(&conn, "127.0.0.1", port,
+                              pkc_deadline_after(5000), NULL, 0), PKC_OK);
+    afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0 && frame != NULL && conn.rcvlowat == 1);
+    CHECK_RC(pkc_conn_send_request(&conn, 1, 4, 0, 1, NULL, 0,
+                                   pkc_deadline_after(2000), &corr), PKC_OK);
+    read_request(afd, req, sizeof(req));
+    pkc_store_u32(frame, 4 + BODY);
+    pkc_store_u32(frame + 4, (uint32_t)corr);
+    frame[8 + BODY - 1] = 0x5a;
+    /* 100 KiB of it: 308 KiB still to come, so the threshold is the cap. */
+    sent = 100 * 1024;
+    put(afd, frame, sent);
+    CHECK_RC(pkc_conn_recv_response(&conn, pkc_deadline_after(50), &resp),
+             PKC_ERR_TIMEOUT);
+    CHECK(conn.rcvlowat == PKC_CONN_LOWAT_MAX);
+    /* Less than the threshold arrives: poll() does not wake for it. */
+    put(afd, frame + sent, 100 * 1024);
+    sent += 100 * 1024;
+    usleep(20000);
+    CHECK(!readable_now(&conn));
+    /* The rest, in two pieces: every wait ends, and the frame is whole. */
+    put(afd, frame + sent, 150 * 1024);
+    sent += 150 * 1024;
+    CHECK_RC(pkc_conn_recv_response(&conn, pkc_deadline_after(50), &resp),
+             PKC_ERR_TIMEOUT);
+    CHECK(conn.rcvlowat == 1); /* 58 KiB to come: below the minimum */
+    put(afd, frame + sent, 8 + BODY - sent);
+    CHECK_RC(pkc_conn_recv_response(&conn, pkc_deadline_after(2000), &resp),
+             PKC_OK);
+    CHECK(resp.body_len == BODY && resp.body[BODY - 1] == 0x5a);
+    CHECK(conn.rcvlowat == 1);
+    /* A ten-byte answer to the next request is read at once. */
+    CHECK_RC(pkc_conn_send_request(&conn, 1, 4, 0, 1, NULL, 0,
+                                   pkc_deadline_after(2000), &corr), PKC_OK);
+    read_request(afd, req, sizeof(req));
+    pkc_store_u32(small, 4 + 10);
+    pkc_store_u32(small + 4, (uint32_t)corr);
+    memset(small + 8, 7, 10);
+    put(afd, small, sizeof(small));
+    int64_t t0 = pkc_now_ms();
+    CHECK_RC(pkc_conn_recv_response(&conn, pkc_deadline_after(2000), &resp),
+             PKC_OK);
+    CHECK(pkc_now_ms() - t0 < 500 && resp.body_len == 10);
+    /* A closed socket starts again from the default. */
+    pkc_conn_close(&conn);
+    CHECK(conn.rcvlowat == 1);
+    pkc_conn_free(&conn);
+    free(frame);
+    close(afd);
+    close(lfd);
+}
+
 int
 main(void)
 {
@@ -711,6 +789,7 @@ main(void)
     test_connect_step_success();
     test_connect_step_fails_over();
     test_connect_step_no_answer_times_out();
+    test_long_frame_wake_threshold();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
