@@ -54,7 +54,8 @@ def settings_text(args):
                    "min_queued_messages=70000, enable_idempotence=True; librdkafka and "
                    "kafka-python: no idempotence); consumers: each client's defaults, "
                    "per-message API; checks: every message received once, count, bytes and "
-                   "CRC-32 sum equal to what was sent, end offset = count + 1"
+                   "CRC-32 sum equal to what was sent, end offset = count + 1; before the "
+                   "first row, one untimed run of it warms the broker's JVM"
                    % (args.latency_seconds, min(1.0, args.latency_seconds / 10.0)),
     }
 
