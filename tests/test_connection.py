@@ -696,8 +696,12 @@ def test_interrupted_recv_can_be_retried():
         signal.signal(signal.SIGUSR1, old)
 
 
+# The child makes SIGINT a KeyboardInterrupt itself: started from a shell
+# without job control (a background job, some CI runners) it would inherit
+# SIGINT ignored, and Python then leaves it ignored.
 CTRL_C_SCRIPT = r"""
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import pykafka_c
 from pykafka_c import _core
 conn = _core.Connection("127.0.0.1", int(sys.argv[1]), timeout_ms=60000)

@@ -516,6 +516,8 @@ def test_ctrl_c_interrupts_a_blocking_consume():
     wait slice (100 ms)."""
     import os
     import signal
+    # SIGINT may be ignored when the suite runs as a background job.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     f = _core.Fetcher(TOPIC)
     f.start()
     try:
@@ -528,6 +530,7 @@ def test_ctrl_c_interrupts_a_blocking_consume():
         timer.join()
     finally:
         f.stop()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_unblock_event_and_timeouts_without_a_broker():
