@@ -191,6 +191,15 @@ def test_consumer_timeout_ms_ends_iteration(kafka, client, topic_name):
     produce(client, topic, 0, values(b"t", 5))
     consumer = topic.get_simple_consumer(consumer_timeout_ms=600)
     try:
+        # The timeout counts from the wait for the next message, so a
+        # first Fetch slower than 600 ms (a loaded CI machine) would end
+        # the iteration before anything arrived: wait until all five are
+        # queued, then time the iteration.
+        op = consumer._partitions_by_id[0]
+        deadline = time.monotonic() + 30
+        while op.message_count < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert op.message_count == 5
         t0 = time.monotonic()
         got = [m.value for m in consumer]
         elapsed = time.monotonic() - t0
