@@ -207,7 +207,9 @@ class SimpleConsumer(object):
             messages already returned by consume() (needs a group).
         :param auto_commit_interval_ms: Period of the auto commit.
         :param queued_max_messages: Messages buffered per partition; fetching
-            a partition pauses while its queue holds this many.
+            a partition pauses while its queue holds this many, or as many
+            as its last Fetch answer brought when that is more (one answer
+            in reserve while the next is on its way: a pykafka_c change).
         :param fetch_min_bytes: FetchRequest MinBytes.
         :param fetch_error_backoff_ms: Wait before reconnecting to a broker or
             retrying a partition after a fetch error.

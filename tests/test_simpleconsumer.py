@@ -174,6 +174,55 @@ def test_iteration_equals_consume_and_consume_batch(kafka, client,
         [(p, o) for p in (0, 1) for o in range(50)]
 
 
+def _wait_for(what, deadline_s=30.0):
+    deadline = time.monotonic() + deadline_s
+    while not what():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_one_answer_in_reserve(kafka, client, topic_name):
+    """A partition is fetched again while fewer records are queued than
+    queued_max_messages or than its last answer brought: the next answer
+    is on its way while the application reads this one, and the queue
+    holds at most two answers."""
+    topic = make_topic(kafka, client, topic_name)
+    for k in range(4):   # four batches of 1000 records, about 30 KB each
+        produce(client, topic, 0, [b"%d-%017d" % (k, i) for i in range(1000)])
+    consumer = topic.get_simple_consumer(queued_max_messages=100,
+                                         fetch_message_max_bytes=40000)
+    op = consumer._partitions_by_id[0]
+    stats = consumer._fetcher.stats
+    try:
+        # The first answer (one batch): 1000 queued, at least its own size,
+        # so no second Fetch while nothing is consumed.
+        _wait_for(lambda: op.message_count == 1000)
+        time.sleep(0.5)
+        assert op.message_count == 1000
+        assert stats()["fetches_sent"] == 1
+        # One record taken: fewer than the last answer brought, so the next
+        # answer comes while 999 are still queued (pykafka waited for 99).
+        assert consumer.consume().value == b"0-%017d" % 0
+        _wait_for(lambda: op.message_count == 1999)
+        time.sleep(0.5)
+        assert op.message_count == 1999
+        assert stats()["fetches_sent"] == 2
+        # Read down to 1000 queued: still not below the reserve.
+        got = [consumer.consume().value for _ in range(999)]
+        time.sleep(0.5)
+        assert op.message_count == 1000
+        assert stats()["fetches_sent"] == 2
+        # One more: the third answer.
+        got.append(consumer.consume().value)
+        _wait_for(lambda: op.message_count == 1999)
+        assert stats()["fetches_sent"] == 3
+        got += [consumer.consume().value for _ in range(2000)]
+        assert got == [b"%d-%017d" % (k, i)
+                       for k in range(4) for i in range(1000)][1:3001]
+    finally:
+        consumer.stop()
+
+
 def test_nonblocking_consume_on_empty_topic_returns_none(kafka, client,
                                                          topic_name):
     topic = make_topic(kafka, client, topic_name)

@@ -19,8 +19,11 @@
  *   version) pauses the broker's partitions with a SETUP event instead of
  *   retrying.  Each broker has at most
  *   one Fetch in flight; a Fetch names every ACTIVE partition led by that
- *   broker whose queue holds fewer than cfg.queued_max_messages records and
- *   that is not already in flight.  The starting partition rotates from
+ *   broker that is not already in flight and whose queue holds fewer
+ *   records than cfg.queued_max_messages or than its last answer brought
+ *   (whichever is more: one answer in reserve, so that the next is on its
+ *   way while the application reads the current one; a partition's queue
+ *   holds at most about two answers).  The starting partition rotates from
  *   one request to the next, and a partition whose last answer held no
  *   whole batch goes first, so the "at least one batch" rule of KIP-74
  *   (which the broker applies to the first partition with data) lets a

@@ -220,6 +220,7 @@ answer_advance(pkc_fl *fl, fl_broker *b, fl_part *p,
 {
     if (out->next_offset > p->fetch_offset)
         p->fetch_offset = out->next_offset;
+    p->last_answer_n = out->nrec;
     /* Data the answer did not carry (a batch over the byte limits, or
      * the answer's MaxBytes spent on other partitions): ask for this
      * partition first next time, where KIP-74 guarantees one whole

@@ -115,6 +115,7 @@ typedef struct {
     int64_t resume_at;        /* not fetched (or re-posted) before this */
     fl_chunk *head, *tail;    /* its queue */
     size_t queued;            /* records in the queue */
+    size_t last_answer_n;     /* records its last answer brought */
     int ev_pending;
     uint64_t ev_seq;          /* order of the pending event */
     pkc_fl_event ev;
@@ -182,6 +183,20 @@ fl_unlock(pkc_fl *fl)
 }
 
 /* --------------------------------------------------- the Fetch request */
+
+/* Under mu: partition p is fetched again while fewer records than this
+ * are queued: cfg.queued_max_messages, or as many as its last answer
+ * brought when that is more, so that one answer is read while the next
+ * is on its way (the broker's time for a large answer, encrypted over
+ * TLS, is longer than the application's for queued_max_messages
+ * records). */
+static inline size_t
+fl_refetch_below(const pkc_fl *fl, const fl_part *p)
+{
+    size_t cap = (size_t)fl->cfg.queued_max_messages;
+
+    return p->last_answer_n > cap ? p->last_answer_n : cap;
+}
 
 /* The request in flight on broker `b` (b->req) as the codec sees it. */
 static inline void

@@ -129,7 +129,7 @@ fl_take_record(pkc_fl *fl, long i, pkc_record *rec,
         c->next = *to_free;
         *to_free = c;
     }
-    if (p->queued == (size_t)fl->cfg.queued_max_messages - 1 &&
+    if (p->queued == fl_refetch_below(fl, p) - 1 &&
         p->state == PKC_FL_ACTIVE && p->inflight == NULL)
         *need_wake = 1;
 }

@@ -42,7 +42,7 @@ plan_wants(pkc_fl *fl, fl_broker *b, fl_part *p, int64_t now,
 {
     if (p->leader != b || p->state != PKC_FL_ACTIVE || p->inflight != NULL)
         return 0;
-    if (p->queued >= (size_t)fl->cfg.queued_max_messages)
+    if (p->queued >= fl_refetch_below(fl, p))
         return 0;
     if (p->resume_at > now) {
         if (p->resume_at < *next)
