@@ -181,18 +181,30 @@ def _wait_for(what, deadline_s=30.0):
         time.sleep(0.01)
 
 
+#: Partition 0 of the reserve tests: four batches of 1000 records, about
+#: 30 KB each, one per answer with fetch_message_max_bytes=40000.
+FOUR_BATCHES = [[b"%d-%017d" % (k, i) for i in range(1000)] for k in range(4)]
+
+
+def _four_batches_consumer(kafka, client, topic_name, partitions, **kwargs):
+    """A consumer of partition 0's FOUR_BATCHES (the other partitions are
+    empty) that keeps at most 100 messages queued by pykafka's rule; the
+    consumer, partition 0's OwnedPartition and the fetcher's stats()."""
+    topic = make_topic(kafka, client, topic_name, partitions=partitions)
+    for batch in FOUR_BATCHES:
+        produce(client, topic, 0, batch)
+    consumer = topic.get_simple_consumer(queued_max_messages=100,
+                                         fetch_message_max_bytes=40000,
+                                         **kwargs)
+    return consumer, consumer._partitions_by_id[0], consumer._fetcher.stats
+
+
 def test_one_answer_in_reserve(kafka, client, topic_name):
     """A partition is fetched again while fewer records are queued than
     queued_max_messages or than its last answer brought: the next answer
     is on its way while the application reads this one, and the queue
     holds at most two answers."""
-    topic = make_topic(kafka, client, topic_name)
-    for k in range(4):   # four batches of 1000 records, about 30 KB each
-        produce(client, topic, 0, [b"%d-%017d" % (k, i) for i in range(1000)])
-    consumer = topic.get_simple_consumer(queued_max_messages=100,
-                                         fetch_message_max_bytes=40000)
-    op = consumer._partitions_by_id[0]
-    stats = consumer._fetcher.stats
+    consumer, op, stats = _four_batches_consumer(kafka, client, topic_name, 1)
     try:
         # The first answer (one batch): 1000 queued, at least its own size,
         # so no second Fetch while nothing is consumed.
@@ -217,8 +229,35 @@ def test_one_answer_in_reserve(kafka, client, topic_name):
         _wait_for(lambda: op.message_count == 1999)
         assert stats()["fetches_sent"] == 3
         got += [consumer.consume().value for _ in range(2000)]
-        assert got == [b"%d-%017d" % (k, i)
-                       for k in range(4) for i in range(1000)][1:3001]
+        assert got == sum(FOUR_BATCHES, [])[1:3001]
+    finally:
+        consumer.stop()
+
+
+def test_busy_partition_is_not_stuck_behind_a_long_poll(kafka, client,
+                                                       topic_name):
+    """A Fetch that names only partitions at their end long-polls for
+    fetch_wait_max_ms, and the broker serves one request per connection
+    at a time: it is held while a partition with data behind its full
+    queue will soon want more, and both go together."""
+    consumer, busy, stats = _four_batches_consumer(
+        kafka, client, topic_name, 2, fetch_wait_max_ms=5000)
+    try:
+        _wait_for(lambda: busy.message_count == 1000)
+        # Partition 1 is at its end and wants more, partition 0 holds a
+        # full queue: no Fetch for partition 1 alone.
+        time.sleep(0.5)
+        assert stats()["fetches_sent"] == 1
+        got, longest = [], 0.0
+        for _ in range(4000):
+            t0 = time.monotonic()
+            m = consumer.consume()
+            longest = max(longest, time.monotonic() - t0)
+            got.append((m.partition_id, m.value))
+        assert got == [(0, v) for v in sum(FOUR_BATCHES, [])]
+        # Behind a long poll, each of the three later answers would have
+        # waited up to 5 s.
+        assert longest < 2.5, "a consume() waited %.1f s" % longest
     finally:
         consumer.stop()
 

@@ -23,7 +23,11 @@
  *   records than cfg.queued_max_messages or than its last answer brought
  *   (whichever is more: one answer in reserve, so that the next is on its
  *   way while the application reads the current one; a partition's queue
- *   holds at most about two answers).  The starting partition rotates from
+ *   holds at most about two answers).  A Fetch that would name only
+ *   partitions at their end (it would long-poll for max_wait_ms, and the
+ *   broker serves one request per connection at a time) is held while
+ *   another partition of that broker has data behind its full queue, so
+ *   that partition is not stuck behind the long poll when it wants more.  The starting partition rotates from
  *   one request to the next, and a partition whose last answer held no
  *   whole batch goes first, so the "at least one batch" rule of KIP-74
  *   (which the broker applies to the first partition with data) lets a

@@ -84,6 +84,7 @@ typedef struct fl_broker {
     pkc_link link;
     int link_inited;
     int fetching;             /* a Fetch is in flight */
+    int64_t hold_until;       /* a held Fetch goes then (0: none held) */
     int16_t version;          /* the Fetch version of this connection */
     int64_t fetch_deadline;   /* no answer by then: the connection drops */
     int answered;             /* answers since the last connect */

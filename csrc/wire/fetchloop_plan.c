@@ -76,6 +76,53 @@ plan_name(pkc_fl *fl, fl_broker *b, size_t i)
     p->ask_first = 0;
 }
 
+/* Under mu: whether the broker had nothing after p's position at its last
+ * answer (the last stable offset for read_committed); unknown: no. */
+static int
+plan_at_end(const pkc_fl *fl, const fl_part *p)
+{
+    int64_t end = fl->cfg.isolation_level ? p->last_stable_offset
+                                          : p->high_watermark;
+
+    return end >= 0 && p->fetch_offset >= end;
+}
+
+/* Under mu: whether b's next Fetch should wait.  A Fetch that names only
+ * partitions at their end waits on the broker for up to max_wait_ms, and
+ * the broker serves one request per connection at a time, so a partition
+ * of b that has data behind its full queue would wait out that long poll
+ * as soon as the application drains it (on a busy partition beside idle
+ * ones, every answer).  Such a Fetch is held until that partition wants
+ * more (the consumer wakes the thread then) and both go together, for at
+ * most max_wait_ms (the application may be reading only the others). */
+static int
+plan_hold(pkc_fl *fl, fl_broker *b, int64_t now, int64_t *next)
+{
+    int data_wanted = 0, data_held = 0;
+
+    for (size_t i = 0; i < fl->nparts; i++) {
+        fl_part *p = &fl->parts[i];
+
+        if (p->leader != b || p->state != PKC_FL_ACTIVE || p->inflight)
+            continue;
+        if (plan_at_end(fl, p))
+            continue;
+        if (p->queued >= fl_refetch_below(fl, p))
+            data_held = 1;
+        else if (plan_wants(fl, b, p, now, next))
+            data_wanted = 1;
+    }
+    if (!data_held || data_wanted || (b->hold_until && now >= b->hold_until)) {
+        b->hold_until = 0;
+        return 0;
+    }
+    if (b->hold_until == 0)
+        b->hold_until = now + fl->cfg.max_wait_ms;
+    if (b->hold_until < *next)
+        *next = b->hold_until;
+    return 1;
+}
+
 /* Under mu: pick the partitions of an idle broker's next Fetch (none is
  * fine: then nothing is sent).  Partitions flagged ask_first come first,
  * then the rest from a start that rotates from one request to the next. */
@@ -88,6 +135,8 @@ plan_request(pkc_fl *fl, fl_broker *b, int64_t now, int64_t *next)
     b->req_n = 0;
     if (plan_reserve(b, n) != PKC_OK)
         return PKC_ERR_NOMEM;
+    if (plan_hold(fl, b, now, next))
+        return PKC_OK;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t k = 0; k < n; k++) {
             size_t i = (start + k) % n;
