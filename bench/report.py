@@ -40,8 +40,10 @@ def settings_text(args):
         "rss": "peak RSS of the client process (VmHWM; Java: ru_maxrss from wait4)",
         "slow_peers": "pykafka and kafka-python rows use smaller counts (see Messages) "
                       "unless --full-counts",
-        "latency": "each client's producer sends 100 B messages on a fixed schedule "
-                   "(absolute times, %.0f s per row) to a fresh one-partition topic while the "
+        "latency": "each row is %d schedule(s), the table shows the median of their "
+                   "percentiles (the largest max) and each run's p99; in each, the "
+                   "client's producer sends 100 B messages on a fixed schedule "
+                   "(absolute times, %.0f s) to a fresh one-partition topic while the "
                    "same client's consumer reads it in another process; latency = the "
                    "consumer's time.monotonic_ns() when the message is in its hand minus the "
                    "message's scheduled send time (written into the value), so a producer "
@@ -56,7 +58,8 @@ def settings_text(args):
                    "per-message API; checks: every message received once, count, bytes and "
                    "CRC-32 sum equal to what was sent, end offset = count + 1; before the "
                    "first row, one untimed run of it warms the broker's JVM"
-                   % (args.latency_seconds, min(1.0, args.latency_seconds / 10.0)),
+                   % (getattr(args, "latency_runs", 1), args.latency_seconds,
+                      min(1.0, args.latency_seconds / 10.0)),
     }
 
 
@@ -246,12 +249,12 @@ def latency_table(rows, method=None):
         return []
     lines = ["", "| Latency | Kafka | Client | API | Messages | Target msg/s | Achieved msg/s "
              "| p50 | p99 | p99.9 | max | p50 / p99 / p99.9 from produce() "
-             "| CPU % producer / consumer | p99 ÷ pykafka_c's |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| CPU % producer / consumer | p99 ÷ pykafka_c's | p99 of each run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in lat:
         name = CLIENT_NAMES.get(r["client"], r["client"])
         if "error" in r:
-            lines.append("| %s | %s | %s | %s | %s | %s | FAILED: %s | | | | | | | |"
+            lines.append("| %s | %s | %s | %s | %s | %s | FAILED: %s | | | | | | | | |"
                          % (r["workload"], r["broker"], name, r["api"], _count(r["count"]),
                             _fmt_rate(r.get("rate")),
                             r["error"].splitlines()[0][:120].replace("|", "/")))
@@ -259,14 +262,15 @@ def latency_table(rows, method=None):
         s = r["summary"]
         ratio = s.get("p99_ratio")
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s "
-                     "| %s / %s | %s |"
+                     "| %s / %s | %s | %s |"
                      % (r["workload"], r["broker"], name, r["api"], _count(r["count"]),
                         _fmt_rate(s["target_rate"]), _fmt_rate(s["msgs_per_s"]),
                         _us(s["p50_us"]), _us(s["p99_us"]), _us(s["p99_9_us"]),
                         _us(s["max_us"]), _us(s["call_p50_us"]), _us(s["call_p99_us"]),
                         _us(s["call_p99_9_us"]), _fmt(s.get("producer_cpu_pct"), "%.0f"),
                         _fmt(s.get("consumer_cpu_pct"), "%.0f"),
-                        "-" if ratio is None else "%.2fx" % ratio))
+                        "-" if ratio is None else "%.2fx" % ratio,
+                        " / ".join(_us(x) for x in s.get("p99_runs_us", ()))))
     if method:
         lines += ["", "Latency: %s." % method]
     return lines

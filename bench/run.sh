@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command, on a fresh machine:
 #
-#   bench/run.sh            # full suite (installs the peers, ~1.25 hours on 2 cores)
+#   bench/run.sh            # full suite (installs the peers, ~80 minutes on 2 cores)
 #   bench/run.sh --quick    # seconds: pykafka_c rows, decode rows, all checks
-#   bench/run.sh --latency-only   # end-to-end latency rows alone (~15 min)
+#   bench/run.sh --latency-only   # end-to-end latency rows alone (~45 min)
 #
 # 1. system packages the suite needs (a JDK 17+, Maven, kcat, compression
 #    headers) through scripts/install-system-deps.sh (apt-get when there);

@@ -528,7 +528,20 @@ def _run_pair(runner, specs, tags, timeout):
 
 
 def run_latency_row(row, ctx, runner, args):
-    """A latency row (bench/latency.py): a fresh one-partition topic, the
+    """A latency row (bench/latency.py): ``args.latency_runs`` schedules,
+    each checked (:func:`_latency_run`); the summary takes the median of
+    their percentiles."""
+    runs = [_latency_run(row, ctx, runner, args)
+            for _ in range(getattr(args, "latency_runs", 1))]
+    return {"runs": runs,
+            "verified": {"count": True, "bytes": True,
+                         "checksum": "every timed message received once; count, bytes "
+                                     "and CRC-32 sum equal to what the producer sent; "
+                                     "end offset = count + 1 (each run)"}}
+
+
+def _latency_run(row, ctx, runner, args):
+    """One schedule of a latency row: a fresh one-partition topic, the
     client's consumer and producer in two processes at once; checks that
     the consumer got every message once and the same bytes and CRC-32 sum
     the producer sent, and that the topic's end offset is count + 1 (the
@@ -559,18 +572,14 @@ def run_latency_row(row, ctx, runner, args):
                              % (row.id, end, row.count + 1))
         keep = ("elapsed", "cpu", "cpu_user", "cpu_sys", "peak_rss_kib", "wait4_maxrss_kib",
                 "log")
-        run = {"count": cons["count"], "bytes": cons["bytes"],
-               "producer": {k: prod[k] for k in keep + (
-                   "achieved_rate", "schedule_s", "send_s", "pacer_lag_mean_us",
-                   "pacer_lag_max_us", "sent_late") if k in prod},
-               "consumer": {k: cons[k] for k in keep + (
-                   "receive_rate", "out_of_order", "in_percentiles") if k in cons},
-               "latency": cons["latency"], "latency_from_call": cons["latency_from_call"]}
-        return {"runs": [run],
-                "verified": {"count": True, "bytes": True,
-                             "checksum": "every timed message received once; count, bytes "
-                                         "and CRC-32 sum equal to what the producer sent; "
-                                         "end offset = count + 1"}}
+        return {"count": cons["count"], "bytes": cons["bytes"],
+                "producer": {k: prod[k] for k in keep + (
+                    "achieved_rate", "schedule_s", "send_s", "pacer_lag_mean_us",
+                    "pacer_lag_max_us", "sent_late") if k in prod},
+                "consumer": {k: cons[k] for k in keep + (
+                    "receive_rate", "out_of_order", "in_percentiles") if k in cons},
+                "latency": cons["latency"],
+                "latency_from_call": cons["latency_from_call"]}
     finally:
         try:
             os.unlink(base["ready_path"])
@@ -719,21 +728,7 @@ def summarize(row):
                         "cpu_s_per_M": d["ns_per_msg"] / 1000.0, "n_runs": 1}
         return
     if row.kind == "latency":
-        run = r["runs"][0]
-        lat, call = run["latency"], run["latency_from_call"]
-        p, c = run["producer"], run["consumer"]
-        rss = [x.get("peak_rss_kib") or x.get("wait4_maxrss_kib") for x in (p, c)]
-        r["summary"] = {
-            "msgs_per_s": p["achieved_rate"], "target_rate": row.rate,
-            "p50_us": lat["p50_us"], "p99_us": lat["p99_us"], "p99_9_us": lat["p99_9_us"],
-            "max_us": lat["max_us"], "call_p50_us": call["p50_us"],
-            "call_p99_us": call["p99_us"], "call_p99_9_us": call["p99_9_us"],
-            "pacer_lag_mean_us": p["pacer_lag_mean_us"], "sent_late": p["sent_late"],
-            "in_percentiles": lat["n"],
-            "producer_cpu_pct": 100.0 * p["cpu"] / p["elapsed"] if p["elapsed"] else None,
-            "consumer_cpu_pct": 100.0 * c["cpu"] / c["elapsed"] if c["elapsed"] else None,
-            "peak_rss_mib": max(rss) / 1024.0 if all(rss) else None,
-            "mb_per_s": p["achieved_rate"] * row.size / 1e6, "n_runs": 1}
+        r["summary"] = _latency_summary(row, r["runs"])
         return
     runs = r["runs"]
     rates = [x["count"] / x["elapsed"] for x in runs]
@@ -751,6 +746,39 @@ def summarize(row):
         "broker_busiest_thread_pct": _median(busy),
         "peak_rss_mib": max(rss) / 1024.0 if rss and all(rss) else None,
         "n_runs": len(runs)}
+
+
+def _latency_summary(row, runs):
+    """A latency row's summary: the median over its runs of each
+    percentile, rate and CPU share (the largest max and RSS); with each
+    run's p99 beside it."""
+    def med(get):
+        vals = [get(x) for x in runs]
+        return None if any(v is None for v in vals) else _median(vals)
+
+    def pct(part):
+        return lambda x: (100.0 * x[part]["cpu"] / x[part]["elapsed"]
+                          if x[part]["elapsed"] else None)
+    rss = [x[part].get("peak_rss_kib") or x[part].get("wait4_maxrss_kib")
+           for x in runs for part in ("producer", "consumer")]
+    rate = med(lambda x: x["producer"]["achieved_rate"])
+    return {
+        "msgs_per_s": rate, "target_rate": row.rate,
+        "p50_us": med(lambda x: x["latency"]["p50_us"]),
+        "p99_us": med(lambda x: x["latency"]["p99_us"]),
+        "p99_9_us": med(lambda x: x["latency"]["p99_9_us"]),
+        "max_us": max(x["latency"]["max_us"] for x in runs),
+        "p99_runs_us": [x["latency"]["p99_us"] for x in runs],
+        "call_p50_us": med(lambda x: x["latency_from_call"]["p50_us"]),
+        "call_p99_us": med(lambda x: x["latency_from_call"]["p99_us"]),
+        "call_p99_9_us": med(lambda x: x["latency_from_call"]["p99_9_us"]),
+        "pacer_lag_mean_us": med(lambda x: x["producer"]["pacer_lag_mean_us"]),
+        "sent_late": sum(x["producer"]["sent_late"] for x in runs),
+        "in_percentiles": sum(x["latency"]["n"] for x in runs),
+        "producer_cpu_pct": med(pct("producer")),
+        "consumer_cpu_pct": med(pct("consumer")),
+        "peak_rss_mib": max(rss) / 1024.0 if all(rss) else None,
+        "mb_per_s": rate * row.size / 1e6, "n_runs": len(runs)}
 
 
 def _fmt_us(us):
@@ -1017,6 +1045,9 @@ def parse_args(argv):
     ap.add_argument("--latency-only", action="store_true",
                     help="run only the latency rows (fixed-rate producer, consumer in "
                          "another process; bench/latency.py)")
+    ap.add_argument("--latency-runs", type=int, default=None,
+                    help="schedules per latency row, each checked; the table shows the "
+                         "median of their percentiles (default 3; quick 1)")
     ap.add_argument("--latency-seconds", type=float, default=None,
                     help="length of each latency row's schedule (default 10; quick 1)")
     ap.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION)
@@ -1049,6 +1080,10 @@ def parse_args(argv):
         args.java = not args.quick
     if args.latency_seconds is None:
         args.latency_seconds = 1.0 if args.quick else 10.0
+    if args.latency_runs is None:
+        args.latency_runs = 1 if args.quick else 3
+    if args.latency_runs < 1:
+        ap.error("--latency-runs must be at least 1")
     if args.latency_only:
         args.latency = True
     if args.latency_seconds <= 0:

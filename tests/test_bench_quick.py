@@ -114,6 +114,7 @@ class _Args:
     runs = 2
     row_budget = 100.0
     latency_seconds = 1.0
+    latency_runs = 1
 
 
 def _ctx(cluster):
@@ -422,10 +423,14 @@ def _latency_results(n):
     return cons, prod
 
 
+def _pkc_latency_row():
+    return suite.Row("latency", "pykafka_c", "latency", 100, 1000, 1, broker="4.4.0",
+                     rate=1000, params={"linger_ms": 0, "acks": "1"})
+
+
 @pytest.mark.unit
 def test_latency_row_checks_what_arrived(tmp_path):
-    row = suite.Row("latency", "pykafka_c", "latency", 100, 1000, 1, broker="4.4.0",
-                    rate=1000, params={"linger_ms": 0, "acks": "1"})
+    row = _pkc_latency_row()
     cons, prod = _latency_results(1000)
     cluster = _FakeCluster(grow=1001)
     runner = _PairRunner(cons, prod, tmp_path)
@@ -443,6 +448,50 @@ def test_latency_row_checks_what_arrived(tmp_path):
     with pytest.raises(BenchError, match="end offset is 1002"):
         suite.run_latency_row(row, _ctx(_FakeCluster(grow=1002)),
                               _PairRunner(cons, prod, tmp_path), _Args())
+
+
+class _FreshTopics(_FakeCluster):
+    """Each latency run's topic is new: its end offset is ``grow``."""
+
+    def end_offset_total(self, name):
+        return self._grow
+
+
+class _Runs(_PairRunner):
+    """A latency row's workers over several runs: the consumer reports
+    the next p99 of ``p99s`` each time."""
+
+    def __init__(self, consumer, producer, log_dir, p99s):
+        super().__init__(consumer, producer, log_dir)
+        self.p99s = list(p99s)
+
+    def worker(self, spec, tag, timeout, started=None):
+        out = super().worker(spec, tag, timeout, started)
+        if spec["role"] == "consumer":
+            out["latency"] = dict(out["latency"], p99_us=self.p99s.pop(0))
+        return out
+
+
+@pytest.mark.unit
+def test_latency_row_takes_the_median_of_its_runs(tmp_path):
+    row = _pkc_latency_row()
+    cons, prod = _latency_results(1000)
+    cluster = _FreshTopics(grow=1001)
+    runner = _Runs(cons, prod, tmp_path, [5000.0, 900.0, 1200.0])
+    args = _Args()
+    args.latency_runs = 3
+    row.result = suite.run_latency_row(row, _ctx(cluster), runner, args)
+    suite.summarize(row)
+    s = row.result["summary"]
+    assert (s["p99_us"], s["p99_runs_us"], s["n_runs"]) == (1200.0, [5000.0, 900.0, 1200.0], 3)
+    assert s["in_percentiles"] == 3000 and len(cluster.deleted) == 3
+    assert len({sp["topic"] for sp in runner.specs}) == 3   # a fresh topic each run
+    from bench import report
+    table = "\n".join(report.latency_table([dict(row.spec(), id=row.id, **row.result)]))
+    assert "| 1.2 ms | 999 µs | 1.0 ms |" in table
+    assert table.splitlines()[3].endswith("| - | 5.0 ms / 900 µs / 1.2 ms |")
+    assert suite.parse_args([]).latency_runs == 3
+    assert suite.parse_args(["--quick"]).latency_runs == 1
 
 
 @pytest.mark.unit
