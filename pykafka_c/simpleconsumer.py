@@ -241,6 +241,9 @@ class SimpleConsumer(object):
         self._running = False
         self._autocommit_stop: threading.Event | None = None
         self._autocommit_worker_thread: threading.Thread | None = None
+        # Guards the two above: start() and stop() may run at once in
+        # several threads, and each auto-commit thread must be stopped.
+        self._autocommit_lock = threading.Lock()
         self._cluster = cluster
         self._consumer_group: bytes | None = None
         if consumer_group:
@@ -473,9 +476,11 @@ class SimpleConsumer(object):
         elif self._consumer_group is not None:
             self.fetch_offsets()
         self._fetcher.start()
-        t = self._autocommit_worker_thread
-        if self._auto_commit_enable and (t is None or not t.is_alive()):
-            self._autocommit_worker_thread = self._setup_autocommit_worker()
+        with self._autocommit_lock:
+            t = self._autocommit_worker_thread
+            if self._auto_commit_enable and (t is None or not t.is_alive()):
+                self._autocommit_worker_thread = \
+                    self._setup_autocommit_worker()
         self._raise_worker_exceptions()
 
     def stop(self) -> None:
@@ -485,12 +490,13 @@ class SimpleConsumer(object):
         start() may be called again and goes on after the last message
         consumed."""
         self._running = False
-        if self._autocommit_stop is not None:
-            self._autocommit_stop.set()
-        t = self._autocommit_worker_thread
+        with self._autocommit_lock:
+            if self._autocommit_stop is not None:
+                self._autocommit_stop.set()
+            t = self._autocommit_worker_thread
+            self._autocommit_worker_thread = None
         if t is not None and t is not threading.current_thread():
             t.join(5.0)
-        self._autocommit_worker_thread = None
         fetcher = self.__dict__.get("_fetcher")  # absent if __init__ failed
         if fetcher is not None:
             fetcher.stop()

@@ -25,7 +25,7 @@ import time
 import pytest
 
 from cbuild import python_env
-from pykafka_c import KafkaClient
+from pykafka_c import KafkaClient, _core
 from pykafka_c.common import OffsetType
 from pykafka_c.exceptions import (ConsumerStoppedException,
                                   ProducerStoppedException)
@@ -136,6 +136,67 @@ def test_simple_consumer_lifecycle_from_eight_threads(kafka, client,
         got = consumer.consume(block=True)
     consumer.stop()
     assert got is not None and got.value == b"after-0"
+
+
+def test_fetcher_start_after_racing_start_and_stop_runs_the_thread():
+    """start() and stop() of one Fetcher at once in two threads, then a
+    start() alone: the fetch thread runs.  (A start() that returned while
+    the other thread's stop() was joining once left a flag saying
+    "running" over a stopped engine, and every later start() believed
+    it: the consumer never fetched again.)"""
+    fetcher = _core.Fetcher(b"race")
+    try:
+        for i in range(1500):
+            gate = threading.Barrier(2)
+
+            def call(method):
+                gate.wait()
+                method()
+
+            racers = [threading.Thread(target=call, args=(m,))
+                      for m in (fetcher.start, fetcher.stop)]
+            for t in racers:
+                t.start()
+            for t in racers:
+                t.join()
+            fetcher.start()
+            assert fetcher.running, "round %d: start() left no thread" % i
+            fetcher.stop()
+            assert not fetcher.running, "round %d" % i
+    finally:
+        fetcher.stop()
+
+
+def test_simple_consumer_start_and_stop_leave_one_autocommitter(
+        kafka, client, topic_name):
+    """Concurrent start() and stop() calls leave one auto-commit thread
+    at most, and none after a last stop()."""
+    kafka.create_topic(topic_name, 1)
+    consumer = client.topics[topic_name].get_simple_consumer(
+        consumer_group=("ac-" + topic_name).encode(),
+        auto_commit_enable=True, auto_commit_interval_ms=50)
+
+    def committers():
+        return [t for t in threading.enumerate() if t.is_alive() and
+                t.name == "pykafka_c.SimpleConsumer.autocommitter"]
+
+    try:
+        for _ in range(20):
+            racers = [threading.Thread(target=m) for m in
+                      (consumer.start, consumer.start, consumer.stop,
+                       consumer.start)]
+            for t in racers:
+                t.start()
+            for t in racers:
+                t.join()
+            consumer.start()
+            assert len(committers()) <= 1
+    finally:
+        consumer.stop()
+    deadline = time.monotonic() + 5
+    while committers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert committers() == []
 
 
 def test_balanced_consumer_lifecycle_from_eight_threads(kafka, client,

@@ -40,6 +40,8 @@ typedef struct {
     PyObject *deserializer; /* callable or NULL */
     PyObject *pending_error;/* exception instance raised by the next consume */
     int64_t consumer_timeout_ms;
+    /* Whether consume() may wait for records: the engine's thread state,
+     * copied under the GIL after each start and stop (see Fetcher_start). */
     int running;
 } FetcherObject;
 
@@ -350,16 +352,19 @@ Fetcher_resume(PyObject *op, PyObject *args)
 
 PyDoc_STRVAR(Fetcher_start_doc,
 "start($self, /)\n--\n\n"
-"Start the fetch thread.");
+"Start the fetch thread (nothing when it runs).");
 
+/* start() and stop() may run at once in several threads, each calling the
+ * engine without the GIL, so `running` is not a shortcut: each call asks
+ * the engine (which serializes them) and, back under the GIL, copies the
+ * engine's state.  A start that returned while another thread's stop
+ * was joining leaves `running` true only until that stop returns. */
 static PyObject *
 Fetcher_start(PyObject *op, PyObject *Py_UNUSED(arg))
 {
     FetcherObject *self = Fetcher_CAST(op);
     int rc;
 
-    if (self->running)
-        Py_RETURN_NONE;
     Py_BEGIN_ALLOW_THREADS
     rc = pkc_fl_start(self->fl);
     Py_END_ALLOW_THREADS
@@ -369,7 +374,7 @@ Fetcher_start(PyObject *op, PyObject *Py_UNUSED(arg))
         return PyErr_Format(PyExc_RuntimeError,
                             "cannot start the fetch thread: %s",
                             pkc_status_str(rc));
-    self->running = 1;
+    self->running = pkc_fl_running(self->fl);
     Py_RETURN_NONE;
 }
 
@@ -386,10 +391,11 @@ Fetcher_stop(PyObject *op, PyObject *Py_UNUSED(arg))
     FetcherObject *self = Fetcher_CAST(op);
     pkc_fl *fl = self->fl;
 
-    self->running = 0;
+    self->running = 0; /* consume() stops waiting at once */
     Py_BEGIN_ALLOW_THREADS
     pkc_fl_stop(fl);
     Py_END_ALLOW_THREADS
+    self->running = pkc_fl_running(fl); /* a start may have followed */
     Py_RETURN_NONE;
 }
 
@@ -1023,7 +1029,7 @@ Fetcher_stats(PyObject *op, PyObject *Py_UNUSED(arg))
 static PyObject *
 Fetcher_get_running(PyObject *op, void *Py_UNUSED(closure))
 {
-    return PyBool_FromLong(Fetcher_CAST(op)->running);
+    return PyBool_FromLong(pkc_fl_running(Fetcher_CAST(op)->fl));
 }
 
 static PyObject *
@@ -1077,7 +1083,7 @@ Fetcher_set_callable(PyObject *op, PyObject *v, void *closure)
 
 static PyGetSetDef Fetcher_getset[] = {
     {"running", Fetcher_get_running, NULL,
-     "True between start() and stop().", NULL},
+     "Whether the fetch thread runs (start() to stop()).", NULL},
     {"consumer_timeout_ms", Fetcher_get_timeout, Fetcher_set_timeout,
      "pykafka's consumer_timeout_ms: > 0 bounds a blocking consume().",
      NULL},
