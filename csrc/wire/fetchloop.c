@@ -718,7 +718,7 @@ fl_poll(pkc_fl *fl, int64_t next)
         nanosleep(&ts, NULL);
         return;
     }
-    if (pkc_reactor_wait(reactor, next, FL_TICK_MS) > 0) {
+    if (pkc_reactor_wait(reactor, next * 1000, FL_TICK_MS) > 0) {
         for (size_t i = 1; i < pkc_reactor_count(reactor); i++)
             if (pkc_reactor_revents(reactor, i))
                 fl_on_ready(fl, pkc_reactor_owner(reactor, i),

@@ -38,6 +38,15 @@ pkc_now_ms(void)
 }
 
 int64_t
+pkc_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
 pkc_deadline_after(int64_t timeout_ms)
 {
     int64_t now;

@@ -78,6 +78,11 @@
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t pkc_now_ms(void);
 
+/* Microseconds on the same clock (pkc_now_ms() == pkc_now_us() / 1000):
+ * for the timers that must be finer than a millisecond (a producer's
+ * linger_ms of a few milliseconds). */
+int64_t pkc_now_us(void);
+
 /* now + timeout_ms; a negative timeout means PKC_NO_DEADLINE. */
 int64_t pkc_deadline_after(int64_t timeout_ms);
 

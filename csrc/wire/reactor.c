@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -100,20 +101,23 @@ reactor_drain(pkc_reactor *r)
 }
 
 int
-pkc_reactor_wait(pkc_reactor *r, int64_t deadline, int max_wait_ms)
+pkc_reactor_wait(pkc_reactor *r, int64_t deadline_us, int max_wait_ms)
 {
-    int64_t now = pkc_now_ms();
-    int timeout, ready;
+    int64_t left_us = deadline_us - pkc_now_us();
+    struct timespec timeout;
+    int ready;
 
-    if (deadline <= now)
-        timeout = 0;
-    else if (deadline - now > max_wait_ms)
-        timeout = max_wait_ms;
-    else
-        timeout = (int)(deadline - now);
+    /* ppoll, not poll: poll's whole milliseconds would end a 5 ms linger
+     * anywhere up to a millisecond late. */
+    if (left_us < 0)
+        left_us = 0;
+    if (left_us > (int64_t)max_wait_ms * 1000)
+        left_us = (int64_t)max_wait_ms * 1000;
+    timeout.tv_sec = (time_t)(left_us / 1000000);
+    timeout.tv_nsec = (long)(left_us % 1000000) * 1000;
     for (size_t i = 0; i < r->n; i++)
         r->pfd[i].revents = 0;
-    ready = poll(r->pfd, (nfds_t)r->n, timeout);
+    ready = ppoll(r->pfd, (nfds_t)r->n, &timeout, NULL);
     if (ready < 0)
         return errno == EINTR ? 0 : -1;
     if (ready > 0 && r->pfd[0].revents) {

@@ -42,13 +42,14 @@ void pkc_reactor_reset(pkc_reactor *r);
 int pkc_reactor_add(pkc_reactor *r, int fd, short events, void *owner);
 
 /*
- * Wait until a descriptor is ready, the reactor is woken, or `deadline`
- * (monotonic ms; waits of more than `max_wait_ms` are cut to it) passes.
+ * Wait until a descriptor is ready, the reactor is woken, or `deadline_us`
+ * (pkc_now_us() clock, to the microsecond; waits of more than
+ * `max_wait_ms` are cut to it) passes.
  * A pending wake-up is consumed.  Returns the number of ready entries
  * other than the wake descriptor (0 on timeout or wake-up; -1 when poll
  * failed for another reason than EINTR, which counts as a wake-up).
  */
-int pkc_reactor_wait(pkc_reactor *r, int64_t deadline, int max_wait_ms);
+int pkc_reactor_wait(pkc_reactor *r, int64_t deadline_us, int max_wait_ms);
 
 /* Entries 1 .. count-1 are the descriptors added this round. */
 static inline size_t

@@ -39,7 +39,7 @@ sl_batch_get(pkc_sl *sl, int32_t partition)
     bt->next = NULL;
     bt->partition = partition;
     bt->count = 0;
-    bt->first_ms = -1;
+    bt->first_us = -1;
     bt->created_ms = pkc_now_ms();
     bt->not_before_ms = 0;
     bt->attempts = 0;
@@ -237,7 +237,7 @@ sl_batch_fail(pkc_sl *sl, pkc_sl_batch *bt, const pkc_sl_result *r)
 static int64_t
 sl_batch_since(const pkc_sl_batch *bt)
 {
-    return bt->first_ms >= 0 ? bt->first_ms : bt->created_ms;
+    return bt->first_us >= 0 ? bt->first_us / 1000 : bt->created_ms;
 }
 
 int64_t
@@ -331,7 +331,7 @@ sl_batch_split(pkc_sl *sl, pkc_sl_batch *bt, pkc_sl_batch **first,
         goto error;
     for (int i = 0; i < 2; i++) {
         halves[i]->attempts = bt->attempts;
-        halves[i]->first_ms = bt->first_ms;
+        halves[i]->first_us = bt->first_us;
         halves[i]->created_ms = bt->created_ms;
     }
     *first = halves[0];

@@ -151,6 +151,11 @@ struct pkc_sl {
     pkc_reactor reactor;       /* sender: its poll set; any thread wakes
                                   it (sl_wake_sender, mu held) */
     int wake_pending;
+    /* The sender's planning round (sender, mu held): when it began, and
+     * the earliest end of a linger it waits for, on the microsecond clock
+     * (a linger of a few milliseconds must not end a millisecond late). */
+    int64_t round_us;
+    int64_t linger_wake_us;
     pkc_security *security;    /* fixed: a reference, or NULL: plain TCP */
     char *source_host;         /* fixed */
     char *software_version;    /* fixed */
@@ -223,6 +228,26 @@ sl_min_deadline(int64_t *at, int64_t t)
 {
     if (t < *at)
         *at = t;
+}
+
+/* When batch bt's linger ends (pkc_now_us clock). */
+static inline int64_t
+sl_linger_end_us(const pkc_sl *sl, const pkc_sl_batch *bt)
+{
+    return bt->first_us + (int64_t)sl->cfg.linger_ms * 1000;
+}
+
+/* Whether bt's linger has ended this round; if not, the sender wakes
+ * when it does (mu held). */
+static inline int
+sl_linger_over(pkc_sl *sl, const pkc_sl_batch *bt)
+{
+    int64_t end_us = sl_linger_end_us(sl, bt);
+
+    if (end_us <= sl->round_us)
+        return 1;
+    sl_min_deadline(&sl->linger_wake_us, end_us);
+    return 0;
 }
 
 /* Free a request (not its batches). */
@@ -333,8 +358,9 @@ sl_plan_item *sl_plan_reserve(pkc_sl *sl, sl_plan_item *plan, size_t *cap);
  * restarts (send_idem.c), then per broker fail what a
  * refused set-up leaves, connect, re-authenticate, or build up to
  * max_in_flight requests (their batches count as in flight).  Fills
- * `plan` (at most `cap` items), returns the count, and lowers *wake_at to
- * the next moment something becomes due.
+ * `plan` (at most `cap` items), returns the count, and lowers *wake_at
+ * (ms) to the next moment something becomes due, sl->linger_wake_us to
+ * the next linger end.
  */
 size_t sl_plan_requests(pkc_sl *sl, int64_t now, sl_plan_item *plan,
                         size_t cap, int64_t *wake_at);
@@ -343,10 +369,10 @@ size_t sl_plan_requests(pkc_sl *sl, int64_t now, sl_plan_item *plan,
  * nothing else ready, once that batch is due (linger_ms passed,
  * min_queued reached, or a flush), so that sl_plan_finish_ahead can
  * compress it while the partition waits for its answer (mu held).  Full
- * batches are sealed by pkc_sl_append.  Lowers *wake_at to the next
- * linger expiry.
+ * batches are sealed by pkc_sl_append.  Lowers sl->linger_wake_us to
+ * the next linger end.
  */
-void sl_plan_seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at);
+void sl_plan_seal_due(pkc_sl *sl);
 /* Finish (header, compression, CRC-32C) one sealed batch waiting in a
  * ready FIFO (sender, unlocked).  Returns 1 when it finished one (there
  * may be more), else 0. */

@@ -38,7 +38,8 @@ sl_plan_req_add(sl_req *req, pkc_sl_batch *bt)
  * sendable batch of each of its partitions, in turn, up to
  * max_request_size; open batches only when due (`send_now`: at once).
  * The batches count as in flight.  Returns the request, or NULL when
- * nothing is sendable; lowers *wake_at to when something becomes so.
+ * nothing is sendable; lowers *wake_at (a retry's backoff) or
+ * sl->linger_wake_us (a linger's end) to when something becomes so.
  */
 static sl_req *
 sl_plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
@@ -72,12 +73,8 @@ sl_plan_one_request(pkc_sl *sl, sl_broker *b, int64_t now, int send_now,
             bt = p->ready_head;
         }
         else if (p->open != NULL && p->open->count > 0) {
-            int64_t due = p->open->first_ms + sl->cfg.linger_ms;
-
-            if (!send_now && due > now) {
-                sl_min_deadline(wake_at, due);
+            if (!send_now && !sl_linger_over(sl, p->open))
                 continue;
-            }
             bt = p->open;
         }
         else {
@@ -392,24 +389,20 @@ sl_plan_requests(pkc_sl *sl, int64_t now, sl_plan_item *plan, size_t cap,
 }
 
 void
-sl_plan_seal_due(pkc_sl *sl, int64_t now, int64_t *wake_at)
+sl_plan_seal_due(pkc_sl *sl)
 {
     int flush_all = sl->flushers > 0 || !sl->accepting;
 
     for (int32_t id = 0; id < sl->nparts; id++) {
         sl_part *p = &sl->parts[id];
         pkc_sl_batch *bt = p->open;
-        int64_t due;
 
         if (!p->known || p->broker == NULL || p->n_in_flight == 0 ||
             bt == NULL || bt->count == 0 || p->ready_head != NULL)
             continue;
-        due = bt->first_ms + sl->cfg.linger_ms;
         if (!flush_all && p->broker->unsent < sl->cfg.min_queued &&
-            due > now) {
-            sl_min_deadline(wake_at, due);
+            !sl_linger_over(sl, bt))
             continue;
-        }
         p->open = NULL;
         sl_batch_to_ready(p, bt);
     }

@@ -230,8 +230,8 @@ pkc_sl_append(pkc_sl *sl, int32_t partition, int64_t timestamp,
     if (sl->cfg.keep_cookies)
         bt->cookies[bt->count] = *cookie; /* room reserved above */
     bt->count++;
-    if (bt->first_ms < 0)
-        bt->first_ms = pkc_now_ms();
+    if (bt->first_us < 0)
+        bt->first_us = pkc_now_us();
     sl->stats.appended++;
     sl_batch_unsent_add(sl, p, 1);
     if (fresh ||
@@ -1170,14 +1170,17 @@ sl_sender_main(void *arg)
 
     pthread_mutex_lock(&sl->mu);
     while (!sl->stop_now) {
-        int64_t now = pkc_now_ms(), wake_at = now + MAX_POLL_MS;
+        int64_t now_us = pkc_now_us(), now = now_us / 1000;
+        int64_t wake_at = now + MAX_POLL_MS, wake_us;
         size_t np = 0;
         int more, polled;
 
+        sl->round_us = now_us;
+        sl->linger_wake_us = PKC_NO_DEADLINE;
         plan = sl_plan_reserve(sl, plan, &plan_cap);
         if (plan_cap > 0)
             np = sl_plan_requests(sl, now, plan, plan_cap, &wake_at);
-        sl_plan_seal_due(sl, now, &wake_at);
+        sl_plan_seal_due(sl);
         for (size_t i = 0; i < sl->nbrokers; i++)
             if (sl->brokers[i]->inflight_head != NULL && sl->cfg.acks != 0)
                 sl_min_deadline(&wake_at,
@@ -1191,10 +1194,12 @@ sl_sender_main(void *arg)
 
         pthread_mutex_lock(&sl->mu);
         polled = sl_poll_set(sl, &wake_at) == PKC_OK;
+        wake_us = wake_at * 1000; /* (at most now + MAX_POLL_MS) */
+        sl_min_deadline(&wake_us, sl->linger_wake_us);
         if (sl->wake_pending || more)
-            wake_at = now; /* something happened meanwhile */
+            wake_us = now_us; /* something happened meanwhile */
         pthread_mutex_unlock(&sl->mu);
-        if (polled && pkc_reactor_wait(&sl->reactor, wake_at,
+        if (polled && pkc_reactor_wait(&sl->reactor, wake_us,
                                        MAX_POLL_MS) > 0)
             sl_service_ready(sl);
         else if (!polled) {

@@ -161,7 +161,7 @@ struct pkc_sl_batch {
                                 form, valid while `finished`) */
     pkc_sl_cookie *cookies;  /* count entries, or NULL without cookies */
     int32_t cookies_cap;
-    int64_t first_ms;        /* monotonic ms of the first append (linger) */
+    int64_t first_us;        /* monotonic µs of the first append (linger) */
     int64_t created_ms;      /* monotonic ms when the batch was opened */
     int64_t not_before_ms;   /* retry backoff: not sent before this */
     int attempts;            /* failed send attempts so far */
