@@ -29,9 +29,10 @@
  *   another partition of that broker has data behind its full queue, so
  *   that partition is not stuck behind the long poll when it wants more.
  *   The starting partition rotates from one request to the next, and a
- *   partition whose last answer held no whole batch goes first, so the "at least one batch" rule of KIP-74
- *   (which the broker applies to the first partition with data) lets a
- *   batch larger than partition_max_bytes through instead of stalling.
+ *   partition whose last answer held no whole batch goes first, so the
+ *   "at least one batch" rule of KIP-74 (which the broker applies to the
+ *   first partition with data) lets a batch larger than
+ *   partition_max_bytes through instead of stalling.
  *   Requests and responses go through the Fetch codec (fetch_codec.h);
  *   records are decoded with the records iterator (CRC checked,
  *   decompressed, control batches and, for read_committed, aborted
