@@ -98,6 +98,7 @@ answer_queue_piece(pkc_fl *fl, fl_broker *b, size_t k, fl_chunk *c,
 {
     const fl_req_origin *o = &b->req_origin[k];
     fl_part *p;
+    int wake;
 
     fl_lock(fl);
     p = &fl->parts[o->part_index];
@@ -107,8 +108,10 @@ answer_queue_piece(pkc_fl *fl, fl_broker *b, size_t k, fl_chunk *c,
         job->drop = c;
         return;
     }
-    fl_enqueue(fl, (long)o->part_index, c);
+    wake = fl_enqueue(fl, (long)o->part_index, c);
     fl_unlock(fl);
+    if (wake) /* after unlocking: the consumer can take mu at once */
+        pthread_cond_broadcast(&fl->cv);
 }
 
 /* Without mu: decode request partition k's records piece by piece,

@@ -222,9 +222,10 @@ fl_fetch_request(const pkc_fl *fl, const fl_broker *b,
  * the pool. */
 void fl_chunk_free_list(fl_chunk *c);
 
-/* Under mu: a partition's queue: append a chunk, detach the whole queue
- * (to free without mu), take the next record. */
-void fl_enqueue(pkc_fl *fl, long i, fl_chunk *c);
+/* Under mu: a partition's queue: append a chunk (1: wake the waiting
+ * consumers after unlocking), detach the whole queue (to free without
+ * mu), take the next record. */
+int fl_enqueue(pkc_fl *fl, long i, fl_chunk *c);
 fl_chunk *fl_detach_queue(pkc_fl *fl, long i);
 void fl_take_record(pkc_fl *fl, long i, pkc_record *rec,
                     pkc_answer_buf **buf, fl_chunk **to_free,

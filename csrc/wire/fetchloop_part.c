@@ -72,9 +72,11 @@ fl_chunk_free_list(fl_chunk *c)
     }
 }
 
-/* Under mu: append chunk c to partition i's queue (it takes the chunk),
- * move the partition's position past it and wake the consumers. */
-void
+/* Under mu: append chunk c to partition i's queue (it takes the chunk)
+ * and move the partition's position past it.  Returns 1 when consumers
+ * wait in pkc_fl_wait: the caller wakes them after unlocking mu, so that
+ * a woken consumer does not go back to sleep on mu at once. */
+int
 fl_enqueue(pkc_fl *fl, long i, fl_chunk *c)
 {
     fl_part *p = &fl->parts[i];
@@ -91,8 +93,7 @@ fl_enqueue(pkc_fl *fl, long i, fl_chunk *c)
         p->fetch_offset = c->recs[c->n - 1].offset + 1;
     fl->stats.records_queued += c->n;
     part_ring_insert(fl, i);
-    if (fl->waiters)
-        pthread_cond_broadcast(&fl->cv);
+    return fl->waiters > 0;
 }
 
 /* Under mu: detach partition i's queue; the caller frees the list after
