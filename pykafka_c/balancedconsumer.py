@@ -402,6 +402,8 @@ class BalancedConsumer(object):
         self._wakeup = threading.Event()
         self._worker_thread: threading.Thread | None = None
         self._stop_lock = threading.Lock()
+        # The token of the start() joining the group, None when none is.
+        self._starting: object | None = None
         self._last_message_time = time.time()
 
     def __del__(self) -> None:
@@ -485,16 +487,23 @@ class BalancedConsumer(object):
         partitions and start the heartbeat thread.  As in pykafka, a failure
         is logged and turns into ``stop()``; ``consume()`` then raises
         ConsumerStoppedException chained to the cause."""
-        worker = self._worker_thread
-        if self._running and worker is not None and worker.is_alive():
-            log.info("%r is already running", self)
-            return
-        try:
+        # Under the stop lock: a start() waits for a stop() under way to
+        # finish (else that stop() would go on to stop what this start()
+        # makes), and of concurrent start() calls only one joins the group
+        # and starts a heartbeat thread.
+        with self._stop_lock:
+            worker = self._worker_thread
+            if self._running and (self._starting is not None or (
+                    worker is not None and worker.is_alive())):
+                log.info("%r is already running", self)
+                return
             self._running = True
+            self._starting = token = object()
             self._start_exception = None
             self._worker_exception = None
             self._wakeup = threading.Event()
             self._rejoin_needed.clear()
+        try:
             self._group_coordinator = self._cluster.get_group_coordinator(
                 self._consumer_group)
             self._rebalance()
@@ -503,6 +512,9 @@ class BalancedConsumer(object):
             log.exception("Stopping consumer in response to error")
             self._start_exception = exc
             self.stop()
+        finally:
+            if self._starting is token:
+                self._starting = None
 
     def stop(self) -> None:
         """stop() --

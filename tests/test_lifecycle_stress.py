@@ -78,6 +78,15 @@ def produce_n(topic, n, prefix):
             p.produce(b"%s-%d" % (prefix, i), partition_key=b"%d" % i)
 
 
+def threads_gone(threads, timeout=5.0):
+    """Wait up to `timeout` s for `threads()` to return no thread; returns
+    what it returns last."""
+    deadline = time.monotonic() + timeout
+    while threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return threads()
+
+
 @pytest.fixture
 def client(kafka):
     c = KafkaClient(kafka.brokers)
@@ -198,10 +207,7 @@ def test_simple_consumer_start_and_stop_leave_one_autocommitter(
             assert len(committers()) <= 1
     finally:
         consumer.stop()
-    deadline = time.monotonic() + 5
-    while committers() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert committers() == []
+    assert threads_gone(committers) == []
 
 
 def test_balanced_consumer_lifecycle_from_eight_threads(kafka, client,
@@ -224,6 +230,35 @@ def test_balanced_consumer_lifecycle_from_eight_threads(kafka, client,
         time.sleep(0.1)
     consumer.stop()
     assert time.monotonic() < deadline, "the consumer never got partitions"
+
+
+def test_balanced_consumer_concurrent_starts_leave_one_heartbeat_thread(
+        kafka, client, topic_name):
+    """start() from four threads at once joins the group once: one
+    heartbeat thread, none after stop()."""
+    kafka.create_topic(topic_name, 1)
+    group = "hb-" + topic_name
+    consumer = client.topics[topic_name].get_balanced_consumer(
+        group.encode(), managed=True, auto_start=False,
+        heartbeat_interval_ms=300, session_timeout_ms=6000)
+
+    def heartbeat_threads():
+        return [t for t in threading.enumerate() if t.is_alive() and
+                t.name == "pykafka_c.BalancedConsumer.heartbeats[%s]" % group]
+
+    try:
+        starters = [threading.Thread(target=consumer.start)
+                    for _ in range(4)]
+        for t in starters:
+            t.start()
+        for t in starters:
+            t.join(60)
+        assert not any(t.is_alive() for t in starters), "a start() hangs"
+        assert len(heartbeat_threads()) == 1
+        assert consumer.partitions, "the consumer has no partition"
+    finally:
+        consumer.stop()
+    assert threads_gone(heartbeat_threads) == []
 
 
 def test_balanced_commit_and_reset_after_stop_raise_at_once(kafka, client,
