@@ -25,7 +25,9 @@ def settings_text(args):
                      "is acknowledged; each client's own batching defaults (pykafka and "
                      "pykafka_c: linger_ms=5000, min_queued_messages=70000; librdkafka: "
                      "linger.ms=5, batch.num.messages=10000; kafka-python: linger_ms=0, "
-                     "batch_size=16384; Java: linger.ms=5, batch.size=16384)",
+                     "batch_size=16384; Java: linger.ms=5, batch.size=16384); before "
+                     "the first produce row on a broker, one untimed run of it warms "
+                     "the broker's JVM",
         "payloads": "printable text values starting with their index (bench/payloads.py); "
                     "producers cycle through 1024 pre-built values",
         "mb": "MB = 10^6 bytes of message values",
