@@ -927,6 +927,17 @@ def start_broker(version, args):
     return inst
 
 
+def run_row(row, ctx, runner, args):
+    """Measure one row of any kind; returns its result."""
+    if row.kind == "decode":
+        return run_decode_row(row, runner, args)
+    if row.client == "java":
+        return run_java_row(row, ctx, runner, args)
+    if row.kind == "latency":
+        return run_latency_row(row, ctx, runner, args)
+    return run_python_row(row, ctx, runner, args)
+
+
 def warm_broker(row, ctx, runner, args, log):
     """One untimed run of the first latency row, and of the first produce
     row, on a broker, so that no client's row meets a cold JVM.  Its JIT
@@ -938,10 +949,7 @@ def warm_broker(row, ctx, runner, args, log):
     at a lower ceiling than the rows after them."""
     log("bench: warming the broker: one untimed run of %s" % row.id)
     try:
-        if row.kind == "latency":
-            run_latency_row(row, ctx, runner, args)
-        else:
-            run_python_row(row, ctx, runner, args)
+        run_row(row, ctx, runner, args)
     except Exception as exc:
         log("bench: the warm-up run failed (%s); the rows run anyway"
             % str(exc).splitlines()[0])
@@ -974,23 +982,16 @@ def execute(rows, args, runner, log, checkpoint=None):
                                                      "(KRaft combined node, "
                                                      "num.network.threads=2, "
                                                      "num.io.threads=4)"}
-            warmed = set() if not args.quick else {"latency", "produce"}
+            # the kinds whose first row warms the broker (none in quick mode)
+            to_warm = set() if args.quick else {"latency", "produce"}
             for row in group:
-                if row.kind in ("latency", "produce") and row.kind not in warmed \
-                        and row.client != "java":
-                    warmed.add(row.kind)
+                if row.kind in to_warm and row.client != "java":
+                    to_warm.discard(row.kind)
                     warm_broker(row, ctx, runner, args, log)
                 t0 = time.monotonic()
                 log("bench: %-62s ..." % row.id)
                 try:
-                    if row.kind == "decode":
-                        row.result = run_decode_row(row, runner, args)
-                    elif row.client == "java":
-                        row.result = run_java_row(row, ctx, runner, args)
-                    elif row.kind == "latency":
-                        row.result = run_latency_row(row, ctx, runner, args)
-                    else:
-                        row.result = run_python_row(row, ctx, runner, args)
+                    row.result = run_row(row, ctx, runner, args)
                     summarize(row)
                     s = row.result["summary"]
                     if row.kind == "latency":
