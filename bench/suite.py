@@ -527,17 +527,43 @@ def _run_pair(runner, specs, tags, timeout):
     return [results[k] for k in range(len(specs))]
 
 
+_LATENCY_VERIFIED = {"count": True, "bytes": True,
+                     "checksum": "every timed message received once; count, bytes "
+                                 "and CRC-32 sum equal to what the producer sent; "
+                                 "end offset = count + 1 (each run)"}
+
+
 def run_latency_row(row, ctx, runner, args):
-    """A latency row (bench/latency.py): ``args.latency_runs`` schedules,
-    each checked (:func:`_latency_run`); the summary takes the median of
-    their percentiles."""
+    """A latency row (bench/latency.py) alone: ``args.latency_runs``
+    schedules, each checked (:func:`_latency_run`); the summary takes the
+    median of their percentiles."""
     runs = [_latency_run(row, ctx, runner, args)
             for _ in range(getattr(args, "latency_runs", 1))]
-    return {"runs": runs,
-            "verified": {"count": True, "bytes": True,
-                         "checksum": "every timed message received once; count, bytes "
-                                     "and CRC-32 sum equal to what the producer sent; "
-                                     "end offset = count + 1 (each run)"}}
+    return {"runs": runs, "verified": dict(_LATENCY_VERIFIED)}
+
+
+def run_latency_setting(rows, ctx, runner, args):
+    """The latency rows of one setting (rate, linger, acks), one per
+    client, in alternating rounds: each round runs every row once, in the
+    opposite order of the round before (A B, B A, A B, ...).  The broker
+    and the machine drift over the minutes a setting takes (a young
+    collection more or less, a noisy neighbour); rows run one after the
+    other put that drift on one client, rounds spread it over all of them.
+    A run that fails fails its row and the others go on.  Returns
+    {row id: result, or the exception that failed the row}."""
+    runs = {row.id: [] for row in rows}
+    failed = {}
+    for n in range(getattr(args, "latency_runs", 1)):
+        for row in (rows if n % 2 == 0 else rows[::-1]):
+            if row.id in failed:
+                continue
+            try:
+                runs[row.id].append(_latency_run(row, ctx, runner, args))
+            except Exception as exc:
+                failed[row.id] = exc
+    return {row.id: failed.get(row.id) or {"runs": runs[row.id],
+                                           "verified": dict(_LATENCY_VERIFIED)}
+            for row in rows}
 
 
 def _latency_run(row, ctx, runner, args):
@@ -949,10 +975,65 @@ def warm_broker(row, ctx, runner, args, log):
     at a lower ceiling than the rows after them."""
     log("bench: warming the broker: one untimed run of %s" % row.id)
     try:
-        run_row(row, ctx, runner, args)
+        if row.kind == "latency":
+            _latency_run(row, ctx, runner, args)    # one schedule, not --latency-runs
+        else:
+            run_row(row, ctx, runner, args)
     except Exception as exc:
         log("bench: the warm-up run failed (%s); the rows run anyway"
             % str(exc).splitlines()[0])
+
+
+def measuring_units(rows):
+    """The rows of one broker in plan order, as units measured together:
+    the latency rows of one setting (workload, broker, linger, acks) form
+    one unit, whose runs alternate between its clients
+    (:func:`run_latency_setting`); every other row is a unit alone."""
+    units, latency_units = [], {}
+    for row in rows:
+        if row.kind != "latency":
+            units.append([row])
+            continue
+        setting = (row.workload, row.broker, tuple(sorted(row.params.items())))
+        if setting not in latency_units:
+            latency_units[setting] = []
+            units.append(latency_units[setting])
+        latency_units[setting].append(row)
+    return units
+
+
+def measure_unit(unit, ctx, runner, args):
+    """{row id: result, or the exception that failed it} for one unit of
+    :func:`measuring_units`."""
+    if unit[0].kind == "latency" and len(unit) > 1:
+        return run_latency_setting(unit, ctx, runner, args)
+    row = unit[0]
+    try:
+        return {row.id: run_row(row, ctx, runner, args)}
+    except Exception as exc:
+        return {row.id: exc}
+
+
+def record_outcome(row, outcome, seconds, log):
+    """Store a row's result (or its failure) and log its line."""
+    if isinstance(outcome, BaseException):
+        import traceback
+        row.result = {"error": "%s: %s" % (outcome.__class__.__name__, outcome)}
+        if not isinstance(outcome, BenchError):
+            row.result["traceback"] = "".join(traceback.format_exception(
+                type(outcome), outcome, outcome.__traceback__))
+        log("bench: %-62s FAILED: %s" % (row.id, str(outcome).splitlines()[0]))
+        return
+    row.result = outcome
+    summarize(row)
+    s = row.result["summary"]
+    if row.kind == "latency":
+        log("bench: %-62s p50 %s, p99 %s, p99.9 %s at %.0f msg/s (%.0f s)"
+            % (row.id, _fmt_us(s["p50_us"]), _fmt_us(s["p99_us"]),
+               _fmt_us(s["p99_9_us"]), s["msgs_per_s"], seconds))
+    else:
+        log("bench: %-62s %12.0f msg/s (%d runs, %.0f s)"
+            % (row.id, s["msgs_per_s"], s["n_runs"], seconds))
 
 
 def execute(rows, args, runner, log, checkpoint=None):
@@ -984,31 +1065,17 @@ def execute(rows, args, runner, log, checkpoint=None):
                                                      "num.io.threads=4)"}
             # the kinds whose first row warms the broker (none in quick mode)
             to_warm = set() if args.quick else {"latency", "produce"}
-            for row in group:
-                if row.kind in to_warm and row.client != "java":
-                    to_warm.discard(row.kind)
-                    warm_broker(row, ctx, runner, args, log)
+            for unit in measuring_units(group):
+                first = unit[0]
+                if first.kind in to_warm and first.client != "java":
+                    to_warm.discard(first.kind)
+                    warm_broker(first, ctx, runner, args, log)
                 t0 = time.monotonic()
-                log("bench: %-62s ..." % row.id)
-                try:
-                    row.result = run_row(row, ctx, runner, args)
-                    summarize(row)
-                    s = row.result["summary"]
-                    if row.kind == "latency":
-                        log("bench: %-62s p50 %s, p99 %s, p99.9 %s at %.0f msg/s (%.0f s)"
-                            % (row.id, _fmt_us(s["p50_us"]), _fmt_us(s["p99_us"]),
-                               _fmt_us(s["p99_9_us"]), s["msgs_per_s"],
-                               time.monotonic() - t0))
-                    else:
-                        log("bench: %-62s %12.0f msg/s (%d runs, %.0f s)"
-                            % (row.id, s["msgs_per_s"], s["n_runs"],
-                               time.monotonic() - t0))
-                except Exception as exc:
-                    import traceback
-                    row.result = {"error": "%s: %s" % (exc.__class__.__name__, exc)}
-                    if not isinstance(exc, BenchError):
-                        row.result["traceback"] = traceback.format_exc()
-                    log("bench: %-62s FAILED: %s" % (row.id, str(exc).splitlines()[0]))
+                for row in unit:
+                    log("bench: %-62s ..." % row.id)
+                outcomes = measure_unit(unit, ctx, runner, args)
+                for row in unit:
+                    record_outcome(row, outcomes[row.id], time.monotonic() - t0, log)
                 if checkpoint is not None:
                     checkpoint(brokers_info)
         finally:

@@ -494,6 +494,55 @@ def test_latency_row_takes_the_median_of_its_runs(tmp_path):
     assert suite.parse_args(["--quick"]).latency_runs == 1
 
 
+class _ClientRuns(_PairRunner):
+    """Latency workers of several clients: records which client each run
+    was, and fails the consumer of ``fail_client``'s second run."""
+
+    def __init__(self, consumer, producer, log_dir, fail_client=None):
+        super().__init__(consumer, producer, log_dir)
+        self.order, self.fail_client = [], fail_client
+
+    def worker(self, spec, tag, timeout, started=None):
+        if spec["role"] == "consumer":
+            self.order.append(spec["client"])
+            if spec["client"] == self.fail_client and self.order.count(spec["client"]) == 2:
+                raise BenchError("%s: consumer stalled" % spec["client"])
+        return super().worker(spec, tag, timeout, started)
+
+
+def _latency_setting(linger=5):
+    return [suite.Row("latency", client, "latency", 100, 1000, 1, broker="4.4.0", rate=1000,
+                      params={"linger_ms": linger, "acks": "1"})
+            for client in ("pykafka_c", "confluent")]
+
+
+@pytest.mark.unit
+def test_latency_rows_of_one_setting_alternate_their_runs(tmp_path):
+    other = suite.Row("consume", "pykafka_c", "consume", 100, 2000, 1, broker="4.4.0")
+    plan = [other] + _latency_setting(0) + _latency_setting(5)
+    units = suite.measuring_units(plan)
+    assert [[(r.client, r.params.get("linger_ms")) for r in u] for u in units] == [
+        [("pykafka_c", None)], [("pykafka_c", 0), ("confluent", 0)],
+        [("pykafka_c", 5), ("confluent", 5)]]
+    cons, prod = _latency_results(1000)
+    args = _Args()
+    args.latency_runs = 4
+    runner = _ClientRuns(cons, prod, tmp_path)
+    pkc, conf = units[2]
+    out = suite.measure_unit(units[2], _ctx(_FreshTopics(grow=1001)), runner, args)
+    # each round reverses the order of the one before: drift falls on both
+    assert runner.order == ["pykafka_c", "confluent", "confluent", "pykafka_c"] * 2
+    assert [len(out[r.id]["runs"]) for r in (pkc, conf)] == [4, 4]
+    # a failed run fails its own row; the other client's runs go on
+    runner = _ClientRuns(cons, prod, tmp_path, fail_client="confluent")
+    out = suite.measure_unit(units[2], _ctx(_FreshTopics(grow=1001)), runner, args)
+    assert runner.order == ["pykafka_c", "confluent", "confluent"] + ["pykafka_c"] * 3
+    assert len(out[pkc.id]["runs"]) == 4 and isinstance(out[conf.id], BenchError)
+    suite.record_outcome(conf, out[conf.id], 1.0, lambda msg: None)
+    suite.record_outcome(pkc, out[pkc.id], 1.0, lambda msg: None)
+    assert "stalled" in conf.result["error"] and pkc.result["summary"]["n_runs"] == 4
+
+
 @pytest.mark.unit
 def test_latency_ratio_target_and_table(tmp_path):
     from bench import report
