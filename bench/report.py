@@ -43,7 +43,8 @@ def settings_text(args):
         "slow_peers": "pykafka and kafka-python rows use smaller counts (see Messages) "
                       "unless --full-counts",
         "latency": "each row is %d schedule(s), the table shows the median of their "
-                   "percentiles (the largest max) and each run's p99; in each, the "
+                   "percentiles (the largest max) and each run's p99; the rows of one "
+                   "setting run in rounds, %s; in each schedule, the "
                    "client's producer sends 100 B messages on a fixed schedule "
                    "(absolute times, %.0f s) to a fresh one-partition topic while the "
                    "same client's consumer reads it in another process; latency = the "
@@ -60,7 +61,12 @@ def settings_text(args):
                    "per-message API; checks: every message received once, count, bytes and "
                    "CRC-32 sum equal to what was sent, end offset = count + 1; before the "
                    "first row, one untimed run of it warms the broker's JVM"
-                   % (getattr(args, "latency_runs", 1), args.latency_seconds,
+                   % (getattr(args, "latency_runs", 1),
+                      "every client at the same time on its own topic (--latency-together)"
+                      if getattr(args, "latency_together", False) else
+                      "one client after the other, each round in the opposite order of "
+                      "the one before",
+                      args.latency_seconds,
                       min(1.0, args.latency_seconds / 10.0)),
     }
 

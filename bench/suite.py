@@ -544,26 +544,55 @@ def run_latency_row(row, ctx, runner, args):
 
 def run_latency_setting(rows, ctx, runner, args):
     """The latency rows of one setting (rate, linger, acks), one per
-    client, in alternating rounds: each round runs every row once, in the
-    opposite order of the round before (A B, B A, A B, ...).  The broker
-    and the machine drift over the minutes a setting takes (a young
-    collection more or less, a noisy neighbour); rows run one after the
-    other put that drift on one client, rounds spread it over all of them.
-    A run that fails fails its row and the others go on.  Returns
-    {row id: result, or the exception that failed the row}."""
+    client, in rounds.  Each round runs every row once, in the opposite
+    order of the round before (A B, B A, A B, ...): the broker and the
+    machine drift over the minutes a setting takes (a young collection
+    more or less, a noisy neighbour), and rows run one after the other put
+    that drift on one client, where rounds spread it over all of them.
+    With ``args.latency_together`` a round runs its rows at the same time
+    instead, each client with its own topic, producer and consumer, so that
+    every broker pause falls on all of them at once (for rates the machine
+    can carry twice over).  A run that fails fails its row and the others
+    go on.  Returns {row id: result, or the exception that failed it}."""
     runs = {row.id: [] for row in rows}
     failed = {}
     for n in range(getattr(args, "latency_runs", 1)):
-        for row in (rows if n % 2 == 0 else rows[::-1]):
-            if row.id in failed:
-                continue
-            try:
-                runs[row.id].append(_latency_run(row, ctx, runner, args))
-            except Exception as exc:
-                failed[row.id] = exc
+        todo = [row for row in (rows if n % 2 == 0 else rows[::-1]) if row.id not in failed]
+        if getattr(args, "latency_together", False):
+            outcomes = _latency_runs_together(todo, ctx, runner, args)
+        else:
+            outcomes = {row.id: _latency_run_or_error(row, ctx, runner, args)
+                        for row in todo}
+        for row in todo:
+            if isinstance(outcomes[row.id], BaseException):
+                failed[row.id] = outcomes[row.id]
+            else:
+                runs[row.id].append(outcomes[row.id])
     return {row.id: failed.get(row.id) or {"runs": runs[row.id],
                                            "verified": dict(_LATENCY_VERIFIED)}
             for row in rows}
+
+
+def _latency_run_or_error(row, ctx, runner, args):
+    try:
+        return _latency_run(row, ctx, runner, args)
+    except Exception as exc:
+        return exc
+
+
+def _latency_runs_together(rows, ctx, runner, args):
+    """One run of each row, all at once; {row id: run or exception}."""
+    outcomes = {}
+
+    def one(row):
+        outcomes[row.id] = _latency_run_or_error(row, ctx, runner, args)
+    threads = [threading.Thread(target=one, args=(row,), daemon=True) for row in rows]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)
+    return outcomes
 
 
 def _latency_run(row, ctx, runner, args):
@@ -1125,6 +1154,11 @@ def parse_args(argv):
     ap.add_argument("--latency-runs", type=int, default=None,
                     help="schedules per latency row, each checked; the table shows the "
                          "median of their percentiles (default 3; quick 1)")
+    ap.add_argument("--latency-together", action="store_true",
+                    help="run the latency rows of one setting (one per client) at the "
+                         "same time, each with its own topic, so that every broker pause "
+                         "falls on all clients at once (default: one after the other, "
+                         "in alternating order)")
     ap.add_argument("--latency-seconds", type=float, default=None,
                     help="length of each latency row's schedule (default 10; quick 1)")
     ap.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION)

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import zlib
 
 import pytest
@@ -541,6 +542,35 @@ def test_latency_rows_of_one_setting_alternate_their_runs(tmp_path):
     suite.record_outcome(conf, out[conf.id], 1.0, lambda msg: None)
     suite.record_outcome(pkc, out[pkc.id], 1.0, lambda msg: None)
     assert "stalled" in conf.result["error"] and pkc.result["summary"]["n_runs"] == 4
+
+
+class _MeetingRuns(_PairRunner):
+    """Latency workers whose consumers wait for each other: two runs of a
+    round pass only when they run at the same time."""
+
+    def __init__(self, consumer, producer, log_dir, parties):
+        super().__init__(consumer, producer, log_dir)
+        self.barrier = threading.Barrier(parties, timeout=10)
+
+    def worker(self, spec, tag, timeout, started=None):
+        if spec["role"] == "consumer":
+            self.barrier.wait()
+        return super().worker(spec, tag, timeout, started)
+
+
+@pytest.mark.unit
+def test_latency_rows_together_run_each_round_at_once(tmp_path):
+    cons, prod = _latency_results(1000)
+    args = _Args()
+    args.latency_runs, args.latency_together = 3, True
+    unit = _latency_setting(0)
+    runner = _MeetingRuns(cons, prod, tmp_path, parties=2)
+    out = suite.measure_unit(unit, _ctx(_FreshTopics(grow=1001)), runner, args)
+    assert [len(out[r.id]["runs"]) for r in unit] == [3, 3]
+    topics = [sp["topic"] for sp in runner.specs if sp["role"] == "consumer"]
+    assert len(set(topics)) == 6                        # a topic of its own, each run
+    assert suite.parse_args(["--latency-together"]).latency_together
+    assert not suite.parse_args([]).latency_together
 
 
 @pytest.mark.unit
