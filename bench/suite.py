@@ -290,13 +290,16 @@ def build_plan(args, k4, k39):
 # ------------------------------------------------------------------ processes
 
 class Runner:
-    """Starts worker processes and Kafka tools, one at a time, and measures them."""
+    """Starts worker processes and Kafka tools and measures them: one at a
+    time, but a latency run's consumer and producer together (and with
+    --latency-together, the runs of a round)."""
 
     def __init__(self, args, venv_py, log_dir):
         self.args = args
         self.venv_py = venv_py
         self.log_dir = log_dir
         self.seq = 0
+        self.live = set()           # children running now (rows run together)
         env_ = dict(os.environ)
         env_["PYTHONPATH"] = REPO + os.pathsep + env_.get("PYTHONPATH", "")
         env_.pop("PYTHONSTARTUP", None)
@@ -316,6 +319,7 @@ class Runner:
             proc = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
+            self.live.add(proc)
             if started is not None:
                 started(proc)
             killed = []
@@ -337,12 +341,22 @@ class Runner:
                 raise
             finally:
                 timer.cancel()
+                self.live.discard(proc)
             proc.returncode = os.waitstatus_to_exitcode(status)
         with open(log_path, "rb") as f:
             text = f.read().decode("utf-8", "replace")
         if killed:
             text += "\n[bench: killed after %.0f s]\n" % timeout
         return proc.returncode, ru, log_path, text
+
+    def kill_all(self):
+        """Kill every child still running (an interrupted round of rows
+        run together: their threads cannot see the interrupt)."""
+        for proc in list(self.live):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def worker(self, spec, tag, timeout, started=None):
         py = sys.executable if spec["client"] in ("pykafka_c", "decode") else self.venv_py
@@ -589,9 +603,13 @@ def _latency_runs_together(rows, ctx, runner, args):
     threads = [threading.Thread(target=one, args=(row,), daemon=True) for row in rows]
     for t in threads:
         t.start()
-    for t in threads:
-        while t.is_alive():
-            t.join(0.5)
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)
+    except BaseException:           # Ctrl-C, SIGTERM: the rows' workers go too
+        runner.kill_all()
+        raise
     return outcomes
 
 

@@ -14,9 +14,11 @@ checksum or count fails a row.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 import zlib
 
 import pytest
@@ -571,6 +573,22 @@ def test_latency_rows_together_run_each_round_at_once(tmp_path):
     assert len(set(topics)) == 6                        # a topic of its own, each run
     assert suite.parse_args(["--latency-together"]).latency_together
     assert not suite.parse_args([]).latency_together
+
+
+@pytest.mark.unit
+def test_runner_kill_all_takes_down_the_children_of_other_threads(tmp_path):
+    runner = suite.Runner(_Args(), None, str(tmp_path))
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault(
+        "rc", runner.spawn(["sleep", "60"], "sleeper", 120)[0]))
+    t.start()
+    deadline = time.monotonic() + 10
+    while not runner.live and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(runner.live) == 1
+    runner.kill_all()
+    t.join(10)
+    assert not t.is_alive() and out["rc"] == -signal.SIGKILL and not runner.live
 
 
 @pytest.mark.unit
