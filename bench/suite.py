@@ -501,6 +501,22 @@ def _slim(res):
     return {k: res[k] for k in keep if k in res}
 
 
+def _in_threads(calls, on_interrupt):
+    """Run each of ``calls`` in a thread of its own and wait for all of
+    them, in short joins so that Ctrl-C and SIGTERM reach this thread; on
+    such an interrupt, ``on_interrupt()`` runs before it propagates."""
+    threads = [threading.Thread(target=call, daemon=True) for call in calls]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)
+    except BaseException:
+        on_interrupt()
+        raise
+
+
 def _run_pair(runner, specs, tags, timeout):
     """Run the consumer and producer workers of a latency row at once; when
     one fails, the other is killed (it would wait for its peer in vain).
@@ -523,16 +539,8 @@ def _run_pair(runner, specs, tags, timeout):
             errors[k] = exc
             kill_others(k)
 
-    threads = [threading.Thread(target=one, args=(k,), daemon=True) for k in range(len(specs))]
-    for t in threads:
-        t.start()
-    try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.5)
-    except BaseException:
-        kill_others(None)
-        raise
+    _in_threads([lambda k=k: one(k) for k in range(len(specs))],
+                on_interrupt=lambda: kill_others(None))
     if errors:
         # the first failure in time is the cause; the other was killed
         first = min(errors, key=lambda k: 0 if not isinstance(errors[k], BenchError)
@@ -551,9 +559,10 @@ def run_latency_row(row, ctx, runner, args):
     """A latency row (bench/latency.py) alone: ``args.latency_runs``
     schedules, each checked (:func:`_latency_run`); the summary takes the
     median of their percentiles."""
-    runs = [_latency_run(row, ctx, runner, args)
-            for _ in range(getattr(args, "latency_runs", 1))]
-    return {"runs": runs, "verified": dict(_LATENCY_VERIFIED)}
+    outcome = run_latency_setting([row], ctx, runner, args)[row.id]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def run_latency_setting(rows, ctx, runner, args):
@@ -600,16 +609,10 @@ def _latency_runs_together(rows, ctx, runner, args):
 
     def one(row):
         outcomes[row.id] = _latency_run_or_error(row, ctx, runner, args)
-    threads = [threading.Thread(target=one, args=(row,), daemon=True) for row in rows]
-    for t in threads:
-        t.start()
-    try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.5)
-    except BaseException:           # Ctrl-C, SIGTERM: the rows' workers go too
-        runner.kill_all()
-        raise
+    # each run's pair of workers waits in its own thread, which an interrupt
+    # of the main thread does not reach: the runner takes them all down
+    _in_threads([lambda row=row: one(row) for row in rows],
+                on_interrupt=lambda: runner.kill_all())
     return outcomes
 
 
@@ -1052,7 +1055,7 @@ def measuring_units(rows):
 def measure_unit(unit, ctx, runner, args):
     """{row id: result, or the exception that failed it} for one unit of
     :func:`measuring_units`."""
-    if unit[0].kind == "latency" and len(unit) > 1:
+    if unit[0].kind == "latency":
         return run_latency_setting(unit, ctx, runner, args)
     row = unit[0]
     try:
