@@ -17,7 +17,10 @@ CLIENT_NAMES = {"pykafka_c": "pykafka_c", "confluent": "confluent-kafka",
 def settings_text(args):
     return {
         "runs": "median of %d timed runs after one warm-up run (fewer when a row's "
-                "warm-up shows the runs would exceed %.0f s)" % (args.runs, args.row_budget),
+                "warm-up shows the runs would exceed %.0f s); before the first row of "
+                "each kind and transport on a broker (consume, produce; plaintext, TLS), "
+                "%d untimed runs of it warm the broker's JVM"
+                % (args.runs, args.row_budget, getattr(args, "warm_runs", 0)),
         "batch_size": args.batch_size,
         "consumers": "from the earliest offset, every partition assigned directly (no "
                      "group membership); clock from consumer creation to the N-th message",
@@ -25,9 +28,7 @@ def settings_text(args):
                      "is acknowledged; each client's own batching defaults (pykafka and "
                      "pykafka_c: linger_ms=5000, min_queued_messages=70000; librdkafka: "
                      "linger.ms=5, batch.num.messages=10000; kafka-python: linger_ms=0, "
-                     "batch_size=16384; Java: linger.ms=5, batch.size=16384); before "
-                     "the first produce row on a broker, one untimed run of it warms "
-                     "the broker's JVM",
+                     "batch_size=16384; Java: linger.ms=5, batch.size=16384)",
         "payloads": "printable text values starting with their index (bench/payloads.py); "
                     "producers cycle through 1024 pre-built values",
         "mb": "MB = 10^6 bytes of message values",
@@ -145,6 +146,7 @@ def markdown(doc):
                         _fmt(s.get("broker_cpu_s_per_M"), "%.2f"),
                         _fmt(s.get("broker_busiest_thread_pct"), "%.0f%%"),
                         "-" if ratio is None else "%.2fx" % ratio, s["n_runs"]))
+    lines += _warm_up_lines(b)
     notes = sorted({r["note"] for r in doc["rows"] if r.get("note")})
     for n in notes:
         lines.append("")
@@ -191,6 +193,18 @@ def markdown(doc):
                  % (st["runs"], st["consumers"], st["producers"], st["checks"], st["cpu"],
                     st["mb"]))
     return "\n".join(lines) + "\n"
+
+
+def _warm_up_lines(brokers):
+    """The broker's CPU per message over each path's warm-up runs."""
+    parts = ["Kafka %s: %s" % (info["version"], "; ".join(
+                 "%s %s" % (path, ", ".join("%.2f" % x for x in curve))
+                 for path, curve in info["warm_up"].items()))
+             for info in brokers.values() if info.get("warm_up")]
+    if not parts:
+        return []
+    return ["", "Broker warm-up, CPU s per M messages of each untimed run in order: %s."
+            % ". ".join(parts)]
 
 
 def _cpu_ceiling(summary, cores):

@@ -1014,24 +1014,54 @@ def run_row(row, ctx, runner, args):
     return run_python_row(row, ctx, runner, args)
 
 
+def warm_path(row):
+    """The broker code path a row exercises, which one warm-up serves:
+    its kind (consume, produce, latency) and transport (plaintext, TLS)."""
+    return "%s%s" % (row.kind, TLS_SUFFIX if row.transport == "tls" else "")
+
+
+def needs_warming(row, warmed, args):
+    """Whether ``row`` is the first row of a path not yet warmed on its
+    broker (none in quick mode; Java rows and decode rows warm nothing)."""
+    return (not args.quick and args.warm_runs > 0 and row.kind != "decode"
+            and row.client != "java" and warm_path(row) not in warmed)
+
+
 def warm_broker(row, ctx, runner, args, log):
-    """One untimed run of the first latency row, and of the first produce
-    row, on a broker, so that no client's row meets a cold JVM.  Its JIT
-    compiler and first collections put pauses of 10-20 ms into the first
-    latency row's p99, and a fresh broker spends two to four times the CPU
-    per produced message of a warm one for its first few million messages
-    (1M x 100 B runs in a row on a new broker: 1.8, 0.6, 0.7, 0.5, 0.4 CPU
-    s per M, then 0.3-0.5), which held the first produce rows (pykafka_c's)
-    at a lower ceiling than the rows after them."""
-    log("bench: warming the broker: one untimed run of %s" % row.id)
+    """Untimed runs of the first row of each path (:func:`warm_path`) on a
+    broker, so that no client's row meets a cold JVM; returns the broker's
+    CPU seconds per million messages of each run (the warm-up curve).
+
+    A fresh broker spends several times the CPU per message of a warm one
+    on a path until its JIT compiler is done with it: 1M x 100 B produce
+    runs in a row cost it 1.8, 0.6, 0.7, 0.5, 0.4 CPU s per M, then
+    0.3-0.5; TLS consume runs 2.5, 1.2, 0.7, 0.5, 0.4, 0.3, 0.3, 0.2
+    (bench/RESULTS.md, "A warm broker for the TLS rows").  Without this the
+    first row of a path (pykafka_c's) ran at a lower ceiling than the rows
+    after it.  Latency rows warm with one schedule: their JIT compiler and
+    first collections put pauses of 10-20 ms into the first row's p99."""
+    log("bench: warming the broker's %s path with %s"
+        % (warm_path(row), "one schedule" if row.kind == "latency"
+           else "%d untimed runs" % args.warm_runs))
+    curve = []
     try:
         if row.kind == "latency":
             _latency_run(row, ctx, runner, args)    # one schedule, not --latency-runs
-        else:
-            run_row(row, ctx, runner, args)
+            return curve
+        while len(curve) < args.warm_runs:
+            res = run_row(row, ctx, runner, args)
+            curve += [round(r["broker_cpu"] / r["count"] * 1e6, 2)
+                      for r in [res["warmup"]] + res["runs"]
+                      if r.get("broker_cpu") is not None and r.get("count")]
+            if not res["runs"]:
+                break
     except Exception as exc:
         log("bench: the warm-up run failed (%s); the rows run anyway"
             % str(exc).splitlines()[0])
+    if curve:
+        log("bench: broker CPU s per M over the warm-up: %s"
+            % ", ".join("%.2f" % x for x in curve))
+    return curve
 
 
 def measuring_units(rows):
@@ -1113,13 +1143,14 @@ def execute(rows, args, runner, log, checkpoint=None):
                                                      "(KRaft combined node, "
                                                      "num.network.threads=2, "
                                                      "num.io.threads=4)"}
-            # the kinds whose first row warms the broker (none in quick mode)
-            to_warm = set() if args.quick else {"latency", "produce"}
+            warmed = {}     # path -> the broker's CPU per M over its warm-up runs
             for unit in measuring_units(group):
                 first = unit[0]
-                if first.kind in to_warm and first.client != "java":
-                    to_warm.discard(first.kind)
-                    warm_broker(first, ctx, runner, args, log)
+                if needs_warming(first, warmed, args):
+                    warmed[warm_path(first)] = warm_broker(first, ctx, runner, args, log)
+                    if version is not None:
+                        brokers_info[version]["warm_up"] = {
+                            path: curve for path, curve in warmed.items() if curve}
                 t0 = time.monotonic()
                 for row in unit:
                     log("bench: %-62s ..." % row.id)
@@ -1166,6 +1197,11 @@ def parse_args(argv):
     ap.add_argument("--tls-only", action="store_true",
                     help="run only the TLS rows (pykafka_c and confluent-kafka on the "
                          "broker's SSL listener) and the same rows over plaintext")
+    ap.add_argument("--warm-runs", type=int, default=8,
+                    help="untimed runs of the first row of each kind and transport "
+                         "(consume, produce; plaintext, TLS) on a broker before any row "
+                         "of it, to warm the broker's JIT compiler (default 8; quick: "
+                         "none; latency rows warm with one schedule)")
     ap.add_argument("--latency", dest="latency", action="store_true", default=True,
                     help="run the end-to-end latency rows (default: on)")
     ap.add_argument("--no-latency", dest="latency", action="store_false")
@@ -1222,6 +1258,8 @@ def parse_args(argv):
         ap.error("--latency-seconds must be positive")
     if args.runs < 1:
         ap.error("--runs must be at least 1")
+    if args.warm_runs < 0:
+        ap.error("--warm-runs must not be negative")
     return args
 
 

@@ -185,6 +185,37 @@ def test_produce_row_fails_when_end_offsets_do_not_grow_by_n():
 
 
 @pytest.mark.unit
+def test_warm_up_runs_each_path_until_enough_runs_and_keeps_its_curve():
+    from bench import report
+    args = _Args()
+    args.quick, args.warm_runs = False, 5
+    row = suite.Row("consume", "pykafka_c", "consume", 100, 2000, 1, broker="4.4.0",
+                    transport="tls")
+    want = payloads.expected_consume(2000, 100)
+    # each run_row is a warm-up run and args.runs timed ones: 5 needs two rows
+    results = [dict(want, elapsed=1.0, cpu=0.5, broker_cpu=2.0 / k) for k in range(1, 7)]
+    runner = _FakeRunner(results)
+    logged = []
+    ctx = suite.Context(_FakeCluster(), None, "4.4.0", tls=("127.0.0.1:1", "/ca.pem"))
+    curve = suite.warm_broker(row, ctx, runner, args, logged.append)
+    assert curve == [round(1000.0 / k, 2) for k in range(1, 7)] and not runner.results
+    assert "consume TLS path with 5 untimed runs" in logged[0]
+    # one warm-up per kind and transport; none in quick mode or for Java rows
+    plain = suite.Row("consume", "pykafka_c", "consume_batch", 100, 2000, 1, broker="4.4.0",
+                      batch=1000)
+    warmed = {suite.warm_path(row): curve}
+    assert not suite.needs_warming(row, warmed, args)
+    assert suite.needs_warming(plain, warmed, args)
+    java = suite.Row("consume", "java", "consume", 100, 2000, 1, broker="4.4.0")
+    assert not suite.needs_warming(java, {}, args)
+    args.quick = True
+    assert not suite.needs_warming(plain, {}, args)
+    text = report._warm_up_lines({"4.4.0": {"version": "4.4.0", "warm_up": warmed}})
+    assert "Kafka 4.4.0: consume TLS 1000.00, 500.00, 333.33" in text[1]
+    assert suite.parse_args([]).warm_runs == 8
+
+
+@pytest.mark.unit
 def test_ratios_and_targets():
     rows = []
     for client, op, rate in (("pykafka_c", "consume", 900.0), ("confluent", "consume", 300.0),
