@@ -1048,13 +1048,13 @@ def warm_broker(row, ctx, runner, args, log):
         if row.kind == "latency":
             _latency_run(row, ctx, runner, args)    # one schedule, not --latency-runs
             return curve
-        while len(curve) < args.warm_runs:
+        done = 0
+        while done < args.warm_runs:
             res = run_row(row, ctx, runner, args)
-            curve += [round(r["broker_cpu"] / r["count"] * 1e6, 2)
-                      for r in [res["warmup"]] + res["runs"]
+            runs = [res["warmup"]] + res["runs"]
+            done += len(runs)
+            curve += [round(r["broker_cpu"] / r["count"] * 1e6, 2) for r in runs
                       if r.get("broker_cpu") is not None and r.get("count")]
-            if not res["runs"]:
-                break
     except Exception as exc:
         log("bench: the warm-up run failed (%s); the rows run anyway"
             % str(exc).splitlines()[0])
@@ -1148,9 +1148,8 @@ def execute(rows, args, runner, log, checkpoint=None):
                 first = unit[0]
                 if needs_warming(first, warmed, args):
                     warmed[warm_path(first)] = warm_broker(first, ctx, runner, args, log)
-                    if version is not None:
-                        brokers_info[version]["warm_up"] = {
-                            path: curve for path, curve in warmed.items() if curve}
+                    brokers_info[version]["warm_up"] = {
+                        path: curve for path, curve in warmed.items() if curve}
                 t0 = time.monotonic()
                 for row in unit:
                     log("bench: %-62s ..." % row.id)
@@ -1200,8 +1199,8 @@ def parse_args(argv):
     ap.add_argument("--warm-runs", type=int, default=8,
                     help="untimed runs of the first row of each kind and transport "
                          "(consume, produce; plaintext, TLS) on a broker before any row "
-                         "of it, to warm the broker's JIT compiler (default 8; quick: "
-                         "none; latency rows warm with one schedule)")
+                         "of it, to warm the broker's JIT compiler (default 8; 0 and "
+                         "quick mode: none; latency rows warm with one schedule)")
     ap.add_argument("--latency", dest="latency", action="store_true", default=True,
                     help="run the end-to-end latency rows (default: on)")
     ap.add_argument("--no-latency", dest="latency", action="store_false")

@@ -200,6 +200,10 @@ def test_warm_up_runs_each_path_until_enough_runs_and_keeps_its_curve():
     curve = suite.warm_broker(row, ctx, runner, args, logged.append)
     assert curve == [round(1000.0 / k, 2) for k in range(1, 7)] and not runner.results
     assert "consume TLS path with 5 untimed runs" in logged[0]
+    # without the broker's CPU the runs still count: no endless warm-up
+    runner = _FakeRunner([dict(want, elapsed=1.0, cpu=0.5)] * 6)
+    assert suite.warm_broker(row, ctx, runner, args, logged.append) == []
+    assert not runner.results
     # one warm-up per kind and transport; none in quick mode or for Java rows
     plain = suite.Row("consume", "pykafka_c", "consume_batch", 100, 2000, 1, broker="4.4.0",
                       batch=1000)
