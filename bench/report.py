@@ -170,6 +170,7 @@ def markdown(doc):
                             d["ns_per_msg_records_only"], d["ns_per_bytes_object"],
                             d["msgs_per_response"]))
     lines += _tls_table(doc["rows"], m["cores"])
+    lines += _requests_table(doc["rows"])
     lines += latency_table(doc["rows"], doc.get("settings", {}).get("latency"))
     tg = doc.get("targets") or []
     if tg:
@@ -193,6 +194,29 @@ def markdown(doc):
                  % (st["runs"], st["consumers"], st["producers"], st["checks"], st["cpu"],
                     st["mb"]))
     return "\n".join(lines) + "\n"
+
+
+def _requests_table(rows):
+    """pykafka_c's produce rows: how much of the run the broker had one of
+    its requests, and the next one waiting (then the broker, not the
+    client, set the pace of the connection)."""
+    rows = [r for r in rows if "summary" in r and "requests_busy_pct" in r["summary"]]
+    if not rows:
+        return []
+    out = ["", "| pykafka_c's Produce requests | Kafka | msg/s | Requests per run | "
+           "Broker had one of them | ... and the next one waiting |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        s = r["summary"]
+        out.append("| %s | %s | %s | %.0f | %.0f%% | %.0f%% |"
+                   % (r["workload"], r["broker"], _fmt_rate(s["msgs_per_s"]),
+                      s["requests_per_run"], s["requests_busy_pct"],
+                      s["requests_backlog_pct"]))
+    out += ["", "Shares of the timed interval (medians of the timed runs), from the "
+            "producer's own counters: while the broker has the next request waiting, "
+            "the client is ahead of it on that connection (Kafka serves one request per "
+            "connection at a time)."]
+    return out
 
 
 def _warm_up_lines(brokers):

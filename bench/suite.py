@@ -822,6 +822,20 @@ def summarize(row):
         "broker_busiest_thread_pct": _median(busy),
         "peak_rss_mib": max(rss) / 1024.0 if rss and all(rss) else None,
         "n_runs": len(runs)}
+    r["summary"].update(_requests_at_broker(runs))
+
+
+def _requests_at_broker(runs):
+    """pykafka_c's producer: the share of each timed run during which the
+    broker had one of its Produce requests, and had the next one waiting
+    behind it (the engine's busy_us and backlog_us), medians in %."""
+    stats = [(x.get("client_stats") or {}, x["elapsed"]) for x in runs]
+    if not stats or any("busy_us" not in st or not el for st, el in stats):
+        return {}
+    return {"requests_busy_pct": _median([st["busy_us"] / 1e4 / el for st, el in stats]),
+            "requests_backlog_pct": _median([st["backlog_us"] / 1e4 / el
+                                             for st, el in stats]),
+            "requests_per_run": _median([st["requests"] for st, _ in stats])}
 
 
 def _latency_summary(row, runs):

@@ -220,6 +220,29 @@ def test_warm_up_runs_each_path_until_enough_runs_and_keeps_its_curve():
 
 
 @pytest.mark.unit
+def test_produce_rows_show_how_long_the_broker_had_a_request():
+    from bench import report
+    row = suite.Row("produce", "pykafka_c", "produce", 100, 3000, 1, "none", broker="4.4.0")
+    run = dict(count=3000, bytes=300000, cpu=0.1, elapsed=0.5,
+               client_stats={"requests": 4, "busy_us": 450000, "backlog_us": 300000})
+    row.result = {"runs": [run, dict(run, elapsed=1.0)], "verified": {}}
+    suite.summarize(row)
+    s = row.result["summary"]
+    assert s["requests_busy_pct"] == pytest.approx((90 + 45) / 2)
+    assert s["requests_backlog_pct"] == pytest.approx((60 + 30) / 2)
+    table = report._requests_table([dict(workload=row.workload, broker="4.4.0",
+                                         summary=s)])
+    assert "| produce 100 B p1 none | 4.4.0 | %s | 4 | 68%% | 45%% |" % report._fmt_rate(
+        s["msgs_per_s"]) in table
+    # a client without the counters gets no such columns
+    other = suite.Row("produce", "confluent", "produce", 100, 3000, 1, "none",
+                      broker="4.4.0")
+    other.result = {"runs": [dict(run, client_stats={})], "verified": {}}
+    suite.summarize(other)
+    assert "requests_busy_pct" not in other.result["summary"]
+
+
+@pytest.mark.unit
 def test_ratios_and_targets():
     rows = []
     for client, op, rate in (("pykafka_c", "consume", 900.0), ("confluent", "consume", 300.0),

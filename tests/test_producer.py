@@ -783,10 +783,12 @@ def test_batches_in_flight_keep_partition_order(kafka, topic_name, client,
     assert all(exc is None for _, exc in reports), reports[:3]
     assert sorted(id(m) for m, _ in reports) == sorted(id(m) for m in sent)
     print("stats", stats)
+    assert 0 < stats["busy_us"] and stats["backlog_us"] <= stats["busy_us"]
     if idempotent:
         assert stats["producer_id"] >= 0
         assert stats["max_partition_in_flight"] > 1
         assert stats["max_partition_in_flight"] <= 5
+        assert stats["backlog_us"] > 0      # two requests at the broker at once
     else:
         assert stats["producer_id"] == -1
         assert stats["max_partition_in_flight"] == 1

@@ -119,7 +119,8 @@ def _produce(spec, timer):
     if stats.get("failed"):
         raise RuntimeError("%d messages failed" % stats["failed"])
     return {"count": n, "bytes": n * spec["size"],
-            "client_stats": {k: stats[k] for k in ("requests", "batches_sent", "bytes_sent")
+            "client_stats": {k: stats[k] for k in ("requests", "batches_sent", "bytes_sent",
+                                                   "busy_us", "backlog_us")
                              if k in stats}}
 
 

@@ -1157,7 +1157,7 @@ ProducerCore_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
 
     pkc_sl_stats_get(self->sl, &s);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "appended",
         (long long)s.appended,
         "completed", (long long)s.completed, "failed", (long long)s.failed,
         "requests", (long long)s.requests, "batches_sent",
@@ -1174,7 +1174,8 @@ ProducerCore_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
         (long long)s.sequence_resets, "producer_id_requests",
         (long long)s.producer_id_requests, "duplicates",
         (long long)s.duplicates, "max_partition_in_flight",
-        (long long)s.max_partition_in_flight);
+        (long long)s.max_partition_in_flight, "busy_us",
+        (long long)s.busy_us, "backlog_us", (long long)s.backlog_us);
 }
 
 PyDoc_STRVAR(ProducerCore_produce_version_doc,

@@ -101,7 +101,9 @@ typedef struct {
     int16_t produce_version; /* -1 until the link is READY */
     int64_t connect_after; /* connect backoff (monotonic ms) */
     sl_req *inflight_head, *inflight_tail;
-    int n_inflight;
+    int n_inflight;        /* changed only by sl_inflight_set */
+    int64_t busy_since_us; /* when n_inflight last rose to 1 (pkc_now_us) */
+    int64_t backlog_since_us; /* ... and to 2 */
     int64_t unsent;        /* records in open/ready batches it leads */
     int32_t rr;            /* round-robin start among its partitions */
 } sl_broker;

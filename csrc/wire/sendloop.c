@@ -271,13 +271,31 @@ pkc_sl_running(pkc_sl *sl)
 
 /* ------------------------------------------------------------ the sender */
 
+/* Under mu: set b's count of requests in flight to n, adding the time it
+ * spent with at least one and at least two to the counters. */
+static void
+sl_inflight_set(pkc_sl *sl, sl_broker *b, int n)
+{
+    int64_t now = pkc_now_us();
+
+    if (b->n_inflight >= 1 && n < 1)
+        sl->stats.busy_us += now - b->busy_since_us;
+    else if (b->n_inflight < 1 && n >= 1)
+        b->busy_since_us = now;
+    if (b->n_inflight >= 2 && n < 2)
+        sl->stats.backlog_us += now - b->backlog_since_us;
+    else if (b->n_inflight < 2 && n >= 2)
+        b->backlog_since_us = now;
+    b->n_inflight = n;
+}
+
 void
 sl_broker_drop(pkc_sl *sl, sl_broker *b, const pkc_sl_result *r)
 {
     sl_req *req = b->inflight_head;
 
     b->inflight_head = b->inflight_tail = NULL;
-    b->n_inflight = 0;
+    sl_inflight_set(sl, b, 0);
     while (req != NULL) {
         sl_req *next = req->next;
 
@@ -632,7 +650,7 @@ sl_send_enqueue(pkc_sl *sl, sl_broker *b, sl_req *req, int32_t corr)
     else
         b->inflight_head = req;
     b->inflight_tail = req;
-    b->n_inflight++;
+    sl_inflight_set(sl, b, b->n_inflight + 1);
     pthread_mutex_unlock(&sl->mu);
 }
 
@@ -917,7 +935,7 @@ sl_complete_written(pkc_sl *sl, sl_broker *b)
         sl_req *req = b->inflight_head;
 
         b->inflight_head = req->next;
-        b->n_inflight--;
+        sl_inflight_set(sl, b, b->n_inflight - 1);
         for (int32_t i = 0; i < req->n_batches; i++) {
             pkc_sl_batch *bt = req->batches[i];
             int32_t part = bt->partition;
@@ -987,7 +1005,7 @@ sl_service_answers(pkc_sl *sl, sl_broker *b, const char *host, int port)
         b->inflight_head = req->next;
         if (b->inflight_head == NULL)
             b->inflight_tail = NULL;
-        b->n_inflight--;
+        sl_inflight_set(sl, b, b->n_inflight - 1);
         pthread_mutex_unlock(&sl->mu);
         if (resp.correlation_id != req->correlation_id) {
             /* net.c checks this; a mismatch here is a bookkeeping bug. */
@@ -1305,7 +1323,7 @@ pkc_sl_stop(pkc_sl *sl, int64_t deadline)
         sl_req *req = b->inflight_head;
 
         b->inflight_head = b->inflight_tail = NULL;
-        b->n_inflight = 0;
+        sl_inflight_set(sl, b, 0);
         while (req != NULL) {
             sl_req *next = req->next;
 
@@ -1408,9 +1426,19 @@ pkc_sl_take_done(pkc_sl *sl)
 void
 pkc_sl_stats_get(pkc_sl *sl, pkc_sl_stats *out)
 {
+    int64_t now = pkc_now_us();
+
     pthread_mutex_lock(&sl->mu);
     *out = sl->stats;
     out->pending = sl->stats.appended - sl->stats.completed;
+    for (size_t i = 0; i < sl->nbrokers; i++) {   /* intervals still open */
+        const sl_broker *b = sl->brokers[i];
+
+        if (b->n_inflight >= 1)
+            out->busy_us += now - b->busy_since_us;
+        if (b->n_inflight >= 2)
+            out->backlog_us += now - b->backlog_since_us;
+    }
     pthread_mutex_unlock(&sl->mu);
 }
 

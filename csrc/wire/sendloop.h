@@ -267,6 +267,11 @@ typedef struct {
     int64_t duplicates;       /* batches answered DUPLICATE_SEQUENCE_NUMBER */
     int64_t max_partition_in_flight; /* most batches of one partition in
                                         flight at once, so far */
+    int64_t busy_us;          /* microseconds during which a broker had at
+                                 least one of our requests, summed over
+                                 the brokers */
+    int64_t backlog_us;       /* ... at least two: the broker had our next
+                                 request waiting when it finished one */
     int64_t connects;         /* connections made */
     int64_t authentications;  /* SASL exchanges completed, re-auths too */
     int64_t metadata_requests;/* times PKC_SL_EV_METADATA was raised */

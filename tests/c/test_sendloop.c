@@ -729,7 +729,7 @@ test_idempotent_in_flight(void)
     int32_t parts[2] = {0, 1}, leaders[2] = {3, 3};
     char err[128];
     int got;
-    int64_t next_offset[2] = {0, 0};
+    int64_t next_offset[2] = {0, 0}, started_us;
     pkc_sl_stats st;
 
     fake_start(&f);
@@ -748,6 +748,7 @@ test_idempotent_in_flight(void)
     addr.port = f.port;
     CHECK_EQ(pkc_sl_set_brokers(sl, &addr, 1), PKC_OK);
     CHECK_EQ(pkc_sl_set_leaders(sl, parts, leaders, 2), PKC_OK);
+    started_us = pkc_now_us();
     CHECK_EQ(pkc_sl_start(sl), PKC_OK);
     for (intptr_t i = 0; i < 400; i++) {
         char v[100];
@@ -777,6 +778,13 @@ test_idempotent_in_flight(void)
     CHECK_EQ(st.producer_id, 77);
     CHECK(st.max_partition_in_flight > 1);
     CHECK(st.max_partition_in_flight <= PKC_SL_IDEMPOTENT_MAX_IN_FLIGHT);
+    /* The broker held each request 5 ms, several at once: it had one of
+     * ours for at least that long, the next one waiting some of it, and
+     * never longer than the run. */
+    CHECK(st.busy_us >= 5000);
+    CHECK(st.backlog_us > 0);
+    CHECK(st.backlog_us <= st.busy_us);
+    CHECK(st.busy_us <= pkc_now_us() - started_us);
     CHECK_EQ(st.failed, 0);
     release_all(sl, done);
     CHECK_EQ(pkc_sl_stop(sl, pkc_now_ms() + 1000), 0);
