@@ -17,7 +17,9 @@ CLIENT_NAMES = {"pykafka_c": "pykafka_c", "confluent": "confluent-kafka",
 def settings_text(args):
     return {
         "runs": "median of %d timed runs after one warm-up run (fewer when a row's "
-                "warm-up shows the runs would exceed %.0f s); before the first row of "
+                "warm-up shows the runs would exceed %.0f s), the Python clients' rows "
+                "of one workload in rounds of one timed run each, every round in the "
+                "opposite order of the one before; before the first row of "
                 "each kind and transport on a broker (consume, produce; plaintext, TLS), "
                 "%d untimed runs of it warm the broker's JVM"
                 % (args.runs, args.row_budget, getattr(args, "warm_runs", 0)),

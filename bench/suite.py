@@ -431,66 +431,133 @@ class Context:
         return got
 
 
-def run_python_row(row, ctx, runner, args):
-    base = row.spec()
-    base.update(ctx.connection(row.transport), broker_pid=ctx.broker_pid,
-                timeout_s=args.stall_timeout)
-    tmo = args.run_timeout
-    verified = {}
-    produce_topic = None
-    if row.kind == "consume":
-        base["topic"] = ctx.consume_topic(row.size, row.partitions, row.count)
-        want = expected_consume(row.count, row.size)
-    else:
-        produce_topic = "bench-p-%s-%s" % (row.client, uuid.uuid4().hex[:8])
-        ctx.cluster.create_topic(produce_topic, row.partitions)
-        base["topic"] = produce_topic
-        want = expected_produce(row.count, row.size)
-    try:
-        # Warm-up run: not timed in the table; it computes the full checksum.
-        spec = dict(base, checksum=True)
-        before = ctx.cluster.end_offset_total(produce_topic) if produce_topic else 0
-        warm = runner.worker(spec, "%s-warmup" % row.id, tmo)
+class PythonRowRuns:
+    """The runs of one Python client's throughput row: its topic (a
+    prefilled one to consume, a fresh one to produce into, deleted by
+    :meth:`close`), a warm-up run that is not timed and checks the CRC-32
+    sum of every value, then timed runs, each checked by count and bytes
+    (producers: by the topic's end offsets too)."""
+
+    def __init__(self, row, ctx, runner, args):
+        self.row, self.ctx, self.runner, self.args = row, ctx, runner, args
+        self.base = row.spec()
+        self.base.update(ctx.connection(row.transport), broker_pid=ctx.broker_pid,
+                         timeout_s=args.stall_timeout)
+        self.produce_topic = None
+        self.warm, self.runs, self.verified, self.n_runs = None, [], {}, 0
         if row.kind == "consume":
-            got = {k: warm.get(k) for k in ("count", "bytes", "crcsum")}
+            self.base["topic"] = ctx.consume_topic(row.size, row.partitions, row.count)
+        else:
+            self.produce_topic = "bench-p-%s-%s" % (row.client, uuid.uuid4().hex[:8])
+            ctx.cluster.create_topic(self.produce_topic, row.partitions)
+            self.base["topic"] = self.produce_topic
+
+    def warm_up(self):
+        """The warm-up run; sets how many timed runs the row's budget allows."""
+        row, ctx = self.row, self.ctx
+        self.warm = self.runner.worker(dict(self.base, checksum=True),
+                                       "%s-warmup" % row.id, self.args.run_timeout)
+        if row.kind == "consume":
+            got = {k: self.warm.get(k) for k in ("count", "bytes", "crcsum")}
+            want = expected_consume(row.count, row.size)
             if got != want:
                 raise BenchError("%s: read %r, wrote %r" % (row.id, got, want))
-            verified = {"count": True, "bytes": True, "checksum": "warm-up run"}
+            self.verified = {"count": True, "bytes": True, "checksum": "warm-up run"}
         else:
-            got = ctx.cluster.readback(produce_topic)
+            got = ctx.cluster.readback(self.produce_topic)
+            want = expected_produce(row.count, row.size)
             if got != want:
                 raise BenchError("%s: wrote %r, read back %r (kcat)" % (row.id, want, got))
-            verified = {"count": True, "bytes": True,
-                        "checksum": "warm-up run, read back with kcat"}
-        runs = []
-        n_runs = args.runs
-        if warm["elapsed"] > 0:
-            n_runs = max(1, min(args.runs, int(args.row_budget / warm["elapsed"])))
-        for i in range(n_runs):
-            before = ctx.cluster.end_offset_total(produce_topic) if produce_topic else 0
-            res = runner.worker(dict(base, checksum=False), "%s-run%d" % (row.id, i + 1), tmo)
-            if res["count"] != row.count or res["bytes"] != row.count * row.size:
-                raise BenchError("%s run %d: %d messages / %d bytes, expected %d / %d"
-                                 % (row.id, i + 1, res["count"], res["bytes"], row.count,
-                                    row.count * row.size))
-            if produce_topic:
-                grew = ctx.cluster.end_offset_total(produce_topic) - before
-                if grew != row.count:
-                    raise BenchError("%s run %d: end offsets grew by %d, not %d"
-                                     % (row.id, i + 1, grew, row.count))
-            runs.append(res)
-        verified["timed_runs"] = ("count and bytes" if row.kind == "consume"
-                                  else "count (end offsets) and bytes")
-        out = {"warmup": _slim(warm), "runs": [_slim(r) for r in runs], "verified": verified}
-        if warm.get("note"):
-            out["note"] = warm["note"]
+            self.verified = {"count": True, "bytes": True,
+                             "checksum": "warm-up run, read back with kcat"}
+        self.n_runs = self.args.runs
+        if self.warm["elapsed"] > 0:
+            self.n_runs = max(1, min(self.args.runs,
+                                     int(self.args.row_budget / self.warm["elapsed"])))
+
+    def timed_run(self):
+        row, topic = self.row, self.produce_topic
+        i = len(self.runs) + 1
+        before = self.ctx.cluster.end_offset_total(topic) if topic else 0
+        res = self.runner.worker(dict(self.base, checksum=False), "%s-run%d" % (row.id, i),
+                                 self.args.run_timeout)
+        if res["count"] != row.count or res["bytes"] != row.count * row.size:
+            raise BenchError("%s run %d: %d messages / %d bytes, expected %d / %d"
+                             % (row.id, i, res["count"], res["bytes"], row.count,
+                                row.count * row.size))
+        if topic:
+            grew = self.ctx.cluster.end_offset_total(topic) - before
+            if grew != row.count:
+                raise BenchError("%s run %d: end offsets grew by %d, not %d"
+                                 % (row.id, i, grew, row.count))
+        self.runs.append(res)
+
+    def result(self):
+        self.verified["timed_runs"] = ("count and bytes" if self.row.kind == "consume"
+                                       else "count (end offsets) and bytes")
+        out = {"warmup": _slim(self.warm), "runs": [_slim(r) for r in self.runs],
+               "verified": self.verified}
+        if self.warm.get("note"):
+            out["note"] = self.warm["note"]
         return out
-    finally:
-        if produce_topic:
+
+    def close(self):
+        if self.produce_topic:
             try:
-                ctx.cluster.delete_topic(produce_topic)
+                self.ctx.cluster.delete_topic(self.produce_topic)
             except Exception as exc:          # leftover topic: harmless, say so
-                sys.stderr.write("bench: could not delete %s: %s\n" % (produce_topic, exc))
+                sys.stderr.write("bench: could not delete %s: %s\n"
+                                 % (self.produce_topic, exc))
+
+
+def run_python_row(row, ctx, runner, args):
+    """One Python client's throughput row: warm-up, then its timed runs."""
+    return _raise_failure(run_throughput_setting([row], ctx, runner, args)[row.id])
+
+
+def _raise_failure(outcome):
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def run_throughput_setting(rows, ctx, runner, args):
+    """The Python clients' rows of one throughput workload on one broker:
+    each row's warm-up run, then rounds of one timed run of each row, each
+    round in the opposite order of the one before (A B, B A, ...), as for
+    the latency rows.  The broker's cost per message drifts over the
+    minutes a workload takes (bench/RESULTS.md, "Reading the run"), and
+    rows measured one after the other put that drift on one client.  A row
+    that fails is left out of the later rounds; the others go on.  Returns
+    {row id: result, or the exception that failed it}."""
+    outcomes, live = {}, []
+    try:
+        for row in rows:
+            try:
+                runs = PythonRowRuns(row, ctx, runner, args)
+            except Exception as exc:
+                outcomes[row.id] = exc
+                continue
+            live.append(runs)
+            try:
+                runs.warm_up()
+            except Exception as exc:
+                outcomes[row.id] = exc
+        going = [r for r in live if r.row.id not in outcomes]
+        for n in range(max([r.n_runs for r in going] or [0])):
+            for runs in (going if n % 2 == 0 else going[::-1]):
+                if runs.row.id in outcomes or n >= runs.n_runs:
+                    continue
+                try:
+                    runs.timed_run()
+                except Exception as exc:
+                    outcomes[runs.row.id] = exc
+        for runs in going:
+            outcomes.setdefault(runs.row.id, runs.result())
+    finally:
+        for runs in live:
+            runs.close()
+    return outcomes
 
 
 def _slim(res):
@@ -1079,20 +1146,26 @@ def warm_broker(row, ctx, runner, args, log):
 
 
 def measuring_units(rows):
-    """The rows of one broker in plan order, as units measured together:
-    the latency rows of one setting (workload, broker, linger, acks) form
-    one unit, whose runs alternate between its clients
-    (:func:`run_latency_setting`); every other row is a unit alone."""
-    units, latency_units = [], {}
+    """The rows of one broker in plan order, as units measured together,
+    each at the place of its first row: the latency rows of one setting
+    (workload, broker, linger, acks) form one unit, whose runs alternate
+    between its clients (:func:`run_latency_setting`), and so do the
+    Python clients' rows of one throughput workload (workload, broker;
+    :func:`run_throughput_setting`); Java and decode rows are units
+    alone."""
+    units, grouped = [], {}
     for row in rows:
-        if row.kind != "latency":
+        if row.kind == "latency":
+            setting = (row.workload, row.broker, tuple(sorted(row.params.items())))
+        elif row.kind in ("consume", "produce") and row.client != "java":
+            setting = (row.workload, row.broker)
+        else:
             units.append([row])
             continue
-        setting = (row.workload, row.broker, tuple(sorted(row.params.items())))
-        if setting not in latency_units:
-            latency_units[setting] = []
-            units.append(latency_units[setting])
-        latency_units[setting].append(row)
+        if setting not in grouped:
+            grouped[setting] = []
+            units.append(grouped[setting])
+        grouped[setting].append(row)
     return units
 
 
@@ -1101,6 +1174,8 @@ def measure_unit(unit, ctx, runner, args):
     :func:`measuring_units`."""
     if unit[0].kind == "latency":
         return run_latency_setting(unit, ctx, runner, args)
+    if unit[0].kind in ("consume", "produce") and unit[0].client != "java":
+        return run_throughput_setting(unit, ctx, runner, args)
     row = unit[0]
     try:
         return {row.id: run_row(row, ctx, runner, args)}

@@ -242,6 +242,55 @@ def test_produce_rows_show_how_long_the_broker_had_a_request():
     assert "requests_busy_pct" not in other.result["summary"]
 
 
+class _TaggedRunner(_FakeRunner):
+    """Hands out the same result for every run and notes the runs' tags;
+    the runs of one client fail from the n-th on."""
+
+    def __init__(self, result, fail_client=None, fail_from=0):
+        super().__init__([])
+        self.result, self.tags = result, []
+        self.fail_client, self.fail_from = fail_client, fail_from
+
+    def worker(self, spec, tag, timeout, started=None):
+        self.tags.append(tag)
+        mine = [t for t in self.tags if "|%s|" % self.fail_client in t]
+        if "|%s|" % self.fail_client in tag and len(mine) > self.fail_from:
+            return dict(self.result, count=1)
+        return dict(self.result)
+
+
+@pytest.mark.unit
+def test_throughput_rows_of_one_workload_alternate_their_timed_runs():
+    rows = [suite.Row("produce", client, "produce", 100, 3000, 1, "none", broker="4.4.0")
+            for client in ("pykafka_c", "confluent")]
+    java = suite.Row("produce", "java", "produce", 100, 3000, 1, "none", broker="4.4.0")
+    other = suite.Row("produce", "pykafka_c", "produce", 100, 3000, 6, "none",
+                      broker="4.4.0")
+    units = suite.measuring_units([rows[0], java, other, rows[1]])
+    assert [[r.id for r in u] for u in units] == [
+        [rows[0].id, rows[1].id], [java.id], [other.id]]
+    want = payloads.expected_produce(3000, 100)
+    done = dict(count=3000, bytes=300000, elapsed=1.0, cpu=0.1)
+    args = _Args()
+    args.runs = 3
+    cluster = _FakeCluster(readback=want, grow=3000)
+    runner = _TaggedRunner(done)
+    out = suite.measure_unit(units[0], _ctx(cluster), runner, args)
+    order = [t.split("|")[2] + t.rsplit("-", 1)[1] for t in runner.tags]
+    # warm-ups first, then each round in the opposite order of the one before
+    assert order == ["pykafka_cwarmup", "confluentwarmup", "pykafka_crun1", "confluentrun1",
+                     "confluentrun2", "pykafka_crun2", "pykafka_crun3", "confluentrun3"]
+    assert [len(out[r.id]["runs"]) for r in rows] == [3, 3]
+    assert len(cluster.deleted) == 2                  # each row's topic, once
+    # a run that fails fails its row alone; the other row's rounds go on
+    runner = _TaggedRunner(done, fail_client="confluent", fail_from=2)
+    out = suite.measure_unit(units[0], _ctx(_FakeCluster(readback=want, grow=3000)),
+                             runner, args)
+    assert isinstance(out[rows[1].id], BenchError) and "1 messages" in str(out[rows[1].id])
+    assert len(out[rows[0].id]["runs"]) == 3
+    assert sum("|confluent|" in t for t in runner.tags) == 3
+
+
 @pytest.mark.unit
 def test_ratios_and_targets():
     rows = []
